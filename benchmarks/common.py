@@ -1,0 +1,52 @@
+"""Shared by the benchmark scripts: machine facts and the JSON record every figure comes from."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} x {model}"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "seq2text", "recipes"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def record(benchmark: str, **fields: object) -> dict:
+    """Writes benchmarks/results/<benchmark>.json with the keys DESIGN.md asks for, plus `fields`."""
+    entry = {"benchmark": benchmark, **fields, "commit": commit(),
+             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
+             "torch": torch.__version__, "python": platform.python_version(),
+             "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
+    print(json.dumps(entry, indent=2))
+    return entry

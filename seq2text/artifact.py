@@ -1,0 +1,112 @@
+"""The model bundle: one copyable directory per trained model.
+
+    <bundle>/config.json        task name, network constructor arguments, data/eval settings, versions
+    <bundle>/model.safetensors  weights (no pickled code)
+    <bundle>/tokenizer.model    the SentencePiece model
+    <bundle>/metrics.json       validation/test metrics (with the sacreBLEU signature where there is one)
+
+Bundles are written to a temporary sibling directory and renamed into place, so a kill mid-write never
+leaves a half-written bundle under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from seq2text.errors import BundleError
+from seq2text.tokenizer import Tokenizer
+
+__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "BUNDLE_FILES", "FORMAT_VERSION"]
+
+BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What a bundle directory holds, read and checked."""
+
+    path: Path
+    task: str
+    config: dict
+    tokenizer: Tokenizer
+    metrics: dict
+    weights: dict[str, torch.Tensor]
+
+
+def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dict[str, torch.Tensor],
+                tokenizer: Tokenizer, metrics: dict, extra: dict | None = None) -> Path:
+    """Writes a bundle atomically (temporary directory, then rename) and returns its path."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        config = {"format": FORMAT_VERSION, "task": task, "net": net_config, **(extra or {}),
+                  "torch": torch.__version__, "tokenizer": tokenizer.fingerprint}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+        tokenizer.save(tmp / "tokenizer.model")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+        tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
+    """Reads and checks a bundle; `task` (e.g. `language_model`) rejects bundles of another task.
+
+    Raises:
+        BundleError: missing directory or file, unreadable config, wrong task, corrupt weights or tokenizer.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BundleError(f"model bundle {directory} is not a directory; give the folder written by `seq2text fit`")
+    missing = [name for name in BUNDLE_FILES if not (directory / name).is_file()]
+    if missing:
+        raise BundleError(f"model bundle {directory} is missing {', '.join(missing)}; copy the whole bundle "
+                          "directory, or export it again")
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        metrics = json.loads((directory / "metrics.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{directory}/config.json or metrics.json is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or "task" not in config or "net" not in config:
+        raise BundleError(f"{directory}/config.json is not a seq2text bundle config (no task/net entry)")
+    if config.get("format", 0) > FORMAT_VERSION:
+        raise BundleError(f"{directory} was written by a newer seq2text (format {config['format']}); upgrade")
+    if task is not None and config["task"] != task:
+        raise BundleError(f"{directory} holds a {config['task']} model, not a {task} model; "
+                          f"load it with seq2text.load() or pass a {task} bundle")
+    try:
+        weights = load_file(str(directory / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BundleError(f"{directory}/model.safetensors is truncated or not a safetensors file ({error}); "
+                          "bundles never load pickled weights. Export the bundle again") from None
+    tokenizer = Tokenizer.load(directory / "tokenizer.model")
+    if config.get("tokenizer") not in (None, tokenizer.fingerprint):
+        raise BundleError(f"{directory}/tokenizer.model is not the tokenizer this model was trained with")
+    return Bundle(directory, config["task"], config, tokenizer, metrics, weights)
+
+
+def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: str | Path, metrics: dict) -> Path:
+    """Writes the bundle of a trained task: its network config and weights, the data module's tokenizer
+    and evaluation settings, and `metrics`."""
+    return save_bundle(directory, task_module.bundle_task, task_module.net.config, task_module.export_state(),
+                       datamodule.tokenizer, metrics, extra={"data": datamodule.bundle_config()})

@@ -1,0 +1,149 @@
+"""The `seq2text` command: LightningCLI for fit/validate/test, plus tokenizer, generate and evaluate.
+
+    seq2text fit --config recipes/ptb_lstm_small.yaml [--budget 15m] [--bundle DIR]
+    seq2text test --config recipes/ptb_lstm_small.yaml --ckpt_path last.ckpt
+    seq2text tokenizer train --input train.txt --model-type unigram --vocab-size 8000 --output tok.model
+    seq2text generate --model DIR --prompt "the company" --max-tokens 30
+    seq2text evaluate --model DIR --input test.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from seq2text.errors import Seq2TextError
+
+__all__ = ["main", "Seq2TextCLI"]
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+
+
+def _lightning_cli_class() -> type:
+    from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+    from seq2text.tasks.callbacks import WallClockBudget
+
+    class Seq2TextCLI(LightningCLI):
+        """LightningCLI with seq2text's links and options: `--budget`, `--bundle`, `--test_after_fit`."""
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+            parser.add_argument("--budget", type=str | None, default=None,
+                                help="wall-clock training budget (e.g. 15m, 1h); LR schedules anneal to it")
+            parser.add_argument("--bundle", type=str | None, default=None,
+                                help="where fit writes the model bundle (default: <log dir>/bundle)")
+            parser.add_argument("--test_after_fit", type=bool, default=True,
+                                help="after fit, evaluate on the test split and store the metrics in the bundle")
+            parser.set_defaults({"trainer.use_distributed_sampler": False})
+
+        def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature
+            trainer = super().instantiate_trainer(**kwargs)
+            budget = self.config[self.subcommand].get("budget")
+            if budget:
+                trainer.callbacks.append(WallClockBudget(budget))
+            return trainer
+
+        def after_fit(self) -> None:
+            from seq2text.artifact import export_bundle
+
+            config = self.config[self.subcommand]
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, WallClockBudget):
+                    metrics["train_seconds"] = callback.elapsed()
+            metrics["global_step"] = self.trainer.global_step
+            metrics["epochs"] = self.trainer.current_epoch
+            if config.get("test_after_fit"):
+                results = self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+                metrics.update({k: float(v) for k, v in results[0].items()})
+            if self.trainer.is_global_zero:
+                target = config.get("bundle") or Path(self.trainer.log_dir or ".") / "bundle"
+                path = export_bundle(self.model, self.datamodule, target, metrics)
+                shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test/", "val/"))}
+                print(f"\nbundle: {path}\nmetrics: {json.dumps(shown)}\n"
+                      f"use it: python -c \"import seq2text; m = seq2text.load('{path}'); ...\"", flush=True)
+
+    return Seq2TextCLI
+
+
+def _lightning_main(args: list[str]) -> None:
+    cli_class = _lightning_cli_class()
+    cli_class(model_class=None, datamodule_class=None, subclass_mode_model=True, subclass_mode_data=True,
+              args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seq2text", description="Recurrent NLP: tokenizers, language models, "
+                                     "classifiers and translation. Training: seq2text fit|validate|test --config "
+                                     "RECIPE.yaml (see `seq2text fit --help`).")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,tokenizer,generate,evaluate}")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
+    tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
+    train = tok.add_parser("train", help="train a tokenizer model")
+    train.add_argument("--input", nargs="+", required=True, help="UTF-8 text files, one sentence per line")
+    train.add_argument("--model-type", default="unigram", choices=["unigram", "bpe", "word", "char"])
+    train.add_argument("--vocab-size", type=int, default=None, help="with the 4 special ids; word/char: all if unset")
+    train.add_argument("--user-symbols", nargs="*", default=[], help="pieces never split")
+    train.add_argument("--output", required=True, help="where to write the .model file")
+    gen = sub.add_parser("generate", help="sample text from a language model bundle")
+    gen.add_argument("--model", required=True, help="bundle directory")
+    gen.add_argument("--prompt", default="", help="text to continue (empty: start a new line)")
+    gen.add_argument("--max-tokens", type=int, default=50)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    ev = sub.add_parser("evaluate", help="score a text file with a bundle (language models: perplexity)")
+    ev.add_argument("--model", required=True, help="bundle directory")
+    ev.add_argument("--input", required=True, help="UTF-8 text file, one line per sentence")
+    return parser
+
+
+def _run_tool(args: argparse.Namespace) -> None:
+    if args.command == "tokenizer":
+        if args.action != "train":
+            raise Seq2TextError("usage: seq2text tokenizer train --input FILE... --output FILE.model")
+        from seq2text.tokenizer import Tokenizer
+
+        vocab = args.vocab_size if args.vocab_size is not None or args.model_type in ("word", "char") else 8000
+        tokenizer = Tokenizer.train(args.input, args.model_type, vocab, user_symbols=args.user_symbols)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(args.output)
+        print(f"{args.output}: {args.model_type} model, {tokenizer.vocab_size} pieces")
+    elif args.command == "generate":
+        from seq2text.inference import LanguageModel
+
+        lm = LanguageModel.load(args.model)
+        print(args.prompt + (" " if args.prompt else "") + lm.generate(args.prompt, args.max_tokens, args.temperature,
+                                                                      args.top_k, args.seed))
+    elif args.command == "evaluate":
+        from seq2text.inference import load
+        from seq2text.textio import read_lines
+
+        predictor = load(args.model)
+        lines = read_lines(args.input)
+        print(json.dumps({"perplexity": predictor.perplexity(lines), "lines": len(lines), "input": args.input}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            _lightning_main(argv)
+            return 0
+        args = _build_parser().parse_args(argv)
+        if args.command is None:
+            _build_parser().print_help()
+            return 0
+        _run_tool(args)
+    except Seq2TextError as error:
+        print(f"seq2text: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

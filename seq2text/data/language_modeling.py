@@ -1,0 +1,235 @@
+"""Language-model data: one contiguous token stream per split, a contiguous shard per DDP rank,
+batchified into columns and cut into (optionally variable-length) truncated-BPTT windows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from seq2text.data.batches import LMBatch
+from seq2text.data.catalog import resolve
+from seq2text.errors import ConfigError, DataError
+from seq2text.textio import read_lines
+from seq2text.tokenizer import EOS_ID, PAD_ID, ModelType, Tokenizer
+
+__all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamWindows"]
+
+
+def count_words(lines: Sequence[str]) -> int:
+    """Words + one end-of-line per line: the denominator of word-level perplexity."""
+    return sum(len(line.split()) + 1 for line in lines)
+
+
+def encode_stream(tokenizer: Tokenizer, lines: Sequence[str]) -> torch.Tensor:
+    """Encodes lines as one stream `[eos] line1 [eos] line2 [eos] ...`, (num_tokens + 1,).
+
+    The leading eos is context only: every token after it, each line's eos included, is predicted once.
+    Empty lines contribute just their eos, as in the standard PTB/WikiText setups.
+    """
+    pieces = tokenizer.encode(lines, add_eos=True)
+    flat = np.fromiter((i for seq in pieces for i in seq), dtype=np.int64, count=sum(map(len, pieces)))
+    return torch.cat([torch.tensor([EOS_ID]), torch.from_numpy(flat)])
+
+
+def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
+             pad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cuts this rank's contiguous shard of `stream` into `batch_size` contiguous columns.
+
+    Neighbouring columns (and ranks) overlap by one token, so that every token after the first is a
+    target exactly once: column i ends with the token that column i+1 starts from.
+
+    Args:
+        stream: token ids, (num_tokens,); position t+1 is the target of position t.
+        pad: pad the end (with a False mask) so that no target is dropped (evaluation); otherwise the
+            remainder is dropped (training). Every rank gets the same shape either way.
+
+    Returns:
+        (data, mask): (batch_size, columns + 1) ids, and a bool mask that is True where the id is real text.
+    """
+    targets = stream.numel() - 1
+    per_rank = math.ceil(targets / world_size) if pad else targets // world_size
+    columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
+    if columns < 1:
+        raise DataError(f"the token stream ({stream.numel()} tokens) is too short for batch_size={batch_size} on "
+                        f"{world_size} process(es); use a smaller batch size or more text")
+    shard = stream[rank * per_rank: rank * per_rank + min(per_rank, batch_size * columns) + 1]
+    flat = torch.full((batch_size * columns + 1,), PAD_ID, dtype=torch.long)
+    flat[: shard.numel()] = shard
+    mask = torch.arange(flat.numel()) < shard.numel()
+    return flat.unfold(0, columns + 1, columns), mask.unfold(0, columns + 1, columns)  # (batch, columns + 1)
+
+
+class BPTTSampler(Sampler[tuple[int, int]]):
+    """Yields (start, seq_len) windows over `columns` positions; variable lengths as in AWD-LSTM.
+
+    With `variable`, each window is `bptt` long with probability 0.95 (else `bptt / 2`), jittered by a
+    normal with std 5, at least 5 and at most `bptt + 20`; the sequence is fixed by `seed` and the epoch.
+    """
+
+    def __init__(self, columns: int, bptt: int, variable: bool = False, seed: int = 0) -> None:
+        self.columns, self.bptt, self.variable, self.seed, self.epoch = columns, bptt, variable, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _windows(self) -> list[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        windows, start, last = [], 0, self.columns - 1  # the final column has no next-token target
+        while start < last:
+            length = self.bptt
+            if self.variable:
+                base = self.bptt if rng.random() < 0.95 else self.bptt / 2
+                length = int(min(self.bptt + 20, max(5, round(rng.normal(base, 5)))))
+            length = min(length, last - start)
+            windows.append((start, length))
+            start += length
+        return windows
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self._windows())
+
+    def __len__(self) -> int:
+        return len(self._windows())
+
+
+class StreamWindows(Dataset[LMBatch]):
+    """Maps a (start, seq_len) window to an `LMBatch` of a batchified stream."""
+
+    def __init__(self, data: torch.Tensor, mask: torch.Tensor, bptt: int) -> None:
+        self.data, self.mask, self.bptt = data, mask, bptt
+
+    def __getitem__(self, window: tuple[int, int]) -> LMBatch:
+        start, length = window
+        source = self.data[:, start: start + length]  # (batch, seq_len)
+        target = self.data[:, start + 1: start + 1 + length]
+        mask = self.mask[:, start + 1: start + 1 + length]
+        return LMBatch(source, target, mask, lr_scale=length / self.bptt, reset=start == 0)
+
+
+def _identity(batch: LMBatch) -> LMBatch:
+    return batch
+
+
+class LMDataModule(pl.LightningDataModule):
+    """Token streams for language modeling.
+
+    Args:
+        dataset: a catalog name (`ptb`, `wikitext2`, `wikitext103`), or None with explicit files.
+        root: a folder holding the dataset's files (default: `$SEQ2TEXT_DATA`, `../shared/data`, hub).
+        train_file: explicit training text (overrides the catalog); likewise `valid_file`, `test_file`.
+        tokenizer_type: SentencePiece model type; `word` reproduces the standard closed vocabularies.
+        tokenizer_vocab_size: tokenizer size with the 4 special ids; None keeps every word/char type (word/char only).
+        tokenizer_model: a trained `.model` file to use instead of training one.
+        batch_size: streams per batch (columns) on each process.
+        bptt: truncated-BPTT window length.
+        eval_batch_size: columns for validation and test.
+        eval_bptt: window length for evaluation (default `bptt`).
+        variable_bptt: AWD-LSTM's random window lengths (learning rate scaled by seq_len / bptt).
+        seed: seeds the variable window lengths.
+        cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
+        allow_hub: try the HF hub when no local files are found.
+    """
+
+    def __init__(
+        self,
+        dataset: str | None = "ptb",
+        root: str | None = None,
+        train_file: str | None = None,
+        valid_file: str | None = None,
+        test_file: str | None = None,
+        tokenizer_type: ModelType = "word",
+        tokenizer_vocab_size: int | None = None,
+        tokenizer_model: str | None = None,
+        batch_size: int = 20,
+        bptt: int = 35,
+        eval_batch_size: int = 10,
+        eval_bptt: int | None = None,
+        variable_bptt: bool = False,
+        seed: int = 1,
+        cache_dir: str | None = None,
+        allow_hub: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("bptt", bptt), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ConfigError(f"data.{name}={value} must be a positive integer")
+        self.save_hyperparameters()
+        self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
+        if tokenizer_model is not None:
+            self.tokenizer = Tokenizer.load(tokenizer_model)
+        else:
+            tok_cache = Path(cache_dir) / "tokenizers" if cache_dir else None
+            self.tokenizer = Tokenizer.train([self.files["train"]], tokenizer_type, tokenizer_vocab_size,
+                                             cache_dir=tok_cache)
+        self.batch_size, self.bptt, self.eval_batch_size = batch_size, bptt, eval_batch_size
+        self.eval_bptt = eval_bptt or bptt
+        self.variable_bptt, self.seed = variable_bptt, seed
+        self.streams: dict[str, torch.Tensor] = {}
+        self.num_words: dict[str, int] = {}
+        self.num_chars: dict[str, int] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def bundle_config(self) -> dict:
+        """Evaluation settings stored in the bundle, so that its perplexity matches the test run."""
+        return {"eval_batch_size": self.eval_batch_size, "eval_bptt": self.eval_bptt,
+                "dataset": self.hparams.dataset, "tokenizer_type": self.tokenizer.model_type}
+
+    @staticmethod
+    def _resolve_files(dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
+                       test_file: str | None, allow_hub: bool, cache_dir: str | None) -> dict[str, Path]:
+        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
+        if dataset is None:
+            missing = [k for k, v in explicit.items() if v is None]
+            if missing:
+                raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}_file' for m in missing)}")
+            return {k: Path(v) for k, v in explicit.items()}
+        files = resolve(dataset, root, allow_hub=allow_hub,
+                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None)
+        return {k: Path(v) if v is not None else files[k] for k, v in explicit.items()}
+
+    def load_split(self, split: str) -> None:
+        """Reads and encodes one split once (idempotent)."""
+        if split not in self.streams:
+            lines = read_lines(self.files[split])
+            self.streams[split] = encode_stream(self.tokenizer, lines)
+            self.num_words[split] = count_words(lines)
+            self.num_chars[split] = sum(len(line) + 1 for line in lines)
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit",
+                                                                                             ("train", "valid"))
+        for split in splits:
+            self.load_split(split)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, split: str, batch_size: int, bptt: int, train: bool) -> DataLoader:
+        self.load_split(split)
+        rank, world = self._rank()
+        data, mask = batchify(self.streams[split], batch_size, rank, world, pad=not train)
+        sampler = BPTTSampler(data.size(1), bptt, variable=train and self.variable_bptt, seed=self.seed)
+        return DataLoader(StreamWindows(data, mask, bptt), sampler=sampler, batch_size=None,
+                          collate_fn=_identity)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, self.bptt, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", self.eval_batch_size, self.eval_bptt, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, self.eval_bptt, train=False)
+
+    def transfer_batch_to_device(self, batch: LMBatch, device: torch.device, dataloader_idx: int) -> LMBatch:
+        return batch.to(device)

@@ -1,0 +1,84 @@
+"""The recurrent language model (AWD-LSTM family): embedding → RNN stack → (adaptive) softmax."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from seq2text.nn.regularization import LockedDropout, embedding_dropout
+from seq2text.nn.rnn import Hidden, RNNStack, RNNType
+from seq2text.nn.softmax import AdaptiveSoftmax
+
+__all__ = ["RNNLanguageModel"]
+
+
+class RNNLanguageModel(nn.Module):
+    """LSTM/GRU/Elman language model with the regularizers of Merity et al. (2018).
+
+    Args:
+        vocab_size: number of token ids.
+        emb_size: embedding width (also the last layer's width when weights are tied).
+        hidden_size: width of the inner recurrent layers.
+        num_layers: recurrent depth.
+        rnn_type: `lstm`, `gru` or `rnn`.
+        dropout: locked dropout on the last layer's output.
+        dropout_hidden: locked dropout between recurrent layers.
+        dropout_input: locked dropout on the embeddings.
+        dropout_embedding: drop whole words from the embedding matrix.
+        weight_dropout: DropConnect on hidden-to-hidden weights.
+        tie_weights: share the embedding matrix with the output projection.
+        adaptive_cutoffs: adaptive-softmax cluster boundaries (ids); empty for a full softmax.
+    """
+
+    def __init__(self, vocab_size: int, emb_size: int = 400, hidden_size: int = 1150, num_layers: int = 3,
+                 rnn_type: RNNType = "lstm", dropout: float = 0.4, dropout_hidden: float = 0.3,
+                 dropout_input: float = 0.65, dropout_embedding: float = 0.1, weight_dropout: float = 0.5,
+                 tie_weights: bool = True, adaptive_cutoffs: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "emb_size": emb_size, "hidden_size": hidden_size,
+                       "num_layers": num_layers, "rnn_type": rnn_type, "dropout": dropout,
+                       "dropout_hidden": dropout_hidden, "dropout_input": dropout_input,
+                       "dropout_embedding": dropout_embedding, "weight_dropout": weight_dropout,
+                       "tie_weights": tie_weights, "adaptive_cutoffs": list(adaptive_cutoffs)}
+        out_size = emb_size if tie_weights else hidden_size
+        self.embedding = nn.Embedding(vocab_size, emb_size)
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        self.rnn = RNNStack(rnn_type, emb_size, hidden_size, out_size, num_layers, dropout_hidden, weight_dropout)
+        self.input_dropout = LockedDropout(dropout_input)
+        self.output_dropout = LockedDropout(dropout)
+        self.dropout_embedding = dropout_embedding
+        self.out_weight = None if tie_weights else nn.Parameter(torch.empty(vocab_size, out_size).uniform_(-0.1, 0.1))
+        self.softmax = AdaptiveSoftmax(vocab_size, out_size, adaptive_cutoffs)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """(vocab_size, out_size): the embedding when tied."""
+        return self.embedding.weight if self.out_weight is None else self.out_weight
+
+    def forward(self, input: torch.Tensor, hidden: list[Hidden] | None = None
+                ) -> tuple[torch.Tensor, list[Hidden], torch.Tensor]:
+        """input: (batch, seq_len) ids.
+
+        Returns:
+            features (batch, seq_len, out_size) after output dropout, the new state, and the last layer's
+            output before dropout (for temporal activation regularization).
+        """
+        emb = embedding_dropout(self.embedding.weight, input, self.dropout_embedding, self.training)  # (B, T, E)
+        raw, hidden = self.rnn(self.input_dropout(emb), hidden)  # (B, T, out_size)
+        return self.output_dropout(raw), hidden, raw
+
+    def nll(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """features (..., out_size), target (...) → NLL per target (...), float32 nats."""
+        flat = self.softmax.nll(features.reshape(-1, features.size(-1)), target.reshape(-1), self.output_weight)
+        return flat.view(target.shape)
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., out_size) → log-probabilities (..., vocab_size), float32."""
+        flat = self.softmax.log_prob(features.reshape(-1, features.size(-1)), self.output_weight)
+        return flat.view(*features.shape[:-1], -1)
+
+    @staticmethod
+    def detach(hidden: list[Hidden]) -> list[Hidden]:
+        return RNNStack.detach(hidden)

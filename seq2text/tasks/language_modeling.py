@@ -1,0 +1,258 @@
+"""LanguageModelTask: stateful truncated BPTT, AWD-LSTM training (AR/TAR, NT-ASGD), word-level perplexity."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+
+from seq2text.data.batches import LMBatch
+from seq2text.errors import ConfigError
+from seq2text.nn.lm import RNNLanguageModel
+from seq2text.nn.rnn import RNNType
+from seq2text.tasks.callbacks import training_progress
+
+__all__ = ["LanguageModelTask"]
+
+
+class LanguageModelTask(pl.LightningModule):
+    """Trains an `RNNLanguageModel`; reports word-level perplexity (summed NLL / (words + eos)).
+
+    Network args are those of `RNNLanguageModel`. Training args:
+
+    Args:
+        optimizer: `sgd` (AWD-LSTM), `adam` or `adamw`.
+        lr: peak learning rate.
+        weight_decay: L2 (sgd, adam) or decoupled (adamw) weight decay.
+        momentum: SGD momentum.
+        lr_schedule: `plateau` (divide by 1/plateau_factor when validation stops improving), `constant`,
+            or `cosine` / `linear` annealing to the end of training (the wall-clock budget if one is set).
+        warmup_steps: linear warm-up steps.
+        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
+        plateau_factor: learning-rate factor applied on a plateau.
+        asgd: NT-ASGD: start averaging the weights when validation has not improved for `nonmono` epochs;
+            evaluation and the exported bundle use the averaged weights.
+        nonmono: NT-ASGD's non-monotone interval.
+        alpha: activation regularization (AR) weight.
+        beta: temporal activation regularization (TAR) weight.
+    """
+
+    bundle_task = "language_model"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int = 400,
+        hidden_size: int = 1150,
+        num_layers: int = 3,
+        rnn_type: RNNType = "lstm",
+        dropout: float = 0.4,
+        dropout_hidden: float = 0.3,
+        dropout_input: float = 0.65,
+        dropout_embedding: float = 0.1,
+        weight_dropout: float = 0.5,
+        tie_weights: bool = True,
+        adaptive_cutoffs: list[int] | None = None,
+        optimizer: Literal["sgd", "adam", "adamw"] = "sgd",
+        lr: float = 30.0,
+        weight_decay: float = 1.2e-6,
+        momentum: float = 0.0,
+        lr_schedule: Literal["plateau", "constant", "cosine", "linear"] = "plateau",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        plateau_factor: float = 0.25,
+        asgd: bool = False,
+        nonmono: int = 5,
+        alpha: float = 2.0,
+        beta: float = 1.0,
+    ) -> None:
+        super().__init__()
+        _check_ranges(dropout=dropout, dropout_hidden=dropout_hidden, dropout_input=dropout_input,
+                      dropout_embedding=dropout_embedding, weight_dropout=weight_dropout)
+        if lr <= 0 or weight_decay < 0 or alpha < 0 or beta < 0 or not 0 < plateau_factor <= 1:
+            raise ConfigError("model: lr must be > 0, weight_decay/alpha/beta ≥ 0 and plateau_factor in (0, 1]")
+        if min(emb_size, hidden_size, num_layers, vocab_size) < 1:
+            raise ConfigError("model: vocab_size, emb_size, hidden_size and num_layers must be positive")
+        self.save_hyperparameters()
+        self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
+                                    dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
+                                    tie_weights, adaptive_cutoffs or ())
+        self._state: dict[str, list | None] = {}
+        self._sums: dict[str, torch.Tensor] = {}
+        self._lr_factor = 1.0
+        self._val_history: list[float] = []
+        self._average: dict[str, torch.Tensor] | None = None
+        self._averaged_steps = 0
+        self._backup: dict[str, torch.Tensor] | None = None
+        self._clock: float | None = None
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Runs one window, carrying the recurrent state of `stage`; returns features, raw output, NLL."""
+        state = None if batch.reset else self._state.get(stage)
+        features, hidden, raw = self.net(batch.input, state)  # (B, T, E)
+        self._state[stage] = self.net.detach(hidden)
+        nll = self.net.nll(features, batch.target) * batch.mask  # (B, T)
+        return features, raw, nll
+
+    def training_step(self, batch: LMBatch, batch_idx: int) -> torch.Tensor:
+        features, raw, nll = self._forward(batch, "train")
+        tokens = batch.mask.sum().clamp(min=1)
+        loss = nll.sum() / tokens
+        objective = loss
+        if self.hparams.alpha:
+            objective = objective + self.hparams.alpha * features.float().pow(2).mean()
+        if self.hparams.beta and raw.size(1) > 1:
+            objective = objective + self.hparams.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(tokens))
+        self.log("train/ppl", torch.exp(loss.detach()), batch_size=int(tokens))
+        return objective
+
+    def _eval_step(self, batch: LMBatch, stage: str) -> None:
+        _, _, nll = self._forward(batch, stage)
+        sums = self._sums.setdefault(stage, torch.zeros(2, dtype=torch.float64, device=self.device))
+        sums += torch.stack([nll.double().sum(), batch.mask.sum().double()])
+
+    def validation_step(self, batch: LMBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: LMBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    # ------------------------------------------------------------------------------------------ metrics
+    def _eval_metrics(self, stage: str) -> dict[str, float]:
+        """Gathers NLL sums from every process; each token counted once (padding is masked)."""
+        sums = self._sums.pop(stage, torch.zeros(2, dtype=torch.float64, device=self.device))
+        sums = self.all_gather(sums).reshape(-1, 2).sum(0) if self.trainer.world_size > 1 else sums
+        total_nll, tokens = float(sums[0]), max(float(sums[1]), 1.0)
+        split = {"val": "valid", "test": "test"}[stage]
+        datamodule = getattr(self.trainer, "datamodule", None)
+        words = getattr(datamodule, "num_words", {}).get(split, tokens)
+        chars = getattr(datamodule, "num_chars", {}).get(split)
+        metrics = {f"{stage}/loss": total_nll / tokens, f"{stage}/ppl": math.exp(min(total_nll / words, 700.0)),
+                   f"{stage}/tokens": tokens, f"{stage}/words": float(words)}
+        if chars:
+            metrics[f"{stage}/bpc"] = total_nll / math.log(2) / chars
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._eval_metrics("val")
+        self.log("val/ppl", metrics.pop("val/ppl"), prog_bar=True)
+        self.log_dict(metrics)
+        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+            self._after_validation(metrics["val/loss"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._eval_metrics("test"))
+
+    def _after_validation(self, val_loss: float) -> None:
+        """Plateau decay and the NT-ASGD trigger."""
+        history = self._val_history
+        if self.hparams.lr_schedule == "plateau" and history and val_loss > min(history):
+            self._lr_factor *= self.hparams.plateau_factor
+        n = self.hparams.nonmono
+        if self.hparams.asgd and self._average is None and len(history) > n and val_loss > min(history[:-n]):
+            self._average = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            self._averaged_steps = 1
+        history.append(val_loss)
+
+    # ------------------------------------------------------------------------------------------ state
+    def on_train_epoch_start(self) -> None:
+        self._state.pop("train", None)
+        self._clock = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._state.pop("val", None)
+        self._swap_in_average()
+
+    def on_validation_end(self) -> None:
+        self._swap_out_average()
+
+    def on_test_epoch_start(self) -> None:
+        self._state.pop("test", None)
+        self._swap_in_average()
+
+    def on_test_end(self) -> None:
+        self._swap_out_average()
+
+    def _swap_in_average(self) -> None:
+        if self._average is not None and self._backup is None:
+            self._backup = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            with torch.no_grad():
+                for k, p in self.net.named_parameters():
+                    p.copy_(self._average[k])
+
+    def _swap_out_average(self) -> None:
+        if self._backup is not None:
+            with torch.no_grad():
+                for k, p in self.net.named_parameters():
+                    p.copy_(self._backup[k])
+            self._backup = None
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The weights to ship: the NT-ASGD average if averaging started, else the current weights."""
+        source = self._average or {k: p.detach() for k, p in self.net.named_parameters()}
+        return {k: v.detach().float().cpu().contiguous() for k, v in source.items()}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["seq2text"] = {"lr_factor": self._lr_factor, "val_history": self._val_history,
+                                  "average": self._average, "averaged_steps": self._averaged_steps,
+                                  "state": self._state.get("train")}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        extra = checkpoint.get("seq2text", {})
+        self._lr_factor = extra.get("lr_factor", 1.0)
+        self._val_history = list(extra.get("val_history", []))
+        self._average = extra.get("average")
+        self._averaged_steps = extra.get("averaged_steps", 0)
+        if extra.get("state") is not None:
+            self._state["train"] = extra["state"]
+
+    # ------------------------------------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
+        return optimizer(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=(0.9, 0.999))
+
+    def current_lr(self) -> float:
+        """Learning rate before the variable-BPTT factor: warm-up × schedule × plateau decays."""
+        hp = self.hparams
+        step = self.trainer.global_step
+        warm = min(1.0, (step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
+        progress = training_progress(self.trainer)
+        if hp.lr_schedule == "cosine":
+            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        elif hp.lr_schedule == "linear":
+            shape = 1 - (1 - hp.min_lr_ratio) * progress
+        else:
+            shape = 1.0
+        return hp.lr * warm * shape * self._lr_factor
+
+    def on_train_batch_start(self, batch: LMBatch, batch_idx: int) -> None:
+        lr = self.current_lr() * batch.lr_scale
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = lr
+        if self._clock is None:
+            self._clock = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: object, batch: LMBatch, batch_idx: int) -> None:
+        if self._average is not None:
+            self._averaged_steps += 1
+            with torch.no_grad():
+                for k, p in self.net.named_parameters():
+                    self._average[k].add_(p.detach() - self._average[k], alpha=1.0 / self._averaged_steps)
+        now = time.perf_counter()
+        self.log("train/tokens_per_sec", batch.input.numel() / max(now - self._clock, 1e-9))
+        self.log("train/lr", self.current_lr())
+        self._clock = now
+
+
+def _check_ranges(**probabilities: float) -> None:
+    for name, value in probabilities.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"model.{name}={value} is out of range; a dropout probability lies in [0, 1)")
