@@ -5,6 +5,7 @@
     seq2text tokenizer train --input train.txt --model-type unigram --vocab-size 8000 --output tok.model
     seq2text generate --model DIR --prompt "the company" --max-tokens 30
     seq2text evaluate --model DIR --input test.txt
+    seq2text classify --model DIR < texts.txt > labels.txt
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from seq2text.errors import Seq2TextError
 
-__all__ = ["main", "Seq2TextCLI"]
+__all__ = ["main"]
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
@@ -59,10 +61,12 @@ def _lightning_cli_class() -> type:
             if config.get("test_after_fit"):
                 results = self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
                 metrics.update({k: float(v) for k, v in results[0].items()})
+            metrics.update(getattr(self.model, "bundle_metrics", dict)())  # e.g. sacreBLEU signatures
             if self.trainer.is_global_zero:
                 target = config.get("bundle") or Path(self.trainer.log_dir or ".") / "bundle"
                 path = export_bundle(self.model, self.datamodule, target, metrics)
-                shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test/", "val/"))}
+                shown = {k: round(v, 4) for k, v in metrics.items()
+                         if k.startswith(("test/", "val/")) and isinstance(v, int | float)}
                 print(f"\nbundle: {path}\nmetrics: {json.dumps(shown)}\n"
                       f"use it: python -c \"import seq2text; m = seq2text.load('{path}'); ...\"", flush=True)
 
@@ -79,7 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2text", description="Recurrent NLP: tokenizers, language models, "
                                      "classifiers and translation. Training: seq2text fit|validate|test --config "
                                      "RECIPE.yaml (see `seq2text fit --help`).")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,tokenizer,generate,evaluate}")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,tokenizer,generate,evaluate,classify}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -99,6 +103,11 @@ def _build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a text file with a bundle (language models: perplexity)")
     ev.add_argument("--model", required=True, help="bundle directory")
     ev.add_argument("--input", required=True, help="UTF-8 text file, one line per sentence")
+    cls = sub.add_parser("classify", help="label texts with a classifier bundle: one text per stdin line, one "
+                         "label per stdout line (an empty line gets the model's no-evidence guess)")
+    cls.add_argument("--model", required=True, help="bundle directory")
+    cls.add_argument("--batch-lines", type=int, default=512, help="lines read and labeled at a time")
+    cls.add_argument("--proba", action="store_true", help="print a JSON object of class probabilities per line")
     return parser
 
 
@@ -119,6 +128,8 @@ def _run_tool(args: argparse.Namespace) -> None:
         lm = LanguageModel.load(args.model)
         print(args.prompt + (" " if args.prompt else "") + lm.generate(args.prompt, args.max_tokens, args.temperature,
                                                                       args.top_k, args.seed))
+    elif args.command == "classify":
+        _classify(args)
     elif args.command == "evaluate":
         from seq2text.inference import load
         from seq2text.textio import read_lines
@@ -126,6 +137,43 @@ def _run_tool(args: argparse.Namespace) -> None:
         predictor = load(args.model)
         lines = read_lines(args.input)
         print(json.dumps({"perplexity": predictor.perplexity(lines), "lines": len(lines), "input": args.input}))
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Lines of stdin as strict UTF-8, without line endings (a DataError names a bad line)."""
+    from seq2text.errors import DataError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    for number, raw in enumerate(stream if stream is not None else sys.stdin, start=1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as error:
+            raise DataError(f"stdin, line {number}: invalid UTF-8 ({error.reason}); convert the input to UTF-8"
+                            ) from None
+        yield line.rstrip("\r\n")
+
+
+def _classify(args: argparse.Namespace) -> None:
+    """Streams stdin through a classifier in batches of `--batch-lines` lines."""
+    from seq2text.inference import Classifier
+
+    if args.batch_lines < 1:
+        raise Seq2TextError("--batch-lines must be a positive integer")
+    classifier = Classifier.load(args.model)
+    batch: list[str] = []
+
+    def flush() -> None:
+        rows = [json.dumps(p) for p in classifier.predict_proba(batch)] if args.proba else classifier.predict(batch)
+        if rows:
+            sys.stdout.write("\n".join(rows) + "\n")
+            sys.stdout.flush()
+        batch.clear()
+
+    for line in _stdin_lines():
+        batch.append(line)
+        if len(batch) >= args.batch_lines:
+            flush()
+    flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ class Tokenizer:
         try:
             self._sp.LoadFromSerializedProto(self._proto)
         except Exception as error:  # sentencepiece raises RuntimeError/OSError with terse messages
-            raise DataError(f"not a SentencePiece model ({error}); train one with `seq2text tokenizer train`")
+            raise DataError(f"not a SentencePiece model ({error}); train one with `seq2text tokenizer train`") from None
         ids = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id())
         if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
             raise DataError(f"SentencePiece model has special ids {ids}, expected (0, 1, 2, 3) for pad/unk/bos/eos")

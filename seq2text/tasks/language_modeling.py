@@ -76,6 +76,10 @@ class LanguageModelTask(pl.LightningModule):
             raise ConfigError("model: lr must be > 0, weight_decay/alpha/beta ≥ 0 and plateau_factor in (0, 1]")
         if min(emb_size, hidden_size, num_layers, vocab_size) < 1:
             raise ConfigError("model: vocab_size, emb_size, hidden_size and num_layers must be positive")
+        cutoffs = list(adaptive_cutoffs or [])
+        if cutoffs and (sorted(set(cutoffs)) != cutoffs or cutoffs[0] < 1 or cutoffs[-1] >= vocab_size):
+            raise ConfigError(f"model.adaptive_cutoffs={cutoffs} must increase strictly and stay below the "
+                              f"vocabulary size {vocab_size}; use [] for a full softmax")
         self.save_hyperparameters()
         self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
@@ -240,12 +244,16 @@ class LanguageModelTask(pl.LightningModule):
         if self._clock is None:
             self._clock = time.perf_counter()
 
+    def _update_average(self) -> None:
+        """One step of the running (Polyak) average of NT-ASGD."""
+        self._averaged_steps += 1
+        with torch.no_grad():
+            for k, p in self.net.named_parameters():
+                self._average[k].add_(p.detach() - self._average[k], alpha=1.0 / self._averaged_steps)
+
     def on_train_batch_end(self, outputs: object, batch: LMBatch, batch_idx: int) -> None:
         if self._average is not None:
-            self._averaged_steps += 1
-            with torch.no_grad():
-                for k, p in self.net.named_parameters():
-                    self._average[k].add_(p.detach() - self._average[k], alpha=1.0 / self._averaged_steps)
+            self._update_average()
         now = time.perf_counter()
         self.log("train/tokens_per_sec", batch.input.numel() / max(now - self._clock, 1e-9))
         self.log("train/lr", self.current_lr())

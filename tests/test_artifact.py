@@ -1,0 +1,97 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2text
+from seq2text.artifact import read_bundle, save_bundle
+from seq2text.errors import BundleError
+
+
+@pytest.fixture(scope="module")
+def bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_lm_task import fit_toy
+
+    return fit_toy(toy_lm_dir, tmp_path_factory.mktemp("artifact"))
+
+
+def copy(bundle: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(bundle, target)
+    return target
+
+
+def test_bundle_is_complete_and_copyable(bundle: Path, tmp_path: Path) -> None:
+    assert sorted(p.name for p in bundle.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
+                                                         "tokenizer.model"]
+    moved = copy(bundle, tmp_path)
+    assert seq2text.load(moved).perplexity(["the cat sat"]) == seq2text.load(bundle).perplexity(["the cat sat"])
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer.model", "metrics.json"])
+def test_missing_file(bundle: Path, tmp_path: Path, name: str) -> None:
+    broken = copy(bundle, tmp_path)
+    (broken / name).unlink()
+    with pytest.raises(BundleError, match=f"missing {name}"):
+        seq2text.load(broken)
+
+
+def test_wrong_task_truncated_weights_and_foreign_tokenizer(bundle: Path, tmp_path: Path) -> None:
+    other = copy(bundle, tmp_path)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "task": "translation"}))
+    with pytest.raises(BundleError, match="holds a translation model, not a language_model"):
+        seq2text.LanguageModel.load(other)
+    weights = (bundle / "model.safetensors").read_bytes()
+    (other / "config.json").write_text(json.dumps(config))
+    (other / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(BundleError, match="truncated"):
+        seq2text.load(other)
+    (other / "model.safetensors").write_bytes(weights)
+    (other / "config.json").write_text(json.dumps({**config, "net": {**config["net"], "hidden_size": 99}}))
+    with pytest.raises(BundleError, match="do not fit"):
+        seq2text.load(other)
+    (other / "config.json").write_text(json.dumps({**config, "tokenizer": "0123456789abcdef"}))
+    with pytest.raises(BundleError, match="not the tokenizer"):
+        seq2text.load(other)
+    (other / "config.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        seq2text.load(other)
+    with pytest.raises(BundleError, match="not a directory"):
+        seq2text.load(tmp_path / "nowhere")
+
+
+def test_pickled_weights_are_never_loaded(bundle: Path, tmp_path: Path) -> None:
+    evil = copy(bundle, tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):  # noqa: ANN204
+            return (Path.touch, (marker,))
+
+    torch.save({"x": Payload()}, evil / "model.safetensors")
+    with pytest.raises(BundleError):
+        seq2text.load(evil)
+    assert not marker.exists()
+
+
+def test_save_is_atomic_and_replaces(bundle: Path, tmp_path: Path) -> None:
+    contents = read_bundle(bundle)
+    target = tmp_path / "out"
+    save_bundle(target, contents.task, contents.config["net"], contents.weights, contents.tokenizer, {"a": 1},
+                {"data": contents.config["data"]})
+    save_bundle(target, contents.task, contents.config["net"], contents.weights, contents.tokenizer, {"a": 2},
+                {"data": contents.config["data"]})
+    assert json.loads((target / "metrics.json").read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary or old copies left behind
+
+    class Boom(dict):
+        def items(self):  # noqa: ANN201
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_bundle(target, contents.task, contents.config["net"], Boom(), contents.tokenizer, {"a": 3})
+    assert json.loads((target / "metrics.json").read_text()) == {"a": 2}  # the saved bundle is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

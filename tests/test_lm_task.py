@@ -1,0 +1,145 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import seq2text
+from seq2text.cli import main
+from seq2text.data.language_modeling import LMDataModule
+from seq2text.tasks import LanguageModelTask, WallClockBudget
+from seq2text.tasks.callbacks import parse_duration
+from tests.conftest import REPO, TINY_LM
+
+RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
+
+
+def fit_toy(root: Path, out: Path, *extra: str) -> Path:
+    bundle = out / "bundle"
+    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(root), *TINY_LM,
+                 "--trainer.max_epochs", "2", "--trainer.logger.init_args.save_dir", str(out / "runs"),
+                 "--bundle", str(bundle), *extra])
+    assert code == 0
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def toy_bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit_toy(toy_lm_dir, tmp_path_factory.mktemp("fit"))
+
+
+def test_fit_writes_a_bundle_whose_perplexity_equals_the_test_run(toy_bundle: Path, toy_lm_dir: Path) -> None:
+    metrics = json.loads((toy_bundle / "metrics.json").read_text())
+    assert {"val/ppl", "test/ppl", "test/bpc", "global_step"} <= set(metrics)
+    lm = seq2text.load(toy_bundle)
+    assert isinstance(lm, seq2text.LanguageModel)
+    lines = (toy_lm_dir / "ptb.test.txt").read_text().splitlines()
+    assert lm.perplexity(lines) == pytest.approx(metrics["test/ppl"], rel=1e-4)
+    assert metrics["test/ppl"] < lm.tokenizer.vocab_size  # better than uniform over the ids
+
+
+def test_score_and_generate(toy_bundle: Path) -> None:
+    lm = seq2text.LanguageModel.load(toy_bundle)
+    good, shuffled = lm.score(["the cat sat on the mat", "mat the on sat cat the"])
+    assert math.isfinite(good) and good < 0
+    assert lm.generate("the cat", 8, seed=1, stop_at_eos=False) == lm.generate("the cat", 8, seed=1, stop_at_eos=False)
+    assert len(lm.generate("", 6, seed=0, stop_at_eos=False).split()) == 6  # empty prompt: start of a line
+    assert lm.generate("the", 5, temperature=0) == lm.generate("the", 5, temperature=0)
+    with pytest.raises(seq2text.ConfigError):
+        lm.generate("the", -1)
+    with pytest.raises(TypeError):
+        lm.perplexity("a string, not a list")
+
+
+def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> None:
+    bundle = fit_toy(toy_lm_dir, tmp_path, "--budget", "3s", "--trainer.max_epochs", "1000",
+                     "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert 3 <= metrics["train_seconds"] < 30 and metrics["epochs"] < 1000
+    assert parse_duration("1h30m") == 5400 and parse_duration("15m") == 900 and parse_duration(90) == 90
+    with pytest.raises(seq2text.ConfigError):
+        parse_duration("soon")
+
+
+def _tiny_task(**kwargs: object) -> LanguageModelTask:
+    return LanguageModelTask(vocab_size=30, emb_size=8, hidden_size=8, num_layers=2, **kwargs)
+
+
+def test_cosine_schedule_reaches_the_floor_and_plateau_decays(toy_lm_dir: Path) -> None:
+    dm = LMDataModule("ptb", root=str(toy_lm_dir), batch_size=4, bptt=8)
+    task = LanguageModelTask(vocab_size=dm.vocab_size, emb_size=8, hidden_size=8, num_layers=1, lr=1.0,
+                             lr_schedule="cosine", min_lr_ratio=0.1, optimizer="adam")
+    lrs: list[float] = []
+
+    class Spy(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, idx):  # noqa: ANN001, ANN201
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = pl.Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         callbacks=[Spy()], limit_val_batches=0, enable_model_summary=False)
+    trainer.fit(task, dm)
+    assert lrs[0] == pytest.approx(1.0, abs=0.01) and lrs[-1] == pytest.approx(0.1, abs=0.01)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    plateau = _tiny_task(lr_schedule="plateau", plateau_factor=0.25)
+    for loss in (5.0, 4.0, 4.5):
+        plateau._after_validation(loss)
+    assert plateau._lr_factor == 0.25
+
+
+def test_nt_asgd_averages_and_evaluates_with_the_average() -> None:
+    task = _tiny_task(asgd=True, nonmono=2)
+    for loss in (5.0, 4.0, 4.1, 4.2):  # not yet worse than the best of more than `nonmono` epochs ago
+        task._after_validation(loss)
+    assert task._average is None
+    task._after_validation(4.3)
+    assert task._average is not None
+    before = {k: p.detach().clone() for k, p in task.net.named_parameters()}
+    with torch.no_grad():
+        for p in task.net.parameters():
+            p.add_(1.0)
+    task._update_average()
+    task._swap_in_average()
+    name, param = next(iter(task.net.named_parameters()))
+    assert torch.allclose(param, before[name] + 0.5)  # mean of the old and the shifted weights
+    task._swap_out_average()
+    assert torch.allclose(param, before[name] + 1.0)
+    assert torch.allclose(task.export_state()[name], before[name] + 0.5)
+
+
+def test_wallclock_budget_progress() -> None:
+    budget = WallClockBudget("10s")
+    assert budget.progress() == 0.0
+    budget.load_state_dict({"spent": 5.0})
+    assert budget.progress() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")
+                                          if p.name.startswith(("ptb", "wikitext"))))
+def test_every_lm_recipe_instantiates(recipe: str, toy_lm_dir: Path, tmp_path: Path) -> None:
+    code = main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(toy_lm_dir),
+                 "--trainer.fast_dev_run", "1", "--trainer.logger.init_args.save_dir", str(tmp_path),
+                 "--trainer.precision", "32", "--trainer.enable_progress_bar", "false",
+                 "--model.init_args.adaptive_cutoffs", "[]",  # the toy vocabulary is smaller than the cutoffs
+                 "--bundle", str(tmp_path / "b"), "--test_after_fit", "false"])
+    assert code == 0 and (tmp_path / "b" / "model.safetensors").is_file()
+
+
+@pytest.mark.real_data
+def test_real_ptb_training_loss_falls_and_bundle_matches(real_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ptb"
+    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(real_data / "ptb"),
+                 "--model.init_args.emb_size", "64", "--model.init_args.hidden_size", "64",
+                 "--trainer.max_steps", "120", "--trainer.limit_val_batches", "20", "--trainer.precision", "32",
+                 "--trainer.log_every_n_steps", "10", "--trainer.enable_progress_bar", "false",
+                 "--trainer.logger.init_args.save_dir", str(out), "--bundle", str(out / "bundle")])
+    assert code == 0
+    rows = [line.split(",") for line in next(out.rglob("metrics.csv")).read_text().splitlines()]
+    col = rows[0].index("train/loss")
+    losses = [float(r[col]) for r in rows[1:] if r[col]]
+    assert losses[-1] < losses[0] - 1.0, losses
+    metrics = json.loads((out / "bundle" / "metrics.json").read_text())
+    assert metrics["test/words"] == 82_430
+    lines = (real_data / "ptb" / "ptb.test.txt").read_text().splitlines()
+    assert seq2text.load(out / "bundle").perplexity(lines) == pytest.approx(metrics["test/ppl"], rel=1e-4)
