@@ -30,6 +30,13 @@ def machine() -> str:
     return f"{os.cpu_count()} x {model}"
 
 
+def scheduler() -> str:
+    """The CPU scheduling policy of this run (benchmarks run under `chrt -r 1` on shared machines)."""
+    policy = os.sched_getscheduler(0)
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_RR: "SCHED_RR", os.SCHED_FIFO: "SCHED_FIFO"}
+    return names.get(policy, str(policy))
+
+
 def commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
@@ -44,7 +51,7 @@ def record(benchmark: str, **fields: object) -> dict:
     """Writes benchmarks/results/<benchmark>.json with the keys DESIGN.md asks for, plus `fields`."""
     entry = {"benchmark": benchmark, **fields, "commit": commit(),
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
-             "torch": torch.__version__, "python": platform.python_version(),
+             "torch": torch.__version__, "python": platform.python_version(), "scheduler": scheduler(),
              "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
