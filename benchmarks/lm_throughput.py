@@ -57,7 +57,7 @@ def bare_loop(recipe: dict, steps: int, warmup: int) -> float:
     task, data = build(recipe, 0)
     data.setup("fit")
     net, hp = task.net.train(), task.hparams
-    optimizer = torch.optim.Adam(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay) \
+    optimizer = torch.optim.Adam(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=True) \
         if hp.optimizer == "adam" else torch.optim.SGD(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     bf16 = "bf16" in str(recipe["trainer"].get("precision", ""))
     clip = recipe["trainer"].get("gradient_clip_val")

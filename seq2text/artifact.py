@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from seq2text.errors import BundleError
 from seq2text.tokenizer import Tokenizer
 
-__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "BUNDLE_FILES", "FORMAT_VERSION"]
+__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "BUNDLE_FILES", "FORMAT_VERSION"]
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
 FORMAT_VERSION = 1
@@ -44,8 +44,13 @@ class Bundle:
 
 def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dict[str, torch.Tensor],
                 tokenizer: Tokenizer, metrics: dict, extra: dict | None = None) -> Path:
-    """Writes a bundle atomically (temporary directory, then rename) and returns its path."""
+    """Writes a bundle atomically (temporary directory, then rename) and returns its path.
+
+    Raises:
+        BundleError: `directory` exists and holds something other than a bundle (it is never overwritten).
+    """
     directory = Path(directory)
+    check_bundle_target(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -67,6 +72,14 @@ def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dic
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def check_bundle_target(directory: str | Path) -> None:
+    """Refuses a bundle path that exists and is not a bundle (a bundle is replaced as a whole)."""
+    directory = Path(directory)
+    if directory.is_file() or (directory.is_dir() and any(p.name not in BUNDLE_FILES for p in directory.iterdir())):
+        raise BundleError(f"{directory} exists and is not a seq2text bundle; it is never overwritten: "
+                          "choose another bundle path (e.g. --bundle artifacts/NAME)")
 
 
 def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
@@ -107,6 +120,9 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
 
 def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: str | Path, metrics: dict) -> Path:
     """Writes the bundle of a trained task: its network config and weights, the data module's tokenizer
-    and evaluation settings, and `metrics`."""
+    and evaluation settings, the task's decoding defaults (`search_config()`, translation), and `metrics`."""
+    extra = {"data": datamodule.bundle_config()}
+    if hasattr(task_module, "search_config"):
+        extra["search"] = task_module.search_config()
     return save_bundle(directory, task_module.bundle_task, task_module.net.config, task_module.export_state(),
-                       datamodule.tokenizer, metrics, extra={"data": datamodule.bundle_config()})
+                       datamodule.tokenizer, metrics, extra=extra)

@@ -95,3 +95,13 @@ def test_save_is_atomic_and_replaces(bundle: Path, tmp_path: Path) -> None:
         save_bundle(target, contents.task, contents.config["net"], Boom(), contents.tokenizer, {"a": 3})
     assert json.loads((target / "metrics.json").read_text()) == {"a": 2}  # the saved bundle is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_an_existing_folder_that_is_not_a_bundle_is_never_overwritten(bundle: Path, tmp_path: Path) -> None:
+    contents = read_bundle(bundle)
+    precious = tmp_path / "logs"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(BundleError, match="never overwritten"):
+        save_bundle(precious, contents.task, contents.config["net"], contents.weights, contents.tokenizer, {})
+    assert (precious / "notes.txt").read_text() == "keep me"

@@ -10,7 +10,10 @@ __all__ = ["embedding_dropout", "LockedDropout"]
 
 
 def embedding_dropout(weight: torch.Tensor, ids: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Looks up `ids` in `weight` after dropping whole word vectors with probability `p`.
+    """Looks up `ids` in `weight` after dropping whole word vectors with probability `p` (Gal & Ghahramani).
+
+    The looked-up rows are scaled by a per-word mask rather than multiplying the whole (vocab, emb)
+    matrix: the same distribution, without a full-matrix product per step.
 
     Args:
         weight: the embedding matrix, (vocab_size, emb_size).
@@ -19,10 +22,10 @@ def embedding_dropout(weight: torch.Tensor, ids: torch.Tensor, p: float, trainin
     Returns:
         embeddings, S + (emb_size,); a dropped word is zero at every position of the batch.
     """
-    if training and p > 0:
-        keep = weight.new_empty((weight.size(0), 1)).bernoulli_(1 - p) / (1 - p)  # (vocab_size, 1)
-        weight = weight * keep
-    return F.embedding(ids, weight)
+    if not training or p == 0:
+        return F.embedding(ids, weight)
+    keep = weight.new_empty(weight.size(0)).bernoulli_(1 - p) / (1 - p)  # (vocab_size,)
+    return F.embedding(ids, weight) * keep[ids].unsqueeze(-1)
 
 
 class LockedDropout(nn.Module):
