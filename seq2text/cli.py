@@ -6,6 +6,8 @@
     seq2text generate --model DIR --prompt "the company" --max-tokens 30
     seq2text evaluate --model DIR --input test.txt
     seq2text classify --model DIR < texts.txt > labels.txt
+    seq2text translate --model DIR [--beam 5] [--batch-size 64] < source.de > output.en
+    seq2text evaluate --model DIR --src test.de --ref test.en [--beam 5]
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seq2text.errors import Seq2TextError
@@ -47,6 +49,13 @@ def _lightning_cli_class() -> type:
             if budget:
                 trainer.callbacks.append(WallClockBudget(budget))
             return trainer
+
+        def before_fit(self) -> None:
+            from seq2text.artifact import check_bundle_target
+
+            bundle = self.config[self.subcommand].get("bundle")
+            if bundle:  # fail before training, not after it
+                check_bundle_target(bundle)
 
         def after_fit(self) -> None:
             from seq2text.artifact import export_bundle
@@ -83,7 +92,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2text", description="Recurrent NLP: tokenizers, language models, "
                                      "classifiers and translation. Training: seq2text fit|validate|test --config "
                                      "RECIPE.yaml (see `seq2text fit --help`).")
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,tokenizer,generate,evaluate,classify}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{fit,validate,test,tokenizer,generate,evaluate,classify,translate}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -100,14 +110,27 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=None)
     gen.add_argument("--seed", type=int, default=None)
-    ev = sub.add_parser("evaluate", help="score a text file with a bundle (language models: perplexity)")
+    ev = sub.add_parser("evaluate", help="score a bundle on files (language models: perplexity of --input; "
+                        "translation: sacreBLEU/chrF/TER of --src against the raw --ref, with signatures)")
     ev.add_argument("--model", required=True, help="bundle directory")
-    ev.add_argument("--input", required=True, help="UTF-8 text file, one line per sentence")
+    ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence")
+    ev.add_argument("--src", default=None, help="translation: source file, one sentence per line")
+    ev.add_argument("--ref", default=None, help="translation: raw (untokenized) reference file, aligned with --src")
+    ev.add_argument("--beam", type=int, default=5, help="translation: beam size (1 = greedy)")
+    ev.add_argument("--batch-size", type=int, default=64, help="translation: sentences decoded together")
+    ev.add_argument("--output", default=None, help="translation: also write the hypotheses to this file")
     cls = sub.add_parser("classify", help="label texts with a classifier bundle: one text per stdin line, one "
                          "label per stdout line (an empty line gets the model's no-evidence guess)")
     cls.add_argument("--model", required=True, help="bundle directory")
     cls.add_argument("--batch-lines", type=int, default=512, help="lines read and labeled at a time")
     cls.add_argument("--proba", action="store_true", help="print a JSON object of class probabilities per line")
+    tr = sub.add_parser("translate", help="translate stdin with a translation bundle: one sentence per line in, "
+                        "one translation per line out (an empty line gives an empty line)")
+    tr.add_argument("--model", required=True, help="bundle directory")
+    tr.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy)")
+    tr.add_argument("--batch-size", type=int, default=64, help="lines read and translated at a time")
+    tr.add_argument("--plot-attention", default=None, metavar="PNG",
+                    help="draw the attention of the first non-empty line to this PNG (needs matplotlib)")
     return parser
 
 
@@ -130,11 +153,18 @@ def _run_tool(args: argparse.Namespace) -> None:
                                                                       args.top_k, args.seed))
     elif args.command == "classify":
         _classify(args)
+    elif args.command == "translate":
+        _translate(args)
     elif args.command == "evaluate":
         from seq2text.inference import load
         from seq2text.textio import read_lines
 
         predictor = load(args.model)
+        if predictor.task == "translation":
+            _evaluate_translation(args, predictor)
+            return
+        if args.input is None:
+            raise Seq2TextError(f"{args.model} holds a {predictor.task} model: give --input FILE")
         lines = read_lines(args.input)
         print(json.dumps({"perplexity": predictor.perplexity(lines), "lines": len(lines), "input": args.input}))
 
@@ -174,6 +204,85 @@ def _classify(args: argparse.Namespace) -> None:
         if len(batch) >= args.batch_lines:
             flush()
     flush()
+
+
+def _translate(args: argparse.Namespace) -> None:
+    """Streams stdin through a translator in batches of `--batch-size` lines."""
+    from seq2text.inference import Translator
+
+    if args.batch_size < 1 or args.beam < 1:
+        raise Seq2TextError("--batch-size and --beam must be positive integers")
+    plot = _attention_plotter() if args.plot_attention else None
+    translator = Translator.load(args.model)
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal plot
+        if not batch:
+            return
+        found = translator.translate(batch, beam_size=args.beam, return_attention=plot is not None)
+        texts = [hyps[0].text for hyps in found] if plot is not None else found
+        sys.stdout.write("\n".join(texts) + "\n")
+        sys.stdout.flush()
+        first = next((hyps[0] for hyps in found if hyps[0].attention is not None), None) if plot else None
+        if first is not None:
+            plot(first, args.plot_attention)
+            print(f"attention of the first sentence: {args.plot_attention}", file=sys.stderr)
+            plot = None
+        batch.clear()
+
+    for line in _stdin_lines():
+        batch.append(line)
+        if len(batch) >= args.batch_size:
+            flush()
+    flush()
+
+
+def _attention_plotter() -> Callable[[object, str], None]:
+    """The attention plot of `--plot-attention`, or a clear error when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise Seq2TextError("--plot-attention needs matplotlib, which is not installed (pip install matplotlib); "
+                            "translation itself works without it: drop --plot-attention") from None
+
+    def draw(translation: object, path: str) -> None:
+        rows = [*translation.tokens, "</s>"]
+        fig, ax = plt.subplots(figsize=(1 + 0.4 * len(translation.source_tokens), 1 + 0.4 * len(rows)))
+        ax.imshow(translation.attention.float().numpy(), cmap="Greys", aspect="auto", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(len(translation.source_tokens)), translation.source_tokens, rotation=90)
+        ax.set_yticks(range(len(rows)), rows)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+    return draw
+
+
+def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
+    """Prints sacreBLEU BLEU/chrF/TER (scores and signatures) of --src translated against the raw --ref."""
+    from seq2text.data.translation import read_parallel
+    from seq2text.metrics import translation_scores
+    from seq2text.textio import atomic_write_text
+
+    if args.src is None or args.ref is None:
+        raise Seq2TextError(f"{args.model} holds a translation model: give --src FILE and --ref FILE")
+    if args.batch_size < 1 or args.beam < 1:
+        raise Seq2TextError("--batch-size and --beam must be positive integers")
+    sources, references = read_parallel(args.src, args.ref)
+    hypotheses = translator.translate(sources, beam_size=args.beam, batch_size=args.batch_size)
+    if args.output:
+        atomic_write_text(args.output, "\n".join(hypotheses) + "\n")
+    scores = translation_scores(hypotheses, references)
+    result: dict[str, object] = {}
+    for name, score in scores.items():
+        result[name], result[f"{name}_signature"] = round(score.score, 2), score.signature
+    result.update({"bleu_summary": scores["bleu"].text, "lines": len(sources), "beam": args.beam,
+                   "src": args.src, "ref": args.ref})
+    print(json.dumps(result, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:

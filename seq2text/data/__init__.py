@@ -1,7 +1,10 @@
 """Data: dataset catalog, batch contract and data modules."""
 
-from seq2text.data.batches import LMBatch
-from seq2text.data.catalog import CATALOG, resolve
+from seq2text.data.batches import ClassificationBatch, LMBatch, TranslationBatch
+from seq2text.data.catalog import CATALOG, PARALLEL_CATALOG, resolve, resolve_parallel
+from seq2text.data.classification import ClassificationDataModule
 from seq2text.data.language_modeling import LMDataModule
+from seq2text.data.translation import TranslationDataModule
 
-__all__ = ["CATALOG", "LMBatch", "LMDataModule", "resolve"]
+__all__ = ["CATALOG", "PARALLEL_CATALOG", "ClassificationBatch", "ClassificationDataModule", "LMBatch", "LMDataModule",
+           "TranslationBatch", "TranslationDataModule", "resolve", "resolve_parallel"]

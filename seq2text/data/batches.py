@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LMBatch"]
+__all__ = ["ClassificationBatch", "LMBatch", "TranslationBatch"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,64 @@ class LMBatch:
     def to(self, device: torch.device | str) -> LMBatch:
         return LMBatch(self.input.to(device), self.target.to(device), self.mask.to(device),
                        self.lr_scale, self.reset)
+
+
+@dataclass(frozen=True)
+class ClassificationBatch:
+    """Texts of similar length, padded, with their labels.
+
+    Attributes:
+        text: token ids, each text starting with the start token and right-padded with PAD_ID, (batch, max_len).
+        lengths: tokens of each text (start token included, padding excluded), (batch,); all ≥ 1.
+        labels: class index of each text, (batch,).
+        indices: row of each text in its split, (batch,); -1 marks filler that only keeps DDP ranks in step
+            (it is left out of the loss and the metrics).
+    """
+
+    text: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    @property
+    def real(self) -> torch.Tensor:
+        """True for the texts that count, (batch,)."""
+        return self.indices >= 0
+
+    def to(self, device: torch.device | str) -> ClassificationBatch:
+        return ClassificationBatch(self.text.to(device), self.lengths.to(device), self.labels.to(device),
+                                   self.indices.to(device))
+
+
+@dataclass(frozen=True)
+class TranslationBatch:
+    """Sentence pairs of similar length, padded with PAD_ID.
+
+    Attributes:
+        src: source ids, each sentence ending with eos, (batch, src_len).
+        src_lengths: tokens of each source (eos included), (batch,); all ≥ 1.
+        trg_in: decoder input, bos + target ids, (batch, trg_len).
+        trg_out: decoder target, target ids + eos, (batch, trg_len).
+        trg_mask: True at the real positions of `trg_out`, (batch, trg_len).
+        indices: line of each pair in its split's files (0-based), (batch,).
+    """
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    trg_in: torch.Tensor
+    trg_out: torch.Tensor
+    trg_mask: torch.Tensor
+    indices: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        """Target tokens predicted (eos included)."""
+        return int(self.trg_mask.sum())
+
+    def to(self, device: torch.device | str) -> TranslationBatch:
+        return TranslationBatch(self.src.to(device), self.src_lengths.to(device), self.trg_in.to(device),
+                                self.trg_out.to(device), self.trg_mask.to(device), self.indices.to(device))

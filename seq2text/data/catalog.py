@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,7 +12,8 @@ from pathlib import Path
 from seq2text.errors import DataError
 from seq2text.textio import atomic_write_text
 
-__all__ = ["DatasetSpec", "CATALOG", "resolve", "candidate_dirs"]
+__all__ = ["DatasetSpec", "CATALOG", "resolve", "candidate_dirs", "ParallelSpec", "PARALLEL_CATALOG",
+           "resolve_parallel"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class DatasetSpec:
         hub_config: its configuration name.
         hub_splits: split → the hub's split name.
         hub_column: the text column.
+        text_column: classification only: the text column of the local files (and of their hub copy).
+        label_column: classification only: the label column (None for plain-text datasets).
     """
 
     name: str
@@ -34,6 +39,8 @@ class DatasetSpec:
     hub_config: str | None = None
     hub_splits: dict[str, str] = field(default_factory=dict)
     hub_column: str = "text"
+    text_column: str | None = None
+    label_column: str | None = None
 
 
 _LM_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
@@ -45,6 +52,13 @@ CATALOG: dict[str, DatasetSpec] = {
     "wikitext103": DatasetSpec("wikitext103", "wikitext-103",
                                {s: f"wiki.{s}.tokens" for s in ("train", "valid", "test")},
                                "Salesforce/wikitext", "wikitext-103-v1", _LM_SPLITS, "text"),
+    # classification: TSV files are read with csv.QUOTE_NONE, CSV files with Python's csv quoting.
+    # SST-2's GLUE test split is unlabeled, so `test` is the labeled copy; IMDb has no validation file
+    # (ClassificationDataModule holds out a share of train).
+    "sst2": DatasetSpec("sst2", "sst2", {"train": "train.tsv", "valid": "dev.tsv", "test": "test_labeled.tsv"},
+                        text_column="sentence", label_column="label"),
+    "imdb": DatasetSpec("imdb", "imdb", {"train": "train.csv", "test": "test.csv"}, "stanfordnlp/imdb", None,
+                        {"train": "train", "test": "test"}, "text", text_column="text", label_column="label"),
 }
 
 
@@ -69,10 +83,15 @@ def resolve(name: str, root: str | Path | None = None, splits: Sequence[str] = (
     Raises:
         DataError: unknown name, or files found nowhere (the message lists the paths and hub id tried).
     """
+    if name in PARALLEL_CATALOG:
+        raise DataError(f"{name!r} is a translation dataset: read it with resolve_parallel (TranslationDataModule)")
     if name not in CATALOG:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(CATALOG))} "
                         "(or give explicit file paths)")
     spec = CATALOG[name]
+    absent = [split for split in splits if split not in spec.files]
+    if absent:
+        raise DataError(f"dataset {name!r} has no {', '.join(absent)} split (it has {', '.join(spec.files)})")
     tried = []
     for folder in candidate_dirs(spec, root):
         paths = {split: folder / spec.files[split] for split in splits}
@@ -103,6 +122,122 @@ def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | 
 
     for split, path in paths.items():
         rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_splits[split])
+        if spec.label_column is not None:
+            _write_labeled_csv(path, rows[spec.hub_column], rows[spec.label_column], spec)
+            continue
         lines = [str(text).strip() for text in rows[spec.hub_column]]
         atomic_write_text(path, "\n".join(lines) + "\n")
+    return paths
+
+
+def _write_labeled_csv(path: Path, texts: Sequence[object], labels: Sequence[object], spec: DatasetSpec) -> None:
+    """Stores a hub split of a classification dataset as a CSV with the local files' column names."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spec.label_column, spec.text_column])
+    writer.writerows((label, text) for label, text in zip(labels, texts, strict=True))
+    atomic_write_text(path, buffer.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------- parallel data
+@dataclass(frozen=True)
+class ParallelSpec:
+    """Where a parallel (translation) corpus lives: one file per split and language, `<prefix>.<lang>`.
+
+    Attributes:
+        name: catalog name (`multi30k`).
+        folder: the folder name under a data root.
+        prefixes: split (`train`, `valid`, `test`) → file prefix (`{"valid": "val", ...}`).
+        languages: the language codes with files (`("de", "en")`).
+        hub_id: an HF hub dataset that needs no loading script, or None.
+        hub_config: its configuration name.
+        hub_revision: the hub revision to read (e.g. a parquet export branch), or None for the default.
+        hub_data_dir: the folder inside the hub repository, or None.
+        hub_splits: split → the hub's split name.
+        hub_columns: language → column; `a.b` reads key `b` of the dict column `a` (`translation.de`).
+    """
+
+    name: str
+    folder: str
+    prefixes: dict[str, str]
+    languages: tuple[str, ...]
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_revision: str | None = None
+    hub_data_dir: str | None = None
+    hub_splits: dict[str, str] = field(default_factory=dict)
+    hub_columns: dict[str, str] = field(default_factory=dict)
+
+    def file_name(self, split: str, lang: str) -> str:
+        return f"{self.prefixes[split]}.{lang}"
+
+
+_MT_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+PARALLEL_CATALOG: dict[str, ParallelSpec] = {
+    # Multi30k Task 1 (the official repository's raw, cased files); `test` is the 2016 Flickr test set.
+    "multi30k": ParallelSpec("multi30k", "multi30k", {"train": "train", "valid": "val", "test": "test_2016_flickr"},
+                             ("de", "en"), "bentrevett/multi30k", None, None, None, _MT_SPLITS,
+                             {"de": "de", "en": "en"}),
+    # IWSLT'14 de-en as fairseq's prepare-iwslt14.sh leaves it (lowercased, tokenized; 160,239 / 7,283 /
+    # 6,750 pairs); the hub copy is the parquet export of a script-based repository.
+    "iwslt14": ParallelSpec("iwslt14", "iwslt14", {"train": "train", "valid": "valid", "test": "test"},
+                            ("de", "en"), "bbaaaa/iwslt14-de-en", None, "refs/convert/parquet", "de-en", _MT_SPLITS,
+                            {"de": "translation.de", "en": "translation.en"}),
+}
+
+
+def resolve_parallel(name: str, src_lang: str, trg_lang: str, root: str | Path | None = None,
+                     splits: Sequence[str] = ("train", "valid", "test"), allow_hub: bool = True,
+                     cache_dir: str | Path | None = None) -> dict[str, tuple[Path, Path]]:
+    """Finds the (source, target) files of `splits` of parallel dataset `name`; local files as in `resolve`.
+
+    Raises:
+        DataError: unknown name or language, or files found nowhere (the message lists what was tried).
+    """
+    if name not in PARALLEL_CATALOG:
+        raise DataError(f"unknown translation dataset {name!r}; known: {', '.join(sorted(PARALLEL_CATALOG))} "
+                        "(or give explicit file paths: data.train_src, data.train_trg, ...)")
+    spec = PARALLEL_CATALOG[name]
+    for lang in (src_lang, trg_lang):
+        if lang not in spec.languages:
+            raise DataError(f"dataset {name!r} has no {lang!r} side; its languages are {', '.join(spec.languages)}")
+    langs = (src_lang, trg_lang)
+    tried = []
+    for folder in candidate_dirs(spec, root):  # type: ignore[arg-type]  # only `.folder` is read
+        paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}
+        missing = [str(p) for pair in paths.values() for p in pair if not p.is_file()]
+        if not missing:
+            return paths
+        tried.extend(missing)
+    pinned = root is not None or bool(os.environ.get("SEQ2TEXT_DATA"))
+    hub_note = ""
+    if allow_hub and not pinned and spec.hub_id:
+        try:
+            return _parallel_from_hub(spec, splits, langs, cache_dir)
+        except Exception as error:  # network, missing package, offline mode: one clear message below
+            hub_note = f"; the hub dataset {spec.hub_id} failed too: {type(error).__name__}"
+    names = ", ".join(spec.file_name(s, lang) for s in splits for lang in langs)
+    raise DataError(f"dataset {name!r}: missing {', '.join(tried)}{hub_note}. Put the files ({names}) in a "
+                    f"folder named {spec.folder} and set SEQ2TEXT_DATA to its parent, or `data.root` to the folder")
+
+
+def _parallel_from_hub(spec: ParallelSpec, splits: Sequence[str], langs: tuple[str, str],
+                       cache_dir: str | Path | None) -> dict[str, tuple[Path, Path]]:
+    """Downloads the hub copy once and stores each split and side as a local text file with the standard name."""
+    from seq2text.tokenizer import default_cache_dir
+
+    folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
+    paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}
+    if all(p.is_file() for pair in paths.values() for p in pair):
+        return paths
+    import datasets
+
+    for split, pair in paths.items():
+        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_splits[split],
+                                     revision=spec.hub_revision, data_dir=spec.hub_data_dir)
+        for lang, path in zip(langs, pair, strict=True):
+            column, _, key = spec.hub_columns[lang].partition(".")
+            values = [row[key] for row in rows[column]] if key else rows[column]
+            lines = [" ".join(str(text).split()) for text in values]  # one line each, no inner newlines
+            atomic_write_text(path, "\n".join(lines) + "\n")
     return paths

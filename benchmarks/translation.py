@@ -1,0 +1,137 @@
+"""Translation benchmarks (Multi30k de→en).
+
+    python benchmarks/translation.py multi30k_budget --minutes 15 [recipe overrides...]
+    python benchmarks/translation.py multi30k_decode_speed --model benchmarks/runs/multi30k_budget/bundle
+
+multi30k_budget trains recipes/multi30k_bigru_attention.yaml to a wall-clock budget, then translates the raw
+test_2016_flickr.de with the bundle (beam 5) and scores it with sacreBLEU against the raw test_2016_flickr.en.
+multi30k_decode_speed times the same 1000 sentences: greedy and beam 5 in batches, and beam 5 one sentence
+at a time, in the same run. Each writes benchmarks/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, record
+
+RECIPE = "recipes/multi30k_bigru_attention.yaml"
+SPLIT = "test (test_2016_flickr, 1000 sentences, raw cased references)"
+
+
+def _test_files() -> tuple[Path, Path]:
+    from seq2text.data.catalog import resolve_parallel
+
+    return resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
+
+
+def _training_speed(log_dir: Path) -> dict[str, float]:
+    """Median training tokens/s (source + target, and target only) from the run's metrics.csv."""
+    files = sorted(log_dir.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return {}
+    rows = list(csv.DictReader(files[-1].open()))
+    speed = {}
+    for key, name in (("train/tokens_per_sec", "train_tokens_per_sec"),
+                      ("train/trg_tokens_per_sec", "train_trg_tokens_per_sec")):
+        values = sorted(float(r[key]) for r in rows if r.get(key))
+        if values:
+            speed[name] = round(values[len(values) // 2], 1)
+    return speed
+
+
+def multi30k_budget(minutes: float, overrides: list[str]) -> dict:
+    from seq2text.inference import Translator
+    from seq2text.metrics import translation_scores
+
+    out = ROOT / "benchmarks" / "runs" / "multi30k_budget"
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", RECIPE, "--budget", f"{minutes}m",
+               "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
+               "--trainer.logger.init_args.save_dir", str(out), *overrides]
+    start = time.monotonic()
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.monotonic() - start
+    metrics = json.loads((out / "bundle" / "metrics.json").read_text())
+    src_path, ref_path = _test_files()
+    sources = src_path.read_text(encoding="utf-8").splitlines()
+    references = ref_path.read_text(encoding="utf-8").splitlines()
+    decode_start = time.monotonic()
+    hypotheses = Translator.load(out / "bundle").translate(sources, beam_size=5)
+    decode_seconds = time.monotonic() - decode_start
+    (out / "test_2016_flickr.hyp.en").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
+    scores = translation_scores(hypotheses, references)
+    return record("multi30k_budget", recipe=RECIPE, metric="test_bleu", value=round(scores["bleu"].score, 2),
+                  split=SPLIT, signature=scores["bleu"].signature, bleu_summary=scores["bleu"].text,
+                  chrf=round(scores["chrf"].score, 2), ter=round(scores["ter"].score, 2), beam_size=5,
+                  test_bleu_during_training=round(metrics.get("test/bleu", float("nan")), 2),
+                  val_bleu_greedy=round(metrics.get("val/bleu", float("nan")), 2),
+                  train_seconds=round(metrics["train_seconds"], 1), wall_seconds=round(wall, 1),
+                  decode_seconds=round(decode_seconds, 1), budget_minutes=minutes, epochs=metrics.get("epochs"),
+                  steps=metrics.get("global_step"), **_training_speed(out), references=str(ref_path),
+                  hypotheses=str((out / "test_2016_flickr.hyp.en").relative_to(ROOT)), overrides=overrides,
+                  reproduce=f"seq2text evaluate --model {out.relative_to(ROOT)}/bundle --src {src_path} "
+                            f"--ref {ref_path} --beam 5")
+
+
+def _timed(translator: object, sources: list[str], beam: int, batch_size: int) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    hypotheses = translator.translate(sources, beam_size=beam, batch_size=batch_size)
+    return hypotheses, time.perf_counter() - start
+
+
+def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None) -> dict:
+    import torch
+
+    from seq2text.inference import Translator
+    from seq2text.metrics import bleu
+
+    translator = Translator.load(model)
+    src_path, ref_path = _test_files()
+    sources = src_path.read_text(encoding="utf-8").splitlines()
+    references = ref_path.read_text(encoding="utf-8").splitlines()
+    translator.translate(sources[:16], beam_size=5)  # warm-up
+    greedy, greedy_s = _timed(translator, sources, 1, batch_size)
+    beam, beam_s = _timed(translator, sources, 5, batch_size)
+    single_sources = sources[: unbatched or len(sources)]
+    single, single_s = _timed(translator, single_sources, 5, 1)
+    same = sum(a == b for a, b in zip(single, beam, strict=False)) / len(single)
+    beam_speed, single_speed = len(sources) / beam_s, len(single_sources) / single_s
+    return record("multi30k_decode_speed", model=model, metric="sentences_per_sec_beam5", value=round(beam_speed, 1),
+                  split=SPLIT, batch_size=batch_size, threads=torch.get_num_threads(),
+                  greedy_sentences_per_sec=round(len(sources) / greedy_s, 1),
+                  beam5_unbatched_sentences_per_sec=round(single_speed, 1), unbatched_sentences=len(single_sources),
+                  batched_over_unbatched=round(beam_speed / single_speed, 2),
+                  unbatched_outputs_identical=round(same, 4),
+                  bleu_greedy=round(bleu(greedy, references).score, 2),
+                  bleu_beam5=round(bleu(beam, references).score, 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    budget = sub.add_parser("multi30k_budget", help="train to a budget, then test BLEU at beam 5")
+    budget.add_argument("--minutes", type=float, default=15.0, help="training budget")
+    speed = sub.add_parser("multi30k_decode_speed", help="sentences/s: greedy, beam 5, batched vs one at a time")
+    speed.add_argument("--model", default=str(ROOT / "benchmarks" / "runs" / "multi30k_budget" / "bundle"))
+    speed.add_argument("--batch-size", type=int, default=64, help="sentences per batch for the batched runs")
+    speed.add_argument("--unbatched-sentences", type=int, default=None,
+                       help="time one-at-a-time beam search on the first N sentences only (default: all 1000)")
+    args, overrides = parser.parse_known_args()
+    sys.path.insert(0, str(ROOT))
+    if args.benchmark == "multi30k_budget":
+        multi30k_budget(args.minutes, overrides)
+    else:
+        if overrides:
+            parser.error(f"unknown arguments {overrides}")
+        multi30k_decode_speed(args.model, args.batch_size, args.unbatched_sentences)
+
+
+if __name__ == "__main__":
+    main()

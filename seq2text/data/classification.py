@@ -1,0 +1,467 @@
+"""Text classification data: labeled TSV/CSV files → token ids → length-bucketed batches with a token budget.
+
+Every text is encoded as `[eos] piece piece ...` (the start token is the end-of-line token that precedes
+every line of a language model's training stream, so an LM encoder sees the context it was trained on),
+truncated to `max_len` tokens. Training batches are cut from the texts sorted by length (ties broken at
+random each epoch) so that padding is small, then shuffled; every DDP rank gets the same number of batches,
+and in evaluation every text is seen exactly once across ranks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from seq2text.data.batches import ClassificationBatch
+from seq2text.data.catalog import CATALOG, resolve
+from seq2text.errors import ConfigError, DataError
+from seq2text.tokenizer import EOS_ID, PAD_ID, ModelType, Tokenizer
+
+__all__ = ["ClassificationDataModule", "TokenBudgetSampler", "LabeledTexts", "read_labeled", "normalize_text",
+           "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
+
+Truncation = Literal["head", "tail", "head_tail"]
+FileFormat = Literal["auto", "tsv", "csv"]
+FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def normalize_text(text: str, lowercase: bool = False) -> str:
+    """Collapses whitespace (newlines and tabs included) to single spaces; optionally lowercases."""
+    text = " ".join(text.split())
+    return text.lower() if lowercase else text
+
+
+def _file_format(path: Path, file_format: FileFormat) -> Literal["tsv", "csv"]:
+    if file_format != "auto":
+        return file_format
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".tab", ".txt"):
+        return "tsv"
+    if suffix == ".csv":
+        return "csv"
+    raise ConfigError(f"cannot tell the format of {path} from its suffix; set data.file_format to tsv or csv")
+
+
+def _decode(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}, line {line}: invalid UTF-8 ({error.reason}); convert the file to UTF-8, "
+                        "e.g. `iconv -f latin1 -t utf-8 in > out`") from None
+    return text.removeprefix("\ufeff")
+
+
+def read_labeled(path: str | Path, text_column: str = "text", label_column: str = "label",
+                 file_format: FileFormat = "auto", lowercase: bool = False) -> tuple[list[str], list[str]]:
+    """Reads the text and label columns of a TSV (`csv.QUOTE_NONE`) or CSV (Python csv quoting) file.
+
+    The first row is the header. Blank lines are skipped; texts are normalized by `normalize_text`.
+
+    Returns:
+        (texts, labels): one entry per row, labels as stripped strings.
+
+    Raises:
+        DataError: missing file or column, invalid UTF-8, a row with the wrong number of fields, or an
+            empty text or label; the message names the file and the line.
+    """
+    path = Path(path)
+    fmt = _file_format(path, file_format)
+    dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
+    reader = csv.reader(io.StringIO(_decode(path), newline=""), **dialect)
+    header = [name.strip() for name in next(reader, [])]
+    if not header:
+        raise DataError(f"{path} is empty; a {fmt.upper()} file with a header row is expected")
+    for column, option in ((text_column, "text_column"), (label_column, "label_column")):
+        if column not in header:
+            raise DataError(f"{path} has no column {column!r} (header: {header}); set data.{option} to the "
+                            f"name of the {option.split('_')[0]} column")
+    ti, li = header.index(text_column), header.index(label_column)
+    texts, labels = [], []
+    for row in reader:
+        if not row:
+            continue
+        where = f"{path}, line {reader.line_num}"
+        if len(row) != len(header):
+            hint = " (a TSV text may not contain tabs)" if fmt == "tsv" else ""
+            raise DataError(f"{where}: {len(row)} fields, but the header has {len(header)}{hint}")
+        text, label = normalize_text(row[ti], lowercase), row[li].strip()
+        if not text or not label:
+            raise DataError(f"{where}: empty {'text' if not text else 'label'}; remove the row or fill it in")
+        texts.append(text)
+        labels.append(label)
+    if not texts:
+        raise DataError(f"{path} has a header but no rows")
+    return texts, labels
+
+
+def sort_labels(values: Sequence[str]) -> list[str]:
+    """The label set in a fixed order: numerically if every label is an integer, else as strings."""
+    unique = set(values)
+    try:
+        return sorted(unique, key=int)
+    except ValueError:
+        return sorted(unique)
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None = None,
+                 truncation: Truncation = "head") -> list[list[int]]:
+    """Encodes texts as `[eos] ids...`, at most `max_len` tokens (start token included).
+
+    `truncation` keeps the first (`head`), the last (`tail`) or the first and last halves (`head_tail`)
+    of a longer text. An empty text becomes the start token alone.
+    """
+    encoded = []
+    for ids in tokenizer.encode(list(texts)):
+        if max_len is not None and len(ids) > max_len - 1:
+            keep = max_len - 1
+            if truncation == "head":
+                ids = ids[:keep]
+            elif truncation == "tail":
+                ids = ids[len(ids) - keep:]
+            else:
+                ids = ids[: (keep + 1) // 2] + ids[len(ids) - keep // 2:]
+        encoded.append([EOS_ID, *ids])
+    return encoded
+
+
+def pad_ids(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pads id lists with PAD_ID → (text (batch, max_len), lengths (batch,))."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    text = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        text[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return text, lengths
+
+
+class LabeledTexts(Dataset[ClassificationBatch]):
+    """Encoded texts stored flat; indexed by a list of rows, it returns their `ClassificationBatch`.
+
+    Args:
+        ids: token ids of each text (each non-empty).
+        labels: class index of each text, (num_texts,).
+    """
+
+    def __init__(self, ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
+        self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N + 1,)
+        self.flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(self.offsets[-1]))
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, indices: list[int]) -> ClassificationBatch:
+        rows = [i if i >= 0 else 0 for i in indices]  # a filler repeats text 0 under index -1
+        lengths = self.lengths[rows]
+        text = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)  # (B, T)
+        for r, i in enumerate(rows):
+            text[r, : lengths[r]] = self.flat[self.offsets[i]: self.offsets[i + 1]]
+        return ClassificationBatch(torch.from_numpy(text), torch.from_numpy(lengths),
+                                   torch.from_numpy(self.labels[rows]), torch.tensor(indices, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------------------------- batching
+class TokenBudgetSampler(Sampler[list[int]]):
+    """Batches of similar-length texts whose padded size (count × longest) stays within `max_tokens`.
+
+    Training (`shuffle`): texts are sorted by length with ties broken at random (seeded by `seed` and the
+    epoch; call `set_epoch`), cut greedily into batches, and the batches shuffled. The cut points depend on
+    the lengths only, so every epoch has the same number of batches; each rank takes every `world_size`-th
+    batch, all ranks the same count (the few left over are dropped, different ones each epoch).
+
+    Evaluation: sorted by length, never dropped; filler batches (`[-1]`) even out the ranks' counts, so
+    that every text is seen exactly once across ranks.
+
+    The sampler shards by rank itself, so Lightning must not wrap it: `use_distributed_sampler=False`
+    (the default of the `seq2text` command).
+
+    Args:
+        lengths: tokens of each text, (num_texts,).
+        max_tokens: budget of padded tokens per batch (a longer text forms a batch on its own).
+        max_batch_size: at most this many texts per batch (None: the budget alone decides).
+        shuffle: training order (see above).
+        seed: seeds the tie-breaking and the batch order.
+        rank: this process's rank.
+        world_size: number of processes.
+    """
+
+    def __init__(self, lengths: np.ndarray, max_tokens: int, max_batch_size: int | None = None,
+                 shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
+        self.shuffle, self.seed, self.rank, self.world_size, self.epoch = shuffle, seed, rank, world_size, 0
+        self._num_batches = len(self._cut(np.argsort(self.lengths, kind="stable")))
+        if shuffle and self._num_batches < world_size:
+            raise DataError(f"{len(self.lengths)} training texts make only {self._num_batches} batches, fewer than "
+                            f"the {world_size} processes; lower data.max_tokens or use fewer devices")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _cut(self, order: np.ndarray) -> list[list[int]]:
+        """Greedy cut of `order` (indices sorted by length) into batches within the budget."""
+        batches, current, longest = [], [], 0
+        cap = self.max_batch_size or math.inf
+        for index, length in zip(order.tolist(), self.lengths[order].tolist(), strict=True):
+            new_longest = max(longest, length)
+            if current and ((len(current) + 1) * new_longest > self.max_tokens or len(current) >= cap):
+                batches.append(current)
+                current, new_longest = [], length
+            current.append(index)
+            longest = new_longest
+        if current:
+            batches.append(current)
+        return batches
+
+    def _rank_batches(self) -> list[list[int]]:
+        if not self.shuffle:
+            batches = self._cut(np.argsort(self.lengths, kind="stable"))
+            batches += [[FILLER]] * (-len(batches) % self.world_size)
+            return batches[self.rank:: self.world_size]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        perm = rng.permutation(len(self.lengths))
+        batches = self._cut(perm[np.argsort(self.lengths[perm], kind="stable")])
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches[self.rank:: self.world_size][: len(batches) // self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return self._num_batches // self.world_size
+        return math.ceil(self._num_batches / self.world_size)
+
+
+def _identity(batch: ClassificationBatch) -> ClassificationBatch:
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------- module
+@dataclass
+class _Split:
+    path: Path
+    texts: list[str]
+    labels: list[str]
+
+
+class ClassificationDataModule(pl.LightningDataModule):
+    """Labeled texts for classification: catalog datasets (`sst2`, `imdb`) or any TSV/CSV files.
+
+    The label set is taken from the training file and sorted (`sort_labels`); validation and test files
+    may only use those labels.
+
+    Args:
+        dataset: a catalog name (`sst2`, `imdb`), or None with explicit files.
+        root: a folder holding the dataset's files (default: `$SEQ2TEXT_DATA`, `../shared/data`, hub).
+        train_file: explicit training file (overrides the catalog); likewise `valid_file`, `test_file`.
+        text_column: the text column (default: the catalog's, else `text`).
+        label_column: the label column (default: the catalog's, else `label`).
+        file_format: `tsv` (tab-separated, no quoting), `csv` (Python csv quoting) or `auto` (from the suffix).
+        valid_fraction: share of the training rows held out for validation when there is no validation
+            file (IMDb, or explicit files without `valid_file`); drawn with `seed`.
+        tokenizer_type: SentencePiece model type of a tokenizer trained on the training texts.
+        tokenizer_vocab_size: its size with the 4 special ids; None keeps every word/char type (word/char only).
+        tokenizer_model: a trained `.model` file to use instead, e.g. `<lm bundle>/tokenizer.model` to
+            fine-tune from a language model.
+        lowercase: lowercase every text (training and prediction).
+        max_tokens: padded tokens per training batch on each process.
+        max_batch_size: at most this many texts per batch (None: `max_tokens` alone decides).
+        eval_max_tokens: padded tokens per validation/test batch (default `max_tokens`).
+        max_len: truncate longer texts to this many tokens (start token included); None keeps them whole.
+        truncation: keep the `head`, the `tail` or the first and last halves (`head_tail`) of a long text.
+        seed: seeds the batch order and the validation hold-out.
+        cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
+        allow_hub: try the HF hub when no local files are found.
+    """
+
+    def __init__(
+        self,
+        dataset: str | None = "sst2",
+        root: str | None = None,
+        train_file: str | None = None,
+        valid_file: str | None = None,
+        test_file: str | None = None,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        file_format: FileFormat = "auto",
+        valid_fraction: float = 0.05,
+        tokenizer_type: ModelType = "unigram",
+        tokenizer_vocab_size: int | None = 8000,
+        tokenizer_model: str | None = None,
+        lowercase: bool = False,
+        max_tokens: int = 4000,
+        max_batch_size: int | None = None,
+        eval_max_tokens: int | None = None,
+        max_len: int | None = None,
+        truncation: Truncation = "head",
+        seed: int = 1,
+        cache_dir: str | None = None,
+        allow_hub: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_options(max_tokens, max_batch_size, eval_max_tokens, max_len, valid_fraction)
+        self.save_hyperparameters()
+        spec = CATALOG.get(dataset) if dataset is not None else None
+        self.text_column = text_column or (spec.text_column if spec else None) or "text"
+        self.label_column = label_column or (spec.label_column if spec else None) or "label"
+        self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
+        self._splits = {"train": self._read(self.files["train"])}
+        self._labels = sort_labels(self._splits["train"].labels)
+        if len(self._labels) < 2:
+            raise DataError(f"{self.files['train']} has a single label {self._labels}; a classifier needs two or more")
+        if "valid" not in self.files:
+            self._hold_out(valid_fraction, seed)
+        self.tokenizer = self._tokenizer(tokenizer_model, tokenizer_type, tokenizer_vocab_size, cache_dir)
+        self.datasets: dict[str, LabeledTexts] = {}
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def labels(self) -> list[str]:
+        """The class names, in class-index order."""
+        return list(self._labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._labels)
+
+    def bundle_config(self) -> dict:
+        """What a predictor needs to read texts as training did: labels, normalization, truncation."""
+        hp = self.hparams
+        return {"labels": self.labels, "num_classes": self.num_classes, "lowercase": hp.lowercase,
+                "max_len": hp.max_len, "truncation": hp.truncation,
+                "eval_max_tokens": hp.eval_max_tokens or hp.max_tokens, "dataset": hp.dataset,
+                "text_column": self.text_column, "label_column": self.label_column,
+                "tokenizer_type": self.tokenizer.model_type}
+
+    # ------------------------------------------------------------------------------------------ reading
+    def _resolve_files(self, dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
+                       test_file: str | None, allow_hub: bool, cache_dir: str | None) -> dict[str, Path]:
+        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
+        if dataset is None:
+            missing = [k for k in ("train", "test") if explicit[k] is None]
+            if missing:
+                raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}_file' for m in missing)}")
+            return {k: Path(v) for k, v in explicit.items() if v is not None}
+        if dataset not in CATALOG or CATALOG[dataset].label_column is None:
+            known = sorted(name for name, spec in CATALOG.items() if spec.label_column is not None)
+            raise ConfigError(f"{dataset!r} is not a classification dataset; use one of {known} or set "
+                              "data.dataset to null and give data.train_file/valid_file/test_file")
+        splits = [s for s in ("train", "valid", "test") if s in CATALOG[dataset].files and explicit[s] is None]
+        found = resolve(dataset, root, splits, allow_hub=allow_hub,
+                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None) if splits else {}
+        return {k: Path(v) if v is not None else found[k] for k, v in explicit.items() if v is not None or k in found}
+
+    def _read(self, path: Path) -> _Split:
+        texts, labels = read_labeled(path, self.text_column, self.label_column, self.hparams.file_format,
+                                     self.hparams.lowercase)
+        return _Split(path, texts, labels)
+
+    def _hold_out(self, fraction: float, seed: int) -> None:
+        train = self._splits["train"]
+        count = max(1, round(len(train.texts) * fraction))
+        if count >= len(train.texts):
+            raise DataError(f"{train.path} has {len(train.texts)} rows: too few to hold out {fraction:.0%} for "
+                            "validation; give data.valid_file")
+        perm = np.random.default_rng(seed).permutation(len(train.texts))
+        held, kept = sorted(perm[:count].tolist()), sorted(perm[count:].tolist())
+        self._splits["valid"] = _Split(train.path, [train.texts[i] for i in held], [train.labels[i] for i in held])
+        self._splits["train"] = _Split(train.path, [train.texts[i] for i in kept], [train.labels[i] for i in kept])
+
+    def _tokenizer(self, model: str | None, model_type: ModelType, vocab_size: int | None,
+                   cache_dir: str | None) -> Tokenizer:
+        if model is not None:
+            return Tokenizer.load(model)
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = Path(tmp) / "train_texts.txt"
+            corpus.write_text("\n".join(self._splits["train"].texts) + "\n", encoding="utf-8")
+            return Tokenizer.train([corpus], model_type, vocab_size,
+                                   cache_dir=Path(cache_dir) / "tokenizers" if cache_dir else None)
+
+    def _class_indices(self, split: _Split) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self._labels)}
+        unknown = next((i for i, label in enumerate(split.labels) if label not in index), None)
+        if unknown is not None:
+            raise DataError(f"{split.path}, row {unknown + 1} after the header: label {split.labels[unknown]!r} "
+                            f"does not occur in the training file (labels: {self._labels}); fix the row or the "
+                            "label column")
+        return np.fromiter((index[label] for label in split.labels), dtype=np.int64, count=len(split.labels))
+
+    def load_split(self, split: str) -> LabeledTexts:
+        """Reads (if needed) and encodes one split once."""
+        if split not in self.datasets:
+            if split not in self._splits:
+                if split not in self.files:
+                    raise ConfigError(f"no {split} file; give data.{split}_file")
+                self._splits[split] = self._read(self.files[split])
+            data = self._splits[split]
+            ids = encode_texts(self.tokenizer, data.texts, self.hparams.max_len, self.hparams.truncation)
+            self.datasets[split] = LabeledTexts(ids, self._class_indices(data))
+        return self.datasets[split]
+
+    # ------------------------------------------------------------------------------------------ loaders
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit",
+                                                                                             ("train", "valid"))
+        for split in splits:
+            self.load_split(split)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        data = self.load_split(split)
+        rank, world = self._rank()
+        hp = self.hparams
+        budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
+        sampler = TokenBudgetSampler(data.lengths, budget, hp.max_batch_size, shuffle=train, seed=hp.seed,
+                                     rank=rank, world_size=world)
+        return DataLoader(data, sampler=sampler, batch_size=None, collate_fn=_identity)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def transfer_batch_to_device(self, batch: ClassificationBatch, device: torch.device,
+                                 dataloader_idx: int) -> ClassificationBatch:
+        return batch.to(device)
+
+
+def _check_options(max_tokens: int, max_batch_size: int | None, eval_max_tokens: int | None, max_len: int | None,
+                   valid_fraction: float) -> None:
+    for name, value in (("max_tokens", max_tokens), ("max_batch_size", max_batch_size),
+                        ("eval_max_tokens", eval_max_tokens)):
+        if value is not None and value < 1:
+            raise ConfigError(f"data.{name}={value} must be a positive integer")
+    if max_len is not None and max_len < 2:
+        raise ConfigError(f"data.max_len={max_len} must be at least 2 (the start token and one piece), or null")
+    if not 0.0 < valid_fraction < 1.0:
+        raise ConfigError(f"data.valid_fraction={valid_fraction} must lie in (0, 1)")

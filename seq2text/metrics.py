@@ -1,0 +1,122 @@
+"""Evaluation metrics. Translation: BLEU, chrF and TER through sacrebleu's metric objects.
+
+Hypotheses are decoded, detokenized sentences; references are the raw lines of the reference file
+(never pieces, never text rebuilt from a vocabulary). sacrebleu's `corpus_score(hyps, refs)` takes a
+*list of reference streams*, each with one line per hypothesis; passing a single stream un-nested, or one
+list of references per sentence, scores silently wrong, so `reference_streams` checks the layout first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from seq2text.errors import DataError
+
+__all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores"]
+
+
+@dataclass(frozen=True)
+class CorpusScore:
+    """A corpus-level score with what is needed to reproduce it.
+
+    Attributes:
+        name: `bleu`, `chrf` or `ter`.
+        score: the score on sacrebleu's 0–100 scale.
+        signature: sacrebleu's signature (`nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`).
+        text: sacrebleu's one-line summary (for BLEU, the n-gram precisions and brevity penalty).
+    """
+
+    name: str
+    score: float
+    signature: str
+    text: str
+
+
+def _check_hypotheses(hypotheses: Sequence[str]) -> list[str]:
+    if isinstance(hypotheses, str):
+        raise TypeError("hypotheses must be a list of sentences, not one string")
+    hypotheses = list(hypotheses)
+    if not hypotheses:
+        raise DataError("no hypotheses to score")
+    bad = next((i for i, h in enumerate(hypotheses) if not isinstance(h, str)), None)
+    if bad is not None:
+        raise TypeError(f"hypotheses[{bad}] is {type(hypotheses[bad]).__name__}, not str")
+    return hypotheses
+
+
+def reference_streams(references: Sequence[str] | Sequence[Sequence[str]], num_hypotheses: int) -> list[list[str]]:
+    """Brings references into sacrebleu's layout: a list of streams, each with `num_hypotheses` lines.
+
+    Args:
+        references: one stream (a list of strings, one per hypothesis) or several streams.
+        num_hypotheses: the number of hypotheses.
+
+    Raises:
+        TypeError: a single string, or a mix of strings and lists.
+        DataError: a stream whose length is not the number of hypotheses (e.g. references given per
+            sentence, `[[ref1], [ref2], ...]`, instead of per stream, `[[ref1, ref2, ...]]`).
+    """
+    if isinstance(references, str):
+        raise TypeError("references must be a list of sentences (one stream) or a list of streams, not one string")
+    references = list(references)
+    if references and all(isinstance(r, str) for r in references):
+        streams = [references]
+    elif references and all(isinstance(r, list | tuple) for r in references):
+        streams = [list(stream) for stream in references]
+    else:
+        raise TypeError("references must be a list of strings (one stream) or a list of lists of strings (streams)")
+    for number, stream in enumerate(streams):
+        if len(stream) != num_hypotheses:
+            layout = (" It looks like one list of references per sentence; sacrebleu wants streams: "
+                      "[[ref_1, ..., ref_n]] for one reference per sentence." if len(streams) == num_hypotheses else "")
+            raise DataError(f"reference stream {number} has {len(stream)} lines for {num_hypotheses} hypotheses; "
+                            f"every stream needs one line per hypothesis.{layout}")
+        bad = next((i for i, r in enumerate(stream) if not isinstance(r, str)), None)
+        if bad is not None:
+            raise TypeError(f"reference stream {number}, line {bad} is {type(stream[bad]).__name__}, not str")
+    return streams
+
+
+def _score(name: str, metric: object, hypotheses: Sequence[str],
+           references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
+    hypotheses = _check_hypotheses(hypotheses)
+    streams = reference_streams(references, len(hypotheses))
+    result = metric.corpus_score(hypotheses, streams)
+    return CorpusScore(name, float(result.score), str(metric.get_signature()), str(result))
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]],
+         tokenize: str | None = None, lowercase: bool = False) -> CorpusScore:
+    """Corpus BLEU (sacreBLEU defaults: 13a tokenization, exponential smoothing).
+
+    Args:
+        hypotheses: detokenized system output, one sentence each.
+        references: the raw reference lines (one stream), or several streams.
+        tokenize: sacrebleu tokenizer (`13a` by default; `none` for pre-tokenized text).
+        lowercase: case-insensitive BLEU.
+    """
+    from sacrebleu.metrics import BLEU
+
+    return _score("bleu", BLEU(tokenize=tokenize, lowercase=lowercase), hypotheses, references)
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
+    """Corpus chrF (character n-grams, β = 2)."""
+    from sacrebleu.metrics import CHRF
+
+    return _score("chrf", CHRF(), hypotheses, references)
+
+
+def ter(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
+    """Corpus TER (translation edit rate; lower is better)."""
+    from sacrebleu.metrics import TER
+
+    return _score("ter", TER(), hypotheses, references)
+
+
+def translation_scores(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]
+                       ) -> dict[str, CorpusScore]:
+    """BLEU, chrF and TER of the same output: `{"bleu": ..., "chrf": ..., "ter": ...}`."""
+    return {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references),
+            "ter": ter(hypotheses, references)}

@@ -1,0 +1,102 @@
+"""Attention over an encoder memory: Bahdanau (additive) and Luong (general, dot) scoring.
+
+Every module is stateless and has two named methods. `project_keys(memory)` runs once per source batch
+(before the decoder loop); `attention(query, keys, memory, mask)` (the module's `forward`) runs at each
+decoder step. Masked positions get exactly zero weight, so padding never changes a result.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["AttentionType", "Attention", "BahdanauAttention", "LuongAttention", "make_attention"]
+
+AttentionType = Literal["bahdanau", "luong_general", "luong_dot"]
+
+
+class Attention(nn.Module):
+    """Interface: `project_keys` once per source batch, then `forward` at every decoder step."""
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """memory (batch, src_len, memory_size) → keys (batch, src_len, key_size)."""
+        raise NotImplementedError
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """query (batch, query_size), keys (batch, src_len, key_size) → scores (batch, src_len)."""
+        raise NotImplementedError
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attends to `memory` with `query`.
+
+        Args:
+            query: the decoder state, (batch, query_size).
+            keys: `project_keys(memory)`, (batch, src_len, key_size).
+            memory: encoder outputs, (batch, src_len, memory_size).
+            mask: True at real source positions, (batch, src_len); every row needs one True.
+
+        Returns:
+            context (batch, memory_size) and attention weights (batch, src_len) that sum to 1.
+        """
+        scores = self.score(query, keys).float()  # (batch, src_len)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
+        context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)  # (batch, memory_size)
+        return context, weights
+
+
+class BahdanauAttention(Attention):
+    """Additive attention (Bahdanau et al., 2015): `v · tanh(W_k m + W_q q)`.
+
+    Args:
+        query_size: features of the decoder state.
+        memory_size: features of an encoder output.
+        attention_size: width of the hidden layer of the scoring MLP.
+    """
+
+    def __init__(self, query_size: int, memory_size: int, attention_size: int) -> None:
+        super().__init__()
+        self.key_layer = nn.Linear(memory_size, attention_size, bias=False)
+        self.query_layer = nn.Linear(query_size, attention_size, bias=False)
+        self.v = nn.Parameter(torch.empty(attention_size).uniform_(-attention_size ** -0.5, attention_size ** -0.5))
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.key_layer(memory)  # (batch, src_len, attention_size)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(keys + self.query_layer(query).unsqueeze(1))  # (batch, src_len, attention_size)
+        return torch.matmul(hidden, self.v.to(hidden.dtype))  # (batch, src_len): a matrix-vector product
+
+
+class LuongAttention(Attention):
+    """Multiplicative attention (Luong et al., 2015): `q · W m` (general) or `q · m` (dot).
+
+    Args:
+        query_size: features of the decoder state.
+        memory_size: features of an encoder output (must equal `query_size` for `dot`).
+        kind: `general` (a learned matrix) or `dot` (none).
+    """
+
+    def __init__(self, query_size: int, memory_size: int, kind: Literal["general", "dot"] = "general") -> None:
+        super().__init__()
+        if kind == "dot" and query_size != memory_size:
+            raise ValueError(f"dot attention needs query_size == memory_size, got {query_size} and {memory_size}")
+        self.key_layer = nn.Linear(memory_size, query_size, bias=False) if kind == "general" else None
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return memory if self.key_layer is None else self.key_layer(memory)  # (batch, src_len, query_size)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (batch, src_len)
+
+
+def make_attention(kind: AttentionType, query_size: int, memory_size: int, attention_size: int) -> Attention:
+    """Builds the attention named `kind` (`attention_size` is used by `bahdanau` only)."""
+    if kind == "bahdanau":
+        return BahdanauAttention(query_size, memory_size, attention_size)
+    if kind in ("luong_general", "luong_dot"):
+        return LuongAttention(query_size, memory_size, "general" if kind == "luong_general" else "dot")
+    raise ValueError(f"unknown attention {kind!r}; use bahdanau, luong_general or luong_dot")

@@ -1,0 +1,320 @@
+"""Recurrent text classifier: embedding → (bi)LSTM/GRU stack over packed sequences → pooling → MLP head.
+
+The embedding and the stack use the layout of `RNNLanguageModel` (`embedding.*`, `rnn.layers.<i>.rnn.*`),
+so a unidirectional classifier can start from a trained language model (ULMFiT, Howard & Ruder 2018).
+Long texts can be read in `bptt`-token chunks that carry the recurrent state (ULMFiT's BPT3C); only the
+last `max_grad_len` tokens keep a graph, so training memory stays bounded whatever the text length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from seq2text.nn.regularization import LockedDropout, embedding_dropout
+from seq2text.nn.rnn import Hidden, RNNStack, RNNType
+
+__all__ = ["Pooling", "PackedRNNStack", "RNNClassifier", "pool", "load_word_vectors"]
+
+Pooling = Literal["last", "max", "mean", "attention", "concat"]
+_RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class _PackedRNN(nn.Module):
+    """One (bi)directional RNN layer over a PackedSequence, DropConnect on the hidden-to-hidden weights."""
+
+    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, bidirectional: bool,
+                 weight_dropout: float) -> None:
+        super().__init__()
+        if rnn_type not in _RNN_CLASSES:
+            raise ValueError(f"unknown rnn_type {rnn_type!r}; use lstm, gru or rnn")
+        self.rnn = _RNN_CLASSES[rnn_type](input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.weight_dropout = weight_dropout
+
+    def forward(self, x: PackedSequence, hidden: Hidden | None) -> tuple[PackedSequence, Hidden]:
+        if self.training and self.weight_dropout > 0:
+            names = ["weight_hh_l0"] + (["weight_hh_l0_reverse"] if self.rnn.bidirectional else [])
+            dropped = {n: F.dropout(getattr(self.rnn, n), self.weight_dropout, training=True) for n in names}
+            return functional_call(self.rnn, dropped, (x, hidden))
+        return self.rnn(x, hidden)
+
+
+class PackedRNNStack(nn.Module):
+    """`RNNStack` for padded batches: each layer runs on packed sequences, locked dropout between layers.
+
+    Args:
+        rnn_type: `lstm`, `gru` or `rnn`.
+        input_size: features in.
+        hidden_size: width of every layer but the last (per direction).
+        output_size: width of the last layer (per direction).
+        num_layers: depth.
+        bidirectional: run each layer both ways and concatenate the directions.
+        dropout_hidden: locked dropout between layers.
+        weight_dropout: DropConnect on each layer's hidden-to-hidden weights.
+    """
+
+    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, output_size: int, num_layers: int,
+                 bidirectional: bool = False, dropout_hidden: float = 0.0, weight_dropout: float = 0.0) -> None:
+        super().__init__()
+        directions = 2 if bidirectional else 1
+        sizes = [hidden_size] * (num_layers - 1) + [output_size]
+        inputs = [input_size] + [s * directions for s in sizes[:-1]]
+        self.layers = nn.ModuleList(_PackedRNN(rnn_type, i, o, bidirectional, weight_dropout)
+                                    for i, o in zip(inputs, sizes, strict=True))
+        self.dropout = LockedDropout(dropout_hidden)
+        self.output_size = output_size * directions
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, hidden: list[Hidden] | None = None
+                ) -> tuple[torch.Tensor, list[Hidden]]:
+        """x: (batch, seq_len, input_size); lengths: (batch,) on the CPU, sorted descending, all ≥ 1.
+
+        Returns:
+            the last layer's output (batch, seq_len, output_size), zero after each text's end, and the
+            state of every layer at each text's last token.
+        """
+        states = []
+        for i, layer in enumerate(self.layers):
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=True)
+            out, state = layer(packed, None if hidden is None else hidden[i])
+            x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, out)
+            states.append(state)
+            if i < len(self.layers) - 1:
+                x = self.dropout(x)
+        return x, states
+
+
+def pool(outputs: torch.Tensor, lengths: torch.Tensor, mode: Pooling, bidirectional: bool,
+         attention: nn.Module | None = None) -> torch.Tensor:
+    """Reduces encoder outputs over time.
+
+    Args:
+        outputs: (batch, seq_len, features), features = both directions concatenated if bidirectional.
+        lengths: (batch,) on the outputs' device, all ≥ 1.
+        mode: `last` (the state after the last token; both directions' final states when bidirectional),
+            `max`, `mean`, `attention` (a learned weighted sum) or `concat` (last, max and mean: ULMFiT).
+        attention: scores each position, features → 1 (for `attention`).
+
+    Returns:
+        (batch, features), or (batch, 3 × features) for `concat`.
+    """
+    batch, seq_len, features = outputs.shape
+    mask = torch.arange(seq_len, device=outputs.device) < lengths.unsqueeze(1)  # (B, T)
+    if mode in ("last", "concat"):
+        last = outputs[torch.arange(batch, device=outputs.device), lengths - 1]  # (B, F)
+        if bidirectional:
+            half = features // 2
+            last = torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1)  # forward end, backward end
+    if mode in ("max", "concat"):
+        maxed = outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, F)
+    if mode in ("mean", "concat"):
+        mean = (outputs * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype)  # (B, F)
+    if mode == "attention":
+        if attention is None:
+            raise ValueError("attention pooling needs an attention scorer")
+        scores = attention(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+        return torch.einsum("bt,btf->bf", torch.softmax(scores.float(), dim=-1).to(outputs.dtype), outputs)
+    if mode == "last":
+        return last
+    if mode == "max":
+        return maxed
+    if mode == "mean":
+        return mean
+    return torch.cat([last, maxed, mean], dim=-1)  # (B, 3F)
+
+
+def _mlp(in_size: int, sizes: Sequence[int], out_size: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Dropout(dropout), nn.Linear(in_size, size), nn.ReLU()]
+        in_size = size
+    return nn.Sequential(*layers, nn.Dropout(dropout), nn.Linear(in_size, out_size))
+
+
+def _rows(hidden: list[Hidden], count: int) -> list[Hidden]:
+    """The state of the first `count` texts of every layer."""
+    return [tuple(h[:, :count] for h in s) if isinstance(s, tuple) else s[:, :count] for s in hidden]
+
+
+class RNNClassifier(nn.Module):
+    """Recurrent classifier with AWD-LSTM regularizers and a pooling head.
+
+    Args:
+        vocab_size: number of token ids.
+        num_classes: number of labels.
+        emb_size: embedding width.
+        hidden_size: width of the inner recurrent layers (per direction).
+        num_layers: recurrent depth.
+        rnn_type: `lstm`, `gru` or `rnn`.
+        bidirectional: bidirectional layers (a language-model encoder is unidirectional).
+        output_size: width of the last recurrent layer (per direction); None: `hidden_size`. A tied
+            language model's last layer has `emb_size`.
+        pooling: `last`, `max`, `mean`, `attention` or `concat` (last + max + mean), see `pool`.
+        head_sizes: hidden widths of the MLP head (empty: one linear layer).
+        dropout: locked dropout on the encoder's output.
+        dropout_hidden: locked dropout between recurrent layers.
+        dropout_input: locked dropout on the embeddings.
+        dropout_embedding: drop whole words from the embedding matrix.
+        weight_dropout: DropConnect on hidden-to-hidden weights.
+        dropout_head: dropout before each layer of the head.
+        bptt: read texts longer than this in chunks of `bptt` tokens, carrying the state (unidirectional
+            only; None reads each text at once).
+        max_grad_len: with `bptt`, only chunks within the last `max_grad_len` tokens keep a graph; earlier
+            chunks run without gradients (None: all chunks keep one).
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, emb_size: int = 300, hidden_size: int = 256,
+                 num_layers: int = 1, rnn_type: RNNType = "lstm", bidirectional: bool = True,
+                 output_size: int | None = None, pooling: Pooling = "concat", head_sizes: Sequence[int] = (),
+                 dropout: float = 0.3, dropout_hidden: float = 0.2, dropout_input: float = 0.2,
+                 dropout_embedding: float = 0.05, weight_dropout: float = 0.0, dropout_head: float = 0.2,
+                 bptt: int | None = None, max_grad_len: int | None = None) -> None:
+        super().__init__()
+        if pooling not in ("last", "max", "mean", "attention", "concat"):
+            raise ValueError(f"unknown pooling {pooling!r}; use last, max, mean, attention or concat")
+        self.config = {"vocab_size": vocab_size, "num_classes": num_classes, "emb_size": emb_size,
+                       "hidden_size": hidden_size, "num_layers": num_layers, "rnn_type": rnn_type,
+                       "bidirectional": bidirectional, "output_size": output_size, "pooling": pooling,
+                       "head_sizes": list(head_sizes), "dropout": dropout, "dropout_hidden": dropout_hidden,
+                       "dropout_input": dropout_input, "dropout_embedding": dropout_embedding,
+                       "weight_dropout": weight_dropout, "dropout_head": dropout_head, "bptt": bptt,
+                       "max_grad_len": max_grad_len}
+        self.embedding = nn.Embedding(vocab_size, emb_size)
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        self.rnn = PackedRNNStack(rnn_type, emb_size, hidden_size, output_size or hidden_size, num_layers,
+                                  bidirectional, dropout_hidden, weight_dropout)
+        self.input_dropout = LockedDropout(dropout_input)
+        self.output_dropout = LockedDropout(dropout)
+        self.dropout_embedding = dropout_embedding
+        self.bidirectional, self.pooling, self.bptt, self.max_grad_len = bidirectional, pooling, bptt, max_grad_len
+        features = self.rnn.output_size
+        self.attention = (nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1, bias=False))
+                          if pooling == "attention" else None)
+        self.head = _mlp(features * (3 if pooling == "concat" else 1), head_sizes, num_classes, dropout_head)
+
+    def forward(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """text: (batch, seq_len) ids; lengths: (batch,), all ≥ 1 → logits (batch, num_classes)."""
+        return self.head(self.features(text, lengths))
+
+    def features(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The pooled text representation that the head reads, (batch, pooled features)."""
+        lengths_cpu = lengths.detach().cpu()
+        order = torch.argsort(lengths_cpu, descending=True, stable=True)  # packing wants longest first
+        sorted_lengths = lengths_cpu[order]
+        outputs = self.encode(text[order.to(text.device), : int(sorted_lengths[0])], sorted_lengths)  # (B, T, F)
+        pooled = pool(outputs, sorted_lengths.to(text.device), self.pooling, self.bidirectional, self.attention)
+        return pooled[torch.argsort(order).to(text.device)]  # back to the input order
+
+    def encode(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """text: (batch, seq_len) with seq_len = lengths[0]; lengths: (batch,) CPU, sorted descending.
+
+        Returns:
+            encoder outputs after output dropout, (batch, seq_len, features), zero past each text's end.
+        """
+        seq_len = text.size(1)
+        if not self.bptt or self.bidirectional or seq_len <= self.bptt:
+            return self._encode_chunk(text, lengths, None)[0]
+        chunks, hidden = [], None
+        for start in range(0, seq_len, self.bptt):
+            active = int((lengths > start).sum())  # texts still running: a prefix, as lengths are sorted
+            chunk_lengths = (lengths[:active] - start).clamp(max=self.bptt)
+            width = int(chunk_lengths[0])
+            keep_graph = self.max_grad_len is None or start + width > seq_len - self.max_grad_len
+            with torch.set_grad_enabled(torch.is_grad_enabled() and keep_graph):
+                out, hidden = self._encode_chunk(text[:active, start: start + width], chunk_lengths,
+                                                 None if hidden is None else _rows(hidden, active))
+            hidden = RNNStack.detach(hidden)  # truncated BPTT between chunks
+            chunks.append(F.pad(out, (0, 0, 0, 0, 0, text.size(0) - active)))  # (B, width, F)
+        return torch.cat(chunks, dim=1)  # (B, T, F)
+
+    def _encode_chunk(self, text: torch.Tensor, lengths: torch.Tensor, hidden: list[Hidden] | None
+                      ) -> tuple[torch.Tensor, list[Hidden]]:
+        emb = embedding_dropout(self.embedding.weight, text, self.dropout_embedding, self.training)  # (B, T, E)
+        out, hidden = self.rnn(self.input_dropout(emb), lengths, hidden)  # (B, T, F)
+        return self.output_dropout(out), hidden
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Parameters by depth, input first: embedding, each recurrent layer, then head (and attention)."""
+        head = list(self.head.parameters()) + (list(self.attention.parameters()) if self.attention else [])
+        return [list(self.embedding.parameters()), *(list(layer.parameters()) for layer in self.rnn.layers), head]
+
+    def load_encoder(self, state: dict[str, torch.Tensor]) -> int:
+        """Copies `embedding.*` and `rnn.*` from a language model's weights; returns the tensors copied.
+
+        Raises:
+            ValueError: a tensor is missing or has another shape (the architectures differ).
+        """
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(("embedding.", "rnn."))}
+        missing = sorted(k for k in own if k not in state)
+        wrong = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
+        if missing or wrong:
+            detail = ", ".join(f"{k} {tuple(own[k].shape)} vs {tuple(state[k].shape)}" for k in wrong[:3])
+            raise ValueError(f"the language model's encoder does not fit: missing {missing[:3]} {detail}".strip())
+        self.load_state_dict({k: state[k] for k in own}, strict=False)
+        return len(own)
+
+
+def _piece_words(pieces: Sequence[str]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Word → ids of the SentencePiece pieces it matches exactly, and lowercased (special ids skipped)."""
+    exact: dict[str, list[int]] = {}
+    lower: dict[str, list[int]] = {}
+    for index, piece in enumerate(pieces):
+        word = piece.removeprefix("\u2581")
+        if index < 4 or not word:
+            continue
+        exact.setdefault(word, []).append(index)
+        lower.setdefault(word.lower(), []).append(index)
+    return exact, lower
+
+
+def load_word_vectors(path: str | Path, pieces: Sequence[str], emb_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reads GloVe / word2vec / fastText text vectors for the words of a tokenizer's pieces.
+
+    A piece `▁word` (or a continuation piece `ing`) takes the vector of `word`, else that of its lowercase
+    form. A word2vec/fastText header line (`count dim`) is skipped; GloVe lines whose word holds spaces
+    are read too. Only the needed vectors are kept, so files of any size stream through.
+
+    Args:
+        path: the UTF-8 text file, one `word v1 ... vD` per line.
+        pieces: the tokenizer's pieces, by id.
+        emb_size: the embedding width; must equal D.
+
+    Returns:
+        (vectors (vocab, emb_size) with zero rows where none was found, found (vocab,) bool).
+
+    Raises:
+        ValueError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
+    """
+    exact, lower = _piece_words(pieces)
+    vectors = torch.zeros(len(pieces), emb_size)
+    found = torch.zeros(len(pieces), dtype=torch.bool)
+    exact_hit = torch.zeros(len(pieces), dtype=torch.bool)
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"word vector file {path} does not exist")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                parts = raw.decode("utf-8").rstrip().split(" ")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}, line {number}: invalid UTF-8") from None
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec / fastText header
+            if len(parts) - 1 < emb_size or (number <= 2 and len(parts) - 1 != emb_size):
+                raise ValueError(f"{path}, line {number}: {len(parts) - 1} values, but emb_size is {emb_size}; "
+                                 f"set the embedding size to the vectors' width")
+            word = " ".join(parts[:-emb_size])
+            ids = exact.get(word)
+            targets = list(ids) if ids else [i for i in lower.get(word.lower(), ()) if not exact_hit[i]]
+            if targets:
+                vectors[targets] = torch.tensor([float(v) for v in parts[-emb_size:]])
+                found[targets] = True
+                if ids:
+                    exact_hit[targets] = True
+    return vectors, found

@@ -1,0 +1,243 @@
+"""Decoding a `Seq2Seq`: batched greedy and beam search.
+
+Every decision is taken per sentence (its own maximum length, its own top-k), and sentences that are
+done leave the batch, so the output of a sentence is the same whatever batch it is decoded in.
+
+Beam search keeps `beam_size` live hypotheses per sentence. At each step it takes the best
+2 × beam_size expansions; those ending in eos among the first beam_size are finished (scored with the
+length penalty `log_prob / length ** length_penalty`, the length counting eos), and the best beam_size
+others stay live. A sentence stops when beam_size hypotheses have finished (all its beams have ended)
+or at its maximum length `floor(max_len_ratio × src_len) + max_len_offset` (where every live beam is
+ended with eos); the search stops when every sentence has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
+
+__all__ = ["Hypothesis", "greedy_search", "beam_search", "max_lengths"]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded sentence.
+
+    Attributes:
+        tokens: target ids without bos and eos.
+        score: the ranking score (log_prob / length ** length_penalty; log_prob for greedy).
+        log_prob: summed log-probability of the tokens and eos.
+        attention: (len(tokens) + 1, src_len) weights of every step (eos included), or None.
+    """
+
+    tokens: list[int]
+    score: float
+    log_prob: float
+    attention: torch.Tensor | None = None
+
+
+def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
+    """Per-sentence limit on generated tokens (eos included): floor(ratio × src_len) + offset, at least 1."""
+    return (src_lengths.float() * ratio).floor().long().add(offset).clamp(min=1)  # (batch,)
+
+
+# ---------------------------------------------------------------------------------------------- greedy
+@torch.inference_mode()
+def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, max_len_ratio: float = 2.0,
+                  max_len_offset: int = 10, return_attention: bool = False) -> list[Hypothesis]:
+    """Picks the most likely token at every step.
+
+    Args:
+        model: the network (call `.eval()` first).
+        src: (batch, src_len) source ids; src_lengths: (batch,).
+        max_len_ratio, max_len_offset: the per-sentence length limit (see `max_lengths`).
+        return_attention: keep the attention weights of every step.
+
+    Returns:
+        one hypothesis per sentence, in batch order.
+    """
+    enc, state = model.encode(src, src_lengths)
+    limits = max_lengths(src_lengths, max_len_ratio, max_len_offset).tolist()
+    rows = list(range(src.size(0)))  # the sentence of each live row
+    tokens = src.new_full((src.size(0),), model.bos_id)
+    steps: list[tuple[list[int], list[int], list[float], torch.Tensor | None]] = []
+    for t in range(max(limits)):
+        log_probs, state, weights = model.decode_step(tokens, state, enc)  # (n, V), (n, S)
+        at_limit = torch.tensor([limits[r] <= t + 1 for r in rows], device=src.device)
+        tokens = log_probs.argmax(dim=-1).masked_fill(at_limit, model.eos_id)  # (n,)
+        picked = log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)  # (n,)
+        steps.append((rows, tokens.tolist(), picked.tolist(), weights.float() if return_attention else None))
+        live = (tokens != model.eos_id).nonzero().squeeze(1)  # (n',)
+        if live.numel() == 0:
+            break
+        if live.numel() < len(rows):
+            rows = [rows[i] for i in live.tolist()]
+            tokens, state, enc = tokens[live], state.index_select(live), enc.index_select(live)
+    return _greedy_results(steps, src_lengths.tolist(), model.eos_id)
+
+
+def _greedy_results(steps: list, src_lengths: list[int], eos_id: int) -> list[Hypothesis]:
+    """Reassembles per-step (rows, tokens, log-probs, weights) into one hypothesis per sentence."""
+    tokens: list[list[int]] = [[] for _ in src_lengths]
+    log_probs = [0.0] * len(src_lengths)
+    attention: list[list[torch.Tensor]] = [[] for _ in src_lengths]
+    for rows, picked, scores, weights in steps:
+        for i, row in enumerate(rows):
+            tokens[row].append(picked[i])
+            log_probs[row] += scores[i]
+            if weights is not None:
+                attention[row].append(weights[i, : src_lengths[row]])
+    results = []
+    for row, seq in enumerate(tokens):
+        body = seq[:-1] if seq and seq[-1] == eos_id else seq
+        att = torch.stack(attention[row]) if attention[row] else None
+        results.append(Hypothesis(body, log_probs[row], log_probs[row], att))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- beam
+@dataclass
+class _Beams:
+    """The live part of a beam search: `live` sentences × `k` beams, flattened as row = sentence × k + beam.
+
+    Attributes:
+        sentences: the original index of each live sentence, (live,).
+        scores: summed log-probabilities, (live, k); -inf for empty beams.
+        history: generated tokens, (live, k, t).
+        attention: weights of every step, (live, k, t, src_len), or None.
+        state, enc: the decoder state and encoder output, live × k rows.
+    """
+
+    sentences: torch.Tensor
+    scores: torch.Tensor
+    history: torch.Tensor
+    attention: torch.Tensor | None
+    state: DecoderState
+    enc: EncoderOutput
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
+                n_best: int = 1, length_penalty: float = 1.0, max_len_ratio: float = 2.0,
+                max_len_offset: int = 10, return_attention: bool = False) -> list[list[Hypothesis]]:
+    """Batched beam search (see the module docstring for the exact rules).
+
+    Args:
+        model: the network (call `.eval()` first).
+        src: (batch, src_len) source ids; src_lengths: (batch,).
+        beam_size: live hypotheses per sentence.
+        n_best: hypotheses returned per sentence (≤ beam_size).
+        length_penalty: exponent α of the length normalization (0: raw log-probabilities).
+        max_len_ratio, max_len_offset: the per-sentence length limit (see `max_lengths`).
+        return_attention: keep the attention weights of every step.
+
+    Returns:
+        per sentence, up to `n_best` hypotheses, best first.
+    """
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best={n_best} must lie in [1, beam_size={beam_size}]")
+    batch, k = src.size(0), beam_size
+    enc, state = model.encode(src, src_lengths)
+    expand = torch.arange(batch, device=src.device).repeat_interleave(k)  # (batch × k,)
+    scores = torch.full((batch, k), -math.inf, device=src.device)
+    scores[:, 0] = 0.0
+    beams = _Beams(torch.arange(batch, device=src.device), scores, src.new_empty((batch, k, 0)),
+                   src.new_empty((batch, k, 0, src.size(1)), dtype=torch.float) if return_attention else None,
+                   state.index_select(expand), enc.index_select(expand))
+    limits = max_lengths(src_lengths, max_len_ratio, max_len_offset)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    tokens = src.new_full((batch * k,), model.bos_id)
+    for t in range(int(limits.max())):
+        log_probs, beams.state, weights = model.decode_step(tokens, beams.state, beams.enc)  # (n × k, V)
+        at_limit = limits[beams.sentences] <= t + 1  # (live,)
+        top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, model.eos_id)
+        done = _finalize(beams, top_scores, origin, top_tokens, weights, t, length_penalty, model.eos_id,
+                         finished, src_lengths)
+        tokens = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit, model.eos_id)
+        if beams.sentences.numel() == 0:
+            break
+    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
+
+
+def _expand(log_probs: torch.Tensor, scores: torch.Tensor, at_limit: torch.Tensor, eos_id: int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scores every one-token extension and keeps the best 2k per sentence.
+
+    Args:
+        log_probs: (live × k, V); scores: (live, k); at_limit: (live,) sentences that must end now.
+
+    Returns:
+        scores, beam of origin and token of the best 2k extensions, each (live, 2k), best first.
+    """
+    live, k = scores.shape
+    vocab = log_probs.size(-1)
+    log_probs = log_probs.view(live, k, vocab)
+    if bool(at_limit.any()):
+        forced = torch.full_like(log_probs, -math.inf)
+        forced[..., eos_id] = log_probs[..., eos_id]
+        log_probs = torch.where(at_limit.view(live, 1, 1), forced, log_probs)
+    candidates = (scores.unsqueeze(2) + log_probs).view(live, k * vocab)  # (live, k × V)
+    top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (live, 2k)
+    return top_scores, top_index // vocab, top_index % vocab
+
+
+def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
+              weights: torch.Tensor, t: int, length_penalty: float, eos_id: int,
+              finished: list[list[Hypothesis]], src_lengths: torch.Tensor) -> torch.Tensor:
+    """Moves extensions ending in eos (among each sentence's best k) to `finished`.
+
+    Returns:
+        (live,) True for the sentences that now have k finished hypotheses.
+    """
+    k = beams.scores.size(1)
+    ends = (top_tokens[:, :k] == eos_id) & torch.isfinite(top_scores[:, :k])  # (live, k)
+    penalty = float(t + 1) ** length_penalty
+    sentences = beams.sentences.tolist()
+    for row, rank in ends.nonzero().tolist():
+        sentence = sentences[row]
+        if len(finished[sentence]) >= k:
+            continue
+        beam = int(origin[row, rank])
+        log_prob = float(top_scores[row, rank])
+        attention = None
+        if beams.attention is not None:
+            steps = torch.cat([beams.attention[row, beam], weights.view(*beams.scores.shape, -1)[row, beam, None]])
+            attention = steps[:, : int(src_lengths[sentence])].clone()  # (t + 1, src_len)
+        tokens = beams.history[row, beam].tolist()
+        finished[sentence].append(Hypothesis(tokens, log_prob / penalty, log_prob, attention))
+    counts = torch.tensor([len(finished[s]) for s in sentences], device=top_scores.device)
+    return counts >= k
+
+
+def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
+           weights: torch.Tensor, done: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Keeps each sentence's best k extensions that do not end in eos, drops the sentences that are done,
+    and reorders the decoder state to match.
+
+    Returns:
+        the last token of every live beam, (live' × k,).
+    """
+    live, k = beams.scores.shape
+    is_eos = (top_tokens == eos_id).to(torch.int8)  # (live, 2k)
+    keep_rank = torch.argsort(is_eos, dim=1, stable=True)[:, :k]  # the first k non-eos, best first
+    scores = top_scores.gather(1, keep_rank)  # (live, k)
+    scores = scores.masked_fill(is_eos.gather(1, keep_rank).bool(), -math.inf)
+    beam = origin.gather(1, keep_rank)  # (live, k)
+    tokens = top_tokens.gather(1, keep_rank)  # (live, k)
+    keep = (~done).nonzero().squeeze(1)  # (live',)
+    rows = (keep.unsqueeze(1) * k + beam[keep]).view(-1)  # (live' × k,) rows of the old state
+    steps = beams.history.size(2)
+    history = beams.history.view(live * k, steps)[rows].view(keep.numel(), k, steps)
+    beams.history = torch.cat([history, tokens[keep].unsqueeze(2)], dim=2)  # (live', k, t + 1)
+    if beams.attention is not None:
+        src_len = weights.size(-1)
+        old = beams.attention.view(live * k, steps, src_len)[rows]  # (live' × k, t, S)
+        beams.attention = torch.cat([old, weights.float()[rows].unsqueeze(1)], dim=1).view(
+            keep.numel(), k, steps + 1, src_len)
+    beams.sentences, beams.scores = beams.sentences[keep], scores[keep]
+    beams.state, beams.enc = beams.state.index_select(rows), beams.enc.index_select(rows)
+    return tokens[keep].view(-1)

@@ -1,0 +1,350 @@
+"""Attentional encoder–decoder: bidirectional LSTM/GRU encoder, bridge, input-feeding decoder, tied softmax.
+
+The decoder follows Luong et al. (2015) with input feeding, for every attention type (as Joey NMT does):
+
+    gates_t  = W_e · emb(y_{t-1}) + W_r · [att_{t-1}; h_{t-1}]     (first layer)
+    h_t      = cell(gates_t)
+    c_t, a_t = attention(h_t (top layer), keys, memory, mask)
+    att_t    = tanh(W_a · dropout([h_t; c_t]))                        (fed to step t+1)
+    logits_t = att_t · E^T + b                                        (E: the tied embedding)
+
+CPU speed: only the recurrence runs step by step. The embedding half of the first layer's gates
+(`W_e · emb` for every target position), the attention keys and the output projection + softmax are
+each computed once per batch with one large matmul; training projects only the non-padding positions.
+
+With `tie_weights="all"` one embedding matrix (joint vocabulary) serves as source embedding, target
+embedding and output projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seq2text.nn.attention import AttentionType, make_attention
+
+__all__ = ["Seq2Seq", "Encoder", "Decoder", "EncoderOutput", "DecoderState", "FeedingCell", "CellType",
+           "TieWeights"]
+
+TieWeights = Literal["none", "decoder", "all"]
+CellType = Literal["lstm", "gru"]
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """What the decoder reads at every step.
+
+    Attributes:
+        memory: encoder outputs, (batch, src_len, memory_size); zero at padding.
+        keys: `attention.project_keys(memory)`, (batch, src_len, key_size).
+        mask: True at real source positions, (batch, src_len).
+    """
+
+    memory: torch.Tensor
+    keys: torch.Tensor
+    mask: torch.Tensor
+
+    def index_select(self, rows: torch.Tensor) -> EncoderOutput:
+        """Keeps (or repeats) the batch rows `rows`, (n,)."""
+        return EncoderOutput(self.memory[rows], self.keys[rows], self.mask[rows])
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    """The recurrent state between decoder steps.
+
+    Attributes:
+        hidden: per layer, (batch, hidden_size).
+        cell: per layer LSTM cell state, (batch, hidden_size); empty for GRU.
+        att: the previous attentional vector (input feeding), (batch, att_size).
+    """
+
+    hidden: tuple[torch.Tensor, ...]
+    cell: tuple[torch.Tensor, ...]
+    att: torch.Tensor
+
+    def index_select(self, rows: torch.Tensor) -> DecoderState:
+        """Keeps (or repeats) the batch rows `rows`, (n,) (beam search reorders with this)."""
+        return DecoderState(tuple(h[rows] for h in self.hidden), tuple(c[rows] for c in self.cell), self.att[rows])
+
+
+class Encoder(nn.Module):
+    """Bidirectional LSTM/GRU over packed sequences.
+
+    Args:
+        rnn_type: `lstm` or `gru`.
+        emb_size: input features.
+        hidden_size: features per direction (outputs have 2 × hidden_size).
+        num_layers: depth.
+        dropout: between layers.
+    """
+
+    def __init__(self, rnn_type: CellType, emb_size: int, hidden_size: int, num_layers: int,
+                 dropout: float) -> None:
+        super().__init__()
+        rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn_class(emb_size, hidden_size, num_layers, batch_first=True, bidirectional=True,
+                             dropout=dropout if num_layers > 1 else 0.0)
+
+    def forward(self, emb: torch.Tensor, lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Encodes a padded batch.
+
+        Args:
+            emb: embedded source, (batch, src_len, emb_size).
+            lengths: true lengths, (batch,), each ≥ 1.
+
+        Returns:
+            memory (batch, src_len, 2 × hidden_size) with zeros at padding, and the top layer's final
+            hidden state (batch, 2 × hidden_size) and LSTM cell state (same, or None for GRU), forward
+            and backward directions concatenated.
+        """
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        output, final = self.rnn(packed)
+        memory, _ = pad_packed_sequence(output, batch_first=True, total_length=emb.size(1))
+        h_n, c_n = final if isinstance(final, tuple) else (final, None)  # (layers × 2, batch, hidden)
+        top_h = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (batch, 2 × hidden)
+        top_c = torch.cat([c_n[-2], c_n[-1]], dim=-1) if c_n is not None else None
+        return memory, top_h, top_c
+
+
+class FeedingCell(nn.Module):
+    """The decoder's first recurrent layer with its input split in two: the embedding part of the gates
+    is computed for all steps at once (`project_input`), the input-feeding part at each `step`.
+
+    Gate layout: LSTM (input, forget, output, candidate); GRU (reset, update, new) as in `nn.GRUCell`.
+
+    Args:
+        rnn_type: `lstm` or `gru`.
+        emb_size: features of a target embedding.
+        feed_size: features of the fed-back attentional vector.
+        hidden_size: state size.
+    """
+
+    def __init__(self, rnn_type: CellType, emb_size: int, feed_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.rnn_type, self.hidden_size = rnn_type, hidden_size
+        gates = (4 if rnn_type == "lstm" else 3) * hidden_size
+        self.input_layer = nn.Linear(emb_size, gates)
+        if rnn_type == "lstm":
+            self.recurrent_layer = nn.Linear(feed_size + hidden_size, gates, bias=False)
+            with torch.no_grad():
+                self.input_layer.bias[hidden_size: 2 * hidden_size].fill_(1.0)  # forget-gate bias 1
+        else:
+            self.feed_layer = nn.Linear(feed_size, gates, bias=False)
+            self.hidden_layer = nn.Linear(hidden_size, gates)
+
+    def project_input(self, emb: torch.Tensor) -> torch.Tensor:
+        """emb (..., emb_size) → the embedding part of the gates (..., 4 or 3 × hidden_size)."""
+        return self.input_layer(emb)
+
+    def step(self, input_gates: torch.Tensor, feed: torch.Tensor, hidden: torch.Tensor,
+             cell: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One step: input_gates (batch, gates), feed (batch, feed_size), hidden/cell (batch, hidden_size)
+        → new hidden and cell (cell is None for GRU). Nonlinearities and the cell state stay in float32."""
+        size = self.hidden_size
+        if self.rnn_type == "lstm":
+            gates = (input_gates + self.recurrent_layer(torch.cat([feed, hidden], dim=1))).float()  # (B, 4H)
+            sig = gates[:, : 3 * size].sigmoid()
+            cell = sig[:, size: 2 * size] * cell + sig[:, :size] * gates[:, 3 * size:].tanh()
+            return sig[:, 2 * size: 3 * size] * cell.tanh(), cell
+        gx = (input_gates + self.feed_layer(feed)).float()  # (B, 3H)
+        gh = self.hidden_layer(hidden).float()  # (B, 3H)
+        reset_update = (gx[:, : 2 * size] + gh[:, : 2 * size]).sigmoid()
+        new = torch.tanh(gx[:, 2 * size:] + reset_update[:, :size] * gh[:, 2 * size:])
+        return new + reset_update[:, size:] * (hidden.float() - new), None
+
+
+class Decoder(nn.Module):
+    """Input-feeding attentional decoder (see the module docstring).
+
+    Args:
+        rnn_type: `lstm` or `gru`.
+        emb_size: target embedding width.
+        hidden_size: recurrent state width.
+        memory_size: encoder output width.
+        att_size: width of the attentional vector (the embedding width when the output is tied).
+        num_layers: recurrent depth.
+        attention: `bahdanau`, `luong_general` or `luong_dot`.
+        attention_size: hidden width of Bahdanau's scoring MLP.
+        dropout: on the inputs of the attentional layer and between recurrent layers.
+    """
+
+    def __init__(self, rnn_type: CellType, emb_size: int, hidden_size: int, memory_size: int, att_size: int,
+                 num_layers: int, attention: AttentionType, attention_size: int, dropout: float) -> None:
+        super().__init__()
+        self.rnn_type, self.num_layers, self.att_size, self.dropout = rnn_type, num_layers, att_size, dropout
+        self.first = FeedingCell(rnn_type, emb_size, att_size, hidden_size)
+        cell_class = nn.LSTMCell if rnn_type == "lstm" else nn.GRUCell
+        self.upper = nn.ModuleList(cell_class(hidden_size, hidden_size) for _ in range(num_layers - 1))
+        self.attention = make_attention(attention, hidden_size, memory_size, attention_size)
+        self.att_layer = nn.Linear(hidden_size + memory_size, att_size, bias=False)
+
+    def step(self, input_gates: torch.Tensor, state: DecoderState, enc: EncoderOutput
+             ) -> tuple[DecoderState, torch.Tensor]:
+        """One decoder step.
+
+        Args:
+            input_gates: `first.project_input(emb(y_{t-1}))`, (batch, gates).
+            state: the state after step t-1.
+            enc: the encoded source.
+
+        Returns:
+            the new state (its `att` is this step's attentional vector, (batch, att_size)) and the
+            attention weights, (batch, src_len).
+        """
+        lstm = self.rnn_type == "lstm"
+        h, c = self.first.step(input_gates, state.att, state.hidden[0], state.cell[0] if lstm else None)
+        hidden, cells = [h], [c] if lstm else []
+        for i, layer in enumerate(self.upper, start=1):
+            x = F.dropout(h, self.dropout, self.training)
+            if lstm:
+                h, c = layer(x, (state.hidden[i], state.cell[i]))
+                cells.append(c)
+            else:
+                h = layer(x, state.hidden[i])
+            hidden.append(h)
+        context, weights = self.attention(h, enc.keys, enc.memory, enc.mask)  # (B, M), (B, S)
+        features = F.dropout(torch.cat([h.to(context.dtype), context], dim=-1), self.dropout, self.training)
+        att = torch.tanh(self.att_layer(features))  # (B, att_size)
+        return DecoderState(tuple(hidden), tuple(cells), att), weights
+
+
+class Seq2Seq(nn.Module):
+    """The translation network: embeddings, `Encoder`, bridge, `Decoder`, tied output layer.
+
+    Args:
+        vocab_size: size of the joint source/target vocabulary.
+        emb_size: embedding width.
+        hidden_size: decoder state width.
+        encoder_hidden_size: encoder width per direction (default hidden_size // 2, so that the memory is
+            hidden_size wide, as `luong_dot` requires).
+        num_encoder_layers: encoder depth.
+        num_decoder_layers: decoder depth.
+        rnn_type: `lstm` or `gru` (encoder and decoder).
+        attention: `bahdanau`, `luong_general` or `luong_dot`.
+        attention_size: Bahdanau MLP width (default hidden_size).
+        dropout: on embeddings, between layers and on the attentional layer's input.
+        tie_weights: `all` (source embedding = target embedding = output projection), `decoder`
+            (target embedding = output projection) or `none`.
+        pad_id: padding id; bos_id / eos_id: start and end of a target sentence.
+    """
+
+    def __init__(self, vocab_size: int, emb_size: int = 256, hidden_size: int = 256,
+                 encoder_hidden_size: int | None = None, num_encoder_layers: int = 1, num_decoder_layers: int = 1,
+                 rnn_type: CellType = "gru", attention: AttentionType = "bahdanau",
+                 attention_size: int | None = None, dropout: float = 0.2, tie_weights: TieWeights = "all",
+                 pad_id: int = 0, bos_id: int = 2, eos_id: int = 3) -> None:
+        super().__init__()
+        encoder_hidden_size = encoder_hidden_size or max(1, hidden_size // 2)
+        attention_size = attention_size or hidden_size
+        self.config = {"vocab_size": vocab_size, "emb_size": emb_size, "hidden_size": hidden_size,
+                       "encoder_hidden_size": encoder_hidden_size, "num_encoder_layers": num_encoder_layers,
+                       "num_decoder_layers": num_decoder_layers, "rnn_type": rnn_type, "attention": attention,
+                       "attention_size": attention_size, "dropout": dropout, "tie_weights": tie_weights,
+                       "pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id}
+        self.pad_id, self.bos_id, self.eos_id, self.dropout = pad_id, bos_id, eos_id, dropout
+        self.rnn_type, self.tie_weights = rnn_type, tie_weights
+        memory_size = 2 * encoder_hidden_size
+        att_size = emb_size if tie_weights != "none" else hidden_size
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
+        self.src_embedding = None if tie_weights == "all" else nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
+        self.encoder = Encoder(rnn_type, emb_size, encoder_hidden_size, num_encoder_layers, dropout)
+        self.bridge = nn.Linear(memory_size, num_decoder_layers * hidden_size)
+        self.cell_bridge = nn.Linear(memory_size, num_decoder_layers * hidden_size) if rnn_type == "lstm" else None
+        self.decoder = Decoder(rnn_type, emb_size, hidden_size, memory_size, att_size, num_decoder_layers,
+                               attention, attention_size, dropout)
+        self.out_weight = None if tie_weights != "none" else nn.Parameter(torch.empty(vocab_size, att_size))
+        self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for embedding in (self.embedding, self.src_embedding):
+            if embedding is not None:
+                nn.init.uniform_(embedding.weight, -0.1, 0.1)
+                with torch.no_grad():
+                    embedding.weight[self.pad_id].zero_()
+        if self.out_weight is not None:
+            nn.init.uniform_(self.out_weight, -0.1, 0.1)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """(vocab_size, att_size): the target embedding when tied."""
+        return self.embedding.weight if self.out_weight is None else self.out_weight
+
+    # ------------------------------------------------------------------------------------------ encoder
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EncoderOutput, DecoderState]:
+        """Encodes a source batch and builds the decoder's initial state.
+
+        Args:
+            src: source ids, (batch, src_len), padded with `pad_id`.
+            src_lengths: true lengths, (batch,), each ≥ 1.
+
+        Returns:
+            the encoder output and the initial decoder state (zeros as the first fed attentional vector).
+        """
+        embedding = self.embedding if self.src_embedding is None else self.src_embedding
+        emb = F.dropout(embedding(src), self.dropout, self.training)  # (B, S, E)
+        memory, final_h, final_c = self.encoder(emb, src_lengths)  # (B, S, M), (B, M)
+        memory = _autocast(memory)  # cast once here, not at every decoder step
+        mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)  # (B, S)
+        enc = EncoderOutput(memory, self.decoder.attention.project_keys(memory), mask)
+        layers = self.decoder.num_layers
+        hidden = torch.tanh(self.bridge(final_h)).float().chunk(layers, dim=-1)  # layers × (B, H), float32 states
+        cell = torch.tanh(self.cell_bridge(final_c)).float().chunk(layers, dim=-1) if final_c is not None else ()
+        att = memory.new_zeros(src.size(0), self.decoder.att_size)  # (B, att_size)
+        return enc, DecoderState(tuple(hidden), tuple(cell), att)
+
+    # ------------------------------------------------------------------------------------------ training
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, trg_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoding.
+
+        Args:
+            src: (batch, src_len) ids; src_lengths: (batch,).
+            trg_in: target ids starting with `bos_id`, (batch, trg_len).
+
+        Returns:
+            the attentional vectors, (batch, trg_len, att_size); `logits` turns them into scores.
+        """
+        enc, state = self.encode(src, src_lengths)
+        emb = F.dropout(self.embedding(trg_in), self.dropout, self.training)  # (B, T, E)
+        input_gates = self.decoder.first.project_input(emb)  # (B, T, gates): one matmul for all steps
+        outputs = []
+        for gates in input_gates.unbind(1):  # unbind: one gradient for all steps, not one full-size per step
+            state, _ = self.decoder.step(gates, state, enc)
+            outputs.append(state.att)
+        return torch.stack(outputs, dim=1)  # (B, T, att_size)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., att_size) → vocabulary scores (..., vocab_size)."""
+        return F.linear(features, self.output_weight, self.out_bias)
+
+    # ------------------------------------------------------------------------------------------ search
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
+                    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step of free-running decoding.
+
+        Args:
+            tokens: the previous token of each row, (n,).
+            state: the decoder state, n rows; enc: the encoder output, n rows.
+
+        Returns:
+            log-probabilities (n, vocab_size) float32, the new state, attention weights (n, src_len).
+        """
+        gates = self.decoder.first.project_input(self.embedding(tokens))  # (n, gates)
+        state, weights = self.decoder.step(gates, state, enc)
+        return F.log_softmax(self.logits(state.att).float(), dim=-1), state, weights
+
+
+
+def _autocast(x: torch.Tensor) -> torch.Tensor:
+    """`x` in the autocast dtype of its device when autocast is on (e.g. bf16-mixed), else unchanged."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and x.is_floating_point():
+        return x.to(torch.get_autocast_dtype(device))
+    return x

@@ -1,0 +1,362 @@
+"""ClassificationTask: (bi)LSTM/GRU text classifiers, from scratch or fine-tuned from an LM bundle (ULMFiT)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from seq2text.data.batches import ClassificationBatch
+from seq2text.errors import ConfigError, DataError
+from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
+from seq2text.nn.rnn import RNNType
+from seq2text.tasks.callbacks import training_progress
+
+__all__ = ["ClassificationTask"]
+
+_SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True}
+
+
+class ClassificationTask(pl.LightningModule):
+    """Trains an `RNNClassifier`; reports accuracy, macro-F1 and (test) the confusion matrix.
+
+    Network args are those of `RNNClassifier`; the architecture args left at None take the from-scratch
+    defaults (emb 300, hidden 256, 1 layer, lstm, bidirectional), or, with `pretrained_lm`, the language
+    model's (unidirectional). Other args:
+
+    Args:
+        vocab_size: tokenizer size (linked from `data.vocab_size` by the CLI).
+        num_classes: number of labels; None takes it from the data module's training labels (the CLI
+            case). When given, it must match the data.
+        labels: the class names in index order; None takes the data module's (checked when given).
+        pretrained_lm: a language-model bundle whose embedding and recurrent stack initialise the encoder;
+            the data module must use its tokenizer (`data.tokenizer_model: <bundle>/tokenizer.model`).
+        word_vectors: a GloVe/word2vec/fastText text file to initialise the embeddings (width `emb_size`).
+        optimizer: `adam` or `adamw`.
+        lr: peak learning rate of the head.
+        weight_decay: L2 (adam) or decoupled (adamw) weight decay.
+        betas: Adam's betas (ULMFiT uses (0.8, 0.99)).
+        lr_schedule: `slanted_triangular` (ULMFiT), `constant`, `cosine` or `linear` over the training
+            (the wall-clock budget if one is set).
+        warmup_steps: linear warm-up steps (on top of the schedule).
+        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
+        stlr_cut_frac: share of training spent rising (slanted triangular).
+        stlr_ratio: peak-to-floor ratio of the slanted triangular schedule.
+        discriminative_lr: each layer group below the head learns at lr / discriminative_lr^depth
+            (depth 1 = the last recurrent layer, ..., the embedding deepest); 2.6 in ULMFiT, 1 = off.
+        gradual_unfreezing: train the head alone first, then unfreeze one more layer group (top down)
+            every `unfreeze_interval` epochs.
+        unfreeze_interval: epochs between unfreezing steps (fractions allowed, e.g. 0.25).
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    bundle_task = "classification"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int | None = None,
+        labels: list[str] | None = None,
+        emb_size: int | None = None,
+        hidden_size: int | None = None,
+        num_layers: int | None = None,
+        rnn_type: RNNType | None = None,
+        bidirectional: bool | None = None,
+        pooling: Pooling = "concat",
+        head_sizes: list[int] | None = None,
+        dropout: float = 0.3,
+        dropout_hidden: float = 0.2,
+        dropout_input: float = 0.2,
+        dropout_embedding: float = 0.05,
+        weight_dropout: float = 0.0,
+        dropout_head: float = 0.2,
+        bptt: int | None = None,
+        max_grad_len: int | None = None,
+        pretrained_lm: str | None = None,
+        word_vectors: str | None = None,
+        optimizer: Literal["adam", "adamw"] = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.999),
+        lr_schedule: Literal["slanted_triangular", "constant", "cosine", "linear"] = "slanted_triangular",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        stlr_cut_frac: float = 0.1,
+        stlr_ratio: float = 32.0,
+        discriminative_lr: float = 1.0,
+        gradual_unfreezing: bool = False,
+        unfreeze_interval: float = 1.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_options(locals())
+        self.save_hyperparameters()
+        self._pending_lm = None
+        self._lm_fingerprint: str | None = None
+        self.architecture = self._architecture()
+        self.net: RNNClassifier | None = None
+        self._vectors_loaded = False
+        self._unfrozen: int | None = None
+        self._clock: float | None = None
+        self.test_confusion: list[list[int]] | None = None
+        if num_classes is not None:
+            self._build(num_classes)
+
+    # ------------------------------------------------------------------------------------------ building
+    def _architecture(self) -> dict:
+        """Sizes and cell type: from the LM bundle (checked against the ones given) or the defaults."""
+        hp = self.hparams
+        given = {k: hp[k] for k in _SCRATCH if hp[k] is not None}
+        if hp.pretrained_lm is None:
+            return {**_SCRATCH, **given, "output_size": None}
+        from seq2text.artifact import read_bundle  # lazy: artifact sits above tasks
+
+        bundle = read_bundle(hp.pretrained_lm, task="language_model")
+        net = bundle.config["net"]
+        lm = {"emb_size": net["emb_size"], "hidden_size": net["hidden_size"], "num_layers": net["num_layers"],
+              "rnn_type": net["rnn_type"], "bidirectional": False}
+        conflicts = {k: (v, lm[k]) for k, v in given.items() if v != lm[k]}
+        if conflicts:
+            detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
+            raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
+        if net["vocab_size"] != hp.vocab_size:
+            raise ConfigError(f"the LM bundle {hp.pretrained_lm} has {net['vocab_size']} token ids but the data's "
+                              f"tokenizer has {hp.vocab_size}; set data.tokenizer_model to "
+                              f"{hp.pretrained_lm}/tokenizer.model")
+        self._pending_lm, self._lm_fingerprint = bundle.weights, bundle.tokenizer.fingerprint
+        return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
+
+    def _build(self, num_classes: int) -> None:
+        hp = self.hparams
+        self.net = RNNClassifier(hp.vocab_size, num_classes, pooling=hp.pooling, head_sizes=hp.head_sizes or (),
+                                 dropout=hp.dropout, dropout_hidden=hp.dropout_hidden, dropout_input=hp.dropout_input,
+                                 dropout_embedding=hp.dropout_embedding, weight_dropout=hp.weight_dropout,
+                                 dropout_head=hp.dropout_head, bptt=hp.bptt, max_grad_len=hp.max_grad_len,
+                                 **self.architecture)
+        if self._pending_lm is not None:
+            try:
+                copied = self.net.load_encoder(self._pending_lm)
+            except ValueError as error:
+                raise ConfigError(f"{hp.pretrained_lm}: {error}") from None
+            rank_zero_info(f"classifier: encoder initialised from {hp.pretrained_lm} ({copied} tensors)")
+            self._pending_lm = None
+        self.metrics = nn.ModuleDict({stage: MetricCollection({
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "f1": MulticlassF1Score(num_classes, average="macro")}) for stage in ("val", "test")})
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+
+    def setup(self, stage: str) -> None:
+        """Takes (or checks) the labels from the data module, builds the network, checks the tokenizer."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(datamodule, "labels", None) is not None:
+            self._check_labels(list(datamodule.labels))
+        if self.net is None:
+            if self.hparams.num_classes is None:
+                raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
+            self._build(self.hparams.num_classes)
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        lm = self.hparams.pretrained_lm
+        if self._lm_fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != self._lm_fingerprint:
+            raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {lm}; set "
+                              f"data.tokenizer_model to {lm}/tokenizer.model")
+        if stage == "fit" and self.hparams.word_vectors and not self._vectors_loaded:
+            if tokenizer is None:
+                raise ConfigError("model.word_vectors needs a data module with a tokenizer")
+            self._load_word_vectors(tokenizer.pieces())
+
+    def _check_labels(self, labels: list[str]) -> None:
+        hp = self.hparams
+        if hp.num_classes is not None and hp.num_classes != len(labels):
+            raise ConfigError(f"model.num_classes={hp.num_classes} but the training data has {len(labels)} labels "
+                              f"{labels}; fix model.init_args.num_classes or leave it out (it is taken from the data)")
+        if hp.labels is not None and list(hp.labels) != labels:
+            raise ConfigError(f"model.labels={list(hp.labels)} differ from the training data's labels {labels} "
+                              "(sorted); fix model.init_args.labels or leave it out (it is taken from the data)")
+        hp.num_classes, hp.labels = len(labels), labels
+
+    def _load_word_vectors(self, pieces: list[str]) -> None:
+        try:
+            vectors, found = load_word_vectors(self.hparams.word_vectors, pieces, self.net.embedding.embedding_dim)
+        except ValueError as error:
+            raise DataError(f"model.word_vectors: {error}") from None
+        if not found.any():
+            raise DataError(f"{self.hparams.word_vectors} has a vector for none of the {len(pieces)} tokenizer "
+                            "pieces; check the file (and data.lowercase)")
+        with torch.no_grad():
+            self.net.embedding.weight[found] = vectors[found].to(self.net.embedding.weight)
+        self._vectors_loaded = True
+        rank_zero_info(f"classifier: word vectors for {int(found.sum())} of {len(pieces)} pieces")
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _forward(self, batch: ClassificationBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels of the real (non-filler) texts: (n, num_classes), (n,)."""
+        logits = self.net(batch.text, batch.lengths)  # (B, C)
+        real = batch.real
+        return logits[real].float(), batch.labels[real]
+
+    def training_step(self, batch: ClassificationBatch, batch_idx: int) -> torch.Tensor:
+        logits, labels = self._forward(batch)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True, batch_size=labels.numel())
+        self.log("train/acc", (logits.argmax(-1) == labels).float().mean(), batch_size=labels.numel())
+        return loss
+
+    def _eval_step(self, batch: ClassificationBatch, stage: str) -> None:
+        logits, labels = self._forward(batch)
+        if labels.numel() == 0:  # a filler batch
+            return
+        self.losses[stage].update(F.cross_entropy(logits, labels), labels.numel())
+        preds = logits.argmax(-1)
+        self.metrics[stage].update(preds, labels)
+        if stage == "test":
+            self.confusion.update(preds, labels)
+
+    def validation_step(self, batch: ClassificationBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: ClassificationBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _log_eval(self, stage: str) -> None:
+        """Metrics synced across processes by torchmetrics; every text counted once. The values are the same
+        on every rank, so `sync_dist` (a mean) leaves them unchanged."""
+        values = self.metrics[stage].compute()
+        self.log(f"{stage}/acc", values["acc"], prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/f1", values["f1"], sync_dist=True)
+        self.log(f"{stage}/loss", self.losses[stage].compute(), sync_dist=True)
+        self.metrics[stage].reset()
+        self.losses[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+        matrix = self.confusion.compute().long().cpu()  # (true, predicted)
+        self.confusion.reset()
+        self.test_confusion = matrix.tolist()
+        labels = self.hparams.labels or [str(i) for i in range(matrix.size(0))]
+        self.log("test/examples", float(matrix.sum()), sync_dist=True)
+        for i, true in enumerate(labels):
+            for j, predicted in enumerate(labels):
+                self.log(f"test/confusion/{true}->{predicted}", float(matrix[i, j]), sync_dist=True)
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The weights to ship (float32, CPU)."""
+        return {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    # ------------------------------------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """One parameter group per layer group, each with its discriminative learning-rate scale."""
+        hp = self.hparams
+        groups = self.net.layer_groups()
+        param_groups = []
+        for k, params in enumerate(groups):
+            depth = len(groups) - 1 - k  # the head is depth 0
+            scale = hp.discriminative_lr ** -depth
+            param_groups.append({"params": params, "lr": hp.lr * scale, "lr_scale": scale, "depth": depth})
+        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
+        # the fused kernel is many times faster than the per-tensor loop on a CPU (a large embedding dominates)
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.net.parameters())
+        return optimizer(param_groups, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas), fused=fused)
+
+    def current_lr(self) -> float:
+        """The head's learning rate now: warm-up × schedule."""
+        hp = self.hparams
+        warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
+        progress = self.progress()
+        if hp.lr_schedule == "slanted_triangular":
+            cut = hp.stlr_cut_frac
+            rise = progress / cut if progress < cut else 1 - (progress - cut) / (1 - cut)
+            shape = (1 + rise * (hp.stlr_ratio - 1)) / hp.stlr_ratio
+        elif hp.lr_schedule == "cosine":
+            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        elif hp.lr_schedule == "linear":
+            shape = 1 - (1 - hp.min_lr_ratio) * progress
+        else:
+            shape = 1.0
+        return hp.lr * warm * shape
+
+    def progress(self) -> float:
+        """Share of training done (0 → 1): whichever ends first, the wall-clock budget or `max_epochs`."""
+        trainer = self.trainer
+        progress = training_progress(trainer)
+        max_epochs = getattr(trainer, "max_epochs", None)
+        if max_epochs and max_epochs > 0 and getattr(trainer, "max_steps", -1) in (None, -1):
+            batches = trainer.num_training_batches
+            within = trainer.fit_loop.epoch_loop.batch_progress.current.ready / batches if batches else 0.0
+            progress = max(progress, min(1.0, (trainer.current_epoch + within) / max_epochs))
+        return progress
+
+    def unfrozen_depth(self, batch_idx: int) -> int:
+        """How many layer groups (from the head down) train now; all of them without gradual unfreezing."""
+        groups = len(self.net.layer_groups())
+        if not self.hparams.gradual_unfreezing:
+            return groups
+        batches = self.trainer.num_training_batches
+        epochs = self.trainer.current_epoch + (batch_idx / batches if batches and math.isfinite(batches) else 0.0)
+        return min(groups, 1 + int(epochs / self.hparams.unfreeze_interval + 1e-9))
+
+    def on_train_batch_start(self, batch: ClassificationBatch, batch_idx: int) -> None:
+        lr, unfrozen = self.current_lr(), self.unfrozen_depth(batch_idx)
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = lr * group["lr_scale"] if group["depth"] < unfrozen else 0.0
+        if unfrozen != self._unfrozen:
+            self._set_trainable(unfrozen)
+        if self._clock is None:
+            self._clock = time.perf_counter()
+
+    def _set_trainable(self, unfrozen: int) -> None:
+        """Frozen groups get lr 0 (always exact); on one process their gradients are also skipped (speed).
+        Under DDP every parameter keeps requires_grad, so that the gradient buckets stay valid."""
+        self._unfrozen = unfrozen
+        if self.trainer.world_size == 1:
+            groups = self.net.layer_groups()
+            for k, params in enumerate(groups):
+                for p in params:
+                    p.requires_grad_(len(groups) - 1 - k < unfrozen)
+        if self.hparams.gradual_unfreezing:
+            rank_zero_info(f"classifier: training the top {unfrozen} layer group(s)")
+
+    def on_train_end(self) -> None:
+        for p in self.net.parameters():
+            p.requires_grad_(True)
+
+    def on_train_epoch_start(self) -> None:
+        self._clock = None
+
+    def on_train_batch_end(self, outputs: object, batch: ClassificationBatch, batch_idx: int) -> None:
+        now = time.perf_counter()
+        seconds = max(now - self._clock, 1e-9)
+        self.log("train/tokens_per_sec", batch.num_tokens / seconds)
+        self.log("train/examples_per_sec", batch.text.size(0) / seconds)
+        self.log("train/lr", self.current_lr())
+        self._clock = now
+
+
+def _check_options(args: dict) -> None:
+    for name in ("dropout", "dropout_hidden", "dropout_input", "dropout_embedding", "weight_dropout", "dropout_head",
+                 "label_smoothing"):
+        if not 0.0 <= args[name] < 1.0:
+            raise ConfigError(f"model.{name}={args[name]} is out of range; it lies in [0, 1)")
+    if args["lr"] <= 0 or args["weight_decay"] < 0 or args["discriminative_lr"] < 1.0:
+        raise ConfigError("model: lr must be > 0, weight_decay ≥ 0 and discriminative_lr ≥ 1 (1 = off)")
+    if not 0.0 < args["stlr_cut_frac"] < 1.0 or args["stlr_ratio"] < 1.0 or args["unfreeze_interval"] <= 0:
+        raise ConfigError("model: stlr_cut_frac lies in (0, 1), stlr_ratio ≥ 1 and unfreeze_interval > 0")
+    if args["pretrained_lm"] is not None and args["word_vectors"] is not None:
+        raise ConfigError("model.pretrained_lm and model.word_vectors both initialise the embeddings; keep one")
+    if args["bidirectional"] and args["pretrained_lm"] is not None:
+        raise ConfigError("a language model's encoder is unidirectional; set model.bidirectional to false or leave "
+                          "it out when model.pretrained_lm is set")
+    sizes = [args[k] for k in ("emb_size", "hidden_size", "num_layers", "num_classes", "bptt", "max_grad_len")]
+    if any(v is not None and v < 1 for v in sizes) or min(args["vocab_size"], *(args["head_sizes"] or [1])) < 1:
+        raise ConfigError("model: sizes, num_classes, bptt and max_grad_len must be positive integers")

@@ -1,0 +1,257 @@
+"""TranslationTask: attentional LSTM/GRU encoder–decoder, label-smoothed cross-entropy, sacreBLEU evaluation.
+
+BLEU, chrF and TER are computed on decoded, detokenized hypotheses against the raw lines of the reference
+file (the data module's `references`), with every pair counted once across DDP ranks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+
+from seq2text.data.batches import TranslationBatch
+from seq2text.errors import ConfigError
+from seq2text.metrics import bleu, translation_scores
+from seq2text.nn.attention import AttentionType
+from seq2text.nn.loss import label_smoothed_nll
+from seq2text.nn.search import beam_search, greedy_search
+from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
+from seq2text.tasks.callbacks import training_progress
+
+__all__ = ["TranslationTask"]
+
+
+class TranslationTask(pl.LightningModule):
+    """Trains a `Seq2Seq` network. Network args are those of `Seq2Seq`; training and evaluation args:
+
+    Args:
+        label_smoothing: share of the target probability spread uniformly over the vocabulary.
+        optimizer: `adam` or `adamw`.
+        lr: peak learning rate.
+        weight_decay: L2 (adam) or decoupled (adamw) weight decay.
+        lr_schedule: `constant`, or `cosine` / `linear` annealing to the end of training (the wall-clock
+            budget if one is set, else max_steps or max_epochs).
+        warmup_steps: linear warm-up steps.
+        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
+        val_bleu: decode the validation set after every validation epoch and log `val/bleu`.
+        val_beam_size: beam size of that decoding (1 = greedy, the cheap default).
+        test_beam_size: beam size of the test decoding (also the bundle's default).
+        length_penalty: beam-search length normalization exponent (score / length ** length_penalty).
+        max_len_ratio: hypotheses stop at floor(max_len_ratio × source length) + max_len_offset tokens.
+        max_len_offset: see `max_len_ratio`.
+    """
+
+    bundle_task = "translation"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int = 256,
+        hidden_size: int = 256,
+        encoder_hidden_size: int | None = None,
+        num_encoder_layers: int = 1,
+        num_decoder_layers: int = 1,
+        rnn_type: CellType = "gru",
+        attention: AttentionType = "bahdanau",
+        attention_size: int | None = None,
+        dropout: float = 0.2,
+        tie_weights: TieWeights = "all",
+        label_smoothing: float = 0.1,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["constant", "cosine", "linear"] = "cosine",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        val_bleu: bool = True,
+        val_beam_size: int = 1,
+        test_beam_size: int = 5,
+        length_penalty: float = 1.0,
+        max_len_ratio: float = 1.5,
+        max_len_offset: int = 10,
+    ) -> None:
+        super().__init__()
+        _check_options(vocab_size=vocab_size, emb_size=emb_size, hidden_size=hidden_size,
+                       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
+                       val_beam_size=val_beam_size, test_beam_size=test_beam_size)
+        if not 0 <= dropout < 1 or not 0 <= label_smoothing < 1:
+            raise ConfigError("model.dropout and model.label_smoothing must lie in [0, 1)")
+        if lr <= 0 or weight_decay < 0 or max_len_ratio <= 0 or max_len_offset < 0:
+            raise ConfigError("model: lr and max_len_ratio must be > 0, weight_decay and max_len_offset ≥ 0")
+        if attention == "luong_dot" and 2 * (encoder_hidden_size or hidden_size // 2) != hidden_size:
+            raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
+                              "encoder_hidden_size unset or use luong_general / bahdanau")
+        self.save_hyperparameters()
+        self.net = Seq2Seq(vocab_size, emb_size, hidden_size, encoder_hidden_size, num_encoder_layers,
+                           num_decoder_layers, rnn_type, attention, attention_size, dropout, tie_weights)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._outputs: dict[str, list[tuple[int, str]]] = {}
+        self.hypotheses: dict[str, list[str]] = {}
+        self.details: dict[str, str] = {}
+        self._clock: float | None = None
+
+    # ------------------------------------------------------------------------------------------ loss
+    def _losses(self, batch: TranslationBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed label-smoothed loss and summed NLL (nats) over the target tokens of `batch`."""
+        features = self.net(batch.src, batch.src_lengths, batch.trg_in)  # (B, T, att_size)
+        logits = self.net.logits(features[batch.trg_mask])  # (N, V): real positions only, one matmul
+        loss, nll = label_smoothed_nll(logits, batch.trg_out[batch.trg_mask], self.hparams.label_smoothing)
+        return loss.sum(), nll.sum()
+
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+        loss_sum, nll_sum = self._losses(batch)
+        tokens = max(batch.num_tokens, 1)
+        loss = loss_sum / tokens
+        self.log("train/loss", loss, prog_bar=True, batch_size=tokens)
+        self.log("train/ppl", torch.exp(nll_sum.detach() / tokens), batch_size=tokens)
+        return loss
+
+    def _eval_step(self, batch: TranslationBatch, stage: str) -> None:
+        loss_sum, nll_sum = self._losses(batch)
+        sums = self._sums.setdefault(stage, torch.zeros(3, dtype=torch.float64, device=self.device))
+        sums += torch.stack([loss_sum.double(), nll_sum.double(), batch.trg_mask.sum().double()])
+        beam = self.hparams.test_beam_size if stage == "test" else self.hparams.val_beam_size
+        decode = stage == "test" or (self.hparams.val_bleu and not self.trainer.sanity_checking)
+        tokenizer = self._tokenizer() if decode else None
+        if tokenizer is not None:
+            texts = tokenizer.decode(self.decode(batch.src, batch.src_lengths, beam))
+            self._outputs.setdefault(stage, []).extend(zip(batch.indices.tolist(), texts, strict=True))
+
+    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def decode(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
+        """Best hypothesis ids of each source (greedy when `beam_size` is 1)."""
+        hp = self.hparams
+        if beam_size == 1:
+            return [h.tokens for h in greedy_search(self.net, src, src_lengths, hp.max_len_ratio, hp.max_len_offset)]
+        found = beam_search(self.net, src, src_lengths, beam_size, 1, hp.length_penalty, hp.max_len_ratio,
+                            hp.max_len_offset)
+        return [hyps[0].tokens for hyps in found]
+
+    # ------------------------------------------------------------------------------------------ metrics
+    def _tokenizer(self) -> object | None:
+        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is None:
+            rank_zero_warn("no data module with a tokenizer: BLEU is not computed")
+        return tokenizer
+
+    def _loss_metrics(self, stage: str) -> dict[str, float]:
+        """Token-level loss and perplexity, summed over every process."""
+        sums = self._sums.pop(stage, torch.zeros(3, dtype=torch.float64, device=self.device))
+        sums = self.all_gather(sums).reshape(-1, 3).sum(0) if self.trainer.world_size > 1 else sums
+        tokens = max(float(sums[2]), 1.0)
+        return {f"{stage}/loss": float(sums[0]) / tokens, f"{stage}/nll": float(sums[1]) / tokens,
+                f"{stage}/ppl": math.exp(min(float(sums[1]) / tokens, 700.0)), f"{stage}/tokens": tokens}
+
+    def _gathered_hypotheses(self, stage: str) -> list[str] | None:
+        """Every process's (line, hypothesis) pairs, in line order; None when nothing was decoded."""
+        pairs = self._outputs.pop(stage, [])
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            gathered: list[list[tuple[int, str]]] = [[] for _ in range(dist.get_world_size())]
+            dist.all_gather_object(gathered, pairs)
+            pairs = [pair for part in gathered for pair in part]
+        if not pairs:
+            return None
+        pairs.sort()
+        return [text for _, text in pairs]
+
+    def _references(self, split: str, count: int) -> list[str] | None:
+        references = getattr(self.trainer.datamodule, "references", {}).get(split)
+        if references is None or len(references) != count:
+            rank_zero_warn(f"{count} hypotheses but {len(references or [])} {split} references: BLEU is not computed")
+            return None
+        return references
+
+    def on_validation_epoch_end(self) -> None:
+        # every value logged here is already computed over all ranks (the same on each): sync_dist=True
+        # only tells Lightning so (averaging equal values changes nothing)
+        metrics = self._loss_metrics("val")
+        self.log("val/ppl", metrics.pop("val/ppl"), prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, sync_dist=True)
+        hypotheses = self._gathered_hypotheses("val")
+        references = self._references("valid", len(hypotheses)) if hypotheses is not None else None
+        if references is not None:
+            score = bleu(hypotheses, references)
+            self.hypotheses["val"], self.details["val/bleu_signature"] = hypotheses, score.signature
+            self.log("val/bleu", score.score, prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._loss_metrics("test"), sync_dist=True)
+        hypotheses = self._gathered_hypotheses("test")
+        references = self._references("test", len(hypotheses)) if hypotheses is not None else None
+        if references is not None:
+            self.hypotheses["test"] = hypotheses
+            for name, score in translation_scores(hypotheses, references).items():
+                self.log(f"test/{name}", score.score, sync_dist=True)
+                self.details[f"test/{name}_signature"] = score.signature
+                self.details[f"test/{name}_summary"] = score.text
+                rank_zero_info(f"test ({len(hypotheses)} sentences, beam {self.hparams.test_beam_size}): "
+                               f"{score.text} | {score.signature}")
+
+    def bundle_metrics(self) -> dict[str, str]:
+        """Non-numeric results stored next to the numbers in the bundle: sacreBLEU signatures and summaries."""
+        return dict(self.details)
+
+    def search_config(self) -> dict:
+        """Decoding defaults stored in the bundle (the `Translator` starts from them)."""
+        hp = self.hparams
+        return {"beam_size": hp.test_beam_size, "length_penalty": hp.length_penalty,
+                "max_len_ratio": hp.max_len_ratio, "max_len_offset": hp.max_len_offset}
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The weights to ship (float32, CPU)."""
+        return {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    # ------------------------------------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
+        return optimizer(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+    def current_lr(self) -> float:
+        """Warm-up × the schedule's shape at the current training progress."""
+        hp = self.hparams
+        warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
+        progress = training_progress(self.trainer)
+        if hp.lr_schedule == "cosine":
+            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        elif hp.lr_schedule == "linear":
+            shape = 1 - (1 - hp.min_lr_ratio) * progress
+        else:
+            shape = 1.0
+        return hp.lr * warm * shape
+
+    def on_train_epoch_start(self) -> None:
+        self._clock = None
+
+    def on_train_batch_start(self, batch: TranslationBatch, batch_idx: int) -> None:
+        lr = self.current_lr()
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = lr
+        if self._clock is None:
+            self._clock = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: object, batch: TranslationBatch, batch_idx: int) -> None:
+        now = time.perf_counter()
+        seconds = max(now - self._clock, 1e-9)
+        target = batch.num_tokens
+        self.log("train/tokens_per_sec", (target + int(batch.src_lengths.sum())) / seconds)
+        self.log("train/trg_tokens_per_sec", target / seconds)
+        self.log("train/lr", self.current_lr())
+        self._clock = now
+
+
+def _check_options(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"model.{name}={value} must be a positive integer")

@@ -1,0 +1,339 @@
+"""Classification: data reading and batching, the network, the task through the CLI, bundles, ULMFiT init."""
+
+import io
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import seq2text
+from seq2text.cli import main
+from seq2text.data.catalog import CATALOG, resolve
+from seq2text.data.classification import (
+    ClassificationDataModule,
+    LabeledTexts,
+    TokenBudgetSampler,
+    encode_texts,
+    read_labeled,
+)
+from seq2text.errors import ConfigError, DataError
+from seq2text.nn.classifier import RNNClassifier, load_word_vectors
+from seq2text.tasks.classification import ClassificationTask
+from seq2text.tokenizer import EOS_ID
+from tests.conftest import REPO
+
+POS, NEG = ["good", "great", "fun", "lovely", "superb"], ["bad", "awful", "dull", "boring", "poor"]
+FILL = ["the", "movie", "was", "a", "film", "plot", "and", "very", "quite", "it"]
+TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+            "--data.init_args.eval_max_tokens", "100000", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false"]
+
+
+def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = [rng.choice(FILL) for _ in range(rng.randint(2, 12))]
+        words.insert(rng.randint(0, len(words)), rng.choice(POS if label else NEG))
+        rows.append((" ".join(words), str(label)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def toy_sst(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SST-2-named toy files (train.tsv, dev.tsv, test_labeled.tsv) plus plain LM text files."""
+    root = tmp_path_factory.mktemp("toy_sst")
+    for name, n, seed in (("train", 300, 0), ("dev", 40, 1)):
+        body = "".join(f"{text} \t{label}\n" for text, label in toy_rows(n, seed))
+        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + body)
+    test = "".join(f"{i}\t{t}\t{lab}\n" for i, (t, lab) in enumerate(toy_rows(50, 2)))
+    (root / "test_labeled.tsv").write_text("index\tsentence\tlabel\n" + test)
+    for split, n, seed in (("train", 400, 3), ("valid", 40, 4), ("test", 40, 5)):  # LM text: other sentences
+        (root / f"lm.{split}.txt").write_text("\n".join(t for t, _ in toy_rows(n, seed)) + "\n")
+    return root
+
+
+def fit_cls(recipe: str, root: Path, out: Path, *extra: str) -> int:
+    return main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(root),
+                 "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out / "runs"),
+                 "--bundle", str(out / "bundle"), *extra])
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def test_read_tsv_and_quoted_csv(tmp_path: Path) -> None:
+    tsv = tmp_path / "a.tsv"
+    tsv.write_text('sentence\tlabel\n"quoted" text , kept \t1\nsecond\t0\n\n')
+    assert read_labeled(tsv, "sentence") == (['"quoted" text , kept', "second"], ["1", "0"])
+    csv_file = tmp_path / "b.csv"
+    csv_file.write_text('id,label,text\n1,pos,"a, b\nc"\n2,neg,plain\n')
+    assert read_labeled(csv_file) == (["a, b c", "plain"], ["pos", "neg"])
+
+
+@pytest.mark.parametrize(("content", "kwargs", "match"), [
+    (b"sentence\tlabel\nok\t1\n\t0\n", {}, r"line 3: empty text"),
+    (b"sentence\tlabel\nok\t1\nbad\xff\t0\n", {}, r"line 3: invalid UTF-8"),
+    (b"sentence\tlabel\nok\t1\ntab\tinside\t0\n", {}, r"line 3: 3 fields"),
+    (b"sentence\tpolarity\nok\t1\n", {}, r"no column 'label'.*label_column"),
+    (b"", {}, r"empty"),
+])
+def test_bad_files_name_the_file_and_line(tmp_path: Path, content: bytes, kwargs: dict, match: str) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=match) as error:
+        read_labeled(path, "sentence", **kwargs)
+    assert str(path) in str(error.value)
+
+
+def test_data_module_labels_holdout_and_unknown_labels(tmp_path: Path) -> None:
+    rows = [(f"{w} thing {i}", lab) for i in range(40) for w, lab in (("up", "pos"), ("meh", "neu"), ("down", "neg"))]
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nup thing,pos\ndown thing,neg\n")
+    dm = ClassificationDataModule(dataset=None, train_file=str(train), test_file=str(test), tokenizer_type="word",
+                                  tokenizer_vocab_size=None, valid_fraction=0.1)
+    assert dm.labels == ["neg", "neu", "pos"] and dm.num_classes == 3 and dm.vocab_size > 4
+    assert len(dm.load_split("valid")) == 12 and len(dm.load_split("train")) == 108  # held out of train
+    assert dm.bundle_config()["labels"] == ["neg", "neu", "pos"]
+    test.write_text("text,label\nup thing,pos\nodd thing,weird\n")
+    with pytest.raises(DataError, match=r"test.csv, row 2 after the header: label 'weird'"):
+        dm.load_split("test")
+    with pytest.raises(ConfigError, match="not a classification dataset"):
+        ClassificationDataModule(dataset="ptb")
+
+
+def test_encode_texts_truncates_and_starts_with_eos() -> None:
+    words = " ".join(f"w{i}" for i in range(10))
+
+    class Fake:  # a tokenizer whose ids are the word numbers + 10
+        def encode(self, texts: list[str]) -> list[list[int]]:
+            return [[int(w[1:]) + 10 for w in t.split()] for t in texts]
+
+    assert encode_texts(Fake(), [words, ""], 5, "head") == [[EOS_ID, 10, 11, 12, 13], [EOS_ID]]
+    assert encode_texts(Fake(), [words], 5, "tail")[0] == [EOS_ID, 16, 17, 18, 19]
+    assert encode_texts(Fake(), [words], 6, "head_tail")[0] == [EOS_ID, 10, 11, 12, 18, 19]
+
+
+# ----------------------------------------------------------------------------------------------- batching
+def test_training_batches_respect_the_budget_and_are_equal_per_rank() -> None:
+    lengths = np.random.default_rng(0).integers(1, 40, size=503)
+    counts = set()
+    for world in (1, 2, 3):
+        for rank in range(world):
+            sampler = TokenBudgetSampler(lengths, 200, 16, shuffle=True, seed=1, rank=rank, world_size=world)
+            for epoch in (0, 1):
+                sampler.set_epoch(epoch)
+                batches = list(sampler)
+                assert len(batches) == len(sampler)
+                assert all(len(b) * lengths[b].max() <= 200 and len(b) <= 16 for b in batches)
+            counts.add((world, len(sampler)))
+        assert len({c for w, c in counts if w == world}) == 1
+    first = TokenBudgetSampler(lengths, 200, shuffle=True, seed=1)
+    epoch0 = list(first)
+    first.set_epoch(1)
+    assert epoch0 != list(first) and sorted(sum(epoch0, [])) == list(range(503))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_evaluation_sees_every_text_once_across_ranks(world: int) -> None:
+    lengths = np.random.default_rng(1).integers(1, 30, size=37)
+    seen, sizes = [], set()
+    for rank in range(world):
+        batches = list(TokenBudgetSampler(lengths, 120, rank=rank, world_size=world))
+        sizes.add(len(batches))
+        seen += [i for b in batches for i in b if i >= 0]
+    assert sorted(seen) == list(range(37)) and len(sizes) == 1
+    data = LabeledTexts([[EOS_ID] * int(n) for n in lengths], np.zeros(37, dtype=np.int64))
+    filler = data[[-1]]
+    assert filler.real.tolist() == [False] and filler.text.shape == (1, lengths[0])
+
+
+# ----------------------------------------------------------------------------------------------- network
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "attention", "concat"])
+@pytest.mark.parametrize(("rnn_type", "bidirectional"), [("lstm", True), ("gru", False)])
+def test_pooling_shapes_and_batch_independence(pooling: str, rnn_type: str, bidirectional: bool) -> None:
+    torch.manual_seed(0)
+    net = RNNClassifier(30, 3, 8, 6, 2, rnn_type, bidirectional, pooling=pooling, head_sizes=[5]).eval()
+    lengths = torch.tensor([9, 3, 1, 7])
+    text = torch.randint(4, 30, (4, 9)) * (torch.arange(9) < lengths[:, None])
+    assert net(text, lengths).shape == (4, 3)
+    width = {"concat": 3}.get(pooling, 1) * 6 * (2 if bidirectional else 1)
+    assert net.features(text, lengths).shape == (4, width)
+    alone = torch.cat([net(text[i: i + 1, : lengths[i]], lengths[i: i + 1]) for i in range(4)])
+    assert torch.allclose(net(text, lengths), alone, atol=1e-5)
+
+
+def test_chunked_reading_equals_whole_reading_and_bounds_the_graph() -> None:
+    torch.manual_seed(0)
+    text, lengths = torch.arange(4, 73).view(3, 23), torch.tensor([23, 11, 5])  # every id once
+    net = RNNClassifier(80, 2, 8, 6, 2, "lstm", False, output_size=8).eval()
+    whole = net(text, lengths)
+    net.bptt, net.max_grad_len = 4, 8
+    assert torch.allclose(whole, net(text, lengths), atol=1e-6)
+    net.train()
+    net(text, lengths).sum().backward()
+    assert net.embedding.weight.grad[text[0, :12]].abs().sum() == 0  # chunks before the last 8 tokens: no graph
+    assert net.embedding.weight.grad[text[0, -4:]].abs().sum() > 0
+
+
+def test_word_vectors_glove_and_word2vec(tmp_path: Path) -> None:
+    pieces = ["<pad>", "<unk>", "<s>", "</s>", "\u2581the", "\u2581Cat", "ing", "\u2581zzz"]
+    glove = tmp_path / "glove.txt"
+    glove.write_text("the 1 2 3\ncat 4 5 6\ning 7 8 9\nnew york 1 1 1\n")
+    vectors, found = load_word_vectors(glove, pieces, 3)
+    assert found.tolist() == [False] * 4 + [True, True, True, False]
+    assert vectors[5].tolist() == [4, 5, 6]  # lowercase fallback
+    w2v = tmp_path / "vec.txt"
+    w2v.write_text("2 3\nCat 9 9 9\ncat 4 5 6\n")
+    assert load_word_vectors(w2v, pieces, 3)[0][5].tolist() == [9, 9, 9]  # the exact form wins
+    with pytest.raises(ValueError, match="emb_size is 4"):
+        load_word_vectors(glove, pieces, 4)
+
+
+# ----------------------------------------------------------------------------------------------- task + CLI
+@pytest.fixture(scope="module")
+def scratch_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit_cls")
+    assert fit_cls("sst2_bilstm.yaml", toy_sst, out, *TINY_CLS, "--trainer.max_epochs", "8",
+                   "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0") == 0
+    return out / "bundle"
+
+
+def test_fit_learns_and_the_bundle_predicts_like_the_test_run(scratch_bundle: Path, toy_sst: Path) -> None:
+    metrics = json.loads((scratch_bundle / "metrics.json").read_text())
+    assert {"val/acc", "val/f1", "test/acc", "test/f1", "test/confusion/0->1"} <= set(metrics)
+    assert metrics["test/examples"] == 50 and metrics["test/acc"] >= 0.9  # the toy label is one sentiment word
+    classifier = seq2text.load(scratch_bundle)
+    assert isinstance(classifier, seq2text.Classifier) and classifier.labels == ["0", "1"]
+    texts, labels = read_labeled(toy_sst / "test_labeled.tsv", "sentence")
+    predicted = classifier.predict(texts)
+    assert np.mean([p == t for p, t in zip(predicted, labels, strict=True)]) == pytest.approx(metrics["test/acc"])
+    confusion = sum(p == "1" and t == "0" for p, t in zip(predicted, labels, strict=True))
+    assert confusion == metrics["test/confusion/0->1"]
+    proba = classifier.predict_proba(["a good film", ""])  # "" → the start token alone
+    assert set(proba[0]) == {"0", "1"} and sum(proba[1].values()) == pytest.approx(1.0)
+    assert classifier.predict([]) == []
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        classifier.predict(["fine", 3])
+    with pytest.raises(seq2text.BundleError, match="not a language_model"):
+        seq2text.LanguageModel.load(scratch_bundle)
+
+
+def test_classify_command_streams_stdin(scratch_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a good film\n\nawful\nfun\n")))
+    assert main(["classify", "--model", str(scratch_bundle), "--batch-lines", "3"]) == 0
+    assert capsys.readouterr().out.split("\n") == [*seq2text.load(scratch_bundle).predict(
+        ["a good film", "", "awful", "fun"]), ""]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff\n")))
+    assert main(["classify", "--model", str(scratch_bundle), "--batch-lines", "1"]) == 1
+    assert "stdin, line 2: invalid UTF-8" in capsys.readouterr().err
+
+
+def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = fit_cls("sst2_bilstm.yaml", toy_sst, tmp_path, *TINY_CLS, "--trainer.fast_dev_run", "true",
+                   "--model.init_args.num_classes", "3")
+    assert code == 1 and "model.num_classes=3 but the training data has 2 labels" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def lm_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit_lm")
+    files = [f"--data.init_args.{s}_file={toy_sst / f'lm.{s}.txt'}" for s in ("train", "valid", "test")]
+    code = main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--data.init_args.dataset", "null",
+                 *files, "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "24",
+                 "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.batch_size", "4",
+                 "--data.init_args.bptt", "8", "--trainer.precision", "32", "--trainer.max_epochs", "1",
+                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                 "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle")])
+    assert code == 0
+    return out / "bundle"
+
+
+def test_encoder_starts_from_the_lm_bundle(lm_bundle: Path) -> None:
+    lm = load_file(str(lm_bundle / "model.safetensors"))
+    vocab = lm["embedding.weight"].size(0)
+    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), discriminative_lr=2.6)
+    assert task.net.config["bidirectional"] is False and task.net.config["output_size"] == 16
+    for key in ("embedding.weight", "rnn.layers.0.rnn.weight_ih_l0", "rnn.layers.1.rnn.weight_hh_l0"):
+        assert torch.equal(task.net.state_dict()[key], lm[key])
+    with pytest.raises(ConfigError, match="hidden_size=32 but the LM has 24"):
+        ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), hidden_size=32)
+    with pytest.raises(ConfigError, match="tokenizer_model"):
+        ClassificationTask(vocab + 1, num_classes=2, pretrained_lm=str(lm_bundle))
+
+
+def test_discriminative_lr_and_gradual_unfreezing(lm_bundle: Path) -> None:
+    vocab = load_file(str(lm_bundle / "model.safetensors"))["embedding.weight"].size(0)
+    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), lr=0.01, discriminative_lr=2.0,
+                              gradual_unfreezing=True, unfreeze_interval=0.5, lr_schedule="constant")
+    optimizer = task.configure_optimizers()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01 / 8, 0.01 / 4, 0.01 / 2, 0.01])
+    task.trainer = SimpleNamespace(optimizers=[optimizer], current_epoch=0, num_training_batches=10, global_step=0,
+                                   world_size=1, callbacks=[], max_steps=100)
+    task.on_train_batch_start(None, 0)
+    assert [g["lr"] for g in optimizer.param_groups] == [0, 0, 0, 0.01]
+    assert not task.net.embedding.weight.requires_grad and all(p.requires_grad for p in task.net.head.parameters())
+    task.on_train_batch_start(None, 5)  # half an epoch later: one more group
+    assert [g["lr"] > 0 for g in optimizer.param_groups] == [False, False, True, True]
+    task.trainer.current_epoch = 2
+    task.on_train_batch_start(None, 0)
+    assert all(g["lr"] > 0 for g in optimizer.param_groups) and task.net.embedding.weight.requires_grad
+
+
+def test_ulmfit_recipe_fine_tunes_and_checks_the_tokenizer(lm_bundle: Path, toy_sst: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    lm = ["--model.init_args.pretrained_lm", str(lm_bundle), "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_model_summary", "false", "--trainer.fast_dev_run", "true"]
+    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "ok", *lm, "--data.init_args.tokenizer_model",
+                   str(lm_bundle / "tokenizer.model")) == 0
+    assert seq2text.load(tmp_path / "ok" / "bundle").predict(["a good film"])[0] in ("0", "1")
+    capsys.readouterr()
+    code = fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bad", *lm, "--data.init_args.tokenizer_model", "null",
+                   "--data.init_args.tokenizer_type", "word", "--data.init_args.tokenizer_vocab_size", "null")
+    assert code == 1 and f"set data.tokenizer_model to {lm_bundle}/tokenizer.model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", ["sst2_bilstm.yaml", "sst2_ulmfit.yaml", "imdb_bilstm.yaml", "imdb_ulmfit.yaml"])
+def test_recipes_parse(recipe: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(REPO / "recipes" / recipe), "--print_config"])
+    assert done.value.code in (0, None) and "ClassificationTask" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------- real data
+@pytest.mark.real_data
+def test_real_sst2_and_imdb_counts(real_data: Path) -> None:
+    expected = {"sst2": {"train": (67349, {"1": 37569, "0": 29780}), "valid": (872, {"1": 444, "0": 428}),
+                         "test": (1821, {"1": 909, "0": 912})},
+                "imdb": {"train": (25000, {"1": 12500, "0": 12500}), "test": (25000, {"1": 12500, "0": 12500})}}
+    for name, splits in expected.items():
+        spec = CATALOG[name]
+        files = resolve(name, splits=tuple(splits), allow_hub=False)
+        assert all(str(path).startswith(str(real_data)) for path in files.values())
+        for split, (rows, counts) in splits.items():
+            texts, labels = read_labeled(files[split], spec.text_column, spec.label_column)
+            assert len(texts) == rows, (name, split)
+            assert {lab: labels.count(lab) for lab in set(labels)} == counts, (name, split)
+
+
+def test_two_process_ddp_counts_every_test_text_once(toy_sst: Path, tmp_path: Path) -> None:
+    """PITFALLS 3, 4, 8: equal batch counts per rank (no hang), no duplicates in evaluation."""
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", str(REPO / "recipes" / "sst2_bilstm.yaml"),
+               "--data.init_args.root", str(toy_sst), *TINY_CLS, "--data.init_args.eval_max_tokens", "300",
+               "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+               "--trainer.strategy", "ddp", "--trainer.default_root_dir", str(tmp_path),
+               "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--bundle", str(tmp_path / "bundle")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
+    assert metrics["test/examples"] == 50
+    assert sum(v for k, v in metrics.items() if k.startswith("test/confusion/")) == 50
