@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 from seq2text.errors import BundleError
 from seq2text.tokenizer import Tokenizer
 
-__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "BUNDLE_FILES", "FORMAT_VERSION"]
+__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "BUNDLE_FILES",
+           "FORMAT_VERSION"]
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
 FORMAT_VERSION = 1
