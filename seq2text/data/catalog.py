@@ -183,6 +183,11 @@ PARALLEL_CATALOG: dict[str, ParallelSpec] = {
     "iwslt14": ParallelSpec("iwslt14", "iwslt14", {"train": "train", "valid": "valid", "test": "test"},
                             ("de", "en"), "bbaaaa/iwslt14-de-en", None, "refs/convert/parquet", "de-en", _MT_SPLITS,
                             {"de": "translation.de", "en": "translation.en"}),
+    # WMT'14 English-German (4.5M pairs; newstest2013 valid, newstest2014 test): local `{split}.{de,en}` or
+    # the parquet hub dataset wmt/wmt14 (de-en). GPU-sized.
+    "wmt14": ParallelSpec("wmt14", "wmt14", {"train": "train", "valid": "valid", "test": "test"},
+                          ("de", "en"), "wmt/wmt14", "de-en", None, None, _MT_SPLITS,
+                          {"de": "translation.de", "en": "translation.en"}),
 }
 
 
