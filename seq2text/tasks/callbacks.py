@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -9,7 +10,7 @@ import pytorch_lightning as pl
 
 from seq2text.errors import ConfigError
 
-__all__ = ["WallClockBudget", "parse_duration", "training_progress"]
+__all__ = ["WallClockBudget", "parse_duration", "training_progress", "schedule_shape"]
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -60,6 +61,23 @@ class WallClockBudget(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self._spent_before = float(state_dict.get("spent", 0.0))
+
+
+def schedule_shape(schedule: str, progress: float, min_lr_ratio: float = 0.0, cut_frac: float = 0.1,
+                   ratio: float = 32.0) -> float:
+    """The learning-rate factor of `schedule` at `progress` (0 → 1); `constant`/`plateau` give 1.
+
+    `cosine` and `linear` anneal from 1 to `min_lr_ratio`; `slanted_triangular` (ULMFiT) rises for the first
+    `cut_frac` of training from 1/ratio to 1, then falls back to 1/ratio.
+    """
+    if schedule == "cosine":
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1 - (1 - min_lr_ratio) * progress
+    if schedule == "slanted_triangular":
+        rise = progress / cut_frac if progress < cut_frac else 1 - (progress - cut_frac) / (1 - cut_frac)
+        return (1 + rise * (ratio - 1)) / ratio
+    return 1.0
 
 
 def training_progress(trainer: pl.Trainer) -> float:

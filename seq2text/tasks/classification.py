@@ -18,7 +18,7 @@ from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
 from seq2text.nn.rnn import RNNType
-from seq2text.tasks.callbacks import training_progress
+from seq2text.tasks.callbacks import schedule_shape, training_progress
 
 __all__ = ["ClassificationTask"]
 
@@ -273,17 +273,7 @@ class ClassificationTask(pl.LightningModule):
         """The head's learning rate now: warm-up × schedule."""
         hp = self.hparams
         warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        progress = self.progress()
-        if hp.lr_schedule == "slanted_triangular":
-            cut = hp.stlr_cut_frac
-            rise = progress / cut if progress < cut else 1 - (progress - cut) / (1 - cut)
-            shape = (1 + rise * (hp.stlr_ratio - 1)) / hp.stlr_ratio
-        elif hp.lr_schedule == "cosine":
-            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-        elif hp.lr_schedule == "linear":
-            shape = 1 - (1 - hp.min_lr_ratio) * progress
-        else:
-            shape = 1.0
+        shape = schedule_shape(hp.lr_schedule, self.progress(), hp.min_lr_ratio, hp.stlr_cut_frac, hp.stlr_ratio)
         return hp.lr * warm * shape
 
     def progress(self) -> float:

@@ -13,7 +13,7 @@ from seq2text.data.batches import LMBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.rnn import RNNType
-from seq2text.tasks.callbacks import training_progress
+from seq2text.tasks.callbacks import schedule_shape, training_progress
 
 __all__ = ["LanguageModelTask"]
 
@@ -244,13 +244,7 @@ class LanguageModelTask(pl.LightningModule):
         hp = self.hparams
         step = self.trainer.global_step
         warm = min(1.0, (step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        progress = training_progress(self.trainer)
-        if hp.lr_schedule == "cosine":
-            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-        elif hp.lr_schedule == "linear":
-            shape = 1 - (1 - hp.min_lr_ratio) * progress
-        else:
-            shape = 1.0
+        shape = schedule_shape(hp.lr_schedule, training_progress(self.trainer), hp.min_lr_ratio)
         return hp.lr * warm * shape * self._lr_factor
 
     def on_train_batch_start(self, batch: LMBatch, batch_idx: int) -> None:

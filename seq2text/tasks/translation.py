@@ -22,7 +22,7 @@ from seq2text.nn.attention import AttentionType
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import beam_search, greedy_search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
-from seq2text.tasks.callbacks import training_progress
+from seq2text.tasks.callbacks import schedule_shape, training_progress
 
 __all__ = ["TranslationTask"]
 
@@ -222,13 +222,7 @@ class TranslationTask(pl.LightningModule):
         """Warm-up × the schedule's shape at the current training progress."""
         hp = self.hparams
         warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        progress = training_progress(self.trainer)
-        if hp.lr_schedule == "cosine":
-            shape = hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-        elif hp.lr_schedule == "linear":
-            shape = 1 - (1 - hp.min_lr_ratio) * progress
-        else:
-            shape = 1.0
+        shape = schedule_shape(hp.lr_schedule, training_progress(self.trainer), hp.min_lr_ratio)
         return hp.lr * warm * shape
 
     def on_train_epoch_start(self) -> None:
