@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from seq2text.data.base import SplitDataModule, identity_collate
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
@@ -251,9 +251,6 @@ class TokenBudgetSampler(Sampler[list[int]]):
         return math.ceil(self._num_batches / self.world_size)
 
 
-def _identity(batch: ClassificationBatch) -> ClassificationBatch:
-    return batch
-
 
 # ----------------------------------------------------------------------------------------------- module
 @dataclass
@@ -263,7 +260,7 @@ class _Split:
     labels: list[str]
 
 
-class ClassificationDataModule(pl.LightningDataModule):
+class ClassificationDataModule(SplitDataModule):
     """Labeled texts for classification: catalog datasets (`sst2`, `imdb`) or any TSV/CSV files.
 
     The label set is taken from the training file and sorted (`sort_labels`); validation and test files
@@ -422,16 +419,6 @@ class ClassificationDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     # ------------------------------------------------------------------------------------------ loaders
-    def setup(self, stage: str | None = None) -> None:
-        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit",
-                                                                                             ("train", "valid"))
-        for split in splits:
-            self.load_split(split)
-
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def _loader(self, split: str, train: bool) -> DataLoader:
         data = self.load_split(split)
         rank, world = self._rank()
@@ -439,20 +426,8 @@ class ClassificationDataModule(pl.LightningDataModule):
         budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
         sampler = TokenBudgetSampler(data.lengths, budget, hp.max_batch_size, shuffle=train, seed=hp.seed,
                                      rank=rank, world_size=world)
-        return DataLoader(data, sampler=sampler, batch_size=None, collate_fn=_identity)
+        return DataLoader(data, sampler=sampler, batch_size=None, collate_fn=identity_collate)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
-
-    def transfer_batch_to_device(self, batch: ClassificationBatch, device: torch.device,
-                                 dataloader_idx: int) -> ClassificationBatch:
-        return batch.to(device)
 
 
 def _check_options(max_tokens: int, max_batch_size: int | None, eval_max_tokens: int | None, max_len: int | None,

@@ -8,10 +8,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from seq2text.data.base import SplitDataModule, identity_collate
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
 from seq2text.errors import ConfigError, DataError
@@ -112,11 +112,8 @@ class StreamWindows(Dataset[LMBatch]):
         return LMBatch(source, target, mask, lr_scale=length / self.bptt, reset=start == 0)
 
 
-def _identity(batch: LMBatch) -> LMBatch:
-    return batch
 
-
-class LMDataModule(pl.LightningDataModule):
+class LMDataModule(SplitDataModule):
     """Token streams for language modeling.
 
     Args:
@@ -204,32 +201,11 @@ class LMDataModule(pl.LightningDataModule):
             self.num_words[split] = count_words(lines)
             self.num_chars[split] = sum(len(line) + 1 for line in lines)
 
-    def setup(self, stage: str | None = None) -> None:
-        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit",
-                                                                                             ("train", "valid"))
-        for split in splits:
-            self.load_split(split)
-
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
-    def _loader(self, split: str, batch_size: int, bptt: int, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        batch_size, bptt = (self.batch_size, self.bptt) if train else (self.eval_batch_size, self.eval_bptt)
         self.load_split(split)
         rank, world = self._rank()
         data, mask = batchify(self.streams[split], batch_size, rank, world, pad=not train)
         sampler = BPTTSampler(data.size(1), bptt, variable=train and self.variable_bptt, seed=self.seed)
         return DataLoader(StreamWindows(data, mask, bptt), sampler=sampler, batch_size=None,
-                          collate_fn=_identity)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, self.bptt, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", self.eval_batch_size, self.eval_bptt, train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, self.eval_bptt, train=False)
-
-    def transfer_batch_to_device(self, batch: LMBatch, device: torch.device, dataloader_idx: int) -> LMBatch:
-        return batch.to(device)
+                          collate_fn=identity_collate)

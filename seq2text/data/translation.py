@@ -18,11 +18,11 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from seq2text.data.base import SplitDataModule, identity_collate
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
@@ -187,9 +187,6 @@ def _even_out(batches: list[list[int]], world_size: int) -> list[list[int]]:
     return batches
 
 
-def _identity(batch: TranslationBatch) -> TranslationBatch:
-    return batch
-
 
 # ----------------------------------------------------------------------------------------------- module
 @dataclass
@@ -209,7 +206,7 @@ class ParallelSplit:
     dropped: dict[str, int]
 
 
-class TranslationDataModule(pl.LightningDataModule):
+class TranslationDataModule(SplitDataModule):
     """Parallel text for translation, with a joint SentencePiece vocabulary trained on both training sides.
 
     Args:
@@ -319,17 +316,7 @@ class TranslationDataModule(pl.LightningDataModule):
             self.splits[split] = ParallelSplit(corpus, src_lines, trg_lines, dropped)
         return self.splits[split]
 
-    def setup(self, stage: str | None = None) -> None:
-        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit",
-                                                                                             ("train", "valid"))
-        for split in splits:
-            self.load_split(split)
-
     # ------------------------------------------------------------------------------------------ loaders
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def _loader(self, split: str, train: bool) -> DataLoader:
         corpus = self.load_split(split).corpus
         rank, world = self._rank()
@@ -337,20 +324,8 @@ class TranslationDataModule(pl.LightningDataModule):
         budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
         sampler = PairBatchSampler(corpus.src_lengths, corpus.trg_lengths, budget, shuffle=train, seed=hp.seed,
                                    rank=rank, world_size=world)
-        return DataLoader(corpus, sampler=sampler, batch_size=None, collate_fn=_identity)
+        return DataLoader(corpus, sampler=sampler, batch_size=None, collate_fn=identity_collate)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
-
-    def transfer_batch_to_device(self, batch: TranslationBatch, device: torch.device,
-                                 dataloader_idx: int) -> TranslationBatch:
-        return batch.to(device)
 
 
 def _resolve_files(dataset: str | None, root: str | None, src_lang: str, trg_lang: str,
