@@ -20,10 +20,9 @@ import random
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common import ROOT, record
+from common import ROOT, fit_to_budget, record
 
 BENCHMARKS = {
     # name: (recipe from scratch, recipe with --lm-bundle, default minutes, test split)
@@ -31,16 +30,6 @@ BENCHMARKS = {
     "sst2_finetune": (None, "recipes/sst2_ulmfit.yaml", 20, "test (sst2/test_labeled.tsv, 1,821 sentences)"),
     "imdb_budget": ("recipes/imdb_bilstm.yaml", "recipes/imdb_ulmfit.yaml", 30, "test (imdb/test.csv, 25,000)"),
 }
-
-
-def _fit(recipe: str, out: Path, minutes: float, extra: list[str]) -> float:
-    """Runs `seq2text fit` on `recipe` into `out`; returns the wall time in seconds."""
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--budget", f"{minutes}m",
-               "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
-               "--trainer.logger.init_args.save_dir", str(out), "--trainer.default_root_dir", str(out), *extra]
-    start = time.monotonic()
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return time.monotonic() - start
 
 
 def _throughput(out: Path) -> dict[str, float]:
@@ -68,7 +57,7 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
         extra = ["--model.init_args.pretrained_lm", lm_bundle, "--data.init_args.tokenizer_model",
                  str(Path(lm_bundle) / "tokenizer.model"), *extra]
     out = ROOT / "benchmarks" / "runs" / name
-    wall = _fit(recipe, out, minutes, extra)
+    wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     # SST-2's targets are on dev accuracy (test accuracy reported beside it); IMDb's on test accuracy
     on_dev = name.startswith("sst2")

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def commit() -> str:
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except OSError:
         return "unknown"
+
+
+def fit_to_budget(recipe: str, out: Path, minutes: float, extra: list[str]) -> float:
+    """Runs `seq2text fit` on `recipe` with `--budget`, logs and bundle under `out`; returns the wall seconds."""
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--budget", f"{minutes}m",
+               "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
+               "--trainer.logger.init_args.save_dir", str(out), "--trainer.default_root_dir", str(out), *extra]
+    start = time.monotonic()
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return time.monotonic() - start
 
 
 def record(benchmark: str, **fields: object) -> dict:

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 
-from common import ROOT, record
+from common import ROOT, fit_to_budget, record
 
 BUDGETS = {
     # name: (recipe, metric key in the bundle's metrics, reported metric, default minutes, data split)
@@ -28,12 +24,7 @@ BUDGETS = {
 def run_budget(name: str, minutes: float, extra: list[str]) -> dict:
     recipe, key, metric, _, split = BUDGETS[name]
     out = ROOT / "benchmarks" / "runs" / name
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--budget", f"{minutes}m",
-               "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
-               "--trainer.logger.init_args.save_dir", str(out), *extra]
-    start = time.monotonic()
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    wall = time.monotonic() - start
+    wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     return record(name, recipe=recipe, metric=metric, value=round(metrics[key], 2), split=split,
                   train_seconds=round(metrics["train_seconds"], 1), wall_seconds=round(wall, 1),

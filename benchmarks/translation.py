@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import ROOT, record
+from common import ROOT, fit_to_budget, record
 
 RECIPE = "recipes/multi30k_bigru_attention.yaml"
 SPLIT = "test (test_2016_flickr, 1000 sentences, raw cased references)"
@@ -52,12 +50,7 @@ def multi30k_budget(minutes: float, overrides: list[str]) -> dict:
     from seq2text.metrics import translation_scores
 
     out = ROOT / "benchmarks" / "runs" / "multi30k_budget"
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", RECIPE, "--budget", f"{minutes}m",
-               "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
-               "--trainer.logger.init_args.save_dir", str(out), *overrides]
-    start = time.monotonic()
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    wall = time.monotonic() - start
+    wall = fit_to_budget(RECIPE, out, minutes, overrides)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     src_path, ref_path = _test_files()
     sources = src_path.read_text(encoding="utf-8").splitlines()

@@ -183,6 +183,18 @@ def _stdin_lines() -> Iterator[str]:
         yield line.rstrip("\r\n")
 
 
+def _stdin_batches(size: int) -> Iterator[list[str]]:
+    """Stdin lines in lists of at most `size` (never empty), so memory stays bounded."""
+    batch: list[str] = []
+    for line in _stdin_lines():
+        batch.append(line)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _classify(args: argparse.Namespace) -> None:
     """Streams stdin through a classifier in batches of `--batch-lines` lines."""
     from seq2text.inference import Classifier
@@ -190,20 +202,10 @@ def _classify(args: argparse.Namespace) -> None:
     if args.batch_lines < 1:
         raise Seq2TextError("--batch-lines must be a positive integer")
     classifier = Classifier.load(args.model)
-    batch: list[str] = []
-
-    def flush() -> None:
+    for batch in _stdin_batches(args.batch_lines):
         rows = [json.dumps(p) for p in classifier.predict_proba(batch)] if args.proba else classifier.predict(batch)
-        if rows:
-            sys.stdout.write("\n".join(rows) + "\n")
-            sys.stdout.flush()
-        batch.clear()
-
-    for line in _stdin_lines():
-        batch.append(line)
-        if len(batch) >= args.batch_lines:
-            flush()
-    flush()
+        sys.stdout.write("\n".join(rows) + "\n")
+        sys.stdout.flush()
 
 
 def _translate(args: argparse.Namespace) -> None:
@@ -214,12 +216,7 @@ def _translate(args: argparse.Namespace) -> None:
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     plot = _attention_plotter() if args.plot_attention else None
     translator = Translator.load(args.model)
-    batch: list[str] = []
-
-    def flush() -> None:
-        nonlocal plot
-        if not batch:
-            return
+    for batch in _stdin_batches(args.batch_size):
         found = translator.translate(batch, beam_size=args.beam, return_attention=plot is not None)
         texts = [hyps[0].text for hyps in found] if plot is not None else found
         sys.stdout.write("\n".join(texts) + "\n")
@@ -229,13 +226,6 @@ def _translate(args: argparse.Namespace) -> None:
             plot(first, args.plot_attention)
             print(f"attention of the first sentence: {args.plot_attention}", file=sys.stderr)
             plot = None
-        batch.clear()
-
-    for line in _stdin_lines():
-        batch.append(line)
-        if len(batch) >= args.batch_size:
-            flush()
-    flush()
 
 
 def _attention_plotter() -> Callable[[object, str], None]:
