@@ -60,13 +60,14 @@ def fit_to_budget(recipe: str, out: Path, minutes: float, extra: list[str]) -> f
     return time.monotonic() - start
 
 
-def record(benchmark: str, **fields: object) -> dict:
-    """Writes benchmarks/results/<benchmark>.json with the keys DESIGN.md asks for, plus `fields`."""
+def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
+    """Writes <results>/<benchmark>.json (default benchmarks/results) with the keys DESIGN.md asks for, plus
+    `fields`."""
     entry = {"benchmark": benchmark, **fields, "commit": commit(),
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
              "torch": torch.__version__, "python": platform.python_version(), "scheduler": scheduler(),
              "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
     print(json.dumps(entry, indent=2))
     return entry

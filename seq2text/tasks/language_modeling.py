@@ -8,17 +8,20 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
+from torch.utils._pytree import tree_leaves, tree_map
 
 from seq2text.data.batches import LMBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.callbacks import schedule_shape, training_progress
+from seq2text.tasks.shared import FusedAdamClipping
 
 __all__ = ["LanguageModelTask"]
 
 
-class LanguageModelTask(pl.LightningModule):
+class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
     """Trains an `RNNLanguageModel`; reports word-level perplexity (summed NLL / (words + eos)).
 
     Network args are those of `RNNLanguageModel`. Training args:
@@ -85,6 +88,7 @@ class LanguageModelTask(pl.LightningModule):
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
                                     tie_weights, adaptive_cutoffs or ())
         self._state: dict[str, list | None] = {}
+        self._resumed_state: list | None = None  # the training hidden state of a checkpoint being resumed
         self._sums: dict[str, torch.Tensor] = {}
         self._lr_factor = 1.0
         self._val_history: list[float] = []
@@ -164,6 +168,19 @@ class LanguageModelTask(pl.LightningModule):
         history.append(val_loss)
 
     # ------------------------------------------------------------------------------------------ state
+    def on_train_start(self) -> None:
+        # a run resumed mid-epoch goes on with the hidden state its checkpoint carried (Lightning does not call
+        # on_train_epoch_start for the interrupted epoch; when it starts a new epoch, that resets the state)
+        resumed, self._resumed_state = self._resumed_state, None
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        if resumed is not None and all(t.size(0) == world for t in tree_leaves(resumed)):
+            self._state["train"] = tree_map(lambda t: t[rank].to(self.device), resumed)
+        else:
+            if resumed is not None:
+                rank_zero_warn("the checkpoint's hidden states are for another number of processes: the resumed "
+                               "epoch starts from a zero state")
+            self._state.pop("train", None)
+
     def on_train_epoch_start(self) -> None:
         self._state.pop("train", None)
         self._clock = None
@@ -204,7 +221,17 @@ class LanguageModelTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seq2text"] = {"lr_factor": self._lr_factor, "val_history": self._val_history,
                                   "average": self._average, "averaged_steps": self._averaged_steps,
-                                  "state": self._state.get("train")}
+                                  "state": self._gathered_train_state()}
+
+    def _gathered_train_state(self) -> object:
+        """The training hidden state of every process, stacked along a new first (rank) dimension; every rank
+        calls this (Lightning builds checkpoints on all ranks), so that each shard resumes with its own state."""
+        state = self._state.get("train")
+        if state is None:
+            return None
+        if self.trainer.world_size == 1:
+            return tree_map(lambda t: t.detach().unsqueeze(0), state)
+        return tree_map(lambda t: self.all_gather(t.detach()), state)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         extra = checkpoint.get("seq2text", {})
@@ -212,32 +239,15 @@ class LanguageModelTask(pl.LightningModule):
         self._val_history = list(extra.get("val_history", []))
         self._average = extra.get("average")
         self._averaged_steps = extra.get("averaged_steps", 0)
-        if extra.get("state") is not None:
-            self._state["train"] = extra["state"]
+        self._resumed_state = extra.get("state")
 
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
         if hp.optimizer == "sgd":
             return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
-        # the fused kernel is many times faster than the per-tensor loop on a CPU (large embeddings dominate);
-        # with a loss scaler (16-mixed) it would unscale internally, which rules out gradient clipping
-        return optimizer(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=(0.9, 0.999),
-                         fused=not self._loss_scaled())
-
-    def _loss_scaled(self) -> bool:
-        return self._trainer is not None and str(self.trainer.precision).startswith("16")
-
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
-        """Clips directly when no loss scaler is involved (fp32/bf16), which also works for fused Adam."""
-        if self._loss_scaled() or not gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        elif gradient_clip_algorithm == "value":
-            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
-        else:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+        return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
+                              betas=(0.9, 0.999))
 
     def current_lr(self) -> float:
         """Learning rate before the variable-BPTT factor: warm-up × schedule × plateau decays."""

@@ -23,11 +23,12 @@ from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import beam_search, greedy_search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
 from seq2text.tasks.callbacks import schedule_shape, training_progress
+from seq2text.tasks.shared import FusedAdamClipping, global_mean
 
 __all__ = ["TranslationTask"]
 
 
-class TranslationTask(pl.LightningModule):
+class TranslationTask(FusedAdamClipping, pl.LightningModule):
     """Trains a `Seq2Seq` network. Network args are those of `Seq2Seq`; training and evaluation args:
 
     Args:
@@ -107,10 +108,9 @@ class TranslationTask(pl.LightningModule):
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
         loss_sum, nll_sum = self._losses(batch)
         tokens = max(batch.num_tokens, 1)
-        loss = loss_sum / tokens
-        self.log("train/loss", loss, prog_bar=True, batch_size=tokens)
+        self.log("train/loss", loss_sum.detach() / tokens, prog_bar=True, batch_size=tokens)
         self.log("train/ppl", torch.exp(nll_sum.detach() / tokens), batch_size=tokens)
-        return loss
+        return global_mean(self, loss_sum, tokens)
 
     def _eval_step(self, batch: TranslationBatch, stage: str) -> None:
         loss_sum, nll_sum = self._losses(batch)
@@ -215,8 +215,7 @@ class TranslationTask(pl.LightningModule):
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        optimizer = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
-        return optimizer(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
 
     def current_lr(self) -> float:
         """Warm-up × the schedule's shape at the current training progress."""

@@ -1,0 +1,104 @@
+"""DDP on a CPU (gloo), one test per task (issue 5): 2 processes × batch B train like 1 process × batch 2B
+(same final weights and metrics, up to floating point), evaluation counts every example exactly once, and
+uneven data (a shard or a last batch shorter than the others) cannot hang a rank (the timeout fails fast).
+
+Dropout is off so that the two runs draw no different random numbers; the data sizes are chosen to leave
+uneven remainders (odd counts, a padded last LM column, a last batch smaller than the others).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO, WORDS
+from tests.test_classification import toy_rows
+from tests.test_translation import toy_pairs, write_pairs
+
+TIMEOUT = 240  # seconds: a hung rank fails the test instead of stalling CI
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+         "--trainer.precision", "32", "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu"]
+
+
+def _lm(root: Path, processes: int) -> list[str]:
+    rng = random.Random(0)
+    for split, lines in (("train", 100), ("valid", 20), ("test", 21)):
+        text = [" ".join(rng.choice(WORDS) for _ in range(7)) for _ in range(lines)]
+        if split == "test":
+            text[-1] = " ".join(text[-1].split()[:6])  # 167 targets: the last column is padded
+        (root / f"ptb.{split}.txt").write_text("\n".join(text) + "\n")
+    per_process = 8 // processes
+    return ["recipes/ptb_lstm_small.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+            "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.bptt", "8",
+            "--data.init_args.batch_size", str(per_process), "--data.init_args.eval_batch_size", str(per_process // 2),
+            *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
+                                                         "dropout_embedding", "weight_dropout")]]
+
+
+def _cls(root: Path, processes: int) -> list[str]:
+    for name, n, seed in (("train", 203, 0), ("dev", 21, 1), ("test_labeled", 31, 2)):
+        rows = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
+        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + rows)
+    return ["recipes/sst2_bilstm.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+            "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
+            "--data.init_args.eval_max_tokens", "60",
+            *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
+                                                         "dropout_embedding", "weight_dropout", "dropout_head")]]
+
+
+def _mt(root: Path, processes: int) -> list[str]:
+    for prefix, n, seed in (("train", 202, 0), ("val", 21, 1), ("test_2016_flickr", 21, 2)):
+        write_pairs(root, prefix, toy_pairs(n, seed))
+    return ["recipes/multi30k_bigru_attention.yaml", "--model.init_args.emb_size", "16",
+            "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0", "--model.init_args.val_bleu",
+            "false", "--model.init_args.test_beam_size", "1", "--data.init_args.tokenizer_vocab_size", "100",
+            "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
+            "--data.init_args.eval_max_tokens", "150"]
+
+
+# task: (data and options, metrics that must be equal, metrics within `rel`, weights within `rel` × 10).
+# The last training batches are uneven (3 texts, 2 pairs: split 2/1 and 1/1 between the ranks).
+TASKS = {"language_modeling": (_lm, ("test/tokens", "test/words"), ("test/loss", "test/ppl", "val/loss"), 1e-4),
+         "classification": (_cls, ("test/examples", "test/acc"), ("test/loss", "val/loss"), 1e-4),
+         "translation": (_mt, ("test/tokens",), ("test/loss", "val/loss"), 1e-4)}
+
+
+def _fit(task: str, processes: int, out: Path) -> dict:
+    root = out / "data"
+    root.mkdir(parents=True)
+    recipe, *args = TASKS[task][0](root, processes)
+    strategy = ["--trainer.devices", str(processes)] + (["--trainer.strategy", "ddp"] if processes > 1 else [])
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--data.init_args.root", str(root),
+               *args, *QUIET, *strategy, "--trainer.default_root_dir", str(out),
+               "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "bundle" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_two_processes_train_like_one_with_twice_the_batch(task: str, tmp_path: Path) -> None:
+    one = _fit(task, 1, tmp_path / "one")
+    two = _fit(task, 2, tmp_path / "two")
+    _, exact, close, rel = TASKS[task]
+    for key in exact:  # every test example counted once, whatever the sharding
+        assert two[key] == one[key], key
+    for key in close:
+        assert two[key] == pytest.approx(one[key], rel=rel), key
+    assert two["global_step"] == one["global_step"]
+    if task == "classification":
+        assert one["test/examples"] == 31
+        assert sum(v for k, v in two.items() if k.startswith("test/confusion/")) == 31
+    first = load_file(tmp_path / "one" / "bundle" / "model.safetensors")
+    second = load_file(tmp_path / "two" / "bundle" / "model.safetensors")
+    for name, tensor in first.items():
+        torch.testing.assert_close(second[name], tensor, rtol=10 * rel, atol=10 * rel, msg=name)

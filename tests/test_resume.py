@@ -1,0 +1,101 @@
+"""Exact resume (issue 5): a seeded run SIGKILLed mid-epoch and resumed from its last checkpoint ends with
+the weights and test metrics of an uninterrupted run, bit for bit on a CPU, for every task."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO, TINY_LM, toy_lines
+from tests.test_classification import TINY_CLS, toy_rows
+from tests.test_translation import TINY as TINY_MT
+from tests.test_translation import toy_pairs, write_pairs
+
+CHECKPOINT_EVERY = 3
+
+
+def _lm_data(root: Path) -> list[str]:
+    for split, n, seed in (("train", 120, 0), ("valid", 20, 1), ("test", 20, 2)):
+        (root / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    return ["recipes/ptb_lstm_small.yaml", *TINY_LM]
+
+
+def _cls_data(root: Path) -> list[str]:
+    for name, n, seed in (("train", 200, 0), ("dev", 30, 1), ("test_labeled", 30, 2)):
+        rows = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
+        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + rows)
+    return ["recipes/sst2_bilstm.yaml", *TINY_CLS, "--data.init_args.max_tokens", "150"]
+
+
+def _mt_data(root: Path) -> list[str]:
+    for prefix, n, seed in (("train", 200, 0), ("val", 20, 1), ("test_2016_flickr", 20, 2)):
+        write_pairs(root, prefix, toy_pairs(n, seed))
+    return ["recipes/multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.test_beam_size", "1"]
+
+
+TASKS = {"language_modeling": _lm_data, "classification": _cls_data, "translation": _mt_data}
+
+
+def _fit(config: Path, recipe_args: list[str], root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    recipe, *args = recipe_args
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--config", str(config),
+               "--data.init_args.root", str(root), *args, "--trainer.precision", "32",
+               "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle"), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _config(path: Path, checkpoints: Path, kill_at: int | None) -> Path:
+    callbacks = [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                  "init_args": {"dirpath": str(checkpoints), "every_n_train_steps": CHECKPOINT_EVERY,
+                                "save_last": True}}]
+    if kill_at is not None:
+        callbacks.append({"class_path": "tests.killer.KillAtStep", "init_args": {"step": kill_at}})
+    path.write_text(json.dumps({"trainer": {"max_epochs": 2, "callbacks": callbacks}}))
+    return path
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(task: str, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    recipe_args = TASKS[task](root)
+    whole = _fit(_config(tmp_path / "whole.json", tmp_path / "whole_ckpt", None), recipe_args, root, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    metrics = json.loads((tmp_path / "whole" / "bundle" / "metrics.json").read_text())
+    steps = metrics["global_step"]
+    per_epoch = steps // 2
+    kill_at = per_epoch // 2  # mid-epoch 0, between two checkpoints
+    while kill_at % CHECKPOINT_EVERY == 0:
+        kill_at += 1
+    assert CHECKPOINT_EVERY < kill_at < per_epoch
+
+    ckpt = tmp_path / "ckpt"
+    killed = _fit(_config(tmp_path / "killed.json", ckpt, kill_at), recipe_args, root, tmp_path / "killed")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (tmp_path / "killed" / "bundle").exists()
+    last = ckpt / "last.ckpt"
+    assert last.is_file() and all(p.suffix == ".ckpt" for p in ckpt.iterdir()), sorted(ckpt.iterdir())
+    saved = torch.load(last, map_location="cpu", weights_only=True)  # checkpoints hold no pickled objects
+    assert saved["global_step"] == kill_at - kill_at % CHECKPOINT_EVERY
+
+    resumed = _fit(_config(tmp_path / "resumed.json", ckpt, None), recipe_args, root, tmp_path / "resumed",
+                   "--ckpt_path", str(last))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads((tmp_path / "resumed" / "bundle" / "metrics.json").read_text())
+    assert again["global_step"] == steps
+    test_metrics = {k: v for k, v in metrics.items() if k.startswith("test/")}
+    assert test_metrics and {k: again[k] for k in test_metrics} == test_metrics
+    first = load_file(tmp_path / "whole" / "bundle" / "model.safetensors")
+    second = load_file(tmp_path / "resumed" / "bundle" / "model.safetensors")
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
