@@ -11,7 +11,7 @@ from seq2text.cli import main
 from seq2text.data.language_modeling import LMDataModule
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
-from tests.conftest import REPO, TINY_LM
+from tests.conftest import REPO, TINY_LM, toy_lines
 
 RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
 
@@ -143,3 +143,27 @@ def test_real_ptb_training_loss_falls_and_bundle_matches(real_data: Path, tmp_pa
     assert metrics["test/words"] == 82_430
     lines = (real_data / "ptb" / "ptb.test.txt").read_text().splitlines()
     assert seq2text.load(out / "bundle").perplexity(lines) == pytest.approx(metrics["test/ppl"], rel=1e-4)
+
+
+def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, toy_lm_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """ULMFiT's second stage: an LM bundle fine-tuned on other text with its own tokenizer and sizes."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(toy_bundle / "model.safetensors"))
+    vocab = weights["embedding.weight"].size(0)
+    task = LanguageModelTask(vocab, hidden_size=999, pretrained_lm=str(toy_bundle))
+    assert task.net.config["hidden_size"] == 24 and task.hparams.hidden_size == 24  # the bundle's sizes
+    for name, tensor in task.net.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    with pytest.raises(seq2text.ConfigError, match="set data.tokenizer_model to"):
+        LanguageModelTask(vocab + 1, pretrained_lm=str(toy_bundle))
+    target = tmp_path / "target"
+    target.mkdir()
+    for split, n, seed in (("train", 100, 7), ("valid", 20, 8), ("test", 20, 9)):
+        (target / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    tuned = fit_toy(target, tmp_path, "--model.init_args.pretrained_lm", str(toy_bundle),
+                    "--data.init_args.tokenizer_model", str(toy_bundle / "tokenizer.model"),
+                    "--model.init_args.lr_schedule", "slanted_triangular")
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    assert metrics["test/ppl"] < json.loads((toy_bundle / "metrics.json").read_text())["test/ppl"] * 1.5

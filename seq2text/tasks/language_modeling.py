@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils._pytree import tree_leaves, tree_map
 
 from seq2text.data.batches import LMBatch
@@ -32,7 +32,8 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         weight_decay: L2 (sgd, adam) or decoupled (adamw) weight decay.
         momentum: SGD momentum.
         lr_schedule: `plateau` (divide by 1/plateau_factor when validation stops improving), `constant`,
-            or `cosine` / `linear` annealing to the end of training (the wall-clock budget if one is set).
+            `cosine` / `linear` annealing to the end of training (the wall-clock budget if one is set), or
+            `slanted_triangular` (ULMFiT's target-domain LM fine-tuning).
         warmup_steps: linear warm-up steps.
         min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
         plateau_factor: learning-rate factor applied on a plateau.
@@ -41,6 +42,9 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         nonmono: NT-ASGD's non-monotone interval.
         alpha: activation regularization (AR) weight.
         beta: temporal activation regularization (TAR) weight.
+        pretrained_lm: a language-model bundle to start from (ULMFiT's target-domain fine-tuning stage): its
+            weights, and its architecture (emb/hidden sizes, layers, cell, tying, adaptive cutoffs), which
+            replace those given here. The data module must use the bundle's tokenizer (checked).
     """
 
     bundle_task = "language_model"
@@ -63,7 +67,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         lr: float = 30.0,
         weight_decay: float = 1.2e-6,
         momentum: float = 0.0,
-        lr_schedule: Literal["plateau", "constant", "cosine", "linear"] = "plateau",
+        lr_schedule: Literal["plateau", "constant", "cosine", "linear", "slanted_triangular"] = "plateau",
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
         plateau_factor: float = 0.25,
@@ -71,8 +75,14 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         nonmono: int = 5,
         alpha: float = 2.0,
         beta: float = 1.0,
+        pretrained_lm: str | None = None,
     ) -> None:
         super().__init__()
+        start = _read_lm_bundle(pretrained_lm, vocab_size) if pretrained_lm else None
+        if start is not None:
+            net = start.config["net"]
+            emb_size, hidden_size, num_layers = net["emb_size"], net["hidden_size"], net["num_layers"]
+            rnn_type, tie_weights, adaptive_cutoffs = net["rnn_type"], net["tie_weights"], net["adaptive_cutoffs"]
         _check_ranges(dropout=dropout, dropout_hidden=dropout_hidden, dropout_input=dropout_input,
                       dropout_embedding=dropout_embedding, weight_dropout=weight_dropout)
         if lr <= 0 or weight_decay < 0 or alpha < 0 or beta < 0 or not 0 < plateau_factor <= 1:
@@ -87,6 +97,12 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
                                     tie_weights, adaptive_cutoffs or ())
+        self._lm_fingerprint: str | None = None
+        if start is not None:
+            self.net.load_state_dict(start.weights)
+            self._lm_fingerprint = start.tokenizer.fingerprint
+            rank_zero_info(f"language model: starting from {pretrained_lm} ({emb_size}/{hidden_size}, "
+                           f"{num_layers} {rnn_type} layers)")
         self._state: dict[str, list | None] = {}
         self._resumed_state: list | None = None  # the training hidden state of a checkpoint being resumed
         self._sums: dict[str, torch.Tensor] = {}
@@ -96,6 +112,14 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self._averaged_steps = 0
         self._backup: dict[str, torch.Tensor] | None = None
         self._clock: float | None = None
+
+    def setup(self, stage: str) -> None:
+        """Checks that the data module uses the tokenizer of the LM bundle this model started from."""
+        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if self._lm_fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != self._lm_fingerprint:
+            lm = self.hparams.pretrained_lm
+            raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {lm}; set "
+                              f"data.tokenizer_model to {lm}/tokenizer.model")
 
     # ------------------------------------------------------------------------------------------ steps
     def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -278,6 +302,17 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self.log("train/tokens_per_sec", batch.input.numel() / max(now - self._clock, 1e-9))
         self.log("train/lr", self.current_lr())
         self._clock = now
+
+
+def _read_lm_bundle(path: str, vocab_size: int) -> object:
+    """The LM bundle to start from, checked against the data's vocabulary."""
+    from seq2text.artifact import read_bundle  # lazy: artifact sits above tasks
+
+    bundle = read_bundle(path, task="language_model")
+    if bundle.config["net"]["vocab_size"] != vocab_size:
+        raise ConfigError(f"the LM bundle {path} has {bundle.config['net']['vocab_size']} token ids but the data's "
+                          f"tokenizer has {vocab_size}; set data.tokenizer_model to {path}/tokenizer.model")
+    return bundle
 
 
 def _check_ranges(**probabilities: float) -> None:
