@@ -44,9 +44,15 @@ def _lightning_cli_class() -> type:
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature
+            from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+            from seq2text.tasks.checkpoint_io import AtomicCheckpointIO
+
             trainer = super().instantiate_trainer(**kwargs)
             trainer.callbacks.append(ExactResume())
-            budget = self.config[self.subcommand].get("budget")
+            if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the recipe chose
+                trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            budget = (self.config[self.subcommand] if self.subcommand else self.config).get("budget")
             if budget:
                 trainer.callbacks.append(WallClockBudget(budget))
             return trainer

@@ -99,3 +99,47 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(task: str, t
     assert first.keys() == second.keys()
     for name, tensor in first.items():
         assert torch.equal(tensor, second[name]), name
+
+
+KILL_MID_WRITE = """
+import os, signal, sys
+import torch
+import seq2text.tasks.checkpoint_io as checkpoint_io
+
+io = checkpoint_io.AtomicCheckpointIO()
+io.save_checkpoint({"step": 1, "weights": torch.ones(50_000)}, sys.argv[1])
+real_save = torch.save
+
+def half_then_die(obj, file):
+    real_save(obj, file)
+    file.truncate(file.tell() // 2)
+    file.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoint_io.torch.save = half_then_die
+io.save_checkpoint({"step": 2, "weights": torch.zeros(50_000)}, sys.argv[1])
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    result = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, str(last)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert saved["step"] == 1 and torch.equal(saved["weights"], torch.ones(50_000))
+    leftovers = [p for p in last.parent.iterdir() if p != last]
+    assert all(p.name.startswith(".last.ckpt.") and p.suffix == ".tmp" for p in leftovers), leftovers
+
+
+def test_the_cli_writes_checkpoints_atomically(toy_lm_dir: Path, tmp_path: Path) -> None:
+    from seq2text.cli import _lightning_cli_class
+    from seq2text.tasks import ExactResume
+    from seq2text.tasks.checkpoint_io import AtomicCheckpointIO
+
+    cli = _lightning_cli_class()(model_class=None, datamodule_class=None, subclass_mode_model=True,
+                                 subclass_mode_data=True, run=False, auto_configure_optimizers=False,
+                                 args=["--config", "recipes/ptb_lstm_small.yaml", "--data.init_args.root",
+                                       str(toy_lm_dir), *TINY_LM, "--trainer.default_root_dir", str(tmp_path)])
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert any(isinstance(c, ExactResume) for c in cli.trainer.callbacks)
