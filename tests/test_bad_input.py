@@ -162,22 +162,20 @@ class Case:
     absent: Callable[[Place], list[Path]] = lambda p: []
 
 
-def lm_fit(*extra: str) -> Callable[[Place], list[str]]:
-    return lambda p: ["fit", "--config", LM_RECIPE, "--data.init_args.root", str(p / "lm"), *TINY_LM,
-                      "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(p / "runs"),
-                      "--bundle", str(p / "never_lm"), *[e.format(p=p.root) for e in extra]]
+def _fit_case(recipe: str, data: str, tiny: list[str], bundle: str) -> Callable[..., Callable[[Place], list[str]]]:
+    """A `seq2text fit` command line on the toy data in `data`, writing (it must not) the bundle `bundle`."""
+
+    def with_extra(*extra: str) -> Callable[[Place], list[str]]:
+        return lambda p: ["fit", "--config", recipe, "--data.init_args.root", str(p / data), *tiny,
+                          "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(p / "runs"),
+                          "--bundle", str(p / bundle), *[e.format(p=p.root) for e in extra]]
+
+    return with_extra
 
 
-def cls_fit(*extra: str) -> Callable[[Place], list[str]]:
-    return lambda p: ["fit", "--config", CLS_RECIPE, "--data.init_args.root", str(p / "sst"), *TINY_CLS,
-                      "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(p / "runs"),
-                      "--bundle", str(p / "never_cls"), *[e.format(p=p.root) for e in extra]]
-
-
-def mt_fit(*extra: str) -> Callable[[Place], list[str]]:
-    return lambda p: ["fit", "--config", MT_RECIPE, "--data.init_args.root", str(p / "mt"), *TINY_MT,
-                      "--trainer.max_epochs", "1", "--trainer.precision", "32", "--trainer.logger.init_args.save_dir",
-                      str(p / "runs"), "--bundle", str(p / "never_mt"), *[e.format(p=p.root) for e in extra]]
+lm_fit = _fit_case(LM_RECIPE, "lm", TINY_LM, "never_lm")
+cls_fit = _fit_case(CLS_RECIPE, "sst", TINY_CLS, "never_cls")
+mt_fit = _fit_case(MT_RECIPE, "mt", [*TINY_MT, "--trainer.precision", "32"], "never_mt")
 
 
 def no_bundle(name: str) -> Callable[[Place], list[Path]]:
