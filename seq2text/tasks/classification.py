@@ -18,7 +18,7 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.callbacks import epochs_done, schedule_shape, step_progress, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, global_mean
+from seq2text.tasks.shared import FusedAdamClipping, check_lm_tokenizer, check_lm_vocab, global_mean
 
 __all__ = ["ClassificationTask"]
 
@@ -127,10 +127,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         if conflicts:
             detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
             raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
-        if net["vocab_size"] != hp.vocab_size:
-            raise ConfigError(f"the LM bundle {hp.pretrained_lm} has {net['vocab_size']} token ids but the data's "
-                              f"tokenizer has {hp.vocab_size}; set data.tokenizer_model to "
-                              f"{hp.pretrained_lm}/tokenizer.model")
+        check_lm_vocab(net["vocab_size"], hp.vocab_size, hp.pretrained_lm)
         self._pending_lm, self._lm_fingerprint = bundle.weights, bundle.tokenizer.fingerprint
         return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
 
@@ -163,11 +160,8 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             if self.hparams.num_classes is None:
                 raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
             self._build(self.hparams.num_classes)
+        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm)
         tokenizer = getattr(datamodule, "tokenizer", None)
-        lm = self.hparams.pretrained_lm
-        if self._lm_fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != self._lm_fingerprint:
-            raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {lm}; set "
-                              f"data.tokenizer_model to {lm}/tokenizer.model")
         if stage == "fit" and self.hparams.word_vectors and not self._vectors_loaded:
             if tokenizer is None:
                 raise ConfigError("model.word_vectors needs a data module with a tokenizer")

@@ -16,7 +16,7 @@ from seq2text.errors import ConfigError
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.callbacks import schedule_shape, training_progress
-from seq2text.tasks.shared import FusedAdamClipping
+from seq2text.tasks.shared import FusedAdamClipping, check_lm_tokenizer, check_lm_vocab
 
 __all__ = ["LanguageModelTask"]
 
@@ -115,11 +115,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Checks that the data module uses the tokenizer of the LM bundle this model started from."""
-        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
-        if self._lm_fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != self._lm_fingerprint:
-            lm = self.hparams.pretrained_lm
-            raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {lm}; set "
-                              f"data.tokenizer_model to {lm}/tokenizer.model")
+        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm)
 
     # ------------------------------------------------------------------------------------------ steps
     def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -309,9 +305,7 @@ def _read_lm_bundle(path: str, vocab_size: int) -> object:
     from seq2text.artifact import read_bundle  # lazy: artifact sits above tasks
 
     bundle = read_bundle(path, task="language_model")
-    if bundle.config["net"]["vocab_size"] != vocab_size:
-        raise ConfigError(f"the LM bundle {path} has {bundle.config['net']['vocab_size']} token ids but the data's "
-                          f"tokenizer has {vocab_size}; set data.tokenizer_model to {path}/tokenizer.model")
+    check_lm_vocab(bundle.config["net"]["vocab_size"], vocab_size, path)
     return bundle
 
 

@@ -1,5 +1,5 @@
-"""What the three tasks share: a loss normalised over the whole global batch (DDP), and Adam/AdamW with the fused
-kernel wherever gradient clipping allows it."""
+"""What the tasks share: a loss normalised over the whole global batch (DDP), Adam/AdamW with the fused kernel
+wherever gradient clipping allows it, and the checks of a task that starts from a language-model bundle."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-__all__ = ["FusedAdamClipping", "global_mean"]
+from seq2text.errors import ConfigError
+
+__all__ = ["FusedAdamClipping", "check_lm_tokenizer", "check_lm_vocab", "global_mean"]
 
 
 def global_mean(module: pl.LightningModule, total: torch.Tensor, count: int) -> torch.Tensor:
@@ -53,3 +55,19 @@ class FusedAdamClipping:
             torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
         else:
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+
+
+def check_lm_vocab(lm_vocab_size: int, vocab_size: int, path: str) -> None:
+    """The LM bundle at `path` must have as many token ids as the data's tokenizer."""
+    if lm_vocab_size != vocab_size:
+        raise ConfigError(f"the LM bundle {path} has {lm_vocab_size} token ids but the data's tokenizer has "
+                          f"{vocab_size}; set data.tokenizer_model to {path}/tokenizer.model")
+
+
+def check_lm_tokenizer(module: pl.LightningModule, fingerprint: str | None, path: str | None) -> None:
+    """The trainer's data module must use the tokenizer of the LM bundle at `path` (fingerprint None: no bundle)."""
+    datamodule = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
+    tokenizer = getattr(datamodule, "tokenizer", None)
+    if fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != fingerprint:
+        raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {path}; set "
+                          f"data.tokenizer_model to {path}/tokenizer.model")
