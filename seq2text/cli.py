@@ -181,9 +181,14 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=int, default=None)
     gen.add_argument("--seed", type=int, default=None)
     ev = sub.add_parser("evaluate", help="score a bundle on files (language models: perplexity of --input; "
+                        "classifiers: accuracy, macro-F1 and confusion on the labeled TSV/CSV --input; "
                         "translation: sacreBLEU/chrF/TER of --src against the raw --ref, with signatures)")
-    ev.add_argument("--model", required=True, help="bundle directory")
-    ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence")
+    ev.add_argument("--model", required=True, nargs="+",
+                    help="bundle directory (classifiers: several bundles are scored as one ensemble)")
+    ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence; "
+                    "classifiers: a TSV/CSV file with a header, a text column and a label column")
+    ev.add_argument("--text-column", default=None, help="classifiers: the text column (default: the training one)")
+    ev.add_argument("--label-column", default=None, help="classifiers: the label column (default: the training one)")
     ev.add_argument("--src", default=None, help="translation: source file, one sentence per line")
     ev.add_argument("--ref", default=None, help="translation: raw (untokenized) reference file, aligned with --src")
     ev.add_argument("--beam", type=int, default=5, help="translation: beam size (1 = greedy)")
@@ -191,7 +196,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", default=None, help="translation: also write the hypotheses to this file")
     cls = sub.add_parser("classify", help="label texts with a classifier bundle: one text per stdin line, one "
                          "label per stdout line (an empty line gets the model's no-evidence guess)")
-    cls.add_argument("--model", required=True, help="bundle directory")
+    cls.add_argument("--model", required=True, nargs="+",
+                     help="bundle directory; several bundles predict as one ensemble (mean probabilities)")
     cls.add_argument("--batch-lines", type=int, default=512, help="lines read and labeled at a time")
     cls.add_argument("--proba", action="store_true", help="print a JSON object of class probabilities per line")
     tr = sub.add_parser("translate", help="translate stdin with a translation bundle: one sentence per line in, "
@@ -226,17 +232,34 @@ def _run_tool(args: argparse.Namespace) -> None:
     elif args.command == "translate":
         _translate(args)
     elif args.command == "evaluate":
-        from seq2text.inference import load
-        from seq2text.textio import read_lines
+        _evaluate(args)
 
-        predictor = load(args.model)
-        if predictor.task == "translation":
-            _evaluate_translation(args, predictor)
-            return
-        if args.input is None:
-            raise Seq2TextError(f"{args.model} holds a {predictor.task} model: give --input FILE")
-        lines = read_lines(args.input)
-        print(json.dumps({"perplexity": predictor.perplexity(lines), "lines": len(lines), "input": args.input}))
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from seq2text.inference import load
+    from seq2text.textio import read_lines
+
+    predictor = load(args.model[0] if len(args.model) == 1 else args.model)
+    if predictor.task == "translation":
+        _evaluate_translation(args, predictor)
+        return
+    if args.input is None:
+        raise Seq2TextError(f"{args.model[0]} holds a {predictor.task} model: give --input FILE")
+    if predictor.task == "classification":
+        _evaluate_classifier(args, predictor)
+        return
+    lines = read_lines(args.input)
+    print(json.dumps({"perplexity": predictor.perplexity(lines), "lines": len(lines), "input": args.input}))
+
+
+def _evaluate_classifier(args: argparse.Namespace, classifier: object) -> None:
+    """Prints accuracy, macro-F1 and confusion counts of a classifier (or ensemble) on a labeled file."""
+    from seq2text.data.classification import read_labeled
+
+    text_column, label_column = args.text_column or classifier.columns[0], args.label_column or classifier.columns[1]
+    texts, gold = read_labeled(args.input, text_column, label_column)
+    scores = classifier.evaluate(texts, gold)
+    print(json.dumps({**scores, "input": args.input, "models": args.model}))
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -267,11 +290,11 @@ def _stdin_batches(size: int) -> Iterator[list[str]]:
 
 def _classify(args: argparse.Namespace) -> None:
     """Streams stdin through a classifier in batches of `--batch-lines` lines."""
-    from seq2text.inference import Classifier
+    from seq2text.inference import Classifier, ClassifierEnsemble
 
     if args.batch_lines < 1:
         raise Seq2TextError("--batch-lines must be a positive integer")
-    classifier = Classifier.load(args.model)
+    classifier = Classifier.load(args.model[0]) if len(args.model) == 1 else ClassifierEnsemble.load(args.model)
     for batch in _stdin_batches(args.batch_lines):
         rows = [json.dumps(p) for p in classifier.predict_proba(batch)] if args.proba else classifier.predict(batch)
         sys.stdout.write("\n".join(rows) + "\n")
@@ -329,7 +352,7 @@ def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
     from seq2text.textio import atomic_write_text
 
     if args.src is None or args.ref is None:
-        raise Seq2TextError(f"{args.model} holds a translation model: give --src FILE and --ref FILE")
+        raise Seq2TextError(f"{args.model[0]} holds a translation model: give --src FILE and --ref FILE")
     if args.batch_size < 1 or args.beam < 1:
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     sources, references = read_parallel(args.src, args.ref)

@@ -15,13 +15,14 @@ from seq2text.data.classification import encode_texts, normalize_text, pad_ids
 from seq2text.data.language_modeling import batchify, count_words, encode_stream
 from seq2text.data.translation import encode_sources
 from seq2text.errors import BundleError, ConfigError
+from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import RNNClassifier
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.search import Hypothesis, beam_search, greedy_search
 from seq2text.nn.seq2seq import Seq2Seq
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
-__all__ = ["Classifier", "LanguageModel", "Translation", "Translator", "load"]
+__all__ = ["Classifier", "ClassifierEnsemble", "LanguageModel", "Translation", "Translator", "load"]
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module]) -> torch.nn.Module:
@@ -138,7 +139,28 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-class Classifier:
+class _LabelPredictor:
+    """Labels and scores from `probabilities`, shared by a classifier and an ensemble of them."""
+
+    labels: list[str]
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """One `{label: probability}` dict per text."""
+        return [dict(zip(self.labels, row, strict=True)) for row in self.probabilities(texts).tolist()]
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label of each text."""
+        return [self.labels[i] for i in self.probabilities(texts).argmax(dim=-1).tolist()]
+
+    def evaluate(self, texts: Sequence[str], gold: Sequence[str]) -> dict:
+        """Accuracy, macro-F1 and confusion counts on labeled texts (see `seq2text.metrics.classification_scores`)."""
+        return classification_scores(self.predict(texts), gold, self.labels)
+
+
+class Classifier(_LabelPredictor):
     """A trained text classifier.
 
     Texts are read as in training: whitespace collapsed, lowercased if the model was trained so,
@@ -154,16 +176,17 @@ class Classifier:
         truncation: `head`, `tail` or `head_tail`.
         max_tokens: padded tokens per prediction batch.
         metrics: the metrics recorded at training time.
+        columns: the (text, label) column names of the training files, the defaults of `seq2text evaluate`.
     """
 
     task = "classification"
 
     def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, labels: Sequence[str], lowercase: bool = False,
                  max_len: int | None = None, truncation: str = "head", max_tokens: int = 8000,
-                 metrics: dict | None = None) -> None:
+                 metrics: dict | None = None, columns: tuple[str, str] = ("text", "label")) -> None:
         self.net, self.tokenizer, self.labels = net.eval(), tokenizer, list(labels)
         self.lowercase, self.max_len, self.truncation, self.max_tokens = lowercase, max_len, truncation, max_tokens
-        self.metrics = metrics or {}
+        self.metrics, self.columns = metrics or {}, columns
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
@@ -176,7 +199,8 @@ class Classifier:
             raise BundleError(f"{bundle.path}/config.json lists {len(labels)} labels for a "
                               f"{bundle.config['net']['num_classes']}-class network; export the bundle again")
         return cls(net, bundle.tokenizer, labels, data.get("lowercase", False), data.get("max_len"),
-                   data.get("truncation", "head"), data.get("eval_max_tokens", 8000), bundle.metrics)
+                   data.get("truncation", "head"), data.get("eval_max_tokens", 8000), bundle.metrics,
+                   (data.get("text_column", "text"), data.get("label_column", "label")))
 
     @torch.inference_mode()
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
@@ -199,13 +223,47 @@ class Classifier:
             start = end
         return out
 
-    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """One `{label: probability}` dict per text."""
-        return [dict(zip(self.labels, row, strict=True)) for row in self.probabilities(texts).tolist()]
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        """The most probable label of each text."""
-        return [self.labels[i] for i in self.probabilities(texts).argmax(dim=-1).tolist()]
+
+class ClassifierEnsemble(_LabelPredictor):
+    """Classifiers of the same label set predicting together: the mean of their class probabilities.
+
+    Members may differ in anything else (architecture, tokenizer, lowercasing), e.g. models trained with
+    different seeds, or ULMFiT's forward and backward classifiers. `seq2text.load([dir, ...])` builds one.
+
+    Args:
+        members: the classifiers; their `labels` must be equal (same classes, same order).
+    """
+
+    task = "classification"
+
+    def __init__(self, members: Sequence[Classifier]) -> None:
+        self.members = list(members)
+        if not self.members:
+            raise ConfigError("an ensemble needs at least one classifier")
+        self.labels, self.columns = list(self.members[0].labels), self.members[0].columns
+        for number, member in enumerate(self.members[1:], start=1):
+            if member.labels != self.labels:
+                raise BundleError(f"ensemble member {number} predicts labels {member.labels}, member 0 predicts "
+                                  f"{self.labels}; ensemble classifiers trained for the same labels")
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> ClassifierEnsemble:
+        """Loads one classifier bundle per path (raises BundleError for other tasks or other label sets)."""
+        if isinstance(paths, str | Path):
+            raise TypeError("pass a list of bundle directories, e.g. ClassifierEnsemble.load(['a', 'b'])")
+        members = []
+        for number, path in enumerate(paths):
+            try:
+                members.append(Classifier.load(path))
+            except BundleError as error:
+                raise BundleError(f"ensemble member {number}: {error} (only classifiers form ensembles)") from None
+        return cls(members)
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        """Mean class probabilities of the members, (len(texts), num_classes)."""
+        texts = _check_str_rows(texts)
+        return torch.stack([member.probabilities(texts) for member in self.members]).mean(dim=0)
 
 
 def _check_str_rows(texts: Sequence[str]) -> list[str]:
@@ -353,8 +411,11 @@ _PREDICTORS = {LanguageModel.task: LanguageModel, Classifier.task: Classifier}
 _PREDICTORS[Translator.task] = Translator
 
 
-def load(path: str | Path) -> LanguageModel | Classifier | Translator:
-    """Loads any seq2text bundle and returns the predictor of its task."""
+def load(path: str | Path | Sequence[str | Path]) -> LanguageModel | Classifier | ClassifierEnsemble | Translator:
+    """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives
+    a `ClassifierEnsemble`."""
+    if not isinstance(path, str | Path):
+        return ClassifierEnsemble.load(path)
     bundle_task = read_bundle(path).task
     if bundle_task not in _PREDICTORS:
         raise BundleError(f"{path} holds a {bundle_task!r} model, which this seq2text version cannot load")

@@ -1,4 +1,5 @@
-"""Evaluation metrics. Translation: BLEU, chrF and TER through sacrebleu's metric objects.
+"""Evaluation metrics. Translation: BLEU, chrF and TER through sacrebleu's metric objects; classification:
+accuracy, macro-F1 and the confusion matrix of predicted against gold labels.
 
 Hypotheses are decoded, detokenized sentences; references are the raw lines of the reference file
 (never pieces, never text rebuilt from a vocabulary). sacrebleu's `corpus_score(hyps, refs)` takes a
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from seq2text.errors import DataError
 
-__all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores"]
+__all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,36 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str] | Se
     """BLEU, chrF and TER of the same output: `{"bleu": ..., "chrf": ..., "ter": ...}`."""
     return {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references),
             "ter": ter(hypotheses, references)}
+
+
+def classification_scores(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy and macro-F1 (fractions, as training logs them) and the confusion counts of `predicted`
+    against `gold`.
+
+    Args:
+        predicted: one predicted label per example.
+        gold: the true labels, aligned with `predicted`.
+        labels: the model's label set; macro-F1 averages over these classes.
+
+    Returns:
+        `{"acc", "f1", "examples", "confusion": {"gold->predicted": count}}`.
+
+    Raises:
+        DataError: lengths differ, no examples, or a gold label the model does not know.
+    """
+    predicted, gold, labels = list(predicted), list(gold), list(labels)
+    if len(predicted) != len(gold) or not gold:
+        raise DataError(f"{len(predicted)} predictions for {len(gold)} gold labels; both must be equal and non-zero")
+    unknown = sorted(set(gold) - set(labels))
+    if unknown:
+        raise DataError(f"gold labels {unknown[:5]} are not among the model's labels {labels}; the file's label "
+                        "column must use the labels the model was trained with")
+    pairs = list(zip(gold, predicted, strict=True))
+    confusion = {f"{g}->{p}": sum(1 for pair in pairs if pair == (g, p)) for g in labels for p in labels}
+    f1 = []  # classes neither predicted nor present are left out of the mean, as torchmetrics does
+    for label in labels:
+        hits, seen = confusion[f"{label}->{label}"], predicted.count(label) + gold.count(label)
+        if seen:
+            f1.append(2 * hits / seen)
+    return {"acc": sum(g == p for g, p in pairs) / len(pairs), "f1": sum(f1) / len(f1), "examples": len(pairs),
+            "confusion": confusion}

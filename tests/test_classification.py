@@ -237,6 +237,72 @@ def test_classify_command_streams_stdin(scratch_bundle: Path, monkeypatch: pytes
     assert "stdin, line 2: invalid UTF-8" in capsys.readouterr().err
 
 
+def test_classification_scores_match_torchmetrics() -> None:
+    from torchmetrics.functional.classification import multiclass_f1_score
+
+    from seq2text.metrics import classification_scores
+
+    labels = ["neg", "neu", "pos", "none"]  # "none" is neither predicted nor present: left out of macro-F1
+    gold = ["neg", "neg", "pos", "neu", "pos", "pos", "neu"]
+    predicted = ["neg", "pos", "pos", "neu", "neg", "pos", "pos"]
+    scores = classification_scores(predicted, gold, labels)
+    index = {label: i for i, label in enumerate(labels)}
+    expected = multiclass_f1_score(torch.tensor([index[p] for p in predicted]), torch.tensor([index[g] for g in gold]),
+                                   num_classes=4, average="macro")
+    assert scores["acc"] == pytest.approx(4 / 7) and scores["f1"] == pytest.approx(expected.item())
+    assert scores["confusion"]["neu->pos"] == 1 and scores["confusion"]["pos->pos"] == 2 and scores["examples"] == 7
+    with pytest.raises(DataError, match="2 predictions for 1 gold labels"):
+        classification_scores(["neg", "pos"], ["neg"], labels)
+
+
+def test_evaluate_command_scores_a_labeled_file(scratch_bundle: Path, toy_sst: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    metrics = json.loads((scratch_bundle / "metrics.json").read_text())
+    assert main(["evaluate", "--model", str(scratch_bundle), "--input", str(toy_sst / "test_labeled.tsv")]) == 0
+    scores = json.loads(capsys.readouterr().out)  # columns default to the training ones ("sentence", "label")
+    assert scores["examples"] == 50 and scores["acc"] == pytest.approx(metrics["test/acc"])
+    assert scores["f1"] == pytest.approx(metrics["test/f1"], abs=1e-6)
+    assert scores["confusion"]["0->1"] == metrics["test/confusion/0->1"]
+    bad = toy_sst.parent / "three_labels.tsv"
+    bad.write_text("sentence\tlabel\na good film\t1\nso so\t2\n")
+    assert main(["evaluate", "--model", str(scratch_bundle), "--input", str(bad)]) == 1
+    assert "gold labels ['2'] are not among the model's labels ['0', '1']" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def second_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit_cls_seed")
+    assert fit_cls("sst2_bilstm.yaml", toy_sst, out, *TINY_CLS, "--trainer.max_epochs", "2", "--seed_everything",
+                   "7", "--model.init_args.rnn_type", "gru", "--model.init_args.lr", "0.01") == 0
+    return out / "bundle"
+
+
+def test_ensemble_averages_member_probabilities(scratch_bundle: Path, second_bundle: Path, toy_sst: Path,
+                                                lm_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    ensemble = seq2text.load([scratch_bundle, second_bundle])
+    assert isinstance(ensemble, seq2text.ClassifierEnsemble) and ensemble.labels == ["0", "1"]
+    texts, gold = read_labeled(toy_sst / "test_labeled.tsv", "sentence")
+    first, second = (seq2text.load(path).probabilities(texts) for path in (scratch_bundle, second_bundle))
+    assert not torch.allclose(first, second)
+    assert torch.allclose(ensemble.probabilities(texts), (first + second) / 2)
+    assert ensemble.predict(texts) == [ensemble.labels[i] for i in ((first + second) / 2).argmax(-1).tolist()]
+    assert main(["evaluate", "--model", str(scratch_bundle), str(second_bundle), "--input",
+                 str(toy_sst / "test_labeled.tsv")]) == 0
+    assert json.loads(capsys.readouterr().out)["acc"] == pytest.approx(ensemble.evaluate(texts, gold)["acc"])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a good film\nawful\n")))
+    assert main(["classify", "--model", str(scratch_bundle), str(second_bundle)]) == 0
+    assert capsys.readouterr().out.split("\n") == [*ensemble.predict(["a good film", "awful"]), ""]
+    with pytest.raises(seq2text.BundleError, match="ensemble member 1: .* holds a language_model model"):
+        seq2text.load([scratch_bundle, lm_bundle])
+    other = seq2text.load(second_bundle)
+    other.labels = ["neg", "pos"]
+    with pytest.raises(seq2text.BundleError, match=r"member 1 predicts labels \['neg', 'pos'\]"):
+        seq2text.ClassifierEnsemble([seq2text.load(scratch_bundle), other])
+    with pytest.raises(TypeError, match="a list of bundle directories"):
+        seq2text.ClassifierEnsemble.load(str(scratch_bundle))
+
+
 def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = fit_cls("sst2_bilstm.yaml", toy_sst, tmp_path, *TINY_CLS, "--trainer.fast_dev_run", "true",
                    "--model.init_args.num_classes", "3")
