@@ -1,6 +1,6 @@
 """Classification benchmarks: train a recipe within a wall-clock budget and record its test accuracy.
 
-    python benchmarks/classification.py sst2_budget --minutes 20
+    python benchmarks/classification.py sst2_budget --minutes 20 [--ensemble 8]   # 8 models in 20 minutes in all
     python benchmarks/classification.py movie_lm --minutes 30    # ULMFiT's LM stage: benchmarks/runs/movie_lm/bundle
     python benchmarks/classification.py movie_lm --minutes 40 --from-bundle benchmarks/runs/movie_lm/bundle \
         --name movie_lm_70                                   # 40 more minutes from that bundle
@@ -20,6 +20,7 @@ import json
 import random
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from common import RESULTS, ROOT, fit_to_budget, record
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "sst2_finetune": (None, "recipes/sst2_ulmfit.yaml", 20, "test (sst2/test_labeled.tsv, 1,821 sentences)"),
     "imdb_budget": ("recipes/imdb_bilstm.yaml", "recipes/imdb_ulmfit.yaml", 30, "test (imdb/test.csv, 25,000)"),
 }
+DATASETS = {"sst2_budget": "sst2", "sst2_finetune": "sst2", "imdb_budget": "imdb"}
 
 
 def _throughput(out: Path) -> dict[str, float]:
@@ -47,7 +49,50 @@ def _throughput(out: Path) -> dict[str, float]:
     return result
 
 
-def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: list[str]) -> dict:
+def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
+    """Accuracy/macro-F1/confusion of the members' mean probabilities on the dataset's dev and test files."""
+    from seq2text.data.catalog import CATALOG, resolve
+    from seq2text.data.classification import read_labeled
+    from seq2text.inference import ClassifierEnsemble
+
+    ensemble = ClassifierEnsemble.load(bundles)
+    spec, scores = CATALOG[dataset], {}
+    for split, path in resolve(dataset, splits=[s for s in ("valid", "test") if s in CATALOG[dataset].files]).items():
+        texts, gold = read_labeled(path, spec.text_column, spec.label_column)
+        scores[split] = ensemble.evaluate(texts, gold)
+    return scores
+
+
+def run_ensemble(name: str, minutes: float, lm_bundle: str | None, extra: list[str], members: int) -> dict:
+    """Trains `members` models with seeds 1234, 1235, ..., each within minutes / members (so all of them
+    together stay within the budget), and records the accuracy of their ensemble (mean probabilities)."""
+    out, wall, runs = ROOT / "benchmarks" / "runs" / name, 0.0, []
+    for number in range(members):
+        seed = ["--seed_everything", str(1234 + number)]
+        start = time.monotonic()
+        entry = run_classification(name, minutes / members, lm_bundle, [*extra, *seed], out / f"member{number}",
+                                   save=False)
+        wall += time.monotonic() - start
+        runs.append(entry)
+    start = time.monotonic()
+    scores = _ensemble_scores([out / f"member{n}" / "bundle" for n in range(members)], DATASETS[name])
+    wall += time.monotonic() - start
+    first, on_dev = runs[0], name.startswith("sst2")
+    value = scores["valid" if on_dev else "test"]["acc"]
+    return record(name, recipe=first["recipe"], metric=first["metric"], value=round(100 * value, 2),
+                  split=first["split"], ensemble=members, test_acc=round(100 * scores["test"]["acc"], 2),
+                  test_f1=round(100 * scores["test"]["f1"], 2),
+                  dev_acc=round(100 * scores["valid"]["acc"], 2) if "valid" in scores else None,
+                  member_dev_acc=[r["dev_acc"] for r in runs], member_test_acc=[r["test_acc"] for r in runs],
+                  train_seconds=round(sum(r["train_seconds"] for r in runs), 1), wall_seconds=round(wall, 1),
+                  budget_minutes=minutes, epochs=[r["epochs"] for r in runs], steps=sum(r["steps"] for r in runs),
+                  test_examples=scores["test"]["examples"], lm_bundle=lm_bundle, overrides=extra,
+                  confusion=scores["test"]["confusion"],
+                  **{k: v for k, v in first.items() if k.startswith(("lm_", "train_tokens", "train_examples"))})
+
+
+def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: list[str], out: Path | None = None,
+                       save: bool = True) -> dict:
     scratch, finetune, _, split = BENCHMARKS[name]
     recipe = finetune if lm_bundle else scratch
     if recipe is None:
@@ -56,7 +101,7 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
     if lm_bundle:
         extra = ["--model.init_args.pretrained_lm", lm_bundle, "--data.init_args.tokenizer_model",
                  str(Path(lm_bundle) / "tokenizer.model"), *extra]
-    out = ROOT / "benchmarks" / "runs" / name
+    out = out or ROOT / "benchmarks" / "runs" / name
     wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     pretrained = {}
@@ -68,7 +113,7 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
     on_dev = name.startswith("sst2")
     metric, value = ("dev_acc", metrics.get("val/acc", float("nan"))) if on_dev else ("test_acc", metrics["test/acc"])
     split = f"dev (sst2/dev.tsv, 872); {split}" if on_dev else split
-    return record(name, recipe=recipe, metric=metric, value=round(100 * value, 2), split=split,
+    fields = dict(recipe=recipe, metric=metric, value=round(100 * value, 2), split=split,
                   test_acc=round(100 * metrics["test/acc"], 2), test_f1=round(100 * metrics["test/f1"], 2),
                   dev_acc=round(100 * metrics.get("val/acc", float("nan")), 2),
                   train_seconds=round(metrics.get("train_seconds", float("nan")), 1), wall_seconds=round(wall, 1),
@@ -76,6 +121,7 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
                   test_examples=metrics.get("test/examples"), lm_bundle=lm_bundle, overrides=extra,
                   confusion={k.split("/", 2)[2]: v for k, v in metrics.items() if k.startswith("test/confusion/")},
                   **pretrained, **_throughput(out))
+    return record(name, **fields) if save else fields
 
 
 def _lm_train_seconds(bundle: str | Path) -> float:
@@ -140,13 +186,18 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
     parser.add_argument("--lm-bundle", default=None, help="language-model bundle to fine-tune from (ULMFiT)")
     parser.add_argument("--from-bundle", default=None, help="movie_lm: go on training this LM bundle")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="train this many models (seeds 1234, 1235, ...) within the budget; score their ensemble")
     parser.add_argument("--name", default="movie_lm", help="movie_lm: the record's name (and its runs/ folder)")
     args, extra = parser.parse_known_args()
     if args.benchmark == "movie_lm":
         movie_lm(args.minutes or 30, extra, args.from_bundle, args.name)
         return
     minutes = args.minutes or BENCHMARKS[args.benchmark][2]
-    run_classification(args.benchmark, minutes, args.lm_bundle, extra)
+    if args.ensemble > 1:
+        run_ensemble(args.benchmark, minutes, args.lm_bundle, extra, args.ensemble)
+    else:
+        run_classification(args.benchmark, minutes, args.lm_bundle, extra)
 
 
 if __name__ == "__main__":

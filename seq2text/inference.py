@@ -127,15 +127,21 @@ def _sample(logp: torch.Tensor, temperature: float, top_k: int | None, generator
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _str_list(texts: Sequence[str], example: str) -> list[str]:
+    """`texts` as a list, checked to hold strings only; `example` shows the right call in the TypeError."""
     if isinstance(texts, str):
-        raise TypeError("pass a list of strings, e.g. lm.perplexity(['a sentence'])")
+        raise TypeError(f"pass a list of strings, e.g. {example}")
     texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts[{bad}] is {type(texts[bad]).__name__}, not str")
+    return texts
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    texts = _str_list(texts, "lm.perplexity(['a sentence'])")
     if not texts:
         raise ConfigError("no texts given")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"texts[{bad[0]}] is {type(texts[bad[0]]).__name__}, not str")
     return texts
 
 
@@ -267,13 +273,7 @@ class ClassifierEnsemble(_LabelPredictor):
 
 
 def _check_str_rows(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("pass a list of strings, e.g. classifier.predict(['a sentence'])")
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"texts[{bad}] is {type(texts[bad]).__name__}, not str")
-    return texts
+    return _str_list(texts, "classifier.predict(['a sentence'])")
 
 
 @dataclass(frozen=True)
@@ -386,12 +386,7 @@ class Translator:
 
 
 def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch_size: int) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("pass a list of strings, e.g. translator.translate(['ein Satz'])")
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"texts[{bad}] is {type(texts[bad]).__name__}, not str")
+    texts = _str_list(texts, "translator.translate(['ein Satz'])")
     if beam_size < 1 or batch_size < 1 or not 1 <= n_best <= beam_size:
         raise ConfigError(f"need beam_size ≥ 1, batch_size ≥ 1 and 1 ≤ n_best ≤ beam_size (got beam_size={beam_size}, "
                           f"n_best={n_best}, batch_size={batch_size})")
