@@ -63,12 +63,14 @@ def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
     return scores
 
 
-def run_ensemble(name: str, minutes: float, lm_bundle: str | None, extra: list[str], members: int) -> dict:
+def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[str], members: int) -> dict:
     """Trains `members` models with seeds 1234, 1235, ..., each within minutes / members (so all of them
-    together stay within the budget), and records the accuracy of their ensemble (mean probabilities)."""
+    together stay within the budget), and records the accuracy of their ensemble (mean probabilities). Member
+    i starts from LM bundle i modulo their number (ULMFiT: a forward and a backward LM), if any."""
     out, wall, runs = ROOT / "benchmarks" / "runs" / name, 0.0, []
     for number in range(members):
         seed = ["--seed_everything", str(1234 + number)]
+        lm_bundle = lm_bundles[number % len(lm_bundles)] if lm_bundles else None
         start = time.monotonic()
         entry = run_classification(name, minutes / members, lm_bundle, [*extra, *seed], out / f"member{number}",
                                    save=False)
@@ -86,9 +88,11 @@ def run_ensemble(name: str, minutes: float, lm_bundle: str | None, extra: list[s
                   member_dev_acc=[r["dev_acc"] for r in runs], member_test_acc=[r["test_acc"] for r in runs],
                   train_seconds=round(sum(r["train_seconds"] for r in runs), 1), wall_seconds=round(wall, 1),
                   budget_minutes=minutes, epochs=[r["epochs"] for r in runs], steps=sum(r["steps"] for r in runs),
-                  test_examples=scores["test"]["examples"], lm_bundle=lm_bundle, overrides=extra,
+                  test_examples=scores["test"]["examples"], lm_bundle=lm_bundles or None, overrides=extra,
                   confusion=scores["test"]["confusion"],
-                  **{k: v for k, v in first.items() if k.startswith(("lm_", "train_tokens", "train_examples"))})
+                  lm_train_seconds=[r["lm_train_seconds"] for r in runs[:len(lm_bundles)]] or None,
+                  lm_test_word_ppl=[r["lm_test_word_ppl"] for r in runs[:len(lm_bundles)]] or None,
+                  **{k: v for k, v in first.items() if k.startswith(("train_tokens", "train_examples"))})
 
 
 def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: list[str], out: Path | None = None,
@@ -99,8 +103,10 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
         raise SystemExit(f"{name} needs --lm-bundle DIR (a language-model bundle, e.g. from "
                          "`python benchmarks/run.py ptb_budget`)")
     if lm_bundle:
+        backward = json.loads((Path(lm_bundle) / "config.json").read_text()).get("data", {}).get("backward", False)
         extra = ["--model.init_args.pretrained_lm", lm_bundle, "--data.init_args.tokenizer_model",
-                 str(Path(lm_bundle) / "tokenizer.model"), *extra]
+                 str(Path(lm_bundle) / "tokenizer.model"), *(["--data.init_args.backward", "true"] if backward else []),
+                 *extra]
     out = out or ROOT / "benchmarks" / "runs" / name
     wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
@@ -184,7 +190,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "movie_lm"])
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
-    parser.add_argument("--lm-bundle", default=None, help="language-model bundle to fine-tune from (ULMFiT)")
+    parser.add_argument("--lm-bundle", nargs="+", default=[],
+                        help="language-model bundle to fine-tune from (ULMFiT); with --ensemble, several bundles "
+                             "(e.g. a forward and a backward LM) are taken in turn")
     parser.add_argument("--from-bundle", default=None, help="movie_lm: go on training this LM bundle")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="train this many models (seeds 1234, 1235, ...) within the budget; score their ensemble")
@@ -196,8 +204,10 @@ def main() -> None:
     minutes = args.minutes or BENCHMARKS[args.benchmark][2]
     if args.ensemble > 1:
         run_ensemble(args.benchmark, minutes, args.lm_bundle, extra, args.ensemble)
+    elif len(args.lm_bundle) > 1:
+        raise SystemExit("several --lm-bundle need --ensemble (one member per bundle at least)")
     else:
-        run_classification(args.benchmark, minutes, args.lm_bundle, extra)
+        run_classification(args.benchmark, minutes, args.lm_bundle[0] if args.lm_bundle else None, extra)
 
 
 if __name__ == "__main__":

@@ -44,15 +44,16 @@ class LanguageModel:
         eval_batch_size: stream columns used for `perplexity` (as in training's test).
         eval_bptt: window length used for `perplexity`.
         metrics: the metrics recorded at training time.
+        backward: the model reads text right to left (`perplexity` and `score` reverse it; it cannot `generate`).
     """
 
     task = "language_model"
 
     def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer, eval_batch_size: int = 10,
-                 eval_bptt: int = 35, metrics: dict | None = None) -> None:
+                 eval_bptt: int = 35, metrics: dict | None = None, backward: bool = False) -> None:
         self.net, self.tokenizer = net.eval(), tokenizer
         self.eval_batch_size, self.eval_bptt = eval_batch_size, eval_bptt
-        self.metrics = metrics or {}
+        self.metrics, self.backward = metrics or {}, backward
 
     @classmethod
     def load(cls, path: str | Path) -> LanguageModel:
@@ -60,7 +61,7 @@ class LanguageModel:
         bundle = read_bundle(path, task=cls.task)
         data = bundle.config.get("data", {})
         return cls(_build(bundle, RNNLanguageModel), bundle.tokenizer, data.get("eval_batch_size", 10),
-                   data.get("eval_bptt", 35), bundle.metrics)
+                   data.get("eval_bptt", 35), bundle.metrics, data.get("backward", False))
 
     @torch.inference_mode()
     def perplexity(self, texts: Sequence[str]) -> float:
@@ -70,7 +71,7 @@ class LanguageModel:
         perplexity on the test file equals the task's test perplexity.
         """
         texts = _check_texts(texts)
-        stream = encode_stream(self.tokenizer, texts)
+        stream = encode_stream(self.tokenizer, texts, self.backward)
         batch_size = max(1, min(self.eval_batch_size, (stream.numel()) // 2))
         data, mask = batchify(stream, batch_size, pad=True)
         total, hidden = 0.0, None
@@ -86,8 +87,8 @@ class LanguageModel:
         """Log-probability (nats) of each text on its own, end-of-line included; empty texts score their eos."""
         texts = _check_texts(texts)
         scores = []
-        for ids in self.tokenizer.encode(texts, add_eos=True):
-            seq = torch.tensor([[EOS_ID, *ids]])  # (1, len + 1)
+        for ids in self.tokenizer.encode(texts):
+            seq = torch.tensor([[EOS_ID, *(ids[::-1] if self.backward else ids), EOS_ID]])  # (1, len + 2)
             features, _, _ = self.net(seq[:, :-1])
             scores.append(-float(self.net.nll(features, seq[:, 1:]).sum()))
         return scores
@@ -102,6 +103,9 @@ class LanguageModel:
         """
         if max_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
             raise ConfigError("max_tokens ≥ 0, temperature ≥ 0 (0 = greedy) and top_k ≥ 1 are required")
+        if self.backward:
+            raise ConfigError("this is a backward language model (it predicts the text to the left); generate "
+                              "with a forward one")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         context = torch.tensor([[EOS_ID, *self.tokenizer.encode([prompt])[0]]])
         features, hidden, _ = self.net(context)
@@ -183,16 +187,18 @@ class Classifier(_LabelPredictor):
         max_tokens: padded tokens per prediction batch.
         metrics: the metrics recorded at training time.
         columns: the (text, label) column names of the training files, the defaults of `seq2text evaluate`.
+        backward: read texts right to left (a classifier fine-tuned from a backward LM).
     """
 
     task = "classification"
 
     def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, labels: Sequence[str], lowercase: bool = False,
                  max_len: int | None = None, truncation: str = "head", max_tokens: int = 8000,
-                 metrics: dict | None = None, columns: tuple[str, str] = ("text", "label")) -> None:
+                 metrics: dict | None = None, columns: tuple[str, str] = ("text", "label"),
+                 backward: bool = False) -> None:
         self.net, self.tokenizer, self.labels = net.eval(), tokenizer, list(labels)
         self.lowercase, self.max_len, self.truncation, self.max_tokens = lowercase, max_len, truncation, max_tokens
-        self.metrics, self.columns = metrics or {}, columns
+        self.metrics, self.columns, self.backward = metrics or {}, columns, backward
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
@@ -206,7 +212,7 @@ class Classifier(_LabelPredictor):
                               f"{bundle.config['net']['num_classes']}-class network; export the bundle again")
         return cls(net, bundle.tokenizer, labels, data.get("lowercase", False), data.get("max_len"),
                    data.get("truncation", "head"), data.get("eval_max_tokens", 8000), bundle.metrics,
-                   (data.get("text_column", "text"), data.get("label_column", "label")))
+                   (data.get("text_column", "text"), data.get("label_column", "label")), data.get("backward", False))
 
     @torch.inference_mode()
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
@@ -215,7 +221,7 @@ class Classifier(_LabelPredictor):
         if not texts:
             return torch.zeros(0, len(self.labels))
         ids = encode_texts(self.tokenizer, [normalize_text(t, self.lowercase) for t in texts], self.max_len,
-                           self.truncation)
+                           self.truncation, self.backward)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = torch.empty(len(ids), len(self.labels))
         start = 0

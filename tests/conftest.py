@@ -20,9 +20,65 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
+POS, NEG = ["good", "great", "fun", "lovely", "superb"], ["bad", "awful", "dull", "boring", "poor"]
+FILL = ["the", "movie", "was", "a", "film", "plot", "and", "very", "quite", "it"]
+LEXICON = {"der": "the", "hund": "dog", "katze": "cat", "läuft": "runs", "schläft": "sleeps", "ein": "a",
+           "rote": "red", "große": "big", "im": "in the", "park": "park", "haus": "house", "und": "and",
+           "sieht": "sees", "mann": "man", "frau": "woman", "kleine": "small", "auf": "on", "straße": "street"}
+
+
 def toy_lines(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(n)]
+
+
+def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """(text, label) rows whose label is the sentiment of the one POS/NEG word among filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = [rng.choice(FILL) for _ in range(rng.randint(2, 12))]
+        words.insert(rng.randint(0, len(words)), rng.choice(POS if label else NEG))
+        rows.append((" ".join(words), str(label)))
+    return rows
+
+
+def toy_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """Raw, cased 'German' sentences with a period and their word-by-word 'English' translation."""
+    rng, words = random.Random(seed), sorted(LEXICON)
+    pairs = []
+    for _ in range(n):
+        de = [rng.choice(words) for _ in range(rng.randint(2, 8))]
+        src, trg = " ".join(de), " ".join(LEXICON[w] for w in de)
+        pairs.append((src[0].upper() + src[1:] + ".", trg[0].upper() + trg[1:] + "."))
+    return pairs
+
+
+def write_pairs(folder: Path, prefix: str, pairs: list[tuple[str, str]], langs: tuple[str, str] = ("de", "en")) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for side, lang in enumerate(langs):
+        (folder / f"{prefix}.{lang}").write_text("\n".join(p[side] for p in pairs) + "\n", encoding="utf-8")
+
+
+def write_ptb(root: Path, sizes: tuple[int, int, int]) -> None:
+    """PTB-named toy LM files (train, valid, test lines; seeds 0, 1, 2)."""
+    for split, n, seed in zip(("train", "valid", "test"), sizes, range(3), strict=True):
+        (root / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+
+
+def write_sst(root: Path, sizes: tuple[int, int, int]) -> None:
+    """SST-2-named toy tables (train, dev, test_labeled rows; seeds 0, 1, 2), columns sentence and label."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in zip(("train", "dev", "test_labeled"), sizes, range(3), strict=True):
+        body = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
+        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + body)
+
+
+def write_multi30k(root: Path, sizes: tuple[int, int, int]) -> None:
+    """Multi30k-named toy de/en files (train, val, test_2016_flickr pairs; seeds 0, 1, 2)."""
+    for prefix, n, seed in zip(("train", "val", "test_2016_flickr"), sizes, range(3), strict=True):
+        write_pairs(root, prefix, toy_pairs(n, seed))
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,9 @@ import pytest
 
 from seq2text.cli import main
 from seq2text.errors import Seq2TextError
-from tests.conftest import REPO, TINY_LM, toy_lines
-from tests.test_classification import TINY_CLS, toy_rows
+from tests.conftest import REPO, TINY_LM, write_multi30k, write_ptb, write_sst
+from tests.test_classification import TINY_CLS
 from tests.test_translation import TINY as TINY_MT
-from tests.test_translation import toy_pairs, write_pairs
 
 LM_RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
 CLS_RECIPE = str(REPO / "recipes" / "sst2_bilstm.yaml")
@@ -65,17 +64,13 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
     # --- language modeling text
     lm_dir = p / "lm"
     lm_dir.mkdir()
-    for split, n, seed in (("train", 80, 0), ("valid", 10, 1), ("test", 10, 2)):
-        (lm_dir / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    write_ptb(lm_dir, (80, 10, 10))
     (p / "empty.txt").write_text("")
     (p / "blank_lines.txt").write_text("\n\n\n")
     (p / "latin1.txt").write_bytes("the café sat\n".encode("latin-1"))
     # --- classification tables
     cls_dir = p / "sst"
-    cls_dir.mkdir()
-    for name, n, seed in (("train", 120, 0), ("dev", 20, 1), ("test_labeled", 20, 2)):
-        body = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
-        (cls_dir / f"{name}.tsv").write_text("sentence\tlabel\n" + body)
+    write_sst(cls_dir, (120, 20, 20))
     (p / "no_label.tsv").write_text("sentence\tscore\nthe cat\t1\n")
     (p / "new_label.tsv").write_text("sentence\tlabel\nthe cat\t1\nthe dog\tneutral\n")
     (p / "empty_text.tsv").write_text("sentence\tlabel\nthe cat\t1\n \t0\n")
@@ -84,8 +79,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
     (p / "reviews.xlsx").write_text("not a table\n")
     # --- parallel text
     mt_dir = p / "mt"
-    for prefix, n, seed in (("train", 120, 0), ("val", 10, 1), ("test_2016_flickr", 10, 2)):
-        write_pairs(mt_dir, prefix, toy_pairs(n, seed))
+    write_multi30k(mt_dir, (120, 10, 10))
     bad_mt = p / "mt_misaligned"
     shutil.copytree(mt_dir, bad_mt)
     with (bad_mt / "train.en").open("a") as handle:

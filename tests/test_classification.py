@@ -2,7 +2,6 @@
 
 import io
 import json
-import random
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,24 +25,11 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import RNNClassifier, load_word_vectors
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tokenizer import EOS_ID
-from tests.conftest import REPO
+from tests.conftest import REPO, toy_rows
 
-POS, NEG = ["good", "great", "fun", "lovely", "superb"], ["bad", "awful", "dull", "boring", "poor"]
-FILL = ["the", "movie", "was", "a", "film", "plot", "and", "very", "quite", "it"]
 TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
             "--data.init_args.eval_max_tokens", "100000", "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false"]
-
-
-def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        label = rng.randint(0, 1)
-        words = [rng.choice(FILL) for _ in range(rng.randint(2, 12))]
-        words.insert(rng.randint(0, len(words)), rng.choice(POS if label else NEG))
-        rows.append((" ".join(words), str(label)))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -367,6 +353,33 @@ def test_ulmfit_recipe_fine_tunes_and_checks_the_tokenizer(lm_bundle: Path, toy_
     code = fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bad", *lm, "--data.init_args.tokenizer_model", "null",
                    "--data.init_args.tokenizer_type", "word", "--data.init_args.tokenizer_vocab_size", "null")
     assert code == 1 and f"set data.tokenizer_model to {lm_bundle}/tokenizer.model" in capsys.readouterr().err
+
+
+def test_classifier_from_a_backward_lm_reads_backward(toy_sst: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    files = [f"--data.init_args.{s}_file={toy_sst / f'lm.{s}.txt'}" for s in ("train", "valid", "test")]
+    assert main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--data.init_args.dataset", "null",
+                 *files, "--data.init_args.backward", "true", "--model.init_args.emb_size", "16",
+                 "--model.init_args.hidden_size", "24", "--model.init_args.adaptive_cutoffs", "[]",
+                 "--data.init_args.batch_size", "4", "--data.init_args.bptt", "8", "--trainer.precision", "32",
+                 "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+                 "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--bundle", str(tmp_path / "lm")]) == 0
+    lm = ["--model.init_args.pretrained_lm", str(tmp_path / "lm"), "--data.init_args.tokenizer_model",
+          str(tmp_path / "lm" / "tokenizer.model"), "--trainer.enable_progress_bar", "false",
+          "--trainer.max_epochs", "1"]
+    capsys.readouterr()
+    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "fwd", *lm) == 1
+    assert "is a backward language model but data.backward is false" in capsys.readouterr().err
+    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bwd", *lm, "--data.init_args.backward", "true") == 0
+    classifier = seq2text.load(tmp_path / "bwd" / "bundle")
+    texts = ["a good film", "the plot was dull and very poor", ""]
+    as_forward = seq2text.Classifier(classifier.net, classifier.tokenizer, classifier.labels, classifier.lowercase)
+    reversed_texts = [" ".join(reversed(text.split())) for text in texts]
+    assert classifier.backward and torch.allclose(classifier.probabilities(texts),
+                                                  as_forward.probabilities(reversed_texts))
+    metrics = json.loads((tmp_path / "bwd" / "bundle" / "metrics.json").read_text())
+    test_texts, gold = read_labeled(toy_sst / "test_labeled.tsv", "sentence")
+    assert classifier.evaluate(test_texts, gold)["acc"] == pytest.approx(metrics["test/acc"])
 
 
 @pytest.mark.parametrize("recipe", ["sst2_bilstm.yaml", "sst2_ulmfit.yaml", "imdb_bilstm.yaml", "imdb_ulmfit.yaml"])

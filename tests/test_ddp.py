@@ -19,9 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, WORDS
-from tests.test_classification import toy_rows
-from tests.test_translation import toy_pairs, write_pairs
+from tests.conftest import REPO, WORDS, write_multi30k, write_sst
 
 TIMEOUT = 240  # seconds: a hung rank fails the test instead of stalling CI
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
@@ -44,9 +42,7 @@ def _lm(root: Path, processes: int) -> list[str]:
 
 
 def _cls(root: Path, processes: int) -> list[str]:
-    for name, n, seed in (("train", 203, 0), ("dev", 21, 1), ("test_labeled", 31, 2)):
-        rows = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
-        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + rows)
+    write_sst(root, (203, 21, 31))
     return ["recipes/sst2_bilstm.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
             "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
             "--data.init_args.eval_max_tokens", "60",
@@ -55,8 +51,7 @@ def _cls(root: Path, processes: int) -> list[str]:
 
 
 def _mt(root: Path, processes: int) -> list[str]:
-    for prefix, n, seed in (("train", 202, 0), ("val", 21, 1), ("test_2016_flickr", 21, 2)):
-        write_pairs(root, prefix, toy_pairs(n, seed))
+    write_multi30k(root, (202, 21, 21))
     return ["recipes/multi30k_bigru_attention.yaml", "--model.init_args.emb_size", "16",
             "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0", "--model.init_args.val_bleu",
             "false", "--model.init_args.test_beam_size", "1", "--data.init_args.tokenizer_vocab_size", "100",

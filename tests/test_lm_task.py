@@ -8,9 +8,10 @@ import torch
 
 import seq2text
 from seq2text.cli import main
-from seq2text.data.language_modeling import LMDataModule
+from seq2text.data.language_modeling import LMDataModule, encode_stream
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
+from seq2text.tokenizer import EOS_ID
 from tests.conftest import REPO, TINY_LM, toy_lines
 
 RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
@@ -51,6 +52,30 @@ def test_score_and_generate(toy_bundle: Path) -> None:
         lm.generate("the", -1)
     with pytest.raises(TypeError):
         lm.perplexity("a string, not a list")
+
+
+def test_backward_lm_reads_right_to_left(toy_bundle: Path, toy_lm_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    """ULMFiT's backward LM: the stream reversed in training, perplexity and scores; no generation."""
+    tokenizer = seq2text.LanguageModel.load(toy_bundle).tokenizer
+    lines = toy_lines(4, 0)
+    backward = encode_stream(tokenizer, lines, backward=True)
+    assert torch.equal(backward, encode_stream(tokenizer, lines).flip(0)) and backward[0] == EOS_ID
+    bundle = fit_toy(toy_lm_dir, tmp_path / "bwd", "--data.init_args.backward", "true")
+    lm = seq2text.load(bundle)
+    assert lm.backward and json.loads((bundle / "config.json").read_text())["data"]["backward"] is True
+    test_lines = (toy_lm_dir / "ptb.test.txt").read_text().splitlines()
+    assert lm.perplexity(test_lines) == pytest.approx(json.loads((bundle / "metrics.json").read_text())["test/ppl"],
+                                                      rel=1e-4)
+    as_forward = seq2text.LanguageModel(lm.net, lm.tokenizer)  # the same net reading reversed text forward
+    assert lm.score(["the cat sat on"]) == pytest.approx(as_forward.score(["on sat cat the"]))
+    with pytest.raises(seq2text.ConfigError, match="backward language model"):
+        lm.generate("the cat")
+    capsys.readouterr()
+    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
+                 "--trainer.fast_dev_run", "true", "--model.init_args.pretrained_lm", str(bundle),
+                 "--data.init_args.tokenizer_model", str(bundle / "tokenizer.model")])
+    assert code == 1 and "is a backward language model but data.backward is false" in capsys.readouterr().err
 
 
 def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> None:

@@ -16,22 +16,17 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 
 from seq2text.data import ClassificationDataModule, LMDataModule, TranslationDataModule
 from seq2text.tasks import ClassificationTask, LanguageModelTask, TranslationTask
-from tests.conftest import toy_lines
-from tests.test_classification import toy_rows
-from tests.test_translation import toy_pairs, write_pairs
+from tests.conftest import write_multi30k, write_ptb, write_sst
 
 
 def _lm(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
-    for split, n, seed in (("train", 60, 0), ("valid", 10, 1), ("test", 10, 2)):
-        (root / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    write_ptb(root, (60, 10, 10))
     dm = LMDataModule("ptb", root=str(root), tokenizer_type="word", batch_size=4, bptt=8)
     return dm, LanguageModelTask(dm.vocab_size, emb_size=16, hidden_size=16, adaptive_cutoffs=[], optimizer="adam")
 
 
 def _cls(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
-    for name, n, seed in (("train", 80, 0), ("dev", 10, 1), ("test_labeled", 10, 2)):
-        rows = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
-        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + rows)
+    write_sst(root, (80, 10, 10))
     dm = ClassificationDataModule("sst2", root=str(root), tokenizer_type="word", tokenizer_vocab_size=None,
                                   max_tokens=200)
     return dm, ClassificationTask(dm.vocab_size, emb_size=16, hidden_size=16, num_layers=1, rnn_type="lstm",
@@ -39,8 +34,7 @@ def _cls(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
 
 
 def _mt(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
-    for prefix, n, seed in (("train", 80, 0), ("val", 10, 1), ("test_2016_flickr", 10, 2)):
-        write_pairs(root, prefix, toy_pairs(n, seed))
+    write_multi30k(root, (80, 10, 10))
     dm = TranslationDataModule("multi30k", root=str(root), tokenizer_vocab_size=80, max_tokens=300)
     return dm, TranslationTask(dm.vocab_size, emb_size=16, hidden_size=16, test_beam_size=1, val_bleu=False)
 

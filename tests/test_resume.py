@@ -14,30 +14,25 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, TINY_LM, toy_lines
-from tests.test_classification import TINY_CLS, toy_rows
+from tests.conftest import REPO, TINY_LM, write_multi30k, write_ptb, write_sst
+from tests.test_classification import TINY_CLS
 from tests.test_translation import TINY as TINY_MT
-from tests.test_translation import toy_pairs, write_pairs
 
 CHECKPOINT_EVERY = 3
 
 
 def _lm_data(root: Path) -> list[str]:
-    for split, n, seed in (("train", 120, 0), ("valid", 20, 1), ("test", 20, 2)):
-        (root / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    write_ptb(root, (120, 20, 20))
     return ["recipes/ptb_lstm_small.yaml", *TINY_LM]
 
 
 def _cls_data(root: Path) -> list[str]:
-    for name, n, seed in (("train", 200, 0), ("dev", 30, 1), ("test_labeled", 30, 2)):
-        rows = "".join(f"{text}\t{label}\n" for text, label in toy_rows(n, seed))
-        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + rows)
+    write_sst(root, (200, 30, 30))
     return ["recipes/sst2_bilstm.yaml", *TINY_CLS, "--data.init_args.max_tokens", "150"]
 
 
 def _mt_data(root: Path) -> list[str]:
-    for prefix, n, seed in (("train", 200, 0), ("val", 20, 1), ("test_2016_flickr", 20, 2)):
-        write_pairs(root, prefix, toy_pairs(n, seed))
+    write_multi30k(root, (200, 20, 20))
     return ["recipes/multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.test_beam_size", "1"]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import shutil
 import sys
 from collections.abc import Iterator
@@ -23,32 +22,12 @@ from seq2text.metrics import bleu, chrf, reference_streams, ter, translation_sco
 from seq2text.nn.attention import make_attention
 from seq2text.nn.search import beam_search, greedy_search, max_lengths
 from seq2text.nn.seq2seq import FeedingCell, Seq2Seq
-from tests.conftest import REPO
+from tests.conftest import REPO, toy_pairs, write_pairs
 
-LEXICON = {"der": "the", "hund": "dog", "katze": "cat", "läuft": "runs", "schläft": "sleeps", "ein": "a",
-           "rote": "red", "große": "big", "im": "in the", "park": "park", "haus": "house", "und": "and",
-           "sieht": "sees", "mann": "man", "frau": "woman", "kleine": "small", "auf": "on", "straße": "street"}
 FILES = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
 TINY = ["--data.init_args.tokenizer_vocab_size", "100", "--data.init_args.max_tokens", "300",
         "--model.init_args.emb_size", "32", "--model.init_args.hidden_size", "32",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def toy_pairs(n: int, seed: int) -> list[tuple[str, str]]:
-    """Raw, cased 'German' sentences with a period and their word-by-word 'English' translation."""
-    rng, words = random.Random(seed), sorted(LEXICON)
-    pairs = []
-    for _ in range(n):
-        de = [rng.choice(words) for _ in range(rng.randint(2, 8))]
-        src, trg = " ".join(de), " ".join(LEXICON[w] for w in de)
-        pairs.append((src[0].upper() + src[1:] + ".", trg[0].upper() + trg[1:] + "."))
-    return pairs
-
-
-def write_pairs(folder: Path, prefix: str, pairs: list[tuple[str, str]], langs: tuple[str, str] = ("de", "en")) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for side, lang in enumerate(langs):
-        (folder / f"{prefix}.{lang}").write_text("\n".join(p[side] for p in pairs) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module", autouse=True)

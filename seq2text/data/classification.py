@@ -127,11 +127,12 @@ def sort_labels(values: Sequence[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- encoding
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None = None,
-                 truncation: Truncation = "head") -> list[list[int]]:
+                 truncation: Truncation = "head", backward: bool = False) -> list[list[int]]:
     """Encodes texts as `[eos] ids...`, at most `max_len` tokens (start token included).
 
     `truncation` keeps the first (`head`), the last (`tail`) or the first and last halves (`head_tail`)
-    of a longer text. An empty text becomes the start token alone.
+    of a longer text. An empty text becomes the start token alone. `backward` reverses the ids after
+    truncation (`[eos] last ... first`), the order a backward language model reads.
     """
     encoded = []
     for ids in tokenizer.encode(list(texts)):
@@ -143,7 +144,7 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None
                 ids = ids[len(ids) - keep:]
             else:
                 ids = ids[: (keep + 1) // 2] + ids[len(ids) - keep // 2:]
-        encoded.append([EOS_ID, *ids])
+        encoded.append([EOS_ID, *(ids[::-1] if backward else ids)])
     return encoded
 
 
@@ -276,6 +277,8 @@ class ClassificationDataModule(SplitDataModule):
         eval_max_tokens: padded tokens per validation/test batch (default `max_tokens`).
         max_len: truncate longer texts to this many tokens (start token included); None keeps them whole.
         truncation: keep the `head`, the `tail` or the first and last halves (`head_tail`) of a long text.
+        backward: read every text right to left (for a classifier fine-tuned from a backward LM, as in
+            ULMFiT's forward + backward ensemble); predictors read the bundle's direction.
         seed: seeds the batch order and the validation hold-out.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
@@ -301,6 +304,7 @@ class ClassificationDataModule(SplitDataModule):
         eval_max_tokens: int | None = None,
         max_len: int | None = None,
         truncation: Truncation = "head",
+        backward: bool = False,
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
@@ -339,7 +343,7 @@ class ClassificationDataModule(SplitDataModule):
         """What a predictor needs to read texts as training did: labels, normalization, truncation."""
         hp = self.hparams
         return {"labels": self.labels, "num_classes": self.num_classes, "lowercase": hp.lowercase,
-                "max_len": hp.max_len, "truncation": hp.truncation,
+                "max_len": hp.max_len, "truncation": hp.truncation, "backward": hp.backward,
                 "eval_max_tokens": hp.eval_max_tokens or hp.max_tokens, "dataset": hp.dataset,
                 "text_column": self.text_column, "label_column": self.label_column,
                 "tokenizer_type": self.tokenizer.model_type}
@@ -405,7 +409,8 @@ class ClassificationDataModule(SplitDataModule):
                     raise ConfigError(f"no {split} file; give data.{split}_file")
                 self._splits[split] = self._read(self.files[split])
             data = self._splits[split]
-            ids = encode_texts(self.tokenizer, data.texts, self.hparams.max_len, self.hparams.truncation)
+            ids = encode_texts(self.tokenizer, data.texts, self.hparams.max_len, self.hparams.truncation,
+                               self.hparams.backward)
             self.datasets[split] = LabeledTexts(ids, self._class_indices(data))
         return self.datasets[split]
 

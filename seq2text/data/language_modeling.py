@@ -26,15 +26,17 @@ def count_words(lines: Sequence[str]) -> int:
     return sum(len(line.split()) + 1 for line in lines)
 
 
-def encode_stream(tokenizer: Tokenizer, lines: Sequence[str]) -> torch.Tensor:
+def encode_stream(tokenizer: Tokenizer, lines: Sequence[str], backward: bool = False) -> torch.Tensor:
     """Encodes lines as one stream `[eos] line1 [eos] line2 [eos] ...`, (num_tokens + 1,).
 
     The leading eos is context only: every token after it, each line's eos included, is predicted once.
-    Empty lines contribute just their eos, as in the standard PTB/WikiText setups.
+    Empty lines contribute just their eos, as in the standard PTB/WikiText setups. `backward` reverses the
+    whole stream, `[eos] reversed(line_n) [eos] ... reversed(line1) [eos]`: the same tokens, right to left.
     """
     pieces = tokenizer.encode(lines, add_eos=True)
     flat = np.fromiter((i for seq in pieces for i in seq), dtype=np.int64, count=sum(map(len, pieces)))
-    return torch.cat([torch.tensor([EOS_ID]), torch.from_numpy(flat)])
+    stream = torch.cat([torch.tensor([EOS_ID]), torch.from_numpy(flat)])
+    return stream.flip(0) if backward else stream
 
 
 def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
@@ -128,6 +130,8 @@ class LMDataModule(SplitDataModule):
         eval_batch_size: columns for validation and test.
         eval_bptt: window length for evaluation (default `bptt`).
         variable_bptt: AWD-LSTM's random window lengths (learning rate scaled by seq_len / bptt).
+        backward: model the text right to left (the stream reversed: each line read last token first), the
+            backward LM of ULMFiT's forward + backward ensemble.
         seed: seeds the variable window lengths.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
@@ -148,6 +152,7 @@ class LMDataModule(SplitDataModule):
         eval_batch_size: int = 10,
         eval_bptt: int | None = None,
         variable_bptt: bool = False,
+        backward: bool = False,
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
@@ -178,7 +183,8 @@ class LMDataModule(SplitDataModule):
     def bundle_config(self) -> dict:
         """Evaluation settings stored in the bundle, so that its perplexity matches the test run."""
         return {"eval_batch_size": self.eval_batch_size, "eval_bptt": self.eval_bptt,
-                "dataset": self.hparams.dataset, "tokenizer_type": self.tokenizer.model_type}
+                "dataset": self.hparams.dataset, "tokenizer_type": self.tokenizer.model_type,
+                "backward": self.hparams.backward}
 
     @staticmethod
     def _resolve_files(dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
@@ -197,7 +203,7 @@ class LMDataModule(SplitDataModule):
         """Reads and encodes one split once (idempotent)."""
         if split not in self.streams:
             lines = read_lines(self.files[split])
-            self.streams[split] = encode_stream(self.tokenizer, lines)
+            self.streams[split] = encode_stream(self.tokenizer, lines, self.hparams.backward)
             self.num_words[split] = count_words(lines)
             self.num_chars[split] = sum(len(line) + 1 for line in lines)
 

@@ -101,6 +101,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         self.save_hyperparameters()
         self._pending_lm = None
         self._lm_fingerprint: str | None = None
+        self._lm_backward = False
         self.architecture = self._architecture()
         self.net: RNNClassifier | None = None
         self._vectors_loaded = False
@@ -129,6 +130,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
         check_lm_vocab(net["vocab_size"], hp.vocab_size, hp.pretrained_lm)
         self._pending_lm, self._lm_fingerprint = bundle.weights, bundle.tokenizer.fingerprint
+        self._lm_backward = bool(bundle.config.get("data", {}).get("backward", False))
         return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
 
     def _build(self, num_classes: int) -> None:
@@ -160,7 +162,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             if self.hparams.num_classes is None:
                 raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
             self._build(self.hparams.num_classes)
-        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm)
+        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm, self._lm_backward)
         tokenizer = getattr(datamodule, "tokenizer", None)
         if stage == "fit" and self.hparams.word_vectors and not self._vectors_loaded:
             if tokenizer is None:

@@ -98,9 +98,11 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
                                     tie_weights, adaptive_cutoffs or ())
         self._lm_fingerprint: str | None = None
+        self._lm_backward = False
         if start is not None:
             self.net.load_state_dict(start.weights)
             self._lm_fingerprint = start.tokenizer.fingerprint
+            self._lm_backward = bool(start.config.get("data", {}).get("backward", False))
             rank_zero_info(f"language model: starting from {pretrained_lm} ({emb_size}/{hidden_size}, "
                            f"{num_layers} {rnn_type} layers)")
         self._state: dict[str, list | None] = {}
@@ -115,7 +117,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Checks that the data module uses the tokenizer of the LM bundle this model started from."""
-        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm)
+        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm, self._lm_backward)
 
     # ------------------------------------------------------------------------------------------ steps
     def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -64,10 +64,19 @@ def check_lm_vocab(lm_vocab_size: int, vocab_size: int, path: str) -> None:
                           f"{vocab_size}; set data.tokenizer_model to {path}/tokenizer.model")
 
 
-def check_lm_tokenizer(module: pl.LightningModule, fingerprint: str | None, path: str | None) -> None:
-    """The trainer's data module must use the tokenizer of the LM bundle at `path` (fingerprint None: no bundle)."""
+def check_lm_tokenizer(module: pl.LightningModule, fingerprint: str | None, path: str | None,
+                       backward: bool = False) -> None:
+    """The trainer's data module must use the tokenizer of the LM bundle at `path` and read text in the LM's
+    direction (`backward`) (fingerprint None: no bundle)."""
     datamodule = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
+    if fingerprint is None or datamodule is None:
+        return
     tokenizer = getattr(datamodule, "tokenizer", None)
-    if fingerprint is not None and tokenizer is not None and tokenizer.fingerprint != fingerprint:
+    if tokenizer is not None and tokenizer.fingerprint != fingerprint:
         raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {path}; set "
                           f"data.tokenizer_model to {path}/tokenizer.model")
+    reads_backward = getattr(datamodule, "hparams", {}).get("backward")
+    if reads_backward is not None and bool(reads_backward) != backward:
+        raise ConfigError(f"the LM bundle {path} is a {'backward' if backward else 'forward'} language model but "
+                          f"data.backward is {str(reads_backward).lower()}; set data.backward to "
+                          f"{str(backward).lower()}")
