@@ -1,15 +1,20 @@
 """Classification benchmarks: train a recipe within a wall-clock budget and record its test accuracy.
 
-    python benchmarks/classification.py sst2_budget --minutes 20 [--ensemble 8]   # 8 models in 20 minutes in all
+    python benchmarks/classification.py sst2_budget --minutes 20
     python benchmarks/classification.py movie_lm --minutes 30    # ULMFiT's LM stage: benchmarks/runs/movie_lm/bundle
     python benchmarks/classification.py movie_lm --minutes 40 --from-bundle benchmarks/runs/movie_lm/bundle \
         --name movie_lm_70                                   # 40 more minutes from that bundle
+    python benchmarks/classification.py movie_lm --minutes 35 --name movie_lm_bwd --data.init_args.backward true
     python benchmarks/classification.py sst2_finetune --lm-bundle benchmarks/runs/movie_lm/bundle --minutes 20
+    python benchmarks/classification.py sst2_finetune --ensemble 2 --minutes 20 \
+        --lm-bundle benchmarks/runs/movie_lm/bundle benchmarks/runs/movie_lm_bwd/bundle   # forward + backward
     python benchmarks/classification.py imdb_budget --minutes 60 [--lm-bundle benchmarks/runs/movie_lm/bundle]
 
 Each benchmark writes benchmarks/results/<name>.json (`value` = accuracy in percent: dev for SST-2, whose targets
 are on dev, with the labeled GLUE test set (test_labeled.tsv) as `test_acc`; test for IMDb). Training stops
 at the budget or at the recipe's max_epochs, whichever comes first; extra arguments go to `seq2text fit`.
+With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their ensemble is recorded as
+<name>_ensemble.json, with each member's accuracy.
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
 
 def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[str], members: int) -> dict:
     """Trains `members` models with seeds 1234, 1235, ..., each within minutes / members (so all of them
-    together stay within the budget), and records the accuracy of their ensemble (mean probabilities). Member
-    i starts from LM bundle i modulo their number (ULMFiT: a forward and a backward LM), if any."""
+    together stay within the budget), and records the accuracy of their ensemble (mean probabilities) as
+    `<name>_ensemble`. Member i starts from LM bundle i modulo their number (ULMFiT: a forward and a backward
+    LM), if any."""
     out, wall, runs = ROOT / "benchmarks" / "runs" / name, 0.0, []
     for number in range(members):
         seed = ["--seed_everything", str(1234 + number)]
@@ -81,7 +87,7 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
     wall += time.monotonic() - start
     first, on_dev = runs[0], name.startswith("sst2")
     value = scores["valid" if on_dev else "test"]["acc"]
-    return record(name, recipe=first["recipe"], metric=first["metric"], value=round(100 * value, 2),
+    return record(f"{name}_ensemble", recipe=first["recipe"], metric=first["metric"], value=round(100 * value, 2),
                   split=first["split"], ensemble=members, test_acc=round(100 * scores["test"]["acc"], 2),
                   test_f1=round(100 * scores["test"]["f1"], 2),
                   dev_acc=round(100 * scores["valid"]["acc"], 2) if "valid" in scores else None,
