@@ -3,7 +3,7 @@
     python benchmarks/classification.py sst2_budget --minutes 20
     python benchmarks/classification.py movie_lm --minutes 30    # ULMFiT's LM stage: benchmarks/runs/movie_lm/bundle
     python benchmarks/classification.py movie_lm --minutes 40 --from-bundle benchmarks/runs/movie_lm/bundle \
-        --name movie_lm_70                                   # 40 more minutes from that bundle
+        --name movie_lm_70 --model.init_args.lr 0.002        # 40 more minutes from that bundle
     python benchmarks/classification.py movie_lm --minutes 35 --name movie_lm_bwd --data.init_args.backward true
     python benchmarks/classification.py sst2_finetune --lm-bundle benchmarks/runs/movie_lm/bundle --minutes 20
     python benchmarks/classification.py sst2_finetune --ensemble 2 --minutes 20 \
