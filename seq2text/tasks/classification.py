@@ -38,7 +38,8 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             case). When given, it must match the data.
         labels: the class names in index order; None takes the data module's (checked when given).
         pretrained_lm: a language-model bundle whose embedding and recurrent stack initialise the encoder;
-            the data module must use its tokenizer (`data.tokenizer_model: <bundle>/tokenizer.model`).
+            the data module must use its tokenizer (`data.tokenizer_model: <bundle>/tokenizer.model`) and read
+            in its direction (`data.backward: true` for a backward LM); both are checked.
         word_vectors: a GloVe/word2vec/fastText text file to initialise the embeddings (width `emb_size`).
         optimizer: `adam` or `adamw`.
         lr: peak learning rate of the head.

@@ -44,7 +44,8 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         beta: temporal activation regularization (TAR) weight.
         pretrained_lm: a language-model bundle to start from (ULMFiT's target-domain fine-tuning stage): its
             weights, and its architecture (emb/hidden sizes, layers, cell, tying, adaptive cutoffs), which
-            replace those given here. The data module must use the bundle's tokenizer (checked).
+            replace those given here. The data module must use the bundle's tokenizer and read text in its
+            direction, `data.backward` (both checked).
     """
 
     bundle_task = "language_model"
@@ -116,7 +117,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self._clock: float | None = None
 
     def setup(self, stage: str) -> None:
-        """Checks that the data module uses the tokenizer of the LM bundle this model started from."""
+        """Checks that the data module uses the tokenizer and direction of the LM bundle this model started from."""
         check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm, self._lm_backward)
 
     # ------------------------------------------------------------------------------------------ steps
