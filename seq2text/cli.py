@@ -163,7 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "classifiers and translation. Training: seq2text fit|validate|test --config "
                                      "RECIPE.yaml (see `seq2text fit --help`).")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{fit,validate,test,tokenizer,generate,evaluate,classify,translate}")
+                                metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -173,6 +173,18 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--vocab-size", type=int, default=None, help="with the 4 special ids; word/char: all if unset")
     train.add_argument("--user-symbols", nargs="*", default=[], help="pieces never split")
     train.add_argument("--output", required=True, help="where to write the .model file")
+    vec = sub.add_parser("vectors", help="train word vectors (PPMI-SVD) on unlabeled text, in the word2vec text "
+                         "format that model.word_vectors reads (for when pretrained vectors cannot be downloaded)")
+    vec.add_argument("--input", nargs="+", required=True,
+                     help="UTF-8 text files, one text per line; with --text-column, TSV/CSV files with a header")
+    vec.add_argument("--text-column", default=None, help="read this column of TSV/CSV inputs")
+    vec.add_argument("--output", required=True, help="where to write the vectors")
+    vec.add_argument("--dim", type=int, default=300, help="vector width (= the classifier's emb_size)")
+    vec.add_argument("--window", type=int, default=5, help="context words each side")
+    vec.add_argument("--min-count", type=int, default=5, help="rarer words get no vector")
+    vec.add_argument("--max-vocab", type=int, default=None, help="keep at most this many frequent words")
+    vec.add_argument("--ptb", action="store_true", help="lowercase and split words as the Penn Treebank and SST "
+                     "do (do n't, it 's, punctuation apart); default: whitespace-separated words as they are")
     gen = sub.add_parser("generate", help="sample text from a language model bundle")
     gen.add_argument("--model", required=True, help="bundle directory")
     gen.add_argument("--prompt", default="", help="text to continue (empty: start a new line)")
@@ -221,6 +233,8 @@ def _run_tool(args: argparse.Namespace) -> None:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         tokenizer.save(args.output)
         print(f"{args.output}: {args.model_type} model, {tokenizer.vocab_size} pieces")
+    elif args.command == "vectors":
+        _vectors(args)
     elif args.command == "generate":
         from seq2text.inference import LanguageModel
 
@@ -233,6 +247,23 @@ def _run_tool(args: argparse.Namespace) -> None:
         _translate(args)
     elif args.command == "evaluate":
         _evaluate(args)
+
+
+def _vectors(args: argparse.Namespace) -> None:
+    """Trains PPMI-SVD word vectors on the texts of `--input` and writes them to `--output`."""
+    from seq2text.data.classification import read_labeled
+    from seq2text.textio import read_lines
+    from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
+
+    if min(args.dim, args.window, args.min_count) < 1:
+        raise Seq2TextError("--dim, --window and --min-count must be positive integers")
+    texts = [text for path in args.input for text in (
+        read_labeled(path, args.text_column, None)[0] if args.text_column else read_lines(path))]
+    split = ptb_words if args.ptb else str.split
+    words, vectors = train_word_vectors((split(text) for text in texts), args.dim, args.window, args.min_count,
+                                        args.max_vocab)
+    write_word_vectors(args.output, words, vectors)
+    print(f"{args.output}: {len(words)} words x {args.dim} (from {len(texts)} texts)")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

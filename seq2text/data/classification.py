@@ -73,14 +73,15 @@ def _decode(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def read_labeled(path: str | Path, text_column: str = "text", label_column: str = "label",
+def read_labeled(path: str | Path, text_column: str = "text", label_column: str | None = "label",
                  file_format: FileFormat = "auto", lowercase: bool = False) -> tuple[list[str], list[str]]:
     """Reads the text and label columns of a TSV (`csv.QUOTE_NONE`) or CSV (Python csv quoting) file.
 
     The first row is the header. Blank lines are skipped; texts are normalized by `normalize_text`.
 
     Returns:
-        (texts, labels): one entry per row, labels as stripped strings.
+        (texts, labels): one entry per row, labels as stripped strings (an empty list when `label_column`
+        is None: the texts alone).
 
     Raises:
         DataError: missing file or column, invalid UTF-8, a row with the wrong number of fields, or an
@@ -94,10 +95,11 @@ def read_labeled(path: str | Path, text_column: str = "text", label_column: str 
     if not header:
         raise DataError(f"{path} is empty; a {fmt.upper()} file with a header row is expected")
     for column, option in ((text_column, "text_column"), (label_column, "label_column")):
-        if column not in header:
+        if column is not None and column not in header:
             raise DataError(f"{path} has no column {column!r} (header: {header}); set data.{option} to the "
                             f"name of the {option.split('_')[0]} column")
-    ti, li = header.index(text_column), header.index(label_column)
+    ti = header.index(text_column)
+    li = ti if label_column is None else header.index(label_column)
     texts, labels = [], []
     for row in reader:
         if not row:
@@ -113,7 +115,7 @@ def read_labeled(path: str | Path, text_column: str = "text", label_column: str 
         labels.append(label)
     if not texts:
         raise DataError(f"{path} has a header but no rows")
-    return texts, labels
+    return texts, labels if label_column is not None else []
 
 
 def sort_labels(values: Sequence[str]) -> list[str]:
