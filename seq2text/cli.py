@@ -179,6 +179,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="UTF-8 text files, one text per line; with --text-column, TSV/CSV files with a header")
     vec.add_argument("--text-column", default=None, help="read this column of TSV/CSV inputs")
     vec.add_argument("--output", required=True, help="where to write the vectors")
+    vec.add_argument("--words", default=None, help="also write the words, one per line, for "
+                     "data.tokenizer_extra_text (so that a word tokenizer gives them ids)")
     vec.add_argument("--dim", type=int, default=300, help="vector width (= the classifier's emb_size)")
     vec.add_argument("--window", type=int, default=5, help="context words each side")
     vec.add_argument("--min-count", type=int, default=5, help="rarer words get no vector")
@@ -252,7 +254,7 @@ def _run_tool(args: argparse.Namespace) -> None:
 def _vectors(args: argparse.Namespace) -> None:
     """Trains PPMI-SVD word vectors on the texts of `--input` and writes them to `--output`."""
     from seq2text.data.classification import read_labeled
-    from seq2text.textio import read_lines
+    from seq2text.textio import atomic_write_text, read_lines
     from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
 
     if min(args.dim, args.window, args.min_count) < 1:
@@ -263,6 +265,8 @@ def _vectors(args: argparse.Namespace) -> None:
     words, vectors = train_word_vectors((split(text) for text in texts), args.dim, args.window, args.min_count,
                                         args.max_vocab)
     write_word_vectors(args.output, words, vectors)
+    if args.words:
+        atomic_write_text(args.words, "\n".join(words) + "\n")
     print(f"{args.output}: {len(words)} words x {args.dim} (from {len(texts)} texts)")
 
 

@@ -95,6 +95,34 @@ def test_data_module_labels_holdout_and_unknown_labels(tmp_path: Path) -> None:
         ClassificationDataModule(dataset="ptb")
 
 
+def test_tokenizer_extra_text_gives_unseen_words_ids_and_vectors(tmp_path: Path) -> None:
+    """Words of in-domain text (here a vector file's word list) that the labeled data lacks get their own ids,
+    and the classifier's embedding takes their vectors."""
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in toy_rows(60, 0)))
+    words = tmp_path / "words.txt"
+    words.write_text("stellar\ndreadful\n")
+    options = dict(dataset=None, train_file=str(train), test_file=str(train), tokenizer_type="word",
+                   tokenizer_vocab_size=None)
+    plain = ClassificationDataModule(**options)
+    extended = ClassificationDataModule(**options, tokenizer_extra_text=[str(words)])
+    assert plain.tokenizer.encode(["stellar"])[0][-1] == 1  # <unk>
+    assert extended.vocab_size == plain.vocab_size + 2
+    stellar = extended.tokenizer.encode(["stellar"])[0][-1]
+    assert stellar > 3
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("2 3\nstellar 0.5 0.25 -1\ndreadful 1 2 3\n")
+    task = ClassificationTask(vocab_size=extended.vocab_size, num_classes=2, emb_size=3, hidden_size=4,
+                              word_vectors=str(vectors))
+    task.trainer = SimpleNamespace(datamodule=extended)
+    task.setup("fit")
+    assert task.net.embedding.weight[stellar].tolist() == [0.5, 0.25, -1.0]
+    with pytest.raises(ConfigError, match="cannot go with data.tokenizer_model"):
+        ClassificationDataModule(**options, tokenizer_model="x.model", tokenizer_extra_text=[str(words)])
+    with pytest.raises(DataError, match="missing.txt does not exist"):
+        ClassificationDataModule(**options, tokenizer_extra_text=[str(tmp_path / "missing.txt")])
+
+
 def test_encode_texts_truncates_and_starts_with_eos() -> None:
     words = " ".join(f"w{i}" for i in range(10))
 

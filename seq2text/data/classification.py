@@ -28,6 +28,7 @@ from seq2text.data.base import SplitDataModule, cut_batches, shard_training_batc
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
+from seq2text.textio import read_lines
 from seq2text.tokenizer import EOS_ID, PAD_ID, ModelType, Tokenizer
 
 __all__ = ["ClassificationDataModule", "TokenBudgetSampler", "LabeledTexts", "read_labeled", "normalize_text",
@@ -273,6 +274,9 @@ class ClassificationDataModule(SplitDataModule):
         tokenizer_vocab_size: its size with the 4 special ids; None keeps every word/char type (word/char only).
         tokenizer_model: a trained `.model` file to use instead, e.g. `<lm bundle>/tokenizer.model` to
             fine-tune from a language model.
+        tokenizer_extra_text: UTF-8 text files (one text per line) that the tokenizer also learns from, e.g.
+            unlabeled in-domain text, or the words of `model.word_vectors` one per line (as `seq2text vectors`
+            writes beside the vectors) so that words the labeled data lacks get their own ids and vectors.
         lowercase: lowercase every text (training and prediction).
         max_tokens: padded tokens per training batch on each process.
         max_batch_size: at most this many texts per batch (None: `max_tokens` alone decides).
@@ -300,6 +304,7 @@ class ClassificationDataModule(SplitDataModule):
         tokenizer_type: ModelType = "unigram",
         tokenizer_vocab_size: int | None = 8000,
         tokenizer_model: str | None = None,
+        tokenizer_extra_text: list[str] | None = None,
         lowercase: bool = False,
         max_tokens: int = 4000,
         max_batch_size: int | None = None,
@@ -324,7 +329,8 @@ class ClassificationDataModule(SplitDataModule):
             raise DataError(f"{self.files['train']} has a single label {self._labels}; a classifier needs two or more")
         if "valid" not in self.files:
             self._hold_out(valid_fraction, seed)
-        self.tokenizer = self._tokenizer(tokenizer_model, tokenizer_type, tokenizer_vocab_size, cache_dir)
+        self.tokenizer = self._tokenizer(tokenizer_model, tokenizer_type, tokenizer_vocab_size, tokenizer_extra_text,
+                                         cache_dir)
         self.datasets: dict[str, LabeledTexts] = {}
 
     # ------------------------------------------------------------------------------------------ properties
@@ -385,13 +391,19 @@ class ClassificationDataModule(SplitDataModule):
         self._splits["train"] = _Split(train.path, [train.texts[i] for i in kept], [train.labels[i] for i in kept])
 
     def _tokenizer(self, model: str | None, model_type: ModelType, vocab_size: int | None,
-                   cache_dir: str | None) -> Tokenizer:
+                   extra_text: list[str] | None, cache_dir: str | None) -> Tokenizer:
         if model is not None:
+            if extra_text:
+                raise ConfigError("data.tokenizer_extra_text trains a new tokenizer; it cannot go with "
+                                  "data.tokenizer_model (drop one of them)")
             return Tokenizer.load(model)
+        extra = [Path(path) for path in extra_text or []]
+        for path in extra:
+            read_lines(path)  # a missing, empty or non-UTF-8 file fails here, with its name
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "train_texts.txt"
             corpus.write_text("\n".join(self._splits["train"].texts) + "\n", encoding="utf-8")
-            return Tokenizer.train([corpus], model_type, vocab_size,
+            return Tokenizer.train([corpus, *extra], model_type, vocab_size,
                                    cache_dir=Path(cache_dir) / "tokenizers" if cache_dir else None)
 
     def _class_indices(self, split: _Split) -> np.ndarray:
