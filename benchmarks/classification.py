@@ -9,12 +9,16 @@
     python benchmarks/classification.py sst2_finetune --ensemble 2 --minutes 20 \
         --lm-bundle benchmarks/runs/movie_lm/bundle benchmarks/runs/movie_lm_bwd/bundle   # forward + backward
     python benchmarks/classification.py imdb_budget --minutes 60 [--lm-bundle benchmarks/runs/movie_lm/bundle]
+    python benchmarks/classification.py sst2_budget --vectors --minutes 20   # + in-domain word vectors, in budget
 
 Each benchmark writes benchmarks/results/<name>.json (`value` = accuracy in percent: dev for SST-2, whose targets
 are on dev, with the labeled GLUE test set (test_labeled.tsv) as `test_acc`; test for IMDb). Training stops
 at the budget or at the recipe's max_epochs, whichever comes first; extra arguments go to `seq2text fit`.
 With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their ensemble is recorded as
-<name>_ensemble.json, with each member's accuracy.
+<name>_ensemble.json, with each member's accuracy. With `--vectors` (a from-scratch recipe), word vectors are
+first trained on the unlabeled IMDb + SST-2 training text (`seq2text.vectors`: PPMI + SVD; no pretrained
+weights, no test or dev text) inside the budget, the classifier takes the rest of it and starts its embedding
+from them; the run is recorded as <name>_vectors, with the vectors' time.
 """
 
 from __future__ import annotations
@@ -68,12 +72,13 @@ def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
     return scores
 
 
-def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[str], members: int) -> dict:
+def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[str], members: int,
+                 out: Path | None = None, save: bool = True) -> dict:
     """Trains `members` models with seeds 1234, 1235, ..., each within minutes / members (so all of them
     together stay within the budget), and records the accuracy of their ensemble (mean probabilities) as
     `<name>_ensemble`. Member i starts from LM bundle i modulo their number (ULMFiT: a forward and a backward
     LM), if any."""
-    out, wall, runs = ROOT / "benchmarks" / "runs" / name, 0.0, []
+    out, wall, runs = out or ROOT / "benchmarks" / "runs" / name, 0.0, []
     for number in range(members):
         seed = ["--seed_everything", str(1234 + number)]
         lm_bundle = lm_bundles[number % len(lm_bundles)] if lm_bundles else None
@@ -87,7 +92,7 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
     wall += time.monotonic() - start
     first, on_dev = runs[0], name.startswith("sst2")
     value = scores["valid" if on_dev else "test"]["acc"]
-    return record(f"{name}_ensemble", recipe=first["recipe"], metric=first["metric"], value=round(100 * value, 2),
+    fields = dict(recipe=first["recipe"], metric=first["metric"], value=round(100 * value, 2),
                   split=first["split"], ensemble=members, test_acc=round(100 * scores["test"]["acc"], 2),
                   test_f1=round(100 * scores["test"]["f1"], 2),
                   dev_acc=round(100 * scores["valid"]["acc"], 2) if "valid" in scores else None,
@@ -99,6 +104,42 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
                   lm_train_seconds=[r["lm_train_seconds"] for r in runs[:len(lm_bundles)]] or None,
                   lm_test_word_ppl=[r["lm_test_word_ppl"] for r in runs[:len(lm_bundles)]] or None,
                   **{k: v for k, v in first.items() if k.startswith(("train_tokens", "train_examples"))})
+    return record(f"{name}_ensemble", **fields) if save else fields
+
+
+def build_vectors(out: Path, dim: int = 300) -> tuple[list[str], float]:
+    """Trains word vectors on the IMDb and SST-2 training texts (split as SST is: `ptb_words`), writes them and
+    their word list under `out`; returns the `seq2text fit` overrides that use them, and the seconds taken."""
+    from seq2text.data.catalog import CATALOG, resolve
+    from seq2text.data.classification import read_labeled
+    from seq2text.textio import atomic_write_text
+    from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
+
+    start, texts = time.monotonic(), []
+    for dataset in ("imdb", "sst2"):
+        spec = CATALOG[dataset]
+        found, _ = read_labeled(resolve(dataset, splits=("train",))["train"], spec.text_column, None)
+        texts += [ptb_words(text) for text in found]
+    words, vectors = train_word_vectors(texts, dim=dim)
+    write_word_vectors(out / "vectors.txt", words, vectors)
+    atomic_write_text(out / "words.txt", "\n".join(words) + "\n")
+    overrides = ["--model.init_args.word_vectors", str(out / "vectors.txt"),
+                 "--data.init_args.tokenizer_extra_text", f"[{out / 'words.txt'}]"]
+    return overrides, round(time.monotonic() - start, 1)
+
+
+def run_with_vectors(name: str, minutes: float, extra: list[str], members: int) -> dict:
+    """`--vectors`: word vectors first, inside the budget; then the classifier (or ensemble) in what is left."""
+    out = ROOT / "benchmarks" / "runs" / f"{name}_vectors"
+    overrides, seconds = build_vectors(out)
+    rest = minutes - seconds / 60
+    fields = {"vectors_seconds": seconds, "budget_minutes": minutes, "vectors": str(out.relative_to(ROOT))}
+    if members > 1:
+        entry = run_ensemble(name, rest, [], [*overrides, *extra], members, out=out, save=False)
+    else:
+        entry = run_classification(name, rest, None, [*overrides, *extra], out, save=False)
+    entry.update(fields, total_seconds=round(entry["train_seconds"] + seconds, 1))
+    return record(f"{name}_vectors" + ("_ensemble" if members > 1 else ""), **entry)
 
 
 def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: list[str], out: Path | None = None,
@@ -203,12 +244,18 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=1,
                         help="train this many models (seeds 1234, 1235, ...) within the budget; score their ensemble")
     parser.add_argument("--name", default="movie_lm", help="movie_lm: the record's name (and its runs/ folder)")
+    parser.add_argument("--vectors", action="store_true",
+                        help="from scratch: train word vectors on the IMDb + SST-2 training text within the budget")
     args, extra = parser.parse_known_args()
     if args.benchmark == "movie_lm":
         movie_lm(args.minutes or 30, extra, args.from_bundle, args.name)
         return
     minutes = args.minutes or BENCHMARKS[args.benchmark][2]
-    if args.ensemble > 1:
+    if args.vectors:
+        if args.lm_bundle:
+            raise SystemExit("--vectors is for the from-scratch recipes; leave out --lm-bundle")
+        run_with_vectors(args.benchmark, minutes, extra, args.ensemble)
+    elif args.ensemble > 1:
         run_ensemble(args.benchmark, minutes, args.lm_bundle, extra, args.ensemble)
     elif len(args.lm_bundle) > 1:
         raise SystemExit("several --lm-bundle need --ensemble (one member per bundle at least)")
