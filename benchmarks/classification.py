@@ -160,7 +160,7 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
     pretrained = {}
     if lm_bundle:  # ULMFiT: the LM stage's own time and perplexity, reported beside (not inside) the budget
         lm_metrics = json.loads((Path(lm_bundle) / "metrics.json").read_text())
-        pretrained = {"lm_train_seconds": _lm_train_seconds(lm_bundle),
+        pretrained = {"lm_train_seconds": _lm_train_seconds(lm_bundle, lm_metrics),
                       "lm_test_word_ppl": round(lm_metrics.get("test/ppl", float("nan")), 2)}
     # SST-2's targets are on dev accuracy (test accuracy reported beside it); IMDb's on test accuracy
     on_dev = name.startswith("sst2")
@@ -177,15 +177,16 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
     return record(name, **fields) if save else fields
 
 
-def _lm_train_seconds(bundle: str | Path) -> float:
+def _lm_train_seconds(bundle: str | Path, metrics: dict | None = None) -> float:
     """All the training time behind an LM bundle: its own, plus that of the bundle it continued from, as the
-    benchmark records in benchmarks/results say (a bundle trained elsewhere counts its own time only)."""
+    benchmark records in benchmarks/results say (a bundle trained elsewhere counts its own time only, from its
+    metrics.json, or `metrics` when already read)."""
     key = str(Path(bundle).resolve())
     for path in sorted(RESULTS.glob("*.json")):
         entry = json.loads(path.read_text())
         if entry.get("bundle") and str((ROOT / entry["bundle"]).resolve()) == key:
             return entry.get("total_train_seconds", entry["train_seconds"])
-    metrics = json.loads((Path(bundle) / "metrics.json").read_text())
+    metrics = metrics or json.loads((Path(bundle) / "metrics.json").read_text())
     return round(metrics.get("train_seconds", float("nan")), 1)
 
 

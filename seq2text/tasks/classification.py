@@ -18,7 +18,7 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.callbacks import epochs_done, schedule_shape, step_progress, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, check_lm_tokenizer, check_lm_vocab, global_mean
+from seq2text.tasks.shared import FusedAdamClipping, LMReading, check_lm_reading, check_lm_vocab, global_mean
 
 __all__ = ["ClassificationTask"]
 
@@ -101,8 +101,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         _check_options(locals())
         self.save_hyperparameters()
         self._pending_lm = None
-        self._lm_fingerprint: str | None = None
-        self._lm_backward = False
+        self._lm_reading: LMReading | None = None
         self.architecture = self._architecture()
         self.net: RNNClassifier | None = None
         self._vectors_loaded = False
@@ -130,8 +129,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
             raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
         check_lm_vocab(net["vocab_size"], hp.vocab_size, hp.pretrained_lm)
-        self._pending_lm, self._lm_fingerprint = bundle.weights, bundle.tokenizer.fingerprint
-        self._lm_backward = bool(bundle.config.get("data", {}).get("backward", False))
+        self._pending_lm, self._lm_reading = bundle.weights, LMReading.of(bundle, hp.pretrained_lm)
         return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
 
     def _build(self, num_classes: int) -> None:
@@ -163,7 +161,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             if self.hparams.num_classes is None:
                 raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
             self._build(self.hparams.num_classes)
-        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm, self._lm_backward)
+        check_lm_reading(self, self._lm_reading)
         tokenizer = getattr(datamodule, "tokenizer", None)
         if stage == "fit" and self.hparams.word_vectors and not self._vectors_loaded:
             if tokenizer is None:

@@ -16,7 +16,7 @@ from seq2text.errors import ConfigError
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.callbacks import schedule_shape, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, check_lm_tokenizer, check_lm_vocab
+from seq2text.tasks.shared import FusedAdamClipping, LMReading, check_lm_reading, check_lm_vocab
 
 __all__ = ["LanguageModelTask"]
 
@@ -98,12 +98,9 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
                                     tie_weights, adaptive_cutoffs or ())
-        self._lm_fingerprint: str | None = None
-        self._lm_backward = False
+        self._lm_reading = LMReading.of(start, pretrained_lm) if start is not None else None
         if start is not None:
             self.net.load_state_dict(start.weights)
-            self._lm_fingerprint = start.tokenizer.fingerprint
-            self._lm_backward = bool(start.config.get("data", {}).get("backward", False))
             rank_zero_info(f"language model: starting from {pretrained_lm} ({emb_size}/{hidden_size}, "
                            f"{num_layers} {rnn_type} layers)")
         self._state: dict[str, list | None] = {}
@@ -118,7 +115,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Checks that the data module uses the tokenizer and direction of the LM bundle this model started from."""
-        check_lm_tokenizer(self, self._lm_fingerprint, self.hparams.pretrained_lm, self._lm_backward)
+        check_lm_reading(self, self._lm_reading)
 
     # ------------------------------------------------------------------------------------------ steps
     def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

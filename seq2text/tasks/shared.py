@@ -3,13 +3,15 @@ wherever gradient clipping allows it, and the checks of a task that starts from 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
 from seq2text.errors import ConfigError
 
-__all__ = ["FusedAdamClipping", "check_lm_tokenizer", "check_lm_vocab", "global_mean"]
+__all__ = ["FusedAdamClipping", "LMReading", "check_lm_reading", "check_lm_vocab", "global_mean"]
 
 
 def global_mean(module: pl.LightningModule, total: torch.Tensor, count: int) -> torch.Tensor:
@@ -64,15 +66,29 @@ def check_lm_vocab(lm_vocab_size: int, vocab_size: int, path: str) -> None:
                           f"{vocab_size}; set data.tokenizer_model to {path}/tokenizer.model")
 
 
-def check_lm_tokenizer(module: pl.LightningModule, fingerprint: str | None, path: str | None,
-                       backward: bool = False) -> None:
-    """The trainer's data module must use the tokenizer of the LM bundle at `path` and read text in the LM's
-    direction (`backward`) (fingerprint None: no bundle)."""
+@dataclass(frozen=True)
+class LMReading:
+    """How text must be read for the weights of an LM bundle: with its tokenizer and in its direction."""
+
+    path: str
+    fingerprint: str
+    backward: bool
+
+    @classmethod
+    def of(cls, bundle: object, path: str) -> LMReading:
+        """The reading of a bundle from `seq2text.artifact.read_bundle` (a language model's) found at `path`."""
+        return cls(path, bundle.tokenizer.fingerprint, bool(bundle.config.get("data", {}).get("backward", False)))
+
+
+def check_lm_reading(module: pl.LightningModule, reading: LMReading | None) -> None:
+    """The trainer's data module must use the tokenizer of the LM bundle the module started from and read text in
+    that LM's direction (None: no bundle)."""
     datamodule = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
-    if fingerprint is None or datamodule is None:
+    if reading is None or datamodule is None:
         return
+    path, backward = reading.path, reading.backward
     tokenizer = getattr(datamodule, "tokenizer", None)
-    if tokenizer is not None and tokenizer.fingerprint != fingerprint:
+    if tokenizer is not None and tokenizer.fingerprint != reading.fingerprint:
         raise ConfigError(f"the data module's tokenizer is not the one of the LM bundle {path}; set "
                           f"data.tokenizer_model to {path}/tokenizer.model")
     reads_backward = getattr(datamodule, "hparams", {}).get("backward")
