@@ -197,6 +197,25 @@ def test_chunked_reading_equals_whole_reading_and_bounds_the_graph() -> None:
     assert net.embedding.weight.grad[text[0, -4:]].abs().sum() > 0
 
 
+def test_frozen_embedding_keeps_the_word_vectors_while_the_rest_trains(toy_sst: Path, tmp_path: Path) -> None:
+    words = sorted({w for text, _ in toy_rows(300, 0) for w in text.split()})
+    vectors = tmp_path / "vectors.txt"
+    values = torch.randn(len(words), 16, generator=torch.Generator().manual_seed(0)).tolist()
+    rows = (f"{w} " + " ".join(f"{v:.4f}" for v in row) for w, row in zip(words, values, strict=True))
+    vectors.write_text("\n".join(rows) + "\n")
+    assert fit_cls("sst2_bilstm.yaml", toy_sst, tmp_path, *TINY_CLS, "--trainer.max_epochs", "8",
+                   "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0",
+                   "--model.init_args.word_vectors", str(vectors), "--model.init_args.embedding_lr_scale", "0") == 0
+    bundle = tmp_path / "bundle"
+    weights = load_file(str(bundle / "model.safetensors"))
+    expected, found = load_word_vectors(vectors, seq2text.load(bundle).tokenizer.pieces(), 16)
+    assert int(found.sum()) == len(words)
+    assert torch.equal(weights["embedding.weight"][found], expected[found])
+    assert json.loads((bundle / "metrics.json").read_text())["test/acc"] >= 0.8  # the rest learned
+    with pytest.raises(ConfigError, match="embedding_lr_scale lies in"):
+        ClassificationTask(100, num_classes=2, embedding_lr_scale=1.5)
+
+
 def test_word_vectors_glove_and_word2vec(tmp_path: Path) -> None:
     pieces = ["<pad>", "<unk>", "<s>", "</s>", "\u2581the", "\u2581Cat", "ing", "\u2581zzz"]
     glove = tmp_path / "glove.txt"

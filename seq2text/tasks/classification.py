@@ -56,6 +56,9 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         gradual_unfreezing: train the head alone first, then unfreeze one more layer group (top down)
             every `unfreeze_interval` epochs.
         unfreeze_interval: epochs between unfreezing steps (fractions allowed, e.g. 0.25).
+        embedding_lr_scale: the embedding learns at this share of its learning rate (on top of
+            `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
+            labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
         label_smoothing: cross-entropy label smoothing.
     """
 
@@ -95,6 +98,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         discriminative_lr: float = 1.0,
         gradual_unfreezing: bool = False,
         unfreeze_interval: float = 1.0,
+        embedding_lr_scale: float = 1.0,
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
@@ -258,7 +262,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         param_groups = []
         for k, params in enumerate(groups):
             depth = len(groups) - 1 - k  # the head is depth 0
-            scale = hp.discriminative_lr ** -depth
+            scale = hp.discriminative_lr ** -depth * (hp.embedding_lr_scale if k == 0 else 1.0)  # 0: embedding
             param_groups.append({"params": params, "lr": hp.lr * scale, "lr_scale": scale, "depth": depth})
         return self.make_adam(param_groups, hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
                               betas=tuple(hp.betas))
@@ -297,8 +301,9 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         if self.trainer.world_size == 1:
             groups = self.net.layer_groups()
             for k, params in enumerate(groups):
+                frozen = len(groups) - 1 - k >= unfrozen or (k == 0 and self.hparams.embedding_lr_scale == 0)
                 for p in params:
-                    p.requires_grad_(len(groups) - 1 - k < unfrozen)
+                    p.requires_grad_(not frozen)
         if self.hparams.gradual_unfreezing:
             rank_zero_info(f"classifier: training the top {unfrozen} layer group(s)")
 
@@ -325,6 +330,8 @@ def _check_options(args: dict) -> None:
             raise ConfigError(f"model.{name}={args[name]} is out of range; it lies in [0, 1)")
     if args["lr"] <= 0 or args["weight_decay"] < 0 or args["discriminative_lr"] < 1.0:
         raise ConfigError("model: lr must be > 0, weight_decay ≥ 0 and discriminative_lr ≥ 1 (1 = off)")
+    if not 0.0 <= args["embedding_lr_scale"] <= 1.0:
+        raise ConfigError("model.embedding_lr_scale lies in [0, 1] (0 freezes the embedding, 1 = off)")
     if not 0.0 < args["stlr_cut_frac"] < 1.0 or args["stlr_ratio"] < 1.0 or args["unfreeze_interval"] <= 0:
         raise ConfigError("model: stlr_cut_frac lies in (0, 1), stlr_ratio ≥ 1 and unfreeze_interval > 0")
     if args["pretrained_lm"] is not None and args["word_vectors"] is not None:
