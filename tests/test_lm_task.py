@@ -141,28 +141,34 @@ def test_wallclock_budget_progress() -> None:
     assert budget.progress() == pytest.approx(0.5)
 
 
-def test_wallclock_budget_keeps_back_a_step_and_a_validation_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run stops early enough for one more step and the validation pass after the stop to fit."""
+def test_wallclock_budget_keeps_back_a_step_and_a_validation_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run stops early enough for one more step and the validation pause (the pass, then checkpointing)
+    after the stop to fit."""
     clock = [100.0]
     monkeypatch.setattr("seq2text.tasks.callbacks.time.monotonic", lambda: clock[0])
     trainer = SimpleNamespace(should_stop=False, sanity_checking=False)
-    budget = WallClockBudget("10s")
+    budget = WallClockBudget("12s")
     budget.on_fit_start(trainer, None)
-    budget.on_validation_start(trainer, None)
-    clock[0] += 3.0  # a validation pass of 3 s
-    budget.on_validation_end(trainer, None)
-    stopped_at = None
-    while stopped_at is None:
+
+    def step() -> None:
         budget.on_train_batch_start(trainer, None)
         clock[0] += 1.0  # steps of 1 s
         budget.on_train_batch_end(trainer, None)
-        if trainer.should_stop:
-            stopped_at = budget.elapsed()
-    assert stopped_at == pytest.approx(6.0)  # 6 s + a 1 s step + a 3 s validation = the 10 s budget
+
+    step()
+    clock[0] += 0.5  # epoch-end work before validation
+    budget.on_validation_start(trainer, None)
+    clock[0] += 2.0  # the pass
+    clock[0] += 0.5  # a checkpoint after it
+    while not trainer.should_stop:
+        step()
+    assert budget.reserve() == pytest.approx(4.0)  # a 1 s step + the 3 s pause
+    assert budget.elapsed() == pytest.approx(8.0)  # 8 s + a 1 s step + a 3 s pause = the 12 s budget
+    budget.on_validation_start(trainer, None)
     clock[0] += 3.0
     budget.on_fit_end(trainer, None)
     clock[0] += 50.0  # testing after the fit is not training time
-    assert budget.elapsed() == pytest.approx(9.0) and budget.state_dict()["validation"] == pytest.approx(3.0)
+    assert budget.elapsed() == pytest.approx(11.0) and budget.state_dict()["pause"] == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")

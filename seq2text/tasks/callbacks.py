@@ -37,9 +37,10 @@ class WallClockBudget(pl.Callback):
     """Stops training so that it (training and validation) ends within `budget` of wall-clock time.
 
     After each training batch it stops if the time spent plus a reserve would pass the budget. The reserve is
-    the longest of the last 20 training steps plus the last validation pass, because Lightning validates
-    once more after a stop. So a run ends within its budget unless a step or a validation pass takes longer
-    than any seen before. (Before the first validation pass has been timed, the reserve is one step.)
+    the longest of the last 20 training steps plus the last validation pause (from the training batch before a
+    validation pass to the next one: the pass itself, checkpointing and epoch-end work), because Lightning
+    validates once more after a stop. So a run ends within its budget unless a step or a pause takes longer
+    than any seen before. (Before the first pause has been timed, the reserve is one step.)
     Tasks read `progress()` (0 → 1) so that their learning-rate schedules anneal to the end of the budget
     rather than to an epoch count. Time already spent before a resume is kept in checkpoints.
 
@@ -54,8 +55,9 @@ class WallClockBudget(pl.Callback):
         self._spent_before = 0.0
         self._step_start: float | None = None
         self._steps: list[float] = []
-        self._validation_start: float | None = None
-        self._validation = 0.0
+        self._batch_end: float | None = None
+        self._pause_start: float | None = None
+        self._pause = 0.0
 
     def elapsed(self) -> float:
         """Seconds of this fit so far (frozen when the fit ends), plus those before a resume."""
@@ -67,37 +69,41 @@ class WallClockBudget(pl.Callback):
         return min(1.0, self.elapsed() / self.seconds)
 
     def reserve(self) -> float:
-        """Seconds kept back for one more step and the validation pass that follows a stop."""
-        return max(self._steps, default=0.0) + self._validation
+        """Seconds kept back for one more step and the validation pause that follows a stop."""
+        return max(self._steps, default=0.0) + self._pause
+
+    def _end_pause(self) -> None:
+        if self._pause_start is not None:
+            self._pause, self._pause_start = time.monotonic() - self._pause_start, None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start, self._end = time.monotonic(), None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_pause()
         self._end = time.monotonic()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self._end_pause()
         self._step_start = time.monotonic()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self._batch_end = time.monotonic()
         if self._step_start is not None:
-            self._steps = [*self._steps[-19:], time.monotonic() - self._step_start]
+            self._steps = [*self._steps[-19:], self._batch_end - self._step_start]
         if self.elapsed() + self.reserve() >= self.seconds:
             trainer.should_stop = True
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._validation_start = None if trainer.sanity_checking else time.monotonic()
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._validation_start is not None:
-            self._validation = time.monotonic() - self._validation_start
+        if not trainer.sanity_checking and self._pause_start is None:
+            self._pause_start = self._batch_end or time.monotonic()
 
     def state_dict(self) -> dict[str, float]:
-        return {"spent": self.elapsed(), "validation": self._validation}
+        return {"spent": self.elapsed(), "pause": self._pause}
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self._spent_before = float(state_dict.get("spent", 0.0))
-        self._validation = float(state_dict.get("validation", 0.0))
+        self._pause = float(state_dict.get("pause", 0.0))
 
 
 class ExactResume(pl.Callback):
