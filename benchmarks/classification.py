@@ -17,8 +17,8 @@ at the budget or at the recipe's max_epochs, whichever comes first; extra argume
 With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their ensemble is recorded as
 <name>_ensemble.json, with each member's accuracy. With `--vectors` (a from-scratch recipe), word vectors are
 first trained on the unlabeled IMDb + SST-2 training text (`seq2text.vectors`: PPMI + SVD; no pretrained
-weights, no test or dev text) inside the budget, the classifier takes the rest of it and starts its embedding
-from them; the run is recorded as <name>_vectors, with the vectors' time.
+weights, no test or dev text) inside the budget; the classifier (recipes/sst2_bilstm_vectors.yaml) takes the
+rest of it and starts its embedding from them; the run is recorded as <name>_vectors, with the vectors' time.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ BENCHMARKS = {
     "imdb_budget": ("recipes/imdb_bilstm.yaml", "recipes/imdb_ulmfit.yaml", 30, "test (imdb/test.csv, 25,000)"),
 }
 DATASETS = {"sst2_budget": "sst2", "sst2_finetune": "sst2", "imdb_budget": "imdb"}
+VECTOR_RECIPES = {"sst2_budget": "recipes/sst2_bilstm_vectors.yaml"}  # --vectors: the recipe with word_vectors
 
 
 def _throughput(out: Path) -> dict[str, float]:
@@ -73,7 +74,7 @@ def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
 
 
 def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[str], members: int,
-                 out: Path | None = None, save: bool = True) -> dict:
+                 out: Path | None = None, save: bool = True, recipe: str | None = None) -> dict:
     """Trains `members` models with seeds 1234, 1235, ..., each within minutes / members (so all of them
     together stay within the budget), and records the accuracy of their ensemble (mean probabilities) as
     `<name>_ensemble`. Member i starts from LM bundle i modulo their number (ULMFiT: a forward and a backward
@@ -84,7 +85,7 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
         lm_bundle = lm_bundles[number % len(lm_bundles)] if lm_bundles else None
         start = time.monotonic()
         entry = run_classification(name, minutes / members, lm_bundle, [*extra, *seed], out / f"member{number}",
-                                   save=False)
+                                   save=False, recipe=recipe)
         wall += time.monotonic() - start
         runs.append(entry)
     start = time.monotonic()
@@ -108,11 +109,10 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
 
 
 def build_vectors(out: Path, dim: int = 300) -> tuple[list[str], float]:
-    """Trains word vectors on the IMDb and SST-2 training texts (split as SST is: `ptb_words`), writes them and
-    their word list under `out`; returns the `seq2text fit` overrides that use them, and the seconds taken."""
+    """Trains word vectors on the IMDb and SST-2 training texts (split as SST is: `ptb_words`), writes them to
+    `out`/vectors.txt; returns the `seq2text fit` override that uses them, and the seconds taken."""
     from seq2text.data.catalog import CATALOG, resolve
     from seq2text.data.classification import read_labeled
-    from seq2text.textio import atomic_write_text
     from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
 
     start, texts = time.monotonic(), []
@@ -122,30 +122,29 @@ def build_vectors(out: Path, dim: int = 300) -> tuple[list[str], float]:
         texts += [ptb_words(text) for text in found]
     words, vectors = train_word_vectors(texts, dim=dim)
     write_word_vectors(out / "vectors.txt", words, vectors)
-    atomic_write_text(out / "words.txt", "\n".join(words) + "\n")
-    overrides = ["--model.init_args.word_vectors", str(out / "vectors.txt"),
-                 "--data.init_args.tokenizer_extra_text", f"[{out / 'words.txt'}]"]
-    return overrides, round(time.monotonic() - start, 1)
+    return ["--model.init_args.word_vectors", str(out / "vectors.txt")], round(time.monotonic() - start, 1)
 
 
 def run_with_vectors(name: str, minutes: float, extra: list[str], members: int) -> dict:
     """`--vectors`: word vectors first, inside the budget; then the classifier (or ensemble) in what is left."""
-    out = ROOT / "benchmarks" / "runs" / f"{name}_vectors"
+    if name not in VECTOR_RECIPES:
+        raise SystemExit(f"--vectors has no recipe for {name}; it is for {', '.join(VECTOR_RECIPES)}")
+    out, recipe = ROOT / "benchmarks" / "runs" / f"{name}_vectors", VECTOR_RECIPES[name]
     overrides, seconds = build_vectors(out)
     rest = minutes - seconds / 60
     fields = {"vectors_seconds": seconds, "budget_minutes": minutes, "vectors": str(out.relative_to(ROOT))}
     if members > 1:
-        entry = run_ensemble(name, rest, [], [*overrides, *extra], members, out=out, save=False)
+        entry = run_ensemble(name, rest, [], [*overrides, *extra], members, out=out, save=False, recipe=recipe)
     else:
-        entry = run_classification(name, rest, None, [*overrides, *extra], out, save=False)
+        entry = run_classification(name, rest, None, [*overrides, *extra], out, save=False, recipe=recipe)
     entry.update(fields, total_seconds=round(entry["train_seconds"] + seconds, 1))
     return record(f"{name}_vectors" + ("_ensemble" if members > 1 else ""), **entry)
 
 
 def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: list[str], out: Path | None = None,
-                       save: bool = True) -> dict:
+                       save: bool = True, recipe: str | None = None) -> dict:
     scratch, finetune, _, split = BENCHMARKS[name]
-    recipe = finetune if lm_bundle else scratch
+    recipe = recipe or (finetune if lm_bundle else scratch)
     if recipe is None:
         raise SystemExit(f"{name} needs --lm-bundle DIR (a language-model bundle, e.g. from "
                          "`python benchmarks/run.py ptb_budget`)")

@@ -429,7 +429,8 @@ def test_classifier_from_a_backward_lm_reads_backward(toy_sst: Path, tmp_path: P
     assert classifier.evaluate(test_texts, gold)["acc"] == pytest.approx(metrics["test/acc"])
 
 
-@pytest.mark.parametrize("recipe", ["sst2_bilstm.yaml", "sst2_ulmfit.yaml", "imdb_bilstm.yaml", "imdb_ulmfit.yaml"])
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")
+                                          if p.name.startswith(("sst2", "imdb"))))
 def test_recipes_parse(recipe: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(REPO / "recipes" / recipe), "--print_config"])
