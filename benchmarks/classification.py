@@ -5,9 +5,11 @@
     python benchmarks/classification.py movie_lm --minutes 40 --from-bundle benchmarks/runs/movie_lm/bundle \
         --name movie_lm_70 --model.init_args.lr 0.002        # 40 more minutes from that bundle
     python benchmarks/classification.py movie_lm --minutes 35 --name movie_lm_bwd --data.init_args.backward true
-    python benchmarks/classification.py sst2_finetune --lm-bundle benchmarks/runs/movie_lm/bundle --minutes 20
+    python benchmarks/classification.py movie_lm --minutes 35 --from-bundle benchmarks/runs/movie_lm_bwd/bundle \
+        --name movie_lm_bwd_70 --model.init_args.lr 0.002 --data.init_args.backward true
+    python benchmarks/classification.py sst2_finetune --lm-bundle benchmarks/runs/movie_lm_70/bundle --minutes 20
     python benchmarks/classification.py sst2_finetune --ensemble 2 --minutes 20 \
-        --lm-bundle benchmarks/runs/movie_lm/bundle benchmarks/runs/movie_lm_bwd/bundle   # forward + backward
+        --lm-bundle benchmarks/runs/movie_lm_70/bundle benchmarks/runs/movie_lm_bwd_70/bundle   # forward + backward
     python benchmarks/classification.py imdb_budget --minutes 60 [--lm-bundle benchmarks/runs/movie_lm/bundle]
     python benchmarks/classification.py sst2_budget --vectors --minutes 20   # + in-domain word vectors, in budget
 
