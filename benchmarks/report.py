@@ -23,6 +23,7 @@ TARGETS = {
     "sst2_finetune_ensemble": "dev acc ≥ 88% in 20 min",
     "sst2_budget_ensemble": "dev acc ≥ 85% in 20 min",
     "sst2_budget_vectors": "dev acc ≥ 85% in 20 min (vectors included)",
+    "sst2_budget_vectors_ensemble": "dev acc ≥ 85% in 20 min (vectors included)",
     "imdb_budget": "test acc ≥ 90% in 60 min",
     "movie_lm": "ULMFiT's LM stage (timed separately)",
     "movie_lm_70": "ULMFiT's LM stage, continued (timed separately)",
