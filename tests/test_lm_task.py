@@ -83,7 +83,8 @@ def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> 
     bundle = fit_toy(toy_lm_dir, tmp_path, "--budget", "3s", "--trainer.max_epochs", "1000",
                      "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
     metrics = json.loads((bundle / "metrics.json").read_text())
-    assert 3 <= metrics["train_seconds"] < 30 and metrics["epochs"] < 1000
+    # it stops before the budget, keeping back a step and a validation pause (within it but for timing jitter)
+    assert 1 <= metrics["train_seconds"] < 4 and metrics["epochs"] < 1000
     assert parse_duration("1h30m") == 5400 and parse_duration("15m") == 900 and parse_duration(90) == 90
     with pytest.raises(seq2text.ConfigError):
         parse_duration("soon")
