@@ -110,19 +110,25 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
     return record(f"{name}_ensemble", **fields) if save else fields
 
 
+def _review_texts() -> list[str]:
+    """The unlabeled text of the IMDb and SST-2 training files (never a dev or test text), IMDb first."""
+    from seq2text.data.catalog import CATALOG, resolve
+    from seq2text.data.classification import read_labeled
+
+    texts = []
+    for dataset in ("imdb", "sst2"):
+        spec = CATALOG[dataset]
+        texts += read_labeled(resolve(dataset, splits=("train",))["train"], spec.text_column, spec.label_column)[0]
+    return texts
+
+
 def build_vectors(out: Path, dim: int = 300) -> tuple[list[str], float]:
     """Trains word vectors on the IMDb and SST-2 training texts (split as SST is: `ptb_words`), writes them to
     `out`/vectors.txt; returns the `seq2text fit` override that uses them, and the seconds taken."""
-    from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.data.classification import read_labeled
     from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
 
-    start, texts = time.monotonic(), []
-    for dataset in ("imdb", "sst2"):
-        spec = CATALOG[dataset]
-        found, _ = read_labeled(resolve(dataset, splits=("train",))["train"], spec.text_column, None)
-        texts += [ptb_words(text) for text in found]
-    words, vectors = train_word_vectors(texts, dim=dim)
+    start = time.monotonic()
+    words, vectors = train_word_vectors([ptb_words(text) for text in _review_texts()], dim=dim)
     write_word_vectors(out / "vectors.txt", words, vectors)
     return ["--model.init_args.word_vectors", str(out / "vectors.txt")], round(time.monotonic() - start, 1)
 
@@ -198,15 +204,10 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
     With `from_bundle`, training goes on from that LM bundle (same tokenizer and texts) and is recorded as
     `name`, with the time of both stages in `total_train_seconds`."""
     sys.path.insert(0, str(ROOT))
-    from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.data.classification import normalize_text, read_labeled
+    from seq2text.data.classification import normalize_text
     from seq2text.textio import atomic_write_text
 
-    texts = []
-    for dataset in ("imdb", "sst2"):
-        spec = CATALOG[dataset]
-        found, _ = read_labeled(resolve(dataset, splits=("train",))["train"], spec.text_column, spec.label_column)
-        texts += [normalize_text(text, lowercase=True) for text in found]
+    texts = [normalize_text(text, lowercase=True) for text in _review_texts()]
     random.Random(0).shuffle(texts)  # the files are sorted by label
     text_dir = ROOT / "benchmarks" / "runs" / "movie_lm" / "text"
     parts = {"valid": texts[:1000], "test": texts[1000:2000], "train": texts[2000:]}

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seq2text.data.classification import normalize_text
 from seq2text.errors import DataError
 
 __all__ = ["ptb_words", "train_word_vectors", "write_word_vectors"]
 
-_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
 _PUNCT = re.compile(r"(\.\.\.|--|[.,!?;:()\[\]{}\"/*]|``|'')")
 
@@ -30,8 +30,7 @@ _PUNCT = re.compile(r"(\.\.\.|--|[.,!?;:()\[\]{}\"/*]|``|'')")
 def ptb_words(text: str, lowercase: bool = True) -> list[str]:
     """Splits text into words the way the Penn Treebank (and SST) do: clitics (`do n't`, `it 's`) and punctuation
     apart, HTML line breaks dropped; lowercased unless told otherwise."""
-    text = _HTML_BREAK.sub(" ", text.lower() if lowercase else text)
-    text = _PUNCT.sub(r" \1 ", _CLITIC.sub(r"\1 \2", text))
+    text = _PUNCT.sub(r" \1 ", _CLITIC.sub(r"\1 \2", normalize_text(text, lowercase)))
     return text.split()
 
 
@@ -61,7 +60,8 @@ def _ppmi(counts: torch.Tensor, smoothing: float = 0.75) -> torch.Tensor:
     index, values = counts.indices(), counts.values()
     totals = torch.sparse.sum(counts, dim=1).to_dense()
     word_p = totals / totals.sum()
-    context_p = totals.pow(smoothing) / totals.pow(smoothing).sum()
+    smoothed = totals.pow(smoothing)
+    context_p = smoothed / smoothed.sum()
     pmi = torch.log(values / values.sum()) - torch.log(word_p[index[0]]) - torch.log(context_p[index[1]])
     keep = pmi > 0
     return torch.sparse_coo_tensor(index[:, keep], pmi[keep], counts.shape, check_invariants=False).coalesce()
@@ -95,8 +95,7 @@ def train_word_vectors(texts: Iterable[Sequence[str]], dim: int = 300, window: i
     gap = [-1] * window
     stream = [i for words_ in texts for i in [*(lookup[w] for w in words_ if w in lookup), *gap]]
     counts = _cooccurrences(np.asarray(stream, dtype=np.int64), len(words), window)
-    generator = torch.random.fork_rng()
-    with generator:
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         left, values, _ = torch.svd_lowrank(_ppmi(counts), q=dim, niter=4)
     vectors = left * values.sqrt()
