@@ -178,7 +178,8 @@ def run_classification(name: str, minutes: float, lm_bundle: str | None, extra: 
                   dev_acc=round(100 * metrics.get("val/acc", float("nan")), 2),
                   train_seconds=round(metrics.get("train_seconds", float("nan")), 1), wall_seconds=round(wall, 1),
                   budget_minutes=minutes, epochs=metrics.get("epochs"), steps=metrics.get("global_step"),
-                  test_examples=metrics.get("test/examples"), lm_bundle=lm_bundle, overrides=extra,
+                  precision=metrics.get("precision"), test_examples=metrics.get("test/examples"), lm_bundle=lm_bundle,
+                  overrides=extra,
                   confusion={k.split("/", 2)[2]: v for k, v in metrics.items() if k.startswith("test/confusion/")},
                   **pretrained, **_throughput(out))
     return record(name, **fields) if save else fields
@@ -232,7 +233,8 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
            value=round(metrics["test/ppl"], 2), split="1,000 held-out training texts (IMDb train + SST-2 train)",
            train_texts=len(parts["train"]), train_seconds=seconds, **stages,
            wall_seconds=round(wall, 1), budget_minutes=minutes, epochs=metrics.get("epochs"),
-           steps=metrics.get("global_step"), bundle=str(bundle.relative_to(ROOT)), overrides=overrides)
+           steps=metrics.get("global_step"), bundle=str(bundle.relative_to(ROOT)), overrides=overrides,
+           precision=metrics.get("precision"))
     print(f"movie LM bundle: {bundle} (python benchmarks/classification.py sst2_finetune --lm-bundle {bundle})")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -60,12 +61,33 @@ def fit_to_budget(recipe: str, out: Path, minutes: float, extra: list[str]) -> f
     return time.monotonic() - start
 
 
+def training_speed(log_dir: Path) -> dict[str, float]:
+    """Median training tokens/s (source + target, and target only) from the run's metrics.csv."""
+    files = sorted(log_dir.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return {}
+    rows = list(csv.DictReader(files[-1].open()))
+    speed = {}
+    for key, name in (("train/tokens_per_sec", "train_tokens_per_sec"),
+                      ("train/trg_tokens_per_sec", "train_trg_tokens_per_sec")):
+        values = sorted(float(r[key]) for r in rows if r.get(key))
+        if values:
+            speed[name] = round(values[len(values) // 2], 1)
+    return speed
+
+
 def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
     """Writes <results>/<benchmark>.json (default benchmarks/results) with the keys DESIGN.md asks for, plus
-    `fields`."""
+    `fields`. Every record names the CPU's kernel level (`cpu_capability`), the torch threads, the scheduler and
+    the training `precision` (a fit's own, from its bundle, or else what `auto` picks here)."""
+    from seq2text.hardware import cpu_capability, resolve_precision
+
+    if fields.get("precision") is None:  # the run used the recipes' default, `auto`, on this machine
+        fields["precision"] = resolve_precision("auto").precision
     entry = {"benchmark": benchmark, **fields, "commit": commit(),
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
-             "torch": torch.__version__, "python": platform.python_version(), "scheduler": scheduler(),
+             "torch": torch.__version__, "python": platform.python_version(), "cpu_capability": cpu_capability(),
+             "threads": torch.get_num_threads(), "scheduler": scheduler(),
              "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")

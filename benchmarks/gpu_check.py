@@ -98,7 +98,7 @@ def run_task(task: str, root: Path, work: Path, steps: int, accelerator: str, pr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps per task")
-    parser.add_argument("--precision", default="bf16-mixed")
+    parser.add_argument("--precision", default="auto", help="auto: bf16-mixed on GPUs with bf16, else 16-mixed")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny models, a few steps (checks the script)")
     parser.add_argument("--output", default=None, help="folder of the JSON (default benchmarks/results)")
     args = parser.parse_args()
@@ -117,7 +117,8 @@ def main() -> None:
     name = "gpu_check_smoke" if args.smoke else "gpu_check"
     record(name, Path(args.output) if args.output else RESULTS, metric="tokens_per_sec",
            value={t: r.get("tokens_per_sec") for t, r in tasks.items()}, split=f"training batches ({data})",
-           data=data, steps=steps, precision=args.precision, tasks=tasks)
+           data=data, steps=steps, precision_requested=args.precision,
+           precision=sorted({str(r.get("precision")) for r in tasks.values() if r["ok"]}), tasks=tasks)
     failed = [t for t, r in tasks.items() if not r["ok"]]
     print(json.dumps({t: {k: r.get(k) for k in ("ok", "tokens_per_sec", "peak_memory_bytes", "wall_seconds")}
                       for t, r in tasks.items()}, indent=2))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check (issue 5): installs what is missing (keeping the machine's CUDA build of torch), then runs
-# each task's recipe for a fixed number of bf16 steps on CUDA and writes tokens/s and peak memory to
+# each task's recipe for a fixed number of steps in `auto` precision (bf16-mixed on GPUs with bf16) on CUDA and writes tokens/s and peak memory to
 # benchmarks/results/gpu_check.json. About 3-5 minutes on one H100.
-#   bash benchmarks/gpu_check.sh [--steps 200] [--precision bf16-mixed]
+#   bash benchmarks/gpu_check.sh [--steps 200] [--precision auto|bf16-mixed|16-mixed]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -18,6 +18,7 @@ import yaml
 from common import ROOT, record
 
 from seq2text.data.language_modeling import LMDataModule
+from seq2text.hardware import resolve_precision
 from seq2text.tasks.language_modeling import LanguageModelTask
 
 
@@ -39,11 +40,16 @@ class Timer(pl.Callback):
             self.tokens += batch.input.numel()
 
 
+def precision_of(recipe: dict) -> str:
+    """The recipe's precision as this machine resolves it (`auto`: bf16-mixed only where bf16 is native)."""
+    return resolve_precision(recipe["trainer"].get("precision", "auto")).precision
+
+
 def lightning_loop(recipe: dict, steps: int, warmup: int) -> float:
     task, data = build(recipe, 0)
     timer = Timer(warmup)
     trainer_cfg = recipe["trainer"]
-    trainer = pl.Trainer(max_steps=steps, precision=trainer_cfg.get("precision", "32-true"),
+    trainer = pl.Trainer(max_steps=steps, precision=precision_of(recipe),
                          gradient_clip_val=trainer_cfg.get("gradient_clip_val"), logger=pl.loggers.CSVLogger(
                              str(ROOT / "benchmarks" / "runs" / "lm_throughput")),
                          log_every_n_steps=trainer_cfg.get("log_every_n_steps", 50), enable_checkpointing=False,
@@ -60,7 +66,7 @@ def bare_loop(recipe: dict, steps: int, warmup: int) -> float:
     net, hp = task.net.train(), task.hparams
     optimizer = torch.optim.Adam(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=True) \
         if hp.optimizer == "adam" else torch.optim.SGD(net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-    bf16 = "bf16" in str(recipe["trainer"].get("precision", ""))
+    bf16 = "bf16" in precision_of(recipe)
     clip = recipe["trainer"].get("gradient_clip_val")
     hidden, tokens, start = None, 0, 0.0
     for step, batch in enumerate(data.train_dataloader()):
@@ -97,7 +103,7 @@ def main() -> None:
     record("lm_throughput", recipe=args.recipe, metric="lightning_over_bare_tokens_per_sec",
            value=round(statistics.median(ours) / statistics.median(bare), 3), split="train (ptb.train.txt batches)",
            ours_tokens_per_sec=[round(x) for x in ours], bare_tokens_per_sec=[round(x) for x in bare],
-           steps=args.steps, warmup_steps=args.warmup, train_seconds=None)
+           steps=args.steps, warmup_steps=args.warmup, train_seconds=None, precision=precision_of(recipe))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     python benchmarks/translation.py multi30k_budget --minutes 15 [recipe overrides...]
     python benchmarks/translation.py multi30k_decode_speed --model benchmarks/runs/multi30k_budget/bundle
+    python benchmarks/translation.py multi30k_budget --fp32 --minutes 35        # -> multi30k_budget_fp32
+    python benchmarks/translation.py multi30k_decode_speed --name multi30k_decode_speed_fp32 \
+        --model benchmarks/runs/multi30k_budget_fp32/bundle
 
 multi30k_budget trains recipes/multi30k_bigru_attention.yaml to a wall-clock budget, then translates the raw
 test_2016_flickr.de with the bundle (beam 5) and scores it with sacreBLEU against the raw test_2016_flickr.en.
@@ -12,13 +15,12 @@ at a time, in the same run. Each writes benchmarks/results/<name>.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
-from common import ROOT, fit_to_budget, record
+from common import ROOT, fit_to_budget, record, training_speed
 
 RECIPE = "recipes/multi30k_bigru_attention.yaml"
 SPLIT = "test (test_2016_flickr, 1000 sentences, raw cased references)"
@@ -30,26 +32,13 @@ def _test_files() -> tuple[Path, Path]:
     return resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
 
 
-def _training_speed(log_dir: Path) -> dict[str, float]:
-    """Median training tokens/s (source + target, and target only) from the run's metrics.csv."""
-    files = sorted(log_dir.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
-    if not files:
-        return {}
-    rows = list(csv.DictReader(files[-1].open()))
-    speed = {}
-    for key, name in (("train/tokens_per_sec", "train_tokens_per_sec"),
-                      ("train/trg_tokens_per_sec", "train_trg_tokens_per_sec")):
-        values = sorted(float(r[key]) for r in rows if r.get(key))
-        if values:
-            speed[name] = round(values[len(values) // 2], 1)
-    return speed
-
-
-def multi30k_budget(minutes: float, overrides: list[str]) -> dict:
+def multi30k_budget(minutes: float, overrides: list[str], fp32: bool = False) -> dict:
     from seq2text.inference import Translator
     from seq2text.metrics import translation_scores
 
-    out = ROOT / "benchmarks" / "runs" / "multi30k_budget"
+    name = "multi30k_budget" + ("_fp32" if fp32 else "")
+    out = ROOT / "benchmarks" / "runs" / name
+    overrides = ["--trainer.precision", "32-true", *overrides] if fp32 else overrides
     wall = fit_to_budget(RECIPE, out, minutes, overrides)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     src_path, ref_path = _test_files()
@@ -60,17 +49,23 @@ def multi30k_budget(minutes: float, overrides: list[str]) -> dict:
     decode_seconds = time.monotonic() - decode_start
     (out / "test_2016_flickr.hyp.en").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
     scores = translation_scores(hypotheses, references)
-    return record("multi30k_budget", recipe=RECIPE, metric="test_bleu", value=round(scores["bleu"].score, 2),
+    return record(name, recipe=RECIPE, precision=metrics.get("precision"), metric="test_bleu",
+                  value=round(scores["bleu"].score, 2),
                   split=SPLIT, signature=scores["bleu"].signature, bleu_summary=scores["bleu"].text,
                   chrf=round(scores["chrf"].score, 2), ter=round(scores["ter"].score, 2), beam_size=5,
                   test_bleu_during_training=round(metrics.get("test/bleu", float("nan")), 2),
                   val_bleu_greedy=round(metrics.get("val/bleu", float("nan")), 2),
                   train_seconds=round(metrics["train_seconds"], 1), wall_seconds=round(wall, 1),
                   decode_seconds=round(decode_seconds, 1), budget_minutes=minutes, epochs=metrics.get("epochs"),
-                  steps=metrics.get("global_step"), **_training_speed(out), references=str(ref_path),
+                  steps=metrics.get("global_step"), **training_speed(out), references=str(ref_path),
                   hypotheses=str((out / "test_2016_flickr.hyp.en").relative_to(ROOT)), overrides=overrides,
                   reproduce=f"seq2text evaluate --model {out.relative_to(ROOT)}/bundle --src {src_path} "
                             f"--ref {ref_path} --beam 5")
+
+
+def translator_precision(model: str) -> str | None:
+    """The precision the bundle at `model` was trained with (None for bundles older than the record)."""
+    return json.loads((Path(model) / "metrics.json").read_text()).get("precision")
 
 
 def _timed(translator: object, sources: list[str], beam: int, batch_size: int) -> tuple[list[str], float]:
@@ -79,9 +74,7 @@ def _timed(translator: object, sources: list[str], beam: int, batch_size: int) -
     return hypotheses, time.perf_counter() - start
 
 
-def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None) -> dict:
-    import torch
-
+def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None, name: str) -> dict:
     from seq2text.inference import Translator
     from seq2text.metrics import bleu
 
@@ -96,8 +89,10 @@ def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None) ->
     single, single_s = _timed(translator, single_sources, 5, 1)
     same = sum(a == b for a, b in zip(single, beam, strict=False)) / len(single)
     beam_speed, single_speed = len(sources) / beam_s, len(single_sources) / single_s
-    return record("multi30k_decode_speed", model=model, metric="sentences_per_sec_beam5", value=round(beam_speed, 1),
-                  split=SPLIT, batch_size=batch_size, threads=torch.get_num_threads(),
+    return record(name, model=model, precision="32-true (predictors decode in float32)",
+                  model_trained_in=translator_precision(model), metric="sentences_per_sec_beam5",
+                  value=round(beam_speed, 1),
+                  split=SPLIT, batch_size=batch_size,
                   greedy_sentences_per_sec=round(len(sources) / greedy_s, 1),
                   beam5_unbatched_sentences_per_sec=round(single_speed, 1), unbatched_sentences=len(single_sources),
                   batched_over_unbatched=round(beam_speed / single_speed, 2),
@@ -111,19 +106,23 @@ def main() -> None:
     sub = parser.add_subparsers(dest="benchmark", required=True)
     budget = sub.add_parser("multi30k_budget", help="train to a budget, then test BLEU at beam 5")
     budget.add_argument("--minutes", type=float, default=15.0, help="training budget")
+    budget.add_argument("--fp32", action="store_true", help="train in fp32 (as a CPU without native bf16 does); "
+                        "recorded as multi30k_budget_fp32")
     speed = sub.add_parser("multi30k_decode_speed", help="sentences/s: greedy, beam 5, batched vs one at a time")
     speed.add_argument("--model", default=str(ROOT / "benchmarks" / "runs" / "multi30k_budget" / "bundle"))
+    speed.add_argument("--name", default="multi30k_decode_speed",
+                       help="record name (multi30k_decode_speed_fp32 for the fp32-trained bundle)")
     speed.add_argument("--batch-size", type=int, default=64, help="sentences per batch for the batched runs")
     speed.add_argument("--unbatched-sentences", type=int, default=None,
                        help="time one-at-a-time beam search on the first N sentences only (default: all 1000)")
     args, overrides = parser.parse_known_args()
     sys.path.insert(0, str(ROOT))
     if args.benchmark == "multi30k_budget":
-        multi30k_budget(args.minutes, overrides)
+        multi30k_budget(args.minutes, overrides, args.fp32)
     else:
         if overrides:
             parser.error(f"unknown arguments {overrides}")
-        multi30k_decode_speed(args.model, args.batch_size, args.unbatched_sentences)
+        multi30k_decode_speed(args.model, args.batch_size, args.unbatched_sentences, args.name)
 
 
 if __name__ == "__main__":

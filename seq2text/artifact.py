@@ -113,6 +113,8 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
     except (SafetensorError, OSError, ValueError) as error:
         raise BundleError(f"{directory}/model.safetensors is truncated or not a safetensors file ({error}); "
                           "bundles never load pickled weights. Export the bundle again") from None
+    # a model trained in bf16 or fp16 predicts in float32 on any CPU (most have no native bf16 kernels)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     tokenizer = Tokenizer.load(directory / "tokenizer.model")
     if config.get("tokenizer") not in (None, tokenizer.fingerprint):
         raise BundleError(f"{directory}/tokenizer.model is not the tokenizer this model was trained with")

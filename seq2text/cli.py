@@ -57,13 +57,19 @@ def _lightning_cli_class() -> type:
                 trainer.callbacks.append(WallClockBudget(budget))
             return trainer
 
+        def before_instantiate_classes(self) -> None:
+            """Refuses a precision the hardware cannot run before any class is built or file written."""
+            from seq2text.hardware import resolve_precision
+
+            trainer = (self.config[self.subcommand] if self.subcommand else self.config).get("trainer") or {}
+            resolve_precision(trainer.get("precision"), trainer.get("accelerator") or "auto")
+
         def before_fit(self) -> None:
             from seq2text.artifact import check_bundle_target
 
             bundle = self.config[self.subcommand].get("bundle")
             if bundle:  # fail before training, not after it
                 check_bundle_target(bundle)
-
 
         def _parse_ckpt_path(self) -> None:
             """Checks `--ckpt_path` before Lightning takes the model's hyperparameters from it."""
@@ -87,6 +93,9 @@ def _lightning_cli_class() -> type:
                 results = self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
                 metrics.update({k: float(v) for k, v in results[0].items()})
             metrics.update(getattr(self.model, "bundle_metrics", dict)())  # e.g. sacreBLEU signatures
+            choice = getattr(self.trainer, "precision_choice", None)
+            if choice is not None:
+                metrics.update(choice.as_record())
             if self.trainer.is_global_zero:
                 target = config.get("bundle") or Path(self.trainer.log_dir or ".") / "bundle"
                 path = export_bundle(self.model, self.datamodule, target, metrics)
@@ -153,8 +162,11 @@ def _plain(value: object) -> object:
 
 
 def _lightning_main(args: list[str]) -> None:
+    from seq2text.tasks.trainer import Trainer
+
     cli_class = _lightning_cli_class()
     cli_class(model_class=None, datamodule_class=None, subclass_mode_model=True, subclass_mode_data=True,
+              trainer_class=Trainer,
               args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from seq2text.hardware import cpu_bf16
 from seq2text.nn import AdaptiveSoftmax, DropConnectRNN, LockedDropout, RNNLanguageModel, embedding_dropout
 
 
@@ -35,8 +36,17 @@ def test_dropconnect_uses_dropped_weights_and_leaves_module_intact(rnn_type: str
     assert isinstance(layer.rnn.weight_hh_l0, torch.nn.Parameter)  # nothing monkey-patched
     layer.eval()
     assert torch.allclose(layer(x, None)[0], plain)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_dropconnect_under_bf16_autocast(rnn_type: str) -> None:
+    native, reason = cpu_bf16()
+    if not native:
+        pytest.skip(f"needs a CPU with native bf16: {reason}")
+    torch.manual_seed(0)
+    layer = DropConnectRNN(rnn_type, 6, 5, weight_dropout=0.5).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):  # DropConnect under mixed precision
-        out = layer.train()(x, None)[0]
+        out = layer(torch.randn(2, 4, 6), None)[0]
     out.float().sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(layer.rnn.weight_hh_l0.grad).all()
 

@@ -331,7 +331,7 @@ def test_translate_and_evaluate_commands(toy_bundle: Path, toy_mt: Path, monkeyp
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")
                                           if p.name.startswith(("multi30k", "iwslt14"))))
 def test_every_translation_recipe_instantiates(recipe: str, toy_mt: Path, tmp_path: Path) -> None:
-    """fast_dev_run with each recipe's own precision (bf16-mixed): the autocast path is exercised."""
+    """fast_dev_run with each recipe's own precision (auto: bf16-mixed on a CPU with native bf16, else 32-true)."""
     sizes = ["--model.init_args.encoder_hidden_size", "16", "--model.init_args.attention_size", "16"]
     code = main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(toy_mt), *TINY,
                  *(sizes if recipe.startswith("iwslt14") else []), "--data.init_args.max_len", "100",

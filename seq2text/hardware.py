@@ -1,0 +1,182 @@
+"""What the hardware runs well: the training precision that `precision: auto` resolves to, and why.
+
+`auto` picks bf16-mixed only where bf16 is native *and* faster: a CUDA device with bf16, or a CPU with
+AVX512-BF16 or AMX whose oneDNN kernels are allowed to use it (a capability probe, then a tiny timed LSTM probe).
+On a CUDA device without bf16 it picks 16-mixed; everywhere else (AVX2-only CPUs, which are most laptops, and
+Apple's MPS) 32-true. On an AVX2-only CPU `nn.LSTM` under bf16 autocast fails inside oneDNN and `nn.GRU` runs
+about 6x slower than in fp32, so an explicit bf16 or fp16 request that the hardware cannot run is refused with
+a `ConfigError` that names what works, before anything is written.
+
+Torch only (no Lightning): the predictors and the benchmarks use it as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seq2text.errors import ConfigError
+
+__all__ = ["PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability", "resolve_precision"]
+
+# the values a recipe or --trainer.precision may give, with Lightning's short aliases
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 kernels still run natively
+_BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+              "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
+# `auto`'s choice ("precision|reason"), inherited by DDP worker processes so that every rank agrees
+_ENV = "SEQ2TEXT_PRECISION"
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """A resolved training precision.
+
+    Attributes:
+        precision: a Lightning precision string (`32-true`, `bf16-mixed`, `16-mixed`, ...).
+        requested: what the recipe or command line asked for (`auto` or an explicit value).
+        reason: one line on why, for the log and the bundle.
+    """
+
+    precision: str
+    requested: str
+    reason: str
+
+    def as_record(self) -> dict[str, str]:
+        """The keys written into bundles and benchmark records."""
+        return {"precision": self.precision, "precision_requested": self.requested,
+                "precision_reason": self.reason, "cpu_capability": cpu_capability()}
+
+
+def cpu_capability() -> str:
+    """ATen's CPU kernel level (`AVX2`, `AVX512`, `DEFAULT`, ...), as `torch.backends.cpu` reports it."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU feature flags of /proc/cpuinfo (Linux x86 `flags`, ARM `Features`); None where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16() -> tuple[bool, str]:
+    """Whether this CPU runs bf16 natively and faster than fp32, and why (cached per process).
+
+    Returns:
+        (native, reason): `native` is True only when the CPU has AVX512-BF16 or AMX (or ARM bf16), oneDNN is not
+        capped below them (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY, as when emulating an AVX2 CPU), and a
+        small LSTM trains faster under bf16 autocast than in fp32.
+    """
+    flags = _cpu_flags()
+    if flags is not None and not flags & {"avx512_bf16", "amx_bf16", "bf16"}:
+        return False, f"CPU without native bf16 (no AVX512-BF16/AMX; ATen kernels: {cpu_capability()})"
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    if isa and isa not in _BF16_ISAS:
+        return False, f"oneDNN is capped at {isa} (ONEDNN_MAX_CPU_ISA), below its native bf16 kernels"
+    if cpu_capability() in ("DEFAULT", "NO AVX", "AVX", "AVX2"):
+        return False, f"ATen's CPU kernels run at {cpu_capability()} (no native bf16 path)"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False, "oneDNN reports no bf16 support on this CPU"
+    return _timed_bf16_probe()
+
+
+def _timed_bf16_probe() -> tuple[bool, str]:
+    """Times forward + backward of a small LSTM in fp32 and under bf16 autocast (about half a second)."""
+    generator = torch.Generator().manual_seed(0)
+    lstm = torch.nn.LSTM(256, 256, batch_first=True)
+    x = torch.randn(32, 20, 256, generator=generator)
+
+    def seconds(bf16: bool) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out, _ = lstm(x)
+            out.float().sum().backward()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    try:
+        fp32, bf16 = seconds(False), seconds(True)
+    except RuntimeError as error:  # oneDNN without a bf16 LSTM kernel
+        return False, f"bf16 LSTM does not run here ({str(error).splitlines()[0][:80]})"
+    if bf16 >= fp32:
+        return False, f"bf16 is not faster than fp32 on this CPU (LSTM probe: {bf16 / fp32:.2f}x the fp32 time)"
+    return True, f"CPU with native bf16 (LSTM probe: bf16 {fp32 / bf16:.1f}x faster than fp32)"
+
+
+def _device_kind(accelerator: str) -> str:
+    """`cuda`, `mps` or `cpu`: where Lightning will put the model for `accelerator` (`auto`, `gpu`, ...)."""
+    accelerator = str(accelerator or "auto").lower()
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "cuda"
+    if accelerator in ("gpu", "mps", "auto") and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(requested: str | int | None, accelerator: str = "auto") -> PrecisionChoice:
+    """The precision to train with on this machine.
+
+    Args:
+        requested: `auto` (or None), or an explicit Lightning precision (`32-true`, `bf16-mixed`, `16-mixed`,
+            `bf16-true`, `16-true`, `64-true`, or the aliases 32, 16, bf16, 64).
+        accelerator: the trainer's accelerator (`auto`, `cpu`, `gpu`, `cuda`, `mps`).
+
+    Raises:
+        ConfigError: a misspelt value, or one this hardware cannot run (bf16 on a CPU without native bf16,
+            fp16 on a CPU or MPS, bf16 on a CUDA device without it), naming what would work.
+    """
+    text = "auto" if requested is None else _ALIASES.get(str(requested), str(requested))
+    if text not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={requested!r} is not a precision; use one of {', '.join(PRECISIONS)} "
+                          "(auto picks the fastest one this hardware runs natively)")
+    inherited, _, reason = os.environ.get(_ENV, "").partition("|")
+    if text == "auto" and inherited in PRECISIONS[1:]:  # e.g. a DDP worker: the launching process decided
+        return PrecisionChoice(inherited, "auto", reason or f"chosen by the launching process ({_ENV})")
+    device = _device_kind(accelerator)
+    choice = _auto(device) if text == "auto" else _check_explicit(text, device)
+    if text == "auto":
+        os.environ[_ENV] = f"{choice.precision}|{choice.reason}"
+    return choice
+
+
+def _auto(device: str) -> PrecisionChoice:
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return PrecisionChoice("bf16-mixed", "auto", f"CUDA device with bf16 ({torch.cuda.get_device_name()})")
+        return PrecisionChoice("16-mixed", "auto", f"CUDA device without bf16 ({torch.cuda.get_device_name()})")
+    if device == "mps":
+        return PrecisionChoice("32-true", "auto", "Apple MPS: mixed precision is not verified there")
+    native, reason = cpu_bf16()
+    return PrecisionChoice("bf16-mixed" if native else "32-true", "auto", reason)
+
+
+def _check_explicit(text: str, device: str) -> PrecisionChoice:
+    works = f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
+    if text.startswith("16") and device != "cuda":
+        raise ConfigError(f"trainer.precision={text} needs a CUDA GPU; on {device.upper()} {works}")
+    if text.startswith("bf16") and device == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ConfigError(f"trainer.precision={text}: this GPU has no bf16; use 16-mixed (or auto)")
+    if text.startswith("bf16") and device == "cpu":
+        native, reason = cpu_bf16()
+        if not native:
+            raise ConfigError(f"trainer.precision={text} needs a CPU with native bf16 (AVX512-BF16 or AMX), and this "
+                              f"one runs it badly: {reason}. Under bf16 oneDNN's LSTM fails on such CPUs and GRU "
+                              f"runs about 6x slower; {works}")
+    if text.startswith("bf16") and device == "mps":
+        raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works}")
+    return PrecisionChoice(text, text, "given explicitly")

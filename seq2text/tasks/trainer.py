@@ -1,0 +1,35 @@
+"""The `Trainer` of the `seq2text` command: Lightning's, with `precision: auto` resolved from the hardware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
+
+from seq2text.hardware import PrecisionChoice, resolve_precision
+
+__all__ = ["Trainer"]
+
+
+class Trainer(pl.Trainer):
+    """`pytorch_lightning.Trainer` whose `precision` may be `auto` (the default of every recipe).
+
+    `auto` becomes bf16-mixed where the hardware runs bf16 natively and faster (CUDA with bf16, CPUs with
+    AVX512-BF16 or AMX), 16-mixed on CUDA without bf16, and 32-true elsewhere (AVX2-only CPUs, MPS); see
+    `seq2text.hardware`. The choice is logged once and kept in `precision_choice` (the bundle records it). An
+    explicit precision wins, but one the hardware cannot run is refused with a `ConfigError` before anything
+    is written.
+
+    Args:
+        precision: `auto`, or a Lightning precision (`32-true`, `bf16-mixed`, `16-mixed`, `bf16-true`,
+            `16-true`, `64-true`, or 32, 16, bf16, 64).
+        accelerator: as Lightning's.
+        **kwargs: every other argument of `pytorch_lightning.Trainer`.
+    """
+
+    def __init__(self, *, precision: str | int | None = "auto", accelerator: str = "auto", **kwargs: Any) -> None:
+        choice = resolve_precision(precision, accelerator)
+        rank_zero_info(f"seq2text: precision {choice.precision} ({choice.requested}: {choice.reason})")
+        self.precision_choice: PrecisionChoice = choice
+        super().__init__(precision=choice.precision, accelerator=accelerator, **kwargs)
