@@ -29,9 +29,14 @@ def _lightning_cli_class() -> type:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
     from seq2text.tasks.callbacks import ExactResume, WallClockBudget
+    from seq2text.tasks.trainer import Trainer
 
     class Seq2TextCLI(LightningCLI):
-        """LightningCLI with seq2text's links and options: `--budget`, `--bundle`, `--test_after_fit`."""
+        """LightningCLI with seq2text's links and options: `--budget`, `--bundle`, `--test_after_fit`, and
+        seq2text's `Trainer` (`precision: auto`)."""
+
+        def __init__(self, *args: object, trainer_class: type = Trainer, **kwargs: object) -> None:
+            super().__init__(*args, trainer_class=trainer_class, **kwargs)
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
@@ -162,11 +167,8 @@ def _plain(value: object) -> object:
 
 
 def _lightning_main(args: list[str]) -> None:
-    from seq2text.tasks.trainer import Trainer
-
     cli_class = _lightning_cli_class()
     cli_class(model_class=None, datamodule_class=None, subclass_mode_model=True, subclass_mode_data=True,
-              trainer_class=Trainer,
               args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
 
