@@ -64,7 +64,7 @@ def _throughput(out: Path) -> dict[str, float]:
 def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
     """Accuracy/macro-F1/confusion of the members' mean probabilities on the dataset's dev and test files."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.data.classification import read_labeled
+    from seq2text.reading import read_labeled
     from seq2text.inference import ClassifierEnsemble
 
     ensemble = ClassifierEnsemble.load(bundles)
@@ -113,7 +113,7 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
 def _review_texts() -> list[str]:
     """The unlabeled text of the IMDb and SST-2 training files (never a dev or test text), IMDb first."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.data.classification import read_labeled
+    from seq2text.reading import read_labeled
 
     texts = []
     for dataset in ("imdb", "sst2"):
@@ -205,7 +205,7 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
     With `from_bundle`, training goes on from that LM bundle (same tokenizer and texts) and is recorded as
     `name`, with the time of both stages in `total_train_seconds`."""
     sys.path.insert(0, str(ROOT))
-    from seq2text.data.classification import normalize_text
+    from seq2text.reading import normalize_text
     from seq2text.textio import atomic_write_text
 
     texts = [normalize_text(text, lowercase=True) for text in _review_texts()]

@@ -125,6 +125,8 @@ def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: s
     """Writes the bundle of a trained task: its network config and weights, the data module's tokenizer
     and evaluation settings, the task's decoding defaults (`search_config()`, translation), and `metrics`."""
     extra = {"data": datamodule.bundle_config()}
+    if hasattr(datamodule, "reading"):  # how the text was read: predictors read it back (seq2text.reading)
+        extra["reading"] = datamodule.reading.to_dict()
     if hasattr(task_module, "search_config"):
         extra["search"] = task_module.search_config()
     return save_bundle(directory, task_module.bundle_task, task_module.net.config, task_module.export_state(),

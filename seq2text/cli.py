@@ -219,7 +219,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--label-column", default=None, help="classifiers: the label column (default: the training one)")
     ev.add_argument("--src", default=None, help="translation: source file, one sentence per line")
     ev.add_argument("--ref", default=None, help="translation: raw (untokenized) reference file, aligned with --src")
-    ev.add_argument("--beam", type=int, default=5, help="translation: beam size (1 = greedy)")
+    ev.add_argument("--beam", type=int, default=None, help="translation: beam size (1 = greedy; default: the "
+                    "bundle's, the beam of its training run's test)")
     ev.add_argument("--batch-size", type=int, default=64, help="translation: sentences decoded together")
     ev.add_argument("--output", default=None, help="translation: also write the hypotheses to this file")
     cls = sub.add_parser("classify", help="label texts with a classifier bundle: one text per stdin line, one "
@@ -231,7 +232,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("translate", help="translate stdin with a translation bundle: one sentence per line in, "
                         "one translation per line out (an empty line gives an empty line)")
     tr.add_argument("--model", required=True, help="bundle directory")
-    tr.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy)")
+    tr.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default: the bundle's)")
     tr.add_argument("--batch-size", type=int, default=64, help="lines read and translated at a time")
     tr.add_argument("--plot-attention", default=None, metavar="PNG",
                     help="draw the attention of the first non-empty line to this PNG (needs matplotlib)")
@@ -267,7 +268,7 @@ def _run_tool(args: argparse.Namespace) -> None:
 
 def _vectors(args: argparse.Namespace) -> None:
     """Trains PPMI-SVD word vectors on the texts of `--input` and writes them to `--output`."""
-    from seq2text.data.classification import read_labeled
+    from seq2text.reading import read_labeled
     from seq2text.textio import atomic_write_text, read_lines
     from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
 
@@ -303,7 +304,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _evaluate_classifier(args: argparse.Namespace, classifier: object) -> None:
     """Prints accuracy, macro-F1 and confusion counts of a classifier (or ensemble) on a labeled file."""
-    from seq2text.data.classification import read_labeled
+    from seq2text.reading import read_labeled
 
     text_column, label_column = args.text_column or classifier.columns[0], args.label_column or classifier.columns[1]
     texts, gold = read_labeled(args.input, text_column, label_column)
@@ -354,14 +355,13 @@ def _translate(args: argparse.Namespace) -> None:
     """Streams stdin through a translator in batches of `--batch-size` lines."""
     from seq2text.inference import Translator
 
-    if args.batch_size < 1 or args.beam < 1:
+    if args.batch_size < 1 or (args.beam is not None and args.beam < 1):
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     plot = _attention_plotter() if args.plot_attention else None
     translator = Translator.load(args.model)
     for batch in _stdin_batches(args.batch_size):
-        found = translator.translate(batch, beam_size=args.beam, return_attention=plot is not None)
-        texts = [hyps[0].text for hyps in found] if plot is not None else found
-        sys.stdout.write("\n".join(texts) + "\n")
+        found = translator.translate_nbest(batch, beam_size=args.beam, return_attention=plot is not None)
+        sys.stdout.write("\n".join(hyps[0].text for hyps in found) + "\n")
         sys.stdout.flush()
         first = next((hyps[0] for hyps in found if hyps[0].attention is not None), None) if plot else None
         if first is not None:
@@ -396,13 +396,13 @@ def _attention_plotter() -> Callable[[object, str], None]:
 
 def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
     """Prints sacreBLEU BLEU/chrF/TER (scores and signatures) of --src translated against the raw --ref."""
-    from seq2text.data.translation import read_parallel
     from seq2text.metrics import translation_scores
+    from seq2text.reading import read_parallel
     from seq2text.textio import atomic_write_text
 
     if args.src is None or args.ref is None:
         raise Seq2TextError(f"{args.model[0]} holds a translation model: give --src FILE and --ref FILE")
-    if args.batch_size < 1 or args.beam < 1:
+    if args.batch_size < 1 or (args.beam is not None and args.beam < 1):
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     sources, references = read_parallel(args.src, args.ref)
     hypotheses = translator.translate(sources, beam_size=args.beam, batch_size=args.batch_size)
@@ -412,7 +412,8 @@ def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
     result: dict[str, object] = {}
     for name, score in scores.items():
         result[name], result[f"{name}_signature"] = round(score.score, 2), score.signature
-    result.update({"bleu_summary": scores["bleu"].text, "lines": len(sources), "beam": args.beam,
+    result.update({"bleu_summary": scores["bleu"].text, "lines": len(sources),
+                   "beam": args.beam or translator.search.beam_size,
                    "src": args.src, "ref": args.ref})
     print(json.dumps(result, ensure_ascii=False))
 

@@ -1,25 +1,24 @@
-"""Predictors behind the public API: load a bundle, predict in batches."""
+"""Predictors behind the public API: load a bundle, predict in batches, reading text through the bundle's reading
+spec (`seq2text.reading`) exactly as training did. No Lightning is imported here."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from seq2text.artifact import Bundle, read_bundle
-from seq2text.data.classification import encode_texts, normalize_text, pad_ids
-from seq2text.data.language_modeling import batchify, count_words, encode_stream
-from seq2text.data.translation import encode_sources
 from seq2text.errors import BundleError, ConfigError
 from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import RNNClassifier
 from seq2text.nn.lm import RNNLanguageModel
-from seq2text.nn.search import Hypothesis, beam_search, greedy_search
+from seq2text.nn.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import Seq2Seq
+from seq2text.reading import ClassifierReading, LMReading, TranslationReading, batchify, count_words, pad_ids
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 __all__ = ["Classifier", "ClassifierEnsemble", "LanguageModel", "Translation", "Translator", "load"]
@@ -41,27 +40,27 @@ class LanguageModel:
     Args:
         net: the network (eval mode).
         tokenizer: its tokenizer.
-        eval_batch_size: stream columns used for `perplexity` (as in training's test).
-        eval_bptt: window length used for `perplexity`.
+        reading: how text is read (direction; the evaluation columns and windows of `perplexity`, as in
+            training's test). A backward model reads text right to left and cannot `generate`.
         metrics: the metrics recorded at training time.
-        backward: the model reads text right to left (`perplexity` and `score` reverse it; it cannot `generate`).
     """
 
     task = "language_model"
 
-    def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer, eval_batch_size: int = 10,
-                 eval_bptt: int = 35, metrics: dict | None = None, backward: bool = False) -> None:
-        self.net, self.tokenizer = net.eval(), tokenizer
-        self.eval_batch_size, self.eval_bptt = eval_batch_size, eval_bptt
-        self.metrics, self.backward = metrics or {}, backward
+    def __init__(self, net: RNNLanguageModel, tokenizer: Tokenizer, reading: LMReading = LMReading(),
+                 metrics: dict | None = None) -> None:
+        self.net, self.tokenizer, self.reading, self.metrics = net.eval(), tokenizer, reading, metrics or {}
+
+    @property
+    def backward(self) -> bool:
+        return self.reading.backward
 
     @classmethod
     def load(cls, path: str | Path) -> LanguageModel:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle = read_bundle(path, task=cls.task)
-        data = bundle.config.get("data", {})
-        return cls(_build(bundle, RNNLanguageModel), bundle.tokenizer, data.get("eval_batch_size", 10),
-                   data.get("eval_bptt", 35), bundle.metrics, data.get("backward", False))
+        return cls(_build(bundle, RNNLanguageModel), bundle.tokenizer, LMReading.from_bundle(bundle.config, path),
+                   bundle.metrics)
 
     @torch.inference_mode()
     def perplexity(self, texts: Sequence[str]) -> float:
@@ -71,12 +70,12 @@ class LanguageModel:
         perplexity on the test file equals the task's test perplexity.
         """
         texts = _check_texts(texts)
-        stream = encode_stream(self.tokenizer, texts, self.backward)
-        batch_size = max(1, min(self.eval_batch_size, (stream.numel()) // 2))
+        stream = self.reading.stream(self.tokenizer, texts)
+        batch_size = max(1, min(self.reading.eval_batch_size, (stream.numel()) // 2))
         data, mask = batchify(stream, batch_size, pad=True)
-        total, hidden = 0.0, None
-        for start in range(0, data.size(1) - 1, self.eval_bptt):
-            end = min(start + self.eval_bptt, data.size(1) - 1)
+        total, hidden, bptt = 0.0, None, self.reading.eval_bptt
+        for start in range(0, data.size(1) - 1, bptt):
+            end = min(start + bptt, data.size(1) - 1)
             features, hidden, _ = self.net(data[:, start:end], hidden)
             nll = self.net.nll(features, data[:, start + 1: end + 1]) * mask[:, start + 1: end + 1]
             total += float(nll.double().sum())
@@ -84,11 +83,12 @@ class LanguageModel:
 
     @torch.inference_mode()
     def score(self, texts: Sequence[str]) -> list[float]:
-        """Log-probability (nats) of each text on its own, end-of-line included; empty texts score their eos."""
-        texts = _check_texts(texts)
+        """Log-probability (nats) of each text on its own, end-of-line included; an empty text scores its eos
+        alone, and no texts give `[]`."""
+        texts = _str_list(texts, "lm.score(['a sentence'])")
         scores = []
-        for ids in self.tokenizer.encode(texts):
-            seq = torch.tensor([[EOS_ID, *(ids[::-1] if self.backward else ids), EOS_ID]])  # (1, len + 2)
+        for text in texts:
+            seq = torch.tensor([[EOS_ID, *self.reading.ids(self.tokenizer, text), EOS_ID]])  # (1, len + 2)
             features, _, _ = self.net(seq[:, :-1])
             scores.append(-float(self.net.nll(features, seq[:, 1:]).sum()))
         return scores
@@ -145,7 +145,7 @@ def _str_list(texts: Sequence[str], example: str) -> list[str]:
 def _check_texts(texts: Sequence[str]) -> list[str]:
     texts = _str_list(texts, "lm.perplexity(['a sentence'])")
     if not texts:
-        raise ConfigError("no texts given")
+        raise ConfigError("perplexity needs at least one text (the perplexity of no text is undefined)")
     return texts
 
 
@@ -173,68 +173,67 @@ class _LabelPredictor:
 class Classifier(_LabelPredictor):
     """A trained text classifier.
 
-    Texts are read as in training: whitespace collapsed, lowercased if the model was trained so,
-    truncated to the training `max_len`. An empty (or whitespace-only) string is classified from the start
-    token alone: the model's guess with no evidence, usually close to the training label prior.
+    Texts are read as in training (`reading`): whitespace collapsed, lowercased if the model was trained so,
+    truncated to the training `max_len`, in the training direction. An empty (or whitespace-only) string is
+    classified from the start token alone: the model's guess with no evidence, usually close to the training
+    label prior.
 
     Args:
         net: the network (eval mode).
         tokenizer: its tokenizer.
-        labels: class names in class-index order.
-        lowercase: lowercase texts before encoding.
-        max_len: truncation length (start token included); None keeps texts whole.
-        truncation: `head`, `tail` or `head_tail`.
-        max_tokens: padded tokens per prediction batch.
+        reading: how texts are read, the class names (`reading.labels`, in class-index order) and the batch
+            budget of prediction (`reading.eval_max_tokens` padded tokens).
         metrics: the metrics recorded at training time.
-        columns: the (text, label) column names of the training files, the defaults of `seq2text evaluate`.
-        backward: read texts right to left (a classifier fine-tuned from a backward LM).
     """
 
     task = "classification"
 
-    def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, labels: Sequence[str], lowercase: bool = False,
-                 max_len: int | None = None, truncation: str = "head", max_tokens: int = 8000,
-                 metrics: dict | None = None, columns: tuple[str, str] = ("text", "label"),
-                 backward: bool = False) -> None:
-        self.net, self.tokenizer, self.labels = net.eval(), tokenizer, list(labels)
-        self.lowercase, self.max_len, self.truncation, self.max_tokens = lowercase, max_len, truncation, max_tokens
-        self.metrics, self.columns, self.backward = metrics or {}, columns, backward
+    def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, reading: ClassifierReading,
+                 metrics: dict | None = None) -> None:
+        if not reading.labels:
+            raise ConfigError("reading.labels is empty: give the class names in class-index order")
+        self.net, self.tokenizer, self.reading, self.metrics = net.eval(), tokenizer, reading, metrics or {}
+        self.labels = list(reading.labels)
+
+    @property
+    def backward(self) -> bool:
+        return self.reading.backward
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        """The (text, label) columns of the training files: the defaults of `seq2text evaluate`."""
+        return self.reading.text_column, self.reading.label_column
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle = read_bundle(path, task=cls.task)
-        data = bundle.config.get("data", {})
         net = _build(bundle, RNNClassifier)
-        labels = data.get("labels") or [str(i) for i in range(bundle.config["net"]["num_classes"])]
-        if len(labels) != bundle.config["net"]["num_classes"]:
-            raise BundleError(f"{bundle.path}/config.json lists {len(labels)} labels for a "
-                              f"{bundle.config['net']['num_classes']}-class network; export the bundle again")
-        return cls(net, bundle.tokenizer, labels, data.get("lowercase", False), data.get("max_len"),
-                   data.get("truncation", "head"), data.get("eval_max_tokens", 8000), bundle.metrics,
-                   (data.get("text_column", "text"), data.get("label_column", "label")), data.get("backward", False))
+        reading = ClassifierReading.from_bundle(bundle.config, path)
+        classes = bundle.config["net"]["num_classes"]
+        if not reading.labels:
+            reading = replace(reading, labels=tuple(str(i) for i in range(classes)))
+        if len(reading.labels) != classes:
+            raise BundleError(f"{bundle.path}/config.json lists {len(reading.labels)} labels for a "
+                              f"{classes}-class network; export the bundle again")
+        return cls(net, bundle.tokenizer, reading, bundle.metrics)
 
     @torch.inference_mode()
-    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
-        """Class probabilities, (len(texts), num_classes), in the order of `self.labels`."""
+    def probabilities(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
+        """Class probabilities, (len(texts), num_classes), in the order of `self.labels`.
+
+        Args:
+            max_tokens: padded tokens per batch (default: the bundle's `eval_max_tokens`).
+        """
         texts = _check_str_rows(texts)
         if not texts:
             return torch.zeros(0, len(self.labels))
-        ids = encode_texts(self.tokenizer, [normalize_text(t, self.lowercase) for t in texts], self.max_len,
-                           self.truncation, self.backward)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        ids = self.reading.encode(self.tokenizer, texts)
         out = torch.empty(len(ids), len(self.labels))
-        start = 0
-        while start < len(order):
-            end = start + 1  # grow the batch while its padded size fits the budget (lengths ascend)
-            while end < len(order) and (end - start + 1) * len(ids[order[end]]) <= self.max_tokens:
-                end += 1
-            rows = order[start:end]
-            text, lengths = pad_ids([ids[i] for i in rows])
+        for rows in self.reading.batches(ids, max_tokens):
+            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
             out[rows] = torch.softmax(self.net(text, lengths).float(), dim=-1)
-            start = end
         return out
-
 
 
 class ClassifierEnsemble(_LabelPredictor):
@@ -284,7 +283,7 @@ def _check_str_rows(texts: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Translation:
-    """One hypothesis of `Translator.translate`.
+    """One hypothesis of `Translator.translate_nbest`.
 
     Attributes:
         text: the detokenized translation.
@@ -304,28 +303,24 @@ class Translation:
 class Translator:
     """A trained translation model.
 
-    Inputs are read as in evaluation: an empty or whitespace-only text translates to an empty string
-    (the model is not run); a text longer than `max_src_len` pieces is cut to its first `max_src_len`
-    pieces, with a warning; characters never seen in training become `<unk>` pieces.
+    Inputs are read as in evaluation (`reading`): an empty or whitespace-only text translates to an empty
+    string (the model is not run); a text longer than `max_src_len` pieces is cut to its first `max_src_len`
+    pieces, with a warning; characters never seen in training become `<unk>` pieces. Decoding starts from the
+    bundle's `search` settings (the training run's test decoding); every call may override them.
 
     Args:
         net: the network (eval mode).
         tokenizer: its joint tokenizer.
-        max_src_len: longest source in pieces (the training `data.max_src_len`).
-        max_tokens: budget of padded source tokens per decoding batch.
-        length_penalty: beam-search length normalization exponent.
-        max_len_ratio, max_len_offset: hypotheses stop at floor(ratio × source length) + offset tokens.
+        reading: how sources are read, and the padded-token budget of a decoding batch.
+        search: the default beam size, length penalty and length limit.
         metrics: the metrics recorded at training time.
     """
 
     task = "translation"
 
-    def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, max_src_len: int = 250, max_tokens: int = 4096,
-                 length_penalty: float = 1.0, max_len_ratio: float = 1.5, max_len_offset: int = 10,
-                 metrics: dict | None = None) -> None:
-        self.net, self.tokenizer = net.eval(), tokenizer
-        self.max_src_len, self.max_tokens = max_src_len, max_tokens
-        self.length_penalty, self.max_len_ratio, self.max_len_offset = length_penalty, max_len_ratio, max_len_offset
+    def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, reading: TranslationReading = TranslationReading(),
+                 search: SearchConfig = SearchConfig(), metrics: dict | None = None) -> None:
+        self.net, self.tokenizer, self.reading, self.search = net.eval(), tokenizer, reading, search
         self.metrics = metrics or {}
 
     @classmethod
@@ -335,55 +330,56 @@ class Translator:
         net = _build(bundle, Seq2Seq)
         if (net.pad_id, net.bos_id, net.eos_id) != (PAD_ID, BOS_ID, EOS_ID):
             raise BundleError(f"{bundle.path}: the network's pad/bos/eos ids differ from the tokenizer's")
-        data, search = bundle.config.get("data", {}), bundle.config.get("search", {})
-        return cls(net, bundle.tokenizer, data.get("max_src_len", 250), data.get("eval_max_tokens", 4096),
-                   search.get("length_penalty", 1.0), search.get("max_len_ratio", 1.5),
-                   search.get("max_len_offset", 10), bundle.metrics)
+        search = {k: v for k, v in bundle.config.get("search", {}).items() if k in SearchConfig.__dataclass_fields__}
+        return cls(net, bundle.tokenizer, TranslationReading.from_bundle(bundle.config, path), SearchConfig(**search),
+                   bundle.metrics)
+
+    def translate(self, texts: Sequence[str], beam_size: int | None = None, batch_size: int = 64,
+                  length_penalty: float | None = None, max_tokens: int | None = None) -> list[str]:
+        """Translates a list of sentences: one string per text (`[]` for no texts).
+
+        Args:
+            beam_size: 1 = greedy search (default: the bundle's).
+            batch_size: at most this many sentences decoded together.
+            length_penalty: beam search's length normalization exponent (default: the bundle's).
+            max_tokens: padded source tokens per batch (default: the bundle's evaluation budget).
+        """
+        found = self.translate_nbest(texts, 1, beam_size, batch_size, length_penalty, max_tokens)
+        return [hyps[0].text for hyps in found]
 
     @torch.inference_mode()
-    def translate(self, texts: Sequence[str], beam_size: int = 5, n_best: int = 1, return_attention: bool = False,
-                  batch_size: int = 64) -> list[str] | list[list[Translation]]:
-        """Translates a list of sentences (greedy search when `beam_size` is 1).
-
-        Returns:
-            with n_best=1 and no attention, one string per text; otherwise one list of up to `n_best`
-            `Translation`s (best first) per text.
-        """
-        texts = _translation_inputs(texts, beam_size, n_best, batch_size)
+    def translate_nbest(self, texts: Sequence[str], n_best: int = 1, beam_size: int | None = None,
+                        batch_size: int = 64, length_penalty: float | None = None, max_tokens: int | None = None,
+                        return_attention: bool = False) -> list[list[Translation]]:
+        """The `n_best` best translations of each text, best first, with scores, pieces and (if asked)
+        attention weights; the other arguments as in `translate`."""
+        search = replace(self.search, beam_size=self.search.beam_size if beam_size is None else beam_size,
+                         length_penalty=self.search.length_penalty if length_penalty is None else length_penalty)
+        texts = _translation_inputs(texts, search.beam_size, n_best, batch_size)
         rows = [i for i, text in enumerate(texts) if text.strip()]
-        src_ids, cut = encode_sources(self.tokenizer, [texts[i] for i in rows], self.max_src_len)
+        src_ids, cut = self.reading.encode(self.tokenizer, [texts[i] for i in rows])
         if cut:
-            warnings.warn(f"{cut} input(s) longer than max_src_len={self.max_src_len} pieces were cut to their "
-                          f"first {self.max_src_len} pieces", stacklevel=2)
+            warnings.warn(f"{cut} input(s) longer than max_src_len={self.reading.max_src_len} pieces were cut to "
+                          f"their first {self.reading.max_src_len} pieces", stacklevel=2)
         results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
-        for chunk in self._batches(src_ids, batch_size):
-            src, lengths = _pad_sources([src_ids[j] for j in chunk])
-            if beam_size == 1:
-                found = [[h] for h in greedy_search(self.net, src, lengths, self.max_len_ratio, self.max_len_offset,
-                                                    return_attention)]
-            else:
-                found = beam_search(self.net, src, lengths, beam_size, n_best, self.length_penalty,
-                                    self.max_len_ratio, self.max_len_offset, return_attention)
-            texts = iter(self._texts([h for hyps in found for h in hyps]))
+        for chunk in self.reading.batches(src_ids, batch_size, max_tokens):
+            src, lengths = pad_ids([src_ids[j] for j in chunk])  # (B, S), (B,)
+            found = self._search(src, lengths, search, n_best, return_attention)
+            decoded = iter(self._texts([h for hyps in found for h in hyps]))
             for j, hyps in zip(chunk, found, strict=True):
-                results[rows[j]] = [self._translation(h, next(texts), src_ids[j]) for h in hyps]
-        if n_best == 1 and not return_attention:
-            return [found[0].text for found in results]
+                results[rows[j]] = [self._translation(h, next(decoded), src_ids[j]) for h in hyps]
         return results
+
+    def _search(self, src: torch.Tensor, lengths: torch.Tensor, search: SearchConfig, n_best: int,
+                return_attention: bool) -> list[list[Hypothesis]]:
+        if search.beam_size == 1:
+            return [[h] for h in greedy_search(self.net, src, lengths, search.max_len_ratio, search.max_len_offset,
+                                               return_attention)]
+        return beam_search(self.net, src, lengths, search.beam_size, n_best, search.length_penalty,
+                           search.max_len_ratio, search.max_len_offset, return_attention)
 
     def _texts(self, hyps: list[Hypothesis]) -> list[str]:
         return self.tokenizer.decode([h.tokens for h in hyps])  # one call: sentencepiece decodes a batch at once
-
-    def _batches(self, src_ids: list[list[int]], batch_size: int) -> list[list[int]]:
-        """Indices grouped by length, each group within `batch_size` texts and `max_tokens` padded tokens."""
-        order = sorted(range(len(src_ids)), key=lambda j: len(src_ids[j]))
-        groups: list[list[int]] = []
-        for j in order:  # lengths ascend, so the newest text is the longest of its group
-            if groups and len(groups[-1]) < batch_size and (len(groups[-1]) + 1) * len(src_ids[j]) <= self.max_tokens:
-                groups[-1].append(j)
-            else:
-                groups.append([j])
-        return groups
 
     def _translation(self, hyp: Hypothesis, text: str, src_ids: list[int]) -> Translation:
         piece = self.tokenizer.id_to_piece
@@ -397,15 +393,6 @@ def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch
         raise ConfigError(f"need beam_size ≥ 1, batch_size ≥ 1 and 1 ≤ n_best ≤ beam_size (got beam_size={beam_size}, "
                           f"n_best={n_best}, batch_size={batch_size})")
     return texts
-
-
-def _pad_sources(src_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pads source ids: (batch, longest) ids and (batch,) lengths."""
-    lengths = torch.tensor([len(ids) for ids in src_ids])
-    src = torch.full((len(src_ids), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, ids in enumerate(src_ids):
-        src[row, : len(ids)] = torch.tensor(ids)
-    return src, lengths
 
 
 _PREDICTORS = {LanguageModel.task: LanguageModel, Classifier.task: Classifier}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from seq2text.errors import DataError
 
-__all__ = ["read_lines", "iter_lines", "atomic_write_text"]
+__all__ = ["read_lines", "iter_lines", "read_text", "atomic_write_text"]
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
@@ -31,6 +31,25 @@ def iter_lines(path: str | Path) -> Iterator[str]:
                     "convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`"
                 ) from None
             yield line.rstrip("\r\n")
+
+
+def read_text(path: str | Path) -> str:
+    """Reads a whole UTF-8 file as one string (a byte-order mark dropped).
+
+    Raises:
+        DataError: the file is missing or not valid UTF-8 (the message names the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}, line {line}: invalid UTF-8 ({error.reason}); convert the file to UTF-8, "
+                        "e.g. `iconv -f latin1 -t utf-8 in > out`") from None
+    return text.removeprefix("\ufeff")
 
 
 def read_lines(path: str | Path, allow_empty_file: bool = False) -> list[str]:

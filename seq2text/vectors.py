@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq2text.data.classification import normalize_text
 from seq2text.errors import DataError
+from seq2text.reading import normalize_text
 
 __all__ = ["ptb_words", "train_word_vectors", "write_word_vectors"]
 

@@ -109,3 +109,46 @@ TINY_LM = [
     "--data.init_args.bptt", "8", "--trainer.enable_progress_bar", "false", "--trainer.precision", "32",
     "--trainer.enable_model_summary", "false",
 ]
+
+
+# ------------------------------------------------------------------------------------------ toy bundles
+def fit(recipe: str, out: Path, *args: str) -> Path:
+    """`seq2text fit` of `recipes/<recipe>` with the given overrides; logs under `out/runs`, returns the bundle."""
+    from seq2text.cli import main
+
+    bundle = out / "bundle"
+    code = main(["fit", "--config", str(REPO / "recipes" / recipe), *args, "--trainer.logger.init_args.save_dir",
+                 str(out / "runs"), "--bundle", str(bundle)])
+    assert code == 0
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def lm_bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy PTB-recipe language model, trained once per test run (tests copy it before changing it)."""
+    return fit("ptb_lstm_small.yaml", tmp_path_factory.mktemp("lm_bundle"), "--data.init_args.root",
+               str(toy_lm_dir), *TINY_LM, "--trainer.max_epochs", "2")
+
+
+@pytest.fixture(scope="session")
+def classifier_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy SST-2-recipe classifier, trained once per test run."""
+    root = tmp_path_factory.mktemp("toy_sst_session")
+    write_sst(root, (120, 20, 20))
+    return fit("sst2_bilstm.yaml", tmp_path_factory.mktemp("classifier_bundle"), "--data.init_args.root", str(root),
+               "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16", "--trainer.max_epochs",
+               "1", "--trainer.precision", "32", "--trainer.enable_progress_bar", "false",
+               "--trainer.enable_model_summary", "false")
+
+
+@pytest.fixture(scope="session")
+def translator_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy Multi30k-recipe translator, trained once per test run."""
+    root = tmp_path_factory.mktemp("toy_mt_session")
+    write_multi30k(root, (120, 15, 15))
+    return fit("multi30k_bigru_attention.yaml", tmp_path_factory.mktemp("translator_bundle"),
+               "--data.init_args.root", str(root), "--data.init_args.tokenizer_vocab_size", "80",
+               "--data.init_args.max_tokens", "300", "--model.init_args.emb_size", "16",
+               "--model.init_args.hidden_size", "16", "--model.init_args.val_bleu", "false",
+               "--model.init_args.test_beam_size", "2", "--trainer.max_epochs", "1", "--trainer.precision", "32",
+               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")

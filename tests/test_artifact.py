@@ -11,10 +11,8 @@ from seq2text.errors import BundleError
 
 
 @pytest.fixture(scope="module")
-def bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_lm_task import fit_toy
-
-    return fit_toy(toy_lm_dir, tmp_path_factory.mktemp("artifact"))
+def bundle(lm_bundle: Path) -> Path:
+    return lm_bundle
 
 
 def copy(bundle: Path, tmp_path: Path) -> Path:

@@ -308,11 +308,6 @@ CASES = [
 ]
 
 
-def test_the_suite_has_at_least_40_distinct_cases() -> None:
-    names = [case.name for case in CASES]
-    assert len(set(names)) == len(names) >= 40
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_gets_a_clear_error(case: Case, place: Place, capsys: pytest.CaptureFixture,
                                       monkeypatch: pytest.MonkeyPatch) -> None:

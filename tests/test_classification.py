@@ -1,5 +1,6 @@
 """Classification: data reading and batching, the network, the task through the CLI, bundles, ULMFiT init."""
 
+import dataclasses
 import io
 import json
 import sys
@@ -420,7 +421,8 @@ def test_classifier_from_a_backward_lm_reads_backward(toy_sst: Path, tmp_path: P
     assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bwd", *lm, "--data.init_args.backward", "true") == 0
     classifier = seq2text.load(tmp_path / "bwd" / "bundle")
     texts = ["a good film", "the plot was dull and very poor", ""]
-    as_forward = seq2text.Classifier(classifier.net, classifier.tokenizer, classifier.labels, classifier.lowercase)
+    as_forward = seq2text.Classifier(classifier.net, classifier.tokenizer,
+                                     dataclasses.replace(classifier.reading, backward=False))
     reversed_texts = [" ".join(reversed(text.split())) for text in texts]
     assert classifier.backward and torch.allclose(classifier.probabilities(texts),
                                                   as_forward.probabilities(reversed_texts))

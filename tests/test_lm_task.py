@@ -1,5 +1,6 @@
 import json
 import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,23 +14,19 @@ from seq2text.data.language_modeling import LMDataModule, encode_stream
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
 from seq2text.tokenizer import EOS_ID
-from tests.conftest import REPO, TINY_LM, toy_lines
+from tests.conftest import REPO, TINY_LM, fit, toy_lines
 
 RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
 
 
 def fit_toy(root: Path, out: Path, *extra: str) -> Path:
-    bundle = out / "bundle"
-    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(root), *TINY_LM,
-                 "--trainer.max_epochs", "2", "--trainer.logger.init_args.save_dir", str(out / "runs"),
-                 "--bundle", str(bundle), *extra])
-    assert code == 0
-    return bundle
+    return fit("ptb_lstm_small.yaml", out, "--data.init_args.root", str(root), *TINY_LM, "--trainer.max_epochs", "2",
+               *extra)
 
 
 @pytest.fixture(scope="module")
-def toy_bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit_toy(toy_lm_dir, tmp_path_factory.mktemp("fit"))
+def toy_bundle(lm_bundle: Path) -> Path:
+    return lm_bundle
 
 
 def test_fit_writes_a_bundle_whose_perplexity_equals_the_test_run(toy_bundle: Path, toy_lm_dir: Path) -> None:
@@ -44,8 +41,8 @@ def test_fit_writes_a_bundle_whose_perplexity_equals_the_test_run(toy_bundle: Pa
 
 def test_score_and_generate(toy_bundle: Path) -> None:
     lm = seq2text.LanguageModel.load(toy_bundle)
-    good, shuffled = lm.score(["the cat sat on the mat", "mat the on sat cat the"])
-    assert math.isfinite(good) and good < 0
+    scores = lm.score(["the cat sat on the mat", ""])
+    assert all(math.isfinite(s) and s < 0 for s in scores) and scores[1] > scores[0]  # fewer tokens, likelier
     assert lm.generate("the cat", 8, seed=1, stop_at_eos=False) == lm.generate("the cat", 8, seed=1, stop_at_eos=False)
     assert len(lm.generate("", 6, seed=0, stop_at_eos=False).split()) == 6  # empty prompt: start of a line
     assert lm.generate("the", 5, temperature=0) == lm.generate("the", 5, temperature=0)
@@ -83,8 +80,10 @@ def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> 
     bundle = fit_toy(toy_lm_dir, tmp_path, "--budget", "3s", "--trainer.max_epochs", "1000",
                      "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
     metrics = json.loads((bundle / "metrics.json").read_text())
-    # it stops before the budget, keeping back a step and a validation pause (within it but for timing jitter)
-    assert 1 <= metrics["train_seconds"] < 4 and metrics["epochs"] < 1000
+    # it stops before the budget, keeping back a step and a validation pause (the exact bound is checked with a
+    # fake clock in test_wallclock_budget_keeps_back_a_step_and_a_validation_pause; wall time on a loaded machine
+    # only bounds it loosely)
+    assert 1 <= metrics["train_seconds"] < 30 and metrics["epochs"] < 1000
     assert parse_duration("1h30m") == 5400 and parse_duration("15m") == 900 and parse_duration(90) == 90
     with pytest.raises(seq2text.ConfigError):
         parse_duration("soon")
@@ -199,7 +198,14 @@ def test_real_ptb_training_loss_falls_and_bundle_matches(real_data: Path, tmp_pa
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
     assert metrics["test/words"] == 82_430
     lines = (real_data / "ptb" / "ptb.test.txt").read_text().splitlines()
-    assert seq2text.load(out / "bundle").perplexity(lines) == pytest.approx(metrics["test/ppl"], rel=1e-4)
+    lm = seq2text.load(out / "bundle")
+    assert lm.perplexity(lines) == pytest.approx(metrics["test/ppl"], rel=1e-4)
+    # even 120 steps learn word order: real test sentences score above their shuffles
+    rng = random.Random(0)
+    real = [line for line in lines[:200] if len(line.split()) >= 8][:40]
+    shuffled = [" ".join(rng.sample(line.split(), len(line.split()))) for line in real]
+    wins = sum(a > b for a, b in zip(lm.score(real), lm.score(shuffled), strict=True))
+    assert wins >= 0.8 * len(real), (wins, len(real))
 
 
 def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, toy_lm_dir: Path,

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from seq2text.data import ClassificationDataModule, LMDataModule, TranslationDat
 from seq2text.errors import ConfigError
 from seq2text.hardware import cpu_bf16, resolve_precision
 from seq2text.tasks import ClassificationTask, LanguageModelTask, TranslationTask
-from tests.conftest import REPO, TINY_LM, write_multi30k, write_ptb, write_sst
+from tests.conftest import REPO, TINY_LM, fit, write_multi30k, write_ptb, write_sst
 
 NATIVE_BF16, WHY_NOT = cpu_bf16()
 needs_bf16 = pytest.mark.skipif(not NATIVE_BF16, reason=f"needs a CPU with native bf16: {WHY_NOT}")
@@ -114,9 +115,8 @@ def test_cli_refuses_what_the_cpu_cannot_run_and_writes_nothing(tmp_path: Path, 
 
 def test_auto_is_logged_and_recorded_in_the_bundle(tmp_path: Path, toy_lm_dir: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    from tests.test_lm_task import fit_toy
-
-    bundle = fit_toy(toy_lm_dir, tmp_path, "--trainer.precision", "auto", "--trainer.max_epochs", "1")
+    bundle = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
+                 "--trainer.precision", "auto", "--trainer.max_epochs", "1")
     expected = resolve_precision("auto")
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert metrics["precision"] == expected.precision and metrics["precision_requested"] == "auto"
@@ -125,10 +125,8 @@ def test_auto_is_logged_and_recorded_in_the_bundle(tmp_path: Path, toy_lm_dir: P
     assert f"seq2text: precision {expected.precision} (auto: {expected.reason})" in caplog.text
 
 
-def test_a_bundle_with_bf16_weights_predicts_in_fp32(tmp_path: Path, toy_lm_dir: Path) -> None:
-    from tests.test_lm_task import fit_toy
-
-    bundle = fit_toy(toy_lm_dir, tmp_path, "--trainer.max_epochs", "1")
+def test_a_bundle_with_bf16_weights_predicts_in_fp32(tmp_path: Path, lm_bundle: Path) -> None:
+    bundle = Path(shutil.copytree(lm_bundle, tmp_path / "bundle"))
     text = ["the cat sat on the mat", "a dog ran"]
     reference = seq2text.load(bundle).perplexity(text)
     weights = load_file(str(bundle / "model.safetensors"))

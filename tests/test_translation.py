@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -278,19 +279,23 @@ def test_translator_inputs(toy_bundle: Path) -> None:
     out = translator.translate(["", "   ", "Der hund läuft.", "日本 ☃ Ωmega"], beam_size=3)
     assert out[:2] == ["", ""] and all(isinstance(t, str) for t in out)
     assert translator.translate([]) == []
-    nbest = translator.translate(["Der hund läuft."], beam_size=4, n_best=3, return_attention=True)[0]
+    nbest = translator.translate_nbest(["Der hund läuft."], n_best=3, beam_size=4, return_attention=True)[0]
+    assert isinstance(nbest[0], seq2text.Translation)
     assert len(nbest) == 3 and nbest[0].score >= nbest[1].score >= nbest[2].score
     first = nbest[0]
     assert first.attention.shape == (len(first.tokens) + 1, len(first.source_tokens))
     assert torch.allclose(first.attention.sum(-1), torch.ones(len(first.tokens) + 1), atol=1e-5)
-    translator.max_src_len = 5
+    translator.reading = dataclasses.replace(translator.reading, max_src_len=5)
     with pytest.warns(UserWarning, match="cut to their first 5 pieces"):
-        long = translator.translate([" ".join(["hund"] * 50)], beam_size=1, return_attention=True)[0][0]
+        long = translator.translate_nbest([" ".join(["hund"] * 50)], beam_size=1, return_attention=True)[0][0]
     assert len(long.source_tokens) == 6  # 5 pieces + </s>
     with pytest.raises(TypeError):
         translator.translate("Der hund.")
     with pytest.raises(ConfigError):
-        translator.translate(["a"], beam_size=2, n_best=3)
+        translator.translate_nbest(["a"], n_best=3, beam_size=2)
+    with pytest.raises(ConfigError):
+        translator.translate(["a"], beam_size=0)
+    assert translator.translate_nbest([]) == []
 
 
 def test_wrong_task_bundle_is_refused(toy_bundle: Path, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from itertools import islice
 
@@ -11,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["ResumableLoader", "SplitDataModule", "cut_batches", "identity_collate", "shard_training_batches"]
+__all__ = ["ResumableLoader", "SplitDataModule", "identity_collate", "shard_training_batches"]
 
 _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
 
@@ -19,31 +18,6 @@ _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("te
 def identity_collate(batch: object) -> object:
     """Datasets here return whole batches (a batch-contract dataclass): nothing to collate."""
     return batch
-
-
-def cut_batches(order: np.ndarray, sizes: np.ndarray, max_tokens: float, max_items: float = math.inf,
-                parts: int = 1) -> list[list[int]]:
-    """Greedy cut of `order` (indices sorted by size) into batches of at least `parts` items that can be dealt
-    to `parts` processes (every `parts`-th item) so that each part's padded size, items × largest size, stays
-    within `max_tokens` and its item count within `max_items` (a text longer than the budget still gets a
-    batch). The cut points depend on the sizes alone.
-
-    Args:
-        order: indices sorted by size, (n,).
-        sizes: the size of every item (indexed by `order`'s values), (num_items,).
-    """
-    batches, current, longest = [], [], 0
-    for index, size in zip(order.tolist(), sizes[order].tolist(), strict=True):
-        new_longest = max(longest, size)
-        per_part = -(-(len(current) + 1) // parts)
-        if len(current) >= parts and (per_part * new_longest > max_tokens or per_part > max_items):
-            batches.append(current)
-            current, new_longest = [], size
-        current.append(index)
-        longest = new_longest
-    if current:
-        batches.append(current)
-    return batches
 
 
 def shard_training_batches(batches: list[list[int]], rank: int, world_size: int,

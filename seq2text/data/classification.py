@@ -9,155 +9,40 @@ and in evaluation every text is seen exactly once across ranks.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule, cut_batches, shard_training_batches
+from seq2text.data.base import SplitDataModule, shard_training_batches
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
+from seq2text.reading import (
+    CLASSIFIER_MAX_TOKENS,
+    ClassifierReading,
+    FileFormat,
+    Truncation,
+    cut_batches,
+    encode_texts,
+    normalize_text,
+    pad_ids,
+    read_labeled,
+    sort_labels,
+)
 from seq2text.textio import read_lines
-from seq2text.tokenizer import EOS_ID, PAD_ID, ModelType, Tokenizer
+from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 
 __all__ = ["ClassificationDataModule", "TokenBudgetSampler", "LabeledTexts", "read_labeled", "normalize_text",
            "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
 
-Truncation = Literal["head", "tail", "head_tail"]
-FileFormat = Literal["auto", "tsv", "csv"]
 FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
-
-
-# ----------------------------------------------------------------------------------------------- reading
-_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-
-
-def normalize_text(text: str, lowercase: bool = False) -> str:
-    """Turns HTML line breaks (`<br />`, as in IMDb reviews) into spaces, collapses whitespace (newlines and tabs
-    included) to single spaces; optionally lowercases."""
-    text = " ".join(_HTML_BREAK.sub(" ", text).split())
-    return text.lower() if lowercase else text
-
-
-def _file_format(path: Path, file_format: FileFormat) -> Literal["tsv", "csv"]:
-    if file_format != "auto":
-        return file_format
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab", ".txt"):
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
-    raise ConfigError(f"cannot tell the format of {path} from its suffix; set data.file_format to tsv or csv")
-
-
-def _decode(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(f"{path}, line {line}: invalid UTF-8 ({error.reason}); convert the file to UTF-8, "
-                        "e.g. `iconv -f latin1 -t utf-8 in > out`") from None
-    return text.removeprefix("\ufeff")
-
-
-def read_labeled(path: str | Path, text_column: str = "text", label_column: str | None = "label",
-                 file_format: FileFormat = "auto", lowercase: bool = False) -> tuple[list[str], list[str]]:
-    """Reads the text and label columns of a TSV (`csv.QUOTE_NONE`) or CSV (Python csv quoting) file.
-
-    The first row is the header. Blank lines are skipped; texts are normalized by `normalize_text`.
-
-    Returns:
-        (texts, labels): one entry per row, labels as stripped strings (an empty list when `label_column`
-        is None: the texts alone).
-
-    Raises:
-        DataError: missing file or column, invalid UTF-8, a row with the wrong number of fields, or an
-            empty text or label; the message names the file and the line.
-    """
-    path = Path(path)
-    fmt = _file_format(path, file_format)
-    dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
-    reader = csv.reader(io.StringIO(_decode(path), newline=""), **dialect)
-    header = [name.strip() for name in next(reader, [])]
-    if not header:
-        raise DataError(f"{path} is empty; a {fmt.upper()} file with a header row is expected")
-    for column, option in ((text_column, "text_column"), (label_column, "label_column")):
-        if column is not None and column not in header:
-            raise DataError(f"{path} has no column {column!r} (header: {header}); set data.{option} to the "
-                            f"name of the {option.split('_')[0]} column")
-    ti = header.index(text_column)
-    li = ti if label_column is None else header.index(label_column)
-    texts, labels = [], []
-    for row in reader:
-        if not row:
-            continue
-        where = f"{path}, line {reader.line_num}"
-        if len(row) != len(header):
-            hint = " (a TSV text may not contain tabs)" if fmt == "tsv" else ""
-            raise DataError(f"{where}: {len(row)} fields, but the header has {len(header)}{hint}")
-        text, label = normalize_text(row[ti], lowercase), row[li].strip()
-        if not text or not label:
-            raise DataError(f"{where}: empty {'text' if not text else 'label'}; remove the row or fill it in")
-        texts.append(text)
-        labels.append(label)
-    if not texts:
-        raise DataError(f"{path} has a header but no rows")
-    return texts, labels if label_column is not None else []
-
-
-def sort_labels(values: Sequence[str]) -> list[str]:
-    """The label set in a fixed order: numerically if every label is an integer, else as strings."""
-    unique = set(values)
-    try:
-        return sorted(unique, key=int)
-    except ValueError:
-        return sorted(unique)
-
-
-# ----------------------------------------------------------------------------------------------- encoding
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None = None,
-                 truncation: Truncation = "head", backward: bool = False) -> list[list[int]]:
-    """Encodes texts as `[eos] ids...`, at most `max_len` tokens (start token included).
-
-    `truncation` keeps the first (`head`), the last (`tail`) or the first and last halves (`head_tail`)
-    of a longer text. An empty text becomes the start token alone. `backward` reverses the ids after
-    truncation (`[eos] last ... first`), the order a backward language model reads.
-    """
-    encoded = []
-    for ids in tokenizer.encode(list(texts)):
-        if max_len is not None and len(ids) > max_len - 1:
-            keep = max_len - 1
-            if truncation == "head":
-                ids = ids[:keep]
-            elif truncation == "tail":
-                ids = ids[len(ids) - keep:]
-            else:
-                ids = ids[: (keep + 1) // 2] + ids[len(ids) - keep // 2:]
-        encoded.append([EOS_ID, *(ids[::-1] if backward else ids)])
-    return encoded
-
-
-def pad_ids(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pads id lists with PAD_ID → (text (batch, max_len), lengths (batch,))."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    text = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        text[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-    return text, lengths
 
 
 class LabeledTexts(Dataset[ClassificationBatch]):
@@ -306,7 +191,7 @@ class ClassificationDataModule(SplitDataModule):
         tokenizer_model: str | None = None,
         tokenizer_extra_text: list[str] | None = None,
         lowercase: bool = False,
-        max_tokens: int = 4000,
+        max_tokens: int = CLASSIFIER_MAX_TOKENS,
         max_batch_size: int | None = None,
         eval_max_tokens: int | None = None,
         max_len: int | None = None,
@@ -347,13 +232,17 @@ class ClassificationDataModule(SplitDataModule):
     def num_classes(self) -> int:
         return len(self._labels)
 
-    def bundle_config(self) -> dict:
-        """What a predictor needs to read texts as training did: labels, normalization, truncation."""
+    @property
+    def reading(self) -> ClassifierReading:
+        """How this module reads texts; the bundle stores it, so that predictors read texts the same way."""
         hp = self.hparams
-        return {"labels": self.labels, "num_classes": self.num_classes, "lowercase": hp.lowercase,
-                "max_len": hp.max_len, "truncation": hp.truncation, "backward": hp.backward,
-                "eval_max_tokens": hp.eval_max_tokens or hp.max_tokens, "dataset": hp.dataset,
-                "text_column": self.text_column, "label_column": self.label_column,
+        return ClassifierReading(hp.lowercase, hp.max_len, hp.truncation, hp.backward,
+                                 hp.eval_max_tokens or hp.max_tokens, tuple(self.labels), self.text_column,
+                                 self.label_column)
+
+    def bundle_config(self) -> dict:
+        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
+        return {**self.reading.to_dict(), "num_classes": self.num_classes, "dataset": self.hparams.dataset,
                 "tokenizer_type": self.tokenizer.model_type}
 
     # ------------------------------------------------------------------------------------------ reading
@@ -423,8 +312,7 @@ class ClassificationDataModule(SplitDataModule):
                     raise ConfigError(f"no {split} file; give data.{split}_file")
                 self._splits[split] = self._read(self.files[split])
             data = self._splits[split]
-            ids = encode_texts(self.tokenizer, data.texts, self.hparams.max_len, self.hparams.truncation,
-                               self.hparams.backward)
+            ids = self.reading.encode(self.tokenizer, data.texts)  # (texts are normalized already: a no-op)
             self.datasets[split] = LabeledTexts(ids, self._class_indices(data))
         return self.datasets[split]
 

@@ -3,8 +3,7 @@ batchified into columns and cut into (optionally variable-length) truncated-BPTT
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,57 +13,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from seq2text.data.base import SplitDataModule
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
-from seq2text.errors import ConfigError, DataError
+from seq2text.errors import ConfigError
+from seq2text.reading import LMReading, batchify, count_words, encode_stream
 from seq2text.textio import read_lines
-from seq2text.tokenizer import EOS_ID, PAD_ID, ModelType, Tokenizer
+from seq2text.tokenizer import ModelType, Tokenizer
 
 __all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamWindows"]
-
-
-def count_words(lines: Sequence[str]) -> int:
-    """Words + one end-of-line per line: the denominator of word-level perplexity."""
-    return sum(len(line.split()) + 1 for line in lines)
-
-
-def encode_stream(tokenizer: Tokenizer, lines: Sequence[str], backward: bool = False) -> torch.Tensor:
-    """Encodes lines as one stream `[eos] line1 [eos] line2 [eos] ...`, (num_tokens + 1,).
-
-    The leading eos is context only: every token after it, each line's eos included, is predicted once.
-    Empty lines contribute just their eos, as in the standard PTB/WikiText setups. `backward` reverses the
-    whole stream, `[eos] reversed(line_n) [eos] ... reversed(line1) [eos]`: the same tokens, right to left.
-    """
-    pieces = tokenizer.encode(lines, add_eos=True)
-    flat = np.fromiter((i for seq in pieces for i in seq), dtype=np.int64, count=sum(map(len, pieces)))
-    stream = torch.cat([torch.tensor([EOS_ID]), torch.from_numpy(flat)])
-    return stream.flip(0) if backward else stream
-
-
-def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
-             pad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cuts this rank's contiguous shard of `stream` into `batch_size` contiguous columns.
-
-    Neighbouring columns (and ranks) overlap by one token, so that every token after the first is a
-    target exactly once: column i ends with the token that column i+1 starts from.
-
-    Args:
-        stream: token ids, (num_tokens,); position t+1 is the target of position t.
-        pad: pad the end (with a False mask) so that no target is dropped (evaluation); otherwise the
-            remainder is dropped (training). Every rank gets the same shape either way.
-
-    Returns:
-        (data, mask): (batch_size, columns + 1) ids, and a bool mask that is True where the id is real text.
-    """
-    targets = stream.numel() - 1
-    per_rank = math.ceil(targets / world_size) if pad else targets // world_size
-    columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
-    if columns < 1:
-        raise DataError(f"the token stream ({stream.numel()} tokens) is too short for batch_size={batch_size} on "
-                        f"{world_size} process(es); use a smaller batch size or more text")
-    shard = stream[rank * per_rank: rank * per_rank + min(per_rank, batch_size * columns) + 1]
-    flat = torch.full((batch_size * columns + 1,), PAD_ID, dtype=torch.long)
-    flat[: shard.numel()] = shard
-    mask = torch.arange(flat.numel()) < shard.numel()
-    return flat.unfold(0, columns + 1, columns), mask.unfold(0, columns + 1, columns)  # (batch, columns + 1)
 
 
 class BPTTSampler(Sampler[tuple[int, int]]):
@@ -180,11 +134,15 @@ class LMDataModule(SplitDataModule):
     def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
 
+    @property
+    def reading(self) -> LMReading:
+        """How this module reads text; the bundle stores it, so that its perplexity matches the test run."""
+        return LMReading(self.hparams.backward, self.eval_batch_size, self.eval_bptt)
+
     def bundle_config(self) -> dict:
-        """Evaluation settings stored in the bundle, so that its perplexity matches the test run."""
-        return {"eval_batch_size": self.eval_batch_size, "eval_bptt": self.eval_bptt,
-                "dataset": self.hparams.dataset, "tokenizer_type": self.tokenizer.model_type,
-                "backward": self.hparams.backward}
+        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
+        return {**self.reading.to_dict(), "dataset": self.hparams.dataset,
+                "tokenizer_type": self.tokenizer.model_type}
 
     @staticmethod
     def _resolve_files(dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
@@ -203,7 +161,7 @@ class LMDataModule(SplitDataModule):
         """Reads and encodes one split once (idempotent)."""
         if split not in self.streams:
             lines = read_lines(self.files[split])
-            self.streams[split] = encode_stream(self.tokenizer, lines, self.hparams.backward)
+            self.streams[split] = self.reading.stream(self.tokenizer, lines)
             self.num_words[split] = count_words(lines)
             self.num_chars[split] = sum(len(line) + 1 for line in lines)
 

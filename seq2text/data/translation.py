@@ -22,41 +22,16 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seq2text.data.base import SplitDataModule, cut_batches, shard_training_batches
+from seq2text.data.base import SplitDataModule, shard_training_batches
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
-from seq2text.textio import read_lines
+from seq2text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, cut_batches, encode_sources, read_parallel
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, ModelType, Tokenizer
 
 __all__ = ["TranslationDataModule", "ParallelCorpus", "PairBatchSampler", "read_parallel", "encode_sources"]
 
 SPLITS = ("train", "valid", "test")
-
-
-def read_parallel(src_path: str | Path, trg_path: str | Path) -> tuple[list[str], list[str]]:
-    """Reads two line-aligned UTF-8 files.
-
-    Raises:
-        DataError: a missing, empty or non-UTF-8 file, or files with different line counts.
-    """
-    src_lines, trg_lines = read_lines(src_path), read_lines(trg_path)
-    if len(src_lines) != len(trg_lines):
-        raise DataError(f"{src_path} has {len(src_lines)} lines but {trg_path} has {len(trg_lines)}; "
-                        "parallel files must align line by line")
-    return src_lines, trg_lines
-
-
-def encode_sources(tokenizer: Tokenizer, texts: Sequence[str], max_src_len: int) -> tuple[list[list[int]], int]:
-    """Source ids as the model reads them (in evaluation and in the `Translator`): the pieces, cut to the
-    first `max_src_len`, then eos.
-
-    Returns:
-        the ids of each text, and how many texts were cut.
-    """
-    pieces = tokenizer.encode(list(texts))
-    cut = sum(len(ids) > max_src_len for ids in pieces)
-    return [ids[:max_src_len] + [EOS_ID] for ids in pieces], cut
 
 
 class ParallelCorpus(Dataset[TranslationBatch]):
@@ -230,7 +205,7 @@ class TranslationDataModule(SplitDataModule):
         tokenizer_type: ModelType = "unigram",
         tokenizer_vocab_size: int = 8000,
         tokenizer_model: str | None = None,
-        max_tokens: int = 4096,
+        max_tokens: int = TRANSLATION_MAX_TOKENS,
         eval_max_tokens: int | None = None,
         max_batch_size: int | None = None,
         max_len: int = 100,
@@ -270,11 +245,15 @@ class TranslationDataModule(SplitDataModule):
         """Split → the raw target lines of the split's file (loaded splits only)."""
         return {name: split.references for name, split in self.splits.items()}
 
-    def bundle_config(self) -> dict:
-        """Settings stored in the bundle, so that the `Translator` reads sources as evaluation did."""
+    @property
+    def reading(self) -> TranslationReading:
+        """How this module reads sources; the bundle stores it, so that the `Translator` reads them the same way."""
         hp = self.hparams
-        return {"dataset": hp.dataset, "src_lang": hp.src_lang, "trg_lang": hp.trg_lang,
-                "max_src_len": hp.max_src_len, "eval_max_tokens": hp.eval_max_tokens or hp.max_tokens,
+        return TranslationReading(hp.max_src_len, hp.eval_max_tokens or hp.max_tokens, hp.src_lang, hp.trg_lang)
+
+    def bundle_config(self) -> dict:
+        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
+        return {**self.reading.to_dict(), "dataset": self.hparams.dataset,
                 "tokenizer_type": self.tokenizer.model_type}
 
     # ------------------------------------------------------------------------------------------ reading
@@ -286,7 +265,7 @@ class TranslationDataModule(SplitDataModule):
             src_lines, trg_lines = read_parallel(src_path, trg_path)
             train = split == "train"
             keep, dropped = _nonempty_pairs(src_lines, trg_lines, src_path, trg_path, train)
-            src_ids, cut = encode_sources(self.tokenizer, [src_lines[i] for i in keep], hp.max_src_len)
+            src_ids, cut = self.reading.encode(self.tokenizer, [src_lines[i] for i in keep])
             trg_ids = self.tokenizer.encode([trg_lines[i] for i in keep])
             if train:
                 fits = [j for j, (s, t) in enumerate(zip(src_ids, trg_ids, strict=True))

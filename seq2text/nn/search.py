@@ -20,7 +20,27 @@ import torch
 
 from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
 
-__all__ = ["Hypothesis", "greedy_search", "beam_search", "max_lengths"]
+__all__ = ["Hypothesis", "SearchConfig", "greedy_search", "beam_search", "max_lengths"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a translation model decodes by default: the task's test decoding, stored in its bundle, and the
+    `Translator`'s defaults (each overridable per call).
+
+    Attributes:
+        beam_size: live hypotheses per sentence (1 = greedy).
+        length_penalty: exponent α of beam search's length normalization (0: raw log-probabilities).
+        max_len_ratio, max_len_offset: hypotheses stop at floor(max_len_ratio × source length) + max_len_offset.
+    """
+
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_len_ratio: float = 1.5
+    max_len_offset: int = 10
+
+
+_DEFAULT = SearchConfig()
 
 
 @dataclass(frozen=True)
@@ -47,8 +67,9 @@ def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.T
 
 # ---------------------------------------------------------------------------------------------- greedy
 @torch.inference_mode()
-def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, max_len_ratio: float = 2.0,
-                  max_len_offset: int = 10, return_attention: bool = False) -> list[Hypothesis]:
+def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+                  max_len_ratio: float = _DEFAULT.max_len_ratio, max_len_offset: int = _DEFAULT.max_len_offset,
+                  return_attention: bool = False) -> list[Hypothesis]:
     """Picks the most likely token at every step.
 
     Args:
@@ -121,9 +142,10 @@ class _Beams:
 
 
 @torch.inference_mode()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
-                n_best: int = 1, length_penalty: float = 1.0, max_len_ratio: float = 2.0,
-                max_len_offset: int = 10, return_attention: bool = False) -> list[list[Hypothesis]]:
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = _DEFAULT.beam_size,
+                n_best: int = 1, length_penalty: float = _DEFAULT.length_penalty,
+                max_len_ratio: float = _DEFAULT.max_len_ratio, max_len_offset: int = _DEFAULT.max_len_offset,
+                return_attention: bool = False) -> list[list[Hypothesis]]:
     """Batched beam search (see the module docstring for the exact rules).
 
     Args:

@@ -63,16 +63,17 @@ class AdaptiveSoftmax(nn.Module):
         if self.cluster is None:
             return -head.gather(1, target.unsqueeze(1)).squeeze(1)
         head_size = self.bounds[1]
-        nll = torch.empty(target.shape, dtype=head.dtype, device=target.device)
-        in_head = target < head_size
-        nll[in_head] = -head[in_head].gather(1, target[in_head].unsqueeze(1)).squeeze(1)
+        # one gather from the head for every row: the word's own logit, or its cluster's (no row copies of head)
+        cluster = torch.bucketize(target, target.new_tensor(self.bounds[1:-1]), right=True)  # (N,) 0 = head
+        column = torch.where(cluster == 0, target, head_size + cluster - 1)  # (N,)
+        nll = -head.gather(1, column.unsqueeze(1)).squeeze(1)  # (N,)
         for i in range(1, len(self.bounds) - 1):
-            rows = ((target >= self.bounds[i]) & (target < self.bounds[i + 1])).nonzero().squeeze(1)  # (n,)
+            rows = (cluster == i).nonzero().squeeze(1)  # (n,)
             if rows.numel() == 0:
                 continue
             tail = self._tail_log_prob(hidden[rows], weight, i)  # (n, tail size)
-            within = tail.gather(1, (target[rows] - self.bounds[i]).unsqueeze(1)).squeeze(1)
-            nll[rows] = -(head[rows, head_size + i - 1] + within)
+            within = tail.gather(1, (target[rows] - self.bounds[i]).unsqueeze(1)).squeeze(1)  # (n,)
+            nll = nll.index_add(0, rows, -within)
         return nll
 
     def log_prob(self, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from typing import Literal
 
 import pytorch_lightning as pl
@@ -20,7 +21,7 @@ from seq2text.errors import ConfigError
 from seq2text.metrics import bleu, translation_scores
 from seq2text.nn.attention import AttentionType
 from seq2text.nn.loss import label_smoothed_nll
-from seq2text.nn.search import beam_search, greedy_search
+from seq2text.nn.search import SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
 from seq2text.tasks.callbacks import schedule_shape, training_progress
 from seq2text.tasks.shared import FusedAdamClipping, global_mean
@@ -72,10 +73,10 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
         min_lr_ratio: float = 0.0,
         val_bleu: bool = True,
         val_beam_size: int = 1,
-        test_beam_size: int = 5,
-        length_penalty: float = 1.0,
-        max_len_ratio: float = 1.5,
-        max_len_offset: int = 10,
+        test_beam_size: int = SearchConfig.beam_size,
+        length_penalty: float = SearchConfig.length_penalty,
+        max_len_ratio: float = SearchConfig.max_len_ratio,
+        max_len_offset: int = SearchConfig.max_len_offset,
     ) -> None:
         super().__init__()
         _check_options(vocab_size=vocab_size, emb_size=emb_size, hidden_size=hidden_size,
@@ -205,8 +206,7 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
     def search_config(self) -> dict:
         """Decoding defaults stored in the bundle (the `Translator` starts from them)."""
         hp = self.hparams
-        return {"beam_size": hp.test_beam_size, "length_penalty": hp.length_penalty,
-                "max_len_ratio": hp.max_len_ratio, "max_len_offset": hp.max_len_offset}
+        return asdict(SearchConfig(hp.test_beam_size, hp.length_penalty, hp.max_len_ratio, hp.max_len_offset))
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """The weights to ship (float32, CPU)."""
