@@ -64,8 +64,8 @@ def _throughput(out: Path) -> dict[str, float]:
 def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
     """Accuracy/macro-F1/confusion of the members' mean probabilities on the dataset's dev and test files."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.reading import read_labeled
     from seq2text.inference import ClassifierEnsemble
+    from seq2text.reading import read_labeled
 
     ensemble = ClassifierEnsemble.load(bundles)
     spec, scores = CATALOG[dataset], {}
