@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from seq2text.errors import Seq2TextError
@@ -70,7 +70,7 @@ def _lightning_cli_class() -> type:
             resolve_precision(trainer.get("precision"), trainer.get("accelerator") or "auto")
 
         def before_fit(self) -> None:
-            from seq2text.artifact import check_bundle_target
+            from seq2text.bundle import check_bundle_target
 
             bundle = self.config[self.subcommand].get("bundle")
             if bundle:  # fail before training, not after it
@@ -81,11 +81,13 @@ def _lightning_cli_class() -> type:
             subcommand = self.config.get("subcommand")
             ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
             if ckpt and ckpt not in ("last", "best", "hpc", "registry"):
+                from seq2text.tasks.checkpoint_io import check_checkpoint
+
                 check_checkpoint(ckpt, self.config[subcommand].get("model"))
             super()._parse_ckpt_path()
 
         def after_fit(self) -> None:
-            from seq2text.artifact import export_bundle
+            from seq2text.bundle import export_bundle
 
             config = self.config[self.subcommand]
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
@@ -110,60 +112,6 @@ def _lightning_cli_class() -> type:
                       f"use it: python -c \"import seq2text; m = seq2text.load('{path}'); ...\"", flush=True)
 
     return Seq2TextCLI
-
-
-def check_checkpoint(path: str, model: object) -> None:
-    """A clear error for a missing, unsafe, damaged or foreign `--ckpt_path`, before Lightning loads it.
-
-    The file is opened the way Lightning opens it, `torch.load(weights_only=True)`, which refuses pickled
-    objects without running them. Lightning resumes with the checkpoint's model hyperparameters, so a recipe
-    or override that says otherwise (another task, another size) is an error rather than silently ignored.
-
-    Args:
-        path: the `--ckpt_path` value.
-        model: the parsed `model` entry of the config (class_path and init_args).
-    """
-    import pickle
-
-    import torch
-
-    from seq2text.errors import BundleError, ConfigError
-
-    if not Path(path).is_file():
-        raise ConfigError(f"--ckpt_path {path} does not exist; give a .ckpt file written by `seq2text fit` (in "
-                          "the checkpoints/ folder of the run's log directory)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise BundleError(f"--ckpt_path {path} holds pickled objects that a safe load refuses (nothing in it was "
-                          f"run): {str(error).splitlines()[0]} Use a checkpoint written by seq2text fit") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise BundleError(f"--ckpt_path {path} is truncated or not a PyTorch checkpoint ({error}); use an intact "
-                          ".ckpt file (checkpoints are written atomically: an older one is still whole)") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise BundleError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict); model bundles are "
-                          "loaded with seq2text.load, not resumed")
-    saved = dict(checkpoint.get("hyper_parameters") or {})
-    saved_class = saved.pop("_class_path", None)
-    wanted_class = getattr(model, "class_path", None)
-    if saved_class and wanted_class and saved_class.rsplit(".", 1)[-1] != wanted_class.rsplit(".", 1)[-1]:
-        raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class.rsplit('.', 1)[-1]}, but this "
-                          f"recipe trains a {wanted_class.rsplit('.', 1)[-1]}; resume with the recipe the "
-                          "checkpoint was trained with")
-    wanted = dict(vars(getattr(model, "init_args", None) or {}))
-    differ = [f"model.init_args.{k}={_plain(wanted[k])} (checkpoint: {_plain(v)})" for k, v in saved.items()
-              if wanted.get(k) is not None and not k.startswith("_") and _plain(wanted[k]) != _plain(v)]
-    if differ:
-        raise ConfigError(f"--ckpt_path {path} was trained with other model settings than the recipe and overrides "
-                          f"give: {'; '.join(differ[:6])}. A resumed run keeps the checkpoint's settings: drop "
-                          "these overrides (or start a new run without --ckpt_path)")
-
-
-def _plain(value: object) -> object:
-    """Lists for tuples, so that a config's and a checkpoint's values compare by content."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _lightning_main(args: list[str]) -> None:
@@ -354,10 +302,11 @@ def _classify(args: argparse.Namespace) -> None:
 def _translate(args: argparse.Namespace) -> None:
     """Streams stdin through a translator in batches of `--batch-size` lines."""
     from seq2text.inference import Translator
+    from seq2text.plot import attention_plotter
 
     if args.batch_size < 1 or (args.beam is not None and args.beam < 1):
         raise Seq2TextError("--batch-size and --beam must be positive integers")
-    plot = _attention_plotter() if args.plot_attention else None
+    plot = attention_plotter() if args.plot_attention else None
     translator = Translator.load(args.model)
     for batch in _stdin_batches(args.batch_size):
         found = translator.translate_nbest(batch, beam_size=args.beam, return_attention=plot is not None)
@@ -368,30 +317,6 @@ def _translate(args: argparse.Namespace) -> None:
             plot(first, args.plot_attention)
             print(f"attention of the first sentence: {args.plot_attention}", file=sys.stderr)
             plot = None
-
-
-def _attention_plotter() -> Callable[[object, str], None]:
-    """The attention plot of `--plot-attention`, or a clear error when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise Seq2TextError("--plot-attention needs matplotlib, which is not installed (pip install matplotlib); "
-                            "translation itself works without it: drop --plot-attention") from None
-
-    def draw(translation: object, path: str) -> None:
-        rows = [*translation.tokens, "</s>"]
-        fig, ax = plt.subplots(figsize=(1 + 0.4 * len(translation.source_tokens), 1 + 0.4 * len(rows)))
-        ax.imshow(translation.attention.float().numpy(), cmap="Greys", aspect="auto", vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(len(translation.source_tokens)), translation.source_tokens, rotation=90)
-        ax.set_yticks(range(len(rows)), rows)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-
-    return draw
 
 
 def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:

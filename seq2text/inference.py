@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from seq2text.artifact import Bundle, read_bundle
+from seq2text.bundle import Bundle, read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import RNNClassifier

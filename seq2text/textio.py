@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from seq2text.errors import DataError
 
-__all__ = ["read_lines", "iter_lines", "read_text", "atomic_write_text"]
+__all__ = ["read_lines", "iter_lines", "read_text", "atomic_open", "atomic_write_text", "atomic_write_bytes"]
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
@@ -64,15 +66,33 @@ def read_lines(path: str | Path, allow_empty_file: bool = False) -> list[str]:
     return lines
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename, so readers never see half a file."""
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Opens a temporary file beside `path` for writing (`w` text as UTF-8, or `wb`); when the block ends it is
+    synced and renamed over `path`, so readers see the old file or the new one, never half of one. On any error
+    (a kill between the two leaves only a stray `.tmp`) the temporary file is removed and `path` is untouched.
+    The one atomic writer: text files, tokenizer models and checkpoints all go through it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Writes `text` to `path` atomically (see `atomic_open`)."""
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes `data` to `path` atomically (see `atomic_open`)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)

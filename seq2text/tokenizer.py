@@ -20,7 +20,7 @@ from typing import Literal
 import sentencepiece as spm
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.textio import atomic_write_text, iter_lines
+from seq2text.textio import atomic_write_bytes, atomic_write_text, iter_lines
 
 __all__ = ["Tokenizer", "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "ModelType", "default_cache_dir"]
 
@@ -101,10 +101,7 @@ class Tokenizer:
         if cached.is_file():
             return cls(cached.read_bytes())
         tokenizer = cls(_train_proto(files, options))
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(tokenizer.model_proto)
-        os.replace(tmp, cached)
+        atomic_write_bytes(cached, tokenizer.model_proto)
         atomic_write_text(cached.with_suffix(".json"), json.dumps({**options, "files": [str(f) for f in files]}))
         return tokenizer
 
@@ -118,8 +115,17 @@ class Tokenizer:
         return cls(path.read_bytes())
 
     def save(self, path: str | Path) -> None:
-        """Writes the `.model` file."""
-        Path(path).write_bytes(self._proto)
+        """Writes the `.model` file (atomically)."""
+        atomic_write_bytes(path, self._proto)
+
+    @classmethod
+    def load_or_train(cls, model: str | Path | None, files: Sequence[str | Path], model_type: ModelType,
+                      vocab_size: int | None, cache_dir: str | Path | None = None) -> Tokenizer:
+        """The data modules' one road to a tokenizer: the trained `.model` file `model` if given, else one
+        trained on `files` (cached under `<cache_dir>/tokenizers`, default `default_cache_dir()/tokenizers`)."""
+        if model is not None:
+            return cls.load(model)
+        return cls.train(files, model_type, vocab_size, cache_dir=Path(cache_dir) / "tokenizers" if cache_dir else None)
 
     @property
     def model_proto(self) -> bytes:

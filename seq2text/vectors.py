@@ -21,7 +21,7 @@ import torch
 from seq2text.errors import DataError
 from seq2text.reading import normalize_text
 
-__all__ = ["ptb_words", "train_word_vectors", "write_word_vectors"]
+__all__ = ["load_word_vectors", "ptb_words", "train_word_vectors", "write_word_vectors"]
 
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
 _PUNCT = re.compile(r"(\.\.\.|--|[.,!?;:()\[\]{}\"/*]|``|'')")
@@ -109,3 +109,63 @@ def write_word_vectors(path: str | Path, words: Sequence[str], vectors: torch.Te
     rows = (f"{word} " + " ".join(f"{v:.5f}" for v in row) for word, row in zip(words, vectors.tolist(), strict=True))
     atomic_write_text(path, f"{len(words)} {vectors.shape[1]}\n" + "\n".join(rows) + "\n")
     return Path(path)
+
+
+def _piece_words(pieces: Sequence[str]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Word → ids of the SentencePiece pieces it matches exactly, and lowercased (special ids skipped)."""
+    exact: dict[str, list[int]] = {}
+    lower: dict[str, list[int]] = {}
+    for index, piece in enumerate(pieces):
+        word = piece.removeprefix("\u2581")
+        if index < 4 or not word:
+            continue
+        exact.setdefault(word, []).append(index)
+        lower.setdefault(word.lower(), []).append(index)
+    return exact, lower
+
+
+def load_word_vectors(path: str | Path, pieces: Sequence[str], emb_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reads GloVe / word2vec / fastText text vectors for the words of a tokenizer's pieces.
+
+    A piece `▁word` (or a continuation piece `ing`) takes the vector of `word`, else that of its lowercase
+    form. A word2vec/fastText header line (`count dim`) is skipped; GloVe lines whose word holds spaces
+    are read too. Only the needed vectors are kept, so files of any size stream through.
+
+    Args:
+        path: the UTF-8 text file, one `word v1 ... vD` per line.
+        pieces: the tokenizer's pieces, by id.
+        emb_size: the embedding width; must equal D.
+
+    Returns:
+        (vectors (vocab, emb_size) with zero rows where none was found, found (vocab,) bool).
+
+    Raises:
+        ValueError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
+    """
+    exact, lower = _piece_words(pieces)
+    vectors = torch.zeros(len(pieces), emb_size)
+    found = torch.zeros(len(pieces), dtype=torch.bool)
+    exact_hit = torch.zeros(len(pieces), dtype=torch.bool)
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"word vector file {path} does not exist")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                parts = raw.decode("utf-8").rstrip().split(" ")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}, line {number}: invalid UTF-8") from None
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec / fastText header
+            if len(parts) - 1 < emb_size or (number <= 2 and len(parts) - 1 != emb_size):
+                raise ValueError(f"{path}, line {number}: {len(parts) - 1} values, but emb_size is {emb_size}; "
+                                 f"set the embedding size to the vectors' width")
+            word = " ".join(parts[:-emb_size])
+            ids = exact.get(word)
+            targets = list(ids) if ids else [i for i in lower.get(word.lower(), ()) if not exact_hit[i]]
+            if targets:
+                vectors[targets] = torch.tensor([float(v) for v in parts[-emb_size:]])
+                found[targets] = True
+                if ids:
+                    exact_hit[targets] = True
+    return vectors, found

@@ -23,9 +23,10 @@ from seq2text.data.classification import (
     read_labeled,
 )
 from seq2text.errors import ConfigError, DataError
-from seq2text.nn.classifier import RNNClassifier, load_word_vectors
+from seq2text.nn.classifier import RNNClassifier
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tokenizer import EOS_ID
+from seq2text.vectors import load_word_vectors
 from tests.conftest import REPO, toy_rows
 
 TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",

@@ -292,8 +292,7 @@ class ClassificationDataModule(SplitDataModule):
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "train_texts.txt"
             corpus.write_text("\n".join(self._splits["train"].texts) + "\n", encoding="utf-8")
-            return Tokenizer.train([corpus, *extra], model_type, vocab_size,
-                                   cache_dir=Path(cache_dir) / "tokenizers" if cache_dir else None)
+            return Tokenizer.load_or_train(None, [corpus, *extra], model_type, vocab_size, cache_dir)
 
     def _class_indices(self, split: _Split) -> np.ndarray:
         index = {label: i for i, label in enumerate(self._labels)}

@@ -117,12 +117,8 @@ class LMDataModule(SplitDataModule):
                 raise ConfigError(f"data.{name}={value} must be a positive integer")
         self.save_hyperparameters()
         self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
-        if tokenizer_model is not None:
-            self.tokenizer = Tokenizer.load(tokenizer_model)
-        else:
-            tok_cache = Path(cache_dir) / "tokenizers" if cache_dir else None
-            self.tokenizer = Tokenizer.train([self.files["train"]], tokenizer_type, tokenizer_vocab_size,
-                                             cache_dir=tok_cache)
+        self.tokenizer = Tokenizer.load_or_train(tokenizer_model, [self.files["train"]], tokenizer_type,
+                                                 tokenizer_vocab_size, cache_dir)
         self.batch_size, self.bptt, self.eval_batch_size = batch_size, bptt, eval_batch_size
         self.eval_bptt = eval_bptt or bptt
         self.variable_bptt, self.seed = variable_bptt, seed

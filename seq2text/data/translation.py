@@ -228,12 +228,8 @@ class TranslationDataModule(SplitDataModule):
         self.save_hyperparameters()
         explicit = {"train": (train_src, train_trg), "valid": (valid_src, valid_trg), "test": (test_src, test_trg)}
         self.files = _resolve_files(dataset, root, src_lang, trg_lang, explicit, allow_hub, cache_dir)
-        if tokenizer_model is not None:
-            self.tokenizer = Tokenizer.load(tokenizer_model)
-        else:
-            tok_cache = Path(cache_dir) / "tokenizers" if cache_dir else None
-            self.tokenizer = Tokenizer.train(list(self.files["train"]), tokenizer_type, tokenizer_vocab_size,
-                                             cache_dir=tok_cache)
+        self.tokenizer = Tokenizer.load_or_train(tokenizer_model, list(self.files["train"]), tokenizer_type,
+                                                 tokenizer_vocab_size, cache_dir)
         self.splits: dict[str, ParallelSplit] = {}
 
     @property

@@ -1,7 +1,7 @@
 """Plain torch modules (no Lightning): regularizers, recurrent stacks, output layers, models."""
 
 from seq2text.nn.attention import BahdanauAttention, LuongAttention
-from seq2text.nn.classifier import RNNClassifier, load_word_vectors
+from seq2text.nn.classifier import RNNClassifier
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
@@ -12,4 +12,4 @@ from seq2text.nn.softmax import AdaptiveSoftmax
 
 __all__ = ["AdaptiveSoftmax", "BahdanauAttention", "DropConnectRNN", "Hypothesis", "LockedDropout", "LuongAttention",
            "RNNClassifier", "RNNLanguageModel", "RNNStack", "Seq2Seq", "beam_search", "embedding_dropout",
-           "greedy_search", "label_smoothed_nll", "load_word_vectors"]
+           "greedy_search", "label_smoothed_nll"]

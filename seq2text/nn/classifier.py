@@ -9,85 +9,18 @@ last `max_grad_len` tokens keep a graph, so training memory stays bounded whatev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
 from seq2text.nn.rnn import Hidden, RNNStack, RNNType
 
-__all__ = ["Pooling", "PackedRNNStack", "RNNClassifier", "pool", "load_word_vectors"]
+__all__ = ["Pooling", "RNNClassifier", "pool"]
 
 Pooling = Literal["last", "max", "mean", "attention", "concat"]
-_RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-
-
-class _PackedRNN(nn.Module):
-    """One (bi)directional RNN layer over a PackedSequence, DropConnect on the hidden-to-hidden weights."""
-
-    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, bidirectional: bool,
-                 weight_dropout: float) -> None:
-        super().__init__()
-        if rnn_type not in _RNN_CLASSES:
-            raise ValueError(f"unknown rnn_type {rnn_type!r}; use lstm, gru or rnn")
-        self.rnn = _RNN_CLASSES[rnn_type](input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
-        self.weight_dropout = weight_dropout
-
-    def forward(self, x: PackedSequence, hidden: Hidden | None) -> tuple[PackedSequence, Hidden]:
-        if self.training and self.weight_dropout > 0:
-            names = ["weight_hh_l0"] + (["weight_hh_l0_reverse"] if self.rnn.bidirectional else [])
-            dropped = {n: F.dropout(getattr(self.rnn, n), self.weight_dropout, training=True) for n in names}
-            return functional_call(self.rnn, dropped, (x, hidden))
-        return self.rnn(x, hidden)
-
-
-class PackedRNNStack(nn.Module):
-    """`RNNStack` for padded batches: each layer runs on packed sequences, locked dropout between layers.
-
-    Args:
-        rnn_type: `lstm`, `gru` or `rnn`.
-        input_size: features in.
-        hidden_size: width of every layer but the last (per direction).
-        output_size: width of the last layer (per direction).
-        num_layers: depth.
-        bidirectional: run each layer both ways and concatenate the directions.
-        dropout_hidden: locked dropout between layers.
-        weight_dropout: DropConnect on each layer's hidden-to-hidden weights.
-    """
-
-    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, output_size: int, num_layers: int,
-                 bidirectional: bool = False, dropout_hidden: float = 0.0, weight_dropout: float = 0.0) -> None:
-        super().__init__()
-        directions = 2 if bidirectional else 1
-        sizes = [hidden_size] * (num_layers - 1) + [output_size]
-        inputs = [input_size] + [s * directions for s in sizes[:-1]]
-        self.layers = nn.ModuleList(_PackedRNN(rnn_type, i, o, bidirectional, weight_dropout)
-                                    for i, o in zip(inputs, sizes, strict=True))
-        self.dropout = LockedDropout(dropout_hidden)
-        self.output_size = output_size * directions
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, hidden: list[Hidden] | None = None
-                ) -> tuple[torch.Tensor, list[Hidden]]:
-        """x: (batch, seq_len, input_size); lengths: (batch,) on the CPU, sorted descending, all ≥ 1.
-
-        Returns:
-            the last layer's output (batch, seq_len, output_size), zero after each text's end, and the
-            state of every layer at each text's last token.
-        """
-        states = []
-        for i, layer in enumerate(self.layers):
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=True)
-            out, state = layer(packed, None if hidden is None else hidden[i])
-            x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, out)
-            states.append(state)
-            if i < len(self.layers) - 1:
-                x = self.dropout(x)
-        return x, states
 
 
 def pool(outputs: torch.Tensor, lengths: torch.Tensor, mode: Pooling, bidirectional: bool,
@@ -187,8 +120,8 @@ class RNNClassifier(nn.Module):
                        "max_grad_len": max_grad_len}
         self.embedding = nn.Embedding(vocab_size, emb_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        self.rnn = PackedRNNStack(rnn_type, emb_size, hidden_size, output_size or hidden_size, num_layers,
-                                  bidirectional, dropout_hidden, weight_dropout)
+        self.rnn = RNNStack(rnn_type, emb_size, hidden_size, output_size or hidden_size, num_layers,
+                            dropout_hidden, weight_dropout, bidirectional=bidirectional)
         self.input_dropout = LockedDropout(dropout_input)
         self.output_dropout = LockedDropout(dropout)
         self.dropout_embedding = dropout_embedding
@@ -236,7 +169,7 @@ class RNNClassifier(nn.Module):
     def _encode_chunk(self, text: torch.Tensor, lengths: torch.Tensor, hidden: list[Hidden] | None
                       ) -> tuple[torch.Tensor, list[Hidden]]:
         emb = embedding_dropout(self.embedding.weight, text, self.dropout_embedding, self.training)  # (B, T, E)
-        out, hidden = self.rnn(self.input_dropout(emb), lengths, hidden)  # (B, T, F)
+        out, hidden = self.rnn(self.input_dropout(emb), hidden, lengths)  # (B, T, F)
         return self.output_dropout(out), hidden
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
@@ -258,63 +191,3 @@ class RNNClassifier(nn.Module):
             raise ValueError(f"the language model's encoder does not fit: missing {missing[:3]} {detail}".strip())
         self.load_state_dict({k: state[k] for k in own}, strict=False)
         return len(own)
-
-
-def _piece_words(pieces: Sequence[str]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """Word → ids of the SentencePiece pieces it matches exactly, and lowercased (special ids skipped)."""
-    exact: dict[str, list[int]] = {}
-    lower: dict[str, list[int]] = {}
-    for index, piece in enumerate(pieces):
-        word = piece.removeprefix("\u2581")
-        if index < 4 or not word:
-            continue
-        exact.setdefault(word, []).append(index)
-        lower.setdefault(word.lower(), []).append(index)
-    return exact, lower
-
-
-def load_word_vectors(path: str | Path, pieces: Sequence[str], emb_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reads GloVe / word2vec / fastText text vectors for the words of a tokenizer's pieces.
-
-    A piece `▁word` (or a continuation piece `ing`) takes the vector of `word`, else that of its lowercase
-    form. A word2vec/fastText header line (`count dim`) is skipped; GloVe lines whose word holds spaces
-    are read too. Only the needed vectors are kept, so files of any size stream through.
-
-    Args:
-        path: the UTF-8 text file, one `word v1 ... vD` per line.
-        pieces: the tokenizer's pieces, by id.
-        emb_size: the embedding width; must equal D.
-
-    Returns:
-        (vectors (vocab, emb_size) with zero rows where none was found, found (vocab,) bool).
-
-    Raises:
-        ValueError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
-    """
-    exact, lower = _piece_words(pieces)
-    vectors = torch.zeros(len(pieces), emb_size)
-    found = torch.zeros(len(pieces), dtype=torch.bool)
-    exact_hit = torch.zeros(len(pieces), dtype=torch.bool)
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"word vector file {path} does not exist")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                parts = raw.decode("utf-8").rstrip().split(" ")
-            except UnicodeDecodeError:
-                raise ValueError(f"{path}, line {number}: invalid UTF-8") from None
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec / fastText header
-            if len(parts) - 1 < emb_size or (number <= 2 and len(parts) - 1 != emb_size):
-                raise ValueError(f"{path}, line {number}: {len(parts) - 1} values, but emb_size is {emb_size}; "
-                                 f"set the embedding size to the vectors' width")
-            word = " ".join(parts[:-emb_size])
-            ids = exact.get(word)
-            targets = list(ids) if ids else [i for i in lower.get(word.lower(), ()) if not exact_hit[i]]
-            if targets:
-                vectors[targets] = torch.tensor([float(v) for v in parts[-emb_size:]])
-                found[targets] = True
-                if ids:
-                    exact_hit[targets] = True
-    return vectors, found

@@ -1,4 +1,5 @@
-"""Recurrent layers with DropConnect on the hidden-to-hidden weights, and AWD-style stacks of them.
+"""Recurrent layers with DropConnect on the hidden-to-hidden weights, and the AWD-style stack of them (packed or
+not, one direction or both) that every model uses.
 
 DropConnect ("weight drop") calls the stock cuDNN/oneDNN kernels with a dropped copy of `weight_hh_l0`
 through `torch.func.functional_call`, so no attribute of `nn.LSTM` is deleted or monkey-patched.
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.regularization import LockedDropout
 
@@ -21,70 +23,90 @@ RNNType = Literal["lstm", "gru", "rnn"]
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-def _make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int) -> nn.RNNBase:
+def _make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int, bidirectional: bool = False) -> nn.RNNBase:
     if rnn_type == "lstm":
-        return nn.LSTM(input_size, hidden_size, batch_first=True)
+        return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
     if rnn_type == "gru":
-        return nn.GRU(input_size, hidden_size, batch_first=True)
+        return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
     if rnn_type == "rnn":
-        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", batch_first=True)
+        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", batch_first=True, bidirectional=bidirectional)
     raise ValueError(f"unknown rnn_type {rnn_type!r}; use lstm, gru or rnn")
 
 
 class DropConnectRNN(nn.Module):
-    """One unidirectional RNN layer whose `weight_hh_l0` is dropped (DropConnect) in training.
+    """One RNN layer (one or both directions) whose hidden-to-hidden weights are dropped (DropConnect) in training.
 
     Args:
         rnn_type: `lstm`, `gru` or `rnn` (Elman, tanh).
         input_size: features in.
-        hidden_size: features out.
-        weight_dropout: DropConnect probability on the hidden-to-hidden matrix.
+        hidden_size: features out per direction.
+        weight_dropout: DropConnect probability on the hidden-to-hidden matrices.
+        bidirectional: run both ways (outputs concatenated: 2 × hidden_size features).
     """
 
-    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, weight_dropout: float = 0.0) -> None:
+    def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, weight_dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
         super().__init__()
-        self.rnn = _make_rnn(rnn_type, input_size, hidden_size)
+        self.rnn = _make_rnn(rnn_type, input_size, hidden_size, bidirectional)
         self.weight_dropout = weight_dropout
 
-    def forward(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
-        """x: (batch, seq_len, input_size) → output (batch, seq_len, hidden_size), new hidden state."""
+    def forward(self, x: torch.Tensor | PackedSequence, hidden: Hidden | None
+                ) -> tuple[torch.Tensor | PackedSequence, Hidden]:
+        """x: (batch, seq_len, input_size) or a PackedSequence → output of the same kind (hidden_size features per
+        direction), new hidden state."""
         if self.training and self.weight_dropout > 0:
-            dropped = F.dropout(self.rnn.weight_hh_l0, self.weight_dropout, training=True)
-            return functional_call(self.rnn, {"weight_hh_l0": dropped}, (x, hidden))
+            names = ["weight_hh_l0"] + (["weight_hh_l0_reverse"] if self.rnn.bidirectional else [])
+            dropped = {n: F.dropout(getattr(self.rnn, n), self.weight_dropout, training=True) for n in names}
+            return functional_call(self.rnn, dropped, (x, hidden))
         return self.rnn(x, hidden)
 
 
 class RNNStack(nn.Module):
-    """Layers of `DropConnectRNN` with locked dropout between them (AWD-LSTM).
+    """Layers of `DropConnectRNN` with locked dropout between them (AWD-LSTM); the one recurrent stack of the
+    language model, the classifier (packed, often bidirectional) and the numeric-sequence models.
 
     Args:
         rnn_type: `lstm`, `gru` or `rnn`.
         input_size: features of the input sequence.
-        hidden_size: width of every layer but the last.
-        output_size: width of the last layer (the embedding size when weights are tied).
+        hidden_size: width of every layer but the last (per direction).
+        output_size: width of the last layer (per direction; the embedding size when an LM ties weights).
         num_layers: depth.
         dropout_hidden: locked dropout between layers.
         weight_dropout: DropConnect on each layer's hidden-to-hidden weights.
+        bidirectional: run each layer both ways and concatenate the directions.
     """
 
     def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, output_size: int,
-                 num_layers: int, dropout_hidden: float = 0.0, weight_dropout: float = 0.0) -> None:
+                 num_layers: int, dropout_hidden: float = 0.0, weight_dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
         super().__init__()
-        sizes = [input_size] + [hidden_size] * (num_layers - 1) + [output_size]
-        self.layers = nn.ModuleList(
-            DropConnectRNN(rnn_type, sizes[i], sizes[i + 1], weight_dropout) for i in range(num_layers))
+        directions = 2 if bidirectional else 1
+        sizes = [hidden_size] * (num_layers - 1) + [output_size]
+        inputs = [input_size] + [size * directions for size in sizes[:-1]]
+        self.layers = nn.ModuleList(DropConnectRNN(rnn_type, i, o, weight_dropout, bidirectional)
+                                    for i, o in zip(inputs, sizes, strict=True))
         self.dropout = LockedDropout(dropout_hidden)
         self.rnn_type = rnn_type
+        self.output_size = output_size * directions
 
-    def forward(self, x: torch.Tensor, hidden: list[Hidden] | None) -> tuple[torch.Tensor, list[Hidden]]:
-        """x: (batch, seq_len, input_size).
+    def forward(self, x: torch.Tensor, hidden: list[Hidden] | None = None, lengths: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, list[Hidden]]:
+        """x: (batch, seq_len, input_size). With `lengths` ((batch,) on the CPU, sorted descending, all ≥ 1) each
+        layer runs on packed sequences: outputs are zero after each text's end, and states are taken at each
+        text's last token.
 
         Returns:
             output of the last layer (batch, seq_len, output_size) and the new state of every layer.
         """
         states = []
         for i, layer in enumerate(self.layers):
-            x, state = layer(x, None if hidden is None else hidden[i])
+            state = None if hidden is None else hidden[i]
+            if lengths is None:
+                x, state = layer(x, state)
+            else:
+                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=True)
+                out, state = layer(packed, state)
+                x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, out)
             states.append(state)
             if i < len(self.layers) - 1:
                 x = self.dropout(x)

@@ -1,16 +1,19 @@
-"""Checkpoints written so that a kill at any moment leaves the previous file whole."""
+"""Checkpoints: written so that a kill at any moment leaves the previous file whole, and checked before a resume
+(`--ckpt_path`) so that a missing, unsafe, damaged or foreign file gets a clear error."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO"]
+from seq2text.errors import BundleError, ConfigError
+from seq2text.textio import atomic_open
+
+__all__ = ["AtomicCheckpointIO", "check_checkpoint"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -27,15 +30,53 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as file:
+            torch.save(checkpoint, file)
+
+
+def check_checkpoint(path: str, model: object) -> None:
+    """A clear error for a missing, unsafe, damaged or foreign `--ckpt_path`, before Lightning loads it.
+
+    The file is opened the way Lightning opens it, `torch.load(weights_only=True)`, which refuses pickled
+    objects without running them. Lightning resumes with the checkpoint's model hyperparameters, so a recipe
+    or override that says otherwise (another task, another size) is an error rather than silently ignored.
+
+    Args:
+        path: the `--ckpt_path` value.
+        model: the parsed `model` entry of the config (class_path and init_args).
+    """
+    if not Path(path).is_file():
+        raise ConfigError(f"--ckpt_path {path} does not exist; give a .ckpt file written by `seq2text fit` (in "
+                          "the checkpoints/ folder of the run's log directory)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise BundleError(f"--ckpt_path {path} holds pickled objects that a safe load refuses (nothing in it was "
+                          f"run): {str(error).splitlines()[0]} Use a checkpoint written by seq2text fit") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise BundleError(f"--ckpt_path {path} is truncated or not a PyTorch checkpoint ({error}); use an intact "
+                          ".ckpt file (checkpoints are written atomically: an older one is still whole)") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise BundleError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict); model bundles are "
+                          "loaded with seq2text.load, not resumed")
+    saved = dict(checkpoint.get("hyper_parameters") or {})
+    saved_class = saved.pop("_class_path", None)
+    wanted_class = getattr(model, "class_path", None)
+    if saved_class and wanted_class and saved_class.rsplit(".", 1)[-1] != wanted_class.rsplit(".", 1)[-1]:
+        raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class.rsplit('.', 1)[-1]}, but this "
+                          f"recipe trains a {wanted_class.rsplit('.', 1)[-1]}; resume with the recipe the "
+                          "checkpoint was trained with")
+    wanted = dict(vars(getattr(model, "init_args", None) or {}))
+    differ = [f"model.init_args.{k}={_plain(wanted[k])} (checkpoint: {_plain(v)})" for k, v in saved.items()
+              if wanted.get(k) is not None and not k.startswith("_") and _plain(wanted[k]) != _plain(v)]
+    if differ:
+        raise ConfigError(f"--ckpt_path {path} was trained with other model settings than the recipe and overrides "
+                          f"give: {'; '.join(differ[:6])}. A resumed run keeps the checkpoint's settings: drop "
+                          "these overrides (or start a new run without --ckpt_path)")
+
+
+def _plain(value: object) -> object:
+    """Lists for tuples, so that a config's and a checkpoint's values compare by content."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
@@ -15,17 +13,19 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
-from seq2text.nn.classifier import Pooling, RNNClassifier, load_word_vectors
+from seq2text.nn.classifier import Pooling, RNNClassifier
 from seq2text.nn.rnn import RNNType
-from seq2text.tasks.callbacks import epochs_done, schedule_shape, step_progress, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, LMReading, check_lm_reading, check_lm_vocab, global_mean
+from seq2text.tasks.base import Task
+from seq2text.tasks.schedule import epochs_done, schedule_shape, step_progress, training_progress
+from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab, global_mean
+from seq2text.vectors import load_word_vectors
 
 __all__ = ["ClassificationTask"]
 
 _SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True}
 
 
-class ClassificationTask(FusedAdamClipping, pl.LightningModule):
+class ClassificationTask(Task):
     """Trains an `RNNClassifier`; reports accuracy, macro-F1 and (test) the confusion matrix.
 
     Network args are those of `RNNClassifier`; the architecture args left at None take the from-scratch
@@ -105,12 +105,11 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         _check_options(locals())
         self.save_hyperparameters()
         self._pending_lm = None
-        self._lm_reading: LMReading | None = None
+        self._lm_origin: LMOrigin | None = None
         self.architecture = self._architecture()
         self.net: RNNClassifier | None = None
         self._vectors_loaded = False
         self._unfrozen: int | None = None
-        self._clock: float | None = None
         self.test_confusion: list[list[int]] | None = None
         if num_classes is not None:
             self._build(num_classes)
@@ -122,7 +121,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         given = {k: hp[k] for k in _SCRATCH if hp[k] is not None}
         if hp.pretrained_lm is None:
             return {**_SCRATCH, **given, "output_size": None}
-        from seq2text.artifact import read_bundle  # lazy: artifact sits above tasks
+        from seq2text.bundle import read_bundle  # lazy: the bundle module sits above tasks
 
         bundle = read_bundle(hp.pretrained_lm, task="language_model")
         net = bundle.config["net"]
@@ -133,7 +132,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
             raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
         check_lm_vocab(net["vocab_size"], hp.vocab_size, hp.pretrained_lm)
-        self._pending_lm, self._lm_reading = bundle.weights, LMReading.of(bundle, hp.pretrained_lm)
+        self._pending_lm, self._lm_origin = bundle.weights, LMOrigin.of(bundle, hp.pretrained_lm)
         return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
 
     def _build(self, num_classes: int) -> None:
@@ -165,7 +164,7 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             if self.hparams.num_classes is None:
                 raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
             self._build(self.hparams.num_classes)
-        check_lm_reading(self, self._lm_reading)
+        check_lm_origin(self, self._lm_origin)
         tokenizer = getattr(datamodule, "tokenizer", None)
         if stage == "fit" and self.hparams.word_vectors and not self._vectors_loaded:
             if tokenizer is None:
@@ -220,12 +219,6 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         if stage == "test":
             self.confusion.update(preds, labels)
 
-    def validation_step(self, batch: ClassificationBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: ClassificationBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
     def _log_eval(self, stage: str) -> None:
         """Metrics synced across processes by torchmetrics; every text counted once. The values are the same
         on every rank, so `sync_dist` (a mean) leaves them unchanged."""
@@ -250,10 +243,6 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             for j, predicted in enumerate(labels):
                 self.log(f"test/confusion/{true}->{predicted}", float(matrix[i, j]), sync_dist=True)
 
-    def export_state(self) -> dict[str, torch.Tensor]:
-        """The weights to ship (float32, CPU)."""
-        return {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()}
-
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """One parameter group per layer group, each with its discriminative learning-rate scale."""
@@ -267,12 +256,11 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         return self.make_adam(param_groups, hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
                               betas=tuple(hp.betas))
 
-    def current_lr(self) -> float:
-        """The head's learning rate now: warm-up × schedule."""
+    def schedule_factor(self) -> float:
+        """The schedule's shape now (the slanted triangular one with its cut fraction and ratio); current_lr() is
+        the head's learning rate, each lower group's is scaled down from it (`discriminative_lr`)."""
         hp = self.hparams
-        warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        shape = schedule_shape(hp.lr_schedule, self.progress(), hp.min_lr_ratio, hp.stlr_cut_frac, hp.stlr_ratio)
-        return hp.lr * warm * shape
+        return schedule_shape(hp.lr_schedule, self.progress(), hp.min_lr_ratio, hp.stlr_cut_frac, hp.stlr_ratio)
 
     def progress(self) -> float:
         """Share of training done (0 → 1): whichever ends first, the wall-clock budget or `max_epochs`/`max_steps`."""
@@ -285,14 +273,13 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
             return groups
         return min(groups, 1 + int(epochs_done(self.trainer) / self.hparams.unfreeze_interval + 1e-9))
 
-    def on_train_batch_start(self, batch: ClassificationBatch, batch_idx: int) -> None:
+    def apply_lr(self, batch: ClassificationBatch) -> None:
+        """Discriminative rates per layer group; the groups not yet unfrozen get 0."""
         lr, unfrozen = self.current_lr(), self.unfrozen_depth()
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr * group["lr_scale"] if group["depth"] < unfrozen else 0.0
         if unfrozen != self._unfrozen:
             self._set_trainable(unfrozen)
-        if self._clock is None:
-            self._clock = time.perf_counter()
 
     def _set_trainable(self, unfrozen: int) -> None:
         """Frozen groups get lr 0 (always exact); on one process their gradients are also skipped (speed).
@@ -311,16 +298,9 @@ class ClassificationTask(FusedAdamClipping, pl.LightningModule):
         for p in self.net.parameters():
             p.requires_grad_(True)
 
-    def on_train_epoch_start(self) -> None:
-        self._clock = None
-
-    def on_train_batch_end(self, outputs: object, batch: ClassificationBatch, batch_idx: int) -> None:
-        now = time.perf_counter()
-        seconds = max(now - self._clock, 1e-9)
-        self.log("train/tokens_per_sec", batch.num_tokens / seconds)
-        self.log("train/examples_per_sec", batch.text.size(0) / seconds)
-        self.log("train/lr", self.current_lr())
-        self._clock = now
+    def throughput_metrics(self, batch: ClassificationBatch, seconds: float) -> dict[str, float]:
+        return {"train/tokens_per_sec": batch.num_tokens / seconds,
+                "train/examples_per_sec": batch.text.size(0) / seconds}
 
 
 def _check_options(args: dict) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils._pytree import tree_leaves, tree_map
@@ -15,13 +13,13 @@ from seq2text.data.batches import LMBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.lm import RNNLanguageModel
 from seq2text.nn.rnn import RNNType
-from seq2text.tasks.callbacks import schedule_shape, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, LMReading, check_lm_reading, check_lm_vocab
+from seq2text.tasks.base import Task
+from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab
 
 __all__ = ["LanguageModelTask"]
 
 
-class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
+class LanguageModelTask(Task):
     """Trains an `RNNLanguageModel`; reports word-level perplexity (summed NLL / (words + eos)).
 
     Network args are those of `RNNLanguageModel`. Training args:
@@ -98,24 +96,22 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
                                     dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
                                     tie_weights, adaptive_cutoffs or ())
-        self._lm_reading = LMReading.of(start, pretrained_lm) if start is not None else None
+        self._lm_origin = LMOrigin.of(start, pretrained_lm) if start is not None else None
         if start is not None:
             self.net.load_state_dict(start.weights)
             rank_zero_info(f"language model: starting from {pretrained_lm} ({emb_size}/{hidden_size}, "
                            f"{num_layers} {rnn_type} layers)")
         self._state: dict[str, list | None] = {}
         self._resumed_state: list | None = None  # the training hidden state of a checkpoint being resumed
-        self._sums: dict[str, torch.Tensor] = {}
         self._lr_factor = 1.0
         self._val_history: list[float] = []
         self._average: dict[str, torch.Tensor] | None = None
         self._averaged_steps = 0
         self._backup: dict[str, torch.Tensor] | None = None
-        self._clock: float | None = None
 
     def setup(self, stage: str) -> None:
         """Checks that the data module uses the tokenizer and direction of the LM bundle this model started from."""
-        check_lm_reading(self, self._lm_reading)
+        check_lm_origin(self, self._lm_origin)
 
     # ------------------------------------------------------------------------------------------ steps
     def _forward(self, batch: LMBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,20 +137,12 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def _eval_step(self, batch: LMBatch, stage: str) -> None:
         _, _, nll = self._forward(batch, stage)
-        sums = self._sums.setdefault(stage, torch.zeros(2, dtype=torch.float64, device=self.device))
-        sums += torch.stack([nll.double().sum(), batch.mask.sum().double()])
-
-    def validation_step(self, batch: LMBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: LMBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        self.add_sums(stage, nll.double().sum(), batch.mask.sum())
 
     # ------------------------------------------------------------------------------------------ metrics
     def _eval_metrics(self, stage: str) -> dict[str, float]:
         """Gathers NLL sums from every process; each token counted once (padding is masked)."""
-        sums = self._sums.pop(stage, torch.zeros(2, dtype=torch.float64, device=self.device))
-        sums = self.all_gather(sums).reshape(-1, 2).sum(0) if self.trainer.world_size > 1 else sums
+        sums = self.gathered_sums(stage, 2)
         total_nll, tokens = float(sums[0]), max(float(sums[1]), 1.0)
         split = {"val": "valid", "test": "test"}[stage]
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -203,7 +191,7 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._state.pop("train", None)
-        self._clock = None
+        super().on_train_epoch_start()
 
     def on_validation_epoch_start(self) -> None:
         self._state.pop("val", None)
@@ -235,8 +223,9 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """The weights to ship: the NT-ASGD average if averaging started, else the current weights."""
-        source = self._average or {k: p.detach() for k, p in self.net.named_parameters()}
-        return {k: v.detach().float().cpu().contiguous() for k, v in source.items()}
+        if self._average is None:
+            return super().export_state()
+        return {k: v.detach().float().cpu().contiguous() for k, v in self._average.items()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seq2text"] = {"lr_factor": self._lr_factor, "val_history": self._val_history,
@@ -269,20 +258,14 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
         return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
                               betas=(0.9, 0.999))
 
-    def current_lr(self) -> float:
-        """Learning rate before the variable-BPTT factor: warm-up × schedule × plateau decays."""
-        hp = self.hparams
-        step = self.trainer.global_step
-        warm = min(1.0, (step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        shape = schedule_shape(hp.lr_schedule, training_progress(self.trainer), hp.min_lr_ratio)
-        return hp.lr * warm * shape * self._lr_factor
+    def lr_factor(self) -> float:
+        """The plateau decays so far (the learning rate before the variable-BPTT factor is current_lr())."""
+        return self._lr_factor
 
-    def on_train_batch_start(self, batch: LMBatch, batch_idx: int) -> None:
-        lr = self.current_lr() * batch.lr_scale
+    def apply_lr(self, batch: LMBatch) -> None:
+        lr = self.current_lr() * batch.lr_scale  # AWD-LSTM: scaled by seq_len / bptt
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr
-        if self._clock is None:
-            self._clock = time.perf_counter()
 
     def _update_average(self) -> None:
         """One step of the running (Polyak) average of NT-ASGD."""
@@ -294,15 +277,15 @@ class LanguageModelTask(FusedAdamClipping, pl.LightningModule):
     def on_train_batch_end(self, outputs: object, batch: LMBatch, batch_idx: int) -> None:
         if self._average is not None:
             self._update_average()
-        now = time.perf_counter()
-        self.log("train/tokens_per_sec", batch.input.numel() / max(now - self._clock, 1e-9))
-        self.log("train/lr", self.current_lr())
-        self._clock = now
+        super().on_train_batch_end(outputs, batch, batch_idx)
+
+    def throughput_metrics(self, batch: LMBatch, seconds: float) -> dict[str, float]:
+        return {"train/tokens_per_sec": batch.input.numel() / seconds}
 
 
 def _read_lm_bundle(path: str, vocab_size: int) -> object:
     """The LM bundle to start from, checked against the data's vocabulary."""
-    from seq2text.artifact import read_bundle  # lazy: artifact sits above tasks
+    from seq2text.bundle import read_bundle  # lazy: the bundle module sits above tasks
 
     bundle = read_bundle(path, task="language_model")
     check_lm_vocab(bundle.config["net"]["vocab_size"], vocab_size, path)

@@ -10,8 +10,9 @@ import torch
 import torch.distributed as dist
 
 from seq2text.errors import ConfigError
+from seq2text.reading import LMReading
 
-__all__ = ["FusedAdamClipping", "LMReading", "check_lm_reading", "check_lm_vocab", "global_mean"]
+__all__ = ["FusedAdamClipping", "LMOrigin", "check_lm_origin", "check_lm_vocab", "global_mean"]
 
 
 def global_mean(module: pl.LightningModule, total: torch.Tensor, count: int) -> torch.Tensor:
@@ -67,20 +68,21 @@ def check_lm_vocab(lm_vocab_size: int, vocab_size: int, path: str) -> None:
 
 
 @dataclass(frozen=True)
-class LMReading:
-    """How text must be read for the weights of an LM bundle: with its tokenizer and in its direction."""
+class LMOrigin:
+    """Where a task's starting weights came from (an LM bundle), and so how its text must be read: with that
+    bundle's tokenizer and in its direction."""
 
     path: str
     fingerprint: str
     backward: bool
 
     @classmethod
-    def of(cls, bundle: object, path: str) -> LMReading:
-        """The reading of a bundle from `seq2text.artifact.read_bundle` (a language model's) found at `path`."""
-        return cls(path, bundle.tokenizer.fingerprint, bool(bundle.config.get("data", {}).get("backward", False)))
+    def of(cls, bundle: object, path: str) -> LMOrigin:
+        """The origin of a bundle from `seq2text.bundle.read_bundle` (a language model's) found at `path`."""
+        return cls(path, bundle.tokenizer.fingerprint, LMReading.from_bundle(bundle.config, path).backward)
 
 
-def check_lm_reading(module: pl.LightningModule, reading: LMReading | None) -> None:
+def check_lm_origin(module: pl.LightningModule, reading: LMOrigin | None) -> None:
     """The trainer's data module must use the tokenizer of the LM bundle the module started from and read text in
     that LM's direction (None: no bundle)."""
     datamodule = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None

@@ -7,11 +7,9 @@ file (the data module's `references`), with every pair counted once across DDP r
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
@@ -23,13 +21,13 @@ from seq2text.nn.attention import AttentionType
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
-from seq2text.tasks.callbacks import schedule_shape, training_progress
-from seq2text.tasks.shared import FusedAdamClipping, global_mean
+from seq2text.tasks.base import Task
+from seq2text.tasks.shared import global_mean
 
 __all__ = ["TranslationTask"]
 
 
-class TranslationTask(FusedAdamClipping, pl.LightningModule):
+class TranslationTask(Task):
     """Trains a `Seq2Seq` network. Network args are those of `Seq2Seq`; training and evaluation args:
 
     Args:
@@ -92,11 +90,9 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
         self.save_hyperparameters()
         self.net = Seq2Seq(vocab_size, emb_size, hidden_size, encoder_hidden_size, num_encoder_layers,
                            num_decoder_layers, rnn_type, attention, attention_size, dropout, tie_weights)
-        self._sums: dict[str, torch.Tensor] = {}
         self._outputs: dict[str, list[tuple[int, str]]] = {}
         self.hypotheses: dict[str, list[str]] = {}
         self.details: dict[str, str] = {}
-        self._clock: float | None = None
 
     # ------------------------------------------------------------------------------------------ loss
     def _losses(self, batch: TranslationBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,20 +111,13 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
 
     def _eval_step(self, batch: TranslationBatch, stage: str) -> None:
         loss_sum, nll_sum = self._losses(batch)
-        sums = self._sums.setdefault(stage, torch.zeros(3, dtype=torch.float64, device=self.device))
-        sums += torch.stack([loss_sum.double(), nll_sum.double(), batch.trg_mask.sum().double()])
+        self.add_sums(stage, loss_sum, nll_sum, batch.trg_mask.sum())
         beam = self.hparams.test_beam_size if stage == "test" else self.hparams.val_beam_size
         decode = stage == "test" or (self.hparams.val_bleu and not self.trainer.sanity_checking)
         tokenizer = self._tokenizer() if decode else None
         if tokenizer is not None:
             texts = tokenizer.decode(self.decode(batch.src, batch.src_lengths, beam))
             self._outputs.setdefault(stage, []).extend(zip(batch.indices.tolist(), texts, strict=True))
-
-    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def decode(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
         """Best hypothesis ids of each source (greedy when `beam_size` is 1)."""
@@ -148,8 +137,7 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
 
     def _loss_metrics(self, stage: str) -> dict[str, float]:
         """Token-level loss and perplexity, summed over every process."""
-        sums = self._sums.pop(stage, torch.zeros(3, dtype=torch.float64, device=self.device))
-        sums = self.all_gather(sums).reshape(-1, 3).sum(0) if self.trainer.world_size > 1 else sums
+        sums = self.gathered_sums(stage, 3)
         tokens = max(float(sums[2]), 1.0)
         return {f"{stage}/loss": float(sums[0]) / tokens, f"{stage}/nll": float(sums[1]) / tokens,
                 f"{stage}/ppl": math.exp(min(float(sums[1]) / tokens, 700.0)), f"{stage}/tokens": tokens}
@@ -208,40 +196,15 @@ class TranslationTask(FusedAdamClipping, pl.LightningModule):
         hp = self.hparams
         return asdict(SearchConfig(hp.test_beam_size, hp.length_penalty, hp.max_len_ratio, hp.max_len_offset))
 
-    def export_state(self) -> dict[str, torch.Tensor]:
-        """The weights to ship (float32, CPU)."""
-        return {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()}
-
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
         return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
 
-    def current_lr(self) -> float:
-        """Warm-up × the schedule's shape at the current training progress."""
-        hp = self.hparams
-        warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        shape = schedule_shape(hp.lr_schedule, training_progress(self.trainer), hp.min_lr_ratio)
-        return hp.lr * warm * shape
-
-    def on_train_epoch_start(self) -> None:
-        self._clock = None
-
-    def on_train_batch_start(self, batch: TranslationBatch, batch_idx: int) -> None:
-        lr = self.current_lr()
-        for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = lr
-        if self._clock is None:
-            self._clock = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: object, batch: TranslationBatch, batch_idx: int) -> None:
-        now = time.perf_counter()
-        seconds = max(now - self._clock, 1e-9)
+    def throughput_metrics(self, batch: TranslationBatch, seconds: float) -> dict[str, float]:
         target = batch.num_tokens
-        self.log("train/tokens_per_sec", (target + int(batch.src_lengths.sum())) / seconds)
-        self.log("train/trg_tokens_per_sec", target / seconds)
-        self.log("train/lr", self.current_lr())
-        self._clock = now
+        return {"train/tokens_per_sec": (target + int(batch.src_lengths.sum())) / seconds,
+                "train/trg_tokens_per_sec": target / seconds}
 
 
 def _check_options(**sizes: int) -> None:

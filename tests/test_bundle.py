@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import seq2text
-from seq2text.artifact import read_bundle, save_bundle
+from seq2text.bundle import read_bundle, save_bundle
 from seq2text.errors import BundleError
 
 
