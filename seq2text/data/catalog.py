@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,22 +92,33 @@ def resolve(name: str, root: str | Path | None = None, splits: Sequence[str] = (
     absent = [split for split in splits if split not in spec.files]
     if absent:
         raise DataError(f"dataset {name!r} has no {', '.join(absent)} split (it has {', '.join(spec.files)})")
-    tried = []
-    for folder in candidate_dirs(spec, root):
-        paths = {split: folder / spec.files[split] for split in splits}
-        if all(p.is_file() for p in paths.values()):
+    return _locate(name, spec, root, allow_hub, lambda folder: {split: folder / spec.files[split] for split in splits},
+                   lambda: _from_hub(spec, splits, cache_dir), f"{spec.hub_id} ({spec.hub_config})",
+                   f"Put the files ({', '.join(spec.files.values())}) in a folder and set SEQ2TEXT_DATA to its "
+                   "parent or `data.root` to the folder")
+
+
+def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None, allow_hub: bool,
+            local: Callable[[Path], dict], from_hub: Callable[[], dict], hub_label: str, hint: str) -> dict:
+    """The one search of both resolvers: the first candidate folder that holds every file `local(folder)` names
+    (a path or a tuple of paths per split), else the hub copy (unless local files are pinned by `root` or
+    `$SEQ2TEXT_DATA`), else a DataError listing every path and the hub id tried, and `hint`."""
+    tried: list[str] = []
+    for folder in candidate_dirs(spec, root):  # type: ignore[arg-type]  # only `.folder` is read
+        paths = local(folder)
+        flat = [p for value in paths.values() for p in (value if isinstance(value, tuple) else (value,))]
+        missing = [str(p) for p in flat if not p.is_file()]
+        if not missing:
             return paths
-        tried.extend(str(p) for p in paths.values() if not p.is_file())
+        tried.extend(missing)
     pinned = root is not None or bool(os.environ.get("SEQ2TEXT_DATA"))
     hub_note = ""
     if allow_hub and not pinned and spec.hub_id:
         try:
-            return _from_hub(spec, splits, cache_dir)
+            return from_hub()
         except Exception as error:  # network, missing package, offline mode: one clear message below
-            hub_note = f"; the hub dataset {spec.hub_id} ({spec.hub_config}) failed too: {type(error).__name__}"
-    raise DataError(f"dataset {name!r}: missing {', '.join(tried)}{hub_note}. Put the files "
-                    f"({', '.join(spec.files.values())}) in a folder and set SEQ2TEXT_DATA to its parent "
-                    f"or `data.root` to the folder")
+            hub_note = f"; the hub dataset {hub_label} failed too: {type(error).__name__}"
+    raise DataError(f"dataset {name!r}: missing {', '.join(tried)}{hub_note}. {hint}")
 
 
 def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | None) -> dict[str, Path]:
@@ -207,23 +218,12 @@ def resolve_parallel(name: str, src_lang: str, trg_lang: str, root: str | Path |
         if lang not in spec.languages:
             raise DataError(f"dataset {name!r} has no {lang!r} side; its languages are {', '.join(spec.languages)}")
     langs = (src_lang, trg_lang)
-    tried = []
-    for folder in candidate_dirs(spec, root):  # type: ignore[arg-type]  # only `.folder` is read
-        paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}
-        missing = [str(p) for pair in paths.values() for p in pair if not p.is_file()]
-        if not missing:
-            return paths
-        tried.extend(missing)
-    pinned = root is not None or bool(os.environ.get("SEQ2TEXT_DATA"))
-    hub_note = ""
-    if allow_hub and not pinned and spec.hub_id:
-        try:
-            return _parallel_from_hub(spec, splits, langs, cache_dir)
-        except Exception as error:  # network, missing package, offline mode: one clear message below
-            hub_note = f"; the hub dataset {spec.hub_id} failed too: {type(error).__name__}"
     names = ", ".join(spec.file_name(s, lang) for s in splits for lang in langs)
-    raise DataError(f"dataset {name!r}: missing {', '.join(tried)}{hub_note}. Put the files ({names}) in a "
-                    f"folder named {spec.folder} and set SEQ2TEXT_DATA to its parent, or `data.root` to the folder")
+    return _locate(name, spec, root, allow_hub,
+                   lambda folder: {s: tuple(folder / spec.file_name(s, lang) for lang in langs) for s in splits},
+                   lambda: _parallel_from_hub(spec, splits, langs, cache_dir), spec.hub_id,
+                   f"Put the files ({names}) in a folder named {spec.folder} and set SEQ2TEXT_DATA to its parent, "
+                   "or `data.root` to the folder")
 
 
 def _parallel_from_hub(spec: ParallelSpec, splits: Sequence[str], langs: tuple[str, str],
