@@ -20,6 +20,7 @@ import torch
 
 from seq2text.errors import DataError
 from seq2text.reading import normalize_text
+from seq2text.textio import iter_lines
 
 __all__ = ["load_word_vectors", "ptb_words", "train_word_vectors", "write_word_vectors"]
 
@@ -140,32 +141,25 @@ def load_word_vectors(path: str | Path, pieces: Sequence[str], emb_size: int) ->
         (vectors (vocab, emb_size) with zero rows where none was found, found (vocab,) bool).
 
     Raises:
-        ValueError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
+        DataError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
     """
     exact, lower = _piece_words(pieces)
     vectors = torch.zeros(len(pieces), emb_size)
     found = torch.zeros(len(pieces), dtype=torch.bool)
     exact_hit = torch.zeros(len(pieces), dtype=torch.bool)
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"word vector file {path} does not exist")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                parts = raw.decode("utf-8").rstrip().split(" ")
-            except UnicodeDecodeError:
-                raise ValueError(f"{path}, line {number}: invalid UTF-8") from None
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec / fastText header
-            if len(parts) - 1 < emb_size or (number <= 2 and len(parts) - 1 != emb_size):
-                raise ValueError(f"{path}, line {number}: {len(parts) - 1} values, but emb_size is {emb_size}; "
-                                 f"set the embedding size to the vectors' width")
-            word = " ".join(parts[:-emb_size])
-            ids = exact.get(word)
-            targets = list(ids) if ids else [i for i in lower.get(word.lower(), ()) if not exact_hit[i]]
-            if targets:
-                vectors[targets] = torch.tensor([float(v) for v in parts[-emb_size:]])
-                found[targets] = True
-                if ids:
-                    exact_hit[targets] = True
+    for number, line in enumerate(iter_lines(path), start=1):  # strict UTF-8; a bad line is named
+        parts = line.rstrip().split(" ")
+        if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            continue  # word2vec / fastText header
+        if len(parts) - 1 < emb_size or (number <= 2 and len(parts) - 1 != emb_size):
+            raise DataError(f"{path}, line {number}: {len(parts) - 1} values, but emb_size is {emb_size}; "
+                            f"set the embedding size to the vectors' width")
+        word = " ".join(parts[:-emb_size])
+        ids = exact.get(word)
+        targets = list(ids) if ids else [i for i in lower.get(word.lower(), ()) if not exact_hit[i]]
+        if targets:
+            vectors[targets] = torch.tensor([float(v) for v in parts[-emb_size:]])
+            found[targets] = True
+            if ids:
+                exact_hit[targets] = True
     return vectors, found

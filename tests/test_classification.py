@@ -228,7 +228,7 @@ def test_word_vectors_glove_and_word2vec(tmp_path: Path) -> None:
     w2v = tmp_path / "vec.txt"
     w2v.write_text("2 3\nCat 9 9 9\ncat 4 5 6\n")
     assert load_word_vectors(w2v, pieces, 3)[0][5].tolist() == [9, 9, 9]  # the exact form wins
-    with pytest.raises(ValueError, match="emb_size is 4"):
+    with pytest.raises(DataError, match="emb_size is 4"):
         load_word_vectors(glove, pieces, 4)
 
 

@@ -184,7 +184,7 @@ class ClassificationTask(Task):
     def _load_word_vectors(self, pieces: list[str]) -> None:
         try:
             vectors, found = load_word_vectors(self.hparams.word_vectors, pieces, self.net.embedding.embedding_dim)
-        except ValueError as error:
+        except DataError as error:
             raise DataError(f"model.word_vectors: {error}") from None
         if not found.any():
             raise DataError(f"{self.hparams.word_vectors} has a vector for none of the {len(pieces)} tokenizer "
