@@ -50,7 +50,8 @@ class _Spec:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as JSON values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_bundle(cls, config: Mapping[str, Any], path: str | Path = "bundle") -> Any:  # noqa: ANN401
