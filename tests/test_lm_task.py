@@ -65,8 +65,8 @@ def test_a_trained_lm_scores_a_sentence_above_its_shuffle(tmp_path: Path) -> Non
     for split, n in (("train", 400), ("valid", 30), ("test", 30)):
         (tmp_path / f"ptb.{split}.txt").write_text("\n".join(line() for _ in range(n)) + "\n")
     lm = seq2text.load(fit("ptb_lstm_small.yaml", tmp_path / "out", "--data.init_args.root", str(tmp_path), *TINY_LM,
-                           "--trainer.max_epochs", "4", "--model.init_args.lr", "0.01", "--model.init_args.dropout", "0",
-                           "--model.init_args.dropout_input", "0", "--test_after_fit", "false"))
+                           "--trainer.max_epochs", "4", "--model.init_args.lr", "0.01", "--model.init_args.dropout",
+                           "0", "--model.init_args.dropout_input", "0", "--test_after_fit", "false"))
     real = [line() for _ in range(20)]
     shuffled = [" ".join(rng.sample(text.split(), len(text.split()))) for text in real]
     assert all(a > b for a, b in zip(lm.score(real), lm.score(shuffled), strict=True))
