@@ -65,6 +65,11 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trained(entry: dict) -> str:
+    """'N s of training, ' when the record has a training time."""
+    return f"{entry['train_seconds']} s of training, " if entry.get("train_seconds") else ""
+
+
 def side_by_side(entries: list[dict]) -> str:
     """Each benchmark that has an `_fp32` twin: the native-bf16 figure and the fp32 figure in one row."""
     by_name = {e["benchmark"]: e for e in entries}
@@ -74,8 +79,8 @@ def side_by_side(entries: list[dict]) -> str:
         base = by_name.get(name.removesuffix("_fp32")) if name.endswith("_fp32") else None
         if base is not None:
             lines.append(f"| {base['benchmark']} | {TARGETS.get(base['benchmark'], '')} | {base['value']} "
-                         f"({base['machine']}, {base['date'][:10]}) | {fp32['value']} ({fp32['machine']}, "
-                         f"{kind(fp32)}, {fp32['date'][:10]}) |")
+                         f"({trained(base)}{base['machine']}, {base['date'][:10]}) | {fp32['value']} "
+                         f"({trained(fp32)}{fp32['machine']}, {kind(fp32)}, {fp32['date'][:10]}) |")
     return "\n".join(lines)
 
 
