@@ -166,9 +166,11 @@ def _auto(device: str) -> PrecisionChoice:
 
 
 def _check_explicit(text: str, device: str) -> PrecisionChoice:
-    works = f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
+    def works() -> str:  # only for an error: `auto` may run the timed probe
+        return f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
+
     if text.startswith("16") and device != "cuda":
-        raise ConfigError(f"trainer.precision={text} needs a CUDA GPU; on {device.upper()} {works}")
+        raise ConfigError(f"trainer.precision={text} needs a CUDA GPU; on {device.upper()} {works()}")
     if text.startswith("bf16") and device == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         raise ConfigError(f"trainer.precision={text}: this GPU has no bf16; use 16-mixed (or auto)")
     if text.startswith("bf16") and device == "cpu":
@@ -176,7 +178,7 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
         if not native:
             raise ConfigError(f"trainer.precision={text} needs a CPU with native bf16 (AVX512-BF16 or AMX), and this "
                               f"one runs it badly: {reason}. Under bf16 oneDNN's LSTM fails on such CPUs and GRU "
-                              f"runs about 6x slower; {works}")
+                              f"runs about 6x slower; {works()}")
     if text.startswith("bf16") and device == "mps":
-        raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works}")
+        raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works()}")
     return PrecisionChoice(text, text, "given explicitly")
