@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from common import record
 
-from seq2text.nn.lm import RNNLanguageModel
+from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.softmax import AdaptiveSoftmax
 
 NEW_NLL = AdaptiveSoftmax.nll
@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = RNNLanguageModel(10002, 400, 400, 2, "lstm", dropout=0.3, dropout_hidden=0.2, dropout_input=0.3,
-                             dropout_embedding=0.05, weight_dropout=0.2, adaptive_cutoffs=[2000, 6000])
+    model = RNNLanguageModel(LMConfig(10002, 400, 400, 2, "lstm", dropout=0.3, dropout_hidden=0.2, dropout_input=0.3,
+                                      dropout_embedding=0.05, weight_dropout=0.2, adaptive_cutoffs=(2000, 6000)))
     ranks = torch.arange(1, 10003, dtype=torch.float)
     zipf = (1 / ranks) / (1 / ranks).sum()  # ids sorted by frequency, as the word tokenizer sorts them
     x, y = (torch.multinomial(zipf, 64 * 35, replacement=True).view(64, 35) for _ in range(2))

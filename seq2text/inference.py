@@ -14,21 +14,22 @@ import torch
 from seq2text.bundle import Bundle, read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.metrics import classification_scores
-from seq2text.nn.classifier import RNNClassifier
-from seq2text.nn.lm import RNNLanguageModel
+from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
+from seq2text.nn.config import config_from
+from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.search import Hypothesis, SearchConfig, beam_search, greedy_search
-from seq2text.nn.seq2seq import Seq2Seq
+from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.reading import ClassifierReading, LMReading, TranslationReading, batchify, count_words, pad_ids
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 __all__ = ["Classifier", "ClassifierEnsemble", "LanguageModel", "Translation", "Translator", "load"]
 
 
-def _build(bundle: Bundle, module_class: type[torch.nn.Module]) -> torch.nn.Module:
+def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
     try:
-        net = module_class(**bundle.config["net"])
+        net = module_class(config_from(config_class, bundle.config["net"]))
         net.load_state_dict(bundle.weights, strict=True)
-    except (TypeError, RuntimeError) as error:
+    except (TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{bundle.path}: the weights do not fit the configured network ({error}); "
                           "the bundle is corrupt or mixes files of two models") from None
     return net.eval()
@@ -59,8 +60,8 @@ class LanguageModel:
     def load(cls, path: str | Path) -> LanguageModel:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle = read_bundle(path, task=cls.task)
-        return cls(_build(bundle, RNNLanguageModel), bundle.tokenizer, LMReading.from_bundle(bundle.config, path),
-                   bundle.metrics)
+        net = _build(bundle, RNNLanguageModel, LMConfig)
+        return cls(net, bundle.tokenizer, LMReading.from_bundle(bundle.config, path), bundle.metrics)
 
     @torch.inference_mode()
     def perplexity(self, texts: Sequence[str]) -> float:
@@ -208,7 +209,7 @@ class Classifier(_LabelPredictor):
     def load(cls, path: str | Path) -> Classifier:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, RNNClassifier)
+        net = _build(bundle, RNNClassifier, ClassifierConfig)
         reading = ClassifierReading.from_bundle(bundle.config, path)
         classes = bundle.config["net"]["num_classes"]
         if not reading.labels:
@@ -327,7 +328,7 @@ class Translator:
     def load(cls, path: str | Path) -> Translator:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, Seq2Seq)
+        net = _build(bundle, Seq2Seq, Seq2SeqConfig)
         if (net.pad_id, net.bos_id, net.eos_id) != (PAD_ID, BOS_ID, EOS_ID):
             raise BundleError(f"{bundle.path}: the network's pad/bos/eos ids differ from the tokenizer's")
         search = {k: v for k, v in bundle.config.get("search", {}).items() if k in SearchConfig.__dataclass_fields__}

@@ -23,7 +23,7 @@ from seq2text.data.classification import (
     read_labeled,
 )
 from seq2text.errors import ConfigError, DataError
-from seq2text.nn.classifier import RNNClassifier
+from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tokenizer import EOS_ID
 from seq2text.vectors import load_word_vectors
@@ -176,7 +176,8 @@ def test_evaluation_sees_every_text_once_across_ranks(world: int) -> None:
 @pytest.mark.parametrize(("rnn_type", "bidirectional"), [("lstm", True), ("gru", False)])
 def test_pooling_shapes_and_batch_independence(pooling: str, rnn_type: str, bidirectional: bool) -> None:
     torch.manual_seed(0)
-    net = RNNClassifier(30, 3, 8, 6, 2, rnn_type, bidirectional, pooling=pooling, head_sizes=[5]).eval()
+    config = ClassifierConfig(30, 3, 8, 6, 2, rnn_type, bidirectional, pooling=pooling, head_sizes=(5,))
+    net = RNNClassifier(config).eval()
     lengths = torch.tensor([9, 3, 1, 7])
     text = torch.randint(4, 30, (4, 9)) * (torch.arange(9) < lengths[:, None])
     assert net(text, lengths).shape == (4, 3)
@@ -189,7 +190,7 @@ def test_pooling_shapes_and_batch_independence(pooling: str, rnn_type: str, bidi
 def test_chunked_reading_equals_whole_reading_and_bounds_the_graph() -> None:
     torch.manual_seed(0)
     text, lengths = torch.arange(4, 73).view(3, 23), torch.tensor([23, 11, 5])  # every id once
-    net = RNNClassifier(80, 2, 8, 6, 2, "lstm", False, output_size=8).eval()
+    net = RNNClassifier(ClassifierConfig(80, 2, 8, 6, 2, "lstm", False, output_size=8)).eval()
     whole = net(text, lengths)
     net.bptt, net.max_grad_len = 4, 8
     assert torch.allclose(whole, net(text, lengths), atol=1e-6)
@@ -362,7 +363,7 @@ def test_encoder_starts_from_the_lm_bundle(lm_bundle: Path) -> None:
     lm = load_file(str(lm_bundle / "model.safetensors"))
     vocab = lm["embedding.weight"].size(0)
     task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), discriminative_lr=2.6)
-    assert task.net.config["bidirectional"] is False and task.net.config["output_size"] == 16
+    assert task.net.config.bidirectional is False and task.net.config.output_size == 16
     for key in ("embedding.weight", "rnn.layers.0.rnn.weight_ih_l0", "rnn.layers.1.rnn.weight_hh_l0"):
         assert torch.equal(task.net.state_dict()[key], lm[key])
     with pytest.raises(ConfigError, match="hidden_size=32 but the LM has 24"):

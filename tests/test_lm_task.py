@@ -229,7 +229,7 @@ def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, to
     weights = load_file(str(toy_bundle / "model.safetensors"))
     vocab = weights["embedding.weight"].size(0)
     task = LanguageModelTask(vocab, hidden_size=999, pretrained_lm=str(toy_bundle))
-    assert task.net.config["hidden_size"] == 24 and task.hparams.hidden_size == 24  # the bundle's sizes
+    assert task.net.config.hidden_size == 24 and task.hparams.hidden_size == 24  # the bundle's sizes
     for name, tensor in task.net.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
     with pytest.raises(seq2text.ConfigError, match="set data.tokenizer_model to"):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seq2text.hardware import cpu_bf16
-from seq2text.nn import AdaptiveSoftmax, DropConnectRNN, LockedDropout, RNNLanguageModel, embedding_dropout
+from seq2text.nn import AdaptiveSoftmax, DropConnectRNN, LMConfig, LockedDropout, RNNLanguageModel, embedding_dropout
 
 
 def test_embedding_dropout_drops_whole_words() -> None:
@@ -72,8 +72,8 @@ def test_adaptive_softmax_rejects_bad_cutoffs() -> None:
 @pytest.mark.parametrize("tie", [True, False])
 def test_language_model_shapes_and_state(rnn_type: str, tie: bool) -> None:
     torch.manual_seed(0)
-    lm = RNNLanguageModel(40, emb_size=8, hidden_size=12, num_layers=3, rnn_type=rnn_type, tie_weights=tie,
-                          adaptive_cutoffs=[20]).eval()
+    lm = RNNLanguageModel(LMConfig(40, emb_size=8, hidden_size=12, num_layers=3, rnn_type=rnn_type, tie_weights=tie,
+                                   adaptive_cutoffs=(20,))).eval()
     x = torch.randint(0, 40, (3, 9))
     features, hidden, raw = lm(x)
     assert features.shape == raw.shape == (3, 9, 8 if tie else 12) and len(hidden) == 3

@@ -22,7 +22,7 @@ from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.metrics import bleu, chrf, reference_streams, ter, translation_scores
 from seq2text.nn.attention import make_attention
 from seq2text.nn.search import beam_search, greedy_search, max_lengths
-from seq2text.nn.seq2seq import FeedingCell, Seq2Seq
+from seq2text.nn.seq2seq import FeedingCell, Seq2Seq, Seq2SeqConfig
 from tests.conftest import REPO, toy_pairs, write_pairs
 
 FILES = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
@@ -71,7 +71,7 @@ def sharp_model(rnn_type: str, attention: str, eos_bias: float, seed: int) -> Se
     """A seeded random model with peaked output distributions (no near-ties) that ends sentences at
     different lengths (the seeds and eos biases are picked for that)."""
     torch.manual_seed(seed)
-    model = Seq2Seq(20, 16, 24, rnn_type=rnn_type, attention=attention, tie_weights="decoder")
+    model = Seq2Seq(Seq2SeqConfig(20, 16, 24, rnn_type=rnn_type, attention=attention, tie_weights="decoder"))
     with torch.no_grad():
         model.embedding.weight.mul_(30.0)
         model.out_bias[3] += eos_bias

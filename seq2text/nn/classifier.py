@@ -9,16 +9,18 @@ last `max_grad_len` tokens keep a graph, so training memory stays bounded whatev
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seq2text.nn.config import config_to_dict
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
 from seq2text.nn.rnn import Hidden, RNNStack, RNNType
 
-__all__ = ["Pooling", "RNNClassifier", "pool"]
+__all__ = ["ClassifierConfig", "Pooling", "RNNClassifier", "pool"]
 
 Pooling = Literal["last", "max", "mean", "attention", "concat"]
 
@@ -75,8 +77,9 @@ def _rows(hidden: list[Hidden], count: int) -> list[Hidden]:
     return [tuple(h[:, :count] for h in s) if isinstance(s, tuple) else s[:, :count] for s in hidden]
 
 
-class RNNClassifier(nn.Module):
-    """Recurrent classifier with AWD-LSTM regularizers and a pooling head.
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The classifier's architecture, regularizers and reading of long texts.
 
     Args:
         vocab_size: number of token ids.
@@ -102,34 +105,55 @@ class RNNClassifier(nn.Module):
             chunks run without gradients (None: all chunks keep one).
     """
 
-    def __init__(self, vocab_size: int, num_classes: int, emb_size: int = 300, hidden_size: int = 256,
-                 num_layers: int = 1, rnn_type: RNNType = "lstm", bidirectional: bool = True,
-                 output_size: int | None = None, pooling: Pooling = "concat", head_sizes: Sequence[int] = (),
-                 dropout: float = 0.3, dropout_hidden: float = 0.2, dropout_input: float = 0.2,
-                 dropout_embedding: float = 0.05, weight_dropout: float = 0.0, dropout_head: float = 0.2,
-                 bptt: int | None = None, max_grad_len: int | None = None) -> None:
+    vocab_size: int
+    num_classes: int
+    emb_size: int = 300
+    hidden_size: int = 256
+    num_layers: int = 1
+    rnn_type: RNNType = "lstm"
+    bidirectional: bool = True
+    output_size: int | None = None
+    pooling: Pooling = "concat"
+    head_sizes: tuple[int, ...] = ()
+    dropout: float = 0.3
+    dropout_hidden: float = 0.2
+    dropout_input: float = 0.2
+    dropout_embedding: float = 0.05
+    weight_dropout: float = 0.0
+    dropout_head: float = 0.2
+    bptt: int | None = None
+    max_grad_len: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("last", "max", "mean", "attention", "concat"):
+            raise ValueError(f"unknown pooling {self.pooling!r}; use last, max, mean, attention or concat")
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+class RNNClassifier(nn.Module):
+    """Recurrent classifier with AWD-LSTM regularizers and a pooling head, built from a `ClassifierConfig`."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        if pooling not in ("last", "max", "mean", "attention", "concat"):
-            raise ValueError(f"unknown pooling {pooling!r}; use last, max, mean, attention or concat")
-        self.config = {"vocab_size": vocab_size, "num_classes": num_classes, "emb_size": emb_size,
-                       "hidden_size": hidden_size, "num_layers": num_layers, "rnn_type": rnn_type,
-                       "bidirectional": bidirectional, "output_size": output_size, "pooling": pooling,
-                       "head_sizes": list(head_sizes), "dropout": dropout, "dropout_hidden": dropout_hidden,
-                       "dropout_input": dropout_input, "dropout_embedding": dropout_embedding,
-                       "weight_dropout": weight_dropout, "dropout_head": dropout_head, "bptt": bptt,
-                       "max_grad_len": max_grad_len}
+        self.config = config
+        vocab_size, emb_size, hidden_size = config.vocab_size, config.emb_size, config.hidden_size
         self.embedding = nn.Embedding(vocab_size, emb_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        self.rnn = RNNStack(rnn_type, emb_size, hidden_size, output_size or hidden_size, num_layers,
-                            dropout_hidden, weight_dropout, bidirectional=bidirectional)
-        self.input_dropout = LockedDropout(dropout_input)
-        self.output_dropout = LockedDropout(dropout)
-        self.dropout_embedding = dropout_embedding
-        self.bidirectional, self.pooling, self.bptt, self.max_grad_len = bidirectional, pooling, bptt, max_grad_len
+        self.rnn = RNNStack(config.rnn_type, emb_size, hidden_size, config.output_size or hidden_size,
+                            config.num_layers, config.dropout_hidden, config.weight_dropout,
+                            bidirectional=config.bidirectional)
+        self.input_dropout = LockedDropout(config.dropout_input)
+        self.output_dropout = LockedDropout(config.dropout)
+        self.dropout_embedding = config.dropout_embedding
+        self.bidirectional, self.pooling = config.bidirectional, config.pooling
+        self.bptt, self.max_grad_len = config.bptt, config.max_grad_len
         features = self.rnn.output_size
         self.attention = (nn.Sequential(nn.Linear(features, features), nn.Tanh(), nn.Linear(features, 1, bias=False))
-                          if pooling == "attention" else None)
-        self.head = _mlp(features * (3 if pooling == "concat" else 1), head_sizes, num_classes, dropout_head)
+                          if config.pooling == "attention" else None)
+        self.head = _mlp(features * (3 if config.pooling == "concat" else 1), config.head_sizes, config.num_classes,
+                         config.dropout_head)
 
     def forward(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """text: (batch, seq_len) ids; lengths: (batch,), all ≥ 1 → logits (batch, num_classes)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from seq2text.nn.config import config_to_dict
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
 from seq2text.nn.rnn import Hidden, RNNStack, RNNType
 from seq2text.nn.softmax import AdaptiveSoftmax
 
-__all__ = ["RNNLanguageModel"]
+__all__ = ["LMConfig", "RNNLanguageModel"]
 
 
-class RNNLanguageModel(nn.Module):
-    """LSTM/GRU/Elman language model with the regularizers of Merity et al. (2018).
+@dataclass(frozen=True)
+class LMConfig:
+    """The language model's architecture and regularizers.
 
     Args:
         vocab_size: number of token ids.
@@ -32,25 +34,45 @@ class RNNLanguageModel(nn.Module):
         adaptive_cutoffs: adaptive-softmax cluster boundaries (ids); empty for a full softmax.
     """
 
-    def __init__(self, vocab_size: int, emb_size: int = 400, hidden_size: int = 1150, num_layers: int = 3,
-                 rnn_type: RNNType = "lstm", dropout: float = 0.4, dropout_hidden: float = 0.3,
-                 dropout_input: float = 0.65, dropout_embedding: float = 0.1, weight_dropout: float = 0.5,
-                 tie_weights: bool = True, adaptive_cutoffs: Sequence[int] = ()) -> None:
+    vocab_size: int
+    emb_size: int = 400
+    hidden_size: int = 1150
+    num_layers: int = 3
+    rnn_type: RNNType = "lstm"
+    dropout: float = 0.4
+    dropout_hidden: float = 0.3
+    dropout_input: float = 0.65
+    dropout_embedding: float = 0.1
+    weight_dropout: float = 0.5
+    tie_weights: bool = True
+    adaptive_cutoffs: tuple[int, ...] = ()
+
+    @property
+    def out_size(self) -> int:
+        """Width of the last recurrent layer: the embedding width when tied."""
+        return self.emb_size if self.tie_weights else self.hidden_size
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+class RNNLanguageModel(nn.Module):
+    """LSTM/GRU/Elman language model with the regularizers of Merity et al. (2018), built from an `LMConfig`."""
+
+    def __init__(self, config: LMConfig) -> None:
         super().__init__()
-        self.config = {"vocab_size": vocab_size, "emb_size": emb_size, "hidden_size": hidden_size,
-                       "num_layers": num_layers, "rnn_type": rnn_type, "dropout": dropout,
-                       "dropout_hidden": dropout_hidden, "dropout_input": dropout_input,
-                       "dropout_embedding": dropout_embedding, "weight_dropout": weight_dropout,
-                       "tie_weights": tie_weights, "adaptive_cutoffs": list(adaptive_cutoffs)}
-        out_size = emb_size if tie_weights else hidden_size
+        self.config = config
+        vocab_size, emb_size, out_size = config.vocab_size, config.emb_size, config.out_size
         self.embedding = nn.Embedding(vocab_size, emb_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        self.rnn = RNNStack(rnn_type, emb_size, hidden_size, out_size, num_layers, dropout_hidden, weight_dropout)
-        self.input_dropout = LockedDropout(dropout_input)
-        self.output_dropout = LockedDropout(dropout)
-        self.dropout_embedding = dropout_embedding
-        self.out_weight = None if tie_weights else nn.Parameter(torch.empty(vocab_size, out_size).uniform_(-0.1, 0.1))
-        self.softmax = AdaptiveSoftmax(vocab_size, out_size, adaptive_cutoffs)
+        self.rnn = RNNStack(config.rnn_type, emb_size, config.hidden_size, out_size, config.num_layers,
+                            config.dropout_hidden, config.weight_dropout)
+        self.input_dropout = LockedDropout(config.dropout_input)
+        self.output_dropout = LockedDropout(config.dropout)
+        self.dropout_embedding = config.dropout_embedding
+        self.out_weight = (None if config.tie_weights
+                           else nn.Parameter(torch.empty(vocab_size, out_size).uniform_(-0.1, 0.1)))
+        self.softmax = AdaptiveSoftmax(vocab_size, out_size, config.adaptive_cutoffs)
 
     @property
     def output_weight(self) -> torch.Tensor:

@@ -27,8 +27,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.attention import AttentionType, make_attention
+from seq2text.nn.config import config_to_dict
 
-__all__ = ["Seq2Seq", "Encoder", "Decoder", "EncoderOutput", "DecoderState", "FeedingCell", "CellType",
+__all__ = ["Seq2Seq", "Seq2SeqConfig", "Encoder", "Decoder", "EncoderOutput", "DecoderState", "FeedingCell", "CellType",
            "TieWeights"]
 
 TieWeights = Literal["none", "decoder", "all"]
@@ -215,8 +216,9 @@ class Decoder(nn.Module):
         return DecoderState(tuple(hidden), tuple(cells), att), weights
 
 
-class Seq2Seq(nn.Module):
-    """The translation network: embeddings, `Encoder`, bridge, `Decoder`, tied output layer.
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """The translation network's architecture.
 
     Args:
         vocab_size: size of the joint source/target vocabulary.
@@ -235,30 +237,59 @@ class Seq2Seq(nn.Module):
         pad_id: padding id; bos_id / eos_id: start and end of a target sentence.
     """
 
-    def __init__(self, vocab_size: int, emb_size: int = 256, hidden_size: int = 256,
-                 encoder_hidden_size: int | None = None, num_encoder_layers: int = 1, num_decoder_layers: int = 1,
-                 rnn_type: CellType = "gru", attention: AttentionType = "bahdanau",
-                 attention_size: int | None = None, dropout: float = 0.2, tie_weights: TieWeights = "all",
-                 pad_id: int = 0, bos_id: int = 2, eos_id: int = 3) -> None:
+    vocab_size: int
+    emb_size: int = 256
+    hidden_size: int = 256
+    encoder_hidden_size: int | None = None
+    num_encoder_layers: int = 1
+    num_decoder_layers: int = 1
+    rnn_type: CellType = "gru"
+    attention: AttentionType = "bahdanau"
+    attention_size: int | None = None
+    dropout: float = 0.2
+    tie_weights: TieWeights = "all"
+    pad_id: int = 0
+    bos_id: int = 2
+    eos_id: int = 3
+
+    def __post_init__(self) -> None:
+        # the defaults that depend on other fields are resolved once, so that a bundle stores the sizes
+        object.__setattr__(self, "encoder_hidden_size", self.encoder_hidden_size or max(1, self.hidden_size // 2))
+        object.__setattr__(self, "attention_size", self.attention_size or self.hidden_size)
+
+    @property
+    def memory_size(self) -> int:
+        """Width of the encoder memory: both directions."""
+        return 2 * self.encoder_hidden_size
+
+    @property
+    def att_size(self) -> int:
+        """Width of the attentional vector: the embedding width when the output layer is tied."""
+        return self.emb_size if self.tie_weights != "none" else self.hidden_size
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+class Seq2Seq(nn.Module):
+    """The translation network: embeddings, `Encoder`, bridge, `Decoder`, tied output layer, from a `Seq2SeqConfig`."""
+
+    def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
-        encoder_hidden_size = encoder_hidden_size or max(1, hidden_size // 2)
-        attention_size = attention_size or hidden_size
-        self.config = {"vocab_size": vocab_size, "emb_size": emb_size, "hidden_size": hidden_size,
-                       "encoder_hidden_size": encoder_hidden_size, "num_encoder_layers": num_encoder_layers,
-                       "num_decoder_layers": num_decoder_layers, "rnn_type": rnn_type, "attention": attention,
-                       "attention_size": attention_size, "dropout": dropout, "tie_weights": tie_weights,
-                       "pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id}
-        self.pad_id, self.bos_id, self.eos_id, self.dropout = pad_id, bos_id, eos_id, dropout
+        self.config = config
+        vocab_size, emb_size, hidden_size = config.vocab_size, config.emb_size, config.hidden_size
+        pad_id = config.pad_id
+        rnn_type, dropout, tie_weights = config.rnn_type, config.dropout, config.tie_weights
+        memory_size, att_size, layers = config.memory_size, config.att_size, config.num_decoder_layers
+        self.pad_id, self.bos_id, self.eos_id, self.dropout = pad_id, config.bos_id, config.eos_id, dropout
         self.rnn_type, self.tie_weights = rnn_type, tie_weights
-        memory_size = 2 * encoder_hidden_size
-        att_size = emb_size if tie_weights != "none" else hidden_size
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.src_embedding = None if tie_weights == "all" else nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
-        self.encoder = Encoder(rnn_type, emb_size, encoder_hidden_size, num_encoder_layers, dropout)
-        self.bridge = nn.Linear(memory_size, num_decoder_layers * hidden_size)
-        self.cell_bridge = nn.Linear(memory_size, num_decoder_layers * hidden_size) if rnn_type == "lstm" else None
-        self.decoder = Decoder(rnn_type, emb_size, hidden_size, memory_size, att_size, num_decoder_layers,
-                               attention, attention_size, dropout)
+        self.encoder = Encoder(rnn_type, emb_size, config.encoder_hidden_size, config.num_encoder_layers, dropout)
+        self.bridge = nn.Linear(memory_size, layers * hidden_size)
+        self.cell_bridge = nn.Linear(memory_size, layers * hidden_size) if rnn_type == "lstm" else None
+        self.decoder = Decoder(rnn_type, emb_size, hidden_size, memory_size, att_size, layers,
+                               config.attention, config.attention_size, dropout)
         self.out_weight = None if tie_weights != "none" else nn.Parameter(torch.empty(vocab_size, att_size))
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))
         self._init_weights()

@@ -13,7 +13,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
-from seq2text.nn.classifier import Pooling, RNNClassifier
+from seq2text.nn.classifier import ClassifierConfig, Pooling, RNNClassifier
+from seq2text.nn.config import config_from
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
 from seq2text.tasks.schedule import epochs_done, schedule_shape, step_progress, training_progress
@@ -137,11 +138,8 @@ class ClassificationTask(Task):
 
     def _build(self, num_classes: int) -> None:
         hp = self.hparams
-        self.net = RNNClassifier(hp.vocab_size, num_classes, pooling=hp.pooling, head_sizes=hp.head_sizes or (),
-                                 dropout=hp.dropout, dropout_hidden=hp.dropout_hidden, dropout_input=hp.dropout_input,
-                                 dropout_embedding=hp.dropout_embedding, weight_dropout=hp.weight_dropout,
-                                 dropout_head=hp.dropout_head, bptt=hp.bptt, max_grad_len=hp.max_grad_len,
-                                 **self.architecture)
+        values = {**hp, "num_classes": num_classes, "head_sizes": hp.head_sizes or (), **self.architecture}
+        self.net = RNNClassifier(config_from(ClassifierConfig, values, strict=False))
         if self._pending_lm is not None:
             try:
                 copied = self.net.load_encoder(self._pending_lm)

@@ -11,12 +11,15 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from seq2text.data.batches import LMBatch
 from seq2text.errors import ConfigError
-from seq2text.nn.lm import RNNLanguageModel
+from seq2text.nn.config import config_from
+from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
 from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab
 
 __all__ = ["LanguageModelTask"]
+
+_ARCHITECTURE = ("emb_size", "hidden_size", "num_layers", "rnn_type", "tie_weights", "adaptive_cutoffs")
 
 
 class LanguageModelTask(Task):
@@ -78,29 +81,27 @@ class LanguageModelTask(Task):
     ) -> None:
         super().__init__()
         start = _read_lm_bundle(pretrained_lm, vocab_size) if pretrained_lm else None
-        if start is not None:
-            net = start.config["net"]
-            emb_size, hidden_size, num_layers = net["emb_size"], net["hidden_size"], net["num_layers"]
-            rnn_type, tie_weights, adaptive_cutoffs = net["rnn_type"], net["tie_weights"], net["adaptive_cutoffs"]
+        self.save_hyperparameters()
+        if start is not None:  # the architecture is the language model's
+            self.hparams.update({k: start.config["net"][k] for k in _ARCHITECTURE})
         _check_ranges(dropout=dropout, dropout_hidden=dropout_hidden, dropout_input=dropout_input,
                       dropout_embedding=dropout_embedding, weight_dropout=weight_dropout)
         if lr <= 0 or weight_decay < 0 or alpha < 0 or beta < 0 or not 0 < plateau_factor <= 1:
             raise ConfigError("model: lr must be > 0, weight_decay/alpha/beta ≥ 0 and plateau_factor in (0, 1]")
-        if min(emb_size, hidden_size, num_layers, vocab_size) < 1:
+        config = config_from(LMConfig, {**self.hparams, "adaptive_cutoffs": self.hparams.adaptive_cutoffs or ()},
+                             strict=False)
+        if min(config.emb_size, config.hidden_size, config.num_layers, vocab_size) < 1:
             raise ConfigError("model: vocab_size, emb_size, hidden_size and num_layers must be positive")
-        cutoffs = list(adaptive_cutoffs or [])
+        cutoffs = list(config.adaptive_cutoffs)
         if cutoffs and (sorted(set(cutoffs)) != cutoffs or cutoffs[0] < 1 or cutoffs[-1] >= vocab_size):
             raise ConfigError(f"model.adaptive_cutoffs={cutoffs} must increase strictly and stay below the "
                               f"vocabulary size {vocab_size}; use [] for a full softmax")
-        self.save_hyperparameters()
-        self.net = RNNLanguageModel(vocab_size, emb_size, hidden_size, num_layers, rnn_type, dropout,
-                                    dropout_hidden, dropout_input, dropout_embedding, weight_dropout,
-                                    tie_weights, adaptive_cutoffs or ())
+        self.net = RNNLanguageModel(config)
         self._lm_origin = LMOrigin.of(start, pretrained_lm) if start is not None else None
         if start is not None:
             self.net.load_state_dict(start.weights)
-            rank_zero_info(f"language model: starting from {pretrained_lm} ({emb_size}/{hidden_size}, "
-                           f"{num_layers} {rnn_type} layers)")
+            rank_zero_info(f"language model: starting from {pretrained_lm} ({config.emb_size}/{config.hidden_size}, "
+                           f"{config.num_layers} {config.rnn_type} layers)")
         self._state: dict[str, list | None] = {}
         self._resumed_state: list | None = None  # the training hidden state of a checkpoint being resumed
         self._lr_factor = 1.0

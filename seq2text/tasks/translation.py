@@ -18,9 +18,10 @@ from seq2text.data.batches import TranslationBatch
 from seq2text.errors import ConfigError
 from seq2text.metrics import bleu, translation_scores
 from seq2text.nn.attention import AttentionType
+from seq2text.nn.config import config_from
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import SearchConfig, beam_search, greedy_search
-from seq2text.nn.seq2seq import CellType, Seq2Seq, TieWeights
+from seq2text.nn.seq2seq import CellType, Seq2Seq, Seq2SeqConfig, TieWeights
 from seq2text.tasks.base import Task
 from seq2text.tasks.shared import global_mean
 
@@ -88,8 +89,7 @@ class TranslationTask(Task):
             raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
                               "encoder_hidden_size unset or use luong_general / bahdanau")
         self.save_hyperparameters()
-        self.net = Seq2Seq(vocab_size, emb_size, hidden_size, encoder_hidden_size, num_encoder_layers,
-                           num_decoder_layers, rnn_type, attention, attention_size, dropout, tie_weights)
+        self.net = Seq2Seq(config_from(Seq2SeqConfig, self.hparams, strict=False))
         self._outputs: dict[str, list[tuple[int, str]]] = {}
         self.hypotheses: dict[str, list[str]] = {}
         self.details: dict[str, str] = {}
