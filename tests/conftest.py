@@ -1,12 +1,18 @@
-"""Shared fixtures: toy corpora made here, an isolated cache, and the real-data root."""
+"""Shared fixtures and the one fit helper: toy corpora made here, toy bundles trained once per test run, an
+isolated cache, and the real-data root."""
 
 from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "big", "small", "ran", "to", "house", "red",
@@ -103,26 +109,57 @@ def real_data() -> Path:
     return root
 
 
-TINY_LM = [
-    "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "24",
-    "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.batch_size", "4",
-    "--data.init_args.bptt", "8", "--trainer.enable_progress_bar", "false", "--trainer.precision", "32",
-    "--trainer.enable_model_summary", "false",
-]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# tiny network sizes for each task's recipe (the toy corpora above are learnt in seconds with these)
+TINY_LM = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "24",
+           "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.batch_size", "4",
+           "--data.init_args.bptt", "8", "--trainer.precision", "32", *QUIET]
+TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+            "--data.init_args.eval_max_tokens", "100000", *QUIET]
+TINY_MT = ["--data.init_args.tokenizer_vocab_size", "100", "--data.init_args.max_tokens", "300",
+           "--model.init_args.emb_size", "32", "--model.init_args.hidden_size", "32", *QUIET]
+
+
+# ------------------------------------------------------------------------------------------ fitting
+def fit_command(recipe: str, out: Path, *args: str) -> list[str]:
+    """`seq2text fit` arguments for `recipes/<recipe>` with overrides: logs under `out/runs`, bundle
+    `out/bundle` (later arguments win, so `args` may name another bundle)."""
+    return ["fit", "--config", str(REPO / "recipes" / recipe), "--trainer.default_root_dir", str(out),
+            "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle"), *args]
+
+
+def run_fit(recipe: str, out: Path, *args: str) -> int:
+    """Runs `seq2text fit` in this process and returns its exit code (for refused configurations)."""
+    from seq2text.cli import main
+
+    return main(fit_command(recipe, out, *args))
+
+
+def fit(recipe: str, out: Path, *args: str) -> Path:
+    """`seq2text fit` in this process, which must succeed; returns the bundle."""
+    assert run_fit(recipe, out, *args) == 0
+    return out / "bundle"
+
+
+def fit_process(recipe: str, out: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`seq2text fit` in a child process with one intra-op thread (DDP launches, runs that get killed)."""
+    command = [sys.executable, "-m", "seq2text.cli", *fit_command(recipe, out, *args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op thread in this process: an in-process run then computes exactly as `fit_process` does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------------------ toy bundles
-def fit(recipe: str, out: Path, *args: str) -> Path:
-    """`seq2text fit` of `recipes/<recipe>` with the given overrides; logs under `out/runs`, returns the bundle."""
-    from seq2text.cli import main
-
-    bundle = out / "bundle"
-    code = main(["fit", "--config", str(REPO / "recipes" / recipe), *args, "--trainer.logger.init_args.save_dir",
-                 str(out / "runs"), "--bundle", str(bundle)])
-    assert code == 0
-    return bundle
-
-
 @pytest.fixture(scope="session")
 def lm_bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A toy PTB-recipe language model, trained once per test run (tests copy it before changing it)."""
@@ -136,9 +173,7 @@ def classifier_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("toy_sst_session")
     write_sst(root, (120, 20, 20))
     return fit("sst2_bilstm.yaml", tmp_path_factory.mktemp("classifier_bundle"), "--data.init_args.root", str(root),
-               "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16", "--trainer.max_epochs",
-               "1", "--trainer.precision", "32", "--trainer.enable_progress_bar", "false",
-               "--trainer.enable_model_summary", "false")
+               *TINY_CLS, "--trainer.max_epochs", "1")
 
 
 @pytest.fixture(scope="session")
@@ -147,8 +182,7 @@ def translator_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("toy_mt_session")
     write_multi30k(root, (120, 15, 15))
     return fit("multi30k_bigru_attention.yaml", tmp_path_factory.mktemp("translator_bundle"),
-               "--data.init_args.root", str(root), "--data.init_args.tokenizer_vocab_size", "80",
-               "--data.init_args.max_tokens", "300", "--model.init_args.emb_size", "16",
-               "--model.init_args.hidden_size", "16", "--model.init_args.val_bleu", "false",
-               "--model.init_args.test_beam_size", "2", "--trainer.max_epochs", "1", "--trainer.precision", "32",
-               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+               "--data.init_args.root", str(root), *TINY_MT, "--data.init_args.tokenizer_vocab_size", "80",
+               "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+               "--model.init_args.val_bleu", "false", "--model.init_args.test_beam_size", "2",
+               "--trainer.max_epochs", "1", "--trainer.precision", "32")

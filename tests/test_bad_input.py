@@ -20,15 +20,12 @@ import pytest
 
 from seq2text.cli import main
 from seq2text.errors import Seq2TextError
-from tests.conftest import REPO, TINY_LM, write_multi30k, write_ptb, write_sst
-from tests.test_classification import TINY_CLS
-from tests.test_translation import TINY as TINY_MT
+from tests.conftest import QUIET, REPO, TINY_CLS, TINY_LM, TINY_MT, fit, write_multi30k, write_ptb, write_sst
 
 LM_RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
 CLS_RECIPE = str(REPO / "recipes" / "sst2_bilstm.yaml")
 ULMFIT_RECIPE = str(REPO / "recipes" / "sst2_ulmfit.yaml")
 MT_RECIPE = str(REPO / "recipes" / "multi30k_bigru_attention.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 class _Payload:
@@ -52,10 +49,6 @@ class Place:
 
     def __truediv__(self, name: str) -> Path:
         return self.root / name
-
-
-def _fit(*argv: str) -> None:
-    assert main(["fit", *argv, *QUIET]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +84,12 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
     (p / "src3.de").write_text("ein hund\nzwei katzen\ndrei\n")
     (p / "ref2.en").write_text("a dog\ntwo cats\n")
     # --- bundles, one per task
-    p.lm, p.cls, p.mt = p / "lm_bundle", p / "cls_bundle", p / "mt_bundle"
-    _fit("--config", LM_RECIPE, "--data.init_args.root", str(lm_dir), *TINY_LM, "--trainer.max_epochs", "1",
-         "--trainer.logger.init_args.save_dir", str(p / "runs"), "--bundle", str(p.lm))
-    _fit("--config", CLS_RECIPE, "--data.init_args.root", str(cls_dir), *TINY_CLS, "--trainer.max_epochs", "1",
-         "--trainer.logger.init_args.save_dir", str(p / "runs"), "--bundle", str(p.cls))
-    _fit("--config", MT_RECIPE, "--data.init_args.root", str(mt_dir), *TINY_MT, "--trainer.max_epochs", "1",
-         "--model.init_args.test_beam_size", "1", "--trainer.precision", "32",
-         "--trainer.logger.init_args.save_dir", str(p / "runs"), "--bundle", str(p.mt))
+    p.lm = fit("ptb_lstm_small.yaml", p / "lm_fit", "--data.init_args.root", str(lm_dir), *TINY_LM,
+               "--trainer.max_epochs", "1")
+    p.cls = fit("sst2_bilstm.yaml", p / "cls_fit", "--data.init_args.root", str(cls_dir), *TINY_CLS,
+                "--trainer.max_epochs", "1")
+    p.mt = fit("multi30k_bigru_attention.yaml", p / "mt_fit", "--data.init_args.root", str(mt_dir), *TINY_MT,
+               "--trainer.max_epochs", "1", "--model.init_args.test_beam_size", "1", "--trainer.precision", "32")
     # --- broken bundles
     for name, damage in (("truncated", _truncate), ("bad_json", _bad_json), ("no_config", _no_config),
                          ("other_shape", _other_shape), ("pickled", _pickled), ("other_tokenizer", _other_tokenizer)):
@@ -106,9 +97,10 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
         shutil.copytree(p.lm, target)
         damage(target, p)
     # --- checkpoints: the last ones the LM and classifier fits wrote, and damaged copies
-    lm_ckpt = sorted((p / "runs" / "ptb_lstm_small").glob("version_*/checkpoints/*.ckpt"))[-1]
+    lm_ckpt = sorted((p / "lm_fit" / "runs" / "ptb_lstm_small").glob("version_*/checkpoints/*.ckpt"))[-1]
     shutil.copy(lm_ckpt, p / "lm.ckpt")
-    shutil.copy(sorted((p / "runs" / "sst2_bilstm").glob("version_*/checkpoints/*.ckpt"))[-1], p / "cls.ckpt")
+    shutil.copy(sorted((p / "cls_fit" / "runs" / "sst2_bilstm").glob("version_*/checkpoints/*.ckpt"))[-1],
+                p / "cls.ckpt")
     (p / "truncated.ckpt").write_bytes(lm_ckpt.read_bytes()[: lm_ckpt.stat().st_size // 2])
     (p / "pickled.ckpt").write_bytes(pickle.dumps({"state_dict": _Payload(p / "PAYLOAD_RAN")}))
     (p / "not_a_bundle").mkdir()

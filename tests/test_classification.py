@@ -27,11 +27,7 @@ from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tokenizer import EOS_ID
 from seq2text.vectors import load_word_vectors
-from tests.conftest import REPO, toy_rows
-
-TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
-            "--data.init_args.eval_max_tokens", "100000", "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false"]
+from tests.conftest import REPO, TINY_CLS, TINY_LM, fit, run_fit, toy_rows
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +42,6 @@ def toy_sst(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, n, seed in (("train", 400, 3), ("valid", 40, 4), ("test", 40, 5)):  # LM text: other sentences
         (root / f"lm.{split}.txt").write_text("\n".join(t for t, _ in toy_rows(n, seed)) + "\n")
     return root
-
-
-def fit_cls(recipe: str, root: Path, out: Path, *extra: str) -> int:
-    return main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(root),
-                 "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out / "runs"),
-                 "--bundle", str(out / "bundle"), *extra])
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -206,7 +196,8 @@ def test_frozen_embedding_keeps_the_word_vectors_while_the_rest_trains(toy_sst: 
     values = torch.randn(len(words), 16, generator=torch.Generator().manual_seed(0)).tolist()
     rows = (f"{w} " + " ".join(f"{v:.4f}" for v in row) for w, row in zip(words, values, strict=True))
     vectors.write_text("\n".join(rows) + "\n")
-    assert fit_cls("sst2_bilstm.yaml", toy_sst, tmp_path, *TINY_CLS, "--trainer.max_epochs", "8",
+    assert run_fit("sst2_bilstm.yaml", tmp_path, "--data.init_args.root", str(toy_sst), *TINY_CLS,
+                   "--trainer.max_epochs", "8",
                    "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0",
                    "--model.init_args.word_vectors", str(vectors), "--model.init_args.embedding_lr_scale", "0") == 0
     bundle = tmp_path / "bundle"
@@ -237,7 +228,8 @@ def test_word_vectors_glove_and_word2vec(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def scratch_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fit_cls")
-    assert fit_cls("sst2_bilstm.yaml", toy_sst, out, *TINY_CLS, "--trainer.max_epochs", "8",
+    assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst), *TINY_CLS, "--trainer.max_epochs",
+                   "8",
                    "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0") == 0
     return out / "bundle"
 
@@ -308,7 +300,8 @@ def test_evaluate_command_scores_a_labeled_file(scratch_bundle: Path, toy_sst: P
 @pytest.fixture(scope="module")
 def second_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fit_cls_seed")
-    assert fit_cls("sst2_bilstm.yaml", toy_sst, out, *TINY_CLS, "--trainer.max_epochs", "2", "--seed_everything",
+    assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst), *TINY_CLS, "--trainer.max_epochs",
+                   "2", "--seed_everything",
                    "7", "--model.init_args.rnn_type", "gru", "--model.init_args.lr", "0.01") == 0
     return out / "bundle"
 
@@ -340,23 +333,10 @@ def test_ensemble_averages_member_probabilities(scratch_bundle: Path, second_bun
 
 
 def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = fit_cls("sst2_bilstm.yaml", toy_sst, tmp_path, *TINY_CLS, "--trainer.fast_dev_run", "true",
+    code = run_fit("sst2_bilstm.yaml", tmp_path, "--data.init_args.root", str(toy_sst), *TINY_CLS,
+                   "--trainer.fast_dev_run", "true",
                    "--model.init_args.num_classes", "3")
     assert code == 1 and "model.num_classes=3 but the training data has 2 labels" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def lm_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fit_lm")
-    files = [f"--data.init_args.{s}_file={toy_sst / f'lm.{s}.txt'}" for s in ("train", "valid", "test")]
-    code = main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--data.init_args.dataset", "null",
-                 *files, "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "24",
-                 "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.batch_size", "4",
-                 "--data.init_args.bptt", "8", "--trainer.precision", "32", "--trainer.max_epochs", "1",
-                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                 "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle")])
-    assert code == 0
-    return out / "bundle"
 
 
 def test_encoder_starts_from_the_lm_bundle(lm_bundle: Path) -> None:
@@ -396,11 +376,13 @@ def test_ulmfit_recipe_fine_tunes_and_checks_the_tokenizer(lm_bundle: Path, toy_
                                                           capsys: pytest.CaptureFixture) -> None:
     lm = ["--model.init_args.pretrained_lm", str(lm_bundle), "--trainer.enable_progress_bar", "false",
           "--trainer.enable_model_summary", "false", "--trainer.fast_dev_run", "true"]
-    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "ok", *lm, "--data.init_args.tokenizer_model",
+    assert run_fit("sst2_ulmfit.yaml", tmp_path / "ok", "--data.init_args.root", str(toy_sst), *lm,
+                   "--data.init_args.tokenizer_model",
                    str(lm_bundle / "tokenizer.model")) == 0
     assert seq2text.load(tmp_path / "ok" / "bundle").predict(["a good film"])[0] in ("0", "1")
     capsys.readouterr()
-    code = fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bad", *lm, "--data.init_args.tokenizer_model", "null",
+    code = run_fit("sst2_ulmfit.yaml", tmp_path / "bad", "--data.init_args.root", str(toy_sst), *lm,
+                   "--data.init_args.tokenizer_model", "null",
                    "--data.init_args.tokenizer_type", "word", "--data.init_args.tokenizer_vocab_size", "null")
     assert code == 1 and f"set data.tokenizer_model to {lm_bundle}/tokenizer.model" in capsys.readouterr().err
 
@@ -408,19 +390,16 @@ def test_ulmfit_recipe_fine_tunes_and_checks_the_tokenizer(lm_bundle: Path, toy_
 def test_classifier_from_a_backward_lm_reads_backward(toy_sst: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
     files = [f"--data.init_args.{s}_file={toy_sst / f'lm.{s}.txt'}" for s in ("train", "valid", "test")]
-    assert main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--data.init_args.dataset", "null",
-                 *files, "--data.init_args.backward", "true", "--model.init_args.emb_size", "16",
-                 "--model.init_args.hidden_size", "24", "--model.init_args.adaptive_cutoffs", "[]",
-                 "--data.init_args.batch_size", "4", "--data.init_args.bptt", "8", "--trainer.precision", "32",
-                 "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-                 "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--bundle", str(tmp_path / "lm")]) == 0
-    lm = ["--model.init_args.pretrained_lm", str(tmp_path / "lm"), "--data.init_args.tokenizer_model",
-          str(tmp_path / "lm" / "tokenizer.model"), "--trainer.enable_progress_bar", "false",
+    fit("ptb_lstm_small.yaml", tmp_path / "lm", "--data.init_args.dataset", "null", *files,
+        "--data.init_args.backward", "true", *TINY_LM, "--trainer.max_epochs", "1")
+    lm = ["--model.init_args.pretrained_lm", str(tmp_path / "lm" / "bundle"), "--data.init_args.tokenizer_model",
+          str(tmp_path / "lm" / "bundle" / "tokenizer.model"), "--trainer.enable_progress_bar", "false",
           "--trainer.max_epochs", "1"]
     capsys.readouterr()
-    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "fwd", *lm) == 1
+    assert run_fit("sst2_ulmfit.yaml", tmp_path / "fwd", "--data.init_args.root", str(toy_sst), *lm) == 1
     assert "is a backward language model but data.backward is false" in capsys.readouterr().err
-    assert fit_cls("sst2_ulmfit.yaml", toy_sst, tmp_path / "bwd", *lm, "--data.init_args.backward", "true") == 0
+    assert run_fit("sst2_ulmfit.yaml", tmp_path / "bwd", "--data.init_args.root", str(toy_sst), *lm,
+                   "--data.init_args.backward", "true") == 0
     classifier = seq2text.load(tmp_path / "bwd" / "bundle")
     texts = ["a good film", "the plot was dull and very poor", ""]
     as_forward = seq2text.Classifier(classifier.net, classifier.tokenizer,

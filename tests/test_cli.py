@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,16 +7,15 @@ from seq2text.cli import main
 from tests.conftest import REPO
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seq2text.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-
-
-def test_help() -> None:
-    result = run_cli("--help")
-    assert result.returncode == 0 and "fit" in result.stdout and "generate" in result.stdout
-    fit_help = run_cli("fit", "--help")
-    assert fit_help.returncode == 0 and "--budget" in fit_help.stdout and "--config" in fit_help.stdout
+def test_help(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "fit" in out and "generate" in out
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--budget" in out and "--config" in out
 
 
 def test_tokenizer_train_command(tmp_path: Path, toy_lm_dir: Path, capsys: pytest.CaptureFixture) -> None:
@@ -28,10 +25,8 @@ def test_tokenizer_train_command(tmp_path: Path, toy_lm_dir: Path, capsys: pytes
     assert out.is_file() and "word model" in capsys.readouterr().out
 
 
-def test_generate_and_evaluate_commands(tmp_path: Path, toy_lm_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    from tests.test_lm_task import fit_toy
-
-    bundle = fit_toy(toy_lm_dir, tmp_path)
+def test_generate_and_evaluate_commands(lm_bundle: Path, toy_lm_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    bundle = lm_bundle
     capsys.readouterr()
     assert main(["generate", "--model", str(bundle), "--prompt", "the cat", "--max-tokens", "5", "--seed", "1"]) == 0
     assert capsys.readouterr().out.startswith("the cat")
@@ -39,8 +34,11 @@ def test_generate_and_evaluate_commands(tmp_path: Path, toy_lm_dir: Path, capsys
     assert json.loads(capsys.readouterr().out)["perplexity"] > 1
 
 
-def test_user_errors_have_no_traceback(tmp_path: Path) -> None:
-    result = run_cli("generate", "--model", str(tmp_path / "missing"))
-    assert result.returncode == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
-    typo = run_cli("fit", "--config", "recipes/ptb_lstm_small.yaml", "--model.init_args.hiden_size", "3")
-    assert typo.returncode != 0 and "hiden_size" in typo.stderr and "Traceback" not in typo.stderr
+def test_user_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["generate", "--model", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "is not a directory" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as typo:
+        main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--model.init_args.hiden_size", "3"])
+    err = capsys.readouterr().err
+    assert typo.value.code != 0 and "hiden_size" in err and "Traceback" not in err

@@ -9,21 +9,17 @@ uneven remainders (odd counts, a padded last LM column, a last batch smaller tha
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, WORDS, write_multi30k, write_sst
+from tests.conftest import QUIET, WORDS, fit, fit_process, one_thread, write_multi30k, write_sst
 
 TIMEOUT = 240  # seconds: a hung rank fails the test instead of stalling CI
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-         "--trainer.precision", "32", "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu"]
+OPTIONS = [*QUIET, "--trainer.precision", "32", "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu"]
 
 
 def _lm(root: Path, processes: int) -> list[str]:
@@ -34,7 +30,7 @@ def _lm(root: Path, processes: int) -> list[str]:
             text[-1] = " ".join(text[-1].split()[:6])  # 167 targets: the last column is padded
         (root / f"ptb.{split}.txt").write_text("\n".join(text) + "\n")
     per_process = 8 // processes
-    return ["recipes/ptb_lstm_small.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+    return ["ptb_lstm_small.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
             "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.bptt", "8",
             "--data.init_args.batch_size", str(per_process), "--data.init_args.eval_batch_size", str(per_process // 2),
             *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
@@ -43,7 +39,7 @@ def _lm(root: Path, processes: int) -> list[str]:
 
 def _cls(root: Path, processes: int) -> list[str]:
     write_sst(root, (203, 21, 31))
-    return ["recipes/sst2_bilstm.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+    return ["sst2_bilstm.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
             "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
             "--data.init_args.eval_max_tokens", "60",
             *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
@@ -52,7 +48,7 @@ def _cls(root: Path, processes: int) -> list[str]:
 
 def _mt(root: Path, processes: int) -> list[str]:
     write_multi30k(root, (202, 21, 21))
-    return ["recipes/multi30k_bigru_attention.yaml", "--model.init_args.emb_size", "16",
+    return ["multi30k_bigru_attention.yaml", "--model.init_args.emb_size", "16",
             "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0", "--model.init_args.val_bleu",
             "false", "--model.init_args.test_beam_size", "1", "--data.init_args.tokenizer_vocab_size", "100",
             "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
@@ -67,16 +63,17 @@ TASKS = {"language_modeling": (_lm, ("test/tokens", "test/words"), ("test/loss",
 
 
 def _fit(task: str, processes: int, out: Path) -> dict:
+    """One process: in this one, with one thread; two: a DDP launch in a child process (one thread per rank)."""
     root = out / "data"
     root.mkdir(parents=True)
     recipe, *args = TASKS[task][0](root, processes)
-    strategy = ["--trainer.devices", str(processes)] + (["--trainer.strategy", "ddp"] if processes > 1 else [])
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--data.init_args.root", str(root),
-               *args, *QUIET, *strategy, "--trainer.default_root_dir", str(out),
-               "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["--data.init_args.root", str(root), *args, *OPTIONS, "--trainer.devices", str(processes)]
+    if processes == 1:
+        with one_thread():
+            fit(recipe, out, *args)
+    else:
+        result = fit_process(recipe, out, *args, "--trainer.strategy", "ddp", timeout=TIMEOUT)
+        assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "bundle" / "metrics.json").read_text())
 
 

@@ -7,21 +7,14 @@ from types import SimpleNamespace
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 import seq2text
-from seq2text.cli import main
 from seq2text.data.language_modeling import LMDataModule, encode_stream
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
 from seq2text.tokenizer import EOS_ID
-from tests.conftest import REPO, TINY_LM, fit, toy_lines
-
-RECIPE = str(REPO / "recipes" / "ptb_lstm_small.yaml")
-
-
-def fit_toy(root: Path, out: Path, *extra: str) -> Path:
-    return fit("ptb_lstm_small.yaml", out, "--data.init_args.root", str(root), *TINY_LM, "--trainer.max_epochs", "2",
-               *extra)
+from tests.conftest import QUIET, REPO, TINY_LM, fit, run_fit, toy_lines
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +72,8 @@ def test_backward_lm_reads_right_to_left(toy_bundle: Path, toy_lm_dir: Path, tmp
     lines = toy_lines(4, 0)
     backward = encode_stream(tokenizer, lines, backward=True)
     assert torch.equal(backward, encode_stream(tokenizer, lines).flip(0)) and backward[0] == EOS_ID
-    bundle = fit_toy(toy_lm_dir, tmp_path / "bwd", "--data.init_args.backward", "true")
+    bundle = fit("ptb_lstm_small.yaml", tmp_path / "bwd", "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
+                 "--trainer.max_epochs", "2", "--data.init_args.backward", "true")
     lm = seq2text.load(bundle)
     assert lm.backward and json.loads((bundle / "config.json").read_text())["data"]["backward"] is True
     test_lines = (toy_lm_dir / "ptb.test.txt").read_text().splitlines()
@@ -90,15 +84,15 @@ def test_backward_lm_reads_right_to_left(toy_bundle: Path, toy_lm_dir: Path, tmp
     with pytest.raises(seq2text.ConfigError, match="backward language model"):
         lm.generate("the cat")
     capsys.readouterr()
-    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
-                 "--trainer.fast_dev_run", "true", "--model.init_args.pretrained_lm", str(bundle),
-                 "--data.init_args.tokenizer_model", str(bundle / "tokenizer.model")])
+    code = run_fit("ptb_lstm_small.yaml", tmp_path / "refused", "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
+                   "--trainer.fast_dev_run", "true", "--model.init_args.pretrained_lm", str(bundle),
+                   "--data.init_args.tokenizer_model", str(bundle / "tokenizer.model"))
     assert code == 1 and "is a backward language model but data.backward is false" in capsys.readouterr().err
 
 
 def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> None:
-    bundle = fit_toy(toy_lm_dir, tmp_path, "--budget", "3s", "--trainer.max_epochs", "1000",
-                     "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
+    bundle = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(toy_lm_dir), *TINY_LM, "--budget", "3s",
+                 "--trainer.max_epochs", "1000", "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
     metrics = json.loads((bundle / "metrics.json").read_text())
     # it stops before the budget, keeping back a step and a validation pause (the exact bound is checked with a
     # fake clock in test_wallclock_budget_keeps_back_a_step_and_a_validation_pause; wall time on a loaded machine
@@ -194,23 +188,27 @@ def test_wallclock_budget_keeps_back_a_step_and_a_validation_pause(monkeypatch: 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")
                                           if p.name.startswith(("ptb", "wikitext"))))
 def test_every_lm_recipe_instantiates(recipe: str, toy_lm_dir: Path, tmp_path: Path) -> None:
-    code = main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(toy_lm_dir),
-                 "--trainer.fast_dev_run", "1", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                 "--trainer.precision", "32", "--trainer.enable_progress_bar", "false",
-                 "--model.init_args.adaptive_cutoffs", "[]",  # the toy vocabulary is smaller than the cutoffs
-                 "--bundle", str(tmp_path / "b"), "--test_after_fit", "false"])
-    assert code == 0 and (tmp_path / "b" / "model.safetensors").is_file()
+    """Each recipe builds its trainer, data module and network (the one fit per task is tested above)."""
+    from seq2text.cli import _lightning_cli_class
+
+    with torch.device("meta"):  # the network's full size, without allocating or initialising its weights
+        cli = _lightning_cli_class()(model_class=None, datamodule_class=None, subclass_mode_model=True,
+                                     subclass_mode_data=True, run=False, auto_configure_optimizers=False,
+                                     args=["--config", str(REPO / "recipes" / recipe), "--data.init_args.root",
+                                           str(toy_lm_dir), "--trainer.default_root_dir", str(tmp_path),
+                                           "--model.init_args.adaptive_cutoffs", "[]"])  # the toy vocabulary is tiny
+    config = yaml.safe_load((REPO / "recipes" / recipe).read_text())["model"]["init_args"]
+    assert isinstance(cli.model, LanguageModelTask)
+    for key in ("emb_size", "hidden_size", "num_layers", "rnn_type"):
+        assert getattr(cli.model.net.config, key) == config.get(key, getattr(cli.model.net.config, key)), key
 
 
 @pytest.mark.real_data
 def test_real_ptb_training_loss_falls_and_bundle_matches(real_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ptb"
-    code = main(["fit", "--config", RECIPE, "--data.init_args.root", str(real_data / "ptb"),
-                 "--model.init_args.emb_size", "64", "--model.init_args.hidden_size", "64",
-                 "--trainer.max_steps", "120", "--trainer.limit_val_batches", "20", "--trainer.precision", "32",
-                 "--trainer.log_every_n_steps", "10", "--trainer.enable_progress_bar", "false",
-                 "--trainer.logger.init_args.save_dir", str(out), "--bundle", str(out / "bundle")])
-    assert code == 0
+    fit("ptb_lstm_small.yaml", out, "--data.init_args.root", str(real_data / "ptb"), "--model.init_args.emb_size",
+        "64", "--model.init_args.hidden_size", "64", "--trainer.max_steps", "120", "--trainer.limit_val_batches",
+        "20", "--trainer.log_every_n_steps", "10", *QUIET)
     rows = [line.split(",") for line in next(out.rglob("metrics.csv")).read_text().splitlines()]
     col = rows[0].index("train/loss")
     losses = [float(r[col]) for r in rows[1:] if r[col]]
@@ -238,8 +236,9 @@ def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, to
     target.mkdir()
     for split, n, seed in (("train", 100, 7), ("valid", 20, 8), ("test", 20, 9)):
         (target / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
-    tuned = fit_toy(target, tmp_path, "--model.init_args.pretrained_lm", str(toy_bundle),
-                    "--data.init_args.tokenizer_model", str(toy_bundle / "tokenizer.model"),
-                    "--model.init_args.lr_schedule", "slanted_triangular")
+    tuned = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(target), *TINY_LM,
+                "--trainer.max_epochs", "2", "--model.init_args.pretrained_lm", str(toy_bundle),
+                "--data.init_args.tokenizer_model", str(toy_bundle / "tokenizer.model"),
+                "--model.init_args.lr_schedule", "slanted_triangular")
     metrics = json.loads((tuned / "metrics.json").read_text())
     assert metrics["test/ppl"] < json.loads((toy_bundle / "metrics.json").read_text())["test/ppl"] * 1.5

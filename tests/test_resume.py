@@ -14,38 +14,42 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, TINY_LM, write_multi30k, write_ptb, write_sst
-from tests.test_classification import TINY_CLS
-from tests.test_translation import TINY as TINY_MT
+from tests.conftest import (
+    REPO,
+    TINY_CLS,
+    TINY_LM,
+    TINY_MT,
+    fit,
+    fit_process,
+    one_thread,
+    write_multi30k,
+    write_ptb,
+    write_sst,
+)
 
 CHECKPOINT_EVERY = 3
 
 
 def _lm_data(root: Path) -> list[str]:
     write_ptb(root, (120, 20, 20))
-    return ["recipes/ptb_lstm_small.yaml", *TINY_LM]
+    return ["ptb_lstm_small.yaml", *TINY_LM]
 
 
 def _cls_data(root: Path) -> list[str]:
     write_sst(root, (200, 30, 30))
-    return ["recipes/sst2_bilstm.yaml", *TINY_CLS, "--data.init_args.max_tokens", "150"]
+    return ["sst2_bilstm.yaml", *TINY_CLS, "--data.init_args.max_tokens", "150"]
 
 
 def _mt_data(root: Path) -> list[str]:
     write_multi30k(root, (200, 20, 20))
-    return ["recipes/multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.test_beam_size", "1"]
+    return ["multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.test_beam_size", "1"]
 
 
 TASKS = {"language_modeling": _lm_data, "classification": _cls_data, "translation": _mt_data}
 
 
-def _fit(config: Path, recipe_args: list[str], root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    recipe, *args = recipe_args
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--config", str(config),
-               "--data.init_args.root", str(root), *args, "--trainer.precision", "32",
-               "--trainer.logger.init_args.save_dir", str(out / "runs"), "--bundle", str(out / "bundle"), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+def _args(config: Path, recipe_args: list[str], root: Path) -> list[str]:
+    return ["--config", str(config), "--data.init_args.root", str(root), *recipe_args[1:], "--trainer.precision", "32"]
 
 
 def _config(path: Path, checkpoints: Path, kill_at: int | None) -> Path:
@@ -63,8 +67,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(task: str, t
     root = tmp_path / "data"
     root.mkdir()
     recipe_args = TASKS[task](root)
-    whole = _fit(_config(tmp_path / "whole.json", tmp_path / "whole_ckpt", None), recipe_args, root, tmp_path / "whole")
-    assert whole.returncode == 0, whole.stderr[-3000:]
+    with one_thread():  # in this process, computing as the killed child process does
+        fit(recipe_args[0], tmp_path / "whole",
+            *_args(_config(tmp_path / "whole.json", tmp_path / "whole_ckpt", None), recipe_args, root))
     metrics = json.loads((tmp_path / "whole" / "bundle" / "metrics.json").read_text())
     steps = metrics["global_step"]
     per_epoch = steps // 2
@@ -74,7 +79,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(task: str, t
     assert CHECKPOINT_EVERY < kill_at < per_epoch
 
     ckpt = tmp_path / "ckpt"
-    killed = _fit(_config(tmp_path / "killed.json", ckpt, kill_at), recipe_args, root, tmp_path / "killed")
+    killed = fit_process(recipe_args[0], tmp_path / "killed",
+                         *_args(_config(tmp_path / "killed.json", ckpt, kill_at), recipe_args, root))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not (tmp_path / "killed" / "bundle").exists()
     last = ckpt / "last.ckpt"
@@ -82,9 +88,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(task: str, t
     saved = torch.load(last, map_location="cpu", weights_only=True)  # checkpoints hold no pickled objects
     assert saved["global_step"] == kill_at - kill_at % CHECKPOINT_EVERY
 
-    resumed = _fit(_config(tmp_path / "resumed.json", ckpt, None), recipe_args, root, tmp_path / "resumed",
-                   "--ckpt_path", str(last))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with one_thread():
+        fit(recipe_args[0], tmp_path / "resumed",
+            *_args(_config(tmp_path / "resumed.json", ckpt, None), recipe_args, root), "--ckpt_path", str(last))
     again = json.loads((tmp_path / "resumed" / "bundle" / "metrics.json").read_text())
     assert again["global_step"] == steps
     test_metrics = {k: v for k, v in metrics.items() if k.startswith("test/")}

@@ -23,13 +23,9 @@ from seq2text.metrics import bleu, chrf, reference_streams, ter, translation_sco
 from seq2text.nn.attention import make_attention
 from seq2text.nn.search import beam_search, greedy_search, max_lengths
 from seq2text.nn.seq2seq import FeedingCell, Seq2Seq, Seq2SeqConfig
-from tests.conftest import REPO, toy_pairs, write_pairs
+from tests.conftest import REPO, TINY_MT, fit, toy_pairs, write_pairs
 
 FILES = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
-TINY = ["--data.init_args.tokenizer_vocab_size", "100", "--data.init_args.max_tokens", "300",
-        "--model.init_args.emb_size", "32", "--model.init_args.hidden_size", "32",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
@@ -58,13 +54,9 @@ def toy_dm(toy_mt: Path) -> TranslationDataModule:
 @pytest.fixture(scope="module")
 def toy_bundle(toy_mt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mt_fit")
-    code = main(["fit", "--config", str(REPO / "recipes" / "multi30k_bigru_attention.yaml"),
-                 "--data.init_args.root", str(toy_mt), *TINY, "--model.init_args.lr", "0.01",
-                 "--trainer.precision", "32",  # the Translator decodes in float32: its BLEU must match exactly
-                 "--trainer.max_epochs", "3", "--trainer.logger.init_args.save_dir", str(out / "runs"),
-                 "--bundle", str(out / "bundle")])
-    assert code == 0
-    return out / "bundle"
+    return fit("multi30k_bigru_attention.yaml", out, "--data.init_args.root", str(toy_mt), *TINY_MT,
+               "--model.init_args.lr", "0.01", "--trainer.max_epochs", "3",
+               "--trainer.precision", "32")  # the Translator decodes in float32: its BLEU must match exactly
 
 
 def sharp_model(rnn_type: str, attention: str, eos_bias: float, seed: int) -> Seq2Seq:
@@ -338,12 +330,11 @@ def test_translate_and_evaluate_commands(toy_bundle: Path, toy_mt: Path, monkeyp
 def test_every_translation_recipe_instantiates(recipe: str, toy_mt: Path, tmp_path: Path) -> None:
     """fast_dev_run with each recipe's own precision (auto: bf16-mixed on a CPU with native bf16, else 32-true)."""
     sizes = ["--model.init_args.encoder_hidden_size", "16", "--model.init_args.attention_size", "16"]
-    code = main(["fit", "--config", str(REPO / "recipes" / recipe), "--data.init_args.root", str(toy_mt), *TINY,
+    bundle = fit(recipe, tmp_path, "--data.init_args.root", str(toy_mt), *TINY_MT,
                  *(sizes if recipe.startswith("iwslt14") else []), "--data.init_args.max_len", "100",
-                 "--trainer.fast_dev_run", "1", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                 "--bundle", str(tmp_path / "b"), "--test_after_fit", "false"])
-    assert code == 0 and (tmp_path / "b" / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["task"] == "translation"
+                 "--trainer.fast_dev_run", "1", "--test_after_fit", "false")
+    assert (bundle / "model.safetensors").is_file()
+    assert json.loads((bundle / "config.json").read_text())["task"] == "translation"
 
 
 # ----------------------------------------------------------------------------------------------- real data
