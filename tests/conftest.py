@@ -19,6 +19,10 @@ WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "big", "small", "ran", "t
          "blue", "saw", "it", "and"]
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SEQ2TEXT_CACHE"] = str(tmp_path_factory.mktemp("cache"))

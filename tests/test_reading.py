@@ -89,7 +89,7 @@ def test_the_translator_takes_its_defaults_from_the_bundle(translator_bundle: Pa
 def test_the_classifier_batches_within_the_bundles_budget(classifier_bundle: Path) -> None:
     classifier = seq2text.load(classifier_bundle)
     texts = ["good", "a long and very dull film with a plot", "fun", ""]
-    assert classifier.reading.eval_max_tokens == 2000  # the recipe's max_tokens
+    assert classifier.reading.eval_max_tokens == 100_000  # the fit's data.eval_max_tokens (conftest TINY_CLS)
     tight = classifier.probabilities(texts, max_tokens=1)  # one text per batch
     assert np.allclose(tight.numpy(), classifier.probabilities(texts).numpy(), atol=1e-6)
 
