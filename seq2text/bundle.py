@@ -2,7 +2,7 @@
 
     <bundle>/config.json        task name, network constructor arguments, data/eval settings, versions
     <bundle>/model.safetensors  weights (no pickled code)
-    <bundle>/tokenizer.model    the SentencePiece model
+    <bundle>/tokenizer.model    the SentencePiece model (not for forecasters: numbers need none)
     <bundle>/metrics.json       validation/test metrics (with the sacreBLEU signature where there is one)
 
 Bundles are written to a temporary sibling directory and renamed into place, so a kill mid-write never
@@ -38,13 +38,13 @@ class Bundle:
     path: Path
     task: str
     config: dict
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | None
     metrics: dict
     weights: dict[str, torch.Tensor]
 
 
 def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dict[str, torch.Tensor],
-                tokenizer: Tokenizer, metrics: dict, extra: dict | None = None) -> Path:
+                tokenizer: Tokenizer | None, metrics: dict, extra: dict | None = None) -> Path:
     """Writes a bundle atomically (temporary directory, then rename) and returns its path.
 
     Raises:
@@ -56,10 +56,11 @@ def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dic
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         config = {"format": FORMAT_VERSION, "task": task, "net": net_config, **(extra or {}),
-                  "torch": torch.__version__, "tokenizer": tokenizer.fingerprint}
+                  "torch": torch.__version__, "tokenizer": tokenizer.fingerprint if tokenizer is not None else None}
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
-        tokenizer.save(tmp / "tokenizer.model")
+        if tokenizer is not None:
+            tokenizer.save(tmp / "tokenizer.model")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
         old = None
         if directory.exists():
@@ -92,7 +93,7 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleError(f"model bundle {directory} is not a directory; give the folder written by `seq2text fit`")
-    missing = [name for name in BUNDLE_FILES if not (directory / name).is_file()]
+    missing = [name for name in BUNDLE_FILES if not (directory / name).is_file() and name != "tokenizer.model"]
     if missing:
         raise BundleError(f"model bundle {directory} is missing {', '.join(missing)}; copy the whole bundle "
                           "directory, or export it again")
@@ -115,6 +116,11 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
                           "bundles never load pickled weights. Export the bundle again") from None
     # a model trained in bf16 or fp16 predicts in float32 on any CPU (most have no native bf16 kernels)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    if "tokenizer" in config and config["tokenizer"] is None:  # a forecaster: numbers need no tokenizer
+        return Bundle(directory, config["task"], config, None, metrics, weights)
+    if not (directory / "tokenizer.model").is_file():
+        raise BundleError(f"model bundle {directory} is missing tokenizer.model; copy the whole bundle directory, or "
+                          "export it again")
     tokenizer = Tokenizer.load(directory / "tokenizer.model")
     if config.get("tokenizer") not in (None, tokenizer.fingerprint):
         raise BundleError(f"{directory}/tokenizer.model is not the tokenizer this model was trained with")

@@ -125,7 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "classifiers and translation. Training: seq2text fit|validate|test --config "
                                      "RECIPE.yaml (see `seq2text fit --help`).")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate}")
+                                metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate,forecast}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -184,6 +184,13 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=64, help="lines read and translated at a time")
     tr.add_argument("--plot-attention", default=None, metavar="PNG",
                     help="draw the attention of the first non-empty line to this PNG (needs matplotlib)")
+    fc = sub.add_parser("forecast", help="forecast the next steps of each series of a table with a forecasting bundle "
+                        "(CSV out: id, time, point forecast and quantiles of each value column)")
+    fc.add_argument("--model", required=True, help="bundle directory")
+    fc.add_argument("--input", required=True, help="CSV/TSV/Parquet history with the training columns, at least "
+                    "`lookback` steps per series, spaced as in training")
+    fc.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the trained horizon)")
+    fc.add_argument("--output", default=None, help="write the CSV here (default: standard output)")
     return parser
 
 
@@ -212,6 +219,19 @@ def _run_tool(args: argparse.Namespace) -> None:
         _translate(args)
     elif args.command == "evaluate":
         _evaluate(args)
+    elif args.command == "forecast":
+        _forecast(args)
+
+
+def _forecast(args: argparse.Namespace) -> None:
+    from seq2text.inference import Forecaster
+    from seq2text.textio import atomic_write_text
+
+    table = Forecaster.load(args.model).forecast(args.input, args.horizon).to_csv(index=False)
+    if args.output:
+        atomic_write_text(args.output, table)
+    else:
+        sys.stdout.write(table)
 
 
 def _vectors(args: argparse.Namespace) -> None:

@@ -8,7 +8,9 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from seq2text.bundle import Bundle, read_bundle
@@ -17,12 +19,14 @@ from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.nn.config import config_from
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
+from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.nn.search import Hypothesis, SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.reading import ClassifierReading, LMReading, TranslationReading, batchify, count_words, pad_ids
+from seq2text.series import Series, SeriesReading, read_series
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
-__all__ = ["Classifier", "ClassifierEnsemble", "LanguageModel", "Translation", "Translator", "load"]
+__all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "LanguageModel", "Translation", "Translator", "load"]
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
@@ -396,11 +400,104 @@ def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch
     return texts
 
 
+class Forecaster:
+    """A trained forecaster: the next `horizon` steps of each series from its recent history.
+
+    Args:
+        net: the trained `SequenceRegressor` (eval mode).
+        reading: how the training data was read (columns, lookback, step, each series' scale).
+        metrics: the bundle's metrics.
+    """
+
+    task = "forecasting"
+
+    def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None) -> None:
+        self.net, self.reading, self.metrics = net.eval(), reading, metrics or {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
+        bundle = read_bundle(path, task=cls.task)
+        return cls(_build(bundle, SequenceRegressor, RegressorConfig), SeriesReading.from_bundle(bundle.config, path),
+                   bundle.metrics)
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        """The quantiles it predicts (empty: point forecasts only)."""
+        return self.net.config.quantiles
+
+    @torch.inference_mode()
+    def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
+        """Forecasts every series of `history` (a CSV/TSV/Parquet path or a DataFrame with the training columns).
+
+        Args:
+            history: at least `lookback` time steps of each series, spaced as in training.
+            horizon: steps to forecast, at most the trained horizon (default: all of them).
+
+        Returns:
+            a DataFrame with the id column (if any), the future timestamps and the point forecast of each value
+            column; a quantile model adds `<column>_q<percent>` columns (e.g. `value_q10`, `value_q90`).
+
+        Raises:
+            DataError: unreadable history (see `read_series`), too short, or spaced unlike the training data.
+            ConfigError: a horizon beyond the trained one.
+        """
+        import pandas as pd
+
+        reading = self.reading
+        horizon = reading.horizon if horizon is None else horizon
+        if not 1 <= horizon <= reading.horizon:
+            raise ConfigError(f"horizon={horizon}: this model forecasts 1 to {reading.horizon} steps at once; "
+                              "train with a larger data.horizon for more")
+        where = str(history) if not hasattr(history, "columns") else "the history DataFrame"
+        series = read_series(history, reading.time_column, reading.value_columns, reading.id_column, where)
+        for one in series:
+            reading.check_compatible(one, where)
+        frames = []
+        for one, predicted in zip(series, self._predict(series), strict=True):  # predicted (H, V, Q)
+            frame = {reading.id_column: [one.id] * horizon} if reading.id_column else {}
+            frame[reading.time_column] = _future_times(one, reading.step, horizon)
+            for v, column in enumerate(reading.value_columns):
+                frame[column] = predicted[:horizon, v, self._point_index()]
+                for q, level in enumerate(self.quantiles):
+                    if level != 0.5:
+                        frame[f"{column}_q{round(level * 100):02d}"] = predicted[:horizon, v, q]
+            frames.append(pd.DataFrame(frame))
+        return pd.concat(frames, ignore_index=True)
+
+    def _point_index(self) -> int:
+        return self.quantiles.index(0.5) if self.quantiles else 0
+
+    def _predict(self, series: list[Series]) -> list[np.ndarray]:
+        """Each series' forecast from its end, (horizon, V, Q) in its units."""
+        reading, origins = self.reading, [len(one) for one in series]
+        scales = [reading.scale_of(one) for one in series]
+        inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
+                                            for one, origin, scale in zip(series, origins, scales, strict=True)]))
+        predicted = self.net(inputs).numpy()  # (N, H, V, Q)
+        return [reading.restore(p, one.values[-1][None, :, None], scale[None, :, None])
+                for p, one, scale in zip(predicted, series, scales, strict=True)]
+
+
+def _future_times(series: Series, step: str | None, horizon: int) -> list:
+    """The `horizon` timestamps after the series' last one."""
+    import pandas as pd
+
+    last = series.times[-1]
+    if series.times.dtype.kind == "f":
+        gap = float(step) if step is not None else float(series.times[-1] - series.times[-2])
+        return [float(last + gap * k) for k in range(1, horizon + 1)]
+    frequency = step or pd.infer_freq(pd.DatetimeIndex(series.times[-3:]))
+    return list(pd.date_range(start=pd.Timestamp(last), periods=horizon + 1, freq=frequency)[1:])
+
+
 _PREDICTORS = {LanguageModel.task: LanguageModel, Classifier.task: Classifier}
 _PREDICTORS[Translator.task] = Translator
+_PREDICTORS[Forecaster.task] = Forecaster
 
 
-def load(path: str | Path | Sequence[str | Path]) -> LanguageModel | Classifier | ClassifierEnsemble | Translator:
+def load(path: str | Path | Sequence[str | Path]
+         ) -> LanguageModel | Classifier | ClassifierEnsemble | Translator | Forecaster:
     """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives
     a `ClassifierEnsemble`."""
     if not isinstance(path, str | Path):

@@ -9,12 +9,16 @@ list of references per sentence, scores silently wrong, so `reference_streams` c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from seq2text.errors import DataError
 
-__all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores"]
+__all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores",
+           "FORECAST_SUMS", "forecast_sums", "forecast_scores"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +158,41 @@ def classification_scores(predicted: Sequence[str], gold: Sequence[str], labels:
             f1.append(2 * hits / seen)
     return {"acc": sum(g == p for g, p in pairs) / len(pairs), "f1": sum(f1) / len(f1), "examples": len(pairs),
             "confusion": confusion}
+
+
+# ------------------------------------------------------------------------------------------------- forecasting
+FORECAST_SUMS = ("abs", "squared", "smape", "scaled", "naive_abs", "count")
+
+
+def forecast_sums(actual: torch.Tensor, predicted: torch.Tensor, mase_scale: torch.Tensor,
+                  naive: torch.Tensor | None = None) -> torch.Tensor:
+    """The sums that forecast scores pool over windows, steps and variables (add them across batches and
+    processes, then call `forecast_scores`).
+
+    Args:
+        actual, predicted: (..., V) in the series' units.
+        mase_scale: MASE's denominator per window and variable, broadcastable to `actual`.
+        naive: the seasonal-naive forecast of the same windows, or None.
+
+    Returns:
+        float64 sums, (6,), in the order of `FORECAST_SUMS`.
+    """
+    actual, predicted = actual.double(), predicted.double()
+    error = (predicted - actual).abs()
+    denominator = actual.abs() + predicted.abs()
+    smape = torch.where(denominator > 0, 200 * error / denominator.clamp(min=1e-300), torch.zeros_like(error))
+    naive_abs = (naive.double() - actual).abs().sum() if naive is not None else error.new_zeros(())
+    return torch.stack([error.sum(), error.square().sum(), smape.sum(), (error / mase_scale.double()).sum(),
+                        naive_abs, error.new_tensor(float(error.numel()))])
+
+
+def forecast_scores(sums: torch.Tensor) -> dict[str, float]:
+    """MAE, RMSE, sMAPE (percent), MASE (against the in-sample seasonal-naive error of each series' training
+    part) and `rel_mae_snaive` (MAE over the seasonal-naive forecast's MAE on the same windows)."""
+    total, squared, smape, scaled, naive_abs, count = (float(x) for x in sums)
+    count = max(count, 1.0)
+    scores = {"mae": total / count, "rmse": math.sqrt(squared / count), "smape": smape / count,
+              "mase": scaled / count}
+    if naive_abs > 0:
+        scores["rel_mae_snaive"] = total / naive_abs
+    return scores

@@ -1,10 +1,12 @@
 """Data: dataset catalog, batch contract and data modules."""
 
-from seq2text.data.batches import ClassificationBatch, LMBatch, TranslationBatch
+from seq2text.data.batches import ClassificationBatch, LMBatch, SeriesBatch, TranslationBatch
 from seq2text.data.catalog import CATALOG, PARALLEL_CATALOG, resolve, resolve_parallel
 from seq2text.data.classification import ClassificationDataModule
+from seq2text.data.forecasting import SeriesDataModule
 from seq2text.data.language_modeling import LMDataModule
 from seq2text.data.translation import TranslationDataModule
 
-__all__ = ["CATALOG", "PARALLEL_CATALOG", "ClassificationBatch", "ClassificationDataModule", "LMBatch", "LMDataModule",
-           "TranslationBatch", "TranslationDataModule", "resolve", "resolve_parallel"]
+__all__ = ["CATALOG", "PARALLEL_CATALOG", "ClassificationBatch", "ClassificationDataModule", "LMBatch",
+           "LMDataModule", "SeriesBatch", "SeriesDataModule", "TranslationBatch", "TranslationDataModule", "resolve",
+           "resolve_parallel"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ClassificationBatch", "LMBatch", "TranslationBatch"]
+__all__ = ["ClassificationBatch", "LMBatch", "SeriesBatch", "TranslationBatch"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,35 @@ class TranslationBatch:
     def to(self, device: torch.device | str) -> TranslationBatch:
         return TranslationBatch(self.src.to(device), self.src_lengths.to(device), self.trg_in.to(device),
                                 self.trg_out.to(device), self.trg_mask.to(device), self.indices.to(device))
+
+
+@dataclass(frozen=True)
+class SeriesBatch:
+    """Forecast windows: history read relative to its last value and divided by the series' scale.
+
+    Attributes:
+        input: (batch, lookback, input_size): the values, then calendar features.
+        target: the next `horizon` values in the units of `input`, (batch, horizon, V).
+        last: the last observed value of each window, (batch, V), in the series' units.
+        scale: the series' scale, (batch, V): `target × scale + last` is the series' future.
+        mase_scale: MASE's denominator of each window's series, (batch, V).
+        naive: the seasonal-naive forecast in the units of `target`, (batch, horizon, V).
+        indices: window number within its split, (batch,).
+    """
+
+    input: torch.Tensor
+    target: torch.Tensor
+    last: torch.Tensor
+    scale: torch.Tensor
+    mase_scale: torch.Tensor
+    naive: torch.Tensor
+    indices: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        """Time steps read (the throughput unit)."""
+        return self.input.size(0) * self.input.size(1)
+
+    def to(self, device: torch.device | str) -> SeriesBatch:
+        return SeriesBatch(*(getattr(self, f).to(device) for f in ("input", "target", "last", "scale", "mase_scale",
+                                                                  "naive", "indices")))

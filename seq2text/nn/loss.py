@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["label_smoothed_nll"]
+__all__ = ["label_smoothed_nll", "regression_loss"]
 
 
 class _LabelSmoothedNLL(torch.autograd.Function):
@@ -51,3 +51,32 @@ def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, smoothing: fl
         loss (N,) (differentiable) and NLL (N,) (not differentiable), both float32 nats.
     """
     return _LabelSmoothedNLL.apply(logits, target, smoothing)
+
+
+def regression_loss(predicted: torch.Tensor, target: torch.Tensor, loss: str, quantiles: tuple[float, ...] = (),
+                    huber_delta: float = 1.0) -> torch.Tensor:
+    """Elementwise loss of a regressor's outputs.
+
+    Args:
+        predicted: (..., Q): one point (Q = 1) or one output per quantile.
+        target: (...) float.
+        loss: `mse`, `mae`, `huber` (on the point) or `quantile` (pinball loss, averaged over the quantiles).
+        quantiles: the quantile of each output (for `quantile`).
+        huber_delta: where `huber` turns from quadratic to linear.
+
+    Returns:
+        the loss of each target, (...) float32.
+    """
+    predicted, target = predicted.float(), target.float()
+    if loss == "quantile":
+        q = torch.tensor(quantiles, device=predicted.device)  # (Q,)
+        error = target.unsqueeze(-1) - predicted  # (..., Q)
+        return torch.maximum(q * error, (q - 1) * error).mean(-1)
+    point = predicted[..., 0]
+    if loss == "mse":
+        return (point - target).square()
+    if loss == "mae":
+        return (point - target).abs()
+    if loss == "huber":
+        return torch.nn.functional.huber_loss(point, target, reduction="none", delta=huber_delta)
+    raise ValueError(f"unknown loss {loss!r}; use mse, mae, huber or quantile")

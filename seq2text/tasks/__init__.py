@@ -2,8 +2,9 @@
 
 from seq2text.tasks.callbacks import ExactResume, ThroughputStats, WallClockBudget
 from seq2text.tasks.classification import ClassificationTask
+from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.language_modeling import LanguageModelTask
 from seq2text.tasks.translation import TranslationTask
 
-__all__ = ["ClassificationTask", "ExactResume", "LanguageModelTask", "ThroughputStats", "TranslationTask",
-           "WallClockBudget"]
+__all__ = ["ClassificationTask", "ExactResume", "ForecastingTask", "LanguageModelTask", "ThroughputStats",
+           "TranslationTask", "WallClockBudget"]

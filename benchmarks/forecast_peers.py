@@ -1,0 +1,329 @@
+"""Peer side of the `forecast_<dataset>` benchmark: data, rolling origins, scores and the peers seq2text is compared to.
+
+The protocol, shared with the seq2text side (import these functions rather than copying them):
+
+* `load_series(name)` gives a univariate series with its season, horizon and the sizes of its valid and test parts
+  (the train part is everything before them; `train_end = len - test_size - valid_size`).
+* `rolling_windows(series)` gives the forecast origins: every o in [len - test_size, len - horizon], stride 1. A forecast
+  from origin o sees `values[:o]` and predicts `values[o:o + horizon]`.
+* Every peer is fitted ONCE on `values[:len - test_size]` (train + valid) and then forecasts from every origin with the
+  fitted parameters, without refitting (it only filters the new observations).
+* `scores(...)` pools MAE, RMSE, sMAPE and MASE over all windows and steps; MASE is scaled by the in-sample seasonal
+  naive MAE of the train part only, and `rel_mae_snaive` divides by the MAE of `seasonal_naive` on the same windows.
+
+Peers need `pip install -r benchmarks/peers.txt` (never a dependency of the package). Run:
+`python benchmarks/forecast_peers.py co2` (or `sunspots`); prints JSON to stdout, writes no file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+Forecast = tuple[np.ndarray, float, str]  # (predictions (n_origins, horizon), fit seconds, note)
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """A univariate series of length n and its benchmark protocol; `values` and `index` both have shape (n,)."""
+
+    name: str
+    values: np.ndarray
+    index: pd.DatetimeIndex
+    season: int
+    horizon: int
+    valid_size: int
+    test_size: int
+    source: str
+
+    @property
+    def fit_end(self) -> int:
+        """Length of the train + valid part, the only part a peer is fitted on."""
+        return len(self.values) - self.test_size
+
+    @property
+    def train_end(self) -> int:
+        """Length of the train part (the only part scalers and the MASE scale may see)."""
+        return self.fit_end - self.valid_size
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+def _co2() -> Series:
+    """Mauna Loa CO2 (ppm), weekly 1958-2001, as month-start means with gaps filled by time interpolation."""
+    from statsmodels.datasets import co2
+
+    weekly = co2.load_pandas().data["co2"]
+    monthly = weekly.resample("MS").mean()
+    gaps = int(monthly.isna().sum())
+    monthly = monthly.interpolate(method="time")
+    source = (f"statsmodels.datasets.co2 (Mauna Loa weekly CO2, ppm): resample('MS').mean(), {gaps} empty months "
+              f"filled by time interpolation")
+    return Series("co2", monthly.to_numpy(np.float64), pd.DatetimeIndex(monthly.index), season=12, horizon=12,
+                  valid_size=60, test_size=120, source=source)
+
+
+def _sunspots() -> Series:
+    """Yearly mean sunspot numbers (SUNACTIVITY) 1700-2008, indexed by year-start timestamps."""
+    from statsmodels.datasets import sunspots
+
+    frame = sunspots.load_pandas().data
+    index = pd.DatetimeIndex(pd.to_datetime(frame["YEAR"].astype(int).astype(str), format="%Y"), freq="YS")
+    source = "statsmodels.datasets.sunspots (yearly SUNACTIVITY 1700-2008): used as is, index from YEAR"
+    return Series("sunspots", frame["SUNACTIVITY"].to_numpy(np.float64), index, season=11, horizon=11,
+                  valid_size=30, test_size=60, source=source)
+
+
+DATASETS: dict[str, Callable[[], Series]] = {"co2": _co2, "sunspots": _sunspots}
+
+
+def load_series(name: str) -> Series:
+    """The named dataset as a `Series`; values (n,) float64 without missing values."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    series = DATASETS[name]()
+    if np.isnan(series.values).any():
+        raise ValueError(f"{name}: missing values left after cleaning")
+    if series.train_end <= series.season or series.test_size < series.horizon:
+        raise ValueError(f"{name}: series too short for its season/valid/test sizes")
+    return series
+
+
+def rolling_windows(series: Series) -> list[int]:
+    """Forecast origins o = len - test_size ... len - horizon (inclusive, stride 1); o sees values[:o]."""
+    n = len(series.values)
+    return list(range(n - series.test_size, n - series.horizon + 1))
+
+
+def targets(values: np.ndarray, origins: Sequence[int], horizon: int) -> np.ndarray:
+    """values[o:o + horizon] for each origin: (n_origins, horizon)."""
+    return np.stack([values[o:o + horizon] for o in origins])
+
+
+# ---------------------------------------------------------------------------------------------------- scores
+
+
+def seasonal_naive(values: np.ndarray, origins: Sequence[int], horizon: int, season: int) -> np.ndarray:
+    """Hyndman's snaive: step h (0-based) from origin o is values[o - season + h % season]; (n_origins, horizon)."""
+    steps = np.arange(horizon)
+    return np.stack([values[o - season + steps % season] for o in origins]).astype(np.float64)
+
+
+def _smape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean of 200 * |y - y_hat| / (|y| + |y_hat|) in percent, with 0 / 0 taken as 0."""
+    numerator = 200.0 * np.abs(actual - predicted)
+    denominator = np.abs(actual) + np.abs(predicted)
+    ratio = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+    return float(ratio.mean())
+
+
+def scores(values: np.ndarray, predictions: np.ndarray, origins: Sequence[int], horizon: int, season: int,
+           train_end: int) -> dict[str, float]:
+    """MAE, RMSE, sMAPE (%), MASE and MAE relative to seasonal naive, pooled over predictions (n_origins, horizon).
+
+    MASE divides by mean(|y_t - y_{t-season}|) over values[:train_end] only.
+    """
+    actual = targets(values, origins, horizon)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if predictions.shape != actual.shape:
+        raise ValueError(f"predictions have shape {predictions.shape}, expected {actual.shape}")
+    if not np.isfinite(predictions).all():
+        raise ValueError("predictions contain NaN or inf")
+    errors = actual - predictions
+    mae = float(np.abs(errors).mean())
+    train = values[:train_end]
+    scale = float(np.abs(train[season:] - train[:-season]).mean())
+    naive_mae = float(np.abs(actual - seasonal_naive(values, origins, horizon, season)).mean())
+    return {"mae": mae, "rmse": float(np.sqrt((errors ** 2).mean())), "smape": _smape(actual, predictions),
+            "mase": mae / scale, "rel_mae_snaive": mae / naive_mae}
+
+
+# ---------------------------------------------------------------------------------------------------- ETS
+
+
+def _ets_model(endog: np.ndarray, season: int):  # -> ETSModel
+    """Additive error, damped additive trend, additive season, estimated initial states."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    return ETSModel(endog, error="add", trend="add", damped_trend=True, seasonal="add", seasonal_periods=season,
+                    initialization_method="estimated")
+
+
+def run_ets(series: Series, origins: Sequence[int]) -> Forecast:
+    """ETS(A,Ad,A) fitted once on train + valid; predictions (n_origins, horizon).
+
+    statsmodels' ETSResults has no apply/append, so each origin re-runs the ETS filter (`ETSModel.smooth`) on
+    values[:o] with the parameters fitted once (smoothing weights, damping and initial states), then forecasts.
+    """
+    start = time.monotonic()
+    fitted = _ets_model(series.values[:series.fit_end], series.season).fit(disp=False, maxiter=2000)
+    seconds = time.monotonic() - start
+    params = fitted.params
+    rows = [np.asarray(_ets_model(series.values[:o], series.season).smooth(params).forecast(series.horizon))
+            for o in origins]
+    note = (f"statsmodels ETSModel ETS(A,Ad,A) season={series.season}, fitted once on train+valid "
+            f"(aic={fitted.aic:.1f}, converged={fitted.mle_retvals.get('converged', 'n/a')}); per origin: "
+            f"ETSModel(values[:o]).smooth(fitted params).forecast(h), no refit")
+    return np.stack(rows), seconds, note
+
+
+# ---------------------------------------------------------------------------------------------------- ARIMA
+
+
+@dataclass(frozen=True)
+class ArimaSpec:
+    """One SARIMAX order: (p, d, q), (P, D, Q, s) and the deterministic trend ('n' or 'c')."""
+
+    order: tuple[int, int, int]
+    seasonal_order: tuple[int, int, int, int]
+    trend: str
+
+
+ARIMA_GRIDS: dict[str, list[ArimaSpec]] = {
+    "co2": [ArimaSpec((1, 1, 1), (0, 1, 1, 12), "n")],
+    "sunspots": [ArimaSpec((p, 0, q), (0, 0, 0, 0), "c") for p, q in itertools.product((2, 3, 9), (0, 1))],
+}
+
+
+def _fit_sarimax(endog: np.ndarray, spec: ArimaSpec):  # -> SARIMAXResults
+    """SARIMAX fitted by maximum likelihood on endog (n,)."""
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    model = SARIMAX(endog, order=spec.order, seasonal_order=spec.seasonal_order, trend=spec.trend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(disp=False, maxiter=500)
+
+
+def run_arima(series: Series, origins: Sequence[int]) -> Forecast:
+    """SARIMAX fitted once on train + valid (order fixed, or the lowest AIC of a tiny grid); (n_origins, horizon).
+
+    Per origin: `results.apply(values[:o])` (Kalman filter with the fitted parameters, refit=False), then forecast.
+    """
+    grid = ARIMA_GRIDS.get(series.name, [ArimaSpec((1, 0, 0), (0, 1, 1, series.season), "n")])
+    start = time.monotonic()
+    fits = [(_fit_sarimax(series.values[:series.fit_end], spec), spec) for spec in grid]
+    fitted, spec = min(fits, key=lambda pair: pair[0].aic)
+    seconds = time.monotonic() - start
+    rows = [np.asarray(fitted.apply(series.values[:o]).forecast(series.horizon)) for o in origins]
+    how = "fixed order" if len(grid) == 1 else f"lowest AIC of {len(grid)} orders {[s.order for s in grid]}"
+    note = (f"statsmodels SARIMAX{spec.order}x{spec.seasonal_order} trend={spec.trend!r} ({how}, fitted on "
+            f"train+valid only, aic={fitted.aic:.1f}); per origin: results.apply(values[:o]) (refit=False)")
+    return np.stack(rows), seconds, note
+
+
+# ---------------------------------------------------------------------------------------------------- darts LSTM
+
+
+RNN_EPOCHS = 150
+RNN_SEASONS_IN = 3  # input_chunk_length = 3 seasons
+
+
+def _darts_series(series: Series, end: int):  # -> darts.TimeSeries
+    """values[:end] as a float32 darts TimeSeries on the series' own time index."""
+    from darts import TimeSeries
+
+    return TimeSeries.from_times_and_values(series.index[:end], series.values[:end].astype(np.float32),
+                                            freq=series.index.freqstr)
+
+
+def _rnn_model(series: Series, work_dir: str):  # -> darts.models.RNNModel
+    """A seeded single-layer LSTM, input_chunk_length = 3 seasons, training_length = input + horizon."""
+    from darts.models import RNNModel
+
+    chunk = RNN_SEASONS_IN * series.season
+    trainer = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False, "logger": False,
+               "enable_checkpointing": False, "default_root_dir": work_dir}
+    return RNNModel(input_chunk_length=chunk, model="LSTM", hidden_dim=25, n_rnn_layers=1, dropout=0.0,
+                    training_length=chunk + series.horizon, n_epochs=RNN_EPOCHS, batch_size=32, random_state=0,
+                    optimizer_kwargs={"lr": 1e-3}, work_dir=work_dir, save_checkpoints=False,
+                    pl_trainer_kwargs=trainer)
+
+
+def _import_darts() -> None:
+    """Raises ImportError naming the install command when darts (with its torch models) is missing."""
+    try:
+        import darts.models  # noqa: F401
+        from darts.models import RNNModel  # noqa: F401
+    except ImportError as error:
+        raise ImportError(f"darts RNNModel unavailable ({error}); pip install -r benchmarks/peers.txt") from error
+
+
+def run_darts_rnn(series: Series, origins: Sequence[int]) -> Forecast:
+    """darts RNNModel (LSTM) trained once on scaled train + valid; predictions (n_origins, horizon).
+
+    The min-max scaler is fitted on the train part only. Per origin: `predict(n=horizon, series=values[:o])` with the
+    trained weights (one batched predict call over all origins, no retraining).
+    """
+    _import_darts()
+    from darts.dataprocessing.transformers import Scaler
+
+    scaler = Scaler().fit(_darts_series(series, series.train_end))
+    with tempfile.TemporaryDirectory() as work_dir:
+        model = _rnn_model(series, work_dir)
+        start = time.monotonic()
+        model.fit(scaler.transform(_darts_series(series, series.fit_end)), verbose=False)
+        seconds = time.monotonic() - start
+        histories = [scaler.transform(_darts_series(series, o)) for o in origins]
+        forecasts = model.predict(n=series.horizon, series=histories, verbose=False)
+    rows = [scaler.inverse_transform(f).values()[:, 0].astype(np.float64) for f in forecasts]
+    note = (f"darts RNNModel LSTM hidden=25 layers=1 input_chunk={model.input_chunk_length} "
+            f"training_length={model.training_length} epochs={RNN_EPOCHS} batch=32 lr=1e-3 seed=0, trained once on "
+            f"train+valid (MinMax scaler fitted on train only); per origin: predict(n=h, series=values[:o])")
+    return np.stack(rows), seconds, note
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+PEERS: dict[str, Callable[[Series, Sequence[int]], Forecast]] = {
+    "ets": run_ets, "arima": run_arima, "darts_rnn": run_darts_rnn,
+}
+
+
+def evaluate(series: Series, origins: Sequence[int], peer: str) -> dict[str, object]:
+    """Scores, fit seconds, total seconds and note of one peer (or 'seasonal_naive'), or its error if it failed."""
+    start = time.monotonic()
+    if peer == "seasonal_naive":
+        predictions, fit_seconds, note = seasonal_naive(series.values, origins, series.horizon, series.season), 0.0, \
+            "value one season earlier (Hyndman's snaive)"
+    else:
+        try:
+            predictions, fit_seconds, note = PEERS[peer](series, origins)
+        except ImportError as error:
+            return {"error": str(error)}
+    result = scores(series.values, predictions, origins, series.horizon, series.season, series.train_end)
+    return {**{k: round(v, 4) for k, v in result.items()}, "fit_seconds": round(fit_seconds, 2),
+            "total_seconds": round(time.monotonic() - start, 2), "note": note}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Prints one JSON object with the protocol and each peer's scores for the dataset named on the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(DATASETS))
+    parser.add_argument("--peers", nargs="+", default=["seasonal_naive", *PEERS],
+                        choices=["seasonal_naive", *PEERS])
+    args = parser.parse_args(argv)
+    series = load_series(args.dataset)
+    origins = rolling_windows(series)
+    protocol = {"dataset": series.name, "source": series.source, "length": len(series.values),
+                "train_end": series.train_end, "fit_end": series.fit_end, "season": series.season,
+                "horizon": series.horizon, "n_origins": len(origins), "first_origin": origins[0]}
+    results = {peer: evaluate(series, origins, peer) for peer in args.peers}
+    json.dump({**protocol, "results": results}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Numeric series → forecast windows (`SeriesBatch`), split by time, never shuffled across it.
+
+Each series is cut in three consecutive parts: train, then valid, then test (`valid_size`, `test_size`: a
+fraction below 1, or a number of time steps). Scales are fitted on the training part only. Training windows
+have their targets inside the training part; a validation or test forecast starts at every step of its part
+(rolling origin, stride 1) from the history before it, which may reach back into the earlier parts (that is
+what a forecaster sees in use) but never forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from seq2text.data.base import SplitDataModule, shard_training_batches
+from seq2text.data.batches import SeriesBatch
+from seq2text.errors import ConfigError, DataError
+from seq2text.series import (
+    Calendar,
+    Series,
+    SeriesReading,
+    infer_step,
+    read_series,
+    seasonal_scale,
+    series_scale,
+    split_sizes,
+)
+
+__all__ = ["SeriesDataModule", "Windows", "WindowSampler", "seasonal_naive"]
+
+FILLER = -1
+
+
+def seasonal_naive(values: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
+    """Hyndman's seasonal-naive forecast from `origin`: the last observed season repeated, (horizon, V)."""
+    steps = np.arange(horizon)
+    index = origin + steps - season * (steps // season + 1)
+    return values[np.where(index >= 0, index, origin - 1)]
+
+
+class Windows(Dataset[SeriesBatch]):
+    """Forecast windows of one split, as arrays; an item is a whole batch (a list of window numbers)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+    def __len__(self) -> int:
+        return len(self.arrays["input"])
+
+    def __getitem__(self, indices: list[int]) -> SeriesBatch:
+        index = torch.tensor(indices, dtype=torch.long)
+        rows = index.clamp(min=0)  # a filler row repeats window 0 and is masked out by its index
+        return SeriesBatch(**{k: v[rows] for k, v in self.arrays.items()}, indices=index)
+
+
+class WindowSampler(Sampler[list[int]]):
+    """Batches of window numbers. Training: a seeded shuffle per epoch (call `set_epoch`), global batches of
+    `batch_size × world_size` split between the ranks, so N processes train on the batches of one process with
+    N times the batch. Evaluation: in order, every window once across ranks (filler batches even out counts)."""
+
+    def __init__(self, count: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        self.count, self.batch_size, self.shuffle = count, batch_size, shuffle
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self._num_batches = len(self._rank_batches())
+        if shuffle and self._num_batches == 0:
+            raise DataError(f"{count} training windows cannot be spread over {world_size} processes; use fewer "
+                            "devices or a longer training part")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rank_batches(self) -> list[list[int]]:
+        if not self.shuffle:
+            batches = [list(range(i, min(i + self.batch_size, self.count))) for i in range(0, self.count,
+                                                                                         self.batch_size)]
+            batches += [[FILLER]] * (-len(batches) % self.world_size)
+            return batches[self.rank:: self.world_size]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.count).tolist()
+        size = self.batch_size * self.world_size
+        batches = [order[i: i + size] for i in range(0, self.count, size)]
+        return shard_training_batches(batches, self.rank, self.world_size, rng)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return self._num_batches
+
+
+@dataclass
+class _Part:
+    """Where a series' splits start: train [0, valid), valid [valid, test), test [test, end)."""
+
+    valid: int
+    test: int
+    end: int
+
+
+class SeriesDataModule(SplitDataModule):
+    """Forecasting data from a CSV/TSV/Parquet table (or a DataFrame: `SeriesDataModule.from_frame`).
+
+    Args:
+        path: the table (one row per time step; many series stacked, told apart by `id_column`).
+        time_column: timestamps (dates/times, or numbers), increasing within each series, regularly spaced.
+        value_columns: the numeric columns to forecast (one or many variables per step).
+        id_column: the series id of each row (None: the table is one series).
+        lookback: time steps of history the network reads.
+        horizon: time steps forecast at once.
+        season: the seasonal period (12 for monthly data with a yearly cycle) of the seasonal-naive baseline
+            and of MASE; 1 for the naive (last value) forecast.
+        calendar: calendar features of each step: `month`, `dayofweek`, `dayofyear`, `hour` (date columns).
+        valid_size: the validation part at the end of each series, before the test part (fraction or steps).
+        test_size: the test part at the end of each series (fraction or steps).
+        batch_size: training windows per batch (per process).
+        eval_batch_size: windows per evaluation batch.
+        seed: seeds the training order.
+    """
+
+    def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
+                 id_column: str | None = None, lookback: int = 48, horizon: int = 12, season: int = 1,
+                 calendar: Sequence[Calendar] = (), valid_size: float = 0.1, test_size: float = 0.1,
+                 batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
+            raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
+        base = SeriesReading(time_column, tuple(value_columns), id_column, lookback, horizon, season,
+                             tuple(calendar))
+        self._frame: Any = None
+        self._base, self._series, self._parts = base, [], []
+        self.datasets: dict[str, Windows] = {}
+        if path is not None:
+            self._load(path)
+
+    @classmethod
+    def from_frame(cls, frame: Any, **options: Any) -> SeriesDataModule:  # noqa: ANN401
+        """The same from a pandas DataFrame."""
+        module = cls(path=None, **options)
+        module._load(frame)
+        return module
+
+    # ------------------------------------------------------------------------------------------ reading
+    def _load(self, source: object) -> None:
+        base, hp = self._base, self.hparams
+        self._series = read_series(source, base.time_column, base.value_columns, base.id_column)
+        if base.calendar and self._series[0].times.dtype.kind != "M":
+            raise ConfigError("data.calendar needs a date/time column; remove it for a numeric time column")
+        steps = {infer_step(s, str(source)) for s in self._series} - {None}
+        if len(steps) > 1:
+            raise DataError(f"the series of {source} have different time steps {sorted(steps)}; resample them to "
+                            "one step")
+        self._parts = [self._part(s, hp.valid_size, hp.test_size) for s in self._series]
+        scales = {s.id: tuple(series_scale(s.values[: p.valid])) for s, p in zip(self._series, self._parts,
+                                                                                  strict=True)}
+        self._reading = SeriesReading(**{**base.to_dict(), "step": next(iter(steps), None), "scales": scales})
+
+    def _part(self, series: Series, valid_size: float, test_size: float) -> _Part:
+        base = self._base
+        train, valid, test = split_sizes(len(series), valid_size, test_size)
+        name = f"series {series.id!r}" if series.id else "the series"
+        if train < base.lookback + base.horizon:
+            raise DataError(f"{name} has {len(series)} time steps; its training part ({train}) is shorter than "
+                            f"lookback + horizon = {base.lookback + base.horizon}; lower data.lookback or "
+                            "data.valid_size / data.test_size")
+        for part, size in (("valid", valid), ("test", test)):
+            if 0 < size < base.horizon or (part == "test" and size == 0):
+                raise DataError(f"{name}: its {part} part has {size} time steps, fewer than the horizon "
+                                f"{base.horizon}; raise data.{part}_size")
+        return _Part(train, train + valid, len(series))
+
+    @property
+    def reading(self) -> SeriesReading:
+        """How the data is read, with the scales fitted on the training parts (written into the bundle)."""
+        if not self._series:
+            raise ConfigError("data.path is not set: give the table to forecast (CSV, TSV or Parquet)")
+        return self._reading
+
+    @property
+    def tokenizer(self) -> None:
+        """Numbers need no tokenizer (the bundle has none)."""
+        return None
+
+    def bundle_config(self) -> dict:
+        return {"num_series": len(self._series), "valid_size": self.hparams.valid_size,
+                "test_size": self.hparams.test_size}
+
+    # ------------------------------------------------------------------------------------------ windows
+    def _origins(self, split: str, series: Series, part: _Part) -> range:
+        lookback, horizon = self._base.lookback, self._base.horizon
+        if split == "train":
+            return range(lookback, part.valid - horizon + 1)
+        if split == "valid":
+            return range(max(part.valid, lookback), part.test - horizon + 1)
+        return range(max(part.test, lookback), part.end - horizon + 1)
+
+    def load_split(self, split: str) -> Windows:
+        """The windows of one split, built once."""
+        if split not in self.datasets:
+            reading, columns = self.reading, {k: [] for k in ("input", "target", "last", "scale", "mase_scale",
+                                                               "naive")}
+            for series, part in zip(self._series, self._parts, strict=True):
+                scale = reading.scale_of(series)
+                mase = seasonal_scale(series.values[: part.valid], reading.season)
+                for origin in self._origins(split, series, part):
+                    last = series.values[origin - 1]
+                    columns["input"].append(reading.inputs(series, origin, scale))
+                    columns["target"].append(reading.targets(series, origin, scale))
+                    naive = seasonal_naive(series.values, origin, reading.horizon, reading.season)
+                    columns["naive"].append(((naive - last) / scale).astype(np.float32))
+                    columns["last"].append(last.astype(np.float32))
+                    columns["scale"].append(scale.astype(np.float32))
+                    columns["mase_scale"].append(mase.astype(np.float32))
+            if not columns["input"]:
+                raise DataError(f"no {split} windows: the {split} parts are empty; raise data.{split}_size")
+            self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})
+        return self.datasets[split]
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        data = self.load_split(split)
+        rank, world = self._rank()
+        hp = self.hparams
+        sampler = WindowSampler(len(data), hp.batch_size if train else hp.eval_batch_size, shuffle=train,
+                                seed=hp.seed, rank=rank, world_size=world)
+        return self._make_loader(data, sampler, train)

@@ -1,0 +1,96 @@
+"""The sequence regressor: numbers in, numbers out (DESIGN: the same recurrent stack as the text models, with an
+input projection where they have an embedding).
+
+    input (B, L, input_size) → Linear → RNNStack (LSTM/GRU, 1..n layers, locked dropout between them)
+      → the state after the last step (both directions' final states when bidirectional) → MLP head
+      → (B, horizon, output_size, Q): every future step at once (direct multi-step), Q = 1 for a point
+        forecast or one output per quantile (prediction intervals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seq2text.nn.classifier import _mlp, pool
+from seq2text.nn.config import config_to_dict
+from seq2text.nn.regularization import LockedDropout
+from seq2text.nn.rnn import RNNStack, RNNType
+
+__all__ = ["RegressorConfig", "SequenceRegressor"]
+
+
+@dataclass(frozen=True)
+class RegressorConfig:
+    """The regressor's architecture.
+
+    Args:
+        input_size: features per time step (values and covariates).
+        output_size: variables predicted at each future step.
+        horizon: future steps predicted at once.
+        hidden_size: width of the projection and of every recurrent layer (per direction).
+        num_layers: recurrent depth.
+        rnn_type: `lstm`, `gru` or `rnn`.
+        bidirectional: read the history both ways.
+        dropout: locked dropout between recurrent layers and dropout before each layer of the head.
+        head_sizes: hidden widths of the MLP head (empty: one linear layer).
+        quantiles: predict these quantiles (pinball loss) instead of one point; must include 0.5, the point
+            forecast.
+    """
+
+    input_size: int
+    output_size: int = 1
+    horizon: int = 1
+    hidden_size: int = 64
+    num_layers: int = 2
+    rnn_type: RNNType = "lstm"
+    bidirectional: bool = False
+    dropout: float = 0.1
+    head_sizes: tuple[int, ...] = ()
+    quantiles: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if min(self.input_size, self.output_size, self.horizon, self.hidden_size, self.num_layers) < 1:
+            raise ValueError("input_size, output_size, horizon, hidden_size and num_layers must be positive")
+        if self.quantiles and (0.5 not in self.quantiles or not all(0 < q < 1 for q in self.quantiles)
+                               or list(self.quantiles) != sorted(set(self.quantiles))):
+            raise ValueError(f"quantiles={list(self.quantiles)} must increase strictly within (0, 1) and include "
+                             "0.5 (the point forecast)")
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs per variable and step: one per quantile, or one point."""
+        return max(1, len(self.quantiles))
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+class SequenceRegressor(nn.Module):
+    """Input projection → recurrent stack → dense head, from a `RegressorConfig`."""
+
+    def __init__(self, config: RegressorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.project = nn.Linear(config.input_size, config.hidden_size)
+        self.rnn = RNNStack(config.rnn_type, config.hidden_size, config.hidden_size, config.hidden_size,
+                            config.num_layers, config.dropout, bidirectional=config.bidirectional)
+        self.output_dropout = LockedDropout(config.dropout)
+        outputs = config.horizon * config.output_size * config.num_outputs
+        self.head = _mlp(self.rnn.output_size, config.head_sizes, outputs, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, lookback, input_size) → predictions (batch, horizon, output_size, Q), Q = `num_outputs`."""
+        out, _ = self.rnn(self.project(x))  # (B, L, hidden × directions)
+        lengths = torch.full((x.size(0),), x.size(1), device=x.device)
+        last = pool(self.output_dropout(out), lengths, "last", self.config.bidirectional)  # (B, features)
+        c = self.config
+        return self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
+
+    def point(self, predictions: torch.Tensor) -> torch.Tensor:
+        """The point forecast, (..., output_size): the median where quantiles are predicted."""
+        if not self.config.quantiles:
+            return predictions[..., 0]
+        return predictions[..., self.config.quantiles.index(0.5)]

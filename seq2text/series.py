@@ -1,0 +1,331 @@
+"""How a forecaster reads numbers, for training and for prediction alike (no Lightning; pandas is imported
+only when a table is read, so `import seq2text` stays light).
+
+A table (CSV, TSV, Parquet or a pandas DataFrame) has a time column, one or more value columns and,
+optionally, a series-id column. `read_series` checks it where it enters: missing or non-numeric cells, unsorted
+or duplicated timestamps, irregular spacing each give a `DataError` that names the row and the fix.
+
+`SeriesReading` is the frozen spec written into the bundle: columns, lookback and horizon, the season of the
+seasonal-naive baseline, calendar features, the step between timestamps, and each series' scale fitted on its
+training part only (never on validation or test values: no leakage). A window is read relative to its last
+observed value and divided by its series' scale; the network predicts the next `horizon` steps in the same
+units, and `SeriesReading.restore` maps them back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from seq2text.errors import ConfigError, DataError
+from seq2text.reading import _Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CALENDAR_FEATURES", "Calendar", "Series", "SeriesReading", "read_series", "read_table", "window",
+           "seasonal_scale", "split_sizes"]
+
+Calendar = Literal["month", "dayofweek", "dayofyear", "hour"]
+CALENDAR_FEATURES: dict[str, tuple[str, float]] = {  # feature: (pandas attribute, period)
+    "month": ("month", 12.0), "dayofweek": ("dayofweek", 7.0), "dayofyear": ("dayofyear", 365.25),
+    "hour": ("hour", 24.0)}
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a table.
+
+    Attributes:
+        id: the series id ("" for a table without an id column).
+        times: timestamps, (T,) datetime64[ns] or float64 (a numeric time column).
+        values: (T, V) float64, one column per value column.
+        rows: the table row of each time step (1-based, header excluded), for error messages, (T,).
+    """
+
+    id: str
+    times: np.ndarray
+    values: np.ndarray
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass(frozen=True)
+class SeriesReading(_Spec):
+    """How a forecaster reads a table (see the module docstring).
+
+    Attributes:
+        time_column, value_columns, id_column: the table's columns (no id column: one series).
+        lookback: time steps the network reads before a forecast origin.
+        horizon: time steps it forecasts (direct multi-step: all at once).
+        season: the seasonal period of the seasonal-naive baseline and of MASE (1: naive).
+        calendar: calendar features added to each step (sin and cos of month, day of week, day of year, hour).
+        step: the spacing of the training timestamps (a pandas offset alias such as `MS`, or a number for a
+            numeric time column); history given for a forecast must have the same.
+        scales: each series' scale per value column, fitted on its training part: {id: [scale, ...]}.
+    """
+
+    time_column: str = "time"
+    value_columns: tuple[str, ...] = ("value",)
+    id_column: str | None = None
+    lookback: int = 48
+    horizon: int = 12
+    season: int = 1
+    calendar: tuple[str, ...] = ()
+    step: str | None = None
+    scales: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.horizon, int) and self.horizon == 0:
+            raise ConfigError("horizon=0: a forecaster predicts at least one step; set data.horizon ≥ 1")
+        self._positive("lookback", "horizon", "season")
+        if not self.value_columns:
+            raise ConfigError("value_columns is empty; name at least one numeric column to forecast")
+        unknown = sorted(set(self.calendar) - set(CALENDAR_FEATURES))
+        if unknown:
+            raise ConfigError(f"unknown calendar features {unknown}; use {sorted(CALENDAR_FEATURES)}")
+        object.__setattr__(self, "value_columns", tuple(self.value_columns))
+        object.__setattr__(self, "calendar", tuple(self.calendar))
+        object.__setattr__(self, "scales", {str(k): tuple(float(x) for x in v) for k, v in dict(self.scales).items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        values["scales"] = {k: list(v) for k, v in self.scales.items()}
+        return values
+
+    @property
+    def num_values(self) -> int:
+        return len(self.value_columns)
+
+    @property
+    def input_size(self) -> int:
+        """Features per time step: the values, then sin and cos of each calendar feature."""
+        return self.num_values + 2 * len(self.calendar)
+
+    def scale_of(self, series: Series) -> np.ndarray:
+        """The series' scale, (V,): the one fitted in training, or (a series unseen in training) its own."""
+        if series.id in self.scales:
+            return np.asarray(self.scales[series.id], dtype=np.float64)
+        return series_scale(series.values)
+
+    def inputs(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
+        """The network input for a forecast from `origin` (steps before it are history), (lookback, input_size)."""
+        history = series.values[origin - self.lookback: origin]  # (L, V)
+        relative = (history - history[-1]) / scale  # relative to the last observed value
+        if not self.calendar:
+            return relative.astype(np.float32)
+        return np.concatenate([relative, calendar_features(series.times[origin - self.lookback: origin],
+                                                           self.calendar)], axis=1).astype(np.float32)
+
+    def targets(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
+        """What the network learns to predict from `origin`, (horizon, V), in the units of `inputs`."""
+        return ((series.values[origin: origin + self.horizon] - series.values[origin - 1]) / scale).astype(np.float32)
+
+    @staticmethod
+    def restore(predicted: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Network units back to the series' units: predicted (..., V) with the window's last value and
+        scale, (V,) each (or broadcastable)."""
+        return predicted * scale + last
+
+    def check_compatible(self, series: Series, where: str) -> None:
+        """Refuses history too short for the lookback, or spaced differently from the training data."""
+        if len(series) < self.lookback:
+            raise DataError(f"{where}: series {series.id or '(the only one)'} has {len(series)} time steps but the "
+                            f"model reads {self.lookback} (lookback); give at least {self.lookback} steps of history")
+        step = infer_step(series, where)
+        if self.step is not None and step is not None and step != self.step:
+            raise DataError(f"{where}: the time steps are {step} apart, but the model was trained on steps of "
+                            f"{self.step}; resample the history to {self.step}")
+
+
+# ------------------------------------------------------------------------------------------------- reading
+def read_table(source: object) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file, or a DataFrame (copied), as a DataFrame.
+
+    Raises:
+        DataError: a missing file, or a file that is not one of these tables (text goes to a classifier).
+    """
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return source.copy()
+    path = Path(str(source))
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; give a CSV, TSV or Parquet table with a time column")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(f"{path} is not a CSV, TSV or Parquet table (a forecaster reads a time column and numeric "
+                        "value columns); for text, train a classifier or a text regressor")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", skipinitialspace=True)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 ({error.reason} at byte {error.start}); re-save it as UTF-8") from None
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise DataError(f"{path} cannot be read as a table ({error})") from None
+
+
+def read_series(source: object, time_column: str, value_columns: Sequence[str], id_column: str | None = None,
+                where: str | None = None) -> list[Series]:
+    """Reads and checks a table's series (in order of first appearance).
+
+    Raises:
+        DataError: missing columns, an empty table, empty/NaN or non-numeric cells, unparseable, unsorted or
+            duplicated timestamps, irregular spacing; each names the row and says how to fix it.
+    """
+    frame = read_table(source)
+    where = where or (str(source) if not hasattr(source, "columns") else "the DataFrame")
+    needed = [time_column, *value_columns, *([id_column] if id_column else [])]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where} has no column {missing} (columns: {list(frame.columns)}); set data.time_column, "
+                        "data.value_columns and data.id_column to its column names")
+    if len(frame) == 0:
+        raise DataError(f"{where} has no rows")
+    times = _times(frame[time_column], where, time_column)
+    values = np.stack([_numbers(frame[c], where, c) for c in value_columns], axis=1)  # (rows, V)
+    ids = frame[id_column].astype(str).to_numpy() if id_column else np.full(len(frame), "", dtype=object)
+    rows = np.arange(1, len(frame) + 1)
+    out = []
+    for series_id in dict.fromkeys(ids):
+        mask = ids == series_id
+        series = Series(str(series_id), times[mask], values[mask], rows[mask])
+        _check_order(series, where)
+        infer_step(series, where)
+        out.append(series)
+    return out
+
+
+def _numbers(column: pd.Series, where: str, name: str) -> np.ndarray:
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        row, raw = int(bad[0]) + 1, column.iloc[int(bad[0])]
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or str(raw).strip() == "":
+            raise DataError(f"{where}, row {row}: column {name!r} is empty ({len(bad)} such cells); fill or drop the "
+                            "gaps first (e.g. DataFrame.interpolate())")
+        raise DataError(f"{where}, row {row}: column {name!r} holds {raw!r}, not a number")
+    return numbers
+
+
+def _times(column: pd.Series, where: str, name: str) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column):
+        return _numbers(column, where, name)
+    parsed = pd.to_datetime(column, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        raise DataError(f"{where}, row {int(bad[0]) + 1}: column {name!r} holds {column.iloc[int(bad[0])]!r}, "
+                        "not a date or time")
+    return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def _check_order(series: Series, where: str) -> None:
+    gaps = np.diff(series.times)
+    zero = np.zeros((), dtype=gaps.dtype)
+    if np.any(gaps == zero):
+        i = int(np.flatnonzero(gaps == zero)[0]) + 1
+        raise DataError(f"{where}, row {series.rows[i]}: timestamp {series.times[i]} repeats the previous one"
+                        f"{_in(series)}; keep one row per time step (e.g. aggregate duplicates)")
+    if np.any(gaps < zero):
+        i = int(np.flatnonzero(gaps < zero)[0]) + 1
+        raise DataError(f"{where}, row {series.rows[i]}: timestamp {series.times[i]} comes before the previous one"
+                        f"{_in(series)}; sort the table by time")
+
+
+def _in(series: Series) -> str:
+    return f" in series {series.id!r}" if series.id else ""
+
+
+def infer_step(series: Series, where: str) -> str | None:
+    """The regular spacing of a series (a pandas offset alias, or a number); None for fewer than 3 steps.
+
+    Raises:
+        DataError: irregular spacing.
+    """
+    if len(series) < 3:
+        return None
+    if series.times.dtype.kind == "f":
+        gaps = np.diff(series.times)
+        if not np.allclose(gaps, gaps[0]):
+            return _irregular(series, where, gaps)
+        return f"{gaps[0]:g}"
+    import pandas as pd
+
+    step = pd.infer_freq(pd.DatetimeIndex(series.times))
+    if step is None:
+        return _irregular(series, where, np.diff(series.times))
+    return step
+
+
+def _irregular(series: Series, where: str, gaps: np.ndarray) -> str:
+    values, counts = np.unique(gaps, return_counts=True)
+    common = values[np.argmax(counts)]
+    odd = int(np.flatnonzero(gaps != common)[0]) + 1
+    raise DataError(f"{where}, row {series.rows[odd]}: the time steps are irregular{_in(series)} (mostly "
+                    f"{common}, but {gaps[odd - 1]} here); resample to a regular step first (e.g. "
+                    "DataFrame.resample('MS').mean().interpolate())")
+
+
+# ------------------------------------------------------------------------------------------------- features
+def calendar_features(times: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """sin and cos of each calendar feature at each timestamp, (T, 2 × len(names)) float64.
+
+    Raises:
+        ConfigError: calendar features of a numeric time column (they need dates).
+    """
+    import pandas as pd
+
+    if times.dtype.kind != "M":
+        raise ConfigError("calendar features need a date/time column; remove data.calendar for a numeric time column")
+    index = pd.DatetimeIndex(times)
+    columns = []
+    for name in names:
+        attribute, period = CALENDAR_FEATURES[name]
+        phase = 2 * np.pi * np.asarray(getattr(index, attribute), dtype=np.float64) / period
+        columns += [np.sin(phase), np.cos(phase)]
+    return np.stack(columns, axis=1)
+
+
+def series_scale(values: np.ndarray) -> np.ndarray:
+    """The scale of each column, (V,): the standard deviation of its steps' changes (1 where it is 0), so that a
+    window read relative to its last value has changes of about unit size."""
+    changes = np.diff(values, axis=0) if len(values) > 1 else values - values
+    scale = changes.std(axis=0) if len(changes) else np.ones(values.shape[1])
+    return np.where(scale > 0, scale, 1.0)
+
+
+def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
+    """MASE's denominator: the mean absolute error of the in-sample seasonal-naive forecast, per column, (V,)
+    (1 where the series repeats exactly)."""
+    if len(values) <= season:
+        return np.ones(values.shape[1])
+    scale = np.abs(values[season:] - values[:-season]).mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def split_sizes(length: int, valid_size: float, test_size: float) -> tuple[int, int, int]:
+    """(train, valid, test) time steps of a series of `length`: sizes < 1 are fractions, else step counts."""
+    valid = round(valid_size * length) if valid_size < 1 else int(valid_size)
+    test = round(test_size * length) if test_size < 1 else int(test_size)
+    return length - valid - test, valid, test
+
+
+def window(series: Series, reading: SeriesReading, origin: int, scale: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs (lookback, input_size), targets (horizon, V) or None where the future is not in the series)."""
+    inputs = reading.inputs(series, origin, scale)
+    if origin + reading.horizon > len(series):
+        return inputs, None
+    return inputs, reading.targets(series, origin, scale)
