@@ -166,7 +166,9 @@ def read_table(source: object) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", skipinitialspace=True)
+        # keep_default_na=False: a cell "n/a" or "NULL" is reported as what it is, an empty cell as empty
+        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", skipinitialspace=True,
+                           keep_default_na=False)
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 ({error.reason} at byte {error.start}); re-save it as UTF-8") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:

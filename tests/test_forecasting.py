@@ -1,0 +1,220 @@
+"""Forecasting (issue 14): reading numeric tables, chronological splits without leakage, the regressor and its
+losses, forecast metrics, the task through the CLI, the bundle's Forecaster, and bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import seq2text
+from seq2text.cli import main
+from seq2text.data.forecasting import SeriesDataModule, seasonal_naive
+from seq2text.errors import ConfigError, DataError
+from seq2text.metrics import forecast_scores, forecast_sums
+from seq2text.nn.loss import regression_loss
+from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
+from seq2text.series import read_series, seasonal_scale
+from tests.conftest import QUIET, fit
+
+RECIPE = "forecast_co2.yaml"
+
+
+def monthly(n: int = 180, seed: int = 0, ids: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Trend + yearly season + noise, month-start stamps; with `ids`, one such series per id, stacked."""
+    frames = []
+    for k, series_id in enumerate(ids or ("",)):
+        rng = np.random.default_rng(seed + k)
+        t = np.arange(n)
+        value = 10 + k + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.2, n)
+        frame = pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "load": value})
+        if ids:
+            frame.insert(0, "site", series_id)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_columns", "[load]",
+        "--data.init_args.lookback", "24", "--data.init_args.horizon", "6", "--data.init_args.valid_size", "24",
+        "--data.init_args.test_size", "24", "--data.init_args.batch_size", "16", "--model.init_args.hidden_size", "32",
+        "--model.init_args.lr", "0.01", "--trainer.precision", "32", "--trainer.check_val_every_n_epoch", "10", *QUIET]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("series") / "load.csv"
+    monthly().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(RECIPE, tmp_path_factory.mktemp("forecaster"), "--data.init_args.path", str(table), *TINY,
+               "--trainer.max_epochs", "30")
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def test_splits_are_chronological_and_scales_see_only_the_training_part(table: Path) -> None:
+    frame = monthly()
+    dm = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=24, horizon=6,
+                                     season=12, valid_size=24, test_size=24)
+    leaked = frame.copy()
+    leaked.loc[len(frame) - 48:, "load"] *= 100  # change the validation and test parts only
+    other = SeriesDataModule.from_frame(leaked, time_column="month", value_columns=["load"], lookback=24, horizon=6,
+                                        season=12, valid_size=24, test_size=24)
+    assert dm.reading == other.reading  # the scales come from the training part alone
+    train, other_train = dm.load_split("train"), other.load_split("train")
+    assert torch.equal(train.arrays["input"], other_train.arrays["input"])
+    assert torch.equal(train.arrays["target"], other_train.arrays["target"])
+    assert len(train) == 180 - 48 - 24 - 6 + 1  # targets inside the training part
+    assert len(dm.load_split("valid")) == 24 - 6 + 1 and len(dm.load_split("test")) == 24 - 6 + 1
+    test = dm.load_split("test")  # rolling origins: the first test window forecasts the first test step
+    first = test.arrays["target"][0, 0, 0] * test.arrays["scale"][0, 0] + test.arrays["last"][0, 0]
+    assert float(first) == pytest.approx(frame["load"].iloc[180 - 24], rel=1e-5)
+
+
+def test_many_series_and_variables_from_a_dataframe() -> None:
+    frame = monthly(ids=("a", "b"))
+    frame["temp"] = np.cos(np.arange(len(frame)))
+    dm = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load", "temp"], id_column="site",
+                                     lookback=12, horizon=3, calendar=["month"], valid_size=0.1, test_size=0.1)
+    assert set(dm.reading.scales) == {"a", "b"} and dm.reading.input_size == 2 + 2
+    batch = dm.load_split("train")[[0, 1]]
+    assert batch.input.shape == (2, 12, 4) and batch.target.shape == (2, 3, 2)
+
+
+def test_seasonal_naive_and_forecast_scores_by_hand() -> None:
+    values = np.arange(10, dtype=float)[:, None]  # (T, 1)
+    assert seasonal_naive(values, 6, 5, 3)[:, 0].tolist() == [3, 4, 5, 3, 4]  # the last season repeated
+    assert seasonal_scale(values, 2)[0] == 2.0
+    actual, predicted = torch.tensor([[1.0], [2.0]]), torch.tensor([[2.0], [0.0]])
+    scores = forecast_scores(forecast_sums(actual, predicted, torch.tensor(2.0), torch.tensor([[1.0], [1.0]])))
+    assert scores["mae"] == 1.5 and scores["rmse"] == pytest.approx(np.sqrt(2.5)) and scores["mase"] == 0.75
+    assert scores["smape"] == pytest.approx((200 / 3 + 200) / 2) and scores["rel_mae_snaive"] == 3.0
+
+
+def test_losses_by_hand() -> None:
+    predicted, target = torch.tensor([[1.0, 2.0, 4.0]]), torch.tensor([3.0])
+    pinball = regression_loss(predicted, target, "quantile", (0.1, 0.5, 0.9))
+    assert float(pinball[0]) == pytest.approx((0.1 * 2 + 0.5 * 1 + 0.1 * 1) / 3)
+    point = torch.tensor([[1.0]])
+    assert float(regression_loss(point, target, "mse")[0]) == 4.0
+    assert float(regression_loss(point, target, "mae")[0]) == 2.0
+    assert float(regression_loss(point, target, "huber", huber_delta=1.0)[0]) == 1.5
+
+
+def test_regressor_shapes_and_quantile_checks() -> None:
+    net = SequenceRegressor(RegressorConfig(3, 2, 5, hidden_size=8, bidirectional=True, quantiles=(0.1, 0.5, 0.9)))
+    out = net(torch.randn(4, 7, 3))
+    assert out.shape == (4, 5, 2, 3) and torch.equal(net.point(out), out[..., 1])
+    with pytest.raises(ValueError, match="include 0.5"):
+        RegressorConfig(3, quantiles=(0.1, 0.9))
+
+
+# ----------------------------------------------------------------------------------------------- task + bundle
+def test_fit_beats_seasonal_naive_and_the_forecaster_reproduces_the_test_run(bundle: Path, table: Path) -> None:
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert metrics["test/mase"] < 1 and metrics["test/rel_mae_snaive"] < 1, metrics
+    forecaster = seq2text.load(bundle)
+    assert isinstance(forecaster, seq2text.Forecaster) and forecaster.quantiles == (0.1, 0.5, 0.9)
+    frame = pd.read_csv(table)
+    errors = []
+    for origin in range(len(frame) - 24, len(frame) - 6 + 1):  # the test part's rolling origins
+        future = forecaster.forecast(frame.iloc[:origin])
+        assert list(future.columns) == ["month", "load", "load_q10", "load_q90"]
+        assert future["month"].iloc[0] == pd.Timestamp(frame["month"].iloc[origin])
+        errors.append(np.abs(future["load"].to_numpy() - frame["load"].iloc[origin: origin + 6].to_numpy()))
+    assert np.mean(errors) == pytest.approx(metrics["test/mae"], rel=1e-4)
+    assert (future["load_q10"] <= future["load"]).mean() > 0.5 and (future["load"] <= future["load_q90"]).mean() > 0.5
+
+
+def test_forecast_command_writes_csv(bundle: Path, table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "future.csv"
+    assert main(["forecast", "--model", str(bundle), "--input", str(table), "--horizon", "3", "--output",
+                 str(out)]) == 0
+    future = pd.read_csv(out)
+    assert len(future) == 3 and future["month"].iloc[0] == "2015-01-01"
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def _write(path: Path, frame: pd.DataFrame) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def _cases(root: Path) -> dict[str, tuple[list[str], tuple[str, ...]]]:
+    """name: (the fit's extra arguments or a whole command, what stderr must say)."""
+    base = monthly()
+    nan, text, unsorted, dup, gaps = base.copy(), base.astype({"load": object}), base.copy(), base.copy(), base.copy()
+    nan.loc[30, "load"] = np.nan
+    text.loc[40, "load"] = "n/a"
+    unsorted.loc[[50, 51]] = unsorted.loc[[51, 50]].to_numpy()
+    dup.loc[60, "month"] = dup.loc[59, "month"]
+    gaps = gaps.drop(index=70)
+    (root / "notes.txt").write_text("the load was high\n")
+    return {
+        "NaN cell": (["--data.init_args.path", _write(root / "nan.csv", nan)], ("row 31", "empty", "interpolate")),
+        "non-numeric cell": (["--data.init_args.path", _write(root / "text.csv", text)], ("row 41", "'n/a'",
+                                                                                          "not a number")),
+        "unsorted timestamps": (["--data.init_args.path", _write(root / "unsorted.csv", unsorted)],
+                                ("row 52", "sort the table by time")),
+        "duplicated timestamps": (["--data.init_args.path", _write(root / "dup.csv", dup)], ("row 61", "repeats")),
+        "irregular spacing": (["--data.init_args.path", _write(root / "gaps.csv", gaps)], ("irregular", "resample")),
+        "lookback longer than the series": (["--data.init_args.path", _write(root / "ok.csv", base),
+                                             "--data.init_args.lookback", "400"], ("shorter than", "lookback")),
+        "horizon 0": (["--data.init_args.path", str(root / "ok.csv"), "--data.init_args.horizon", "0"],
+                      ("horizon=0",)),
+        "a text file": (["--data.init_args.path", str(root / "notes.txt")], ("not a csv", "classifier")),
+        "missing column": (["--data.init_args.path", str(root / "ok.csv"), "--data.init_args.value_columns",
+                            "[demand]"], ("no column", "demand", "value_columns")),
+    }
+
+
+CASE_NAMES = ["NaN cell", "non-numeric cell", "unsorted timestamps", "duplicated timestamps", "irregular spacing",
+              "lookback longer than the series", "horizon 0", "a text file", "missing column"]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_tables_get_a_clear_error_and_nothing_is_written(name: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    extra, expect = _cases(tmp_path)[name]
+    capsys.readouterr()
+    argv = ["fit", "--config", str(Path(__file__).parent.parent / "recipes" / RECIPE), *TINY,
+            "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+            "--bundle", str(tmp_path / "never"), *extra]
+    try:
+        code = main(argv)
+    except SystemExit as done:
+        code = done.code
+    err = capsys.readouterr().err
+    assert code not in (0, None) and "Traceback" not in err
+    for text in expect:
+        assert text.lower() in err.lower(), f"{text!r} not in: {err[-1500:]}"
+    assert not (tmp_path / "never").exists() and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_prediction_refuses_what_the_model_cannot_read(bundle: Path, table: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    forecaster = seq2text.load(bundle)
+    frame = pd.read_csv(table)
+    with pytest.raises(DataError, match="reads 24 \\(lookback\\)"):
+        forecaster.forecast(frame.iloc[:10])
+    weekly = frame.iloc[:40].assign(month=pd.date_range("2000-01-03", periods=40, freq="W-MON"))
+    with pytest.raises(DataError, match="trained on steps of MS"):
+        forecaster.forecast(weekly)
+    with pytest.raises(ConfigError, match="1 to 6 steps"):
+        forecaster.forecast(frame, horizon=7)
+    with pytest.raises(seq2text.BundleError, match="holds a forecasting model, not a translation model"):
+        seq2text.Translator.load(bundle)
+    monkey_stdin = sys.stdin
+    try:
+        assert main(["translate", "--model", str(bundle)]) == 1
+    finally:
+        sys.stdin = monkey_stdin
+    assert "holds a forecasting model" in capsys.readouterr().err
+    assert read_series(table, "month", ["load"])[0].values.shape == (180, 1)
