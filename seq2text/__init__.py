@@ -1,7 +1,16 @@
 """seq2text: recurrent (LSTM/GRU) NLP with SentencePiece and PyTorch Lightning."""
 
 from seq2text.errors import BundleError, ConfigError, DataError, Seq2TextError
-from seq2text.inference import Classifier, ClassifierEnsemble, Forecaster, LanguageModel, Translation, Translator, load
+from seq2text.inference import (
+    Classifier,
+    ClassifierEnsemble,
+    Forecaster,
+    LanguageModel,
+    Regressor,
+    Translation,
+    Translator,
+    load,
+)
 from seq2text.nn.search import SearchConfig
 from seq2text.reading import ClassifierReading, LMReading, TranslationReading
 from seq2text.series import SeriesReading
@@ -9,5 +18,5 @@ from seq2text.tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 __all__ = ["BundleError", "Classifier", "ClassifierEnsemble", "ClassifierReading", "ConfigError", "DataError",
-           "Forecaster", "LMReading", "LanguageModel", "SearchConfig", "Seq2TextError", "SeriesReading", "Tokenizer",
-           "Translation", "TranslationReading", "Translator", "load"]
+           "Forecaster", "LMReading", "LanguageModel", "Regressor", "SearchConfig", "Seq2TextError", "SeriesReading",
+           "Tokenizer", "Translation", "TranslationReading", "Translator", "load"]

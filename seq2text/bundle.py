@@ -135,5 +135,7 @@ def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: s
         extra["reading"] = datamodule.reading.to_dict()
     if hasattr(task_module, "search_config"):
         extra["search"] = task_module.search_config()
+    if hasattr(task_module, "bundle_extra"):  # e.g. a text regressor's quantiles
+        extra.update(task_module.bundle_extra())
     return save_bundle(directory, task_module.bundle_task, task_module.net.config.to_dict(),
                        task_module.export_state(), datamodule.tokenizer, metrics, extra=extra)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seq2text.bundle import Bundle, read_bundle
-from seq2text.errors import BundleError, ConfigError
+from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.nn.config import config_from
@@ -26,7 +26,8 @@ from seq2text.reading import ClassifierReading, LMReading, TranslationReading, b
 from seq2text.series import Series, SeriesReading, read_series
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
-__all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "LanguageModel", "Translation", "Translator", "load"]
+__all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "LanguageModel", "Regressor", "Translation", "Translator",
+           "load"]
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
@@ -282,6 +283,60 @@ class ClassifierEnsemble(_LabelPredictor):
         return torch.stack([member.probabilities(texts) for member in self.members]).mean(dim=0)
 
 
+class Regressor:
+    """A trained text regressor: a number per text (e.g. a review's rating), read as in training.
+
+    Args:
+        net: the network (eval mode); its head gives one output, or one per quantile.
+        tokenizer: its tokenizer.
+        reading: how texts are read (as a classifier's).
+        quantiles: the quantile of each output (empty: one point output).
+        metrics: the metrics recorded at training time.
+    """
+
+    task = "text_regression"
+
+    def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, reading: ClassifierReading,
+                 quantiles: Sequence[float] = (), metrics: dict | None = None) -> None:
+        if net.config.num_classes != max(1, len(quantiles)):
+            raise BundleError(f"the network has {net.config.num_classes} outputs but {len(quantiles)} quantiles")
+        self.net, self.tokenizer, self.reading = net.eval(), tokenizer, reading
+        self.quantiles, self.metrics = tuple(quantiles), metrics or {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> Regressor:
+        """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
+        bundle = read_bundle(path, task=cls.task)
+        net = _build(bundle, RNNClassifier, ClassifierConfig)
+        quantiles = bundle.config.get("regression", {}).get("quantiles", [])
+        return cls(net, bundle.tokenizer, ClassifierReading.from_bundle(bundle.config, path), quantiles,
+                   bundle.metrics)
+
+    @torch.inference_mode()
+    def outputs(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
+        """The head's outputs, (len(texts), Q): one per quantile, or Q = 1."""
+        texts = _str_list(texts, "regressor.predict(['a review'])")
+        ids = self.reading.encode(self.tokenizer, texts)
+        out = torch.empty(len(ids), max(1, len(self.quantiles)))
+        for rows in self.reading.batches(ids, max_tokens):
+            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
+            out[rows] = self.net(text, lengths).float()
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[float]:
+        """The point prediction of each text (the median where quantiles were trained)."""
+        point = self.quantiles.index(0.5) if self.quantiles else 0
+        return self.outputs(texts)[:, point].tolist()
+
+    def evaluate(self, texts: Sequence[str], targets: Sequence[float]) -> dict[str, float]:
+        """MAE and RMSE of the point predictions against `targets`."""
+        if len(texts) != len(targets):
+            raise DataError(f"{len(texts)} texts but {len(targets)} targets; they must align")
+        error = torch.tensor(self.predict(texts), dtype=torch.float64) - torch.tensor(targets, dtype=torch.float64)
+        return {"mae": float(error.abs().mean()), "rmse": float(error.square().mean().sqrt()),
+                "examples": len(targets)}
+
+
 def _check_str_rows(texts: Sequence[str]) -> list[str]:
     return _str_list(texts, "classifier.predict(['a sentence'])")
 
@@ -494,10 +549,11 @@ def _future_times(series: Series, step: str | None, horizon: int) -> list:
 _PREDICTORS = {LanguageModel.task: LanguageModel, Classifier.task: Classifier}
 _PREDICTORS[Translator.task] = Translator
 _PREDICTORS[Forecaster.task] = Forecaster
+_PREDICTORS[Regressor.task] = Regressor
 
 
 def load(path: str | Path | Sequence[str | Path]
-         ) -> LanguageModel | Classifier | ClassifierEnsemble | Translator | Forecaster:
+         ) -> LanguageModel | Classifier | ClassifierEnsemble | Translator | Forecaster | Regressor:
     """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives
     a `ClassifierEnsemble`."""
     if not isinstance(path, str | Path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -39,8 +39,8 @@ from seq2text.reading import (
 from seq2text.textio import read_lines
 from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 
-__all__ = ["ClassificationDataModule", "TokenBudgetSampler", "LabeledTexts", "read_labeled", "normalize_text",
-           "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
+__all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetSampler", "LabeledTexts",
+           "read_labeled", "normalize_text", "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
 
 FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
 
@@ -50,14 +50,14 @@ class LabeledTexts(Dataset[ClassificationBatch]):
 
     Args:
         ids: token ids of each text (each non-empty).
-        labels: class index of each text, (num_texts,).
+        labels: class index (int64) or target value (float32, regression) of each text, (num_texts,).
     """
 
     def __init__(self, ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
         self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N + 1,)
         self.flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(self.offsets[-1]))
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = np.asarray(labels)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -337,3 +337,40 @@ def _check_options(max_tokens: int, max_batch_size: int | None, eval_max_tokens:
         raise ConfigError(f"data.max_len={max_len} must be at least 2 (the start token and one piece), or null")
     if not 0.0 < valid_fraction < 1.0:
         raise ConfigError(f"data.valid_fraction={valid_fraction} must lie in (0, 1)")
+
+
+class TextRegressionDataModule(ClassificationDataModule):
+    """Texts with a numeric target (e.g. IMDb's 1–10 `rating`: `dataset: imdb`, `label_column: rating`): the
+    classification module's files, reading, tokenizer and batching, with numbers in the label column."""
+
+    @property
+    def labels(self) -> list[str]:
+        return []
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    @property
+    def reading(self) -> ClassifierReading:
+        return replace(super().reading, labels=())
+
+    @property
+    def target_mean(self) -> float:
+        """The mean training target (the head starts there, and it is the baseline to beat)."""
+        return float(self._targets(self._splits["train"]).mean())
+
+    def _class_indices(self, split: _Split) -> np.ndarray:
+        return self._targets(split)
+
+    def _targets(self, split: _Split) -> np.ndarray:
+        values = np.empty(len(split.labels), dtype=np.float32)
+        for row, label in enumerate(split.labels):
+            try:
+                values[row] = float(label)
+            except ValueError:
+                raise DataError(f"{split.path}, row {row + 1} after the header: {self.label_column} is {label!r}, "
+                                "not a number; a text regressor needs numeric targets") from None
+            if not np.isfinite(values[row]):
+                raise DataError(f"{split.path}, row {row + 1} after the header: {self.label_column} is {label!r}")
+        return values

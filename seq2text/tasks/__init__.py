@@ -4,7 +4,8 @@ from seq2text.tasks.callbacks import ExactResume, ThroughputStats, WallClockBudg
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.language_modeling import LanguageModelTask
+from seq2text.tasks.regression import TextRegressionTask
 from seq2text.tasks.translation import TranslationTask
 
 __all__ = ["ClassificationTask", "ExactResume", "ForecastingTask", "LanguageModelTask", "ThroughputStats",
-           "TranslationTask", "WallClockBudget"]
+           "TextRegressionTask", "TranslationTask", "WallClockBudget"]

@@ -147,6 +147,9 @@ class ClassificationTask(Task):
                 raise ConfigError(f"{hp.pretrained_lm}: {error}") from None
             rank_zero_info(f"classifier: encoder initialised from {hp.pretrained_lm} ({copied} tensors)")
             self._pending_lm = None
+        self._build_metrics(num_classes)
+
+    def _build_metrics(self, num_classes: int) -> None:
         self.metrics = nn.ModuleDict({stage: MetricCollection({
             "acc": MulticlassAccuracy(num_classes, average="micro"),
             "f1": MulticlassF1Score(num_classes, average="macro")}) for stage in ("val", "test")})
@@ -156,8 +159,7 @@ class ClassificationTask(Task):
     def setup(self, stage: str) -> None:
         """Takes (or checks) the labels from the data module, builds the network, checks the tokenizer."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if getattr(datamodule, "labels", None) is not None:
-            self._check_labels(list(datamodule.labels))
+        self._take_labels(datamodule)
         if self.net is None:
             if self.hparams.num_classes is None:
                 raise ConfigError("model.num_classes is not set and there is no data module to take the labels from")
@@ -168,6 +170,10 @@ class ClassificationTask(Task):
             if tokenizer is None:
                 raise ConfigError("model.word_vectors needs a data module with a tokenizer")
             self._load_word_vectors(tokenizer.pieces())
+
+    def _take_labels(self, datamodule: object) -> None:
+        if getattr(datamodule, "labels", None) is not None:
+            self._check_labels(list(datamodule.labels))
 
     def _check_labels(self, labels: list[str]) -> None:
         hp = self.hparams

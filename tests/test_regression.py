@@ -1,0 +1,75 @@
+"""Text regression (issue 14): a number from a text on the classifier's encoder, its bundle and `Regressor`."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import seq2text
+from seq2text.reading import read_labeled
+from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
+
+
+def _write(root: Path, seed: int = 0) -> None:
+    """Toy reviews whose rating is 8 ± 1 with a positive word and 3 ± 1 with a negative one."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for name, n, split_seed in (("train", 300, 0), ("dev", 40, 1), ("test", 50, 2)):
+        rows = [(text, (8 if label == "1" else 3) + rng.choice((-1, 0, 1))) for text, label in toy_rows(n, split_seed)]
+        (root / f"{name}.tsv").write_text("text\trating\n" + "".join(f"{t}\t{r}\n" for t, r in rows))
+
+
+def _files(root: Path) -> list[str]:
+    return ["--data.init_args.dataset", "null", "--data.init_args.label_column", "rating",
+            *(f"--data.init_args.{split}_file={root / name}.tsv" for split, name in
+              (("train", "train"), ("valid", "dev"), ("test", "test"))), "--data.init_args.tokenizer_type", "word",
+            "--data.init_args.tokenizer_vocab_size", "null", *TINY_CLS, "--trainer.precision", "32"]
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ratings")
+    _write(root)
+    return root
+
+
+def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(reviews: Path, tmp_path: Path) -> None:
+    bundle = fit("imdb_rating.yaml", tmp_path, *_files(reviews), "--trainer.max_epochs", "6", "--model.init_args.lr",
+                 "0.01", "--model.init_args.warmup_steps", "0")
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    texts, ratings = read_labeled(reviews / "test.tsv", "text", "rating")
+    targets = [float(r) for r in ratings]
+    mean_mae = float(np.mean(np.abs(np.asarray(targets) - np.mean(targets))))
+    assert metrics["test/mae"] < 0.5 * mean_mae, (metrics, mean_mae)  # far better than predicting the mean
+    regressor = seq2text.load(bundle)
+    assert isinstance(regressor, seq2text.Regressor) and regressor.quantiles == ()
+    assert regressor.evaluate(texts, targets)["mae"] == pytest.approx(metrics["test/mae"], rel=1e-4)
+    good, bad = regressor.predict(["a superb film", "an awful film"])
+    assert good > 6 > 5 > bad and regressor.predict([]) == []
+    with pytest.raises(seq2text.BundleError, match="text_regression model, not a classification model"):
+        seq2text.Classifier.load(bundle)
+
+
+def test_quantile_regression_orders_its_outputs(reviews: Path, tmp_path: Path) -> None:
+    bundle = fit("imdb_rating.yaml", tmp_path, *_files(reviews), "--trainer.max_epochs", "6", "--model.init_args.lr",
+                 "0.01", "--model.init_args.warmup_steps", "0", "--model.init_args.loss", "quantile")
+    regressor = seq2text.load(bundle)
+    outputs = regressor.outputs(["a superb film", "an awful film", "the plot"])
+    assert regressor.quantiles == (0.1, 0.5, 0.9) and outputs.shape == (3, 3)
+    assert (outputs[:, 0] <= outputs[:, 2]).all()
+
+
+def test_non_numeric_targets_are_refused(reviews: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad"
+    _write(bad)
+    lines = (bad / "train.tsv").read_text().splitlines()
+    lines[5] = lines[5].rsplit("\t", 1)[0] + "\tgreat"
+    (bad / "train.tsv").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert run_fit("imdb_rating.yaml", tmp_path / "out", *_files(bad), "--trainer.max_epochs", "1") == 1
+    assert "row 5 after the header: rating is 'great', not a number" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "bundle").exists()
