@@ -1,0 +1,115 @@
+"""Forecasting benchmarks (issue 14): seq2text's LSTM forecaster against statsmodels' ETS and ARIMA, darts'
+RNNModel and the seasonal-naive forecast, on one series, one split and one horizon, in the same run.
+
+    pip install -r benchmarks/peers.txt                      # the peers, for benchmarks only
+    python benchmarks/forecast.py forecast_co2 [recipe overrides...]
+    python benchmarks/forecast.py forecast_sunspots
+    python benchmarks/forecast.py export co2 data/co2_monthly.csv        # the table the recipe reads
+
+The data are statsmodels' own datasets (offline, inside its wheel), read by `forecast_peers.load_series`. The
+last `test_size` steps are the test part, the `valid_size` before them the validation part. seq2text trains on
+the training part (scales fitted there) and validates on the validation part; the peers are fitted on training +
+validation. Everyone forecasts `horizon` steps from every test origin (rolling origin, stride 1) without
+refitting, and is scored by the same `forecast_peers.scores`: MASE against the in-sample seasonal-naive error
+of the training part. Writes benchmarks/results/forecast_<dataset>.json; `value` is seq2text's test MASE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, fit_to_budget, record
+from forecast_peers import PEERS, evaluate, load_series, rolling_windows, scores
+
+COLUMNS = {"co2": "co2", "sunspots": "sunspots"}
+
+
+def export(name: str, path: Path) -> Path:
+    """Writes the dataset as the table the recipe reads: columns `time` and the value column."""
+    import pandas as pd
+
+    series = load_series(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"time": series.index, COLUMNS[name]: series.values}).to_csv(path, index=False)
+    return path
+
+
+def _seq2text(name: str, out: Path, overrides: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Trains the recipe on the exported table; forecasts from every test origin with the bundle.
+
+    Returns:
+        point forecasts and the 10%–90% interval (n_origins, horizon) and (n_origins, horizon, 2), and facts.
+    """
+    import pandas as pd
+
+    import seq2text
+
+    series = load_series(name)
+    table = export(name, out / f"{name}.csv")
+    recipe = f"recipes/forecast_{name}.yaml"
+    extra = ["--data.init_args.path", str(table), "--data.init_args.valid_size", str(series.valid_size),
+             "--data.init_args.test_size", str(series.test_size), "--data.init_args.horizon", str(series.horizon),
+             "--data.init_args.season", str(series.season), *overrides]
+    wall = fit_to_budget(recipe, out, 60.0, extra)
+    forecaster = seq2text.load(out / "bundle")
+    frame = pd.read_csv(table)
+    column = COLUMNS[name]
+    start = time.monotonic()
+    futures = [forecaster.forecast(frame.iloc[:origin]) for origin in rolling_windows(series)]
+    predict_seconds = time.monotonic() - start
+    points = np.stack([f[column].to_numpy() for f in futures])
+    bands = np.stack([f[[f"{column}_q10", f"{column}_q90"]].to_numpy() for f in futures])
+    metrics = json.loads((out / "bundle" / "metrics.json").read_text())
+    facts = {"recipe": recipe, "overrides": overrides, "wall_seconds": round(wall, 1),
+             "predict_seconds": round(predict_seconds, 2), "epochs": metrics.get("epochs"),
+             "steps": metrics.get("global_step"), "precision": metrics.get("precision"),
+             "test_mase_during_training": round(metrics.get("test/mase", float("nan")), 4),
+             "val_mase": round(metrics.get("val/mase", float("nan")), 4)}
+    return points, bands, facts
+
+
+def forecast_benchmark(name: str, overrides: list[str]) -> dict:
+    series = load_series(name)
+    origins = rolling_windows(series)
+    out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
+    start = time.monotonic()
+    points, bands, facts = _seq2text(name, out, overrides)
+    train_seconds = facts["wall_seconds"]
+    ours = scores(series.values, points, origins, series.horizon, series.season, series.train_end)
+    actual = np.stack([series.values[o: o + series.horizon] for o in origins])
+    coverage = float(np.mean((bands[..., 0] <= actual) & (actual <= bands[..., 1])))
+    peers = {peer: evaluate(series, origins, peer) for peer in ["seasonal_naive", *PEERS]}
+    scored = {peer: result["mase"] for peer, result in peers.items() if "mase" in result}
+    best = min((v for k, v in scored.items() if k != "seasonal_naive"), default=float("nan"))
+    return record(f"forecast_{name}", metric="test_mase", value=round(ours["mase"], 4),
+                  split=f"test: last {series.test_size} steps, {len(origins)} rolling origins × horizon "
+                        f"{series.horizon}; valid: the {series.valid_size} steps before", data=series.source,
+                  season=series.season, horizon=series.horizon, train_seconds=train_seconds,
+                  seq2text={k: round(v, 4) for k, v in ours.items()}, interval_coverage_10_90=round(coverage, 3),
+                  **{f"mase_{peer}": round(value, 4) for peer, value in scored.items()},
+                  best_peer_mase=round(best, 4), beats_best_peer=bool(ours["mase"] <= best),
+                  peers=peers, total_seconds=round(time.monotonic() - start, 1), **facts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", help="forecast_co2, forecast_sunspots, or export")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides; for export: DATASET PATH")
+    args = parser.parse_args()
+    if args.benchmark == "export":
+        if len(args.rest) != 2:
+            raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
+        print(export(args.rest[0], Path(args.rest[1])))
+    elif args.benchmark.removeprefix("forecast_") in COLUMNS:
+        forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.rest)
+    else:
+        sys.exit(f"unknown benchmark {args.benchmark!r}; use forecast_co2, forecast_sunspots or export")
+
+
+if __name__ == "__main__":
+    main()
