@@ -7,9 +7,9 @@ RNNModel and the seasonal-naive forecast, on one series, one split and one horiz
     python benchmarks/forecast.py export co2 data/co2_monthly.csv        # the table the recipe reads
 
 The data are statsmodels' own datasets (offline, inside its wheel), read by `forecast_peers.load_series`. The
-last `test_size` steps are the test part, the `valid_size` before them the validation part. seq2text trains on
-the training part (scales fitted there) and validates on the validation part; the peers are fitted on training +
-validation. Everyone forecasts `horizon` steps from every test origin (rolling origin, stride 1) without
+last `test_size` steps are the test part, the `valid_size` before them the validation part (used to choose the
+recipes and the peers' settings). For the recorded run, every model is fitted on training + validation: seq2text
+with `data.valid_size 0` (its scales are fitted there too), the peers once. Everyone forecasts `horizon` steps from every test origin (rolling origin, stride 1) without
 refitting, and is scored by the same `forecast_peers.scores`: MASE against the in-sample seasonal-naive error
 of the training part. Writes benchmarks/results/forecast_<dataset>.json; `value` is seq2text's test MASE.
 """
@@ -52,7 +52,7 @@ def _seq2text(name: str, out: Path, overrides: list[str]) -> tuple[np.ndarray, n
     series = load_series(name)
     table = export(name, out / f"{name}.csv")
     recipe = f"recipes/forecast_{name}.yaml"
-    extra = ["--data.init_args.path", str(table), "--data.init_args.valid_size", str(series.valid_size),
+    extra = ["--data.init_args.path", str(table), "--data.init_args.valid_size", "0",
              "--data.init_args.test_size", str(series.test_size), "--data.init_args.horizon", str(series.horizon),
              "--data.init_args.season", str(series.season), *overrides]
     wall = fit_to_budget(recipe, out, 60.0, extra)

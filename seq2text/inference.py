@@ -526,7 +526,8 @@ class Forecaster:
     def _predict(self, series: list[Series]) -> list[np.ndarray]:
         """Each series' forecast from its end, (horizon, V, Q) in its units."""
         reading, origins = self.reading, [len(one) for one in series]
-        scales = [reading.scale_of(one) for one in series]
+        scales = [reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in zip(series, origins,
+                                                                                                   strict=True)]
         inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
                                             for one, origin, scale in zip(series, origins, scales, strict=True)]))
         predicted = self.net(inputs).numpy()  # (N, H, V, Q)

@@ -71,6 +71,9 @@ class SeriesReading(_Spec):
         step: the spacing of the training timestamps (a pandas offset alias such as `MS`, or a number for a
             numeric time column); history given for a forecast must have the same.
         scales: each series' scale per value column, fitted on its training part: {id: [scale, ...]}.
+        normalize: `series` divides every window by its series' scale; `window` by the spread of the window's
+            own history (instance normalisation: for series whose amplitude drifts, such as sunspot cycles),
+            never below `min_window_scale` × the series' scale.
     """
 
     time_column: str = "time"
@@ -82,6 +85,7 @@ class SeriesReading(_Spec):
     calendar: tuple[str, ...] = ()
     step: str | None = None
     scales: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    normalize: Literal["series", "window"] = "series"
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, int) and self.horizon == 0:
@@ -89,6 +93,8 @@ class SeriesReading(_Spec):
         self._positive("lookback", "horizon", "season")
         if not self.value_columns:
             raise ConfigError("value_columns is empty; name at least one numeric column to forecast")
+        if self.normalize not in ("series", "window"):
+            raise ConfigError(f"normalize={self.normalize!r}: use series or window")
         unknown = sorted(set(self.calendar) - set(CALENDAR_FEATURES))
         if unknown:
             raise ConfigError(f"unknown calendar features {unknown}; use {sorted(CALENDAR_FEATURES)}")
@@ -115,6 +121,14 @@ class SeriesReading(_Spec):
         if series.id in self.scales:
             return np.asarray(self.scales[series.id], dtype=np.float64)
         return series_scale(series.values)
+
+    def window_scale(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
+        """The scale of the window before `origin`, (V,): the series' scale, or (`normalize: window`) the standard
+        deviation of the window's history, at least a tenth of the series' scale."""
+        if self.normalize == "series":
+            return scale
+        spread = series.values[origin - self.lookback: origin].std(axis=0)
+        return np.maximum(spread, 0.1 * scale)
 
     def inputs(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
         """The network input for a forecast from `origin` (steps before it are history), (lookback, input_size)."""

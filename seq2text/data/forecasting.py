@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -116,7 +116,10 @@ class SeriesDataModule(SplitDataModule):
         season: the seasonal period (12 for monthly data with a yearly cycle) of the seasonal-naive baseline
             and of MASE; 1 for the naive (last value) forecast.
         calendar: calendar features of each step: `month`, `dayofweek`, `dayofyear`, `hour` (date columns).
-        valid_size: the validation part at the end of each series, before the test part (fraction or steps).
+        normalize: `series` (each window divided by its series' training scale) or `window` (by the spread of
+            its own history: series whose amplitude drifts).
+        valid_size: the validation part at the end of each series, before the test part (fraction or steps);
+            0 trains on everything before the test part (no validation: e.g. a final fit once a recipe is chosen).
         test_size: the test part at the end of each series (fraction or steps).
         batch_size: training windows per batch (per process).
         eval_batch_size: windows per evaluation batch.
@@ -125,14 +128,15 @@ class SeriesDataModule(SplitDataModule):
 
     def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
                  id_column: str | None = None, lookback: int = 48, horizon: int = 12, season: int = 1,
-                 calendar: Sequence[Calendar] = (), valid_size: float = 0.1, test_size: float = 0.1,
+                 calendar: Sequence[Calendar] = (), normalize: Literal["series", "window"] = "series",
+                 valid_size: float = 0.1, test_size: float = 0.1,
                  batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
             raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
         base = SeriesReading(time_column, tuple(value_columns), id_column, lookback, horizon, season,
-                             tuple(calendar))
+                             tuple(calendar), normalize=normalize)
         self._frame: Any = None
         self._base, self._series, self._parts = base, [], []
         self.datasets: dict[str, Windows] = {}
@@ -206,9 +210,10 @@ class SeriesDataModule(SplitDataModule):
             reading, columns = self.reading, {k: [] for k in ("input", "target", "last", "scale", "mase_scale",
                                                                "naive")}
             for series, part in zip(self._series, self._parts, strict=True):
-                scale = reading.scale_of(series)
+                series_scale_ = reading.scale_of(series)
                 mase = seasonal_scale(series.values[: part.valid], reading.season)
                 for origin in self._origins(split, series, part):
+                    scale = reading.window_scale(series, origin, series_scale_)
                     last = series.values[origin - 1]
                     columns["input"].append(reading.inputs(series, origin, scale))
                     columns["target"].append(reading.targets(series, origin, scale))
@@ -221,6 +226,17 @@ class SeriesDataModule(SplitDataModule):
                 raise DataError(f"no {split} windows: the {split} parts are empty; raise data.{split}_size")
             self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})
         return self.datasets[split]
+
+    def _no_validation(self) -> bool:
+        return all(part.test == part.valid for part in self._parts)  # valid_size 0
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit"):
+            if not (split == "valid" and self._no_validation()):
+                self.load_split(split)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self._no_validation() else super().val_dataloader()
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         data = self.load_split(split)
