@@ -6,12 +6,13 @@ RNNModel and the seasonal-naive forecast, on one series, one split and one horiz
     python benchmarks/forecast.py forecast_sunspots
     python benchmarks/forecast.py export co2 data/co2_monthly.csv        # the table the recipe reads
 
-The data are statsmodels' own datasets (offline, inside its wheel), read by `forecast_peers.load_series`. The
-last `test_size` steps are the test part, the `valid_size` before them the validation part (used to choose the
-recipes and the peers' settings). For the recorded run, every model is fitted on training + validation: seq2text
-with `data.valid_size 0` (its scales are fitted there too), the peers once. Everyone forecasts `horizon` steps from every test origin (rolling origin, stride 1) without
-refitting, and is scored by the same `forecast_peers.scores`: MASE against the in-sample seasonal-naive error
-of the training part. Writes benchmarks/results/forecast_<dataset>.json; `value` is seq2text's test MASE.
+The data are statsmodels' own datasets (offline, inside its wheel), read by `forecast_peers.load_series`. The last
+`test_size` steps are the test part, the `valid_size` before them the validation part (used to choose the recipes
+and the peers' settings). For the recorded run, every model is fitted on training + validation: seq2text with
+`data.valid_size 0` (its scales are fitted there too), the peers once. Everyone forecasts `horizon` steps from
+every test origin (rolling origin, stride 1) without refitting, and is scored by the same `forecast_peers.scores`:
+MASE against the in-sample seasonal-naive error of the training part. Writes
+benchmarks/results/forecast_<dataset>.json; `value` is seq2text's test MASE.
 """
 
 from __future__ import annotations
