@@ -12,6 +12,7 @@
         --lm-bundle benchmarks/runs/movie_lm_70/bundle benchmarks/runs/movie_lm_bwd_70/bundle   # forward + backward
     python benchmarks/classification.py imdb_budget --minutes 60 [--lm-bundle benchmarks/runs/movie_lm/bundle]
     python benchmarks/classification.py sst2_budget --vectors --minutes 20   # + in-domain word vectors, in budget
+    python benchmarks/classification.py imdb_rating --minutes 10   # text regression: review -> its 1-10 rating
 
 Each benchmark writes benchmarks/results/<name>.json (`value` = accuracy in percent: dev for SST-2, whose targets
 are on dev, with the labeled GLUE test set (test_labeled.tsv) as `test_acc`; test for IMDb). Training stops
@@ -21,6 +22,10 @@ With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their
 first trained on the unlabeled IMDb + SST-2 training text (`seq2text.vectors`: PPMI + SVD; no pretrained
 weights, no test or dev text) inside the budget; the classifier (recipes/sst2_bilstm_vectors.yaml) takes the
 rest of it and starts its embedding from them; the run is recorded as <name>_vectors, with the vectors' time.
+`imdb_rating` trains recipes/imdb_rating.yaml (a text regressor) and, with the same budget, the sentiment
+classifier of recipes/imdb_bilstm.yaml; on the 25,000 test reviews it records the regressor's MAE and RMSE (`value`
+= MAE) against predicting the training mean and against the classifier's expected rating, P(pos) × the mean
+positive training rating + P(neg) × the mean negative one.
 """
 
 from __future__ import annotations
@@ -238,9 +243,49 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
     print(f"movie LM bundle: {bundle} (python benchmarks/classification.py sst2_finetune --lm-bundle {bundle})")
 
 
+def imdb_rating(minutes: float, extra: list[str]) -> dict:
+    """The text-regression benchmark of issue 14 (see the module docstring)."""
+    import numpy as np
+
+    import seq2text
+    from seq2text.data.catalog import resolve
+    from seq2text.reading import read_labeled
+
+    files = resolve("imdb", splits=("train", "test"), allow_hub=False)
+    _, train_ratings = read_labeled(files["train"], "text", "rating")
+    _, train_labels = read_labeled(files["train"], "text", "label")
+    test_texts, test_ratings = read_labeled(files["test"], "text", "rating")
+    train_y, test_y = np.asarray(train_ratings, dtype=float), np.asarray(test_ratings, dtype=float)
+    positive = np.asarray(train_labels) == "1"
+    runs = ROOT / "benchmarks" / "runs"
+    wall = {"regressor": fit_to_budget("recipes/imdb_rating.yaml", runs / "imdb_rating", minutes, extra),
+            "classifier": fit_to_budget("recipes/imdb_bilstm.yaml", runs / "imdb_rating_classifier", minutes, extra)}
+    metrics = json.loads((runs / "imdb_rating" / "bundle" / "metrics.json").read_text())
+    classifier = seq2text.load(runs / "imdb_rating_classifier" / "bundle")
+    p_pos = classifier.probabilities(test_texts)[:, classifier.labels.index("1")].numpy()
+    expected = p_pos * train_y[positive].mean() + (1 - p_pos) * train_y[~positive].mean()
+    baselines = {"train_mean": np.full_like(test_y, train_y.mean()), "classifier_expected": expected}
+    errors = {name: {"mae": round(float(np.abs(pred - test_y).mean()), 4),
+                     "rmse": round(float(np.sqrt(np.square(pred - test_y).mean())), 4)}
+              for name, pred in baselines.items()}
+    classifier_metrics = json.loads((runs / "imdb_rating_classifier" / "bundle" / "metrics.json").read_text())
+    return record("imdb_rating", recipe="recipes/imdb_rating.yaml", metric="test_mae",
+                  value=round(metrics["test/mae"], 4),
+                  split="test (imdb/test.csv, 25,000 reviews, column rating)", test_rmse=round(metrics["test/rmse"], 4),
+                  mae_train_mean=errors["train_mean"]["mae"], rmse_train_mean=errors["train_mean"]["rmse"],
+                  mae_classifier_expected=errors["classifier_expected"]["mae"],
+                  rmse_classifier_expected=errors["classifier_expected"]["rmse"],
+                  classifier_test_acc=round(100 * classifier_metrics["test/acc"], 2),
+                  train_mean=round(float(train_y.mean()), 4), budget_minutes=minutes,
+                  train_seconds=round(metrics.get("train_seconds", float("nan")), 1),
+                  classifier_train_seconds=round(classifier_metrics.get("train_seconds", float("nan")), 1),
+                  wall_seconds={k: round(v, 1) for k, v in wall.items()}, epochs=metrics.get("epochs"),
+                  precision=metrics.get("precision"), overrides=extra)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "movie_lm"])
+    parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "movie_lm", "imdb_rating"])
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
     parser.add_argument("--lm-bundle", nargs="+", default=[],
                         help="language-model bundle to fine-tune from (ULMFiT); with --ensemble, several bundles "
@@ -254,6 +299,9 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     if args.benchmark == "movie_lm":
         movie_lm(args.minutes or 30, extra, args.from_bundle, args.name)
+        return
+    if args.benchmark == "imdb_rating":
+        imdb_rating(args.minutes or 10, extra)
         return
     minutes = args.minutes or BENCHMARKS[args.benchmark][2]
     if args.vectors:
