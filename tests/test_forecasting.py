@@ -218,3 +218,10 @@ def test_prediction_refuses_what_the_model_cannot_read(bundle: Path, table: Path
         sys.stdin = monkey_stdin
     assert "holds a forecasting model" in capsys.readouterr().err
     assert read_series(table, "month", ["load"])[0].values.shape == (180, 1)
+
+
+@pytest.mark.parametrize("recipe", ["forecast_co2.yaml", "forecast_sunspots.yaml", "imdb_rating.yaml"])
+def test_recipes_parse(recipe: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(Path(__file__).parent.parent / "recipes" / recipe), "--print_config"])
+    assert done.value.code in (0, None) and "class_path: seq2text.tasks." in capsys.readouterr().out
