@@ -225,3 +225,18 @@ def test_recipes_parse(recipe: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(Path(__file__).parent.parent / "recipes" / recipe), "--print_config"])
     assert done.value.code in (0, None) and "class_path: seq2text.tasks." in capsys.readouterr().out
+
+
+def test_many_series_from_parquet_through_fit_and_forecast(tmp_path: Path) -> None:
+    frame = monthly(120, ids=("north", "south"))
+    frame["temp"] = np.cos(np.arange(len(frame)) / 3)
+    table = tmp_path / "sites.parquet"
+    frame.to_parquet(table)
+    bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--data.init_args.id_column", "site",
+                 "--data.init_args.value_columns", "[load, temp]", "--data.init_args.lookback", "12",
+                 "--data.init_args.valid_size", "12", "--data.init_args.test_size", "12", "--trainer.max_epochs", "2")
+    forecaster = seq2text.load(bundle)
+    assert set(forecaster.reading.scales) == {"north", "south"}
+    future = forecaster.forecast(frame[frame["site"] == "south"].iloc[:60], horizon=2)
+    assert list(future["site"]) == ["south", "south"] and {"load", "temp", "load_q90", "temp_q10"} <= set(future)
+    assert future["month"].iloc[0] == pd.Timestamp("2005-01-01")
