@@ -59,9 +59,9 @@ def _fc(root: Path, processes: int) -> list[str]:
     import numpy as np
     import pandas as pd
 
-    t = np.arange(150)  # 150 months: 103 training windows (an uneven last global batch), 19 test windows
-    value = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.2, 150)
-    pd.DataFrame({"month": pd.date_range("2000-01-01", periods=150, freq="MS"), "load": value}).to_csv(
+    t = np.arange(152)  # 152 months: 99 training windows (a last global batch of 3, split 2/1), 19 test windows
+    value = 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.2, 152)
+    pd.DataFrame({"month": pd.date_range("2000-01-01", periods=152, freq="MS"), "load": value}).to_csv(
         root / "load.csv", index=False)
     return ["forecast_co2.yaml", "--data.init_args.path", str(root / "load.csv"), "--data.init_args.time_column",
             "month", "--data.init_args.value_columns", "[load]", "--data.init_args.lookback", "12",
