@@ -208,7 +208,7 @@ def test_real_ptb_training_loss_falls_and_bundle_matches(real_data: Path, tmp_pa
     out = tmp_path / "ptb"
     fit("ptb_lstm_small.yaml", out, "--data.init_args.root", str(real_data / "ptb"), "--model.init_args.emb_size",
         "64", "--model.init_args.hidden_size", "64", "--trainer.max_steps", "120", "--trainer.limit_val_batches",
-        "20", "--trainer.log_every_n_steps", "10", *QUIET)
+        "10", "--trainer.log_every_n_steps", "5", *QUIET)
     rows = [line.split(",") for line in next(out.rglob("metrics.csv")).read_text().splitlines()]
     col = rows[0].index("train/loss")
     losses = [float(r[col]) for r in rows[1:] if r[col]]
