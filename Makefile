@@ -27,7 +27,7 @@ demo: install
 	@echo "bundle: $(BUNDLE)  (python: import seq2text; lm = seq2text.load('$(BUNDLE)'); lm.perplexity([...]))"
 
 test: install
-	SEQ2TEXT_DATA=$${SEQ2TEXT_DATA:-../shared/data} $(BIN)/python -m pytest -q -x -n 2 --durations=10
+	SEQ2TEXT_DATA=$${SEQ2TEXT_DATA:-../shared/data} $(BIN)/python -m pytest -q -x -n 2 --dist worksteal --durations=10
 
 lint: install
 	$(BIN)/ruff check seq2text tests benchmarks
