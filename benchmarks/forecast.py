@@ -3,7 +3,7 @@ RNNModel and the seasonal-naive forecast, on one series, one split and one horiz
 
     pip install -r benchmarks/peers.txt                      # the peers, for benchmarks only
     python benchmarks/forecast.py forecast_co2 [recipe overrides...]
-    python benchmarks/forecast.py forecast_sunspots
+    python benchmarks/forecast.py forecast_sunspots --seeds 5        # the mean of 5 seeds' forecasts
     python benchmarks/forecast.py export co2 data/co2_monthly.csv        # the table the recipe reads
 
 The data are statsmodels' own datasets (offline, inside its wheel), read by `forecast_peers.load_series`. The last
@@ -40,8 +40,9 @@ def export(name: str, path: Path) -> Path:
     return path
 
 
-def _seq2text(name: str, out: Path, overrides: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Trains the recipe on the exported table; forecasts from every test origin with the bundle.
+def _seq2text(name: str, out: Path, overrides: list[str], seeds: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Trains the recipe on the exported table (`seeds` times, seeds 1234, 1235, ...); forecasts from every test
+    origin with the bundle, or with the ensemble of the bundles (the mean of their forecasts).
 
     Returns:
         point forecasts and the 10%–90% interval (n_origins, horizon) and (n_origins, horizon, 2), and facts.
@@ -56,8 +57,10 @@ def _seq2text(name: str, out: Path, overrides: list[str]) -> tuple[np.ndarray, n
     extra = ["--data.init_args.path", str(table), "--data.init_args.valid_size", "0",
              "--data.init_args.test_size", str(series.test_size), "--data.init_args.horizon", str(series.horizon),
              "--data.init_args.season", str(series.season), *overrides]
-    wall = fit_to_budget(recipe, out, 60.0, extra)
-    forecaster = seq2text.load(out / "bundle")
+    members = [out / f"seed_{1234 + k}" for k in range(seeds)] if seeds > 1 else [out]
+    wall = [fit_to_budget(recipe, member, 60.0, [*extra, "--seed_everything", str(1234 + k)])
+            for k, member in enumerate(members)]
+    forecaster = seq2text.load([m / "bundle" for m in members] if seeds > 1 else out / "bundle")
     frame = pd.read_csv(table)
     column = COLUMNS[name]
     start = time.monotonic()
@@ -65,21 +68,20 @@ def _seq2text(name: str, out: Path, overrides: list[str]) -> tuple[np.ndarray, n
     predict_seconds = time.monotonic() - start
     points = np.stack([f[column].to_numpy() for f in futures])
     bands = np.stack([f[[f"{column}_q10", f"{column}_q90"]].to_numpy() for f in futures])
-    metrics = json.loads((out / "bundle" / "metrics.json").read_text())
-    facts = {"recipe": recipe, "overrides": overrides, "wall_seconds": round(wall, 1),
-             "predict_seconds": round(predict_seconds, 2), "epochs": metrics.get("epochs"),
-             "steps": metrics.get("global_step"), "precision": metrics.get("precision"),
-             "test_mase_during_training": round(metrics.get("test/mase", float("nan")), 4),
-             "val_mase": round(metrics.get("val/mase", float("nan")), 4)}
+    metrics = [json.loads((m / "bundle" / "metrics.json").read_text()) for m in members]
+    facts = {"recipe": recipe, "overrides": overrides, "seeds": seeds, "wall_seconds": round(sum(wall), 1),
+             "predict_seconds": round(predict_seconds, 2), "epochs": metrics[0].get("epochs"),
+             "steps": metrics[0].get("global_step"), "precision": metrics[0].get("precision"),
+             "member_test_mase_during_training": [round(m.get("test/mase", float("nan")), 4) for m in metrics]}
     return points, bands, facts
 
 
-def forecast_benchmark(name: str, overrides: list[str]) -> dict:
+def forecast_benchmark(name: str, overrides: list[str], seeds: int = 1) -> dict:
     series = load_series(name)
     origins = rolling_windows(series)
     out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
     start = time.monotonic()
-    points, bands, facts = _seq2text(name, out, overrides)
+    points, bands, facts = _seq2text(name, out, overrides, seeds)
     train_seconds = facts["wall_seconds"]
     ours = scores(series.values, points, origins, series.horizon, series.season, series.train_end)
     actual = np.stack([series.values[o: o + series.horizon] for o in origins])
@@ -100,6 +102,8 @@ def forecast_benchmark(name: str, overrides: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", help="forecast_co2, forecast_sunspots, or export")
+    parser.add_argument("--seeds", type=int, default=1, help="train this many models (seeds 1234, 1235, ...) and "
+                        "forecast with their ensemble (seq2text.ForecasterEnsemble)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides; for export: DATASET PATH")
     args = parser.parse_args()
     if args.benchmark == "export":
@@ -107,7 +111,7 @@ def main() -> None:
             raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
         print(export(args.rest[0], Path(args.rest[1])))
     elif args.benchmark.removeprefix("forecast_") in COLUMNS:
-        forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.rest)
+        forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.rest, args.seeds)
     else:
         sys.exit(f"unknown benchmark {args.benchmark!r}; use forecast_co2, forecast_sunspots or export")
 

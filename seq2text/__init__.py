@@ -5,6 +5,7 @@ from seq2text.inference import (
     Classifier,
     ClassifierEnsemble,
     Forecaster,
+    ForecasterEnsemble,
     LanguageModel,
     Regressor,
     Translation,
@@ -18,5 +19,5 @@ from seq2text.tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 __all__ = ["BundleError", "Classifier", "ClassifierEnsemble", "ClassifierReading", "ConfigError", "DataError",
-           "Forecaster", "LMReading", "LanguageModel", "Regressor", "SearchConfig", "Seq2TextError", "SeriesReading",
-           "Tokenizer", "Translation", "TranslationReading", "Translator", "load"]
+           "Forecaster", "ForecasterEnsemble", "LMReading", "LanguageModel", "Regressor", "SearchConfig",
+           "Seq2TextError", "SeriesReading", "Tokenizer", "Translation", "TranslationReading", "Translator", "load"]

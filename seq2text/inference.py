@@ -26,8 +26,8 @@ from seq2text.reading import ClassifierReading, LMReading, TranslationReading, b
 from seq2text.series import Series, SeriesReading, read_series
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
-__all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "LanguageModel", "Regressor", "Translation", "Translator",
-           "load"]
+__all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "ForecasterEnsemble", "LanguageModel", "Regressor",
+           "Translation", "Translator", "load"]
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
@@ -535,6 +535,52 @@ class Forecaster:
                 for p, one, scale in zip(predicted, series, scales, strict=True)]
 
 
+class ForecasterEnsemble:
+    """Forecasters of the same columns, horizon and time step forecasting together: the mean of their point
+    forecasts and of their quantiles (e.g. one recipe trained with several seeds). `seq2text.load([dir, ...])`
+    builds one from forecasting bundles.
+
+    Args:
+        members: the forecasters.
+    """
+
+    task = "forecasting"
+
+    def __init__(self, members: Sequence[Forecaster]) -> None:
+        self.members = list(members)
+        if not self.members:
+            raise ConfigError("an ensemble needs at least one forecaster")
+        first = self.members[0].reading
+        for number, member in enumerate(self.members[1:], start=1):
+            r = member.reading
+            if (r.time_column, r.value_columns, r.id_column, r.horizon, r.step) != (
+                    first.time_column, first.value_columns, first.id_column, first.horizon, first.step):
+                raise BundleError(f"ensemble member {number} reads other columns, horizon or time step than member 0; "
+                                  "ensemble forecasters trained on the same table")
+            if member.quantiles != self.members[0].quantiles:
+                raise BundleError(f"ensemble member {number} predicts quantiles {member.quantiles}, member 0 "
+                                  f"{self.members[0].quantiles}")
+        self.reading, self.quantiles = first, self.members[0].quantiles
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> ForecasterEnsemble:
+        members = []
+        for number, path in enumerate(paths):
+            try:
+                members.append(Forecaster.load(path))
+            except BundleError as error:
+                raise BundleError(f"ensemble member {number}: {error}") from None
+        return cls(members)
+
+    def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
+        """As `Forecaster.forecast`; every forecast column is the mean of the members'."""
+        frames = [member.forecast(history, horizon) for member in self.members]
+        mean = frames[0].copy()
+        columns = [c for c in mean.columns if c not in (self.reading.time_column, self.reading.id_column)]
+        mean[columns] = sum(frame[columns].to_numpy() for frame in frames) / len(frames)
+        return mean
+
+
 def _future_times(series: Series, step: str | None, horizon: int) -> list:
     """The `horizon` timestamps after the series' last one."""
     import pandas as pd
@@ -553,12 +599,15 @@ _PREDICTORS[Forecaster.task] = Forecaster
 _PREDICTORS[Regressor.task] = Regressor
 
 
-def load(path: str | Path | Sequence[str | Path]
-         ) -> LanguageModel | Classifier | ClassifierEnsemble | Translator | Forecaster | Regressor:
-    """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives
-    a `ClassifierEnsemble`."""
+def load(path: str | Path | Sequence[str | Path]) -> (LanguageModel | Classifier | ClassifierEnsemble | Translator
+                                                     | Forecaster | ForecasterEnsemble | Regressor):
+    """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives a
+    `ClassifierEnsemble`, a list of forecaster bundles a `ForecasterEnsemble`."""
     if not isinstance(path, str | Path):
-        return ClassifierEnsemble.load(path)
+        paths = list(path)
+        if paths and read_bundle(paths[0]).task == Forecaster.task:
+            return ForecasterEnsemble.load(paths)
+        return ClassifierEnsemble.load(paths)
     bundle_task = read_bundle(path).task
     if bundle_task not in _PREDICTORS:
         raise BundleError(f"{path} holds a {bundle_task!r} model, which this seq2text version cannot load")

@@ -240,3 +240,18 @@ def test_many_series_from_parquet_through_fit_and_forecast(tmp_path: Path) -> No
     future = forecaster.forecast(frame[frame["site"] == "south"].iloc[:60], horizon=2)
     assert list(future["site"]) == ["south", "south"] and {"load", "temp", "load_q90", "temp_q10"} <= set(future)
     assert future["month"].iloc[0] == pd.Timestamp("2005-01-01")
+
+
+def test_an_ensemble_averages_its_members(bundle: Path, table: Path, tmp_path: Path) -> None:
+    second = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--trainer.max_epochs", "3",
+                 "--seed_everything", "7")
+    ensemble = seq2text.load([bundle, second])
+    assert isinstance(ensemble, seq2text.ForecasterEnsemble)
+    frame = pd.read_csv(table).iloc[:100]
+    members = [seq2text.load(path).forecast(frame) for path in (bundle, second)]
+    together = ensemble.forecast(frame)
+    for column in ("load", "load_q10", "load_q90"):
+        assert np.allclose(together[column], (members[0][column] + members[1][column]) / 2)
+    assert list(together["month"]) == list(members[0]["month"])
+    with pytest.raises(seq2text.BundleError, match="ensemble member 1"):
+        seq2text.ForecasterEnsemble.load([bundle, tmp_path / "nowhere"])
