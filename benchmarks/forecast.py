@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("benchmark", help="forecast_co2, forecast_sunspots, or export")
     parser.add_argument("--seeds", type=int, default=1, help="train this many models (seeds 1234, 1235, ...) and "
                         "forecast with their ensemble (seq2text.ForecasterEnsemble)")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="recipe overrides; for export: DATASET PATH")
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()  # the rest: recipe overrides; for export, DATASET PATH
+    args.rest = rest
     if args.benchmark == "export":
         if len(args.rest) != 2:
             raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
