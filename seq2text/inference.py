@@ -267,15 +267,7 @@ class ClassifierEnsemble(_LabelPredictor):
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> ClassifierEnsemble:
         """Loads one classifier bundle per path (raises BundleError for other tasks or other label sets)."""
-        if isinstance(paths, str | Path):
-            raise TypeError("pass a list of bundle directories, e.g. ClassifierEnsemble.load(['a', 'b'])")
-        members = []
-        for number, path in enumerate(paths):
-            try:
-                members.append(Classifier.load(path))
-            except BundleError as error:
-                raise BundleError(f"ensemble member {number}: {error} (only classifiers form ensembles)") from None
-        return cls(members)
+        return cls(_load_members(Classifier, paths, "classifiers"))
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
         """Mean class probabilities of the members, (len(texts), num_classes)."""
@@ -335,6 +327,19 @@ class Regressor:
         error = torch.tensor(self.predict(texts), dtype=torch.float64) - torch.tensor(targets, dtype=torch.float64)
         return {"mae": float(error.abs().mean()), "rmse": float(error.square().mean().sqrt()),
                 "examples": len(targets)}
+
+
+def _load_members(predictor: type, paths: Sequence[str | Path], kind: str) -> list:
+    """One `predictor` per bundle path, for an ensemble; a failing member is named by its number."""
+    if isinstance(paths, str | Path):
+        raise TypeError(f"pass a list of bundle directories, e.g. {predictor.__name__}Ensemble.load(['a', 'b'])")
+    members = []
+    for number, path in enumerate(paths):
+        try:
+            members.append(predictor.load(path))
+        except BundleError as error:
+            raise BundleError(f"ensemble member {number}: {error} (only {kind} form these ensembles)") from None
+    return members
 
 
 def _check_str_rows(texts: Sequence[str]) -> list[str]:
@@ -564,13 +569,8 @@ class ForecasterEnsemble:
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> ForecasterEnsemble:
-        members = []
-        for number, path in enumerate(paths):
-            try:
-                members.append(Forecaster.load(path))
-            except BundleError as error:
-                raise BundleError(f"ensemble member {number}: {error}") from None
-        return cls(members)
+        """Loads one forecaster bundle per path (raises BundleError for other tasks or other tables)."""
+        return cls(_load_members(Forecaster, paths, "forecasters"))
 
     def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
         """As `Forecaster.forecast`; every forecast column is the mean of the members'."""
