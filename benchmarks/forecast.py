@@ -25,22 +25,21 @@ from pathlib import Path
 
 import numpy as np
 from common import ROOT, fit_to_budget, record
-from forecast_peers import PEERS, evaluate, load_series, rolling_windows, scores
+from forecast_peers import PEERS, Series, evaluate, load_series, rolling_windows, scores
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}
 
 
-def export(name: str, path: Path) -> Path:
+def export(series: Series, path: Path) -> Path:
     """Writes the dataset as the table the recipe reads: columns `time` and the value column."""
     import pandas as pd
 
-    series = load_series(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"time": series.index, COLUMNS[name]: series.values}).to_csv(path, index=False)
+    pd.DataFrame({"time": series.index, COLUMNS[series.name]: series.values}).to_csv(path, index=False)
     return path
 
 
-def _seq2text(name: str, out: Path, overrides: list[str], seeds: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def _seq2text(series: Series, out: Path, overrides: list[str], seeds: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Trains the recipe on the exported table (`seeds` times, seeds 1234, 1235, ...); forecasts from every test
     origin with the bundle, or with the ensemble of the bundles (the mean of their forecasts).
 
@@ -51,8 +50,8 @@ def _seq2text(name: str, out: Path, overrides: list[str], seeds: int) -> tuple[n
 
     import seq2text
 
-    series = load_series(name)
-    table = export(name, out / f"{name}.csv")
+    name = series.name
+    table = export(series, out / f"{name}.csv")
     recipe = f"recipes/forecast_{name}.yaml"
     extra = ["--data.init_args.path", str(table), "--data.init_args.valid_size", "0",
              "--data.init_args.test_size", str(series.test_size), "--data.init_args.horizon", str(series.horizon),
@@ -81,7 +80,7 @@ def forecast_benchmark(name: str, overrides: list[str], seeds: int = 1) -> dict:
     origins = rolling_windows(series)
     out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
     start = time.monotonic()
-    points, bands, facts = _seq2text(name, out, overrides, seeds)
+    points, bands, facts = _seq2text(series, out, overrides, seeds)
     train_seconds = facts["wall_seconds"]
     ours = scores(series.values, points, origins, series.horizon, series.season, series.train_end)
     actual = np.stack([series.values[o: o + series.horizon] for o in origins])
@@ -109,7 +108,7 @@ def main() -> None:
     if args.benchmark == "export":
         if len(args.rest) != 2:
             raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
-        print(export(args.rest[0], Path(args.rest[1])))
+        print(export(load_series(args.rest[0]), Path(args.rest[1])))
     elif args.benchmark.removeprefix("forecast_") in COLUMNS:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.rest, args.seeds)
     else:

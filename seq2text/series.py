@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,7 +28,7 @@ from seq2text.reading import _Spec
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CALENDAR_FEATURES", "Calendar", "Series", "SeriesReading", "read_series", "read_table", "window",
+__all__ = ["CALENDAR_FEATURES", "Calendar", "Series", "SeriesReading", "read_series", "read_table",
            "seasonal_scale", "split_sizes"]
 
 Calendar = Literal["month", "dayofweek", "dayofyear", "hour"]
@@ -47,12 +47,14 @@ class Series:
         times: timestamps, (T,) datetime64[ns] or float64 (a numeric time column).
         values: (T, V) float64, one column per value column.
         rows: the table row of each time step (1-based, header excluded), for error messages, (T,).
+        step: the regular spacing of `times` (see `infer_step`); None for fewer than 3 steps.
     """
 
     id: str
     times: np.ndarray
     values: np.ndarray
     rows: np.ndarray
+    step: str | None = None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -154,7 +156,7 @@ class SeriesReading(_Spec):
         if len(series) < self.lookback:
             raise DataError(f"{where}: series {series.id or '(the only one)'} has {len(series)} time steps but the "
                             f"model reads {self.lookback} (lookback); give at least {self.lookback} steps of history")
-        step = infer_step(series, where)
+        step = series.step
         if self.step is not None and step is not None and step != self.step:
             raise DataError(f"{where}: the time steps are {step} apart, but the model was trained on steps of "
                             f"{self.step}; resample the history to {self.step}")
@@ -191,7 +193,7 @@ def read_table(source: object) -> pd.DataFrame:
 
 def read_series(source: object, time_column: str, value_columns: Sequence[str], id_column: str | None = None,
                 where: str | None = None) -> list[Series]:
-    """Reads and checks a table's series (in order of first appearance).
+    """Reads and checks a table's series (in order of first appearance), each with its time step.
 
     Raises:
         DataError: missing columns, an empty table, empty/NaN or non-numeric cells, unparseable, unsorted or
@@ -215,8 +217,7 @@ def read_series(source: object, time_column: str, value_columns: Sequence[str], 
         mask = ids == series_id
         series = Series(str(series_id), times[mask], values[mask], rows[mask])
         _check_order(series, where)
-        infer_step(series, where)
-        out.append(series)
+        out.append(replace(series, step=infer_step(series, where)))
     return out
 
 
@@ -337,11 +338,3 @@ def split_sizes(length: int, valid_size: float, test_size: float) -> tuple[int, 
     test = round(test_size * length) if test_size < 1 else int(test_size)
     return length - valid - test, valid, test
 
-
-def window(series: Series, reading: SeriesReading, origin: int, scale: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs (lookback, input_size), targets (horizon, V) or None where the future is not in the series)."""
-    inputs = reading.inputs(series, origin, scale)
-    if origin + reading.horizon > len(series):
-        return inputs, None
-    return inputs, reading.targets(series, origin, scale)

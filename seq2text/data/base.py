@@ -10,9 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["ResumableLoader", "SplitDataModule", "identity_collate", "shard_training_batches"]
+__all__ = ["FILLER", "ResumableLoader", "SplitDataModule", "identity_collate", "shard_evaluation_batches",
+           "shard_training_batches"]
 
 _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
+FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
 
 
 def identity_collate(batch: object) -> object:
@@ -28,6 +30,13 @@ def shard_training_batches(batches: list[list[int]], rank: int, world_size: int,
     batches of one process × N·B). A last batch with fewer items than processes is left out."""
     usable = [batch for batch in batches if len(batch) >= world_size]
     return [usable[i][rank::world_size] for i in rng.permutation(len(usable))]
+
+
+def shard_evaluation_batches(batches: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
+    """Evaluation batches in order, every `world_size`-th for this rank; filler batches (`[FILLER]`) even out
+    the ranks' counts, so that every example is evaluated exactly once across ranks."""
+    batches = batches + [[FILLER]] * (-len(batches) % world_size)
+    return batches[rank::world_size]
 
 
 class _SkippingSampler(DistributedSampler):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule, shard_training_batches
+from seq2text.data.base import SplitDataModule, shard_evaluation_batches, shard_training_batches
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
@@ -42,7 +42,6 @@ from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 __all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetSampler", "LabeledTexts",
            "read_labeled", "normalize_text", "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
 
-FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
 
 
 class LabeledTexts(Dataset[ClassificationBatch]):
@@ -115,8 +114,7 @@ class TokenBudgetSampler(Sampler[list[int]]):
         cap = self.max_batch_size or math.inf
         if not self.shuffle:
             batches = cut_batches(np.argsort(self.lengths, kind="stable"), self.lengths, self.max_tokens, cap)
-            batches += [[FILLER]] * (-len(batches) % self.world_size)
-            return batches[self.rank:: self.world_size]
+            return shard_evaluation_batches(batches, self.rank, self.world_size)
         rng = np.random.default_rng([self.seed, self.epoch])
         perm = rng.permutation(len(self.lengths))
         world = self.world_size

@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule, shard_training_batches
+from seq2text.data.base import _STAGE_SPLITS, SplitDataModule, shard_evaluation_batches, shard_training_batches
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.series import (
     Calendar,
     Series,
     SeriesReading,
-    infer_step,
     read_series,
     seasonal_scale,
     series_scale,
@@ -32,9 +31,6 @@ from seq2text.series import (
 )
 
 __all__ = ["SeriesDataModule", "Windows", "WindowSampler", "seasonal_naive"]
-
-FILLER = -1
-
 
 def seasonal_naive(values: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
     """Hyndman's seasonal-naive forecast from `origin`: the last observed season repeated, (horizon, V)."""
@@ -79,8 +75,7 @@ class WindowSampler(Sampler[list[int]]):
         if not self.shuffle:
             batches = [list(range(i, min(i + self.batch_size, self.count))) for i in range(0, self.count,
                                                                                          self.batch_size)]
-            batches += [[FILLER]] * (-len(batches) % self.world_size)
-            return batches[self.rank:: self.world_size]
+            return shard_evaluation_batches(batches, self.rank, self.world_size)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.count).tolist()
         size = self.batch_size * self.world_size
@@ -156,7 +151,7 @@ class SeriesDataModule(SplitDataModule):
         self._series = read_series(source, base.time_column, base.value_columns, base.id_column)
         if base.calendar and self._series[0].times.dtype.kind != "M":
             raise ConfigError("data.calendar needs a date/time column; remove it for a numeric time column")
-        steps = {infer_step(s, str(source)) for s in self._series} - {None}
+        steps = {s.step for s in self._series} - {None}
         if len(steps) > 1:
             raise DataError(f"the series of {source} have different time steps {sorted(steps)}; resample them to "
                             "one step")
@@ -231,7 +226,7 @@ class SeriesDataModule(SplitDataModule):
         return all(part.test == part.valid for part in self._parts)  # valid_size 0
 
     def setup(self, stage: str | None = None) -> None:
-        for split in {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}.get(stage or "fit"):
+        for split in _STAGE_SPLITS.get(stage or "fit", _STAGE_SPLITS["fit"]):
             if not (split == "valid" and self._no_validation()):
                 self.load_split(split)
 
