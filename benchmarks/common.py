@@ -53,7 +53,13 @@ def commit() -> str:
 
 def fit_to_budget(recipe: str, out: Path, minutes: float, extra: list[str]) -> float:
     """Runs `seq2text fit` on `recipe` with `--budget`, logs and bundle under `out`; returns the wall seconds."""
-    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe, "--budget", f"{minutes}m",
+    return fit_recipe(recipe, out, ["--budget", f"{minutes}m", *extra])
+
+
+def fit_recipe(recipe: str, out: Path, extra: list[str]) -> float:
+    """Runs `seq2text fit` on `recipe` (plus `extra` arguments), logs and bundle under `out`; returns the wall
+    seconds."""
+    command = [sys.executable, "-m", "seq2text.cli", "fit", "--config", recipe,
                "--bundle", str(out / "bundle"), "--trainer.enable_progress_bar", "false",
                "--trainer.logger.init_args.save_dir", str(out), "--trainer.default_root_dir", str(out), *extra]
     start = time.monotonic()

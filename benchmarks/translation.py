@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, fit_to_budget, record, training_speed
+from common import ROOT, fit_recipe, fit_to_budget, record, training_speed
 
 RECIPE = "recipes/multi30k_bigru_attention.yaml"
 SPLIT = "test (test_2016_flickr, 1000 sentences, raw cased references)"
@@ -61,6 +61,26 @@ def multi30k_budget(minutes: float, overrides: list[str], fp32: bool = False) ->
                   hypotheses=str((out / "test_2016_flickr.hyp.en").relative_to(ROOT)), overrides=overrides,
                   reproduce=f"seq2text evaluate --model {out.relative_to(ROOT)}/bundle --src {src_path} "
                             f"--ref {ref_path} --beam 5")
+
+
+KEEP_LAST = "recipes/overlays/keep_last_5.yaml"
+QUALITY_SEEDS = (1234, 2)
+
+
+def _train_quality_runs(epochs: int) -> dict[int, dict]:
+    """Trains the recipe for `epochs` epochs (not to a budget: the result must not depend on the machine's load)
+    once per seed in QUALITY_SEEDS, keeping the last 5 epochs' checkpoints; a run whose bundle exists is reused."""
+    runs = {}
+    for seed in QUALITY_SEEDS:
+        out = ROOT / "benchmarks" / "runs" / f"multi30k_quality_seed{seed}"
+        done = out / "train.json"
+        if not done.is_file():
+            extra = ["--config", KEEP_LAST, "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs)]
+            wall = fit_recipe(RECIPE, out, extra)
+            done.write_text(json.dumps({"seed": seed, "epochs": epochs, "wall_seconds": round(wall, 1),
+                                        "overrides": extra, **training_speed(out)}, indent=2) + "\n")
+        runs[seed] = {"out": out, **json.loads(done.read_text())}
+    return runs
 
 
 def translator_precision(model: str) -> str | None:

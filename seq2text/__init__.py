@@ -1,6 +1,7 @@
 """seq2text: recurrent (LSTM/GRU) NLP with SentencePiece and PyTorch Lightning."""
 
 from seq2text.errors import BundleError, ConfigError, DataError, Seq2TextError
+from seq2text.hub import push_to_hub  # huggingface_hub itself is imported only when a push or hf:// load runs
 from seq2text.inference import (
     Classifier,
     ClassifierEnsemble,
@@ -10,6 +11,7 @@ from seq2text.inference import (
     Regressor,
     Translation,
     Translator,
+    TranslatorEnsemble,
     load,
 )
 from seq2text.nn.search import SearchConfig
@@ -20,4 +22,5 @@ from seq2text.tokenizer import Tokenizer
 __version__ = "0.1.0"
 __all__ = ["BundleError", "Classifier", "ClassifierEnsemble", "ClassifierReading", "ConfigError", "DataError",
            "Forecaster", "ForecasterEnsemble", "LMReading", "LanguageModel", "Regressor", "SearchConfig",
-           "Seq2TextError", "SeriesReading", "Tokenizer", "Translation", "TranslationReading", "Translator", "load"]
+           "Seq2TextError", "SeriesReading", "Tokenizer", "Translation", "TranslationReading", "Translator",
+           "TranslatorEnsemble", "load", "push_to_hub"]

@@ -8,6 +8,8 @@
     seq2text classify --model DIR < texts.txt > labels.txt
     seq2text translate --model DIR [--beam 5] [--batch-size 64] < source.de > output.en
     seq2text evaluate --model DIR --src test.de --ref test.en [--beam 5]
+    seq2text plot --run runs/NAME --output curves.png [--metrics train/loss val/loss]
+    seq2text push --model DIR --repo user/name [--private]    (then: --model hf://user/name anywhere)
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "classifiers and translation. Training: seq2text fit|validate|test --config "
                                      "RECIPE.yaml (see `seq2text fit --help`).")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate,forecast}")
+                                metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate,forecast,"
+                                "average,serve,plot,push}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -160,7 +163,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "classifiers: accuracy, macro-F1 and confusion on the labeled TSV/CSV --input; "
                         "translation: sacreBLEU/chrF/TER of --src against the raw --ref, with signatures)")
     ev.add_argument("--model", required=True, nargs="+",
-                    help="bundle directory (classifiers: several bundles are scored as one ensemble)")
+                    help="bundle directory (classifiers and translation: several bundles are scored as one "
+                    "ensemble)")
     ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence; "
                     "classifiers: a TSV/CSV file with a header, a text column and a label column")
     ev.add_argument("--text-column", default=None, help="classifiers: the text column (default: the training one)")
@@ -179,7 +183,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--proba", action="store_true", help="print a JSON object of class probabilities per line")
     tr = sub.add_parser("translate", help="translate stdin with a translation bundle: one sentence per line in, "
                         "one translation per line out (an empty line gives an empty line)")
-    tr.add_argument("--model", required=True, help="bundle directory")
+    tr.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles (trained with the "
+                    "same tokenizer) decode as one ensemble, their probabilities averaged at every step")
     tr.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default: the bundle's)")
     tr.add_argument("--batch-size", type=int, default=64, help="lines read and translated at a time")
     tr.add_argument("--plot-attention", default=None, metavar="PNG",
@@ -191,10 +196,49 @@ def _build_parser() -> argparse.ArgumentParser:
                     "`lookback` steps per series, spaced as in training")
     fc.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the trained horizon)")
     fc.add_argument("--output", default=None, help="write the CSV here (default: standard output)")
+    avg = sub.add_parser("average", help="average the weights of a run's last checkpoints into a new bundle "
+                         "(train with --config recipes/overlays/keep_last_5.yaml to keep them)")
+    avg.add_argument("--model", required=True, help="a bundle of the same run (gives tokenizer, reading and config)")
+    avg.add_argument("--checkpoints", required=True, nargs="+", help=".ckpt files, or folders searched for them")
+    avg.add_argument("--last", type=int, default=None, help="average only the newest N (by epoch and step)")
+    avg.add_argument("--output", required=True, help="the new bundle's directory")
+    srv = sub.add_parser("serve", help="serve bundles over HTTP/JSON with dynamic batching (needs seq2text[serve])")
+    srv.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles of one task "
+                     "(classification, translation, forecasting) serve as one ensemble")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--max-batch-size", type=int, default=32, help="texts decoded together across requests")
+    srv.add_argument("--max-wait-ms", type=float, default=10.0,
+                     help="how long the first request of a batch waits for others to join it")
+    srv.add_argument("--max-chars", type=int, default=2000, help="longest text a request may hold")
+    srv.add_argument("--max-lines", type=int, default=64, help="most texts in one request")
+    pic = sub.add_parser("plot", help="draw a run's training curves (loss, perplexity, BLEU/accuracy, learning rate "
+                         "against the step) from its CSVLogger metrics.csv (needs seq2text[plot])")
+    pic.add_argument("--run", required=True, help="run directory (its newest metrics.csv is read) or a metrics.csv")
+    pic.add_argument("--output", required=True, help="the picture (.png; .pdf or .svg by suffix)")
+    pic.add_argument("--metrics", nargs="+", default=None, help="columns to draw, e.g. train/loss val/loss "
+                     "(default: all but counts and throughput)")
+    push = sub.add_parser("push", help="upload a bundle with a generated model card to a Hugging Face Hub model repo "
+                          "(needs seq2text[hub]; token: HF_TOKEN or `hf auth login`)")
+    push.add_argument("--model", required=True, help="bundle directory (checked before anything is uploaded)")
+    push.add_argument("--repo", required=True, help="the Hub repo, user/name (created when missing)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--revision", default=None, help="branch to commit to (created when missing; default: main)")
     return parser
 
 
+def _hub_models(models: str | list[str]) -> str | list[str]:
+    """`--model` with each `hf://user/repo[@revision]` replaced by its snapshot directory (seq2text.hub.resolve)."""
+    from seq2text.hub import is_hub_address, resolve
+
+    if isinstance(models, str):
+        return str(resolve(models)) if is_hub_address(models) else models
+    return [str(resolve(model)) if is_hub_address(model) else model for model in models]
+
+
 def _run_tool(args: argparse.Namespace) -> None:
+    if getattr(args, "model", None) is not None:  # every --model takes a Hub address too
+        args.model = _hub_models(args.model)
     if args.command == "tokenizer":
         if args.action != "train":
             raise Seq2TextError("usage: seq2text tokenizer train --input FILE... --output FILE.model")
@@ -207,6 +251,14 @@ def _run_tool(args: argparse.Namespace) -> None:
         print(f"{args.output}: {args.model_type} model, {tokenizer.vocab_size} pieces")
     elif args.command == "vectors":
         _vectors(args)
+    elif args.command == "plot":
+        from seq2text.plot import plot_training_curves
+
+        print(plot_training_curves(args.run, args.output, args.metrics))
+    elif args.command == "push":
+        from seq2text.hub import push_to_hub
+
+        print(push_to_hub(args.model, args.repo, private=args.private, revision=args.revision))
     elif args.command == "generate":
         from seq2text.inference import LanguageModel
 
@@ -221,6 +273,16 @@ def _run_tool(args: argparse.Namespace) -> None:
         _evaluate(args)
     elif args.command == "forecast":
         _forecast(args)
+    elif args.command == "average":
+        from seq2text.averaging import average_checkpoints
+
+        path = average_checkpoints(args.model, args.checkpoints, args.output, args.last)
+        print(f"averaged bundle: {path}  (score it: seq2text evaluate --model {path} ...)")
+    elif args.command == "serve":
+        from seq2text.serve import ServeConfig, serve
+
+        serve(args.model, ServeConfig(args.host, args.port, args.max_batch_size, args.max_wait_ms / 1000,
+                                      args.max_chars, args.max_lines))
 
 
 def _forecast(args: argparse.Namespace) -> None:
@@ -321,13 +383,13 @@ def _classify(args: argparse.Namespace) -> None:
 
 def _translate(args: argparse.Namespace) -> None:
     """Streams stdin through a translator in batches of `--batch-size` lines."""
-    from seq2text.inference import Translator
+    from seq2text.inference import Translator, TranslatorEnsemble
     from seq2text.plot import attention_plotter
 
     if args.batch_size < 1 or (args.beam is not None and args.beam < 1):
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     plot = attention_plotter() if args.plot_attention else None
-    translator = Translator.load(args.model)
+    translator = Translator.load(args.model[0]) if len(args.model) == 1 else TranslatorEnsemble.load(args.model)
     for batch in _stdin_batches(args.batch_size):
         found = translator.translate_nbest(batch, beam_size=args.beam, return_attention=plot is not None)
         sys.stdout.write("\n".join(hyps[0].text for hyps in found) + "\n")

@@ -18,6 +18,7 @@ from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.nn.config import config_from
+from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.nn.search import Hypothesis, SearchConfig, beam_search, greedy_search
@@ -27,7 +28,7 @@ from seq2text.series import Series, SeriesReading, read_series
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 __all__ = ["Classifier", "ClassifierEnsemble", "Forecaster", "ForecasterEnsemble", "LanguageModel", "Regressor",
-           "Translation", "Translator", "load"]
+           "Translation", "Translator", "TranslatorEnsemble", "load"]
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
@@ -452,6 +453,38 @@ class Translator:
                            hyp.attention)
 
 
+class TranslatorEnsemble(Translator):
+    """Several translation bundles decoding together: at every step of greedy or beam search the next-token
+    distribution is the mean of the members' (`seq2text.nn.ensemble`). Sources are read as the first member
+    reads them, and it gives the default search settings.
+
+    Args:
+        members: two or more translators trained with the same tokenizer.
+
+    Raises:
+        BundleError: fewer than two members, or members with different tokenizers.
+    """
+
+    def __init__(self, members: Sequence[Translator]) -> None:
+        if len(members) < 2:
+            raise BundleError(f"an ensemble needs at least two translation bundles, got {len(members)}")
+        first = members[0]
+        for number, member in enumerate(members[1:], start=1):
+            if member.tokenizer.fingerprint != first.tokenizer.fingerprint:
+                raise BundleError(f"ensemble member {number} was trained with another tokenizer than member 0; "
+                                  "translation ensembles need one shared vocabulary: train the members on the same "
+                                  "data with the same tokenizer options")
+        metrics = {"members": [member.metrics for member in members]}
+        super().__init__(Seq2SeqEnsemble([member.net for member in members]), first.tokenizer, first.reading,
+                         first.search, metrics)
+        self.members = tuple(members)
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> TranslatorEnsemble:
+        """Loads the member bundles (a list of directories) and checks that they can decode together."""
+        return cls(_load_members(Translator, paths, "translation bundles"))
+
+
 def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch_size: int) -> list[str]:
     texts = _str_list(texts, "translator.translate(['ein Satz'])")
     if beam_size < 1 or batch_size < 1 or not 1 <= n_best <= beam_size:
@@ -600,13 +633,21 @@ _PREDICTORS[Regressor.task] = Regressor
 
 
 def load(path: str | Path | Sequence[str | Path]) -> (LanguageModel | Classifier | ClassifierEnsemble | Translator
-                                                     | Forecaster | ForecasterEnsemble | Regressor):
+                                                     | TranslatorEnsemble | Forecaster | ForecasterEnsemble
+                                                     | Regressor):
     """Loads any seq2text bundle and returns the predictor of its task; a list of classifier bundles gives a
-    `ClassifierEnsemble`, a list of forecaster bundles a `ForecasterEnsemble`."""
+    `ClassifierEnsemble`, a list of translation bundles a `TranslatorEnsemble`, a list of forecaster bundles a
+    `ForecasterEnsemble`."""
+    from seq2text.hub import resolve  # "hf://user/repo[@revision]": the repo's snapshot in the Hugging Face cache
+
+    path = resolve(path) if isinstance(path, str | Path) else [resolve(item) for item in path]
     if not isinstance(path, str | Path):
         paths = list(path)
-        if paths and read_bundle(paths[0]).task == Forecaster.task:
+        first_task = read_bundle(paths[0]).task if paths else None
+        if first_task == Forecaster.task:
             return ForecasterEnsemble.load(paths)
+        if first_task == Translator.task:
+            return TranslatorEnsemble.load(paths)
         return ClassifierEnsemble.load(paths)
     bundle_task = read_bundle(path).task
     if bundle_task not in _PREDICTORS:

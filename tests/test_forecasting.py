@@ -255,3 +255,22 @@ def test_an_ensemble_averages_its_members(bundle: Path, table: Path, tmp_path: P
     assert list(together["month"]) == list(members[0]["month"])
     with pytest.raises(seq2text.BundleError, match="ensemble member 1"):
         seq2text.ForecasterEnsemble.load([bundle, tmp_path / "nowhere"])
+
+
+def test_the_forecast_endpoint_serves_the_forecaster(bundle: Path, table: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from seq2text.serve import ServeConfig, create_app
+
+    forecaster = seq2text.load(bundle)
+    frame = pd.read_csv(table)
+    history = json.loads(frame.to_json(orient="records"))
+    with TestClient(create_app(forecaster, ServeConfig())) as client:
+        served = client.post("/forecast", json={"history": history, "horizon": 3})
+        short = client.post("/forecast", json={"history": history[:10]})
+        assert client.get("/info").json()["routes"] == ["/health", "/info", "/forecast"]
+    assert served.status_code == 200
+    expected = forecaster.forecast(frame, horizon=3)
+    rows = served.json()["forecast"]
+    assert len(rows) == 3 and [r["load"] for r in rows] == pytest.approx(expected["load"].tolist())
+    assert short.status_code == 422 and "lookback" in short.json()["error"]

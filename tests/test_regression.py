@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 import seq2text
 from seq2text.reading import read_labeled
+from seq2text.serve import ServeConfig, create_app
 from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
 
 
@@ -50,6 +52,9 @@ def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(review
     assert regressor.evaluate(texts, targets)["mae"] == pytest.approx(metrics["test/mae"], rel=1e-4)
     good, bad = regressor.predict(["a superb film", "an awful film"])
     assert good > 6 > 5 > bad and regressor.predict([]) == []
+    with TestClient(create_app(regressor, ServeConfig())) as client:  # seq2text serve: POST /predict
+        served = client.post("/predict", json={"texts": ["a superb film", "an awful film"]}).json()["values"]
+    assert served == pytest.approx([good, bad])
     with pytest.raises(seq2text.BundleError, match="text_regression model, not a classification model"):
         seq2text.Classifier.load(bundle)
 

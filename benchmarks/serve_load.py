@@ -1,0 +1,225 @@
+"""serve_load: `seq2text serve` under load, against translating the same sentences in-process, in one run.
+
+    python benchmarks/serve_load.py [--model benchmarks/runs/multi30k_quality_seed1234/bundle] [--requests 2000]
+
+Starts `seq2text serve` on 127.0.0.1 (a free port), then
+1. 32 concurrent clients (httpx + asyncio) send `--requests` requests of one Multi30k test sentence each
+   (test_2016_flickr.de, in order, cycled): requests/s, p50/p99 latency, failed or lost requests, and whether
+   each translation equals the in-process one;
+2. the same sentences translated in-process with `Translator.translate` in batches (the server idle):
+   sentences/s, and the ratio of the server's requests/s to it;
+3. `--mixed` requests of which 10% are malformed (bad JSON, missing or mistyped fields, too many texts, a
+   text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
+   translation;
+4. SIGTERM: the server must finish and exit 0.
+Every phase has a bounded number of requests and a time limit, so the benchmark always stops by itself.
+Writes benchmarks/results/serve_load.json: value = requests/s of phase 1, errors = failed or lost requests
+(all phases), ratio_to_in_process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, record
+
+SPLIT = "test (test_2016_flickr.de, 1000 sentences, cycled)"
+MALFORMED = [  # (body, content type) of a bad request; each must get a 4xx
+    (b'{"texts": ["ein Satz"', "application/json"),  # truncated JSON
+    (b'{"text": "ein Satz"}', "application/json"),  # wrong field name
+    (b'{"texts": "ein Satz"}', "application/json"),  # a string, not a list
+    (b'{"texts": [42]}', "application/json"),  # not a string
+    (b'{"texts": []}', "application/json"),  # no text
+    (json.dumps({"texts": ["x" * 5000]}).encode(), "application/json"),  # over --max-chars
+    (json.dumps({"texts": ["ein Satz"] * 200}).encode(), "application/json"),  # over --max-lines
+    (b"ein Satz", "text/plain"),  # not JSON at all
+    (b"\xff\xfe\x00garbage", "application/json"),  # not UTF-8
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(model: str, port: int, max_batch_size: int, max_wait_ms: float, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", model, "--host", "127.0.0.1", "--port",
+               str(port), "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms)]
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
+
+
+async def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + limit
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited with {server.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if (await client.get(f"{url}/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"the server did not answer /health within {limit:.0f} s")
+
+
+async def _load(url: str, bodies: list[tuple[bytes, str]], clients: int, limit: float) -> list[dict]:
+    """Sends every body once from `clients` concurrent clients; one outcome per body (status None: lost)."""
+    import httpx
+
+    outcomes: list[dict] = [{"status": None, "latency": None, "json": None} for _ in bodies]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(bodies)):
+        queue.put_nowait(i)
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            body, content_type = bodies[i]
+            start = time.perf_counter()
+            try:
+                response = await client.post(f"{url}/translate", content=body, headers={"content-type": content_type})
+            except httpx.HTTPError as error:
+                outcomes[i] = {"status": None, "latency": None, "json": None, "error": repr(error)}
+                continue
+            outcomes[i] = {"status": response.status_code, "latency": time.perf_counter() - start,
+                           "json": _json(response)}
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(limit)) as client:
+        tasks = [asyncio.create_task(client_loop(client)) for _ in range(clients)]
+        _, pending = await asyncio.wait(tasks, timeout=limit)
+        for task in pending:
+            task.cancel()
+    return outcomes
+
+
+def _json(response: object) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _good_body(sentence: str) -> tuple[bytes, str]:
+    return json.dumps({"texts": [sentence]}).encode(), "application/json"
+
+
+def _check_good(outcomes: list[dict], expected: list[str]) -> tuple[int, int]:
+    """(failed or lost, translated differently from in-process) among good requests."""
+    failed = sum(o["status"] != 200 for o in outcomes)
+    differ = sum(o["status"] == 200 and o["json"]["translations"] != [e] for o, e in zip(outcomes, expected,
+                                                                                       strict=True))
+    return failed, differ
+
+
+async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str]) -> dict:
+    import httpx
+
+    url = f"http://127.0.0.1:{args.port}"
+    good = [_good_body(s) for s in sentences]
+    await _load(url, good[: args.clients], args.clients, args.time_limit)  # warm-up
+    start = time.perf_counter()
+    outcomes = await _load(url, good, args.clients, args.time_limit)
+    seconds = time.perf_counter() - start
+    async with httpx.AsyncClient() as client:
+        info = (await client.get(f"{url}/info")).json()
+    failed, differ = _check_good(outcomes, in_process)
+    latencies = [o["latency"] for o in outcomes if o["latency"] is not None]
+    mixed_plan = [i % 10 == 9 for i in range(args.mixed)]
+    mixed_bodies = [MALFORMED[i // 10 % len(MALFORMED)] if bad else good[i % len(good)]
+                    for i, bad in enumerate(mixed_plan)]
+    mixed = await _load(url, mixed_bodies, args.clients, args.time_limit)
+    bad_outcomes = [o for o, bad in zip(mixed, mixed_plan, strict=True) if bad]
+    good_outcomes = [o for o, bad in zip(mixed, mixed_plan, strict=True) if not bad]
+    mixed_failed, mixed_differ = _check_good(good_outcomes, [in_process[i % len(good)]
+                                                              for i, bad in enumerate(mixed_plan) if not bad])
+    bad_not_4xx = sum(not (o["status"] and 400 <= o["status"] < 500) for o in bad_outcomes)
+    return {"seconds": seconds, "outcomes": outcomes, "failed": failed, "differ": differ, "latencies": latencies,
+            "info": info, "mixed_failed": mixed_failed, "mixed_differ": mixed_differ, "bad_not_4xx": bad_not_4xx,
+            "bad": len(bad_outcomes), "mixed_good": len(good_outcomes),
+            "bad_statuses": sorted({o["status"] for o in bad_outcomes if o["status"]})}
+
+
+def _in_process(model: str, sentences: list[str], batch_size: int) -> tuple[list[str], float]:
+    from seq2text.inference import Translator
+
+    translator = Translator.load(model)
+    translator.translate(sentences[:32])  # warm-up
+    start = time.perf_counter()
+    hypotheses = translator.translate(sentences, batch_size=batch_size)
+    return hypotheses, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="benchmarks/runs/multi30k_quality_seed1234/bundle")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--mixed", type=int, default=1000, help="requests of the malformed-mix phase (10%% bad)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--in-process-batch-size", type=int, default=64, help="Translator.translate's default")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
+    args = parser.parse_args()
+    from seq2text.data.catalog import resolve_parallel
+
+    src_path, _ = resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
+    test = src_path.read_text(encoding="utf-8").splitlines()
+    sentences = [test[i % len(test)] for i in range(args.requests)]
+    args.port = _free_port()
+    log = ROOT / "benchmarks" / "runs" / "serve_load.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    server = _start_server(args.model, args.port, args.max_batch_size, args.max_wait_ms, log)
+    try:
+        asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
+        in_process, in_seconds = _in_process(args.model, sentences, args.in_process_batch_size)
+        result = asyncio.run(_run(args, sentences, in_process))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            exit_code = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            exit_code = "killed after 60 s"
+    lost = sum(o["status"] is None for o in result["outcomes"])
+    errors = result["failed"] + result["mixed_failed"] + result["bad_not_4xx"]
+    rps, in_rate = len(sentences) / result["seconds"], len(sentences) / in_seconds
+    record("serve_load", metric="requests_per_sec", value=round(rps, 1), errors=errors, lost=lost,
+           ratio_to_in_process=round(rps / in_rate, 3), in_process_sentences_per_sec=round(in_rate, 1),
+           in_process_batch_size=args.in_process_batch_size, requests=len(sentences), clients=args.clients,
+           p50_latency_ms=round(1000 * statistics.median(result["latencies"]), 1),
+           p99_latency_ms=round(1000 * _percentile(result["latencies"], 0.99), 1),
+           identical_to_in_process=round(1 - result["differ"] / len(sentences), 4),
+           server_batching=result["info"]["batching"], beam_size=5, model=args.model,
+           mixed={"requests": args.mixed, "malformed": result["bad"], "malformed_not_4xx": result["bad_not_4xx"],
+                  "malformed_statuses": result["bad_statuses"], "good": result["mixed_good"],
+                  "good_failed": result["mixed_failed"], "good_translated_differently": result["mixed_differ"]},
+           server_exit_code_after_sigterm=exit_code,  # uvicorn re-raises the signal after its graceful shutdown
+           graceful_shutdown="Finished server process" in log.read_text(), split=SPLIT,
+           serving="FastAPI + uvicorn, seq2text.serve",
+           precision="32-true (predictors decode in float32)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

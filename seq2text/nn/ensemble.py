@@ -1,0 +1,94 @@
+"""An ensemble of translation networks that decodes as one `Seq2Seq` (greedy and beam search take it as it is).
+
+At every step each member reads its own encoder output and state; the ensemble's next-token distribution is
+the mean of the members' probabilities (log-probabilities averaged in probability space, as fairseq and Joey
+NMT do), so beam search ranks hypotheses by the ensemble's log-probability. The members must share the
+vocabulary and the pad/bos/eos ids (the same tokenizer); their sizes, cells and attention may differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
+
+__all__ = ["Seq2SeqEnsemble", "EnsembleEncoderOutput", "EnsembleState"]
+
+
+@dataclass(frozen=True)
+class EnsembleEncoderOutput:
+    """One `EncoderOutput` per member, with the same batch rows."""
+
+    members: tuple[EncoderOutput, ...]
+
+    def index_select(self, rows: torch.Tensor) -> EnsembleEncoderOutput:
+        """Keeps (or repeats) the batch rows `rows`, (n,), in every member."""
+        return EnsembleEncoderOutput(tuple(enc.index_select(rows) for enc in self.members))
+
+
+@dataclass(frozen=True)
+class EnsembleState:
+    """One `DecoderState` per member, with the same batch rows."""
+
+    members: tuple[DecoderState, ...]
+
+    def index_select(self, rows: torch.Tensor) -> EnsembleState:
+        """Keeps (or repeats) the batch rows `rows`, (n,), in every member (beam search reorders with this)."""
+        return EnsembleState(tuple(state.index_select(rows) for state in self.members))
+
+
+class Seq2SeqEnsemble(nn.Module):
+    """Several `Seq2Seq` networks decoding together.
+
+    Args:
+        members: two or more networks with the same vocabulary size and pad/bos/eos ids.
+
+    Raises:
+        ValueError: fewer than two members, or members with other vocabularies or special ids.
+    """
+
+    def __init__(self, members: Sequence[Seq2Seq]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two networks, got {len(members)}")
+        first = members[0].config
+        for number, member in enumerate(members[1:], start=1):
+            config = member.config
+            if (config.vocab_size, config.pad_id, config.bos_id, config.eos_id) != (
+                    first.vocab_size, first.pad_id, first.bos_id, first.eos_id):
+                raise ValueError(f"member {number} has vocabulary size {config.vocab_size} and pad/bos/eos ids "
+                                 f"{(config.pad_id, config.bos_id, config.eos_id)}, member 0 has {first.vocab_size} "
+                                 f"and {(first.pad_id, first.bos_id, first.eos_id)}: ensemble members must share "
+                                 "the tokenizer")
+        self.members = nn.ModuleList(members)
+        self.config = first
+        self.pad_id, self.bos_id, self.eos_id = first.pad_id, first.bos_id, first.eos_id
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EnsembleEncoderOutput, EnsembleState]:
+        """Encodes a source batch, (batch, src_len) ids and (batch,) lengths, with every member."""
+        encoded = [member.encode(src, src_lengths) for member in self.members]
+        return EnsembleEncoderOutput(tuple(e for e, _ in encoded)), EnsembleState(tuple(s for _, s in encoded))
+
+    def decode_step(self, tokens: torch.Tensor, state: EnsembleState, enc: EnsembleEncoderOutput
+                    ) -> tuple[torch.Tensor, EnsembleState, torch.Tensor]:
+        """One step of every member.
+
+        Args:
+            tokens: the previous token of each row, (n,).
+            state, enc: the members' states and encoder outputs, n rows each.
+
+        Returns:
+            log of the members' mean probability (n, vocab_size) float32, the new states, and the members'
+            mean attention weights (n, src_len).
+        """
+        steps = [member.decode_step(tokens, member_state, member_enc)
+                 for member, member_state, member_enc in zip(self.members, state.members, enc.members, strict=True)]
+        log_probs = torch.stack([log_p for log_p, _, _ in steps])  # (members, n, V)
+        mean = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))  # (n, V)
+        weights = torch.stack([w.float() for _, _, w in steps]).mean(dim=0)  # (n, S)
+        return mean, EnsembleState(tuple(s for _, s, _ in steps)), weights

@@ -1,0 +1,186 @@
+"""`seq2text serve`: endpoints per task, dynamic batching across concurrent requests, JSON 4xx for bad
+requests, limits, and a graceful shutdown that finishes the requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+import seq2text
+from seq2text.cli import main
+from seq2text.errors import ConfigError
+from seq2text.serve import ServeConfig, create_app
+from tests.conftest import REPO
+
+SENTENCES = ["der hund läuft im park", "eine katze schläft", "", "der mann sieht die rote katze im haus",
+             "ein kleiner hund", "die frau läuft auf der straße"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running(app: object) -> Iterator[str]:
+    """A real uvicorn server for `app` in a thread on a free port; yields its URL."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+async def _concurrent(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return await asyncio.gather(*(client.post(url, json=body) for body in bodies))
+
+
+# ------------------------------------------------------------------------------------------ translation
+def test_translate_endpoint_gives_the_in_process_translations(translator_bundle: Path) -> None:
+    translator = seq2text.load(translator_bundle)
+    with TestClient(create_app(translator, ServeConfig(), [str(translator_bundle)])) as client:
+        assert client.get("/health").json() == {"status": "ok", "task": "translation"}
+        response = client.post("/translate", json={"texts": SENTENCES})
+        assert response.status_code == 200
+        assert response.json() == {"translations": translator.translate(SENTENCES)}
+        info = client.get("/info").json()
+    assert info["task"] == "translation" and info["routes"] == ["/health", "/info", "/translate"]
+    assert info["languages"] == {"source": "de", "target": "en"}
+    assert info["sacrebleu_signature"] == translator.metrics["test/bleu_signature"]
+    assert info["metrics"]["test/bleu"] == translator.metrics["test/bleu"]
+    assert info["batching"]["requests"] == 1 and info["batching"]["texts"] == len(SENTENCES)
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    (b'{"texts": ["a"', 422, "JSON"),
+    (b'{"text": "der hund"}', 422, "texts"),
+    (b'{"texts": "der hund"}', 422, "texts"),
+    (b'{"texts": [3]}', 422, "texts.0"),
+    (b'{"texts": []}', 422, "texts"),
+    (json.dumps({"texts": ["x" * 51]}).encode(), 413, "--max-chars"),
+    (json.dumps({"texts": ["der hund"] * 5}).encode(), 413, "--max-lines"),
+    (b"\xff\xfe garbage", 422, ""),
+])
+def test_bad_requests_get_a_json_4xx_and_the_server_goes_on(translator_bundle: Path, body: bytes, status: int,
+                                                            says: str) -> None:
+    translator = seq2text.load(translator_bundle)
+    with TestClient(create_app(translator, ServeConfig(max_chars=50, max_lines=4))) as client:
+        response = client.post("/translate", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == status
+        assert says in response.json()["error"]
+        assert client.post("/translate", json={"texts": ["der hund"]}).json() == {
+            "translations": translator.translate(["der hund"])}
+        assert client.get("/nowhere").status_code == 404 and "error" in client.get("/nowhere").json()
+
+
+def test_concurrent_requests_are_decoded_in_shared_batches(translator_bundle: Path) -> None:
+    translator = seq2text.load(translator_bundle)
+    texts = [SENTENCES[i % len(SENTENCES)] + f" {i % 3}" for i in range(16)]
+    app = create_app(translator, ServeConfig(max_batch_size=8, max_wait=0.5))
+    with running(app) as url:
+        responses = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [t]} for t in texts]))
+        batching = httpx.get(f"{url}/info").json()["batching"]
+    assert [r.status_code for r in responses] == [200] * 16
+    assert [r.json()["translations"][0] for r in responses] == translator.translate(texts)
+    assert batching["requests"] == 16 and batching["largest_batch"] <= 8
+    assert batching["batches"] <= 4, batching  # one per request would be 16
+
+
+def test_a_request_larger_than_a_batch_runs_alone(translator_bundle: Path) -> None:
+    translator = seq2text.load(translator_bundle)
+    with TestClient(create_app(translator, ServeConfig(max_batch_size=2, max_wait=0.0))) as client:
+        response = client.post("/translate", json={"texts": SENTENCES})
+        assert response.json()["translations"] == translator.translate(SENTENCES)
+        assert client.get("/info").json()["batching"]["largest_batch"] == len(SENTENCES)
+
+
+def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", str(translator_bundle), "--port", str(port),
+               "--max-wait-ms", "2000", "--max-batch-size", "64"]
+    with log.open("w") as err:
+        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+                                  env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+        async def requests_then_sigterm() -> list[httpx.Response]:
+            sent = asyncio.ensure_future(_concurrent(f"{url}/translate", [{"texts": [s]} for s in SENTENCES]))
+            await asyncio.sleep(0.8)  # the requests now wait in the batcher (2 s)
+            server.send_signal(signal.SIGTERM)
+            return await sent
+
+        responses = asyncio.run(requests_then_sigterm())
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert [r.status_code for r in responses] == [200] * len(SENTENCES)
+    assert [r.json()["translations"][0] for r in responses] == seq2text.load(translator_bundle).translate(SENTENCES)
+    assert "Finished server process" in log.read_text()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health")
+
+
+# ------------------------------------------------------------------------------------------ other tasks
+def test_classify_endpoint(classifier_bundle: Path) -> None:
+    classifier = seq2text.load(classifier_bundle)
+    texts = ["a great fun movie", "an awful dull film", ""]
+    with TestClient(create_app(classifier, ServeConfig())) as client:
+        body = client.post("/classify", json={"texts": texts}).json()
+        assert client.get("/info").json()["routes"] == ["/health", "/info", "/classify"]
+    assert body["labels"] == classifier.predict(texts)
+    for served, direct in zip(body["probabilities"], classifier.predict_proba(texts), strict=True):
+        assert served == pytest.approx(direct)
+
+
+def test_language_model_endpoints(lm_bundle: Path) -> None:
+    lm = seq2text.load(lm_bundle)
+    with TestClient(create_app(lm, ServeConfig())) as client:
+        scores = client.post("/score", json={"texts": ["the cat sat", "dog the"]}).json()["log_probs"]
+        sampled = client.post("/generate", json={"prompt": "the", "max_tokens": 5, "seed": 3}).json()["text"]
+        refused = client.post("/generate", json={"prompt": "the", "temperature": 0})
+    assert scores == pytest.approx(lm.score(["the cat sat", "dog the"]))
+    assert sampled == lm.generate("the", 5, seed=3)
+    assert refused.status_code == 422 and "temperature" in refused.json()["error"]
+
+
+def test_serve_options_are_checked_before_loading(capsys: pytest.CaptureFixture) -> None:
+    assert main(["serve", "--model", "nowhere", "--max-batch-size", "0"]) == 1
+    assert "--max-batch-size" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--port"):
+        ServeConfig(port=70000)
