@@ -5,11 +5,14 @@
     python benchmarks/translation.py multi30k_budget --fp32 --minutes 35        # -> multi30k_budget_fp32
     python benchmarks/translation.py multi30k_decode_speed --name multi30k_decode_speed_fp32 \
         --model benchmarks/runs/multi30k_budget_fp32/bundle
+    python benchmarks/translation.py multi30k_average_ensemble --epochs 8 --last 5
 
 multi30k_budget trains recipes/multi30k_bigru_attention.yaml to a wall-clock budget, then translates the raw
 test_2016_flickr.de with the bundle (beam 5) and scores it with sacreBLEU against the raw test_2016_flickr.en.
 multi30k_decode_speed times the same 1000 sentences: greedy and beam 5 in batches, and beam 5 one sentence
-at a time, in the same run. Each writes benchmarks/results/<name>.json.
+at a time, in the same run. multi30k_average_ensemble trains the recipe twice (two seeds, a fixed number of
+epochs, the last 5 checkpoints kept) and scores at beam 5 each model, the first run's last checkpoints
+averaged, and the two models as one ensemble. Each writes benchmarks/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -83,6 +86,54 @@ def _train_quality_runs(epochs: int) -> dict[int, dict]:
     return runs
 
 
+def _score_bundle(translator: object, sources: list[str], references: list[str]) -> dict:
+    """Test BLEU/chrF at beam 5 and sentences/s of one translator (or ensemble)."""
+    from seq2text.metrics import translation_scores
+
+    start = time.perf_counter()
+    hypotheses = translator.translate(sources, beam_size=5)
+    seconds = time.perf_counter() - start
+    scores = translation_scores(hypotheses, references)
+    return {"bleu": round(scores["bleu"].score, 2), "chrf": round(scores["chrf"].score, 2),
+            "signature": scores["bleu"].signature, "sentences_per_sec": round(len(sources) / seconds, 1)}
+
+
+def multi30k_average_ensemble(epochs: int, last: int) -> dict:
+    """Two runs of the recipe (seeds QUALITY_SEEDS, `epochs` epochs each); test BLEU at beam 5 of each single
+    model, of the first run's last `last` checkpoints averaged (`seq2text average`), and of the two models as one
+    ensemble (`TranslatorEnsemble`), all in this run."""
+    from seq2text.averaging import average_checkpoints
+    from seq2text.inference import Translator, TranslatorEnsemble
+
+    runs = _train_quality_runs(epochs)
+    first, second = (runs[seed]["out"] for seed in QUALITY_SEEDS)
+    src_path, ref_path = _test_files()
+    sources = src_path.read_text(encoding="utf-8").splitlines()
+    references = ref_path.read_text(encoding="utf-8").splitlines()
+    averaged = average_checkpoints(first / "bundle", [first], first.parent / f"{first.name}_avg{last}", last=last)
+    models = {f"single_seed{QUALITY_SEEDS[0]}": Translator.load(first / "bundle"),
+              f"single_seed{QUALITY_SEEDS[1]}": Translator.load(second / "bundle"),
+              f"average_last{last}_seed{QUALITY_SEEDS[0]}": Translator.load(averaged),
+              "ensemble_of_the_two_singles": TranslatorEnsemble.load([first / "bundle", second / "bundle"])}
+    models[f"single_seed{QUALITY_SEEDS[0]}"].translate(sources[:16], beam_size=5)  # warm-up
+    results = {name: _score_bundle(model, sources, references) for name, model in models.items()}
+    single = results[f"single_seed{QUALITY_SEEDS[0]}"]["bleu"]
+    checkpoints = [c["file"] for c in Translator.load(averaged).metrics["averaged_checkpoints"]]
+    return record("multi30k_average_ensemble", recipe=RECIPE, metric="test_bleu_ensemble",
+                  value=results["ensemble_of_the_two_singles"]["bleu"], results=results,
+                  average_gain=round(results[f"average_last{last}_seed{QUALITY_SEEDS[0]}"]["bleu"] - single, 2),
+                  ensemble_gain=round(results["ensemble_of_the_two_singles"]["bleu"] - single, 2),
+                  averaged_checkpoints=checkpoints, epochs=epochs, seeds=list(QUALITY_SEEDS),
+                  training={seed: {k: v for k, v in run.items() if k != "out"} for seed, run in runs.items()},
+                  split=SPLIT, beam_size=5, references=str(ref_path),
+                  signature=results["ensemble_of_the_two_singles"]["signature"],
+                  precision="32-true (predictors decode in float32)",
+                  reproduce=f"seq2text average --model {first.relative_to(ROOT)}/bundle --checkpoints "
+                            f"{first.relative_to(ROOT)} --last {last} --output AVG; seq2text evaluate --model "
+                            f"{first.relative_to(ROOT)}/bundle {second.relative_to(ROOT)}/bundle --src {src_path} "
+                            f"--ref {ref_path} --beam 5")
+
+
 def translator_precision(model: str) -> str | None:
     """The precision the bundle at `model` was trained with (None for bundles older than the record)."""
     return json.loads((Path(model) / "metrics.json").read_text()).get("precision")
@@ -135,9 +186,17 @@ def main() -> None:
     speed.add_argument("--batch-size", type=int, default=64, help="sentences per batch for the batched runs")
     speed.add_argument("--unbatched-sentences", type=int, default=None,
                        help="time one-at-a-time beam search on the first N sentences only (default: all 1000)")
+    quality = sub.add_parser("multi30k_average_ensemble", help="two seeds trained for --epochs: test BLEU of each, "
+                             "of the last checkpoints averaged, and of the two as one ensemble")
+    quality.add_argument("--epochs", type=int, default=8)
+    quality.add_argument("--last", type=int, default=5, help="checkpoints averaged")
     args, overrides = parser.parse_known_args()
     sys.path.insert(0, str(ROOT))
-    if args.benchmark == "multi30k_budget":
+    if args.benchmark == "multi30k_average_ensemble":
+        if overrides:
+            parser.error(f"unknown arguments {overrides}")
+        multi30k_average_ensemble(args.epochs, args.last)
+    elif args.benchmark == "multi30k_budget":
         multi30k_budget(args.minutes, overrides, args.fp32)
     else:
         if overrides:

@@ -24,11 +24,12 @@ from safetensors.torch import load_file, save_file
 from seq2text.errors import BundleError
 from seq2text.tokenizer import Tokenizer
 
-__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "BUNDLE_FILES",
-           "FORMAT_VERSION"]
+__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "bundle_size",
+           "BUNDLE_FILES", "FORMAT_VERSION", "SCALE_SUFFIX"]
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
 FORMAT_VERSION = 1
+SCALE_SUFFIX = ".int8_scale"  # an int8 matrix `name` of a compressed bundle has its row scales in `name` + this
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,7 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
     except (SafetensorError, OSError, ValueError) as error:
         raise BundleError(f"{directory}/model.safetensors is truncated or not a safetensors file ({error}); "
                           "bundles never load pickled weights. Export the bundle again") from None
-    # a model trained in bf16 or fp16 predicts in float32 on any CPU (most have no native bf16 kernels)
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    weights = _float_weights(weights, directory)
     if "tokenizer" in config and config["tokenizer"] is None:  # a forecaster: numbers need no tokenizer
         return Bundle(directory, config["task"], config, None, metrics, weights)
     if not (directory / "tokenizer.model").is_file():
@@ -125,6 +125,28 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
     if config.get("tokenizer") not in (None, tokenizer.fingerprint):
         raise BundleError(f"{directory}/tokenizer.model is not the tokenizer this model was trained with")
     return Bundle(directory, config["task"], config, tokenizer, metrics, weights)
+
+
+def _float_weights(weights: dict[str, torch.Tensor], directory: Path) -> dict[str, torch.Tensor]:
+    """The stored weights as float32: half-precision ones widened (a model trained or stored in bf16/fp16
+    predicts in float32 on any CPU), int8 matrices of a compressed bundle multiplied by their row scales."""
+    out = {}
+    for name, value in weights.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = weights.get(name + SCALE_SUFFIX)
+        if value.dtype == torch.int8 and scale is not None:
+            if scale.shape != value.shape[:1]:
+                raise BundleError(f"{directory}/model.safetensors: {name} has {value.shape[0]} rows but "
+                                  f"{scale.numel()} scales; the bundle is corrupt: compress it again")
+            value = value.float() * scale.float()[:, None]
+        out[name] = value.float() if value.is_floating_point() else value
+    return out
+
+
+def bundle_size(directory: str | Path) -> int:
+    """Bytes of a bundle's files."""
+    return sum((Path(directory) / name).stat().st_size for name in BUNDLE_FILES if (Path(directory) / name).is_file())
 
 
 def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: str | Path, metrics: dict) -> Path:

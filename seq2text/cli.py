@@ -128,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "RECIPE.yaml (see `seq2text fit --help`).")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{fit,validate,test,tokenizer,vectors,generate,evaluate,classify,translate,forecast,"
-                                "average,serve,plot,push}")
+                                "average,compress,serve,plot,push}")
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"{name} a model from a YAML recipe (LightningCLI)", add_help=False)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer").add_subparsers(dest="action")
@@ -202,6 +202,13 @@ def _build_parser() -> argparse.ArgumentParser:
     avg.add_argument("--checkpoints", required=True, nargs="+", help=".ckpt files, or folders searched for them")
     avg.add_argument("--last", type=int, default=None, help="average only the newest N (by epoch and step)")
     avg.add_argument("--output", required=True, help="the new bundle's directory")
+    cmp = sub.add_parser("compress", help="write a smaller bundle for CPU inference: int8 weights run by dynamic "
+                         "int8 quantisation, or weights stored in fp16/bf16 (see seq2text.compression)")
+    cmp.add_argument("--model", required=True, help="the float32 bundle")
+    cmp.add_argument("--output", required=True, help="the new bundle's directory")
+    kind = cmp.add_mutually_exclusive_group(required=True)
+    for name in ("int8", "fp16", "bf16"):
+        kind.add_argument(f"--{name}", dest="kind", action="store_const", const=name)
     srv = sub.add_parser("serve", help="serve bundles over HTTP/JSON with dynamic batching (needs seq2text[serve])")
     srv.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles of one task "
                      "(classification, translation, forecasting) serve as one ensemble")
@@ -278,6 +285,13 @@ def _run_tool(args: argparse.Namespace) -> None:
 
         path = average_checkpoints(args.model, args.checkpoints, args.output, args.last)
         print(f"averaged bundle: {path}  (score it: seq2text evaluate --model {path} ...)")
+    elif args.command == "compress":
+        from seq2text.bundle import bundle_size
+        from seq2text.compression import compress_bundle
+
+        path = compress_bundle(args.model, args.output, args.kind)
+        sizes = f"{bundle_size(path) / 1e6:.1f} MB; source {bundle_size(args.model) / 1e6:.1f} MB"
+        print(f"{args.kind} bundle: {path} ({sizes})")
     elif args.command == "serve":
         from seq2text.serve import ServeConfig, serve
 

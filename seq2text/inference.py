@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from seq2text.bundle import Bundle, read_bundle
+from seq2text.compression import quantize_network
 from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.metrics import classification_scores
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
@@ -38,6 +39,8 @@ def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: ty
     except (TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{bundle.path}: the weights do not fit the configured network ({error}); "
                           "the bundle is corrupt or mixes files of two models") from None
+    if (bundle.config.get("compression") or {}).get("kind") == "int8":  # seq2text compress --int8
+        return quantize_network(net.eval())
     return net.eval()
 
 

@@ -292,6 +292,7 @@ class Seq2Seq(nn.Module):
                                config.attention, config.attention_size, dropout)
         self.out_weight = None if tie_weights != "none" else nn.Parameter(torch.empty(vocab_size, att_size))
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.output_layer: nn.Linear | None = None  # set by `untie_output` for inference only
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -353,7 +354,18 @@ class Seq2Seq(nn.Module):
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (..., att_size) → vocabulary scores (..., vocab_size)."""
+        if self.output_layer is not None:
+            return self.output_layer(features)
         return F.linear(features, self.output_weight, self.out_bias)
+
+    def untie_output(self) -> None:
+        """Copies the output projection (the tied embedding when tied) into its own `nn.Linear` for inference,
+        so that a layer-swapping transform (int8 dynamic quantisation) reaches it too; training keeps it tied."""
+        layer = nn.Linear(self.output_weight.size(1), self.output_weight.size(0))
+        with torch.no_grad():
+            layer.weight.copy_(self.output_weight)
+            layer.bias.copy_(self.out_bias)
+        self.output_layer = layer.to(self.out_bias.device)
 
     # ------------------------------------------------------------------------------------------ search
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
