@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2text.nn.config import config_to_dict
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
 from seq2text.nn.rnn import Hidden, RNNStack, RNNType
 
@@ -87,7 +88,7 @@ class ClassifierConfig:
         emb_size: embedding width.
         hidden_size: width of the inner recurrent layers (per direction).
         num_layers: recurrent depth.
-        rnn_type: `lstm`, `gru` or `rnn`.
+        rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
         bidirectional: bidirectional layers (a language-model encoder is unidirectional).
         output_size: width of the last recurrent layer (per direction); None: `hidden_size`. A tied
             language model's last layer has `emb_size`.
@@ -103,6 +104,8 @@ class ClassifierConfig:
             only; None reads each text at once).
         max_grad_len: with `bptt`, only chunks within the last `max_grad_len` tokens keep a graph; earlier
             chunks run without gradients (None: all chunks keep one).
+        between_layers: normalisation between recurrent layers: `none`, `layernorm` or `batchnorm` (statistics
+            over the real tokens only).
     """
 
     vocab_size: int
@@ -123,6 +126,7 @@ class ClassifierConfig:
     dropout_head: float = 0.2
     bptt: int | None = None
     max_grad_len: int | None = None
+    between_layers: BetweenLayers = "none"
 
     def __post_init__(self) -> None:
         if self.pooling not in ("last", "max", "mean", "attention", "concat"):
@@ -143,7 +147,7 @@ class RNNClassifier(nn.Module):
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.rnn = RNNStack(config.rnn_type, emb_size, hidden_size, config.output_size or hidden_size,
                             config.num_layers, config.dropout_hidden, config.weight_dropout,
-                            bidirectional=config.bidirectional)
+                            bidirectional=config.bidirectional, between_layers=config.between_layers)
         self.input_dropout = LockedDropout(config.dropout_input)
         self.output_dropout = LockedDropout(config.dropout)
         self.dropout_embedding = config.dropout_embedding

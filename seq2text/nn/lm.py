@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from seq2text.nn.config import config_to_dict
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regularization import LockedDropout, embedding_dropout
 from seq2text.nn.rnn import Hidden, RNNStack, RNNType
 from seq2text.nn.softmax import AdaptiveSoftmax
@@ -24,7 +25,7 @@ class LMConfig:
         emb_size: embedding width (also the last layer's width when weights are tied).
         hidden_size: width of the inner recurrent layers.
         num_layers: recurrent depth.
-        rnn_type: `lstm`, `gru` or `rnn`.
+        rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
         dropout: locked dropout on the last layer's output.
         dropout_hidden: locked dropout between recurrent layers.
         dropout_input: locked dropout on the embeddings.
@@ -32,6 +33,7 @@ class LMConfig:
         weight_dropout: DropConnect on hidden-to-hidden weights.
         tie_weights: share the embedding matrix with the output projection.
         adaptive_cutoffs: adaptive-softmax cluster boundaries (ids); empty for a full softmax.
+        between_layers: normalisation between recurrent layers: `none`, `layernorm` or `batchnorm`.
     """
 
     vocab_size: int
@@ -46,6 +48,7 @@ class LMConfig:
     weight_dropout: float = 0.5
     tie_weights: bool = True
     adaptive_cutoffs: tuple[int, ...] = ()
+    between_layers: BetweenLayers = "none"
 
     @property
     def out_size(self) -> int:
@@ -66,7 +69,7 @@ class RNNLanguageModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, emb_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.rnn = RNNStack(config.rnn_type, emb_size, config.hidden_size, out_size, config.num_layers,
-                            config.dropout_hidden, config.weight_dropout)
+                            config.dropout_hidden, config.weight_dropout, between_layers=config.between_layers)
         self.input_dropout = LockedDropout(config.dropout_input)
         self.output_dropout = LockedDropout(config.dropout)
         self.dropout_embedding = config.dropout_embedding

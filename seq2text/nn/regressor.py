@@ -16,6 +16,7 @@ from torch import nn
 
 from seq2text.nn.classifier import _mlp, pool
 from seq2text.nn.config import config_to_dict
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regularization import LockedDropout
 from seq2text.nn.rnn import RNNStack, RNNType
 
@@ -32,12 +33,13 @@ class RegressorConfig:
         horizon: future steps predicted at once.
         hidden_size: width of the projection and of every recurrent layer (per direction).
         num_layers: recurrent depth.
-        rnn_type: `lstm`, `gru` or `rnn`.
+        rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
         bidirectional: read the history both ways.
         dropout: locked dropout between recurrent layers and dropout before each layer of the head.
         head_sizes: hidden widths of the MLP head (empty: one linear layer).
         quantiles: predict these quantiles (pinball loss) instead of one point; must include 0.5, the point
             forecast.
+        between_layers: normalisation between recurrent layers: `none`, `layernorm` or `batchnorm`.
     """
 
     input_size: int
@@ -50,6 +52,7 @@ class RegressorConfig:
     dropout: float = 0.1
     head_sizes: tuple[int, ...] = ()
     quantiles: tuple[float, ...] = ()
+    between_layers: BetweenLayers = "none"
 
     def __post_init__(self) -> None:
         if min(self.input_size, self.output_size, self.horizon, self.hidden_size, self.num_layers) < 1:
@@ -76,7 +79,8 @@ class SequenceRegressor(nn.Module):
         self.config = config
         self.project = nn.Linear(config.input_size, config.hidden_size)
         self.rnn = RNNStack(config.rnn_type, config.hidden_size, config.hidden_size, config.hidden_size,
-                            config.num_layers, config.dropout, bidirectional=config.bidirectional)
+                            config.num_layers, config.dropout, bidirectional=config.bidirectional,
+                            between_layers=config.between_layers)
         self.output_dropout = LockedDropout(config.dropout)
         outputs = config.horizon * config.output_size * config.num_outputs
         self.head = _mlp(self.rnn.output_size, config.head_sizes, outputs, config.dropout)

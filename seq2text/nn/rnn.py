@@ -1,8 +1,9 @@
 """Recurrent layers with DropConnect on the hidden-to-hidden weights, and the AWD-style stack of them (packed or
 not, one direction or both) that every model uses.
 
-DropConnect ("weight drop") calls the stock cuDNN/oneDNN kernels with a dropped copy of `weight_hh_l0`
-through `torch.func.functional_call`, so no attribute of `nn.LSTM` is deleted or monkey-patched.
+DropConnect ("weight drop") calls the stock cuDNN/oneDNN kernels (or the TorchScript recurrence of the LSTM
+variants in `cells`) with a dropped copy of `weight_hh_l0` through `torch.func.functional_call`, so no attribute
+of the layer is deleted or monkey-patched.
 """
 
 from __future__ import annotations
@@ -15,29 +16,45 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from seq2text.nn.cells import LayerNormLSTM, PeepholeLSTM
+from seq2text.nn.normalization import BetweenLayers, make_between_layers
 from seq2text.nn.regularization import LockedDropout
 
-__all__ = ["RNNType", "Hidden", "DropConnectRNN", "RNNStack"]
+__all__ = ["RNNType", "RNN_TYPES", "Hidden", "DropConnectRNN", "RNNStack", "make_rnn"]
 
-RNNType = Literal["lstm", "gru", "rnn"]
+RNNType = Literal["lstm", "gru", "rnn", "lstm_peephole", "lstm_layernorm"]
+RNN_TYPES = ("lstm", "gru", "rnn", "lstm_peephole", "lstm_layernorm")
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-def _make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int, bidirectional: bool = False) -> nn.RNNBase:
+def make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
+             dropout: float = 0.0) -> nn.Module:
+    """The recurrent layer(s) of `rnn_type`, all with `nn.LSTM`'s interface (batch_first, packed or padded input,
+    `weight_hh_l0`...): `lstm`, `gru`, `rnn` (Elman, tanh), `lstm_peephole` or `lstm_layernorm` (see `cells`).
+
+    Raises:
+        ValueError: an unknown rnn_type.
+    """
+    args = (input_size, hidden_size, num_layers)
+    kwargs = {"batch_first": True, "bidirectional": bidirectional, "dropout": dropout if num_layers > 1 else 0.0}
     if rnn_type == "lstm":
-        return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        return nn.LSTM(*args, **kwargs)
     if rnn_type == "gru":
-        return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        return nn.GRU(*args, **kwargs)
     if rnn_type == "rnn":
-        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", batch_first=True, bidirectional=bidirectional)
-    raise ValueError(f"unknown rnn_type {rnn_type!r}; use lstm, gru or rnn")
+        return nn.RNN(*args, nonlinearity="tanh", **kwargs)
+    if rnn_type == "lstm_peephole":
+        return PeepholeLSTM(*args, **kwargs)
+    if rnn_type == "lstm_layernorm":
+        return LayerNormLSTM(*args, **kwargs)
+    raise ValueError(f"unknown rnn_type {rnn_type!r}; use one of {', '.join(RNN_TYPES)}")
 
 
 class DropConnectRNN(nn.Module):
     """One RNN layer (one or both directions) whose hidden-to-hidden weights are dropped (DropConnect) in training.
 
     Args:
-        rnn_type: `lstm`, `gru` or `rnn` (Elman, tanh).
+        rnn_type: `lstm`, `gru`, `rnn` (Elman, tanh), `lstm_peephole` or `lstm_layernorm`.
         input_size: features in.
         hidden_size: features out per direction.
         weight_dropout: DropConnect probability on the hidden-to-hidden matrices.
@@ -47,7 +64,7 @@ class DropConnectRNN(nn.Module):
     def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, weight_dropout: float = 0.0,
                  bidirectional: bool = False) -> None:
         super().__init__()
-        self.rnn = _make_rnn(rnn_type, input_size, hidden_size, bidirectional)
+        self.rnn = make_rnn(rnn_type, input_size, hidden_size, bidirectional=bidirectional)
         self.weight_dropout = weight_dropout
 
     def forward(self, x: torch.Tensor | PackedSequence, hidden: Hidden | None
@@ -66,7 +83,7 @@ class RNNStack(nn.Module):
     language model, the classifier (packed, often bidirectional) and the numeric-sequence models.
 
     Args:
-        rnn_type: `lstm`, `gru` or `rnn`.
+        rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
         input_size: features of the input sequence.
         hidden_size: width of every layer but the last (per direction).
         output_size: width of the last layer (per direction; the embedding size when an LM ties weights).
@@ -74,11 +91,13 @@ class RNNStack(nn.Module):
         dropout_hidden: locked dropout between layers.
         weight_dropout: DropConnect on each layer's hidden-to-hidden weights.
         bidirectional: run each layer both ways and concatenate the directions.
+        between_layers: normalise each layer's output (but the last) before the next layer: `layernorm`,
+            `batchnorm` (statistics over real positions only) or `none`.
     """
 
     def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, output_size: int,
                  num_layers: int, dropout_hidden: float = 0.0, weight_dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, between_layers: BetweenLayers = "none") -> None:
         super().__init__()
         directions = 2 if bidirectional else 1
         sizes = [hidden_size] * (num_layers - 1) + [output_size]
@@ -86,6 +105,8 @@ class RNNStack(nn.Module):
         self.layers = nn.ModuleList(DropConnectRNN(rnn_type, i, o, weight_dropout, bidirectional)
                                     for i, o in zip(inputs, sizes, strict=True))
         self.dropout = LockedDropout(dropout_hidden)
+        norms = [make_between_layers(between_layers, size) for size in inputs[1:]]
+        self.norms = None if between_layers == "none" else nn.ModuleList(norms)
         self.rnn_type = rnn_type
         self.output_size = output_size * directions
 
@@ -99,6 +120,10 @@ class RNNStack(nn.Module):
             output of the last layer (batch, seq_len, output_size) and the new state of every layer.
         """
         states = []
+        mask = None
+        if lengths is not None and self.norms is not None:
+            mask = torch.arange(x.size(1)) < lengths.unsqueeze(1)  # (B, T)
+            mask = mask.to(x.device)
         for i, layer in enumerate(self.layers):
             state = None if hidden is None else hidden[i]
             if lengths is None:
@@ -109,6 +134,8 @@ class RNNStack(nn.Module):
                 x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, out)
             states.append(state)
             if i < len(self.layers) - 1:
+                if self.norms is not None:
+                    x = self.norms[i](x, mask)  # (B, T, out)
                 x = self.dropout(x)
         return x, states
 

@@ -1,4 +1,5 @@
 """Attentional encoder–decoder: bidirectional LSTM/GRU encoder, bridge, input-feeding decoder, tied softmax.
+The LSTM variants of `cells` (`lstm_peephole`, `lstm_layernorm`) serve in the encoder and the decoder too.
 
 The decoder follows Luong et al. (2015) with input feeding, for every attention type (as Joey NMT does):
 
@@ -18,6 +19,7 @@ embedding and output projection.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,13 +29,15 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.attention import AttentionType, make_attention
+from seq2text.nn.cells import LN_EPS, layernorm_update, make_cell, peephole_update
 from seq2text.nn.config import config_to_dict
+from seq2text.nn.rnn import make_rnn
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig", "Encoder", "Decoder", "EncoderOutput", "DecoderState", "FeedingCell", "CellType",
            "TieWeights"]
 
 TieWeights = Literal["none", "decoder", "all"]
-CellType = Literal["lstm", "gru"]
+CellType = Literal["lstm", "gru", "lstm_peephole", "lstm_layernorm"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,10 @@ class DecoderState:
 
 
 class Encoder(nn.Module):
-    """Bidirectional LSTM/GRU over packed sequences.
+    """Bidirectional LSTM/GRU over packed sequences (layers from `rnn.make_rnn`).
 
     Args:
-        rnn_type: `lstm` or `gru`.
+        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
         emb_size: input features.
         hidden_size: features per direction (outputs have 2 × hidden_size).
         num_layers: depth.
@@ -88,9 +92,7 @@ class Encoder(nn.Module):
     def __init__(self, rnn_type: CellType, emb_size: int, hidden_size: int, num_layers: int,
                  dropout: float) -> None:
         super().__init__()
-        rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
-        self.rnn = rnn_class(emb_size, hidden_size, num_layers, batch_first=True, bidirectional=True,
-                             dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = make_rnn(rnn_type, emb_size, hidden_size, num_layers, bidirectional=True, dropout=dropout)
 
     def forward(self, emb: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -119,9 +121,12 @@ class FeedingCell(nn.Module):
     is computed for all steps at once (`project_input`), the input-feeding part at each `step`.
 
     Gate layout: LSTM (input, forget, output, candidate); GRU (reset, update, new) as in `nn.GRUCell`.
+    `lstm_peephole` adds the peepholes w_ci, w_cf (on c_{t-1}) and w_co (on c_t); `lstm_layernorm` normalises the
+    embedding part and the recurrent part ([att; h]) of the gates separately and c_t before the output tanh
+    (the equations of `cells`).
 
     Args:
-        rnn_type: `lstm` or `gru`.
+        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
         emb_size: features of a target embedding.
         feed_size: features of the fed-back attentional vector.
         hidden_size: state size.
@@ -130,42 +135,60 @@ class FeedingCell(nn.Module):
     def __init__(self, rnn_type: CellType, emb_size: int, feed_size: int, hidden_size: int) -> None:
         super().__init__()
         self.rnn_type, self.hidden_size = rnn_type, hidden_size
-        gates = (4 if rnn_type == "lstm" else 3) * hidden_size
+        gates = (3 if rnn_type == "gru" else 4) * hidden_size
         self.input_layer = nn.Linear(emb_size, gates)
-        if rnn_type == "lstm":
+        if rnn_type != "gru":
             self.recurrent_layer = nn.Linear(feed_size + hidden_size, gates, bias=False)
             with torch.no_grad():
                 self.input_layer.bias[hidden_size: 2 * hidden_size].fill_(1.0)  # forget-gate bias 1
         else:
             self.feed_layer = nn.Linear(feed_size, gates, bias=False)
             self.hidden_layer = nn.Linear(hidden_size, gates)
+        if rnn_type == "lstm_peephole":
+            bound = 1.0 / math.sqrt(hidden_size)  # nn.LSTM's initialisation
+            self.weight_ci, self.weight_cf, self.weight_co = (
+                nn.Parameter(torch.empty(hidden_size).uniform_(-bound, bound)) for _ in range(3))
+        if rnn_type == "lstm_layernorm":
+            self.ln_ih, self.ln_hh, self.ln_c = nn.LayerNorm(gates), nn.LayerNorm(gates), nn.LayerNorm(hidden_size)
+            with torch.no_grad():
+                self.ln_ih.bias[hidden_size: 2 * hidden_size].fill_(1.0)  # forget-gate bias 1, after the norm
 
     def project_input(self, emb: torch.Tensor) -> torch.Tensor:
         """emb (..., emb_size) → the embedding part of the gates (..., 4 or 3 × hidden_size)."""
-        return self.input_layer(emb)
+        gates = self.input_layer(emb)
+        return self.ln_ih(gates) if self.rnn_type == "lstm_layernorm" else gates
 
     def step(self, input_gates: torch.Tensor, feed: torch.Tensor, hidden: torch.Tensor,
              cell: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One step: input_gates (batch, gates), feed (batch, feed_size), hidden/cell (batch, hidden_size)
         → new hidden and cell (cell is None for GRU). Nonlinearities and the cell state stay in float32."""
         size = self.hidden_size
-        if self.rnn_type == "lstm":
-            gates = (input_gates + self.recurrent_layer(torch.cat([feed, hidden], dim=1))).float()  # (B, 4H)
-            sig = gates[:, : 3 * size].sigmoid()
-            cell = sig[:, size: 2 * size] * cell + sig[:, :size] * gates[:, 3 * size:].tanh()
-            return sig[:, 2 * size: 3 * size] * cell.tanh(), cell
-        gx = (input_gates + self.feed_layer(feed)).float()  # (B, 3H)
-        gh = self.hidden_layer(hidden).float()  # (B, 3H)
-        reset_update = (gx[:, : 2 * size] + gh[:, : 2 * size]).sigmoid()
-        new = torch.tanh(gx[:, 2 * size:] + reset_update[:, :size] * gh[:, 2 * size:])
-        return new + reset_update[:, size:] * (hidden.float() - new), None
+        if self.rnn_type == "gru":
+            gx = (input_gates + self.feed_layer(feed)).float()  # (B, 3H)
+            gh = self.hidden_layer(hidden).float()  # (B, 3H)
+            reset_update = (gx[:, : 2 * size] + gh[:, : 2 * size]).sigmoid()
+            new = torch.tanh(gx[:, 2 * size:] + reset_update[:, :size] * gh[:, 2 * size:])
+            return new + reset_update[:, size:] * (hidden.float() - new), None
+        recurrent = self.recurrent_layer(torch.cat([feed, hidden], dim=1))  # (B, 4H)
+        if self.rnn_type == "lstm_layernorm":
+            recurrent = self.ln_hh(recurrent)
+        gates = (input_gates + recurrent).float()  # (B, 4H)
+        if self.rnn_type == "lstm_peephole":
+            i, f, o, g = gates.chunk(4, dim=1)
+            return peephole_update(i, f, g, o, cell, self.weight_ci, self.weight_cf, self.weight_co)
+        if self.rnn_type == "lstm_layernorm":
+            i, f, o, g = gates.chunk(4, dim=1)
+            return layernorm_update(i, f, g, o, cell, self.ln_c.weight, self.ln_c.bias, LN_EPS)
+        sig = gates[:, : 3 * size].sigmoid()
+        cell = sig[:, size: 2 * size] * cell + sig[:, :size] * gates[:, 3 * size:].tanh()
+        return sig[:, 2 * size: 3 * size] * cell.tanh(), cell
 
 
 class Decoder(nn.Module):
     """Input-feeding attentional decoder (see the module docstring).
 
     Args:
-        rnn_type: `lstm` or `gru`.
+        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
         emb_size: target embedding width.
         hidden_size: recurrent state width.
         memory_size: encoder output width.
@@ -181,8 +204,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.rnn_type, self.num_layers, self.att_size, self.dropout = rnn_type, num_layers, att_size, dropout
         self.first = FeedingCell(rnn_type, emb_size, att_size, hidden_size)
-        cell_class = nn.LSTMCell if rnn_type == "lstm" else nn.GRUCell
-        self.upper = nn.ModuleList(cell_class(hidden_size, hidden_size) for _ in range(num_layers - 1))
+        self.upper = nn.ModuleList(make_cell(rnn_type, hidden_size, hidden_size) for _ in range(num_layers - 1))
         self.attention = make_attention(attention, hidden_size, memory_size, attention_size)
         self.att_layer = nn.Linear(hidden_size + memory_size, att_size, bias=False)
 
@@ -199,7 +221,7 @@ class Decoder(nn.Module):
             the new state (its `att` is this step's attentional vector, (batch, att_size)) and the
             attention weights, (batch, src_len).
         """
-        lstm = self.rnn_type == "lstm"
+        lstm = self.rnn_type != "gru"  # an LSTM variant: a cell state per layer
         h, c = self.first.step(input_gates, state.att, state.hidden[0], state.cell[0] if lstm else None)
         hidden, cells = [h], [c] if lstm else []
         for i, layer in enumerate(self.upper, start=1):
@@ -228,7 +250,7 @@ class Seq2SeqConfig:
             hidden_size wide, as `luong_dot` requires).
         num_encoder_layers: encoder depth.
         num_decoder_layers: decoder depth.
-        rnn_type: `lstm` or `gru` (encoder and decoder).
+        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm` (encoder and decoder).
         attention: `bahdanau`, `luong_general` or `luong_dot`.
         attention_size: Bahdanau MLP width (default hidden_size).
         dropout: on embeddings, between layers and on the attentional layer's input.
@@ -253,6 +275,9 @@ class Seq2SeqConfig:
     eos_id: int = 3
 
     def __post_init__(self) -> None:
+        if self.rnn_type not in ("lstm", "gru", "lstm_peephole", "lstm_layernorm"):
+            raise ValueError(f"unknown rnn_type {self.rnn_type!r} for translation; use lstm, gru, lstm_peephole or "
+                             "lstm_layernorm")
         # the defaults that depend on other fields are resolved once, so that a bundle stores the sizes
         object.__setattr__(self, "encoder_hidden_size", self.encoder_hidden_size or max(1, self.hidden_size // 2))
         object.__setattr__(self, "attention_size", self.attention_size or self.hidden_size)
@@ -287,7 +312,7 @@ class Seq2Seq(nn.Module):
         self.src_embedding = None if tie_weights == "all" else nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.encoder = Encoder(rnn_type, emb_size, config.encoder_hidden_size, config.num_encoder_layers, dropout)
         self.bridge = nn.Linear(memory_size, layers * hidden_size)
-        self.cell_bridge = nn.Linear(memory_size, layers * hidden_size) if rnn_type == "lstm" else None
+        self.cell_bridge = nn.Linear(memory_size, layers * hidden_size) if rnn_type != "gru" else None
         self.decoder = Decoder(rnn_type, emb_size, hidden_size, memory_size, att_size, layers,
                                config.attention, config.attention_size, dropout)
         self.out_weight = None if tie_weights != "none" else nn.Parameter(torch.empty(vocab_size, att_size))

@@ -15,6 +15,7 @@ from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import ClassifierConfig, Pooling, RNNClassifier
 from seq2text.nn.config import config_from
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
 from seq2text.tasks.schedule import epochs_done, schedule_shape, step_progress, training_progress
@@ -23,7 +24,8 @@ from seq2text.vectors import load_word_vectors
 
 __all__ = ["ClassificationTask"]
 
-_SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True}
+_SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True,
+            "between_layers": "none"}
 
 
 class ClassificationTask(Task):
@@ -61,6 +63,8 @@ class ClassificationTask(Task):
             `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
             labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
         label_smoothing: cross-entropy label smoothing.
+        between_layers: normalisation between recurrent layers (`none`, `layernorm` or `batchnorm`, see
+            `RNNStack`); an architecture arg (None: `none`, or the language model's).
     """
 
     bundle_task = "classification"
@@ -101,6 +105,7 @@ class ClassificationTask(Task):
         unfreeze_interval: float = 1.0,
         embedding_lr_scale: float = 1.0,
         label_smoothing: float = 0.0,
+        between_layers: BetweenLayers | None = None,
     ) -> None:
         super().__init__()
         _check_options(locals())
@@ -127,7 +132,7 @@ class ClassificationTask(Task):
         bundle = read_bundle(hp.pretrained_lm, task="language_model")
         net = bundle.config["net"]
         lm = {"emb_size": net["emb_size"], "hidden_size": net["hidden_size"], "num_layers": net["num_layers"],
-              "rnn_type": net["rnn_type"], "bidirectional": False}
+              "rnn_type": net["rnn_type"], "bidirectional": False, "between_layers": net.get("between_layers", "none")}
         conflicts = {k: (v, lm[k]) for k, v in given.items() if v != lm[k]}
         if conflicts:
             detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())

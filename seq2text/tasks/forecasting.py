@@ -10,6 +10,7 @@ from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError
 from seq2text.metrics import FORECAST_SUMS, forecast_scores, forecast_sums
 from seq2text.nn.loss import regression_loss
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
@@ -27,7 +28,8 @@ class ForecastingTask(Task):
     Args:
         input_size, output_size, output_steps: the network's shape (features per step, variables, the
             horizon); None takes it from the data module (the CLI case), and a given value must match it.
-        hidden_size, num_layers, rnn_type, bidirectional, dropout, head_sizes: see `RegressorConfig`.
+        hidden_size, num_layers, rnn_type, bidirectional, dropout, head_sizes, between_layers: see
+            `RegressorConfig`.
         loss: `mse`, `mae`, `huber` or `quantile` (pinball loss on `quantiles`: prediction intervals).
         quantiles: the quantiles of `quantile` (must include 0.5, the point forecast).
         huber_delta: where `huber` turns linear (in units of the series' scale).
@@ -58,6 +60,7 @@ class ForecastingTask(Task):
         lr_schedule: Literal["constant", "cosine", "linear"] = "cosine",
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
+        between_layers: BetweenLayers = "none",
     ) -> None:
         super().__init__()
         if not 0 <= dropout < 1 or lr <= 0 or weight_decay < 0 or huber_delta <= 0:
@@ -76,7 +79,7 @@ class ForecastingTask(Task):
         try:
             config = RegressorConfig(input_size, output_size, horizon, hp.hidden_size, hp.num_layers, hp.rnn_type,
                                      hp.bidirectional, hp.dropout, tuple(hp.head_sizes or ()),
-                                     tuple(hp.quantiles or ()))
+                                     tuple(hp.quantiles or ()), hp.between_layers)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         self.net = SequenceRegressor(config)

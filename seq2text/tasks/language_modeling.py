@@ -13,13 +13,15 @@ from seq2text.data.batches import LMBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.config import config_from
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
+from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
 from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab
 
 __all__ = ["LanguageModelTask"]
 
-_ARCHITECTURE = ("emb_size", "hidden_size", "num_layers", "rnn_type", "tie_weights", "adaptive_cutoffs")
+_ARCHITECTURE = ("emb_size", "hidden_size", "num_layers", "rnn_type", "tie_weights", "adaptive_cutoffs",
+                 "between_layers")
 
 
 class LanguageModelTask(Task):
@@ -47,6 +49,8 @@ class LanguageModelTask(Task):
             weights, and its architecture (emb/hidden sizes, layers, cell, tying, adaptive cutoffs), which
             replace those given here. The data module must use the bundle's tokenizer and read text in its
             direction, `data.backward` (both checked).
+        between_layers: normalisation between recurrent layers (`none`, `layernorm` or `batchnorm`), see
+            `RNNStack`.
     """
 
     bundle_task = "language_model"
@@ -78,12 +82,14 @@ class LanguageModelTask(Task):
         alpha: float = 2.0,
         beta: float = 1.0,
         pretrained_lm: str | None = None,
+        between_layers: BetweenLayers = "none",
     ) -> None:
         super().__init__()
         start = _read_lm_bundle(pretrained_lm, vocab_size) if pretrained_lm else None
         self.save_hyperparameters()
         if start is not None:  # the architecture is the language model's
-            self.hparams.update({k: start.config["net"][k] for k in _ARCHITECTURE})
+            net = {"between_layers": "none", **start.config["net"]}  # bundles from before between_layers
+            self.hparams.update({k: net[k] for k in _ARCHITECTURE})
         _check_ranges(dropout=dropout, dropout_hidden=dropout_hidden, dropout_input=dropout_input,
                       dropout_embedding=dropout_embedding, weight_dropout=weight_dropout)
         if lr <= 0 or weight_decay < 0 or alpha < 0 or beta < 0 or not 0 < plateau_factor <= 1:
