@@ -3,6 +3,7 @@
     python benchmarks/run.py ptb_budget --minutes 15
     python benchmarks/run.py wikitext2_budget --minutes 30
     python benchmarks/run.py ptb_budget_fp32 --minutes 15    # the same in fp32 (--trainer.precision 32-true)
+    python benchmarks/run.py ptb_char_budget --minutes 15    # character-level, CPU recipe: bpc + a sample
     python benchmarks/lm_throughput.py
 
 Each writes benchmarks/results/<name>.json; `python benchmarks/report.py` rebuilds RESULTS.md from them.
@@ -19,7 +20,9 @@ BUDGETS = {
     # name: (recipe, metric key in the bundle's metrics, reported metric, default minutes, data split)
     "ptb_budget": ("recipes/ptb_lstm_small.yaml", "test/ppl", "test_ppl", 15, "test (ptb.test.txt)"),
     "wikitext2_budget": ("recipes/wikitext2_lstm.yaml", "test/ppl", "test_ppl", 30, "test (wiki.test.tokens)"),
+    "ptb_char_budget": ("recipes/ptb_char_cpu.yaml", "test/bpc", "test_bpc", 15, "test (ptb.test.txt, characters)"),
 }
+SAMPLE = {"prompt": "the ", "max_tokens": 500, "temperature": 0.8, "seed": 1}  # ptb_char_budget's sampled paragraph
 FP32 = ["--trainer.precision", "32-true"]  # <name>_fp32: the same run in fp32, as a CPU without native bf16 runs it
 
 
@@ -29,7 +32,15 @@ def run_budget(name: str, minutes: float, extra: list[str]) -> dict:
     extra = [*FP32, *extra] if name.endswith("_fp32") else extra
     wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
-    return record(name, recipe=recipe, metric=metric, value=round(metrics[key], 2), split=split,
+    extra_fields = {}
+    if key == "test/bpc":  # a character model: a sampled paragraph, and the figures in bits per character
+        import seq2text
+
+        lm = seq2text.load(out / "bundle")
+        extra_fields = {"sample": SAMPLE["prompt"] + lm.generate(**SAMPLE), "sample_settings": SAMPLE,
+                        "valid_bpc": round(metrics.get("val/bpc", float("nan")), 3)}
+    return record(name, recipe=recipe, metric=metric, value=round(metrics[key], 3 if key == "test/bpc" else 2),
+                  split=split, **extra_fields,
                   train_seconds=round(metrics["train_seconds"], 1), wall_seconds=round(wall, 1),
                   budget_minutes=minutes, epochs=metrics.get("epochs"), steps=metrics.get("global_step"),
                   valid_ppl=round(metrics.get("val/ppl", float("nan")), 2),

@@ -242,3 +242,41 @@ def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, to
                 "--model.init_args.lr_schedule", "slanted_triangular")
     metrics = json.loads((tuned / "metrics.json").read_text())
     assert metrics["test/ppl"] < json.loads((toy_bundle / "metrics.json").read_text())["test/ppl"] * 1.5
+
+
+def test_a_budget_caps_each_validation_pass_and_announces_the_test(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("seq2text.tasks.callbacks.time.monotonic", lambda: clock[0])
+    trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), num_val_batches=[100],
+                              num_test_batches=[400])
+    budget = WallClockBudget("100s", val_share=0.1)  # a pass may take 10 s
+    budget.on_validation_epoch_start(trainer, None)
+    kept = []
+    for _ in range(100):
+        kept.append(budget.keep_validation_batch(trainer))
+        clock[0] += 0.5  # 0.5 s per batch: 20 batches fit in 10 s
+    assert kept == [True] * 20 + [False] * 80 and budget.validation_fraction(trainer) == pytest.approx(0.2)
+    with caplog.at_level("INFO"):
+        budget.on_validation_epoch_end(trainer, None)
+        budget.on_test_start(trainer, None)
+    assert "validation: 20 of 100 batches" in caplog.text
+    assert "test: 400 batches, the whole test split; about 1000 s" in caplog.text  # 50 s / 20 batches × 400
+    trainer.sanity_checking = True  # the sanity check and a plain `validate` are never cut
+    budget.on_validation_epoch_start(trainer, None)
+    clock[0] += 1000
+    assert budget.keep_validation_batch(trainer) and budget.validation_fraction(trainer) == 1.0
+
+
+def test_a_budgeted_fit_cuts_a_long_validation_and_scores_it_pro_rata(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    for split, n, seed in (("train", 200, 0), ("valid", 20000, 1), ("test", 30, 2)):
+        (root / f"ptb.{split}.txt").write_text("\n".join(toy_lines(n, seed)) + "\n")
+    with caplog.at_level("INFO"):
+        bundle = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(root), *TINY_LM, "--budget",
+                     "4s", "--trainer.max_epochs", "1000", "--trainer.num_sanity_val_steps", "0")
+    assert "of --budget that a pass may take" in caplog.text and "test: " in caplog.text
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert 1 < metrics["val/ppl"] < 40 and metrics["train_seconds"] < 30  # 17 words: a pro-rata ppl stays sane

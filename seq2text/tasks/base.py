@@ -13,7 +13,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from seq2text.tasks.schedule import schedule_shape, training_progress
+from seq2text.tasks.schedule import budget_callback, schedule_shape, training_progress
 from seq2text.tasks.shared import FusedAdamClipping
 
 __all__ = ["Task"]
@@ -38,7 +38,14 @@ class Task(FusedAdamClipping, pl.LightningModule):
         raise NotImplementedError
 
     def validation_step(self, batch: object, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+        budget = budget_callback(self.trainer)
+        if budget is None or budget.keep_validation_batch(self.trainer):  # a budgeted fit caps each pass
+            self._eval_step(batch, "val")
+
+    def validation_fraction(self) -> float:
+        """Share of this validation pass's batches that ran (below 1 when a --budget cut the pass)."""
+        budget = budget_callback(self.trainer)
+        return 1.0 if budget is None else budget.validation_fraction(self.trainer)
 
     def test_step(self, batch: object, batch_idx: int) -> None:
         self._eval_step(batch, "test")

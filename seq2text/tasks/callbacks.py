@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from seq2text.errors import ConfigError
 
@@ -42,12 +43,23 @@ class WallClockBudget(pl.Callback):
     Tasks read `progress()` (0 → 1) so that their learning-rate schedules anneal to the end of the budget
     rather than to an epoch count. Time already spent before a resume is kept in checkpoints.
 
+    The budget bounds what a user waits for, not only training: a validation pass during the fit may take at
+    most `val_share` of the budget (tasks skip the rest of a pass through `keep_validation_batch`, and score the
+    batches run, saying so in the log), and before the final test, which always covers the whole test split,
+    the log says how long it should take at the validation speed measured.
+
     Args:
         budget: a duration such as `15m`, `1h`, `900s`, or seconds.
+        val_share: the share of the budget one validation pass may take.
     """
 
-    def __init__(self, budget: str | float) -> None:
+    def __init__(self, budget: str | float, val_share: float = 0.1) -> None:
         self.seconds = parse_duration(budget)
+        self.val_share = val_share
+        self._val_start: float | None = None
+        self._val_run = 0
+        self._val_cut = False
+        self._val_seconds_per_batch: float | None = None
         self._start: float | None = None
         self._end: float | None = None
         self._spent_before = 0.0
@@ -95,6 +107,42 @@ class WallClockBudget(pl.Callback):
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and self._pause_start is None:
             self._pause_start = self._batch_end or time.monotonic()
+
+    # ------------------------------------------------------------------------------------------ validation, test
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._val_start, self._val_run, self._val_cut = time.monotonic(), 0, False
+
+    def keep_validation_batch(self, trainer: pl.Trainer) -> bool:
+        """False once the current validation pass of a fit has used its share of the budget: the task skips
+        the batch (and every later one of the pass)."""
+        if trainer.sanity_checking or self._val_start is None or trainer.state.fn != "fit":
+            return True
+        if not self._val_cut and time.monotonic() - self._val_start >= self.val_share * self.seconds:
+            self._val_cut = True
+        if not self._val_cut:
+            self._val_run += 1
+        return not self._val_cut
+
+    def validation_fraction(self, trainer: pl.Trainer) -> float:
+        """Share of the current (or last) validation pass's batches that ran: 1 unless the budget cut it."""
+        total = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
+        return self._val_run / total if self._val_cut and total else 1.0
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self._val_start is None or not self._val_run:
+            return
+        self._val_seconds_per_batch = (time.monotonic() - self._val_start) / self._val_run
+        if self._val_cut:
+            total = sum(trainer.num_val_batches)
+            rank_zero_info(f"validation: {self._val_run} of {total} batches in the {self.val_share:.0%} of --budget "
+                           "that a pass may take; this pass's scores are estimated on them (the final test is whole)")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batches = sum(trainer.num_test_batches) if isinstance(trainer.num_test_batches, list) else 0
+        if self._val_seconds_per_batch is not None and batches:
+            estimate = batches * self._val_seconds_per_batch
+            rank_zero_info(f"test: {batches} batches, the whole test split; about {estimate:.0f} s at this run's "
+                           "validation speed (--budget bounds training and validation, not the final test)")
 
     def state_dict(self) -> dict[str, float]:
         return {"spent": self.elapsed(), "pause": self._pause}

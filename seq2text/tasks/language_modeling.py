@@ -155,6 +155,9 @@ class LanguageModelTask(Task):
         datamodule = getattr(self.trainer, "datamodule", None)
         words = getattr(datamodule, "num_words", {}).get(split, tokens)
         chars = getattr(datamodule, "num_chars", {}).get(split)
+        fraction = self.validation_fraction() if stage == "val" else 1.0
+        if fraction < 1.0:  # a pass cut by --budget: its words and characters, pro rata of its batches
+            words, chars = words * fraction, chars * fraction if chars else chars
         metrics = {f"{stage}/loss": total_nll / tokens, f"{stage}/ppl": math.exp(min(total_nll / words, 700.0)),
                    f"{stage}/tokens": tokens, f"{stage}/words": float(words)}
         if chars:

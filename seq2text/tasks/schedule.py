@@ -37,6 +37,11 @@ def training_progress(trainer: pl.Trainer) -> float:
     return step_progress(trainer)
 
 
+def budget_callback(trainer: pl.Trainer) -> WallClockBudget | None:
+    """The fit's wall-clock budget, if it has one."""
+    return next((c for c in trainer.callbacks if isinstance(c, WallClockBudget)), None)
+
+
 def step_progress(trainer: pl.Trainer) -> float:
     """Optimizer steps taken / steps that `max_steps` or `max_epochs` allow (0 when unbounded).
 
