@@ -36,12 +36,21 @@ TARGETS = {
     "forecast_co2": "test MASE < 1 and ≤ the best peer's",
     "forecast_sunspots": "test MASE < 1 and ≤ the best peer's",
     "imdb_rating": "test MAE below the training mean's and the classifier's expected rating's",
+    "serve_load": "ratio_to_in_process ≥ 0.7, 0 failed or lost requests, malformed ones 4xx",
+    "multi30k_average_ensemble": "BLEU of the averaged checkpoints and of the ensemble, against the single model",
+    "multi30k_int8": "sentences/s ratio ≥ 1.5, BLEU drop ≤ 0.5",
+    "imdb_int8": "accuracy drop ≤ 0.3 points; texts/s ratio",
+    "ptb_int8": "perplexity rise ≤ 2%",
+    "cells_speed": "≥ 0.5 × nn.LSTM tokens/s for both cells",
+    "ptb_char_budget": "a CPU recipe trained in 15 min on 2 cores, whole command bounded; bpc",
 }
 TARGETS.update({f"{name}_fp32": target for name, target in list(TARGETS.items())})  # the same bar in fp32
 ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_seconds", "total_seconds",
         "total_train_seconds", "lm_train_seconds", "lm_bundle", "mase_arima", "mase_ets", "mase_darts_rnn",
         "mase_seasonal_naive", "interval_coverage_10_90", "test_rmse", "mae_train_mean",
-        "mae_classifier_expected")  # shown beside the main value
+        "mae_classifier_expected", "errors", "ratio_to_in_process", "p50_latency_ms", "p99_latency_ms",
+        "average_gain", "ensemble_gain", "bleu_drop", "accuracy_drop", "bundle_bytes", "ratios", "valid_bpc",
+        "wall_seconds")  # shown beside the main value
 
 
 def also(entry: dict) -> str:

@@ -22,7 +22,8 @@ BUDGETS = {
     "wikitext2_budget": ("recipes/wikitext2_lstm.yaml", "test/ppl", "test_ppl", 30, "test (wiki.test.tokens)"),
     "ptb_char_budget": ("recipes/ptb_char_cpu.yaml", "test/bpc", "test_bpc", 15, "test (ptb.test.txt, characters)"),
 }
-SAMPLE = {"prompt": "the ", "max_tokens": 500, "temperature": 0.8, "seed": 1}  # ptb_char_budget's sampled paragraph
+# ptb_char_budget's sampled paragraph (across line ends: a paragraph, not one sentence)
+SAMPLE = {"prompt": "the ", "max_tokens": 500, "temperature": 0.8, "seed": 1, "stop_at_eos": False}
 FP32 = ["--trainer.precision", "32-true"]  # <name>_fp32: the same run in fp32, as a CPU without native bf16 runs it
 
 

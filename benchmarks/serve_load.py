@@ -7,7 +7,8 @@ Starts `seq2text serve` on 127.0.0.1 (a free port), then
    (test_2016_flickr.de, in order, cycled): requests/s, p50/p99 latency, failed or lost requests, and whether
    each translation equals the in-process one;
 2. the same sentences translated in-process with `Translator.translate` in batches (the server idle):
-   sentences/s, and the ratio of the server's requests/s to it;
+   sentences/s, and the ratio of the server's requests/s to it (batches of 64, the Translator's default, and
+   also batches capped at the server's --max-batch-size);
 3. `--mixed` requests of which 10% are malformed (bad JSON, missing or mistyped fields, too many texts, a
    text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
    translation;
@@ -193,6 +194,7 @@ def main() -> None:
     try:
         asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
         in_process, in_seconds = _in_process(args.model, sentences, args.in_process_batch_size)
+        same_batch, same_batch_seconds = _in_process(args.model, sentences, args.max_batch_size)
         result = asyncio.run(_run(args, sentences, in_process))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -207,6 +209,10 @@ def main() -> None:
     record("serve_load", metric="requests_per_sec", value=round(rps, 1), errors=errors, lost=lost,
            ratio_to_in_process=round(rps / in_rate, 3), in_process_sentences_per_sec=round(in_rate, 1),
            in_process_batch_size=args.in_process_batch_size, requests=len(sentences), clients=args.clients,
+           # the same, in-process batches capped at the server's --max-batch-size (32 clients never fill more)
+           ratio_to_in_process_same_max_batch=round(rps / (len(sentences) / same_batch_seconds), 3),
+           in_process_same_max_batch_sentences_per_sec=round(len(sentences) / same_batch_seconds, 1),
+           in_process_same_max_batch_identical=same_batch == in_process,
            p50_latency_ms=round(1000 * statistics.median(result["latencies"]), 1),
            p99_latency_ms=round(1000 * _percentile(result["latencies"], 0.99), 1),
            identical_to_in_process=round(1 - result["differ"] / len(sentences), 4),

@@ -5,14 +5,14 @@
     python benchmarks/translation.py multi30k_budget --fp32 --minutes 35        # -> multi30k_budget_fp32
     python benchmarks/translation.py multi30k_decode_speed --name multi30k_decode_speed_fp32 \
         --model benchmarks/runs/multi30k_budget_fp32/bundle
-    python benchmarks/translation.py multi30k_average_ensemble --epochs 8 --last 5
+    python benchmarks/translation.py multi30k_average_ensemble --epochs 8 --last 2 3 5
 
 multi30k_budget trains recipes/multi30k_bigru_attention.yaml to a wall-clock budget, then translates the raw
 test_2016_flickr.de with the bundle (beam 5) and scores it with sacreBLEU against the raw test_2016_flickr.en.
 multi30k_decode_speed times the same 1000 sentences: greedy and beam 5 in batches, and beam 5 one sentence
 at a time, in the same run. multi30k_average_ensemble trains the recipe twice (two seeds, a fixed number of
-epochs, the last 5 checkpoints kept) and scores at beam 5 each model, the first run's last checkpoints
-averaged, and the two models as one ensemble. Each writes benchmarks/results/<name>.json.
+epochs, the last 5 checkpoints kept) and scores at beam 5 each model, the first run's last 2, 3 and 5
+checkpoints averaged, and the two models as one ensemble. Each writes benchmarks/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ def _score_bundle(translator: object, sources: list[str], references: list[str])
             "signature": scores["bleu"].signature, "sentences_per_sec": round(len(sources) / seconds, 1)}
 
 
-def multi30k_average_ensemble(epochs: int, last: int) -> dict:
+def multi30k_average_ensemble(epochs: int, lasts: list[int]) -> dict:
     """Two runs of the recipe (seeds QUALITY_SEEDS, `epochs` epochs each); test BLEU at beam 5 of each single
-    model, of the first run's last `last` checkpoints averaged (`seq2text average`), and of the two models as one
-    ensemble (`TranslatorEnsemble`), all in this run."""
+    model, of the first run's last N checkpoints averaged for each N in `lasts` (`seq2text average`), and of the
+    two models as one ensemble (`TranslatorEnsemble`), all in this run."""
     from seq2text.averaging import average_checkpoints
     from seq2text.inference import Translator, TranslatorEnsemble
 
@@ -110,18 +110,21 @@ def multi30k_average_ensemble(epochs: int, last: int) -> dict:
     src_path, ref_path = _test_files()
     sources = src_path.read_text(encoding="utf-8").splitlines()
     references = ref_path.read_text(encoding="utf-8").splitlines()
-    averaged = average_checkpoints(first / "bundle", [first], first.parent / f"{first.name}_avg{last}", last=last)
+    averaged = {last: average_checkpoints(first / "bundle", [first], first.parent / f"{first.name}_avg{last}",
+                                          last=last) for last in lasts}
     models = {f"single_seed{QUALITY_SEEDS[0]}": Translator.load(first / "bundle"),
               f"single_seed{QUALITY_SEEDS[1]}": Translator.load(second / "bundle"),
-              f"average_last{last}_seed{QUALITY_SEEDS[0]}": Translator.load(averaged),
+              **{f"average_last{n}_seed{QUALITY_SEEDS[0]}": Translator.load(path) for n, path in averaged.items()},
               "ensemble_of_the_two_singles": TranslatorEnsemble.load([first / "bundle", second / "bundle"])}
     models[f"single_seed{QUALITY_SEEDS[0]}"].translate(sources[:16], beam_size=5)  # warm-up
     results = {name: _score_bundle(model, sources, references) for name, model in models.items()}
     single = results[f"single_seed{QUALITY_SEEDS[0]}"]["bleu"]
-    checkpoints = [c["file"] for c in Translator.load(averaged).metrics["averaged_checkpoints"]]
+    checkpoints = {last: [c["file"] for c in Translator.load(path).metrics["averaged_checkpoints"]]
+                   for last, path in averaged.items()}
     return record("multi30k_average_ensemble", recipe=RECIPE, metric="test_bleu_ensemble",
-                  value=results["ensemble_of_the_two_singles"]["bleu"], results=results,
-                  average_gain=round(results[f"average_last{last}_seed{QUALITY_SEEDS[0]}"]["bleu"] - single, 2),
+                  value=results["ensemble_of_the_two_singles"]["bleu"], scores=results,
+                  average_gain={last: round(results[f"average_last{last}_seed{QUALITY_SEEDS[0]}"]["bleu"] - single, 2)
+                                for last in lasts},
                   ensemble_gain=round(results["ensemble_of_the_two_singles"]["bleu"] - single, 2),
                   averaged_checkpoints=checkpoints, epochs=epochs, seeds=list(QUALITY_SEEDS),
                   training={seed: {k: v for k, v in run.items() if k != "out"} for seed, run in runs.items()},
@@ -129,7 +132,7 @@ def multi30k_average_ensemble(epochs: int, last: int) -> dict:
                   signature=results["ensemble_of_the_two_singles"]["signature"],
                   precision="32-true (predictors decode in float32)",
                   reproduce=f"seq2text average --model {first.relative_to(ROOT)}/bundle --checkpoints "
-                            f"{first.relative_to(ROOT)} --last {last} --output AVG; seq2text evaluate --model "
+                            f"{first.relative_to(ROOT)} --last N --output AVG; seq2text evaluate --model "
                             f"{first.relative_to(ROOT)}/bundle {second.relative_to(ROOT)}/bundle --src {src_path} "
                             f"--ref {ref_path} --beam 5")
 
@@ -189,7 +192,7 @@ def main() -> None:
     quality = sub.add_parser("multi30k_average_ensemble", help="two seeds trained for --epochs: test BLEU of each, "
                              "of the last checkpoints averaged, and of the two as one ensemble")
     quality.add_argument("--epochs", type=int, default=8)
-    quality.add_argument("--last", type=int, default=5, help="checkpoints averaged")
+    quality.add_argument("--last", type=int, nargs="+", default=[2, 3, 5], help="checkpoints averaged (each N)")
     args, overrides = parser.parse_known_args()
     sys.path.insert(0, str(ROOT))
     if args.benchmark == "multi30k_average_ensemble":
