@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundle import read_bundle, save_bundle
+from seq2text.bundle import check_derived_target, read_bundle, save_derived_bundle
 from seq2text.errors import BundleError, ConfigError
 
 __all__ = ["average_checkpoints", "find_checkpoints"]
@@ -111,9 +111,7 @@ def average_checkpoints(bundle: str | Path, checkpoints: Sequence[str | Path], o
     """
     if last is not None and last < 1:
         raise ConfigError(f"--last must be at least 1, got {last}")
-    if Path(output).resolve() == Path(bundle).resolve():
-        raise ConfigError(f"--output {output} is the source bundle, which would be lost; write the average to a new "
-                          "directory")
+    check_derived_target(bundle, output)
     source = read_bundle(bundle)
     paths = find_checkpoints(checkpoints)
     found = sorted((_read_checkpoint(p) for p in paths), key=lambda c: (c.epoch, c.step))
@@ -123,5 +121,4 @@ def average_checkpoints(bundle: str | Path, checkpoints: Sequence[str | Path], o
     metrics = {k: v for k, v in source.metrics.items() if not k.startswith(("val/", "test/"))}  # scores of one model
     metrics["averaged_checkpoints"] = [{"file": c.path.name, "epoch": c.epoch, "step": c.step} for c in chosen]
     metrics["averaged_from_bundle"] = str(source.path)
-    extra = {k: v for k, v in source.config.items() if k not in ("format", "task", "net", "torch", "tokenizer")}
-    return save_bundle(output, source.task, source.config["net"], _mean(chosen), source.tokenizer, metrics, extra)
+    return save_derived_bundle(source, output, _mean(chosen), metrics)

@@ -21,11 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from seq2text.errors import BundleError
+from seq2text.errors import BundleError, ConfigError
 from seq2text.tokenizer import Tokenizer
 
 __all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "bundle_size",
-           "BUNDLE_FILES", "FORMAT_VERSION", "SCALE_SUFFIX"]
+           "check_derived_target", "save_derived_bundle", "BUNDLE_FILES", "FORMAT_VERSION", "SCALE_SUFFIX"]
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
 FORMAT_VERSION = 1
@@ -147,6 +147,25 @@ def _float_weights(weights: dict[str, torch.Tensor], directory: Path) -> dict[st
 def bundle_size(directory: str | Path) -> int:
     """Bytes of a bundle's files."""
     return sum((Path(directory) / name).stat().st_size for name in BUNDLE_FILES if (Path(directory) / name).is_file())
+
+
+def check_derived_target(source: str | Path, output: str | Path) -> None:
+    """Refuses to write a bundle derived from `source` (averaged, compressed) over `source` itself.
+
+    Raises:
+        ConfigError: `output` is `source`.
+    """
+    if Path(output).resolve() == Path(source).resolve():
+        raise ConfigError(f"--output {output} is the source bundle, which would be lost; write to a new directory")
+
+
+def save_derived_bundle(source: Bundle, output: str | Path, weights: dict[str, torch.Tensor], metrics: dict,
+                        **extra: object) -> Path:
+    """Writes a bundle made from `source`: its task, network config, tokenizer and other config entries (reading
+    spec, data, search...), with new `weights`, `metrics` and `extra` config entries."""
+    kept = {k: v for k, v in source.config.items() if k not in ("format", "task", "net", "torch", "tokenizer")}
+    return save_bundle(output, source.task, source.config["net"], weights, source.tokenizer, metrics,
+                       {**kept, **extra})
 
 
 def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: str | Path, metrics: dict) -> Path:

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from seq2text.bundle import SCALE_SUFFIX, bundle_size, read_bundle, save_bundle
+from seq2text.bundle import SCALE_SUFFIX, bundle_size, check_derived_target, read_bundle, save_derived_bundle
 from seq2text.errors import BundleError, ConfigError
 
 __all__ = ["Compression", "COMPRESSIONS", "MIN_INT8_SIZE", "compress_bundle", "quantize_rows", "quantize_network",
@@ -64,19 +64,16 @@ def compress_bundle(source: str | Path, output: str | Path, kind: Compression) -
     """
     if kind not in COMPRESSIONS:
         raise ConfigError(f"unknown compression {kind!r}; choose one of {', '.join(COMPRESSIONS)}")
-    if Path(output).resolve() == Path(source).resolve():
-        raise ConfigError(f"--output {output} is the source bundle, which would be lost; write to a new directory")
+    check_derived_target(source, output)
     bundle = read_bundle(source)
     if bundle.config.get("compression"):
         raise BundleError(f"{source} is already compressed ({bundle.config['compression']['kind']}); compress the "
                           "original float32 bundle instead")
     if kind == "int8":
         quantize_network(nn.Linear(1, 1))  # refuse here, before writing, where int8 cannot run
-    extra = {k: v for k, v in bundle.config.items() if k not in ("format", "task", "net", "torch", "tokenizer")}
-    extra["compression"] = {"kind": kind, "source": str(bundle.path), "source_bytes": bundle_size(bundle.path)}
+    compression = {"kind": kind, "source": str(bundle.path), "source_bytes": bundle_size(bundle.path)}
     metrics = {**bundle.metrics, "scores_measured_on": "the uncompressed source bundle"}
-    return save_bundle(output, bundle.task, bundle.config["net"], _stored(bundle.weights, kind), bundle.tokenizer,
-                       metrics, extra)
+    return save_derived_bundle(bundle, output, _stored(bundle.weights, kind), metrics, compression=compression)
 
 
 def quantized_engines() -> list[str]:

@@ -8,7 +8,7 @@ of the layer is deleted or monkey-patched.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from seq2text.nn.regularization import LockedDropout
 __all__ = ["RNNType", "RNN_TYPES", "Hidden", "DropConnectRNN", "RNNStack", "make_rnn"]
 
 RNNType = Literal["lstm", "gru", "rnn", "lstm_peephole", "lstm_layernorm"]
-RNN_TYPES = ("lstm", "gru", "rnn", "lstm_peephole", "lstm_layernorm")
+RNN_TYPES: tuple[str, ...] = get_args(RNNType)
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
