@@ -10,6 +10,8 @@
     seq2text evaluate --model DIR --src test.de --ref test.en [--beam 5]
     seq2text plot --run runs/NAME --output curves.png [--metrics train/loss val/loss]
     seq2text push --model DIR --repo user/name [--private]    (then: --model hf://user/name anywhere)
+    seq2text prepare --config recipes/wikitext103_lstm.yaml [--data.KEY VALUE ...]
+    seq2text prepare --input 'corpus/*.txt' --tokenizer-model tok.model [--workers N]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +28,13 @@ from seq2text.errors import Seq2TextError
 __all__ = ["main"]
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+_COMMAND_START = time.perf_counter()  # when the command's Python began (what StartupTime measures from)
 
 
 def _lightning_cli_class() -> type:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-    from seq2text.tasks.callbacks import ExactResume, WallClockBudget
+    from seq2text.tasks.callbacks import ExactResume, StartupTime, WallClockBudget
     from seq2text.tasks.trainer import Trainer
 
     class Seq2TextCLI(LightningCLI):
@@ -56,7 +60,7 @@ def _lightning_cli_class() -> type:
             from seq2text.tasks.checkpoint_io import AtomicCheckpointIO
 
             trainer = super().instantiate_trainer(**kwargs)
-            trainer.callbacks.append(ExactResume())
+            trainer.callbacks.extend([ExactResume(), StartupTime(_COMMAND_START)])
             if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the recipe chose
                 trainer.strategy.checkpoint_io = AtomicCheckpointIO()
             budget = (self.config[self.subcommand] if self.subcommand else self.config).get("budget")
@@ -225,6 +229,18 @@ def _build_parser() -> argparse.ArgumentParser:
     pic.add_argument("--output", required=True, help="the picture (.png; .pdf or .svg by suffix)")
     pic.add_argument("--metrics", nargs="+", default=None, help="columns to draw, e.g. train/loss val/loss "
                      "(default: all but counts and throughput)")
+    prep = sub.add_parser("prepare", help="tokenize a recipe's data (or corpus files) once, on every core, into "
+                          "memory-mapped caches that training maps instead of reading the text "
+                          "(default folder: $SEQ2TEXT_PREPARED, else data/prepared)")
+    prep.add_argument("--config", help="a recipe: prepare every split of its data section; --data.KEY VALUE "
+                      "overrides an argument of it, as for fit")
+    prep.add_argument("--input", nargs="+", help="instead of a recipe: the files or globs of one language-model "
+                      "corpus, read in order")
+    prep.add_argument("--tokenizer-model", help="with --input: the trained tokenizer (.model) to encode with")
+    prep.add_argument("--name", default=None, help="with --input: the cache folder's prefix (default: first file)")
+    prep.add_argument("--output-dir", default=None, help="with --input: where caches live")
+    prep.add_argument("--workers", type=int, default=None, help="with --input: processes that tokenize "
+                      "(default: every core)")
     push = sub.add_parser("push", help="upload a bundle with a generated model card to a Hugging Face Hub model repo "
                           "(needs seq2text[hub]; token: HF_TOKEN or `hf auth login`)")
     push.add_argument("--model", required=True, help="bundle directory (checked before anything is uploaded)")
@@ -297,6 +313,34 @@ def _run_tool(args: argparse.Namespace) -> None:
 
         serve(args.model, ServeConfig(args.host, args.port, args.max_batch_size, args.max_wait_ms / 1000,
                                       args.max_chars, args.max_lines))
+
+
+def _prepare(args: argparse.Namespace, extra: list[str]) -> None:
+    """`seq2text prepare`: a recipe's splits (with `--data.KEY VALUE` overrides), or corpus files."""
+    import time
+
+    import yaml
+
+    from seq2text.data.prepare import describe, prepare_files, prepare_recipe
+
+    if (args.config is None) == (args.input is None):
+        raise Seq2TextError("give --config RECIPE (every split of its data) or --input FILES --tokenizer-model M")
+    start = time.perf_counter()
+    if args.input is not None:
+        if args.tokenizer_model is None or extra:
+            raise Seq2TextError(f"--input needs --tokenizer-model and takes no {' '.join(extra) or 'other'} options")
+        caches = {"corpus": prepare_files(args.input, args.tokenizer_model, args.name, args.output_dir, args.workers)}
+    else:
+        if len(extra) % 2 or not all(key.startswith("--data.") for key in extra[::2]):
+            raise Seq2TextError(f"unexpected {' '.join(extra)}: overrides come in pairs, --data.KEY VALUE")
+        overrides = {key.removeprefix("--data.").removeprefix("init_args."): yaml.safe_load(value)
+                     for key, value in zip(extra[::2], extra[1::2], strict=True)}
+        caches = prepare_recipe(args.config, overrides)
+        if not caches:
+            raise Seq2TextError(f"{args.config}: this data module reads its data directly; nothing to prepare")
+    for split, cache in caches.items():
+        print(describe(split, cache))
+    print(f"ready in {time.perf_counter() - start:.1f} s")
 
 
 def _forecast(args: argparse.Namespace) -> None:
@@ -445,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             _lightning_main(argv)
             return 0
-        args = _build_parser().parse_args(argv)
+        args, extra = _build_parser().parse_known_args(argv)
+        if args.command == "prepare":
+            _prepare(args, extra)
+            return 0
+        if extra:
+            _build_parser().parse_args(argv)  # the usual message for unknown arguments
         if args.command is None:
             _build_parser().print_help()
             return 0

@@ -26,6 +26,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SEQ2TEXT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["SEQ2TEXT_PREPARED"] = str(tmp_path_factory.mktemp("prepared"))
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
 

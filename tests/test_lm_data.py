@@ -7,6 +7,7 @@ from seq2text.data.catalog import resolve
 from seq2text.data.language_modeling import (
     BPTTSampler,
     LMDataModule,
+    StreamShard,
     StreamWindows,
     batchify,
     count_words,
@@ -16,23 +17,46 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.tokenizer import EOS_ID
 
 
+class _StreamCache:
+    """A prepared cache of one in-memory stream (what `StreamShard` reads)."""
+
+    def __init__(self, stream: torch.Tensor) -> None:
+        self.stream = stream.numpy()
+
+    def stats(self, split: str) -> dict:
+        return {"length": len(self.stream)}
+
+    def ids(self, split: str, start: int = 0, stop: int | None = None) -> object:
+        return self.stream[start:stop]
+
+
+def _old_windows(stream: torch.Tensor, batch_size: int, rank: int, world: int, pad: bool, bptt: int) -> list:
+    """The in-memory road's batches: `batchify` of the whole stream, cut into windows."""
+    data, mask = batchify(stream, batch_size, rank, world, pad=pad)
+    return [(data[:, s: s + n], data[:, s + 1: s + 1 + n], mask[:, s + 1: s + 1 + n])
+            for s, n in BPTTSampler(data.size(1), bptt)]
+
+
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 @pytest.mark.parametrize("batch_size", [1, 4, 7])
-def test_padded_batchify_predicts_every_token_once(world_size: int, batch_size: int) -> None:
+@pytest.mark.parametrize("backward", [False, True])
+def test_stream_shard_predicts_every_token_once_as_batchify(world_size: int, batch_size: int, backward: bool) -> None:
     stream = torch.arange(100, 157)  # 57 distinct tokens, 56 targets
-    seen = []
-    shapes = set()
+    seen, shapes, step = [], set(), -1 if backward else 1
     for rank in range(world_size):
-        data, mask = batchify(stream, batch_size, rank, world_size, pad=True)
-        shapes.add(tuple(data.shape))
-        windows = StreamWindows(data, mask, bptt=5)
-        for window in BPTTSampler(data.size(1), 5):
+        shard = StreamShard(_StreamCache(stream), "x", batch_size, rank, world_size, pad=True, backward=backward)
+        windows = StreamWindows(shard, bptt=5)
+        shapes.add(shard.width)
+        old = _old_windows(stream.flip(0) if backward else stream, batch_size, rank, world_size, True, 5)
+        for window, (source, target, mask) in zip(BPTTSampler(shard.width, 5), old, strict=True):
             batch = windows[window]
+            assert torch.equal(batch.input, source) and torch.equal(batch.target, target)
+            assert torch.equal(batch.mask, mask)
             seen.extend(batch.target[batch.mask].tolist())
             # each target is the token that follows its input in the stream
             pairs = zip(batch.input[batch.mask].tolist(), batch.target[batch.mask].tolist(), strict=True)
-            assert all(t == i + 1 for i, t in pairs)
-    assert sorted(seen) == list(range(101, 157))
+            assert all(t == i + step for i, t in pairs)
+    assert sorted(seen) == (list(range(101, 157)) if not backward else list(range(100, 156)))
     assert len(shapes) == 1  # every rank the same number of batches
 
 
@@ -104,7 +128,8 @@ def test_catalog_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_empty_and_bad_files(tmp_path: Path, toy_lm_dir: Path) -> None:
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(DataError, match="contain no text"):
-        LMDataModule(None, train_file=str(tmp_path / "empty.txt"), valid_file="v", test_file="t")
+        LMDataModule(None, train_file=str(tmp_path / "empty.txt"), valid_file=str(toy_lm_dir / "ptb.valid.txt"),
+                     test_file=str(toy_lm_dir / "ptb.test.txt"))
     dm = LMDataModule(None, train_file=str(toy_lm_dir / "ptb.train.txt"), valid_file=str(tmp_path / "empty.txt"),
                       test_file=str(toy_lm_dir / "ptb.test.txt"))
     with pytest.raises(DataError, match="empty.txt is empty"):
@@ -124,4 +149,4 @@ def test_real_ptb_counts(real_data: Path) -> None:
                       test_file=str(files["test"]))
     dm.setup("test")
     assert dm.vocab_size == 10_002 and dm.num_words["test"] == 82_430
-    assert dm.streams["test"].numel() == 82_431  # leading context eos + every token
+    assert len(dm.streams["test"]) == 82_431  # leading context eos + every token

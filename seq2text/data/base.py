@@ -97,8 +97,21 @@ class SplitDataModule(pl.LightningDataModule):
     """Base of the data modules. Subclasses implement `load_split(split)` (idempotent) and
     `_loader(split, train)`, which shards by `_rank()`; every batch type has `.to(device)`."""
 
+    prepared_splits: tuple[str, ...] = ()  # the splits `prepare_data` encodes into prepared caches
+
     def load_split(self, split: str) -> object:
         raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Encodes every split once into its prepared cache (Lightning runs this on one process per node, before
+        `setup` on every process maps the caches)."""
+        for split in self.prepared_splits:
+            self.load_split(split)
+
+    @property
+    def caches(self) -> dict:
+        """Split → its `PreparedCache` (the splits prepared so far)."""
+        return dict(getattr(self, "_caches", {}))
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         raise NotImplementedError

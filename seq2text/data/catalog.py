@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from seq2text.errors import DataError
-from seq2text.textio import atomic_write_text
+from seq2text.textio import atomic_open
 
 __all__ = ["DatasetSpec", "CATALOG", "resolve", "candidate_dirs", "ParallelSpec", "PARALLEL_CATALOG",
-           "resolve_parallel"]
+           "resolve_parallel", "hub_rows"]
 
 
 @dataclass(frozen=True)
@@ -122,32 +122,39 @@ def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None
 
 
 def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | None) -> dict[str, Path]:
-    """Downloads the hub copy once and stores each split as a local text file with the standard name."""
+    """Streams the hub copy once (`streaming=True`: rows are written as they arrive, never held in memory) into a
+    local text file per split with the standard name."""
     from seq2text.tokenizer import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
     paths = {split: folder / spec.files[split] for split in splits}
     if all(p.is_file() for p in paths.values()):
         return paths
-    import datasets
-
     for split, path in paths.items():
-        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_splits[split])
-        if spec.label_column is not None:
-            _write_labeled_csv(path, rows[spec.hub_column], rows[spec.label_column], spec)
-            continue
-        lines = [str(text).strip() for text in rows[spec.hub_column]]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+        rows = hub_rows(spec.hub_id, spec.hub_config, spec.hub_splits[split])
+        with atomic_open(path) as handle:
+            if spec.label_column is not None:
+                _write_labeled_csv(handle, rows, spec)
+                continue
+            for row in rows:
+                handle.write(str(row[spec.hub_column]).strip() + "\n")
     return paths
 
 
-def _write_labeled_csv(path: Path, texts: Sequence[object], labels: Sequence[object], spec: DatasetSpec) -> None:
-    """Stores a hub split of a classification dataset as a CSV with the local files' column names."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None = None,
+             data_dir: str | None = None) -> Iterator[dict]:
+    """The rows of a hub dataset's split, streamed (`datasets.load_dataset(..., streaming=True)`)."""
+    import datasets
+
+    return iter(datasets.load_dataset(hub_id, config, split=split, revision=revision, data_dir=data_dir,
+                                      streaming=True))
+
+
+def _write_labeled_csv(handle: IO, rows: Iterable[dict], spec: DatasetSpec) -> None:
+    """Writes a hub split of a classification dataset as a CSV with the local files' column names."""
+    writer = csv.writer(handle, lineterminator="\n")
     writer.writerow([spec.label_column, spec.text_column])
-    writer.writerows((label, text) for label, text in zip(labels, texts, strict=True))
-    atomic_write_text(path, buffer.getvalue())
+    writer.writerows((row[spec.label_column], row[spec.hub_column]) for row in rows)
 
 
 # ----------------------------------------------------------------------------------------------- parallel data
@@ -235,14 +242,12 @@ def _parallel_from_hub(spec: ParallelSpec, splits: Sequence[str], langs: tuple[s
     paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}
     if all(p.is_file() for pair in paths.values() for p in pair):
         return paths
-    import datasets
-
     for split, pair in paths.items():
-        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_splits[split],
-                                     revision=spec.hub_revision, data_dir=spec.hub_data_dir)
-        for lang, path in zip(langs, pair, strict=True):
-            column, _, key = spec.hub_columns[lang].partition(".")
-            values = [row[key] for row in rows[column]] if key else rows[column]
-            lines = [" ".join(str(text).split()) for text in values]  # one line each, no inner newlines
-            atomic_write_text(path, "\n".join(lines) + "\n")
+        rows = hub_rows(spec.hub_id, spec.hub_config, spec.hub_splits[split], spec.hub_revision, spec.hub_data_dir)
+        with atomic_open(pair[0]) as src, atomic_open(pair[1]) as trg:
+            for row in rows:  # streamed: one pair at a time
+                for lang, handle in zip(langs, (src, trg), strict=True):
+                    column, _, key = spec.hub_columns[lang].partition(".")
+                    value = row[column][key] if key else row[column]
+                    handle.write(" ".join(str(value).split()) + "\n")  # one line each, no inner newlines
     return paths

@@ -24,6 +24,7 @@ from seq2text.data.base import SplitDataModule, shard_evaluation_batches, shard_
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
+from seq2text.prepared import PreparedCache, Ragged, prepare_texts, text_digest
 from seq2text.reading import (
     CLASSIFIER_MAX_TOKENS,
     ClassifierReading,
@@ -57,6 +58,14 @@ class LabeledTexts(Dataset[ClassificationBatch]):
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N + 1,)
         self.flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(self.offsets[-1]))
         self.labels = np.asarray(labels)
+
+    @classmethod
+    def from_ragged(cls, ids: Ragged, labels: np.ndarray) -> LabeledTexts:
+        """Texts whose ids stay in a prepared cache (memory-mapped; a batch reads its rows only)."""
+        texts = cls.__new__(cls)
+        texts.lengths, texts.offsets, texts.flat = ids.lengths, ids.offsets, ids.ids
+        texts.labels = np.asarray(labels)
+        return texts
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -171,7 +180,10 @@ class ClassificationDataModule(SplitDataModule):
         seed: seeds the batch order and the validation hold-out.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
+        prepared_dir: where the ids are cached, encoded once (default `$SEQ2TEXT_PREPARED`, else `data/prepared`).
     """
+
+    prepared_splits = ("train", "valid", "test")
 
     def __init__(
         self,
@@ -198,6 +210,7 @@ class ClassificationDataModule(SplitDataModule):
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
+        prepared_dir: str | None = None,
     ) -> None:
         super().__init__()
         _check_options(max_tokens, max_batch_size, eval_max_tokens, max_len, valid_fraction)
@@ -215,6 +228,7 @@ class ClassificationDataModule(SplitDataModule):
         self.tokenizer = self._tokenizer(tokenizer_model, tokenizer_type, tokenizer_vocab_size, tokenizer_extra_text,
                                          cache_dir)
         self.datasets: dict[str, LabeledTexts] = {}
+        self._caches: dict[str, PreparedCache] = {}
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -309,9 +323,20 @@ class ClassificationDataModule(SplitDataModule):
                     raise ConfigError(f"no {split} file; give data.{split}_file")
                 self._splits[split] = self._read(self.files[split])
             data = self._splits[split]
-            ids = self.reading.encode(self.tokenizer, data.texts)  # (texts are normalized already: a no-op)
-            self.datasets[split] = LabeledTexts(ids, self._class_indices(data))
+            labels = self._class_indices(data)
+            self._caches[split] = self._prepared(split, data)
+            self.datasets[split] = LabeledTexts.from_ragged(self._caches[split].ragged("ids"), labels)
         return self.datasets[split]
+
+    def _prepared(self, split: str, data: _Split) -> PreparedCache:
+        """The split's ids, encoded once into the prepared cache (keyed by the texts, tokenizer and reading)."""
+        reading = self.reading
+        key = {"texts": text_digest(data.texts), "tokenizer": self.tokenizer.fingerprint,
+               "reading": [reading.lowercase, reading.max_len, reading.truncation, reading.backward]}
+        name = f"{self.hparams.dataset or data.path.stem}-{split}"
+        # (texts are normalized already: encode's normalisation is a no-op)
+        return prepare_texts(lambda: {"ids": reading.encode(self.tokenizer, data.texts)}, name, key,
+                             self.tokenizer.vocab_size, self.hparams.prepared_dir)
 
     # ------------------------------------------------------------------------------------------ loaders
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -3,6 +3,7 @@ batchified into columns and cut into (optionally variable-length) truncated-BPTT
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from seq2text.data.base import SplitDataModule
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
-from seq2text.errors import ConfigError
+from seq2text.errors import ConfigError, DataError
+from seq2text.prepared import PreparedCache, expand_inputs, prepare_lm
 from seq2text.reading import LMReading, batchify, count_words, encode_stream
-from seq2text.textio import read_lines
-from seq2text.tokenizer import ModelType, Tokenizer
+from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 
-__all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamWindows"]
+__all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamShard", "StreamWindows"]
 
 
 class BPTTSampler(Sampler[tuple[int, int]]):
@@ -54,19 +55,57 @@ class BPTTSampler(Sampler[tuple[int, int]]):
         return len(self._windows())
 
 
-class StreamWindows(Dataset[LMBatch]):
-    """Maps a (start, seq_len) window to an `LMBatch` of a batchified stream."""
+class StreamShard:
+    """This rank's contiguous shard of a memory-mapped token stream, cut into `batch_size` columns and read one
+    window at a time: the same ids and masks as `batchify` (the in-memory road), with only the shard mapped.
 
-    def __init__(self, data: torch.Tensor, mask: torch.Tensor, bptt: int) -> None:
-        self.data, self.mask, self.bptt = data, mask, bptt
+    Args:
+        cache: the prepared cache; `array` names the stream's array (`</s>` line ids `</s>` ...).
+        backward: read the stream right to left (`encode_stream(..., backward=True)`).
+        pad, rank, world_size, batch_size: as in `batchify`.
+    """
+
+    def __init__(self, cache: PreparedCache, array: str, batch_size: int, rank: int = 0, world_size: int = 1,
+                 pad: bool = False, backward: bool = False) -> None:
+        total = cache.stats(array)["length"]
+        targets = total - 1
+        per_rank = math.ceil(targets / world_size) if pad else targets // world_size
+        self.columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
+        if self.columns < 1:
+            raise DataError(f"the token stream ({total} tokens) is too short for batch_size={batch_size} on "
+                            f"{world_size} process(es); use a smaller batch size or more text")
+        start = rank * per_rank
+        self.real = max(0, min(min(per_rank, batch_size * self.columns) + 1, total - start))  # ids of this shard
+        self.batch_size, self.backward = batch_size, backward
+        low, high = (total - start - self.real, total - start) if backward else (start, start + self.real)
+        self.ids = cache.ids(array, low, high)  # only this shard is mapped
+
+    @property
+    def width(self) -> int:
+        """Positions per column, the last one only a target: `batchify`'s `columns + 1`."""
+        return self.columns + 1
+
+    def window(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, real) of positions `[start, start + length]` of every column, (batch_size, length + 1) each."""
+        pos = np.arange(self.batch_size)[:, None] * self.columns + np.arange(start, start + length + 1)[None, :]
+        real = pos < self.real
+        index = np.minimum(pos, self.real - 1)
+        if self.backward:
+            index = self.real - 1 - index
+        ids = np.where(real, self.ids[index], PAD_ID).astype(np.int64)
+        return torch.from_numpy(ids), torch.from_numpy(real)
+
+
+class StreamWindows(Dataset[LMBatch]):
+    """Maps a (start, seq_len) window to an `LMBatch` of a rank's stream shard."""
+
+    def __init__(self, shard: StreamShard, bptt: int) -> None:
+        self.shard, self.bptt = shard, bptt
 
     def __getitem__(self, window: tuple[int, int]) -> LMBatch:
         start, length = window
-        source = self.data[:, start: start + length]  # (batch, seq_len)
-        target = self.data[:, start + 1: start + 1 + length]
-        mask = self.mask[:, start + 1: start + 1 + length]
-        return LMBatch(source, target, mask, lr_scale=length / self.bptt, reset=start == 0)
-
+        ids, real = self.shard.window(start, length)  # (batch, seq_len + 1)
+        return LMBatch(ids[:, :-1], ids[:, 1:], real[:, 1:], lr_scale=length / self.bptt, reset=start == 0)
 
 
 class LMDataModule(SplitDataModule):
@@ -75,7 +114,8 @@ class LMDataModule(SplitDataModule):
     Args:
         dataset: a catalog name (`ptb`, `wikitext2`, `wikitext103`), or None with explicit files.
         root: a folder holding the dataset's files (default: `$SEQ2TEXT_DATA`, `../shared/data`, hub).
-        train_file: explicit training text (overrides the catalog); likewise `valid_file`, `test_file`.
+        train_file: explicit training text (overrides the catalog): a path, a glob (`corpus/*.txt`) or a list
+            of them, read in order as one stream; likewise `valid_file`, `test_file`.
         tokenizer_type: SentencePiece model type; `word` reproduces the standard closed vocabularies.
         tokenizer_vocab_size: tokenizer size with the 4 special ids; None keeps every word/char type (word/char only).
         tokenizer_model: a trained `.model` file to use instead of training one.
@@ -88,16 +128,19 @@ class LMDataModule(SplitDataModule):
             backward LM of ULMFiT's forward + backward ensemble.
         seed: seeds the variable window lengths.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
-        allow_hub: try the HF hub when no local files are found.
+        allow_hub: try the HF hub when no local files are found (streamed to disk, never held in memory).
+        prepared_dir: where the prepared caches live (default `$SEQ2TEXT_PREPARED`, else `data/prepared`): each
+            split is tokenized once (by `seq2text prepare`, or on the first run) and memory-mapped after.
+        prepare_workers: processes that tokenize (default: every core this process may use).
     """
 
     def __init__(
         self,
         dataset: str | None = "ptb",
         root: str | None = None,
-        train_file: str | None = None,
-        valid_file: str | None = None,
-        test_file: str | None = None,
+        train_file: str | list[str] | None = None,
+        valid_file: str | list[str] | None = None,
+        test_file: str | list[str] | None = None,
         tokenizer_type: ModelType = "word",
         tokenizer_vocab_size: int | None = None,
         tokenizer_model: str | None = None,
@@ -110,6 +153,8 @@ class LMDataModule(SplitDataModule):
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
+        prepared_dir: str | None = None,
+        prepare_workers: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("bptt", bptt), ("eval_batch_size", eval_batch_size)):
@@ -117,12 +162,13 @@ class LMDataModule(SplitDataModule):
                 raise ConfigError(f"data.{name}={value} must be a positive integer")
         self.save_hyperparameters()
         self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
-        self.tokenizer = Tokenizer.load_or_train(tokenizer_model, [self.files["train"]], tokenizer_type,
+        self.tokenizer = Tokenizer.load_or_train(tokenizer_model, self.files["train"], tokenizer_type,
                                                  tokenizer_vocab_size, cache_dir)
         self.batch_size, self.bptt, self.eval_batch_size = batch_size, bptt, eval_batch_size
         self.eval_bptt = eval_bptt or bptt
         self.variable_bptt, self.seed = variable_bptt, seed
-        self.streams: dict[str, torch.Tensor] = {}
+        self.streams: dict[str, np.ndarray] = {}  # split → the memory-mapped stream (read per window)
+        self._caches: dict[str, PreparedCache] = {}
         self.num_words: dict[str, int] = {}
         self.num_chars: dict[str, int] = {}
 
@@ -141,30 +187,46 @@ class LMDataModule(SplitDataModule):
                 "tokenizer_type": self.tokenizer.model_type}
 
     @staticmethod
-    def _resolve_files(dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
-                       test_file: str | None, allow_hub: bool, cache_dir: str | None) -> dict[str, Path]:
+    def _resolve_files(dataset: str | None, root: str | None, train_file: str | list[str] | None,
+                       valid_file: str | list[str] | None, test_file: str | list[str] | None, allow_hub: bool,
+                       cache_dir: str | None) -> dict[str, list[Path]]:
         explicit = {"train": train_file, "valid": valid_file, "test": test_file}
         if dataset is None:
             missing = [k for k, v in explicit.items() if v is None]
             if missing:
                 raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}_file' for m in missing)}")
-            return {k: Path(v) for k, v in explicit.items()}
-        files = resolve(dataset, root, allow_hub=allow_hub,
-                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None)
-        return {k: Path(v) if v is not None else files[k] for k, v in explicit.items()}
+            return {k: expand_inputs(v) for k, v in explicit.items()}
+        absent = [k for k, v in explicit.items() if v is None]
+        files = resolve(dataset, root, absent, allow_hub=allow_hub,
+                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None) if absent else {}
+        return {k: expand_inputs(v) if v is not None else [files[k]] for k, v in explicit.items()}
+
+    def prepare_data(self) -> None:
+        """Tokenizes every split once into the prepared cache (Lightning runs this on one process per node)."""
+        for split in self.files:
+            self.prepared(split)
+
+    def prepared(self, split: str) -> PreparedCache:
+        """The prepared cache of one split's stream, built on first use."""
+        if split not in self._caches:
+            name = f"{self.hparams.dataset or self.files['train'][0].stem}-{split}"
+            self._caches[split] = prepare_lm(self.files[split], self.tokenizer, name, self.hparams.prepared_dir,
+                                             workers=self.hparams.prepare_workers)
+        return self._caches[split]
 
     def load_split(self, split: str) -> None:
-        """Reads and encodes one split once (idempotent)."""
+        """Maps one split's stream and reads its counts (idempotent; prepares the cache if needed)."""
         if split not in self.streams:
-            lines = read_lines(self.files[split])
-            self.streams[split] = self.reading.stream(self.tokenizer, lines)
-            self.num_words[split] = count_words(lines)
-            self.num_chars[split] = sum(len(line) + 1 for line in lines)
+            cache = self.prepared(split)
+            stats = cache.stats("stream")
+            self.streams[split] = cache.ids("stream")
+            self.num_words[split], self.num_chars[split] = stats["words"], stats["chars"]
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         batch_size, bptt = (self.batch_size, self.bptt) if train else (self.eval_batch_size, self.eval_bptt)
         self.load_split(split)
         rank, world = self._rank()
-        data, mask = batchify(self.streams[split], batch_size, rank, world, pad=not train)
-        sampler = BPTTSampler(data.size(1), bptt, variable=train and self.variable_bptt, seed=self.seed)
-        return self._make_loader(StreamWindows(data, mask, bptt), sampler, train)
+        shard = StreamShard(self.prepared(split), "stream", batch_size, rank, world, pad=not train,
+                            backward=self.hparams.backward)
+        sampler = BPTTSampler(shard.width, bptt, variable=train and self.variable_bptt, seed=self.seed)
+        return self._make_loader(StreamWindows(shard, bptt), sampler, train)

@@ -26,6 +26,7 @@ from seq2text.data.base import SplitDataModule, shard_training_batches
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
+from seq2text.prepared import PreparedCache, prepare_texts, text_digest
 from seq2text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, cut_batches, encode_sources, read_parallel
 from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, ModelType, Tokenizer
 
@@ -47,6 +48,18 @@ class ParallelCorpus(Dataset[TranslationBatch]):
         self.src_lengths, self.src_offsets, self.src_flat = _flatten(src_ids)
         self.trg_lengths, self.trg_offsets, self.trg_flat = _flatten(trg_ids)
         self.lines = np.asarray(lines, dtype=np.int64)
+
+    @classmethod
+    def from_cache(cls, cache: PreparedCache) -> ParallelCorpus:
+        """Pairs whose ids stay in a prepared cache (memory-mapped; a batch reads its rows only)."""
+        corpus = cls.__new__(cls)
+        for side in ("src", "trg"):
+            ragged = cache.ragged(side)
+            setattr(corpus, f"{side}_lengths", ragged.lengths)
+            setattr(corpus, f"{side}_offsets", ragged.offsets)
+            setattr(corpus, f"{side}_flat", ragged.ids)
+        corpus.lines = np.asarray(cache.array("lines"), dtype=np.int64)
+        return corpus
 
     def __len__(self) -> int:
         return len(self.src_lengths)
@@ -188,7 +201,10 @@ class TranslationDataModule(SplitDataModule):
         seed: seeds the batch order.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
+        prepared_dir: where the ids are cached, encoded once (default `$SEQ2TEXT_PREPARED`, else `data/prepared`).
     """
+
+    prepared_splits = SPLITS
 
     def __init__(
         self,
@@ -213,6 +229,7 @@ class TranslationDataModule(SplitDataModule):
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
+        prepared_dir: str | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("max_tokens", max_tokens), ("eval_max_tokens", eval_max_tokens),
@@ -231,6 +248,7 @@ class TranslationDataModule(SplitDataModule):
         self.tokenizer = Tokenizer.load_or_train(tokenizer_model, list(self.files["train"]), tokenizer_type,
                                                  tokenizer_vocab_size, cache_dir)
         self.splits: dict[str, ParallelSplit] = {}
+        self._caches: dict[str, PreparedCache] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -254,31 +272,50 @@ class TranslationDataModule(SplitDataModule):
 
     # ------------------------------------------------------------------------------------------ reading
     def load_split(self, split: str) -> ParallelSplit:
-        """Reads, checks, encodes and (training only) filters one split once (idempotent)."""
+        """Reads and checks one split; its ids are encoded and (training only) filtered once into the prepared
+        cache (idempotent)."""
         if split not in self.splits:
-            hp = self.hparams
             src_path, trg_path = self.files[split]
             src_lines, trg_lines = read_parallel(src_path, trg_path)
-            train = split == "train"
-            keep, dropped = _nonempty_pairs(src_lines, trg_lines, src_path, trg_path, train)
-            src_ids, cut = self.reading.encode(self.tokenizer, [src_lines[i] for i in keep])
-            trg_ids = self.tokenizer.encode([trg_lines[i] for i in keep])
-            if train:
-                fits = [j for j, (s, t) in enumerate(zip(src_ids, trg_ids, strict=True))
-                        if len(s) - 1 <= hp.max_len and len(t) <= hp.max_len]
-                dropped["longer_than_max_len"] = len(keep) - len(fits)
-                if not fits:
-                    raise DataError(f"no training pair of {src_path} / {trg_path} is left after the filters "
-                                    f"({dropped}); raise data.max_len or check the files")
-                keep, src_ids, trg_ids = ([seq[j] for j in fits] for seq in (keep, src_ids, trg_ids))
-                rank_zero_info(f"{split}: {len(keep)} of {len(src_lines)} pairs kept; dropped "
-                               f"{dropped['empty']} with an empty side and {dropped['longer_than_max_len']} "
-                               f"with more than max_len={hp.max_len} pieces on a side")
-            elif cut:
-                rank_zero_info(f"{split}: {cut} sources cut to their first max_src_len={hp.max_src_len} pieces")
-            corpus = ParallelCorpus(src_ids, trg_ids, np.asarray(keep, dtype=np.int64))
-            self.splits[split] = ParallelSplit(corpus, src_lines, trg_lines, dropped)
+            hp = self.hparams
+            key = {"src": text_digest(src_lines), "trg": text_digest(trg_lines), "train": split == "train",
+                   "tokenizer": self.tokenizer.fingerprint, "max_len": hp.max_len, "max_src_len": hp.max_src_len}
+            name = f"{hp.dataset or src_path.stem}-{split}"
+            cache = prepare_texts(lambda: self._encode(split, src_lines, trg_lines), name, key,
+                                  self.tokenizer.vocab_size, hp.prepared_dir)
+            self._caches[split] = cache
+            self._log_filters(split, len(src_lines), cache.meta["info"])
+            self.splits[split] = ParallelSplit(ParallelCorpus.from_cache(cache), src_lines, trg_lines,
+                                               cache.meta["info"]["dropped"])
         return self.splits[split]
+
+    def _encode(self, split: str, src_lines: list[str], trg_lines: list[str]) -> dict:
+        """Checks, encodes and (training only) filters the pairs: `prepare_texts`'s arrays."""
+        src_path, trg_path = self.files[split]
+        train, max_len = split == "train", self.hparams.max_len
+        keep, dropped = _nonempty_pairs(src_lines, trg_lines, src_path, trg_path, train)
+        src_ids, cut = self.reading.encode(self.tokenizer, [src_lines[i] for i in keep])
+        trg_ids = self.tokenizer.encode([trg_lines[i] for i in keep])
+        if train:
+            fits = [j for j, (s, t) in enumerate(zip(src_ids, trg_ids, strict=True))
+                    if len(s) - 1 <= max_len and len(t) <= max_len]
+            dropped["longer_than_max_len"] = len(keep) - len(fits)
+            if not fits:
+                raise DataError(f"no training pair of {src_path} / {trg_path} is left after the filters "
+                                f"({dropped}); raise data.max_len or check the files")
+            keep, src_ids, trg_ids = ([seq[j] for j in fits] for seq in (keep, src_ids, trg_ids))
+        return {"src": src_ids, "trg": trg_ids, "lines": np.asarray(keep, dtype=np.int64),
+                "info": {"dropped": dropped, "cut": cut}}
+
+    def _log_filters(self, split: str, pairs: int, info: dict) -> None:
+        dropped, kept = info["dropped"], pairs - sum(info["dropped"].values())
+        if split == "train":
+            rank_zero_info(f"{split}: {kept} of {pairs} pairs kept; dropped {dropped['empty']} with an empty side "
+                           f"and {dropped['longer_than_max_len']} with more than max_len={self.hparams.max_len} "
+                           "pieces on a side")
+        elif info["cut"]:
+            rank_zero_info(f"{split}: {info['cut']} sources cut to their first max_src_len={self.hparams.max_src_len}"
+                           " pieces")
 
     # ------------------------------------------------------------------------------------------ loaders
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from seq2text.errors import ConfigError
 
-__all__ = ["ExactResume", "ThroughputStats", "WallClockBudget", "parse_duration"]
+__all__ = ["ExactResume", "StartupTime", "ThroughputStats", "WallClockBudget", "parse_duration"]
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -150,6 +150,20 @@ class WallClockBudget(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self._spent_before = float(state_dict.get("spent", 0.0))
         self._pause = float(state_dict.get("pause", 0.0))
+
+
+class StartupTime(pl.Callback):
+    """Logs how long the command took to reach its first training step (data preparation or mapping, model
+    building, DDP start-up), measured from `start` (a `time.perf_counter()` value); `seconds` keeps it."""
+
+    def __init__(self, start: float) -> None:
+        self.start, self.seconds = start, None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object,
+                             batch_idx: int) -> None:
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self.start
+            rank_zero_info(f"first training step {self.seconds:.2f} s after the command started")
 
 
 class ExactResume(pl.Callback):

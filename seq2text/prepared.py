@@ -1,0 +1,442 @@
+"""Prepared caches: a corpus tokenized once, on every core, into memory-mapped token files (no torch, no Lightning).
+
+A cache is one folder, `<prepared_dir>/<name>-<key>/`, named by a hash of everything that decides its ids (the
+inputs' paths, sizes and modification times or the hub dataset, the tokenizer's fingerprint, the options):
+
+    meta.json              format version, key, inputs, tokenizer fingerprint, and per array: dtype, length,
+                           lines, tokens, words (+1 per line: word-level perplexity's denominator), characters
+    <array>.bin            the ids of every line back to back: uint16 when the vocabulary has fewer than 65,536
+                           ids, else uint32 (an LM stream also starts with one context `</s>`)
+    <array>.idx.npy        int64 offsets into `.bin`, (lines + 1,): line i is `bin[idx[i]:idx[i + 1]]`
+
+A cache is built in a temporary folder beside its final name and renamed into place when whole, so a kill leaves
+only a `.tmp` folder that no reader takes; a folder whose files do not match its `meta.json` (truncated, another
+tokenizer, other options) is rebuilt. `data/README.md` describes the layout for other tools.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain, islice
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from seq2text.errors import DataError
+from seq2text.tokenizer import EOS_ID, Tokenizer
+
+__all__ = ["FORMAT_VERSION", "PreparedCache", "Ragged", "default_prepared_dir", "expand_inputs", "id_dtype",
+           "prepare_lm", "prepare_texts", "file_identity", "default_workers", "text_digest"]
+
+FORMAT_VERSION = 1
+CHUNK_BYTES = 4 << 20  # text per worker task
+_log = logging.getLogger("seq2text")
+
+
+def default_prepared_dir() -> Path:
+    """`$SEQ2TEXT_PREPARED`, else `data/prepared` under the working directory (fairseq's `data-bin` habit)."""
+    return Path(os.environ.get("SEQ2TEXT_PREPARED", Path("data") / "prepared"))
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """uint16 for vocabularies of fewer than 65,536 ids, else uint32."""
+    return np.dtype(np.uint16 if vocab_size < 1 << 16 else np.uint32)
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files, folders' files are not searched: each item is a path or a glob (`wiki/*.txt`), expanded in sorted
+    order; the result keeps the items' order.
+
+    Raises:
+        DataError: an item that names no file (the message says which).
+    """
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    if not items:
+        raise DataError("no input files given; pass a path or a glob such as 'corpus/*.txt'")
+    files: list[Path] = []
+    for item in items:
+        matches = sorted(glob.glob(str(item), recursive=True)) if glob.has_magic(str(item)) else [str(item)]
+        found = [Path(m) for m in matches if Path(m).is_file()]
+        if not found:
+            raise DataError(f"{item} matches no file; check the path or the glob (quote it in a shell)")
+        files.extend(found)
+    return files
+
+
+def text_digest(texts: Iterable[str]) -> str:
+    """A hash of texts already in memory (what keys a classification or translation cache)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def file_identity(path: Path) -> dict:
+    """What keys a cache to a file without reading it: absolute path, size, modification time."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+# ----------------------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class Ragged:
+    """Memory-mapped ids of many lines: `ids` (total,) and `offsets` (lines + 1,); nothing is read until used."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Ids of each line, (lines,)."""
+        return np.diff(self.offsets)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.ids[self.offsets[index]: self.offsets[index + 1]]
+
+
+class PreparedCache:
+    """An opened cache folder: its metadata and memory maps of its arrays."""
+
+    def __init__(self, folder: Path, meta: dict) -> None:
+        self.folder, self.meta = folder, meta
+
+    def stats(self, array: str) -> dict:
+        """lines, tokens, words, chars of one array."""
+        return self.meta["arrays"][array]
+
+    def ids(self, array: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A read-only memory map of `array`'s ids `[start, stop)` (only that range is mapped)."""
+        info = self.meta["arrays"][array]
+        stop = info["length"] if stop is None else min(stop, info["length"])
+        if stop <= start:
+            return np.empty(0, dtype=info["dtype"])
+        dtype = np.dtype(info["dtype"])
+        return np.memmap(self.folder / f"{array}.bin", dtype=dtype, mode="r", offset=start * dtype.itemsize,
+                         shape=(stop - start,))
+
+    def array(self, name: str) -> np.ndarray:
+        """A plain array the cache holds (`prepare_texts`), memory-mapped."""
+        return np.load(self.folder / f"{name}.npy", mmap_mode="r")
+
+    def ragged(self, array: str) -> Ragged:
+        offsets = np.load(self.folder / f"{array}.idx.npy", mmap_mode="r")
+        return Ragged(self.ids(array), np.asarray(offsets))
+
+    @classmethod
+    def open(cls, folder: Path, key: str) -> PreparedCache | None:
+        """The cache in `folder` if it is whole and was built for `key`; None (with the reason logged) if not."""
+        problem = _check(folder, key)
+        if problem is None:
+            return cls(folder, json.loads((folder / "meta.json").read_text(encoding="utf-8")))
+        if folder.exists():
+            _log.warning("prepared cache %s is not usable (%s); building it again", folder, problem)
+        return None
+
+
+def _check(folder: Path, key: str) -> str | None:
+    """Why `folder` is not a whole cache for `key`, or None."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no meta.json"
+    except (OSError, ValueError) as error:
+        return f"meta.json unreadable: {error}"
+    if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
+        return "built by another seq2text version, tokenizer or options"
+    for name, info in meta.get("arrays", {}).items():
+        expected = {f"{name}.bin": info["length"] * np.dtype(info["dtype"]).itemsize,
+                    f"{name}.idx.npy": None}
+        for file, size in expected.items():
+            path = folder / file
+            if not path.is_file():
+                return f"{file} is missing"
+            if size is not None and path.stat().st_size != size:
+                return f"{file} has {path.stat().st_size} bytes, meta.json says {size}"
+        try:
+            if len(np.load(folder / f"{name}.idx.npy", mmap_mode="r")) != info["lines"] + 1:
+                return f"{name}.idx.npy does not hold {info['lines'] + 1} offsets"
+        except (OSError, ValueError) as error:
+            return f"{name}.idx.npy unreadable: {error}"
+    for name, length in meta.get("plain", {}).items():
+        try:
+            if len(np.load(folder / f"{name}.npy", mmap_mode="r")) != length:
+                return f"{name}.npy does not hold {length} values"
+        except (OSError, ValueError) as error:
+            return f"{name}.npy unreadable: {error}"
+    return None
+
+
+def cache_key(parts: dict) -> str:
+    """A short hash of the JSON of `parts` (with the format version)."""
+    text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- writing
+class _ArrayWriter:
+    """Appends the ids of lines to `<name>.bin` and collects offsets and counts."""
+
+    def __init__(self, folder: Path, name: str, dtype: np.dtype, lead: Sequence[int] = ()) -> None:
+        self.folder, self.name, self.dtype = folder, name, dtype
+        self.handle = (folder / f"{name}.bin").open("wb")
+        self.lengths: list[np.ndarray] = []
+        self.length, self.words, self.chars, self.start = 0, 0, 0, len(lead)
+        if lead:
+            self.write(np.asarray(lead, dtype=dtype), np.empty(0, dtype=np.int64), 0, 0)
+
+    def write(self, ids: np.ndarray, lengths: np.ndarray, words: int, chars: int) -> None:
+        ids.astype(self.dtype, copy=False).tofile(self.handle)
+        self.lengths.append(lengths)
+        self.length += len(ids)
+        self.words, self.chars = self.words + words, self.chars + chars
+
+    def close(self) -> dict:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        lengths = np.concatenate(self.lengths) if self.lengths else np.empty(0, dtype=np.int64)
+        offsets = np.concatenate([[self.start], self.start + np.cumsum(lengths, dtype=np.int64)])
+        np.save(self.folder / f"{self.name}.idx.npy", offsets.astype(np.int64))
+        return {"dtype": self.dtype.name, "length": self.length, "lines": len(lengths),
+                "tokens": int(lengths.sum()), "words": self.words, "chars": self.chars}
+
+
+def _build(folder: Path, key: str, meta: dict, fill: Callable[[Path], dict], info: dict | None = None) -> PreparedCache:
+    """Builds a cache in a temporary folder (`fill(tmp)` writes the arrays and returns their stats; `info`, filled
+    meanwhile, is kept in meta.json), then renames it to `folder`. A whole cache another process renamed there
+    first is kept; a broken one is replaced."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        arrays = fill(tmp)
+        plain = {p.name[:-4]: len(np.load(p, mmap_mode="r")) for p in tmp.glob("*.npy") if ".idx." not in p.name}
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, "key": key, **meta, "arrays": arrays,
+                                                   "plain": plain, "info": info or {}}, indent=1), encoding="utf-8")
+        _install(tmp, folder, key)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if error.errno == errno.ENOSPC:
+            raise DataError(f"the disk is full while writing the prepared cache {folder}; free space, or set "
+                            "data.prepared_dir (or SEQ2TEXT_PREPARED) to a folder on a larger disk") from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    opened = PreparedCache.open(folder, key)
+    if opened is None:
+        raise DataError(f"the prepared cache {folder} was written but does not read back whole; remove it and run "
+                        "`seq2text prepare` again")
+    return opened
+
+
+def _install(tmp: Path, folder: Path, key: str) -> None:
+    """Renames `tmp` to `folder`, moving a broken `folder` aside first; a whole one that appeared meanwhile wins."""
+    if folder.exists():
+        if _check(folder, key) is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        stale = folder.parent / f".{folder.name}.{os.getpid()}.stale"
+        os.replace(folder, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process installed the same cache between the check and the rename
+        if _check(folder, key) is not None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+_WORKER_TOKENIZER: Tokenizer | None = None
+
+
+def _init_worker(proto: bytes) -> None:
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = Tokenizer(proto)
+
+
+def _encode_lines(lines: Sequence[str], tokenizer: Tokenizer, add_eos: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ids int64, per-line lengths int64) of `lines`."""
+    pieces = tokenizer.encode(lines, add_eos=add_eos)
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _lines_of_chunk(path: Path, start: int, stop: int) -> list[str]:
+    """The lines of bytes `[start, stop)` of `path` (a chunk starts and ends at line boundaries), read as
+    `textio.iter_lines` reads them."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        raw = handle.read(stop - start)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        with path.open("rb") as handle:
+            line = handle.read(start).count(b"\n") + raw.count(b"\n", 0, error.start) + 1
+        column = error.start - raw.rfind(b"\n", 0, error.start) - 1
+        raise DataError(f"{path}, line {line}: invalid UTF-8 at byte {column} ({error.reason}); convert the file "
+                        "to UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`") from None
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _encode_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A worker's job: a byte range of a file, or a list of lines → (ids, lengths, words, chars)."""
+    add_eos, source = task[0], task[1:]
+    lines = _lines_of_chunk(*source) if len(source) == 3 else source[0]
+    flat, lengths = _encode_lines(lines, _WORKER_TOKENIZER, add_eos)
+    return flat, lengths, sum(len(line.split()) + 1 for line in lines), sum(len(line) + 1 for line in lines)
+
+
+def _file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[Path, int, int]]:
+    """Byte ranges of about `chunk_bytes` that end at line ends."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        start = 0
+        while start < size:
+            handle.seek(min(start + chunk_bytes, size))
+            handle.readline()
+            stop = min(handle.tell(), size)
+            yield path, start, stop
+            start = stop
+
+
+def _line_batches(lines: Iterable[str], size: int = 20_000) -> Iterator[list[str]]:
+    iterator = iter(lines)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _encode_all(tasks: Iterable[tuple], tokenizer: Tokenizer, workers: int) -> Iterator[tuple]:
+    """Encodes tasks in order, on `workers` processes (forked: no re-import of the caller's script)."""
+    if workers <= 1:
+        _init_worker(tokenizer.model_proto)
+        yield from map(_encode_chunk, tasks)
+        return
+    context = get_context("fork") if "fork" in _start_methods() else get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer.model_proto,)) as pool:
+        yield from pool.imap(_encode_chunk, tasks, chunksize=1)
+
+
+def _start_methods() -> list[str]:
+    from multiprocessing import get_all_start_methods
+
+    return get_all_start_methods()
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+def prepare_lm(source: Sequence[Path] | Callable[[], Iterable[str]], tokenizer: Tokenizer, name: str,
+               prepared_dir: str | Path | None = None, identity: dict | None = None,
+               workers: int | None = None) -> PreparedCache:
+    """Tokenizes a language-model corpus once into a cache holding one array, `stream` (`</s>`, then every line's
+    ids and its `</s>`: `reading.encode_stream`), or opens the cache already there.
+
+    Args:
+        source: the corpus's files (read in order, in chunks, never whole), or a function giving an iterable of
+            lines (a streamed hub dataset), whose key is `identity`.
+        tokenizer: the tokenizer of the ids.
+        name: the cache folder's readable prefix (`wikitext103-train`); not part of the key, so a corpus prepared
+            under one name is found under any other.
+        prepared_dir: where caches live (default `default_prepared_dir()`).
+        identity: what identifies a streamed source (hub id, config, split, revision).
+        workers: processes that encode (default: every core this process may use).
+
+    Raises:
+        DataError: a missing, empty or non-UTF-8 file (named, with the line), or a full disk.
+    """
+    streamed = callable(source)
+    if not streamed:
+        for path in source:
+            if not path.is_file():
+                raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
+            if path.stat().st_size == 0:
+                raise DataError(f"{path} is empty; give a file with at least one line of text")
+    sources = identity if streamed else [file_identity(p) for p in source]
+    key = cache_key({"kind": "lm", "sources": sources, "tokenizer": tokenizer.fingerprint})
+    root = Path(prepared_dir or default_prepared_dir())
+    cache = _find(root, key)
+    if cache is not None:
+        return cache
+    workers = workers or default_workers()
+
+    def fill(tmp: Path) -> dict:
+        writer = _ArrayWriter(tmp, "stream", id_dtype(tokenizer.vocab_size), lead=[EOS_ID])
+        tasks = ((True, batch) for batch in _line_batches(source())) if streamed else \
+            ((True, *chunk) for path in source for chunk in _file_chunks(path))
+        for flat, lengths, words, chars in _encode_all(tasks, tokenizer, workers):
+            writer.write(flat, lengths, words, chars)
+        stream = writer.close()
+        if stream["lines"] == 0:
+            raise DataError(f"{name}: the source gave no lines of text")
+        return {"stream": stream}
+
+    folder = root / f"{name}-{key}"
+    _log.info("preparing %s: tokenizing once on %d process(es) into %s", name, workers, folder)
+    return _build(folder, key, {"name": name, "sources": sources, "tokenizer": tokenizer.fingerprint,
+                                "vocab_size": tokenizer.vocab_size}, fill)
+
+
+def _find(root: Path, key: str) -> PreparedCache | None:
+    """A whole cache for `key` under `root`, whatever its name prefix."""
+    for folder in sorted(root.glob(f"*-{key}")) if root.is_dir() else []:
+        cache = PreparedCache.open(folder, key)
+        if cache is not None:
+            return cache
+    return None
+
+
+def prepare_texts(build: Callable[[], dict], name: str, key_parts: dict, vocab_size: int,
+                  prepared_dir: str | Path | None = None) -> PreparedCache:
+    """Stores the ids a data module chose (classification texts, translation sides) in one cache keyed by
+    `key_parts`, or opens the cache already there; `build` is only called when building.
+
+    `build()` returns name → a list of id lists (a ragged array: `ragged(name)`), a 1-D numpy array (`array(name)`),
+    or, under the name `info`, a small JSON dict kept in meta.json (`meta["info"]`).
+    """
+    key = cache_key({"kind": "texts", **key_parts})
+    root = Path(prepared_dir or default_prepared_dir())
+    cache = _find(root, key)
+    if cache is not None:
+        return cache
+    folder = root / f"{name}-{key}"
+    info: dict = {}
+
+    def fill(tmp: Path) -> dict:
+        out = {}
+        for array, rows in build().items():
+            if array == "info":
+                info.update(rows)
+            elif isinstance(rows, np.ndarray):
+                np.save(tmp / f"{array}.npy", rows)
+            else:
+                writer = _ArrayWriter(tmp, array, id_dtype(vocab_size))
+                lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+                writer.write(np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum())),
+                             lengths, 0, 0)
+                out[array] = writer.close()
+        return out
+
+    return _build(folder, key, {"name": name, **key_parts}, fill, info)
