@@ -37,6 +37,8 @@ def _lightning_cli_class() -> type:
     from seq2text.tasks.callbacks import ExactResume, StartupTime, WallClockBudget
     from seq2text.tasks.trainer import Trainer
 
+    imports_done = time.perf_counter()
+
     class Seq2TextCLI(LightningCLI):
         """LightningCLI with seq2text's links and options: `--budget`, `--bundle`, `--test_after_fit`, and
         seq2text's `Trainer` (`precision: auto`)."""
@@ -60,7 +62,7 @@ def _lightning_cli_class() -> type:
             from seq2text.tasks.checkpoint_io import AtomicCheckpointIO
 
             trainer = super().instantiate_trainer(**kwargs)
-            trainer.callbacks.extend([ExactResume(), StartupTime(_COMMAND_START)])
+            trainer.callbacks.extend([ExactResume(), StartupTime(_COMMAND_START, imports_done)])
             if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the recipe chose
                 trainer.strategy.checkpoint_io = AtomicCheckpointIO()
             budget = (self.config[self.subcommand] if self.subcommand else self.config).get("budget")

@@ -275,14 +275,6 @@ def _init_worker(proto: bytes) -> None:
     _WORKER_TOKENIZER = Tokenizer(proto)
 
 
-def _encode_lines(lines: Sequence[str], tokenizer: Tokenizer, add_eos: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(flat ids int64, per-line lengths int64) of `lines`."""
-    pieces = tokenizer.encode(lines, add_eos=add_eos)
-    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-    flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
-    return flat, lengths
-
-
 def _lines_of_chunk(path: Path, start: int, stop: int) -> list[str]:
     """The lines of bytes `[start, stop)` of `path` (a chunk starts and ends at line boundaries), read as
     `textio.iter_lines` reads them."""
@@ -307,8 +299,11 @@ def _encode_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray, int, int]:
     """A worker's job: a byte range of a file, or a list of lines → (ids, lengths, words, chars)."""
     add_eos, source = task[0], task[1:]
     lines = _lines_of_chunk(*source) if len(source) == 3 else source[0]
-    flat, lengths = _encode_lines(lines, _WORKER_TOKENIZER, add_eos)
-    return flat, lengths, sum(len(line.split()) + 1 for line in lines), sum(len(line) + 1 for line in lines)
+    flat, lengths = _WORKER_TOKENIZER.encode_flat(lines, add_eos)
+    flat = flat.astype(id_dtype(_WORKER_TOKENIZER.vocab_size))  # 2 bytes an id back to the parent, not 8
+    words = int(lengths.sum()) if _WORKER_TOKENIZER.model_type == "word" and add_eos else \
+        sum(len(line.split()) + 1 for line in lines)  # (a word model's ids are the words and eos)
+    return flat, lengths, words, sum(map(len, lines)) + len(lines)
 
 
 def _file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[Path, int, int]]:

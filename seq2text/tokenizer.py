@@ -14,9 +14,11 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import sentencepiece as spm
 
 from seq2text.errors import ConfigError, DataError
@@ -158,6 +160,27 @@ class Tokenizer:
         lookup = self._word_ids.get
         head, tail = [BOS_ID] if add_bos else [], [EOS_ID] if add_eos else []
         return [head + [lookup(word, UNK_ID) for word in text.split()] + tail for text in texts]
+
+    def encode_flat(self, texts: Sequence[str], add_eos: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """`encode` for bulk work: (every text's ids back to back, int64; ids per text, int64 (texts,)), with no
+        Python list per text for word models (each text's words are looked up in one pass)."""
+        if self._word_ids is None:
+            pieces = self.encode(texts, add_eos=add_eos)
+            lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+            return np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum())), lengths
+        words = list(map(str.split, texts))
+        counts = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        found = np.fromiter(map(self._word_ids.get, chain.from_iterable(words), repeat(UNK_ID)), dtype=np.int64,
+                            count=int(counts.sum()))
+        if not add_eos:
+            return found, counts
+        lengths = counts + 1
+        flat = np.full(int(lengths.sum()), EOS_ID, dtype=np.int64)
+        ends = np.cumsum(lengths) - 1  # each text's eos
+        keep = np.ones(len(flat), dtype=bool)
+        keep[ends] = False
+        flat[keep] = found
+        return flat, lengths
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         """Decodes a batch of id lists; pad/bos/eos are dropped; unk renders as `<unk>` (word) or ` ⁇ `."""
