@@ -43,6 +43,7 @@ TARGETS = {
     "ptb_int8": "perplexity rise ≤ 2%",
     "cells_speed": "≥ 0.5 × nn.LSTM tokens/s for both cells",
     "ptb_char_budget": "a CPU recipe trained in 15 min on 2 cores, whole command bounded; bpc",
+    "lm_data_scale": "peak RSS of each DDP process flat (≤ 1.10× from 10M to 100M tokens); first step ≤ 5 s at 100M",
 }
 TARGETS.update({f"{name}_fp32": target for name, target in list(TARGETS.items())})  # the same bar in fp32
 ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_seconds", "total_seconds",
@@ -50,7 +51,8 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "mase_seasonal_naive", "interval_coverage_10_90", "test_rmse", "mae_train_mean",
         "mae_classifier_expected", "errors", "ratio_to_in_process", "p50_latency_ms", "p99_latency_ms",
         "average_gain", "ensemble_gain", "bleu_drop", "accuracy_drop", "bundle_bytes", "ratios", "valid_bpc",
-        "wall_seconds")  # shown beside the main value
+        "wall_seconds", "rss_ratios", "first_step_after_imports_s_at_largest", "prepare_mb_per_sec_at_largest",
+        "prepare_speed_ratio_to_sentencepiece_one_core")  # shown beside the main value
 
 
 def also(entry: dict) -> str:
@@ -99,6 +101,29 @@ def side_by_side(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def data_scale(entries: list[dict]) -> str:
+    """lm_data_scale's figures per corpus size (README, "Large corpora")."""
+    entry = next((e for e in entries if e["benchmark"] == "lm_data_scale"), None)
+    if entry is None:
+        return "(run benchmarks/lm_data_scale.py)"
+    lines = ["| corpus | text MB | prepare s (MB/s, 2 processes) | cache MB | first step, 1 process: from start / "
+             "after imports (s) | first step, 2-process DDP: after imports (s) | peak RSS per DDP process (MB) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for size, row in entry["per_size"].items():
+        one, ddp = row["fit_one_process"], row["fit_ddp_2"]
+        lines.append(f"| {row['tokens']:,} tokens ({size}) | {row['bytes'] / 1e6:.0f} | {row['prepare']['seconds']} "
+                     f"({row['prepare']['mb_per_sec']}) | {row['prepare']['cache_mb']} | {one['first_step_s']} / "
+                     f"{one['first_step_after_imports_s']} | {ddp['first_step_after_imports_s']} | "
+                     f"{' / '.join(map(str, ddp['peak_rss_mb']))} |")
+    small = next(iter(entry["per_size"].values()))
+    lines.append(f"\nOn the smallest corpus, in the same run: prepare on 1 process "
+                 f"{small['prepare_one_process']['mb_per_sec']} MB/s; SentencePiece's own `encode` on one core "
+                 f"(text already in memory) {small['sentencepiece_encode_one_core']['mb_per_sec']} MB/s. "
+                 f"{entry['machine']}, {kind(entry)}, torch {entry['torch']}, commit {entry['commit']}, "
+                 f"{entry['date']}; `{entry['command']}`.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     entries = rows()
     body = table(entries)
@@ -113,7 +138,9 @@ def main() -> None:
     block = f"<!-- results:start -->\n{body}\n<!-- results:end -->"
     text = re.sub(r"<!-- results:start -->.*<!-- results:end -->", block, text, flags=re.S)
     pairs = f"<!-- precision:start -->\n{side_by_side(entries)}\n<!-- precision:end -->"
-    readme.write_text(re.sub(r"<!-- precision:start -->.*<!-- precision:end -->", pairs, text, flags=re.S))
+    text = re.sub(r"<!-- precision:start -->.*<!-- precision:end -->", pairs, text, flags=re.S)
+    scale = f"<!-- data_scale:start -->\n{data_scale(entries)}\n<!-- data_scale:end -->"
+    readme.write_text(re.sub(r"<!-- data_scale:start -->.*<!-- data_scale:end -->", scale, text, flags=re.S))
     print(body)
 
 

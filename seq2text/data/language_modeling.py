@@ -31,11 +31,18 @@ class BPTTSampler(Sampler[tuple[int, int]]):
 
     def __init__(self, columns: int, bptt: int, variable: bool = False, seed: int = 0) -> None:
         self.columns, self.bptt, self.variable, self.seed, self.epoch = columns, bptt, variable, seed, 0
+        self._memo: tuple[int, list[tuple[int, int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _windows(self) -> list[tuple[int, int]]:
+        """The epoch's windows, computed once per epoch (a large corpus has hundreds of thousands)."""
+        if self._memo is None or self._memo[0] != self.epoch:
+            self._memo = (self.epoch, self._draw())
+        return self._memo[1]
+
+    def _draw(self) -> list[tuple[int, int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         windows, start, last = [], 0, self.columns - 1  # the final column has no next-token target
         while start < last:
