@@ -4,6 +4,7 @@
     python benchmarks/run.py wikitext2_budget --minutes 30
     python benchmarks/run.py ptb_budget_fp32 --minutes 15    # the same in fp32 (--trainer.precision 32-true)
     python benchmarks/run.py ptb_char_budget --minutes 15    # character-level, CPU recipe: bpc + a sample
+    python benchmarks/run.py ptb_cells --minutes 15      # lstm, lstm_peephole, lstm_layernorm: 15 min each
     python benchmarks/lm_throughput.py
 
 Each writes benchmarks/results/<name>.json; `python benchmarks/report.py` rebuilds RESULTS.md from them.
@@ -50,12 +51,39 @@ def run_budget(name: str, minutes: float, extra: list[str]) -> dict:
                   **training_speed(out))
 
 
+CELLS = ("lstm", "lstm_peephole", "lstm_layernorm")
+
+
+def ptb_cells(minutes: float, extra: list[str]) -> dict:
+    """PTB test perplexity of each LSTM cell at equal wall time: recipes/ptb_lstm_small.yaml with only
+    `rnn_type` changed, each trained to the same budget, one after another in this run."""
+    recipe = BUDGETS["ptb_budget"][0]
+    per_cell = {}
+    for cell in CELLS:
+        out = ROOT / "benchmarks" / "runs" / f"ptb_cells_{cell}"
+        wall = fit_to_budget(recipe, out, minutes, ["--model.init_args.rnn_type", cell, *extra])
+        metrics = json.loads((out / "bundle" / "metrics.json").read_text())
+        per_cell[cell] = {"test_ppl": round(metrics["test/ppl"], 2), "valid_ppl": round(metrics["val/ppl"], 2),
+                          "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": round(wall, 1),
+                          "steps": metrics.get("global_step"), "epochs": metrics.get("epochs"),
+                          **training_speed(out)}
+        print(cell, per_cell[cell], flush=True)
+    best = min(per_cell, key=lambda c: per_cell[c]["test_ppl"])
+    return record("ptb_cells", recipe=recipe, metric="test_ppl_best_cell", value=per_cell[best]["test_ppl"],
+                  best_cell=best, test_ppl_per_cell={c: v["test_ppl"] for c, v in per_cell.items()},
+                  per_cell=per_cell, budget_minutes=minutes, overrides=extra,
+                  split="test (ptb.test.txt)", measure="each cell trained to the same wall-clock budget, in turn")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=sorted([*BUDGETS, *(f"{name}_fp32" for name in BUDGETS)]))
+    parser.add_argument("benchmark", choices=sorted([*BUDGETS, *(f"{name}_fp32" for name in BUDGETS), "ptb_cells"]))
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
     parser.add_argument("overrides", nargs="*", help="extra recipe overrides, e.g. --model.init_args.lr=0.002")
     args, unknown = parser.parse_known_args()
+    if args.benchmark == "ptb_cells":
+        ptb_cells(args.minutes or 15, args.overrides + unknown)
+        return
     minutes = args.minutes or BUDGETS[args.benchmark.removesuffix("_fp32")][3]
     run_budget(args.benchmark, minutes, args.overrides + unknown)
 

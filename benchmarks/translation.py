@@ -6,6 +6,8 @@
     python benchmarks/translation.py multi30k_decode_speed --name multi30k_decode_speed_fp32 \
         --model benchmarks/runs/multi30k_budget_fp32/bundle
     python benchmarks/translation.py multi30k_average_ensemble --epochs 8 --last 2 3 5
+    python benchmarks/translation.py multi30k_distill --teacher benchmarks/runs/multi30k_budget_fp32/bundle \
+        --minutes 30
 
 multi30k_budget trains recipes/multi30k_bigru_attention.yaml to a wall-clock budget, then translates the raw
 test_2016_flickr.de with the bundle (beam 5) and scores it with sacreBLEU against the raw test_2016_flickr.en.
@@ -175,6 +177,79 @@ def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None, na
                   bleu_beam5=round(bleu(beam, references).score, 2))
 
 
+STUDENT = "recipes/multi30k_student.yaml"
+
+
+def _parameters(translator: object) -> int:
+    return sum(p.numel() for p in translator.net.parameters())
+
+
+def _distilled_targets(teacher: object, out: Path, limit: int | None) -> tuple[Path, float]:
+    """The teacher's beam-5 translations of the training sources (written once; reused if present)."""
+    from seq2text.data.catalog import resolve_parallel
+    from seq2text.textio import atomic_write_text, read_lines
+
+    src_path, _ = resolve_parallel("multi30k", "de", "en", splits=("train",), allow_hub=False)["train"]
+    target = out / "train.distilled.en"
+    done = out / "train.distilled.json"
+    if target.is_file() and done.is_file():
+        return target, json.loads(done.read_text())["seconds"]
+    sources = read_lines(src_path)[:limit]
+    start = time.perf_counter()
+    hypotheses = teacher.translate(sources, beam_size=5, batch_size=64)
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, "\n".join(hypotheses) + "\n")
+    done.write_text(json.dumps({"seconds": round(seconds, 1), "sentences": len(sources), "source": str(src_path)}))
+    return target, seconds
+
+
+def multi30k_distill(teacher_path: str, minutes: float, overrides: list[str], limit: int | None) -> dict:
+    """Sequence-level knowledge distillation: the teacher translates the training sources at beam 5, the student
+    recipe trains on those translations to a wall-clock budget; both are scored (BLEU, sentences/s at beam 5,
+    batch 64) on the test set in this run."""
+    from seq2text.data.catalog import resolve_parallel
+    from seq2text.inference import Translator
+
+    out = ROOT / "benchmarks" / "runs" / ("multi30k_distill" + (f"_first{limit}" if limit else ""))
+    teacher = Translator.load(teacher_path)
+    targets, translate_seconds = _distilled_targets(teacher, out, limit)
+    src_path = resolve_parallel("multi30k", "de", "en", splits=("train",), allow_hub=False)["train"][0]
+    extra = ["--data.init_args.train_trg", str(targets), *overrides]
+    if limit:
+        extra = ["--data.init_args.train_src", str(_head(src_path, limit, out)), *extra]
+    wall = fit_to_budget(STUDENT, out / "student", minutes, extra)
+    student = Translator.load(out / "student" / "bundle")
+    test_src, test_ref = _test_files()
+    sources, references = (p.read_text(encoding="utf-8").splitlines() for p in (test_src, test_ref))
+    student.translate(sources[:16], beam_size=5)  # warm-up
+    scored = {"teacher": _score_bundle(teacher, sources, references),
+              "student": _score_bundle(student, sources, references)}
+    metrics = json.loads((out / "student" / "bundle" / "metrics.json").read_text())
+    params = {"teacher": _parameters(teacher), "student": _parameters(student)}
+    gap = round(scored["teacher"]["bleu"] - scored["student"]["bleu"], 2)
+    name = "multi30k_distill" + (f"_first{limit}" if limit else "")
+    return record(name, metric="student_test_bleu", value=scored["student"]["bleu"],
+                  teacher_bleu=scored["teacher"]["bleu"], bleu_gap=gap,
+                  param_ratio=round(params["student"] / params["teacher"], 3),
+                  speed_ratio=round(scored["student"]["sentences_per_sec"] / scored["teacher"]["sentences_per_sec"], 2),
+                  parameters=params, scored=scored, teacher=teacher_path, student_recipe=STUDENT,
+                  distilled_sentences=len(targets.read_text(encoding="utf-8").splitlines()),
+                  teacher_translate_seconds=round(translate_seconds, 1),
+                  train_seconds=round(metrics["train_seconds"], 1), wall_seconds=round(wall, 1),
+                  budget_minutes=minutes, epochs=metrics.get("epochs"), steps=metrics.get("global_step"),
+                  overrides=extra, split=SPLIT, beam_size=5, signature=scored["student"]["signature"],
+                  precision=metrics.get("precision"), **training_speed(out / "student"),
+                  targets="student ≤ 1/3 of the teacher's parameters, within 1 BLEU, ≥ 2x sentences/s at beam 5")
+
+
+def _head(path: Path, lines: int, out: Path) -> Path:
+    """The first `lines` lines of `path` (a quick run of the benchmark on part of the data)."""
+    head = out / f"head{lines}.{path.suffix.lstrip('.')}"
+    head.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:lines]) + "\n", encoding="utf-8")
+    return head
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -193,12 +268,19 @@ def main() -> None:
                              "of the last checkpoints averaged, and of the two as one ensemble")
     quality.add_argument("--epochs", type=int, default=8)
     quality.add_argument("--last", type=int, nargs="+", default=[2, 3, 5], help="checkpoints averaged (each N)")
+    distill = sub.add_parser("multi30k_distill", help="sequence-level distillation of --teacher into the student "
+                             "recipe: BLEU, parameters and beam-5 speed of both")
+    distill.add_argument("--teacher", default=str(ROOT / "benchmarks" / "runs" / "multi30k_budget_fp32" / "bundle"))
+    distill.add_argument("--minutes", type=float, default=30.0, help="the student's training budget")
+    distill.add_argument("--limit", type=int, default=None, help="distil only the first N training pairs (a check)")
     args, overrides = parser.parse_known_args()
     sys.path.insert(0, str(ROOT))
     if args.benchmark == "multi30k_average_ensemble":
         if overrides:
             parser.error(f"unknown arguments {overrides}")
         multi30k_average_ensemble(args.epochs, args.last)
+    elif args.benchmark == "multi30k_distill":
+        multi30k_distill(args.teacher, args.minutes, overrides, args.limit)
     elif args.benchmark == "multi30k_budget":
         multi30k_budget(args.minutes, overrides, args.fp32)
     else:

@@ -260,3 +260,42 @@ def test_classifier_fits_with_the_variants(kind: str, tmp_path: Path) -> None:
     assert isinstance(classifier.net.rnn.norms[0], MaskedBatchNorm)
     proba = classifier.predict_proba(["a good film", "awful", ""])
     assert all(sum(p.values()) == pytest.approx(1.0) for p in proba)
+
+
+def _synced_batchnorm_worker(rank: int, port: int, values: torch.Tensor, mask: torch.Tensor, out: dict) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    norm = MaskedBatchNorm(values.size(-1)).train()
+    part = values[rank::2].clone().requires_grad_(True)
+    result = norm(part, mask[rank::2])
+    (result * torch.arange(1.0, result.numel() + 1).view_as(result)).sum().backward()
+    out[rank] = (result.detach(), part.grad, norm.running_mean.clone(), norm.running_var.clone())
+    dist.destroy_process_group()
+
+
+def test_masked_batchnorm_syncs_its_statistics_across_ddp_processes() -> None:
+    """2 gloo processes with half a batch each normalise, update and back-propagate as one process with all."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(1)
+    values, mask = torch.randn(6, 5, 3), torch.rand(6, 5) > 0.3
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_synced_batchnorm_worker, args=(port, values, mask, out), nprocs=2, join=True)
+    whole = values.clone().requires_grad_(True)
+    norm = MaskedBatchNorm(3).train()
+    result = norm(whole, mask)
+    weights = torch.arange(1.0, result[0::2].numel() + 1).view_as(result[0::2])
+    ((result[0::2] * weights).sum() + (result[1::2] * weights).sum()).backward()
+    for rank in range(2):
+        got, grad, mean, var = out[rank]
+        torch.testing.assert_close(got, result.detach()[rank::2], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(grad, whole.grad[rank::2], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mean, norm.running_mean)
+        torch.testing.assert_close(var, norm.running_var)

@@ -55,12 +55,17 @@ class MaskedBatchNorm(nn.Module):
 
     def _batch_statistics(self, values: torch.Tensor, mask: torch.Tensor | None
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and biased variance (features,) over the real positions; updates the running statistics."""
+        """Mean and biased variance (features,) over the real positions — of every DDP process together when
+        training is distributed (as `nn.SyncBatchNorm`), so N processes × B normalise as one process × N·B —
+        and updates the running statistics."""
         weights = (torch.ones(values.shape[:2], device=values.device) if mask is None
                    else mask.to(values.dtype)).unsqueeze(-1)  # (B, T, 1)
-        count = weights.sum().clamp(min=1.0)
-        mean = (values * weights).sum(dim=(0, 1)) / count  # (F,)
-        var = ((values - mean).pow(2) * weights).sum(dim=(0, 1)) / count  # (F,)
+        if _distributed():
+            mean, var, count = _global_statistics(values, weights)
+        else:
+            count = weights.sum().clamp(min=1.0)
+            mean = (values * weights).sum(dim=(0, 1)) / count  # (F,)
+            var = ((values - mean).pow(2) * weights).sum(dim=(0, 1)) / count  # (F,)
         with torch.no_grad():
             unbiased = var * count / (count - 1).clamp(min=1.0)
             self.running_mean.lerp_(mean.detach(), self.momentum)
@@ -69,6 +74,27 @@ class MaskedBatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _global_statistics(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Mean, biased variance (features,) and count over the real positions of every process (a differentiable
+    all-reduce of the sums, so the gradient flows through the other processes' statistics too)."""
+    from torch.distributed.nn.functional import all_reduce
+
+    features = values.size(-1)
+    sums = torch.cat([(values * weights).sum(dim=(0, 1)), (values.pow(2) * weights).sum(dim=(0, 1)),
+                      weights.sum().view(1)])  # (2F + 1,)
+    sums = all_reduce(sums)
+    count = sums[-1].clamp(min=1.0)
+    mean = sums[:features] / count
+    var = (sums[features: 2 * features] / count - mean.pow(2)).clamp(min=0.0)
+    return mean, var, count
 
 
 def make_between_layers(kind: BetweenLayers, num_features: int) -> nn.Module | None:
