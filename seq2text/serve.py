@@ -89,12 +89,9 @@ class BatchCounters:
 class DynamicBatcher:
     """Gathers the texts of concurrent requests into batches for one function run in one worker thread.
 
-    A batch starts with the oldest waiting request; it waits until `max_batch_size` texts are waiting, or until
-    `max_wait` seconds have passed since the later of the oldest request's arrival and the end of the previous
-    batch, then takes the waiting requests in arrival order while they fit. Counting the wait from the previous
-    batch's end too lets the clients just answered send their next request into this batch: with the wait
-    counted from arrival only, requests that queued during a decode leave at once, and N closed-loop clients
-    settle into two halves that alternate in batches of N/2 (measured in `benchmarks/serve_load.py`).
+    A batch starts with the oldest waiting request; it waits until `max_batch_size` texts are waiting or the
+    oldest has waited `max_wait` seconds (so requests that queued while the model was busy leave at once), then
+    takes the waiting requests in arrival order while they fit.
 
     Args:
         run: texts → one result per text, in order (called in the worker thread, one batch at a time).
@@ -110,7 +107,6 @@ class DynamicBatcher:
         self._pending: deque[tuple[list[Any], asyncio.Future, float]] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._free_since = 0.0  # loop time when the previous batch ended
 
     def start(self) -> None:
         """Starts the batching loop on the running event loop."""
@@ -142,7 +138,7 @@ class DynamicBatcher:
             while not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = max(self._pending[0][2], self._free_since) + self.max_wait
+            deadline = self._pending[0][2] + self.max_wait
             while self._waiting() < self.max_batch_size and loop.time() < deadline:
                 self._arrived.clear()
                 try:
@@ -155,7 +151,6 @@ class DynamicBatcher:
                 batch.append(self._pending.popleft())
                 size += len(batch[-1][0])
             await self._run([(items, future) for items, future, _ in batch], loop)
-            self._free_since = loop.time()
 
     async def _run(self, batch: list[tuple[list[Any], asyncio.Future]], loop: asyncio.AbstractEventLoop) -> None:
         texts = [text for items, _ in batch for text in items]
