@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -331,15 +331,9 @@ def _encode_all(tasks: Iterable[tuple], tokenizer: Tokenizer, workers: int) -> I
         _init_worker(tokenizer.model_proto)
         yield from map(_encode_chunk, tasks)
         return
-    context = get_context("fork") if "fork" in _start_methods() else get_context("spawn")
+    context = get_context("fork") if "fork" in get_all_start_methods() else get_context("spawn")
     with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer.model_proto,)) as pool:
         yield from pool.imap(_encode_chunk, tasks, chunksize=1)
-
-
-def _start_methods() -> list[str]:
-    from multiprocessing import get_all_start_methods
-
-    return get_all_start_methods()
 
 
 # ----------------------------------------------------------------------------------------------- entry points

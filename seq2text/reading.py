@@ -30,8 +30,8 @@ from seq2text.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 __all__ = ["LMReading", "ClassifierReading", "TranslationReading", "CLASSIFIER_MAX_TOKENS", "TRANSLATION_MAX_TOKENS",
            "normalize_text", "read_labeled", "read_parallel", "sort_labels", "count_words", "encode_stream",
-           "batchify", "encode_texts", "encode_sources", "pad_ids", "cut_batches", "length_batches", "Truncation",
-           "FileFormat"]
+           "batchify", "stream_layout", "encode_texts", "encode_sources", "pad_ids", "cut_batches", "length_batches",
+           "Truncation", "FileFormat"]
 
 Truncation = Literal["head", "tail", "head_tail"]
 FileFormat = Literal["auto", "tsv", "csv"]
@@ -271,6 +271,21 @@ def encode_stream(tokenizer: Tokenizer, lines: Sequence[str], backward: bool = F
     return stream.flip(0) if backward else stream
 
 
+def stream_layout(tokens: int, batch_size: int, world_size: int = 1, pad: bool = False) -> tuple[int, int]:
+    """(targets per rank, columns per rank) of a stream of `tokens` ids cut as `batchify` cuts it.
+
+    Raises:
+        DataError: the stream is too short for one column per batch row on every rank.
+    """
+    targets = tokens - 1
+    per_rank = math.ceil(targets / world_size) if pad else targets // world_size
+    columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
+    if columns < 1:
+        raise DataError(f"the token stream ({tokens} tokens) is too short for batch_size={batch_size} on "
+                        f"{world_size} process(es); use a smaller batch size or more text")
+    return per_rank, columns
+
+
 def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
              pad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Cuts this rank's contiguous shard of `stream` into `batch_size` contiguous columns.
@@ -286,12 +301,7 @@ def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: i
     Returns:
         (data, mask): (batch_size, columns + 1) ids, and a bool mask that is True where the id is real text.
     """
-    targets = stream.numel() - 1
-    per_rank = math.ceil(targets / world_size) if pad else targets // world_size
-    columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
-    if columns < 1:
-        raise DataError(f"the token stream ({stream.numel()} tokens) is too short for batch_size={batch_size} on "
-                        f"{world_size} process(es); use a smaller batch size or more text")
+    per_rank, columns = stream_layout(stream.numel(), batch_size, world_size, pad)
     shard = stream[rank * per_rank: rank * per_rank + min(per_rank, batch_size * columns) + 1]
     flat = torch.full((batch_size * columns + 1,), PAD_ID, dtype=torch.long)
     flat[: shard.numel()] = shard

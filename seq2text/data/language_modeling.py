@@ -3,7 +3,6 @@ batchified into columns and cut into (optionally variable-length) truncated-BPTT
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from seq2text.data.base import SplitDataModule
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
-from seq2text.errors import ConfigError, DataError
+from seq2text.errors import ConfigError
 from seq2text.prepared import PreparedCache, expand_inputs, prepare_lm
-from seq2text.reading import LMReading, batchify, count_words, encode_stream
+from seq2text.reading import LMReading, batchify, count_words, encode_stream, stream_layout
 from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 
 __all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamShard", "StreamWindows"]
@@ -75,12 +74,7 @@ class StreamShard:
     def __init__(self, cache: PreparedCache, array: str, batch_size: int, rank: int = 0, world_size: int = 1,
                  pad: bool = False, backward: bool = False) -> None:
         total = cache.stats(array)["length"]
-        targets = total - 1
-        per_rank = math.ceil(targets / world_size) if pad else targets // world_size
-        self.columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
-        if self.columns < 1:
-            raise DataError(f"the token stream ({total} tokens) is too short for batch_size={batch_size} on "
-                            f"{world_size} process(es); use a smaller batch size or more text")
+        per_rank, self.columns = stream_layout(total, batch_size, world_size, pad)
         start = rank * per_rank
         self.real = max(0, min(min(per_rank, batch_size * self.columns) + 1, total - start))  # ids of this shard
         self.batch_size, self.backward = batch_size, backward
