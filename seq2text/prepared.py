@@ -1,7 +1,7 @@
 """Prepared caches: a corpus tokenized once, on every core, into memory-mapped token files (no torch, no Lightning).
 
 A cache is one folder, `<prepared_dir>/<name>-<key>/`, named by a hash of everything that decides its ids (the
-inputs' paths, sizes and modification times or the hub dataset, the tokenizer's fingerprint, the options):
+inputs' paths, sizes and modification times, the tokenizer's fingerprint, the options):
 
     meta.json              format version, key, inputs, tokenizer fingerprint, and per array: dtype, length,
                            lines, tokens, words (+1 per line: word-level perplexity's denominator), characters
@@ -25,7 +25,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
@@ -295,13 +295,12 @@ def _lines_of_chunk(path: Path, start: int, stop: int) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def _encode_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """A worker's job: a byte range of a file, or a list of lines → (ids, lengths, words, chars)."""
-    add_eos, source = task[0], task[1:]
-    lines = _lines_of_chunk(*source) if len(source) == 3 else source[0]
-    flat, lengths = _WORKER_TOKENIZER.encode_flat(lines, add_eos)
+def _encode_chunk(chunk: tuple[Path, int, int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A worker's job: a byte range of a file → (ids with each line's eos, lengths, words, chars)."""
+    lines = _lines_of_chunk(*chunk)
+    flat, lengths = _WORKER_TOKENIZER.encode_flat(lines, add_eos=True)
     flat = flat.astype(id_dtype(_WORKER_TOKENIZER.vocab_size))  # 2 bytes an id back to the parent, not 8
-    words = int(lengths.sum()) if _WORKER_TOKENIZER.model_type == "word" and add_eos else \
+    words = int(lengths.sum()) if _WORKER_TOKENIZER.model_type == "word" else \
         sum(len(line.split()) + 1 for line in lines)  # (a word model's ids are the words and eos)
     return flat, lengths, words, sum(map(len, lines)) + len(lines)
 
@@ -319,12 +318,6 @@ def _file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[P
             start = stop
 
 
-def _line_batches(lines: Iterable[str], size: int = 20_000) -> Iterator[list[str]]:
-    iterator = iter(lines)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def _encode_all(tasks: Iterable[tuple], tokenizer: Tokenizer, workers: int) -> Iterator[tuple]:
     """Encodes tasks in order, on `workers` processes (forked: no re-import of the caller's script)."""
     if workers <= 1:
@@ -337,33 +330,29 @@ def _encode_all(tasks: Iterable[tuple], tokenizer: Tokenizer, workers: int) -> I
 
 
 # ----------------------------------------------------------------------------------------------- entry points
-def prepare_lm(source: Sequence[Path] | Callable[[], Iterable[str]], tokenizer: Tokenizer, name: str,
-               prepared_dir: str | Path | None = None, identity: dict | None = None,
+def prepare_lm(source: Sequence[Path], tokenizer: Tokenizer, name: str, prepared_dir: str | Path | None = None,
                workers: int | None = None) -> PreparedCache:
     """Tokenizes a language-model corpus once into a cache holding one array, `stream` (`</s>`, then every line's
     ids and its `</s>`: `reading.encode_stream`), or opens the cache already there.
 
     Args:
-        source: the corpus's files (read in order, in chunks, never whole), or a function giving an iterable of
-            lines (a streamed hub dataset), whose key is `identity`.
+        source: the corpus's files, read in order, in chunks, never whole (hub datasets reach here as files:
+            `data.catalog` streams them to disk).
         tokenizer: the tokenizer of the ids.
         name: the cache folder's readable prefix (`wikitext103-train`); not part of the key, so a corpus prepared
             under one name is found under any other.
         prepared_dir: where caches live (default `default_prepared_dir()`).
-        identity: what identifies a streamed source (hub id, config, split, revision).
         workers: processes that encode (default: every core this process may use).
 
     Raises:
         DataError: a missing, empty or non-UTF-8 file (named, with the line), or a full disk.
     """
-    streamed = callable(source)
-    if not streamed:
-        for path in source:
-            if not path.is_file():
-                raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
-            if path.stat().st_size == 0:
-                raise DataError(f"{path} is empty; give a file with at least one line of text")
-    sources = identity if streamed else [file_identity(p) for p in source]
+    for path in source:
+        if not path.is_file():
+            raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path} is empty; give a file with at least one line of text")
+    sources = [file_identity(p) for p in source]
     key = cache_key({"kind": "lm", "sources": sources, "tokenizer": tokenizer.fingerprint})
     root = Path(prepared_dir or default_prepared_dir())
     cache = _find(root, key)
@@ -373,8 +362,7 @@ def prepare_lm(source: Sequence[Path] | Callable[[], Iterable[str]], tokenizer: 
 
     def fill(tmp: Path) -> dict:
         writer = _ArrayWriter(tmp, "stream", id_dtype(tokenizer.vocab_size), lead=[EOS_ID])
-        tasks = ((True, batch) for batch in _line_batches(source())) if streamed else \
-            ((True, *chunk) for path in source for chunk in _file_chunks(path))
+        tasks = (chunk for path in source for chunk in _file_chunks(path))
         for flat, lengths, words, chars in _encode_all(tasks, tokenizer, workers):
             writer.write(flat, lengths, words, chars)
         stream = writer.close()
