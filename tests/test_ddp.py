@@ -67,7 +67,8 @@ def _fc(root: Path, processes: int) -> list[str]:
             "month", "--data.init_args.value_columns", "[load]", "--data.init_args.lookback", "12",
             "--data.init_args.horizon", "6", "--data.init_args.valid_size", "12", "--data.init_args.test_size", "24",
             "--data.init_args.batch_size", str(16 // processes), "--data.init_args.eval_batch_size", "7",
-            "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0"]
+            "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0",
+            "--model.init_args.autoregressive", "12"]
 
 
 # task: (data and options, metrics that must be equal, metrics within `rel`, weights within `rel` × 10).

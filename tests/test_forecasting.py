@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ def monthly(n: int = 180, seed: int = 0, ids: tuple[str, ...] = ()) -> pd.DataFr
 TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_columns", "[load]",
         "--data.init_args.lookback", "24", "--data.init_args.horizon", "6", "--data.init_args.valid_size", "24",
         "--data.init_args.test_size", "24", "--data.init_args.batch_size", "16", "--model.init_args.hidden_size", "32",
+        "--model.init_args.autoregressive", "24",
         "--model.init_args.lr", "0.01", "--trainer.precision", "32", "--trainer.check_val_every_n_epoch", "10", *QUIET]
 
 
@@ -114,6 +116,26 @@ def test_regressor_shapes_and_quantile_checks() -> None:
     assert out.shape == (4, 5, 2, 3) and torch.equal(net.point(out), out[..., 1])
     with pytest.raises(ValueError, match="include 0.5"):
         RegressorConfig(3, quantiles=(0.1, 0.9))
+
+
+def test_linear_highway_adds_a_linear_forecast_of_each_variable_to_every_output() -> None:
+    """LSTNet's autoregressive component: shared weights over the variables, the same shift for every quantile,
+    zero at initialisation (the network alone), and refused when it reads beyond the input."""
+    config = RegressorConfig(4, 2, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9), autoregressive=5)
+    net, plain = SequenceRegressor(config), SequenceRegressor(replace(config, autoregressive=0))
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("highway")})
+    net.eval(), plain.eval()
+    x = torch.randn(6, 7, 4)
+    assert torch.equal(net(x), plain(x))  # zero-initialised
+    with torch.no_grad():
+        net.highway.weight.copy_(torch.randn(3, 5))
+        net.highway.bias.copy_(torch.randn(3))
+    expected = torch.einsum("bkv,hk->bhv", x[:, -5:, :2], net.highway.weight) + net.highway.bias[:, None]
+    assert torch.allclose(net(x) - plain(x), expected.unsqueeze(-1).expand(6, 3, 2, 3), atol=1e-6)
+    with pytest.raises(ValueError, match="reads 5 steps"):
+        net(x[:, :4])
+    with pytest.raises(ValueError, match="autoregressive=-1"):
+        RegressorConfig(4, autoregressive=-1)
 
 
 # ----------------------------------------------------------------------------------------------- task + bundle
@@ -234,6 +256,7 @@ def test_many_series_from_parquet_through_fit_and_forecast(tmp_path: Path) -> No
     frame.to_parquet(table)
     bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--data.init_args.id_column", "site",
                  "--data.init_args.value_columns", "[load, temp]", "--data.init_args.lookback", "12",
+                 "--model.init_args.autoregressive", "12",
                  "--data.init_args.valid_size", "12", "--data.init_args.test_size", "12", "--trainer.max_epochs", "2")
     forecaster = seq2text.load(bundle)
     assert set(forecaster.reading.scales) == {"north", "south"}

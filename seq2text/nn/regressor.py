@@ -5,6 +5,10 @@ input projection where they have an embedding).
       → the state after the last step (both directions' final states when bidirectional) → MLP head
       → (B, horizon, output_size, Q): every future step at once (direct multi-step), Q = 1 for a point
         forecast or one output per quantile (prediction intervals).
+    + (autoregressive > 0) a linear autoregressive "highway" (LSTNet, Lai et al. 2018): the last
+      `autoregressive` values of each variable → Linear → (B, horizon, output_size, 1), added to every output,
+      so the recurrent stack learns what a linear forecast misses (trend and season extrapolate linearly;
+      the network's output stays in the range it was trained on).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class RegressorConfig:
         quantiles: predict these quantiles (pinball loss) instead of one point; must include 0.5, the point
             forecast.
         between_layers: normalisation between recurrent layers: `none`, `layernorm` or `batchnorm`.
+        autoregressive: steps of each variable's most recent history fed to the linear highway (0: none); at
+            most the lookback. Its weights are shared by all variables, as in LSTNet.
     """
 
     input_size: int
@@ -53,10 +59,14 @@ class RegressorConfig:
     head_sizes: tuple[int, ...] = ()
     quantiles: tuple[float, ...] = ()
     between_layers: BetweenLayers = "none"
+    autoregressive: int = 0
 
     def __post_init__(self) -> None:
         if min(self.input_size, self.output_size, self.horizon, self.hidden_size, self.num_layers) < 1:
             raise ValueError("input_size, output_size, horizon, hidden_size and num_layers must be positive")
+        if self.autoregressive < 0 or self.output_size > self.input_size:
+            raise ValueError(f"autoregressive={self.autoregressive} must be ≥ 0 (0: no linear highway) and "
+                             f"output_size={self.output_size} at most input_size={self.input_size}")
         if self.quantiles and (0.5 not in self.quantiles or not all(0 < q < 1 for q in self.quantiles)
                                or list(self.quantiles) != sorted(set(self.quantiles))):
             raise ValueError(f"quantiles={list(self.quantiles)} must increase strictly within (0, 1) and include "
@@ -84,14 +94,26 @@ class SequenceRegressor(nn.Module):
         self.output_dropout = LockedDropout(config.dropout)
         outputs = config.horizon * config.output_size * config.num_outputs
         self.head = _mlp(self.rnn.output_size, config.head_sizes, outputs, config.dropout)
+        self.highway = nn.Linear(config.autoregressive, config.horizon) if config.autoregressive else None
+        if self.highway is not None:  # starts as the last-value forecast; the stack's output is added to it
+            nn.init.zeros_(self.highway.weight)
+            nn.init.zeros_(self.highway.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, lookback, input_size) → predictions (batch, horizon, output_size, Q), Q = `num_outputs`."""
+        """x: (batch, lookback, input_size), the predicted variables first → predictions
+        (batch, horizon, output_size, Q), Q = `num_outputs`."""
+        c = self.config
         out, _ = self.rnn(self.project(x))  # (B, L, hidden × directions)
         lengths = torch.full((x.size(0),), x.size(1), device=x.device)
         last = pool(self.output_dropout(out), lengths, "last", self.config.bidirectional)  # (B, features)
-        c = self.config
-        return self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
+        predictions = self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
+        if self.highway is None:
+            return predictions
+        if x.size(1) < c.autoregressive:
+            raise ValueError(f"the linear highway reads {c.autoregressive} steps but the input has {x.size(1)}")
+        recent = x[:, -c.autoregressive:, : c.output_size].transpose(1, 2)  # (B, V, k)
+        linear = self.highway(recent).transpose(1, 2).unsqueeze(-1)  # (B, H, V, 1)
+        return predictions + linear.float()
 
     def point(self, predictions: torch.Tensor) -> torch.Tensor:
         """The point forecast, (..., output_size): the median where quantiles are predicted."""

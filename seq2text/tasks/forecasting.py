@@ -28,8 +28,8 @@ class ForecastingTask(Task):
     Args:
         input_size, output_size, output_steps: the network's shape (features per step, variables, the
             horizon); None takes it from the data module (the CLI case), and a given value must match it.
-        hidden_size, num_layers, rnn_type, bidirectional, dropout, head_sizes, between_layers: see
-            `RegressorConfig`.
+        hidden_size, num_layers, rnn_type, bidirectional, dropout, head_sizes, between_layers, autoregressive: see
+            `RegressorConfig` (autoregressive: the linear highway's steps, at most data.lookback).
         loss: `mse`, `mae`, `huber` or `quantile` (pinball loss on `quantiles`: prediction intervals).
         quantiles: the quantiles of `quantile` (must include 0.5, the point forecast).
         huber_delta: where `huber` turns linear (in units of the series' scale).
@@ -61,6 +61,7 @@ class ForecastingTask(Task):
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
         between_layers: BetweenLayers = "none",
+        autoregressive: int = 0,
     ) -> None:
         super().__init__()
         if not 0 <= dropout < 1 or lr <= 0 or weight_decay < 0 or huber_delta <= 0:
@@ -79,7 +80,7 @@ class ForecastingTask(Task):
         try:
             config = RegressorConfig(input_size, output_size, horizon, hp.hidden_size, hp.num_layers, hp.rnn_type,
                                      hp.bidirectional, hp.dropout, tuple(hp.head_sizes or ()),
-                                     tuple(hp.quantiles or ()), hp.between_layers)
+                                     tuple(hp.quantiles or ()), hp.between_layers, hp.autoregressive)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         self.net = SequenceRegressor(config)
@@ -100,6 +101,9 @@ class ForecastingTask(Task):
                  if g is not None and g != s]
         if wrong:
             raise ConfigError("; ".join(wrong) + "; leave them unset (the data module sets them)")
+        if self.hparams.autoregressive > reading.lookback:
+            raise ConfigError(f"model.autoregressive={self.hparams.autoregressive} reads more steps than "
+                              f"data.lookback={reading.lookback}; lower it or raise the lookback")
         if self.net is None:
             self._build(*shape)
 
