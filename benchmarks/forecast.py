@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, fit_to_budget, record
+from common import ROOT, fit_recipe, record
 from forecast_peers import PEERS, Series, evaluate, load_series, rolling_windows, scores
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}
@@ -64,7 +64,8 @@ def _seq2text(series: Series, out: Path, overrides: list[str], seeds: int, proto
              "--data.init_args.test_size", str(series.test_size), "--data.init_args.horizon", str(series.horizon),
              "--data.init_args.season", str(series.season), *overrides]
     members = [out / protocol / f"seed_{1234 + k}" for k in range(seeds)]
-    wall = [fit_to_budget(recipe, member, 60.0, [*extra, "--seed_everything", str(1234 + k)])
+    # no --budget: the recipe's epochs set the learning-rate schedule (a budget would stretch it over the budget)
+    wall = [fit_recipe(recipe, member, [*extra, "--seed_everything", str(1234 + k)])
             for k, member in enumerate(members)]
     forecaster = seq2text.load([m / "bundle" for m in members] if seeds > 1 else members[0] / "bundle")
     frame = pd.read_csv(table)
