@@ -52,6 +52,7 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "total_train_seconds", "lm_train_seconds", "lm_bundle", "mase_seq2text_refit", "mase_arima", "mase_ets",
         "mase_darts_rnn", "mase_seasonal_naive", "interval_coverage_10_90", "test_rmse", "mae_train_mean",
         "mae_classifier_expected", "errors", "ratio_to_in_process", "p50_latency_ms", "p99_latency_ms",
+        "dynamic_requests_per_sec", "ratio_continuous_to_dynamic",
         "average_gain", "ensemble_gain", "bleu_drop", "accuracy_drop", "bundle_bytes", "ratios", "valid_bpc",
         "wall_seconds", "rss_ratios", "first_step_after_imports_s_at_largest", "prepare_mb_per_sec_at_largest",
         "prepare_speed_ratio_to_sentencepiece_one_core", "best_cell",

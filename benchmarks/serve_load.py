@@ -12,7 +12,9 @@ Starts `seq2text serve` on 127.0.0.1 (a free port), then
 3. `--mixed` requests of which 10% are malformed (bad JSON, missing or mistyped fields, too many texts, a
    text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
    translation;
-4. SIGTERM: the server must finish and exit 0.
+4. SIGTERM: the server must finish and exit 0;
+5. phase 1 again against a server started with `--batching dynamic` (a batch per group of requests, decoded to
+   its end: the batcher before continuous batching), for the ratio of the two in the same run.
 Every phase has a bounded number of requests and a time limit, so the benchmark always stops by itself.
 Writes benchmarks/results/serve_load.json: value = requests/s of phase 1, errors = failed or lost requests
 (all phases), ratio_to_in_process.
@@ -54,9 +56,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_server(model: str, port: int, max_batch_size: int, max_wait_ms: float, log: Path) -> subprocess.Popen:
+def _start_server(model: str, port: int, max_batch_size: int, max_wait_ms: float, log: Path,
+                  batching: str = "continuous") -> subprocess.Popen:
     command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", model, "--host", "127.0.0.1", "--port",
-               str(port), "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms)]
+               str(port), "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
+               "--batching", batching]
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
 
@@ -133,17 +137,23 @@ def _check_good(outcomes: list[dict], expected: list[str]) -> tuple[int, int]:
     return failed, differ
 
 
-async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str]) -> dict:
+async def _phase1(url: str, good: list[tuple[bytes, str]], args: argparse.Namespace) -> tuple[float, list, dict]:
+    """Warm-up, then every good request once: (seconds, outcomes, the server's /info)."""
     import httpx
 
-    url = f"http://127.0.0.1:{args.port}"
-    good = [_good_body(s) for s in sentences]
     await _load(url, good[: args.clients], args.clients, args.time_limit)  # warm-up
     start = time.perf_counter()
     outcomes = await _load(url, good, args.clients, args.time_limit)
     seconds = time.perf_counter() - start
     async with httpx.AsyncClient() as client:
         info = (await client.get(f"{url}/info")).json()
+    return seconds, outcomes, info
+
+
+async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str]) -> dict:
+    url = f"http://127.0.0.1:{args.port}"
+    good = [_good_body(s) for s in sentences]
+    seconds, outcomes, info = await _phase1(url, good, args)
     failed, differ = _check_good(outcomes, in_process)
     latencies = [o["latency"] for o in outcomes if o["latency"] is not None]
     mixed_plan = [i % 10 == 9 for i in range(args.mixed)]
@@ -159,6 +169,26 @@ async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[
             "info": info, "mixed_failed": mixed_failed, "mixed_differ": mixed_differ, "bad_not_4xx": bad_not_4xx,
             "bad": len(bad_outcomes), "mixed_good": len(good_outcomes),
             "bad_statuses": sorted({o["status"] for o in bad_outcomes if o["status"]})}
+
+
+def _dynamic(args: argparse.Namespace, sentences: list[str], in_process: list[str], log: Path) -> dict:
+    """Phase 1 against a server with `--batching dynamic`."""
+    port = _free_port()
+    server = _start_server(args.model, port, args.max_batch_size, args.max_wait_ms, log, batching="dynamic")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(_wait_healthy(url, server, log, 180))
+        seconds, outcomes, info = asyncio.run(_phase1(url, [_good_body(s) for s in sentences], args))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    failed, differ = _check_good(outcomes, in_process)
+    return {"requests_per_sec": round(len(sentences) / seconds, 1), "failed_or_lost": failed,
+            "translated_differently": differ, "server_batching": info["batching"],
+            "p50_latency_ms": round(1000 * statistics.median(o["latency"] for o in outcomes if o["latency"]), 1)}
 
 
 def _in_process(model: str, sentences: list[str], batch_size: int) -> tuple[list[str], float]:
@@ -181,6 +211,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--in-process-batch-size", type=int, default=64, help="Translator.translate's default")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
+    parser.add_argument("--no-dynamic", action="store_true", help="skip phase 5 (the --batching dynamic server)")
     args = parser.parse_args()
     from seq2text.data.catalog import resolve_parallel
 
@@ -203,9 +234,15 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             exit_code = "killed after 60 s"
+    dynamic = None if args.no_dynamic else _dynamic(args, sentences, in_process,
+                                                    log.with_name("serve_load_dynamic.log"))
     lost = sum(o["status"] is None for o in result["outcomes"])
-    errors = result["failed"] + result["mixed_failed"] + result["bad_not_4xx"]
+    errors = (result["failed"] + result["mixed_failed"] + result["bad_not_4xx"]
+              + (dynamic or {}).get("failed_or_lost", 0))
     rps, in_rate = len(sentences) / result["seconds"], len(sentences) / in_seconds
+    versus = {} if dynamic is None else {"dynamic_batching": dynamic, "dynamic_requests_per_sec":
+                                         dynamic["requests_per_sec"], "ratio_continuous_to_dynamic":
+                                         round(rps / dynamic["requests_per_sec"], 3)}
     record("serve_load", metric="requests_per_sec", value=round(rps, 1), errors=errors, lost=lost,
            ratio_to_in_process=round(rps / in_rate, 3), in_process_sentences_per_sec=round(in_rate, 1),
            in_process_batch_size=args.in_process_batch_size, requests=len(sentences), clients=args.clients,
@@ -216,7 +253,7 @@ def main() -> None:
            p50_latency_ms=round(1000 * statistics.median(result["latencies"]), 1),
            p99_latency_ms=round(1000 * _percentile(result["latencies"], 0.99), 1),
            identical_to_in_process=round(1 - result["differ"] / len(sentences), 4),
-           server_batching=result["info"]["batching"], beam_size=5, model=args.model,
+           server_batching=result["info"]["batching"], beam_size=5, model=args.model, **versus,
            mixed={"requests": args.mixed, "malformed": result["bad"], "malformed_not_4xx": result["bad_not_4xx"],
                   "malformed_statuses": result["bad_statuses"], "good": result["mixed_good"],
                   "good_failed": result["mixed_failed"], "good_translated_differently": result["mixed_differ"]},

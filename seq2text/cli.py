@@ -225,6 +225,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="how long the first request of a batch waits for others to join it")
     srv.add_argument("--max-chars", type=int, default=2000, help="longest text a request may hold")
     srv.add_argument("--max-lines", type=int, default=64, help="most texts in one request")
+    srv.add_argument("--batching", choices=("continuous", "dynamic"), default="continuous",
+                     help="translation: continuous (sentences join and leave the running beam search between "
+                     "steps) or dynamic (one batch per group of requests, decoded to its end)")
     pic = sub.add_parser("plot", help="draw a run's training curves (loss, perplexity, BLEU/accuracy, learning rate "
                          "against the step) from its CSVLogger metrics.csv (needs seq2text[plot])")
     pic.add_argument("--run", required=True, help="run directory (its newest metrics.csv is read) or a metrics.csv")
@@ -314,7 +317,7 @@ def _run_tool(args: argparse.Namespace) -> None:
         from seq2text.serve import ServeConfig, serve
 
         serve(args.model, ServeConfig(args.host, args.port, args.max_batch_size, args.max_wait_ms / 1000,
-                                      args.max_chars, args.max_lines))
+                                      args.max_chars, args.max_lines, batching=args.batching))
 
 
 def _prepare(args: argparse.Namespace, extra: list[str]) -> None:

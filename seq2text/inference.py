@@ -22,7 +22,7 @@ from seq2text.nn.config import config_from
 from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.nn.search import Hypothesis, SearchConfig, beam_search, greedy_search
+from seq2text.nn.search import ContinuousBeamSearch, Hypothesis, SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.reading import ClassifierReading, LMReading, TranslationReading, batchify, count_words, pad_ids
 from seq2text.series import Series, SeriesReading, read_series
@@ -449,6 +449,26 @@ class Translator:
 
     def _texts(self, hyps: list[Hypothesis]) -> list[str]:
         return self.tokenizer.decode([h.tokens for h in hyps])  # one call: sentencepiece decodes a batch at once
+
+    # ------------------------------------------------------------------------------ continuous batching
+    def source_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Sources as `translate` reads them (non-empty texts only: an empty one translates to ""), cut to
+        `max_src_len` pieces."""
+        src_ids, cut = self.reading.encode(self.tokenizer, list(texts))
+        if cut:
+            warnings.warn(f"{cut} input(s) longer than max_src_len={self.reading.max_src_len} pieces were cut to "
+                          f"their first {self.reading.max_src_len} pieces", stacklevel=2)
+        return src_ids
+
+    def continuous_search(self) -> ContinuousBeamSearch:
+        """A beam search that sentences join and leave between steps, with this model's default settings (a
+        server's batch; beam size 1 finds greedy search's tokens)."""
+        s = self.search
+        return ContinuousBeamSearch(self.net, s.beam_size, 1, s.length_penalty, s.max_len_ratio, s.max_len_offset)
+
+    def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
+        """The text of each hypothesis."""
+        return self._texts(list(hyps))
 
     def _translation(self, hyp: Hypothesis, text: str, src_ids: list[int]) -> Translation:
         piece = self.tokenizer.id_to_piece

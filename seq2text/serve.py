@@ -8,9 +8,14 @@
     POST /forecast   {"history": [{"time": ..., "<value column>": ...}, ...], "horizon": null}
     GET  /health, GET /info (task, languages, metrics, sacreBLEU signature, limits, batching counters)
 
-Texts of concurrent requests are decoded together: a batch starts with the first waiting request and takes
-the others that arrive within `max_wait` seconds, up to `max_batch_size` texts (a request is never split).
-The model runs in one worker thread, so the event loop keeps accepting requests while a batch decodes.
+Texts of concurrent requests are decoded together. Translation batches continuously (`--batching continuous`,
+the default): sentences join the running beam search between two decoding steps and leave it when they end, so
+a client just answered sends its next sentence into the batch being decoded instead of waiting for a whole
+batch to finish; at most `max_batch_size` sentences decode together, and an idle server waits `max_wait` for
+more before its first step. The other tasks (and `--batching dynamic`) batch per request: a batch starts with the
+first waiting request and takes the others that arrive within `max_wait` seconds, up to `max_batch_size` texts
+(a request is never split). The model runs in one worker thread, so the event loop keeps accepting requests
+while it decodes.
 Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters
 413, an unknown route 404. On SIGINT/SIGTERM uvicorn stops accepting connections and finishes the requests
 in flight before the process exits.
@@ -19,16 +24,21 @@ in flight before the process exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import queue
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from seq2text.errors import ConfigError, Seq2TextError
+from seq2text.reading import pad_ids
 
 try:
     import uvicorn
@@ -41,7 +51,9 @@ except ImportError as missing:  # an optional extra: the core install stays smal
     raise Seq2TextError(f"seq2text serve needs FastAPI and uvicorn ({missing}): "
                         "pip install 'seq2text[serve]'") from None
 
-__all__ = ["DynamicBatcher", "ServeConfig", "create_app", "serve"]
+__all__ = ["ContinuousBatcher", "DynamicBatcher", "ServeConfig", "create_app", "serve"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class ServeConfig:
         max_chars: longest text (characters) a request may hold.
         max_lines: most texts in one request.
         graceful_timeout: seconds that shutdown waits for the requests in flight.
+        batching: `continuous` (translation: sentences join and leave the running search between steps) or
+            `dynamic` (a batch per group of requests, decoded to its end); the other tasks always batch dynamically.
     """
 
     host: str = "127.0.0.1"
@@ -64,8 +78,11 @@ class ServeConfig:
     max_chars: int = 2000
     max_lines: int = 64
     graceful_timeout: float = 30.0
+    batching: Literal["continuous", "dynamic"] = "continuous"
 
     def __post_init__(self) -> None:
+        if self.batching not in ("continuous", "dynamic"):
+            raise ConfigError(f"--batching must be continuous or dynamic, got {self.batching!r}")
         if self.max_batch_size < 1 or self.max_chars < 1 or self.max_lines < 1:
             raise ConfigError("--max-batch-size, --max-chars and --max-lines must be positive")
         if not 0 <= self.max_wait <= 10 or not math.isfinite(self.max_wait):
@@ -83,6 +100,8 @@ class BatchCounters:
     batches: int = 0
     largest_batch: int = 0
     failed_batches: int = 0
+    steps: int = 0  # continuous batching: decoding steps, and sentences summed over them
+    step_sentences: int = 0
     sizes: list[int] = field(default_factory=list, repr=False)
 
 
@@ -173,6 +192,127 @@ class DynamicBatcher:
             start += len(items)
 
 
+class ContinuousBatcher:
+    """Continuous batching for translation: one worker thread runs a `ContinuousBeamSearch`; between two steps
+    it admits the waiting requests (in arrival order, while at most `max_batch_size` sentences decode; a larger
+    request runs alone), and answers a request once all its sentences have ended.
+
+    Args:
+        translator: a `Translator` (or ensemble): `source_ids`, `continuous_search`, `detokenize`.
+        max_batch_size: most sentences decoded together.
+        max_wait: seconds an idle worker waits, after a first request, for others to start with it.
+    """
+
+    def __init__(self, translator: Any, max_batch_size: int, max_wait: float) -> None:  # noqa: ANN401
+        self.translator, self.max_batch_size, self.max_wait = translator, max_batch_size, max_wait
+        self.counters = BatchCounters()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Starts the worker thread, answering on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._work, name="seq2text-model", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stops the worker (after the server has finished the requests in flight)."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    async def submit(self, items: list[str]) -> list[str]:
+        """Queues one request's texts and waits for their translations."""
+        if self._loop is None:
+            raise RuntimeError("the batcher is not started (the server's lifespan starts it)")
+        future = self._loop.create_future()
+        self._queue.put((items, future))
+        return await future
+
+    # ------------------------------------------------------------------------------ the worker thread
+    def _work(self) -> None:
+        search, held, requests = self.translator.continuous_search(), deque(), {}
+        while not self._stop.is_set():
+            self._gather(held, idle=len(search) == 0)
+            try:
+                self._admit(search, held, requests)
+                if len(search):
+                    self.counters.steps += 1
+                    self.counters.step_sentences += len(search)
+                    for (number, index), hyps in search.step():
+                        self._ended(requests, number, index, hyps[0])
+            except Exception as error:  # noqa: BLE001 - handed to every request in the search (a 500 each)
+                log.exception("decoding failed")
+                self.counters.failed_batches += 1
+                for request in requests.values():
+                    self._answer(request["future"], error=error)
+                search, requests = self.translator.continuous_search(), {}
+
+    def _gather(self, held: deque, idle: bool) -> None:
+        """Moves queued requests to `held`; an idle worker blocks for the first, then waits `max_wait`."""
+        if idle and not held:
+            try:
+                held.append(self._queue.get(timeout=0.1))
+            except queue.Empty:
+                return
+            deadline = time.monotonic() + self.max_wait
+            while sum(len(items) for items, _ in held) < self.max_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    held.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        while True:
+            try:
+                held.append(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _admit(self, search: Any, held: deque, requests: dict) -> None:  # noqa: ANN401
+        """Starts the held requests that fit beside the sentences decoding (the first always, when idle)."""
+        texts, keys, room = [], [], self.max_batch_size - len(search)
+        while held and (len(held[0][0]) <= room - len(texts) or (not len(search) and not texts)):
+            items, future = held.popleft()
+            if future.done():  # the client went away
+                continue
+            number = self.counters.requests
+            self.counters.requests += 1
+            self.counters.texts += len(items)
+            live = [i for i, text in enumerate(items) if text.strip()]
+            requests[number] = {"future": future, "hyps": [None] * len(items), "left": len(live)}
+            texts += [items[i] for i in live]
+            keys += [(number, i) for i in live]
+            if not live:
+                self._ended(requests, number, None, None)
+        if texts:
+            src, lengths = pad_ids(self.translator.source_ids(texts))
+            search.add(src, lengths, keys)
+            self.counters.batches += 1
+            self.counters.largest_batch = max(self.counters.largest_batch, len(search))
+
+    def _ended(self, requests: dict, number: int, index: int | None, hyp: Any) -> None:  # noqa: ANN401
+        request = requests[number]
+        if index is not None:
+            request["hyps"][index] = hyp
+            request["left"] -= 1
+        if request["left"] == 0:
+            del requests[number]
+            found = [h for h in request["hyps"] if h is not None]
+            texts = iter(self.translator.detokenize(found) if found else [])
+            self._answer(request["future"], [next(texts) if h is not None else "" for h in request["hyps"]])
+
+    def _answer(self, future: asyncio.Future, result: list | None = None, error: Exception | None = None) -> None:
+        def settle() -> None:
+            if not future.done():  # a client that went away cancelled its future
+                future.set_exception(error) if error is not None else future.set_result(result)
+
+        self._loop.call_soon_threadsafe(settle)
+
+
 class TextsIn(BaseModel):
     """A request of texts (one text: a list of one)."""
 
@@ -235,7 +375,8 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
     info = {"task": predictor.task, "models": [str(m) for m in models], "routes": routes,
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float | str | list | dict)},
             "limits": {"max_lines": config.max_lines, "max_chars": config.max_chars},
-            "batching": {"max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait * 1000}}
+            "batching": {"mode": config.batching if predictor.task == "translation" else "dynamic",
+                         "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait * 1000}}
     reading = getattr(predictor, "reading", None)
     if predictor.task == "translation":
         info["languages"] = {"source": reading.src_lang, "target": reading.trg_lang}
@@ -244,6 +385,8 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
     if counters is not None:
         shown = {k: v for k, v in asdict(counters).items() if k != "sizes"}
         shown["mean_batch_size"] = round(counters.texts / counters.batches, 2) if counters.batches else 0.0
+        if counters.steps:  # continuous batching: sentences decoded together, on average over the steps
+            shown["mean_sentences_per_step"] = round(counters.step_sentences / counters.steps, 2)
         info["batching"].update(shown)
     return info
 
@@ -255,7 +398,10 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     routes = ["/health", "/info"]
     if predictor.task != "forecasting":
         path, key, run = _text_route(predictor)
-        batcher = DynamicBatcher(run, config.max_batch_size, config.max_wait, executor)
+        if predictor.task == "translation" and config.batching == "continuous":
+            batcher = ContinuousBatcher(predictor, config.max_batch_size, config.max_wait)
+        else:
+            batcher = DynamicBatcher(run, config.max_batch_size, config.max_wait, executor)
         routes.append(path)
 
     @asynccontextmanager
@@ -307,7 +453,8 @@ def _problem(error: dict) -> str:
     return f"{where}: {error.get('msg')}"
 
 
-def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher, config: ServeConfig) -> None:
+def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher | ContinuousBatcher,
+                    config: ServeConfig) -> None:
     async def handle(request: TextsIn) -> dict:
         _check_texts(request.texts, config)
         results = await batcher.submit(request.texts)

@@ -68,12 +68,15 @@ def test_translate_endpoint_gives_the_in_process_translations(translator_bundle:
         response = client.post("/translate", json={"texts": SENTENCES})
         assert response.status_code == 200
         assert response.json() == {"translations": translator.translate(SENTENCES)}
+        mixed = client.post("/translate", json={"texts": ["", SENTENCES[0], "  "]}).json()["translations"]
+        assert mixed == ["", translator.translate(SENTENCES[:1])[0], ""]
+        assert client.post("/translate", json={"texts": [" "]}).json() == {"translations": [""]}
         info = client.get("/info").json()
     assert info["task"] == "translation" and info["routes"] == ["/health", "/info", "/translate"]
     assert info["languages"] == {"source": "de", "target": "en"}
     assert info["sacrebleu_signature"] == translator.metrics["test/bleu_signature"]
     assert info["metrics"]["test/bleu"] == translator.metrics["test/bleu"]
-    assert info["batching"]["requests"] == 1 and info["batching"]["texts"] == len(SENTENCES)
+    assert info["batching"]["requests"] == 3 and info["batching"]["mode"] == "continuous"
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [
@@ -98,17 +101,21 @@ def test_bad_requests_get_a_json_4xx_and_the_server_goes_on(translator_bundle: P
         assert client.get("/nowhere").status_code == 404 and "error" in client.get("/nowhere").json()
 
 
-def test_concurrent_requests_are_decoded_in_shared_batches(translator_bundle: Path) -> None:
+@pytest.mark.parametrize("batching", ["continuous", "dynamic"])
+def test_concurrent_requests_are_decoded_in_shared_batches(translator_bundle: Path, batching: str) -> None:
     translator = seq2text.load(translator_bundle)
     texts = [SENTENCES[i % len(SENTENCES)] + f" {i % 3}" for i in range(16)]
-    app = create_app(translator, ServeConfig(max_batch_size=8, max_wait=0.5))
+    app = create_app(translator, ServeConfig(max_batch_size=8, max_wait=0.5, batching=batching))
     with running(app) as url:
         responses = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [t]} for t in texts]))
         batching = httpx.get(f"{url}/info").json()["batching"]
     assert [r.status_code for r in responses] == [200] * 16
     assert [r.json()["translations"][0] for r in responses] == translator.translate(texts)
-    assert batching["requests"] == 16 and batching["largest_batch"] <= 8
-    assert batching["batches"] <= 4, batching  # one per request would be 16
+    assert batching["requests"] == 16 and batching["largest_batch"] <= 8 and batching["failed_batches"] == 0
+    if batching["mode"] == "dynamic":
+        assert batching["batches"] <= 4, batching  # one per request would be 16
+    else:  # sentences decoded side by side: 8 at the start, each freed place taken by a waiting one
+        assert batching["largest_batch"] == 8 and batching["mean_sentences_per_step"] > 4, batching
 
 
 def test_a_request_larger_than_a_batch_runs_alone(translator_bundle: Path) -> None:
@@ -116,7 +123,8 @@ def test_a_request_larger_than_a_batch_runs_alone(translator_bundle: Path) -> No
     with TestClient(create_app(translator, ServeConfig(max_batch_size=2, max_wait=0.0))) as client:
         response = client.post("/translate", json={"texts": SENTENCES})
         assert response.json()["translations"] == translator.translate(SENTENCES)
-        assert client.get("/info").json()["batching"]["largest_batch"] == len(SENTENCES)
+        decoded = [text for text in SENTENCES if text.strip()]  # an empty text is answered "" without the model
+        assert client.get("/info").json()["batching"]["largest_batch"] == len(decoded) < len(SENTENCES)
 
 
 def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from seq2text.data.translation import PairBatchSampler, TranslationDataModule, r
 from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.metrics import bleu, chrf, reference_streams, ter, translation_scores
 from seq2text.nn.attention import make_attention
-from seq2text.nn.search import beam_search, greedy_search, max_lengths
+from seq2text.nn.ensemble import Seq2SeqEnsemble
+from seq2text.nn.search import ContinuousBeamSearch, beam_search, greedy_search, max_lengths
 from seq2text.nn.seq2seq import FeedingCell, Seq2Seq, Seq2SeqConfig
 from tests.conftest import REPO, TINY_MT, fit, toy_pairs, write_pairs
 
@@ -230,6 +231,51 @@ def test_search_does_not_depend_on_the_batch(rnn_type: str, attention: str, eos_
         assert hyps[0].attention.shape == (len(hyps[0].tokens) + 1, int(lengths[row])) and len(hyps[0].tokens) < limit
     one_beam = beam_search(model, src, lengths, beam_size=1)
     assert [h[0].tokens for h in one_beam] == [h.tokens for h in greedy]  # beam 1 is greedy
+
+
+@pytest.mark.parametrize(("rnn_type", "attention", "eos_bias", "beam_size"),
+                         [("gru", "bahdanau", 1.0, 4), ("lstm", "luong_general", 0.0, 3),
+                          ("lstm", "luong_general", 0.0, 1)])
+def test_continuous_search_gives_every_sentence_its_beam_search_result(rnn_type: str, attention: str,
+                                                                       eos_bias: float, beam_size: int) -> None:
+    """Sentences joining a running search at different steps (padded to other lengths, beside sentences that
+    are half done) and leaving it when they end get exactly what beam_search gives them in a batch."""
+    model = sharp_model(rnn_type, attention, eos_bias, 1)
+    src, lengths = random_batch(9)
+    expected = beam_search(model, src, lengths, beam_size=beam_size, n_best=1)
+    search = ContinuousBeamSearch(model, beam_size)
+    arrivals = {0: [0, 1, 2], 1: [3], 2: [4, 5], 3: [6], 9: [7, 8]}  # step → sentences joining before it
+    found, step, joined_running = {}, 0, 0
+    while step <= max(arrivals) or len(search):
+        rows = arrivals.get(step, [])
+        if rows:
+            joined_running += len(search) > 0
+            width = int(lengths[rows].max())
+            search.add(src[rows, :width], lengths[rows], [f"s{r}" for r in rows])
+        found.update(search.step())
+        step += 1
+    assert joined_running >= 2 and len(search) == 0 and sorted(found) == sorted(f"s{r}" for r in range(9))
+    for row in range(9):
+        (hyp,), want = found[f"s{row}"], expected[row][0]
+        assert hyp.tokens == want.tokens and hyp.score == pytest.approx(want.score, abs=1e-4)
+    assert search.step() == []  # nothing left
+    with pytest.raises(ValueError, match="2 keys for 1 sentences"):
+        search.add(src[:1], lengths[:1], ["a", "b"])
+
+
+def test_continuous_search_decodes_ensembles() -> None:
+    torch.manual_seed(0)
+    config = Seq2SeqConfig(vocab_size=30, emb_size=8, hidden_size=8, rnn_type="gru", attention="bahdanau")
+    ensemble = Seq2SeqEnsemble([Seq2Seq(config).eval(), Seq2Seq(config).eval()])
+    src, lengths = torch.randint(4, 30, (3, 5)), torch.tensor([5, 4, 2])
+    expected = beam_search(ensemble, src, lengths, beam_size=3)
+    search = ContinuousBeamSearch(ensemble, 3)
+    search.add(src[:1], lengths[:1], [0])
+    found = dict(search.step())
+    search.add(src[1:, :4], lengths[1:], [1, 2])
+    while len(search):
+        found.update(search.step())
+    assert [found[i][0].tokens for i in range(3)] == [hyps[0].tokens for hyps in expected]
 
 
 # ----------------------------------------------------------------------------------------------- metrics

@@ -30,6 +30,12 @@ class EnsembleEncoderOutput:
         """Keeps (or repeats) the batch rows `rows`, (n,), in every member."""
         return EnsembleEncoderOutput(tuple(enc.index_select(rows) for enc in self.members))
 
+    @staticmethod
+    def cat(outputs: Sequence[EnsembleEncoderOutput]) -> EnsembleEncoderOutput:
+        """The batches one after another, in every member (see `EncoderOutput.cat`)."""
+        return EnsembleEncoderOutput(tuple(EncoderOutput.cat(m) for m in zip(*(o.members for o in outputs),
+                                                                                strict=True)))
+
 
 @dataclass(frozen=True)
 class EnsembleState:
@@ -40,6 +46,11 @@ class EnsembleState:
     def index_select(self, rows: torch.Tensor) -> EnsembleState:
         """Keeps (or repeats) the batch rows `rows`, (n,), in every member (beam search reorders with this)."""
         return EnsembleState(tuple(state.index_select(rows) for state in self.members))
+
+    @staticmethod
+    def cat(states: Sequence[EnsembleState]) -> EnsembleState:
+        """The batches' states one after another, in every member."""
+        return EnsembleState(tuple(DecoderState.cat(m) for m in zip(*(s.members for s in states), strict=True)))
 
 
 class Seq2SeqEnsemble(nn.Module):

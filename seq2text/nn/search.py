@@ -20,7 +20,7 @@ import torch
 
 from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
 
-__all__ = ["Hypothesis", "SearchConfig", "greedy_search", "beam_search", "max_lengths"]
+__all__ = ["ContinuousBeamSearch", "Hypothesis", "SearchConfig", "greedy_search", "beam_search", "max_lengths"]
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
         top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, model.eos_id)
         done = _finalize(beams, top_scores, origin, top_tokens, weights, t, length_penalty, model.eos_id,
                          finished, src_lengths)
-        tokens = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit, model.eos_id)
+        tokens, _ = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit, model.eos_id)
         if beams.sentences.numel() == 0:
             break
     return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
@@ -208,40 +208,49 @@ def _expand(log_probs: torch.Tensor, scores: torch.Tensor, at_limit: torch.Tenso
 
 
 def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
-              weights: torch.Tensor, t: int, length_penalty: float, eos_id: int,
-              finished: list[list[Hypothesis]], src_lengths: torch.Tensor) -> torch.Tensor:
+              weights: torch.Tensor, made: int | list[int], length_penalty: float, eos_id: int,
+              finished: list[list[Hypothesis]] | dict[int, list[Hypothesis]],
+              src_lengths: torch.Tensor | None) -> torch.Tensor:
     """Moves extensions ending in eos (among each sentence's best k) to `finished`.
+
+    Args:
+        made: tokens each live sentence generated before this step (one number when all did the same); its
+            history is the last `made` columns of `beams.history`.
+        src_lengths: the source lengths by sentence, to cut the attention weights (when kept).
 
     Returns:
         (live,) True for the sentences that now have k finished hypotheses.
     """
     k = beams.scores.size(1)
     ends = (top_tokens[:, :k] == eos_id) & torch.isfinite(top_scores[:, :k])  # (live, k)
-    penalty = float(t + 1) ** length_penalty
     sentences = beams.sentences.tolist()
+    width = beams.history.size(2)
     for row, rank in ends.nonzero().tolist():
         sentence = sentences[row]
         if len(finished[sentence]) >= k:
             continue
+        steps = made if isinstance(made, int) else made[row]
         beam = int(origin[row, rank])
         log_prob = float(top_scores[row, rank])
         attention = None
         if beams.attention is not None:
-            steps = torch.cat([beams.attention[row, beam], weights.view(*beams.scores.shape, -1)[row, beam, None]])
-            attention = steps[:, : int(src_lengths[sentence])].clone()  # (t + 1, src_len)
-        tokens = beams.history[row, beam].tolist()
-        finished[sentence].append(Hypothesis(tokens, log_prob / penalty, log_prob, attention))
+            steps_att = torch.cat([beams.attention[row, beam],
+                                   weights.view(*beams.scores.shape, -1)[row, beam, None]])
+            attention = steps_att[:, : int(src_lengths[sentence])].clone()  # (t + 1, src_len)
+        tokens = beams.history[row, beam, width - steps:].tolist()
+        finished[sentence].append(Hypothesis(tokens, log_prob / float(steps + 1) ** length_penalty, log_prob,
+                                             attention))
     counts = torch.tensor([len(finished[s]) for s in sentences], device=top_scores.device)
     return counts >= k
 
 
 def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
-           weights: torch.Tensor, done: torch.Tensor, eos_id: int) -> torch.Tensor:
+           weights: torch.Tensor, done: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Keeps each sentence's best k extensions that do not end in eos, drops the sentences that are done,
     and reorders the decoder state to match.
 
     Returns:
-        the last token of every live beam, (live' × k,).
+        the last token of every live beam, (live' × k,), and the rows of the sentences kept, (live',).
     """
     live, k = beams.scores.shape
     is_eos = (top_tokens == eos_id).to(torch.int8)  # (live, 2k)
@@ -262,4 +271,103 @@ def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_to
             keep.numel(), k, steps + 1, src_len)
     beams.sentences, beams.scores = beams.sentences[keep], scores[keep]
     beams.state, beams.enc = beams.state.index_select(rows), beams.enc.index_select(rows)
-    return tokens[keep].view(-1)
+    return tokens[keep].view(-1), keep
+
+
+# ---------------------------------------------------------------------------------------------- continuous
+class ContinuousBeamSearch:
+    """Beam search that sentences join and leave between steps (iteration-level batching, as serving stacks
+    do for generation): `add` encodes new sentences into the running batch, `step` advances every live
+    sentence by one token and hands back those that ended. A server keeps its batch full this way: a client
+    answered sends its next sentence, and it joins at the next step instead of waiting for the whole batch.
+
+    Every rule is `beam_search`'s, taken per sentence (its own step count, length limit and length penalty),
+    so a sentence's hypotheses are the ones `beam_search` gives it in any batch.
+
+    Args:
+        model: the network (`.eval()`), a `Seq2Seq` or an ensemble with the same interface.
+        beam_size, n_best, length_penalty, max_len_ratio, max_len_offset: as in `beam_search`.
+    """
+
+    def __init__(self, model: Seq2Seq, beam_size: int = _DEFAULT.beam_size, n_best: int = 1,
+                 length_penalty: float = _DEFAULT.length_penalty, max_len_ratio: float = _DEFAULT.max_len_ratio,
+                 max_len_offset: int = _DEFAULT.max_len_offset) -> None:
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best={n_best} must lie in [1, beam_size={beam_size}]")
+        self.model, self.k, self.n_best, self.length_penalty = model, beam_size, n_best, length_penalty
+        self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
+        self._beams: _Beams | None = None
+        self._tokens = self._steps = self._limits = torch.empty(0, dtype=torch.long)
+        self._keys: dict[int, object] = {}  # slot → the caller's key
+        self._finished: dict[int, list[Hypothesis]] = {}
+        self._next_slot = 0
+
+    def __len__(self) -> int:
+        """Sentences being decoded."""
+        return 0 if self._beams is None else int(self._beams.sentences.numel())
+
+    @torch.inference_mode()
+    def add(self, src: torch.Tensor, src_lengths: torch.Tensor, keys: list[object]) -> None:
+        """Encodes sentences into the running batch; they take their first step with the others' next.
+
+        Args:
+            src: (n, src_len) source ids; src_lengths: (n,); keys: one per sentence, handed back by `step`.
+        """
+        n, k = src.size(0), self.k
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} keys for {n} sentences")
+        enc, state = self.model.encode(src, src_lengths)
+        expand = torch.arange(n, device=src.device).repeat_interleave(k)  # (n × k,)
+        slots = torch.arange(self._next_slot, self._next_slot + n, device=src.device)
+        self._keys.update(zip(slots.tolist(), keys, strict=True))
+        self._finished.update((s, []) for s in slots.tolist())
+        self._next_slot += n
+        scores = torch.full((n, k), -math.inf, device=src.device)
+        scores[:, 0] = 0.0
+        limits = max_lengths(src_lengths, self.max_len_ratio, self.max_len_offset).to(src.device)
+        tokens = src.new_full((n * k,), self.model.bos_id)
+        if self._beams is None:
+            self._beams = _Beams(slots, scores, src.new_empty((n, k, 0)), None, state.index_select(expand),
+                                 enc.index_select(expand))
+            self._tokens, self._steps, self._limits = tokens, torch.zeros_like(limits), limits
+            return
+        beams = self._beams
+        width = beams.history.size(2)  # the new sentences' history is left padding, never read
+        self._beams = _Beams(torch.cat([beams.sentences, slots]), torch.cat([beams.scores, scores]),
+                             torch.cat([beams.history, src.new_full((n, k, width), self.model.pad_id)]), None,
+                             type(beams.state).cat([beams.state, state.index_select(expand)]),
+                             type(beams.enc).cat([beams.enc, enc.index_select(expand)]))
+        self._tokens = torch.cat([self._tokens, tokens])
+        self._steps = torch.cat([self._steps, torch.zeros_like(limits)])
+        self._limits = torch.cat([self._limits, limits])
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[object, list[Hypothesis]]]:
+        """Advances every live sentence by one token.
+
+        Returns:
+            (key, up to n_best hypotheses, best first) of each sentence that ended at this step.
+        """
+        beams = self._beams
+        if beams is None:
+            return []
+        log_probs, beams.state, weights = self.model.decode_step(self._tokens, beams.state, beams.enc)
+        at_limit = self._limits <= self._steps + 1  # (live,)
+        top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, self.model.eos_id)
+        done = _finalize(beams, top_scores, origin, top_tokens, weights, self._steps.tolist(), self.length_penalty,
+                         self.model.eos_id, self._finished, None)
+        ended = beams.sentences[done | at_limit].tolist()
+        self._tokens, keep = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit,
+                                    self.model.eos_id)
+        self._steps, self._limits = self._steps[keep] + 1, self._limits[keep]
+        if beams.sentences.numel() == 0:
+            self._beams = None
+        else:  # drop the history columns no live sentence reaches back to
+            need = int(self._steps.max())
+            if need < beams.history.size(2):
+                beams.history = beams.history[:, :, beams.history.size(2) - need:]
+        results = []
+        for slot in ended:
+            hyps = sorted(self._finished.pop(slot), key=lambda h: -h.score)[: self.n_best]
+            results.append((self._keys.pop(slot), hyps))
+        return results

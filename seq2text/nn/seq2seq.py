@@ -20,6 +20,7 @@ embedding and output projection.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +59,17 @@ class EncoderOutput:
         """Keeps (or repeats) the batch rows `rows`, (n,)."""
         return EncoderOutput(self.memory[rows], self.keys[rows], self.mask[rows])
 
+    @staticmethod
+    def cat(outputs: Sequence[EncoderOutput]) -> EncoderOutput:
+        """The batches one after another, shorter sources padded (zeros, masked out) to the longest."""
+        width = max(o.mask.size(1) for o in outputs)
+
+        def pad(x: torch.Tensor, value: float | bool = 0) -> torch.Tensor:  # (B, S, ...) → (B, width, ...)
+            return F.pad(x, (0, 0) * (x.dim() - 2) + (0, width - x.size(1)), value=value)
+
+        return EncoderOutput(torch.cat([pad(o.memory) for o in outputs]), torch.cat([pad(o.keys) for o in outputs]),
+                             torch.cat([pad(o.mask, False) for o in outputs]))
+
 
 @dataclass(frozen=True)
 class DecoderState:
@@ -76,6 +88,13 @@ class DecoderState:
     def index_select(self, rows: torch.Tensor) -> DecoderState:
         """Keeps (or repeats) the batch rows `rows`, (n,) (beam search reorders with this)."""
         return DecoderState(tuple(h[rows] for h in self.hidden), tuple(c[rows] for c in self.cell), self.att[rows])
+
+    @staticmethod
+    def cat(states: Sequence[DecoderState]) -> DecoderState:
+        """The batches' states one after another."""
+        return DecoderState(tuple(torch.cat(layer) for layer in zip(*(s.hidden for s in states), strict=True)),
+                            tuple(torch.cat(layer) for layer in zip(*(s.cell for s in states), strict=True)),
+                            torch.cat([s.att for s in states]))
 
 
 class Encoder(nn.Module):
