@@ -270,7 +270,9 @@ def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_to
         beams.attention = torch.cat([old, weights.float()[rows].unsqueeze(1)], dim=1).view(
             keep.numel(), k, steps + 1, src_len)
     beams.sentences, beams.scores = beams.sentences[keep], scores[keep]
-    beams.state, beams.enc = beams.state.index_select(rows), beams.enc.index_select(rows)
+    beams.state = beams.state.index_select(rows)
+    if keep.numel() < live:  # a sentence's k rows of encoder output are the same: copied only when some leave
+        beams.enc = beams.enc.index_select((keep.unsqueeze(1) * k + torch.arange(k, device=keep.device)).view(-1))
     return tokens[keep].view(-1), keep
 
 
