@@ -57,10 +57,10 @@ def _free_port() -> int:
 
 
 def _start_server(model: str, port: int, max_batch_size: int, max_wait_ms: float, log: Path,
-                  batching: str = "continuous") -> subprocess.Popen:
+                  batching: str = "continuous", threads: int | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", model, "--host", "127.0.0.1", "--port",
                str(port), "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
-               "--batching", batching]
+               "--batching", batching, *(["--threads", str(threads)] if threads else [])]
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
 
@@ -174,7 +174,8 @@ async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[
 def _dynamic(args: argparse.Namespace, sentences: list[str], in_process: list[str], log: Path) -> dict:
     """Phase 1 against a server with `--batching dynamic`."""
     port = _free_port()
-    server = _start_server(args.model, port, args.max_batch_size, args.max_wait_ms, log, batching="dynamic")
+    server = _start_server(args.model, port, args.max_batch_size, args.max_wait_ms, log, batching="dynamic",
+                           threads=args.server_threads)
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_healthy(url, server, log, 180))
@@ -212,6 +213,8 @@ def main() -> None:
     parser.add_argument("--in-process-batch-size", type=int, default=64, help="Translator.translate's default")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
     parser.add_argument("--no-dynamic", action="store_true", help="skip phase 5 (the --batching dynamic server)")
+    parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: "
+                        "torch's, one per core)")
     args = parser.parse_args()
     from seq2text.data.catalog import resolve_parallel
 
@@ -221,7 +224,8 @@ def main() -> None:
     args.port = _free_port()
     log = ROOT / "benchmarks" / "runs" / "serve_load.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    server = _start_server(args.model, args.port, args.max_batch_size, args.max_wait_ms, log)
+    server = _start_server(args.model, args.port, args.max_batch_size, args.max_wait_ms, log,
+                           threads=args.server_threads)
     try:
         asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
         in_process, in_seconds = _in_process(args.model, sentences, args.in_process_batch_size)
@@ -254,6 +258,7 @@ def main() -> None:
            p99_latency_ms=round(1000 * _percentile(result["latencies"], 0.99), 1),
            identical_to_in_process=round(1 - result["differ"] / len(sentences), 4),
            server_batching=result["info"]["batching"], beam_size=5, model=args.model, **versus,
+           server_threads=args.server_threads or "torch default (one per core)",
            mixed={"requests": args.mixed, "malformed": result["bad"], "malformed_not_4xx": result["bad_not_4xx"],
                   "malformed_statuses": result["bad_statuses"], "good": result["mixed_good"],
                   "good_failed": result["mixed_failed"], "good_translated_differently": result["mixed_differ"]},

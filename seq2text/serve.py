@@ -69,6 +69,8 @@ class ServeConfig:
         graceful_timeout: seconds that shutdown waits for the requests in flight.
         batching: `continuous` (translation: sentences join and leave the running search between steps) or
             `dynamic` (a batch per group of requests, decoded to its end); the other tasks always batch dynamically.
+        threads: torch's intra-op threads for the model (None: torch's default, one per core); fewer leave cores
+            to the HTTP side (parsing, JSON) and to clients on the same machine.
     """
 
     host: str = "127.0.0.1"
@@ -79,8 +81,11 @@ class ServeConfig:
     max_lines: int = 64
     graceful_timeout: float = 30.0
     batching: Literal["continuous", "dynamic"] = "continuous"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be ≥ 1, got {self.threads}")
         if self.batching not in ("continuous", "dynamic"):
             raise ConfigError(f"--batching must be continuous or dynamic, got {self.batching!r}")
         if self.max_batch_size < 1 or self.max_chars < 1 or self.max_lines < 1:
@@ -194,8 +199,9 @@ class DynamicBatcher:
 
 class ContinuousBatcher:
     """Continuous batching for translation: one worker thread runs a `ContinuousBeamSearch`; between two steps
-    it admits the waiting requests (in arrival order, while at most `max_batch_size` sentences decode; a larger
-    request runs alone), and answers a request once all its sentences have ended.
+    it admits the waiting requests (in arrival order, while at most `max_batch_size` sentences decode, once a
+    quarter of the places are free; a larger request runs alone), and answers a request once all its sentences
+    have ended.
 
     Args:
         translator: a `Translator` (or ensemble): `source_ids`, `continuous_search`, `detokenize`.
@@ -273,8 +279,13 @@ class ContinuousBatcher:
                 return
 
     def _admit(self, search: Any, held: deque, requests: dict) -> None:  # noqa: ANN401
-        """Starts the held requests that fit beside the sentences decoding (the first always, when idle)."""
+        """Starts the held requests that fit beside the sentences decoding (the first always, when idle). A busy
+        search takes newcomers once a quarter of its places are free, not one by one: each admission encodes
+        the newcomers and copies the search's state, so admitting at every step costs more than the fuller batch
+        gains."""
         texts, keys, room = [], [], self.max_batch_size - len(search)
+        if len(search) and room < max(1, self.max_batch_size // 4):
+            return
         while held and (len(held[0][0]) <= room - len(texts) or (not len(search) and not texts)):
             items, future = held.popleft()
             if future.done():  # the client went away
@@ -496,8 +507,12 @@ def _plain(value: object) -> object:
 
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
     """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM."""
+    import torch
+
     from seq2text.inference import load
 
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     predictor = load(models[0] if len(models) == 1 else list(models))
     app = create_app(predictor, config, [str(m) for m in models])
     uvicorn.run(app, host=config.host, port=config.port, log_level="info",

@@ -30,6 +30,10 @@ class EnsembleEncoderOutput:
         """Keeps (or repeats) the batch rows `rows`, (n,), in every member."""
         return EnsembleEncoderOutput(tuple(enc.index_select(rows) for enc in self.members))
 
+    def trim(self) -> EnsembleEncoderOutput:
+        """Without the padding columns that no row reaches, in every member."""
+        return EnsembleEncoderOutput(tuple(enc.trim() for enc in self.members))
+
     @staticmethod
     def cat(outputs: Sequence[EnsembleEncoderOutput]) -> EnsembleEncoderOutput:
         """The batches one after another, in every member (see `EncoderOutput.cat`)."""

@@ -364,10 +364,12 @@ class ContinuousBeamSearch:
         self._steps, self._limits = self._steps[keep] + 1, self._limits[keep]
         if beams.sentences.numel() == 0:
             self._beams = None
-        else:  # drop the history columns no live sentence reaches back to
+        else:  # drop the history columns no live sentence reaches back to, and the source padding no one reads
             need = int(self._steps.max())
             if need < beams.history.size(2):
                 beams.history = beams.history[:, :, beams.history.size(2) - need:]
+            if ended:
+                beams.enc = beams.enc.trim()
         results = []
         for slot in ended:
             hyps = sorted(self._finished.pop(slot), key=lambda h: -h.score)[: self.n_best]

@@ -59,6 +59,14 @@ class EncoderOutput:
         """Keeps (or repeats) the batch rows `rows`, (n,)."""
         return EncoderOutput(self.memory[rows], self.keys[rows], self.mask[rows])
 
+    def trim(self) -> EncoderOutput:
+        """Without the padding columns that no row reaches (after the longest sources left a batch)."""
+        width = int(self.mask.sum(1).max())
+        if width == self.mask.size(1):
+            return self
+        return EncoderOutput(self.memory[:, :width].contiguous(), self.keys[:, :width].contiguous(),
+                             self.mask[:, :width].contiguous())
+
     @staticmethod
     def cat(outputs: Sequence[EncoderOutput]) -> EncoderOutput:
         """The batches one after another, shorter sources padded (zeros, masked out) to the longest."""
