@@ -13,6 +13,7 @@
     python benchmarks/classification.py imdb_budget --minutes 60 [--lm-bundle benchmarks/runs/movie_lm/bundle]
     python benchmarks/classification.py sst2_budget --vectors --minutes 20   # + in-domain word vectors, in budget
     python benchmarks/classification.py imdb_rating --minutes 10   # text regression: review -> its 1-10 rating
+    python benchmarks/classification.py sst2_distill --minutes 20  # forward + backward ensemble -> one model
 
 Each benchmark writes benchmarks/results/<name>.json (`value` = accuracy in percent: dev for SST-2, whose targets
 are on dev, with the labeled GLUE test set (test_labeled.tsv) as `test_acc`; test for IMDb). Training stops
@@ -26,6 +27,11 @@ rest of it and starts its embedding from them; the run is recorded as <name>_vec
 classifier of recipes/imdb_bilstm.yaml; on the 25,000 test reviews it records the regressor's MAE and RMSE (`value`
 = MAE) against predicting the training mean and against the classifier's expected rating, P(pos) × the mean
 positive training rating + P(neg) × the mean negative one.
+`sst2_distill` trains recipes/sst2_bilstm.yaml twice (forward, seed 1234; backward, seed 1235), writes their
+ensemble's class probabilities of every SST-2 training sentence (`data.train_soft_targets`, as `seq2text classify
+--proba` prints them), and trains a student, the same forward recipe with seed 1234, on them
+(`model.soft_target_weight` 0.7, the rest on the gold labels): dev (`value`) and test accuracy of the student
+against the ensemble's and each teacher's, all in one run.
 """
 
 from __future__ import annotations
@@ -283,9 +289,44 @@ def imdb_rating(minutes: float, extra: list[str]) -> dict:
                   precision=metrics.get("precision"), overrides=extra)
 
 
+def sst2_distill(minutes: float, extra: list[str], weight: float = 0.7) -> dict:
+    """Knowledge distillation of the forward + backward SST-2 ensemble into one forward model (see the docstring)."""
+    from seq2text.data.catalog import CATALOG, resolve
+    from seq2text.inference import ClassifierEnsemble
+    from seq2text.reading import read_labeled
+
+    out = ROOT / "benchmarks" / "runs" / "sst2_distill"
+    teachers = [run_classification("sst2_budget", minutes, None, [*extra, *direction, "--seed_everything", seed],
+                                   out / f"teacher{n}", save=False)
+                for n, (direction, seed) in enumerate((([], "1234"), (["--data.init_args.backward", "true"], "1235")))]
+    bundles = [out / f"teacher{n}" / "bundle" for n in range(len(teachers))]
+    spec = CATALOG["sst2"]
+    texts, _ = read_labeled(resolve("sst2", splits=["train"])["train"], spec.text_column, spec.label_column)
+    start = time.monotonic()
+    soft = out / "train.soft.jsonl"
+    soft.write_text("".join(json.dumps(row) + "\n" for row in ClassifierEnsemble.load(bundles).predict_proba(texts)))
+    soft_seconds = time.monotonic() - start
+    ensemble = _ensemble_scores(bundles, "sst2")
+    student = run_classification("sst2_budget", minutes, None, [
+        *extra, "--data.init_args.train_soft_targets", str(soft), "--model.init_args.soft_target_weight", str(weight),
+        "--seed_everything", "1234"], out / "student", save=False)
+    dev, test = round(100 * ensemble["valid"]["acc"], 2), round(100 * ensemble["test"]["acc"], 2)
+    return record("sst2_distill", recipe=student["recipe"], metric="dev_acc", value=student["dev_acc"],
+                  split=student["split"], test_acc=student["test_acc"], ensemble_dev_acc=dev, ensemble_test_acc=test,
+                  dev_gap_to_ensemble=round(dev - student["dev_acc"], 2),
+                  test_gap_to_ensemble=round(test - student["test_acc"], 2),
+                  teacher_dev_acc=[t["dev_acc"] for t in teachers], teacher_test_acc=[t["test_acc"] for t in teachers],
+                  teachers="forward (seed 1234) + backward (seed 1235), the mean of their probabilities",
+                  student="forward, seed 1234 (teacher 0's recipe and seed): only the targets differ",
+                  soft_target_weight=weight, soft_targets=len(texts), soft_targets_seconds=round(soft_seconds, 1),
+                  train_seconds=round(sum(r["train_seconds"] for r in [*teachers, student]), 1),
+                  student_train_seconds=student["train_seconds"], budget_minutes=minutes, overrides=extra,
+                  precision=student["precision"], epochs=student["epochs"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "movie_lm", "imdb_rating"])
+    parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "movie_lm", "imdb_rating", "sst2_distill"])
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
     parser.add_argument("--lm-bundle", nargs="+", default=[],
                         help="language-model bundle to fine-tune from (ULMFiT); with --ensemble, several bundles "
@@ -302,6 +343,9 @@ def main() -> None:
         return
     if args.benchmark == "imdb_rating":
         imdb_rating(args.minutes or 10, extra)
+        return
+    if args.benchmark == "sst2_distill":
+        sst2_distill(args.minutes or 20, extra)
         return
     minutes = args.minutes or BENCHMARKS[args.benchmark][2]
     if args.vectors:

@@ -10,10 +10,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import seq2text
 from seq2text.cli import main
+from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.data.classification import (
     ClassificationDataModule,
@@ -330,6 +332,72 @@ def test_ensemble_averages_member_probabilities(scratch_bundle: Path, second_bun
         seq2text.ClassifierEnsemble([seq2text.load(scratch_bundle), other])
     with pytest.raises(TypeError, match="a list of bundle directories"):
         seq2text.ClassifierEnsemble.load(str(scratch_bundle))
+
+
+def test_distillation_from_the_ensembles_probabilities(scratch_bundle: Path, second_bundle: Path, toy_sst: Path,
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """`classify --proba` of the ensemble on the training texts → data.train_soft_targets → a student trained
+    on them (sst2_distill's road, on toy data)."""
+    texts, _ = read_labeled(toy_sst / "train.tsv", "sentence")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(texts) + "\n").encode())))
+    assert main(["classify", "--model", str(scratch_bundle), str(second_bundle), "--proba"]) == 0
+    soft = tmp_path / "soft.jsonl"
+    soft.write_text(capsys.readouterr().out)
+    teacher = seq2text.load([scratch_bundle, second_bundle]).probabilities(texts)
+    dm = ClassificationDataModule(dataset="sst2", root=str(toy_sst), train_soft_targets=str(soft),
+                                  tokenizer_type="word", tokenizer_vocab_size=None)
+    batch = dm.load_split("train")[[5, 0, 17]]
+    assert torch.allclose(batch.soft, teacher[[5, 0, 17]], atol=1e-6)  # in class-index order, row-aligned
+    assert dm.load_split("valid")[[0]].soft is None
+    out = tmp_path / "student"
+    assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst),
+                   "--data.init_args.train_soft_targets", str(soft), "--model.init_args.soft_target_weight", "0.7",
+                   *TINY_CLS, "--trainer.max_epochs", "8", "--model.init_args.lr", "0.01",
+                   "--model.init_args.warmup_steps", "0") == 0
+    test = read_labeled(toy_sst / "test_labeled.tsv", "sentence")
+    assert seq2text.load(out / "bundle").evaluate(*test)["acc"] >= 0.9  # as the teachers (the toy label is one word)
+
+
+def test_soft_targets_follow_the_hold_out_and_bad_files_are_refused(tmp_path: Path) -> None:
+    rows = [(f"{w} thing {i}", lab) for i in range(20) for w, lab in (("up", "pos"), ("down", "neg"))]
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))
+    test.write_text("text,label\nup thing,pos\ndown thing,neg\n")
+    soft = tmp_path / "soft.jsonl"
+    soft.write_text("".join(json.dumps({"pos": i / 40, "neg": 1 - i / 40}) + "\n" for i in range(40)))
+    options = {"dataset": None, "train_file": str(train), "test_file": str(test), "tokenizer_type": "word",
+               "tokenizer_vocab_size": None, "valid_fraction": 0.25}
+    dm = ClassificationDataModule(**options, train_soft_targets=str(soft))
+    kept = dm._train_rows
+    data = dm.load_split("train")
+    assert len(data) == 30 and len(kept) == 30
+    assert torch.allclose(data[list(range(30))].soft, torch.tensor([[1 - i / 40, i / 40] for i in kept]))  # neg, pos
+    row = json.dumps({"pos": 0.5, "neg": 0.5})
+    for content, match in (("".join(row + "\n" for _ in range(39)), "has 39 rows but the training file"),
+                           (row.replace("neg", "bad") + "\n", "are not the training labels"),
+                           ('{"pos": 0.9, "neg": 0.3}\n', "is not a probability distribution"),
+                           ("{pos: 1}\n", "line 1: not JSON")):
+        soft.write_text(content)
+        with pytest.raises(DataError, match=match):
+            ClassificationDataModule(**options, train_soft_targets=str(soft)).load_split("train")
+    with pytest.raises(DataError, match="does not exist; write it with seq2text classify"):
+        ClassificationDataModule(**options, train_soft_targets=str(tmp_path / "missing.jsonl"))
+
+
+def test_soft_targets_of_the_gold_labels_give_the_plain_loss() -> None:
+    task = ClassificationTask(vocab_size=30, num_classes=3, emb_size=8, hidden_size=8, num_layers=1)
+    text, lengths = torch.randint(4, 30, (4, 6)), torch.tensor([6, 5, 3, 2])
+    labels, indices = torch.tensor([0, 2, 1, 2]), torch.tensor([0, 1, 2, -1])
+    task.log = lambda *args, **kwargs: None
+    task.eval()
+    plain = task.training_step(ClassificationBatch(text, lengths, labels, indices), 0)
+    one_hot = F.one_hot(labels, 3).float()
+    assert torch.allclose(task.training_step(ClassificationBatch(text, lengths, labels, indices, one_hot), 0), plain)
+    flat = ClassificationBatch(text, lengths, labels, indices, torch.full((4, 3), 1 / 3))
+    assert not torch.allclose(task.training_step(flat, 0), plain)
+    with pytest.raises(ConfigError, match="soft_target_weight=1.5 lies in"):
+        ClassificationTask(vocab_size=30, num_classes=3, soft_target_weight=1.5)
 
 
 def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -46,12 +46,15 @@ class ClassificationBatch:
         labels: class index of each text, (batch,).
         indices: row of each text in its split, (batch,); -1 marks filler that only keeps DDP ranks in step
             (it is left out of the loss and the metrics).
+        soft: a teacher's class probabilities of each text (knowledge distillation), (batch, num_classes); None
+            without them.
     """
 
     text: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
+    soft: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -64,7 +67,7 @@ class ClassificationBatch:
 
     def to(self, device: torch.device | str) -> ClassificationBatch:
         return ClassificationBatch(self.text.to(device), self.lengths.to(device), self.labels.to(device),
-                                   self.indices.to(device))
+                                   self.indices.to(device), None if self.soft is None else self.soft.to(device))
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ from seq2text.textio import read_lines
 from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
 
 __all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetSampler", "LabeledTexts",
-           "read_labeled", "normalize_text", "encode_texts", "pad_ids", "sort_labels", "Truncation", "FileFormat"]
+           "read_labeled", "read_soft_targets", "normalize_text", "encode_texts", "pad_ids", "sort_labels",
+           "Truncation", "FileFormat"]
 
 
 
@@ -51,20 +52,21 @@ class LabeledTexts(Dataset[ClassificationBatch]):
     Args:
         ids: token ids of each text (each non-empty).
         labels: class index (int64) or target value (float32, regression) of each text, (num_texts,).
+        soft: a teacher's class probabilities of each text, (num_texts, num_classes) float32, or None.
     """
 
-    def __init__(self, ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
+    def __init__(self, ids: Sequence[Sequence[int]], labels: np.ndarray, soft: np.ndarray | None = None) -> None:
         self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N + 1,)
         self.flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(self.offsets[-1]))
-        self.labels = np.asarray(labels)
+        self.labels, self.soft = np.asarray(labels), soft
 
     @classmethod
-    def from_ragged(cls, ids: Ragged, labels: np.ndarray) -> LabeledTexts:
+    def from_ragged(cls, ids: Ragged, labels: np.ndarray, soft: np.ndarray | None = None) -> LabeledTexts:
         """Texts whose ids stay in a prepared cache (memory-mapped; a batch reads its rows only)."""
         texts = cls.__new__(cls)
         texts.lengths, texts.offsets, texts.flat = ids.lengths, ids.offsets, ids.ids
-        texts.labels = np.asarray(labels)
+        texts.labels, texts.soft = np.asarray(labels), soft
         return texts
 
     def __len__(self) -> int:
@@ -76,8 +78,9 @@ class LabeledTexts(Dataset[ClassificationBatch]):
         text = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)  # (B, T)
         for r, i in enumerate(rows):
             text[r, : lengths[r]] = self.flat[self.offsets[i]: self.offsets[i + 1]]
+        soft = None if self.soft is None else torch.from_numpy(self.soft[rows])
         return ClassificationBatch(torch.from_numpy(text), torch.from_numpy(lengths),
-                                   torch.from_numpy(self.labels[rows]), torch.tensor(indices, dtype=torch.long))
+                                   torch.from_numpy(self.labels[rows]), torch.tensor(indices, dtype=torch.long), soft)
 
 
 # ----------------------------------------------------------------------------------------------- batching
@@ -177,6 +180,10 @@ class ClassificationDataModule(SplitDataModule):
         truncation: keep the `head`, the `tail` or the first and last halves (`head_tail`) of a long text.
         backward: read every text right to left (for a classifier fine-tuned from a backward LM, as in
             ULMFiT's forward + backward ensemble); predictors read the bundle's direction.
+        train_soft_targets: a teacher's class probabilities of the training texts, for knowledge distillation: a
+            JSON-lines file, one `{label: probability}` object per text of the training file in its order (what
+            `seq2text classify --model TEACHER... --proba` prints); the task's `soft_target_weight` mixes them
+            with the gold labels.
         seed: seeds the batch order and the validation hold-out.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
@@ -207,6 +214,7 @@ class ClassificationDataModule(SplitDataModule):
         max_len: int | None = None,
         truncation: Truncation = "head",
         backward: bool = False,
+        train_soft_targets: str | None = None,
         seed: int = 1,
         cache_dir: str | None = None,
         allow_hub: bool = True,
@@ -220,6 +228,7 @@ class ClassificationDataModule(SplitDataModule):
         self.label_column = label_column or (spec.label_column if spec else None) or "label"
         self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
         self._splits = {"train": self._read(self.files["train"])}
+        self._train_rows: list[int] | None = None
         self._labels = sort_labels(self._splits["train"].labels)
         if len(self._labels) < 2:
             raise DataError(f"{self.files['train']} has a single label {self._labels}; a classifier needs two or more")
@@ -227,6 +236,9 @@ class ClassificationDataModule(SplitDataModule):
             self._hold_out(valid_fraction, seed)
         self.tokenizer = self._tokenizer(tokenizer_model, tokenizer_type, tokenizer_vocab_size, tokenizer_extra_text,
                                          cache_dir)
+        if train_soft_targets is not None and not Path(train_soft_targets).is_file():
+            raise DataError(f"data.train_soft_targets: {train_soft_targets} does not exist; write it with "
+                            "seq2text classify --model TEACHER... --proba < training texts > soft.jsonl")
         self.datasets: dict[str, LabeledTexts] = {}
         self._caches: dict[str, PreparedCache] = {}
 
@@ -288,6 +300,7 @@ class ClassificationDataModule(SplitDataModule):
                             "validation; give data.valid_file")
         perm = np.random.default_rng(seed).permutation(len(train.texts))
         held, kept = sorted(perm[:count].tolist()), sorted(perm[count:].tolist())
+        self._train_rows = kept  # rows of the training file that stay for training (soft targets follow them)
         self._splits["valid"] = _Split(train.path, [train.texts[i] for i in held], [train.labels[i] for i in held])
         self._splits["train"] = _Split(train.path, [train.texts[i] for i in kept], [train.labels[i] for i in kept])
 
@@ -324,9 +337,30 @@ class ClassificationDataModule(SplitDataModule):
                 self._splits[split] = self._read(self.files[split])
             data = self._splits[split]
             labels = self._class_indices(data)
+            soft = self._soft_targets(len(data.texts)) if split == "train" else None
             self._caches[split] = self._prepared(split, data)
-            self.datasets[split] = LabeledTexts.from_ragged(self._caches[split].ragged("ids"), labels)
+            self.datasets[split] = LabeledTexts.from_ragged(self._caches[split].ragged("ids"), labels, soft)
         return self.datasets[split]
+
+    def _soft_targets(self, count: int) -> np.ndarray | None:
+        """The teacher's probabilities of the training texts, (count, num_classes) float32, in class-index order.
+
+        Raises:
+            DataError: a missing or malformed file, a row count that is not the training file's, labels that
+                are not the training labels, or rows that are not probabilities.
+        """
+        path = self.hparams.train_soft_targets
+        if path is None:
+            return None
+        if self.num_classes == 0:
+            raise ConfigError("data.train_soft_targets holds class probabilities: it is for classifiers, not for "
+                              "text regression")
+        rows = read_soft_targets(Path(path), self.labels)
+        expected = len(self._splits["train"].texts) + len(self._splits["valid"].texts) if self._train_rows else count
+        if len(rows) != expected:
+            raise DataError(f"{path} has {len(rows)} rows but the training file {self.files['train']} has {expected} "
+                            "texts; give one probability row per text of the training file, in its order")
+        return rows[self._train_rows] if self._train_rows else rows
 
     def _prepared(self, split: str, data: _Split) -> PreparedCache:
         """The split's ids, encoded once into the prepared cache (keyed by the texts, tokenizer and reading)."""
@@ -397,3 +431,30 @@ class TextRegressionDataModule(ClassificationDataModule):
             if not np.isfinite(values[row]):
                 raise DataError(f"{split.path}, row {row + 1} after the header: {self.label_column} is {label!r}")
         return values
+
+
+def read_soft_targets(path: Path, labels: Sequence[str]) -> np.ndarray:
+    """A JSON-lines file of `{label: probability}` objects → (rows, len(labels)) float32 in `labels` order.
+
+    Raises:
+        DataError: unreadable JSON, labels other than `labels`, or a row that is not a probability distribution.
+    """
+    import json
+
+    rows = []
+    for number, line in enumerate(read_lines(path), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            raise DataError(f"{path}, line {number}: not JSON ({error}); each line is a {{label: probability}} "
+                            "object as `seq2text classify --proba` prints") from None
+        if not isinstance(row, dict) or sorted(map(str, row)) != sorted(labels):
+            raise DataError(f"{path}, line {number}: labels {sorted(row) if isinstance(row, dict) else row!r} "
+                            f"are not the training labels {list(labels)}")
+        rows.append([row[label] for label in labels])
+    probabilities = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(labels))
+    bad = np.flatnonzero((probabilities < 0).any(1) | (np.abs(probabilities.sum(1) - 1) > 1e-3))
+    if len(bad):
+        raise DataError(f"{path}, line {int(bad[0]) + 1}: {rows[int(bad[0])]} is not a probability distribution "
+                        "(each ≥ 0, summing to 1)")
+    return probabilities

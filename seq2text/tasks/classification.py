@@ -63,6 +63,9 @@ class ClassificationTask(Task):
             `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
             labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
         label_smoothing: cross-entropy label smoothing.
+        soft_target_weight: with a teacher's probabilities in the data (`data.train_soft_targets`: knowledge
+            distillation), the loss is this weight × the cross-entropy against them + the rest × the cross-entropy
+            against the gold labels (1: the teacher's alone).
         between_layers: normalisation between recurrent layers (`none`, `layernorm` or `batchnorm`, see
             `RNNStack`); an architecture arg (None: `none`, or the language model's).
     """
@@ -106,6 +109,7 @@ class ClassificationTask(Task):
         embedding_lr_scale: float = 1.0,
         label_smoothing: float = 0.0,
         between_layers: BetweenLayers | None = None,
+        soft_target_weight: float = 1.0,
     ) -> None:
         super().__init__()
         _check_options(locals())
@@ -213,6 +217,10 @@ class ClassificationTask(Task):
     def training_step(self, batch: ClassificationBatch, batch_idx: int) -> torch.Tensor:
         logits, labels = self._forward(batch)
         total = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing, reduction="sum")
+        if batch.soft is not None:  # distillation: the teacher's probabilities as targets, mixed with the gold
+            weight = self.hparams.soft_target_weight
+            soft = F.cross_entropy(logits, batch.soft[batch.real].float(), reduction="sum")
+            total = weight * soft + (1.0 - weight) * total
         count = max(labels.numel(), 1)
         self.log("train/loss", total.detach() / count, prog_bar=True, batch_size=count)
         self.log("train/acc", (logits.argmax(-1) == labels).float().mean(), batch_size=count)
@@ -317,6 +325,8 @@ def _check_options(args: dict) -> None:
                  "label_smoothing"):
         if not 0.0 <= args[name] < 1.0:
             raise ConfigError(f"model.{name}={args[name]} is out of range; it lies in [0, 1)")
+    if not 0.0 <= args["soft_target_weight"] <= 1.0:
+        raise ConfigError(f"model.soft_target_weight={args['soft_target_weight']} lies in [0, 1]")
     if args["lr"] <= 0 or args["weight_decay"] < 0 or args["discriminative_lr"] < 1.0:
         raise ConfigError("model: lr must be > 0, weight_decay ≥ 0 and discriminative_lr ≥ 1 (1 = off)")
     if not 0.0 <= args["embedding_lr_scale"] <= 1.0:
