@@ -9,6 +9,7 @@ and in evaluation every text is seen exactly once across ranks.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -228,6 +229,7 @@ class ClassificationDataModule(SplitDataModule):
         self.label_column = label_column or (spec.label_column if spec else None) or "label"
         self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
         self._splits = {"train": self._read(self.files["train"])}
+        self._train_file_texts = len(self._splits["train"].texts)  # before any hold-out: what soft targets align to
         self._train_rows: list[int] | None = None
         self._labels = sort_labels(self._splits["train"].labels)
         if len(self._labels) < 2:
@@ -337,13 +339,13 @@ class ClassificationDataModule(SplitDataModule):
                 self._splits[split] = self._read(self.files[split])
             data = self._splits[split]
             labels = self._class_indices(data)
-            soft = self._soft_targets(len(data.texts)) if split == "train" else None
+            soft = self._soft_targets() if split == "train" else None
             self._caches[split] = self._prepared(split, data)
             self.datasets[split] = LabeledTexts.from_ragged(self._caches[split].ragged("ids"), labels, soft)
         return self.datasets[split]
 
-    def _soft_targets(self, count: int) -> np.ndarray | None:
-        """The teacher's probabilities of the training texts, (count, num_classes) float32, in class-index order.
+    def _soft_targets(self) -> np.ndarray | None:
+        """The teacher's probabilities of the training texts, (texts, num_classes) float32, in class-index order.
 
         Raises:
             DataError: a missing or malformed file, a row count that is not the training file's, labels that
@@ -356,11 +358,11 @@ class ClassificationDataModule(SplitDataModule):
             raise ConfigError("data.train_soft_targets holds class probabilities: it is for classifiers, not for "
                               "text regression")
         rows = read_soft_targets(Path(path), self.labels)
-        expected = len(self._splits["train"].texts) + len(self._splits["valid"].texts) if self._train_rows else count
-        if len(rows) != expected:
-            raise DataError(f"{path} has {len(rows)} rows but the training file {self.files['train']} has {expected} "
-                            "texts; give one probability row per text of the training file, in its order")
-        return rows[self._train_rows] if self._train_rows else rows
+        if len(rows) != self._train_file_texts:
+            raise DataError(f"{path} has {len(rows)} rows but the training file {self.files['train']} has "
+                            f"{self._train_file_texts} texts; give one probability row per text of the training "
+                            "file, in its order")
+        return rows if self._train_rows is None else rows[self._train_rows]
 
     def _prepared(self, split: str, data: _Split) -> PreparedCache:
         """The split's ids, encoded once into the prepared cache (keyed by the texts, tokenizer and reading)."""
@@ -439,8 +441,6 @@ def read_soft_targets(path: Path, labels: Sequence[str]) -> np.ndarray:
     Raises:
         DataError: unreadable JSON, labels other than `labels`, or a row that is not a probability distribution.
     """
-    import json
-
     rows = []
     for number, line in enumerate(read_lines(path), start=1):
         try:
