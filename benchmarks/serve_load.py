@@ -65,6 +65,16 @@ def _start_server(model: str, port: int, max_batch_size: int, max_wait_ms: float
                             stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
 
 
+def _stop(server: subprocess.Popen) -> int | str:
+    """SIGTERM, then the exit code (uvicorn re-raises the signal after its graceful shutdown), or a kill."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return "killed after 60 s"
+
+
 async def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit: float) -> None:
     import httpx
 
@@ -181,11 +191,7 @@ def _dynamic(args: argparse.Namespace, sentences: list[str], in_process: list[st
         asyncio.run(_wait_healthy(url, server, log, 180))
         seconds, outcomes, info = asyncio.run(_phase1(url, [_good_body(s) for s in sentences], args))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
     failed, differ = _check_good(outcomes, in_process)
     return {"requests_per_sec": round(len(sentences) / seconds, 1), "failed_or_lost": failed,
             "translated_differently": differ, "server_batching": info["batching"],
@@ -232,12 +238,7 @@ def main() -> None:
         same_batch, same_batch_seconds = _in_process(args.model, sentences, args.max_batch_size)
         result = asyncio.run(_run(args, sentences, in_process))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            exit_code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            exit_code = "killed after 60 s"
+        exit_code = _stop(server)
     dynamic = None if args.no_dynamic else _dynamic(args, sentences, in_process,
                                                     log.with_name("serve_load_dynamic.log"))
     lost = sum(o["status"] is None for o in result["outcomes"])

@@ -426,10 +426,7 @@ class Translator:
                          length_penalty=self.search.length_penalty if length_penalty is None else length_penalty)
         texts = _translation_inputs(texts, search.beam_size, n_best, batch_size)
         rows = [i for i, text in enumerate(texts) if text.strip()]
-        src_ids, cut = self.reading.encode(self.tokenizer, [texts[i] for i in rows])
-        if cut:
-            warnings.warn(f"{cut} input(s) longer than max_src_len={self.reading.max_src_len} pieces were cut to "
-                          f"their first {self.reading.max_src_len} pieces", stacklevel=2)
+        src_ids = self.source_ids([texts[i] for i in rows])
         results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
         for chunk in self.reading.batches(src_ids, batch_size, max_tokens):
             src, lengths = pad_ids([src_ids[j] for j in chunk])  # (B, S), (B,)
@@ -457,7 +454,7 @@ class Translator:
         src_ids, cut = self.reading.encode(self.tokenizer, list(texts))
         if cut:
             warnings.warn(f"{cut} input(s) longer than max_src_len={self.reading.max_src_len} pieces were cut to "
-                          f"their first {self.reading.max_src_len} pieces", stacklevel=2)
+                          f"their first {self.reading.max_src_len} pieces", stacklevel=3)
         return src_ids
 
     def continuous_search(self) -> ContinuousBeamSearch:
