@@ -176,6 +176,22 @@ def test_attention_ignores_padding(kind: str) -> None:
     assert torch.equal(context, context2)
 
 
+@pytest.mark.parametrize("kind", ["bahdanau", "luong_general", "luong_dot"])
+def test_a_memory_row_serves_a_group_of_queries_as_its_copies_would(kind: str) -> None:
+    torch.manual_seed(0)
+    attention = make_attention(kind, 8, 8, 6)
+    memory, query = torch.randn(3, 5, 8), torch.randn(3 * 4, 8)  # 3 sentences × 4 beams
+    mask = torch.arange(5).unsqueeze(0) < torch.tensor([[5], [2], [3]])
+    keys = attention.project_keys(memory)
+    context, weights = attention(query, keys, memory, mask)
+    rows = torch.arange(3).repeat_interleave(4)  # each sentence's row copied for its beams
+    copied_context, copied_weights = attention(query, keys[rows], memory[rows], mask[rows])
+    assert context.shape == (12, 8) and weights.shape == (12, 5)
+    assert torch.allclose(context, copied_context, atol=1e-6) and torch.allclose(weights, copied_weights, atol=1e-6)
+    with pytest.raises(ValueError, match="equal groups"):
+        attention(query[:11], keys, memory, mask)
+
+
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_feeding_cell_matches_the_torch_cell(rnn_type: str) -> None:
     torch.manual_seed(0)

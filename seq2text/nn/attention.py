@@ -3,6 +3,9 @@
 Every module is stateless and has two named methods. `project_keys(memory)` runs once per source batch
 (before the decoder loop); `attention(query, keys, memory, mask)` (the module's `forward`) runs at each
 decoder step. Masked positions get exactly zero weight, so padding never changes a result.
+
+A memory row may serve a group of consecutive query rows (a sentence's beams in beam search): with `batch`
+memory rows and `batch × group` queries, each group reads its own row, broadcast, never copied.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query (batch, query_size), keys (batch, src_len, key_size) → scores (batch, src_len)."""
+        """query (batch × group, query_size), keys (batch, src_len, key_size) → scores (batch, group, src_len)."""
         raise NotImplementedError
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
@@ -33,19 +36,22 @@ class Attention(nn.Module):
         """Attends to `memory` with `query`.
 
         Args:
-            query: the decoder state, (batch, query_size).
+            query: the decoder state, (batch × group, query_size): rows g·i … g·i + g − 1 read memory row i.
             keys: `project_keys(memory)`, (batch, src_len, key_size).
             memory: encoder outputs, (batch, src_len, memory_size).
             mask: True at real source positions, (batch, src_len); every row needs one True.
 
         Returns:
-            context (batch, memory_size) and attention weights (batch, src_len) that sum to 1.
+            context (batch × group, memory_size) and attention weights (batch × group, src_len) that sum to 1.
         """
-        scores = self.score(query, keys).float()  # (batch, src_len)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
-        context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)  # (batch, memory_size)
-        return context, weights
+        batch = keys.size(0)
+        if query.size(0) % batch:
+            raise ValueError(f"{query.size(0)} query rows cannot share {batch} memory rows in equal groups")
+        scores = self.score(query, keys).float()  # (batch, group, src_len)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (batch, group, src_len)
+        context = torch.bmm(weights.to(memory.dtype), memory)  # (batch, group, memory_size)
+        return context.flatten(0, 1), weights.flatten(0, 1)
 
 
 class BahdanauAttention(Attention):
@@ -67,8 +73,10 @@ class BahdanauAttention(Attention):
         return self.key_layer(memory)  # (batch, src_len, attention_size)
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        hidden = torch.tanh(keys + self.query_layer(query).unsqueeze(1))  # (batch, src_len, attention_size)
-        return torch.matmul(hidden, self.v.to(hidden.dtype))  # (batch, src_len): a matrix-vector product
+        batch, _, size = keys.shape
+        projected = self.query_layer(query).view(batch, -1, 1, size)  # (batch, group, 1, attention_size)
+        hidden = torch.tanh(keys.unsqueeze(1) + projected)  # (batch, group, src_len, attention_size)
+        return torch.matmul(hidden, self.v.to(hidden.dtype))  # (batch, group, src_len): a matrix-vector product
 
 
 class LuongAttention(Attention):
@@ -90,7 +98,8 @@ class LuongAttention(Attention):
         return memory if self.key_layer is None else self.key_layer(memory)  # (batch, src_len, query_size)
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (batch, src_len)
+        grouped = query.view(keys.size(0), -1, query.size(-1))  # (batch, group, query_size)
+        return torch.bmm(grouped, keys.transpose(1, 2))  # (batch, group, src_len)
 
 
 def make_attention(kind: AttentionType, query_size: int, memory_size: int, attention_size: int) -> Attention:

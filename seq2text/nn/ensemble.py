@@ -95,7 +95,8 @@ class Seq2SeqEnsemble(nn.Module):
 
         Args:
             tokens: the previous token of each row, (n,).
-            state, enc: the members' states and encoder outputs, n rows each.
+            state, enc: the members' states, n rows each, and encoder outputs, n / group rows each (see
+                `Seq2Seq.decode_step`).
 
         Returns:
             log of the members' mean probability (n, vocab_size) float32, the new states, and the members'

@@ -130,7 +130,8 @@ class _Beams:
         scores: summed log-probabilities, (live, k); -inf for empty beams.
         history: generated tokens, (live, k, t).
         attention: weights of every step, (live, k, t, src_len), or None.
-        state, enc: the decoder state and encoder output, live × k rows.
+        state: the decoder state, live × k rows.
+        enc: the encoder output, live rows: a sentence's k beams share its row (attention broadcasts it).
     """
 
     sentences: torch.Tensor
@@ -169,7 +170,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
     scores[:, 0] = 0.0
     beams = _Beams(torch.arange(batch, device=src.device), scores, src.new_empty((batch, k, 0)),
                    src.new_empty((batch, k, 0, src.size(1)), dtype=torch.float) if return_attention else None,
-                   state.index_select(expand), enc.index_select(expand))
+                   state.index_select(expand), enc)
     limits = max_lengths(src_lengths, max_len_ratio, max_len_offset)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     tokens = src.new_full((batch * k,), model.bos_id)
@@ -202,9 +203,11 @@ def _expand(log_probs: torch.Tensor, scores: torch.Tensor, at_limit: torch.Tenso
         forced = torch.full_like(log_probs, -math.inf)
         forced[..., eos_id] = log_probs[..., eos_id]
         log_probs = torch.where(at_limit.view(live, 1, 1), forced, log_probs)
-    candidates = (scores.unsqueeze(2) + log_probs).view(live, k * vocab)  # (live, k × V)
-    top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (live, 2k)
-    return top_scores, top_index // vocab, top_index % vocab
+    width = min(2 * k, vocab)  # a sentence's best 2k extensions lie among its beams' best 2k each
+    beam_scores, beam_tokens = log_probs.topk(width, dim=2)  # (live, k, width)
+    candidates = (scores.unsqueeze(2) + beam_scores).view(live, k * width)  # (live, k × width)
+    top_scores, top_index = candidates.topk(min(2 * k, k * width), dim=1)  # (live, 2k)
+    return top_scores, top_index // width, beam_tokens.view(live, k * width).gather(1, top_index)
 
 
 def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
@@ -271,8 +274,8 @@ def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_to
             keep.numel(), k, steps + 1, src_len)
     beams.sentences, beams.scores = beams.sentences[keep], scores[keep]
     beams.state = beams.state.index_select(rows)
-    if keep.numel() < live:  # a sentence's k rows of encoder output are the same: copied only when some leave
-        beams.enc = beams.enc.index_select((keep.unsqueeze(1) * k + torch.arange(k, device=keep.device)).view(-1))
+    if keep.numel() < live:  # one row of encoder output per sentence: copied only when some leave
+        beams.enc = beams.enc.index_select(keep)
     return tokens[keep].view(-1), keep
 
 
@@ -329,8 +332,7 @@ class ContinuousBeamSearch:
         limits = max_lengths(src_lengths, self.max_len_ratio, self.max_len_offset).to(src.device)
         tokens = src.new_full((n * k,), self.model.bos_id)
         if self._beams is None:
-            self._beams = _Beams(slots, scores, src.new_empty((n, k, 0)), None, state.index_select(expand),
-                                 enc.index_select(expand))
+            self._beams = _Beams(slots, scores, src.new_empty((n, k, 0)), None, state.index_select(expand), enc)
             self._tokens, self._steps, self._limits = tokens, torch.zeros_like(limits), limits
             return
         beams = self._beams
@@ -338,7 +340,7 @@ class ContinuousBeamSearch:
         self._beams = _Beams(torch.cat([beams.sentences, slots]), torch.cat([beams.scores, scores]),
                              torch.cat([beams.history, src.new_full((n, k, width), self.model.pad_id)]), None,
                              type(beams.state).cat([beams.state, state.index_select(expand)]),
-                             type(beams.enc).cat([beams.enc, enc.index_select(expand)]))
+                             type(beams.enc).cat([beams.enc, enc]))
         self._tokens = torch.cat([self._tokens, tokens])
         self._steps = torch.cat([self._steps, torch.zeros_like(limits)])
         self._limits = torch.cat([self._limits, limits])

@@ -242,7 +242,8 @@ class Decoder(nn.Module):
         Args:
             input_gates: `first.project_input(emb(y_{t-1}))`, (batch, gates).
             state: the state after step t-1.
-            enc: the encoded source.
+            enc: the encoded source, batch / group rows: each serves `group` consecutive state rows (a
+                sentence's beams; group = 1 in training and greedy search).
 
         Returns:
             the new state (its `att` is this step's attentional vector, (batch, att_size)) and the
@@ -426,7 +427,8 @@ class Seq2Seq(nn.Module):
 
         Args:
             tokens: the previous token of each row, (n,).
-            state: the decoder state, n rows; enc: the encoder output, n rows.
+            state: the decoder state, n rows; enc: the encoder output, n / group rows (each serves `group`
+                consecutive rows of `state`: a sentence's beams).
 
         Returns:
             log-probabilities (n, vocab_size) float32, the new state, attention weights (n, src_len).
