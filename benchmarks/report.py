@@ -54,7 +54,6 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "mase_darts_rnn", "mase_seasonal_naive", "interval_coverage_10_90", "test_rmse", "mae_train_mean",
         "mae_classifier_expected", "errors", "ratio_to_in_process", "p50_latency_ms", "p99_latency_ms",
         "ratio_to_in_process_same_max_batch", "dynamic_requests_per_sec", "ratio_continuous_to_dynamic",
-        "thread_worker_requests_per_sec", "ratio_process_to_thread_worker",
         "average_gain", "ensemble_gain", "bleu_drop", "accuracy_drop", "bundle_bytes", "ratios", "valid_bpc",
         "wall_seconds", "rss_ratios", "first_step_after_imports_s_at_largest", "prepare_mb_per_sec_at_largest",
         "prepare_speed_ratio_to_sentencepiece_one_core", "best_cell",
