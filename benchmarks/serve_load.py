@@ -9,6 +9,10 @@ Starts `seq2text serve` on 127.0.0.1 (a free port), then
 2. the same sentences translated in-process with `Translator.translate` in batches (the server idle):
    sentences/s, and the ratio of the server's requests/s to it (batches of 64, the Translator's default, and
    also batches capped at the server's --max-batch-size);
+   phases 1 and 2 alternate for `--rounds` rounds, and each round's ratio pairs measurements taken a minute
+   apart: this machine's speed drifts within minutes (neighbours on the host), so that a single server run
+   against a single in-process run could land either side of the target. The record's figures are the
+   medians over rounds (every round is kept in `rounds`, the spread in `ratio_to_in_process_range`);
 3. `--mixed` requests of which 10% are malformed (bad JSON, missing or mistyped fields, too many texts, a
    text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
    translation;
@@ -16,8 +20,8 @@ Starts `seq2text serve` on 127.0.0.1 (a free port), then
 5. phase 1 again against a server started with `--batching dynamic` (a batch per group of requests, decoded to
    its end: the batcher before continuous batching), for the ratio of the two in the same run.
 Every phase has a bounded number of requests and a time limit, so the benchmark always stops by itself.
-Writes benchmarks/results/serve_load.json: value = requests/s of phase 1, errors = failed or lost requests
-(all phases), ratio_to_in_process.
+Writes benchmarks/results/serve_load.json: value = requests/s of phase 1 (median over rounds), errors = failed
+or lost requests (all phases), ratio_to_in_process (median over rounds).
 """
 
 from __future__ import annotations
@@ -160,12 +164,15 @@ async def _phase1(url: str, good: list[tuple[bytes, str]], args: argparse.Namesp
     return seconds, outcomes, info
 
 
-async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str]) -> dict:
+async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str], mixed: bool) -> dict:
     url = f"http://127.0.0.1:{args.port}"
     good = [_good_body(s) for s in sentences]
-    seconds, outcomes, info = await _phase1(url, good, args)
-    failed, differ = _check_good(outcomes, in_process)
-    latencies = [o["latency"] for o in outcomes if o["latency"] is not None]
+    if not mixed:
+        seconds, outcomes, info = await _phase1(url, good, args)
+        failed, differ = _check_good(outcomes, in_process)
+        latencies = [o["latency"] for o in outcomes if o["latency"] is not None]
+        return {"seconds": seconds, "outcomes": outcomes, "failed": failed, "differ": differ,
+                "latencies": latencies, "info": info}
     mixed_plan = [i % 10 == 9 for i in range(args.mixed)]
     mixed_bodies = [MALFORMED[i // 10 % len(MALFORMED)] if bad else good[i % len(good)]
                     for i, bad in enumerate(mixed_plan)]
@@ -175,8 +182,7 @@ async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[
     mixed_failed, mixed_differ = _check_good(good_outcomes, [in_process[i % len(good)]
                                                               for i, bad in enumerate(mixed_plan) if not bad])
     bad_not_4xx = sum(not (o["status"] and 400 <= o["status"] < 500) for o in bad_outcomes)
-    return {"seconds": seconds, "outcomes": outcomes, "failed": failed, "differ": differ, "latencies": latencies,
-            "info": info, "mixed_failed": mixed_failed, "mixed_differ": mixed_differ, "bad_not_4xx": bad_not_4xx,
+    return {"mixed_failed": mixed_failed, "mixed_differ": mixed_differ, "bad_not_4xx": bad_not_4xx,
             "bad": len(bad_outcomes), "mixed_good": len(good_outcomes),
             "bad_statuses": sorted({o["status"] for o in bad_outcomes if o["status"]})}
 
@@ -198,20 +204,49 @@ def _dynamic(args: argparse.Namespace, sentences: list[str], in_process: list[st
             "p50_latency_ms": round(1000 * statistics.median(o["latency"] for o in outcomes if o["latency"]), 1)}
 
 
-def _in_process(model: str, sentences: list[str], batch_size: int) -> tuple[list[str], float]:
-    from seq2text.inference import Translator
-
-    translator = Translator.load(model)
-    translator.translate(sentences[:32])  # warm-up
+def _in_process(translator: object, sentences: list[str], batch_size: int) -> tuple[list[str], float]:
     start = time.perf_counter()
     hypotheses = translator.translate(sentences, batch_size=batch_size)
     return hypotheses, time.perf_counter() - start
+
+
+def _rounds(args: argparse.Namespace, sentences: list[str]) -> tuple[list[dict], list[str], dict]:
+    """Phases 1 and 2, alternated: (one record per round, the in-process translations, the last round's
+    server-side result)."""
+    from seq2text.inference import Translator
+
+    translator = Translator.load(args.model)
+    translator.translate(sentences[:32])  # warm-up
+    rounds, in_process, result = [], None, None
+    for _ in range(args.rounds):
+        hyps, in_seconds = _in_process(translator, sentences, args.in_process_batch_size)
+        same_batch, same_batch_seconds = _in_process(translator, sentences, args.max_batch_size)
+        if in_process is not None and hyps != in_process:
+            raise RuntimeError("in-process translations changed between rounds")
+        in_process = hyps
+        result = asyncio.run(_run(args, sentences, in_process, mixed=False))
+        rps, in_rate = len(sentences) / result["seconds"], len(sentences) / in_seconds
+        same_rate = len(sentences) / same_batch_seconds
+        rounds.append({"requests_per_sec": round(rps, 1), "in_process_sentences_per_sec": round(in_rate, 1),
+                       "in_process_same_max_batch_sentences_per_sec": round(same_rate, 1),
+                       "ratio_to_in_process": round(rps / in_rate, 3),
+                       "ratio_to_in_process_same_max_batch": round(rps / same_rate, 3),
+                       "failed_or_lost": result["failed"], "translated_differently": result["differ"],
+                       "in_process_same_max_batch_identical": same_batch == in_process,
+                       "p50_latency_ms": round(1000 * statistics.median(result["latencies"]), 1),
+                       "p99_latency_ms": round(1000 * _percentile(result["latencies"], 0.99), 1)})
+    return rounds, in_process, result
+
+
+def _median(rounds: list[dict], key: str) -> float:
+    return round(statistics.median(r[key] for r in rounds), 3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="benchmarks/runs/multi30k_quality_seed1234/bundle")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="phases 1 and 2 alternated this many times")
     parser.add_argument("--mixed", type=int, default=1000, help="requests of the malformed-mix phase (10%% bad)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=32)
@@ -222,6 +257,8 @@ def main() -> None:
     parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: "
                         "torch's, one per core)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be ≥ 1")
     from seq2text.data.catalog import resolve_parallel
 
     src_path, _ = resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
@@ -234,35 +271,37 @@ def main() -> None:
                            threads=args.server_threads)
     try:
         asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
-        in_process, in_seconds = _in_process(args.model, sentences, args.in_process_batch_size)
-        same_batch, same_batch_seconds = _in_process(args.model, sentences, args.max_batch_size)
-        result = asyncio.run(_run(args, sentences, in_process))
+        rounds, in_process, result = _rounds(args, sentences)
+        mixed = asyncio.run(_run(args, sentences, in_process, mixed=True))
     finally:
         exit_code = _stop(server)
     dynamic = None if args.no_dynamic else _dynamic(args, sentences, in_process,
                                                     log.with_name("serve_load_dynamic.log"))
     lost = sum(o["status"] is None for o in result["outcomes"])
-    errors = (result["failed"] + result["mixed_failed"] + result["bad_not_4xx"]
+    errors = (sum(r["failed_or_lost"] for r in rounds) + mixed["mixed_failed"] + mixed["bad_not_4xx"]
               + (dynamic or {}).get("failed_or_lost", 0))
-    rps, in_rate = len(sentences) / result["seconds"], len(sentences) / in_seconds
+    rps = _median(rounds, "requests_per_sec")
     versus = {} if dynamic is None else {"dynamic_batching": dynamic, "dynamic_requests_per_sec":
                                          dynamic["requests_per_sec"], "ratio_continuous_to_dynamic":
                                          round(rps / dynamic["requests_per_sec"], 3)}
+    ratios = [r["ratio_to_in_process"] for r in rounds]
     record("serve_load", metric="requests_per_sec", value=round(rps, 1), errors=errors, lost=lost,
-           ratio_to_in_process=round(rps / in_rate, 3), in_process_sentences_per_sec=round(in_rate, 1),
+           ratio_to_in_process=_median(rounds, "ratio_to_in_process"),
+           ratio_to_in_process_range=[min(ratios), max(ratios)],
+           in_process_sentences_per_sec=_median(rounds, "in_process_sentences_per_sec"),
            in_process_batch_size=args.in_process_batch_size, requests=len(sentences), clients=args.clients,
            # the same, in-process batches capped at the server's --max-batch-size (32 clients never fill more)
-           ratio_to_in_process_same_max_batch=round(rps / (len(sentences) / same_batch_seconds), 3),
-           in_process_same_max_batch_sentences_per_sec=round(len(sentences) / same_batch_seconds, 1),
-           in_process_same_max_batch_identical=same_batch == in_process,
-           p50_latency_ms=round(1000 * statistics.median(result["latencies"]), 1),
-           p99_latency_ms=round(1000 * _percentile(result["latencies"], 0.99), 1),
-           identical_to_in_process=round(1 - result["differ"] / len(sentences), 4),
-           server_batching=result["info"]["batching"], beam_size=5, model=args.model, **versus,
+           ratio_to_in_process_same_max_batch=_median(rounds, "ratio_to_in_process_same_max_batch"),
+           in_process_same_max_batch_sentences_per_sec=_median(rounds, "in_process_same_max_batch_sentences_per_sec"),
+           in_process_same_max_batch_identical=all(r["in_process_same_max_batch_identical"] for r in rounds),
+           p50_latency_ms=_median(rounds, "p50_latency_ms"), p99_latency_ms=_median(rounds, "p99_latency_ms"),
+           identical_to_in_process=round(1 - sum(r["translated_differently"] for r in rounds)
+                                         / (len(sentences) * len(rounds)), 4),
+           rounds=rounds, server_batching=result["info"]["batching"], beam_size=5, model=args.model, **versus,
            server_threads=args.server_threads or "torch default (one per core)",
-           mixed={"requests": args.mixed, "malformed": result["bad"], "malformed_not_4xx": result["bad_not_4xx"],
-                  "malformed_statuses": result["bad_statuses"], "good": result["mixed_good"],
-                  "good_failed": result["mixed_failed"], "good_translated_differently": result["mixed_differ"]},
+           mixed={"requests": args.mixed, "malformed": mixed["bad"], "malformed_not_4xx": mixed["bad_not_4xx"],
+                  "malformed_statuses": mixed["bad_statuses"], "good": mixed["mixed_good"],
+                  "good_failed": mixed["mixed_failed"], "good_translated_differently": mixed["mixed_differ"]},
            server_exit_code_after_sigterm=exit_code,  # uvicorn re-raises the signal after its graceful shutdown
            graceful_shutdown="Finished server process" in log.read_text(), split=SPLIT,
            serving="FastAPI + uvicorn, seq2text.serve",

@@ -445,7 +445,7 @@ class Translator:
                            search.max_len_ratio, search.max_len_offset, return_attention)
 
     def _texts(self, hyps: list[Hypothesis]) -> list[str]:
-        return self.tokenizer.decode([h.tokens for h in hyps])  # one call: sentencepiece decodes a batch at once
+        return self.tokenizer.decode([h.tokens for h in hyps])
 
     # ------------------------------------------------------------------------------ continuous batching
     def source_ids(self, texts: Sequence[str]) -> list[list[int]]:

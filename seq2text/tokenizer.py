@@ -30,6 +30,9 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NUM_SPECIAL = 4
 ModelType = Literal["unigram", "bpe", "word", "char"]
 _CACHE_FORMAT = 1
+# Below this many texts, sentencepiece is called once per text: its batch calls start a thread pool each time,
+# which costs ~70 us on an idle machine and far more on a busy one (a server's model threads hold the cores).
+_THREADED_BATCH = 64
 
 
 def default_cache_dir() -> Path:
@@ -156,6 +159,8 @@ class Tokenizer:
         if isinstance(texts, str):
             raise TypeError("encode takes a list of strings; wrap a single string in a list")
         if self._word_ids is None:
+            if len(texts) < _THREADED_BATCH:
+                return [self._sp.encode(text, add_bos=add_bos, add_eos=add_eos) for text in texts]
             return self._sp.encode(list(texts), add_bos=add_bos, add_eos=add_eos)
         lookup = self._word_ids.get
         head, tail = [BOS_ID] if add_bos else [], [EOS_ID] if add_eos else []
@@ -188,6 +193,8 @@ class Tokenizer:
         if self._word_ids is not None:
             piece = self._sp.IdToPiece
             return [" ".join("<unk>" if i == UNK_ID else piece(i)[1:] for i in seq) for seq in cleaned]
+        if len(cleaned) < _THREADED_BATCH:
+            return [self._sp.decode(seq) for seq in cleaned]
         return self._sp.decode(cleaned)
 
     def id_to_piece(self, index: int) -> str:

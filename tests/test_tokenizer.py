@@ -4,7 +4,7 @@ import pytest
 
 from seq2text import Tokenizer
 from seq2text.errors import ConfigError, DataError
-from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2text.tokenizer import _THREADED_BATCH, BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from tests.conftest import toy_lines
 
 
@@ -23,6 +23,18 @@ def test_special_ids_and_round_trip(corpus: Path, tmp_path: Path, model_type: st
     ids = tok.encode(texts, add_bos=True, add_eos=True)
     assert all(seq[0] == BOS_ID and seq[-1] == EOS_ID for seq in ids)
     assert tok.decode(ids) == texts
+
+
+def test_small_batches_read_as_large_ones_do(corpus: Path, tmp_path: Path) -> None:
+    """Below `_THREADED_BATCH` texts the tokenizer calls sentencepiece per text (no thread pool); both roads
+    give the same ids and texts, empty ones included."""
+    tok = Tokenizer.train([corpus], "unigram", 40, cache_dir=tmp_path)
+    texts = (toy_lines(_THREADED_BATCH, 1) + ["", "Straße café"]) * 2  # over the threshold: the threaded road
+    ids = tok.encode(texts, add_eos=True)
+    assert [tok.encode([text], add_eos=True)[0] for text in texts] == ids
+    assert tok.encode(texts[:3]) == [seq[:-1] for seq in ids[:3]]
+    assert tok.decode(ids) == [tok.decode([seq])[0] for seq in ids] == [" ".join(t.split()) for t in texts]
+    assert tok.decode([[], ids[0]]) == ["", texts[0]]
 
 
 def test_word_model_keeps_every_word_and_maps_each_unknown(corpus: Path, tmp_path: Path) -> None:
