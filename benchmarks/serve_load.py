@@ -299,6 +299,7 @@ def main() -> None:
                                          / (len(sentences) * len(rounds)), 4),
            rounds=rounds, server_batching=result["info"]["batching"], beam_size=5, model=args.model, **versus,
            server_threads=args.server_threads or "torch default (one per core)",
+           server_threads_info=result["info"].get("threads"),  # torch's threads and OpenMP's wait policy
            mixed={"requests": args.mixed, "malformed": mixed["bad"], "malformed_not_4xx": mixed["bad_not_4xx"],
                   "malformed_statuses": mixed["bad_statuses"], "good": mixed["mixed_good"],
                   "good_failed": mixed["mixed_failed"], "good_translated_differently": mixed["mixed_differ"]},

@@ -492,6 +492,7 @@ def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
@@ -506,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             _build_parser().print_help()
             return 0
+        if args.command == "serve" and from_command_line:  # not when called in a process that is not ours
+            from seq2text.hardware import relaunch_with_passive_openmp
+
+            relaunch_with_passive_openmp()
         _run_tool(args)
     except Exception as error:  # noqa: BLE001 - user errors arrive wrapped (e.g. by jsonargparse)
         found = _user_error(error)

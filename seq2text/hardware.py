@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ import torch
 
 from seq2text.errors import ConfigError
 
-__all__ = ["PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability", "resolve_precision"]
+__all__ = ["OPENMP_WAIT_POLICY", "PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability",
+           "relaunch_with_passive_openmp", "resolve_precision"]
 
 # the values a recipe or --trainer.precision may give, with Lightning's short aliases
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -32,6 +34,7 @@ _BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_
               "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
 # `auto`'s choice ("precision|reason"), inherited by DDP worker processes so that every rank agrees
 _ENV = "SEQ2TEXT_PRECISION"
+OPENMP_WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
 @dataclass(frozen=True)
@@ -182,3 +185,17 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
     if text.startswith("bf16") and device == "mps":
         raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works()}")
     return PrecisionChoice(text, text, "given explicitly")
+
+
+def relaunch_with_passive_openmp() -> None:
+    """Starts this command line again with `OMP_WAIT_POLICY=PASSIVE` unless the variable is set (a value the
+    user chose is kept); returns only when it is set.
+
+    A server's model thread shares the cores with its HTTP side, and often with clients on the same machine:
+    OpenMP's default, spinning for a while after every parallel region, takes their CPU to save the model a
+    wake-up. The policy is read once, when torch loads its OpenMP runtime, so setting it later does nothing:
+    hence a fresh process (same pid, same arguments), before any model is loaded.
+    """
+    if OPENMP_WAIT_POLICY in os.environ:
+        return
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, OPENMP_WAIT_POLICY: "PASSIVE"})

@@ -145,6 +145,10 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
+        # the command line started itself again with OpenMP's passive wait (unless the caller chose a policy)
+        threads = httpx.get(f"{url}/info").json()["threads"]
+        assert threads["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+        assert threads["torch"] == 1  # OMP_NUM_THREADS survived the relaunch
 
         async def requests_then_sigterm() -> list[httpx.Response]:
             sent = asyncio.ensure_future(_concurrent(f"{url}/translate", [{"texts": [s]} for s in SENTENCES]))
@@ -192,3 +196,18 @@ def test_serve_options_are_checked_before_loading(capsys: pytest.CaptureFixture)
     assert "--max-batch-size" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--port"):
         ServeConfig(port=70000)
+
+
+def test_the_command_line_relaunches_with_passive_openmp_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seq2text import hardware
+
+    launched = []
+    monkeypatch.setattr(hardware.os, "execve", lambda *args: launched.append(args))
+    monkeypatch.setattr(hardware.sys, "orig_argv", ["python", "-m", "seq2text.cli", "serve", "--model", "b"])
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    hardware.relaunch_with_passive_openmp()
+    (executable, argv, env), = launched
+    assert argv == [executable, "-m", "seq2text.cli", "serve", "--model", "b"] and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice (and the relaunched process) stay
+    hardware.relaunch_with_passive_openmp()
+    assert len(launched) == 1
