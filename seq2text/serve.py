@@ -284,7 +284,7 @@ class ContinuousBatcher:
         """Starts the held requests that fit beside the sentences decoding (the first always, when idle). A busy
         search takes newcomers once a third of its places are free, not one by one: each admission encodes
         the newcomers and copies the search's state, so admitting at every step costs more than the fuller batch
-        gains (under serve_load's 32 clients, a third did better than a quarter, an eighth or every step)."""
+        gains."""
         texts, keys, room = [], [], self.max_batch_size - len(search)
         if len(search) and room < max(1, self.max_batch_size // 3):
             return
