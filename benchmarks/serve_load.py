@@ -127,6 +127,20 @@ async def _load(url: str, bodies: list[tuple[bytes, str]], clients: int, limit: 
     return outcomes
 
 
+def _client_versions() -> dict:
+    """httpx's and httpcore's versions, and whether sniffio is installed (without it httpcore 1.0 pays a failed
+    import at every request: the clients then take more of the cores they share with the server)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def found(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {name: found(name) for name in ("httpx", "httpcore", "sniffio")}
+
+
 def _json(response: object) -> object:
     try:
         return response.json()
@@ -305,7 +319,7 @@ def main() -> None:
                   "good_failed": mixed["mixed_failed"], "good_translated_differently": mixed["mixed_differ"]},
            server_exit_code_after_sigterm=exit_code,  # uvicorn re-raises the signal after its graceful shutdown
            graceful_shutdown="Finished server process" in log.read_text(), split=SPLIT,
-           serving="FastAPI + uvicorn, seq2text.serve",
+           serving="FastAPI + uvicorn, seq2text.serve", client=_client_versions(),
            precision="32-true (predictors decode in float32)")
 
 
