@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY
 from seq2text.reading import pad_ids
@@ -395,8 +397,6 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
         info["languages"] = {"source": reading.src_lang, "target": reading.trg_lang}
         signatures = [m.get("test/bleu_signature") for m in metrics.get("members", [metrics]) if isinstance(m, dict)]
         info["sacrebleu_signature"] = signatures[0] if "members" not in metrics else signatures  # one per member
-    import torch  # loaded with the predictor
-
     info["threads"] = {"torch": torch.get_num_threads(),
                        "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}
     if counters is not None:
@@ -513,8 +513,6 @@ def _plain(value: object) -> object:
 
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
     """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM."""
-    import torch
-
     from seq2text.inference import load
 
     if config.threads is not None:

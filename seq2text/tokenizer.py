@@ -31,7 +31,8 @@ NUM_SPECIAL = 4
 ModelType = Literal["unigram", "bpe", "word", "char"]
 _CACHE_FORMAT = 1
 # Below this many texts, sentencepiece is called once per text: its batch calls start a thread pool each time,
-# which costs ~70 us on an idle machine and far more on a busy one (a server's model threads hold the cores).
+# which costs more than encoding a handful of texts, and far more on a busy machine (a server's model threads
+# hold the cores).
 _THREADED_BATCH = 64
 
 
