@@ -165,28 +165,28 @@ def _check_good(outcomes: list[dict], expected: list[str]) -> tuple[int, int]:
     return failed, differ
 
 
-async def _phase1(url: str, good: list[tuple[bytes, str]], args: argparse.Namespace) -> tuple[float, list, dict]:
-    """Warm-up, then every good request once: (seconds, outcomes, the server's /info)."""
+async def _phase1(url: str, sentences: list[str], in_process: list[str], args: argparse.Namespace) -> dict:
+    """Warm-up, then one request per sentence: seconds, failed or lost and lost requests, translations that
+    differ from in-process, latencies of the answered ones, and the server's /info."""
     import httpx
 
+    good = [_good_body(s) for s in sentences]
     await _load(url, good[: args.clients], args.clients, args.time_limit)  # warm-up
     start = time.perf_counter()
     outcomes = await _load(url, good, args.clients, args.time_limit)
     seconds = time.perf_counter() - start
     async with httpx.AsyncClient() as client:
         info = (await client.get(f"{url}/info")).json()
-    return seconds, outcomes, info
+    failed, differ = _check_good(outcomes, in_process)
+    return {"seconds": seconds, "failed": failed, "differ": differ, "info": info,
+            "lost": sum(o["status"] is None for o in outcomes),
+            "latencies": [o["latency"] for o in outcomes if o["latency"] is not None]}
 
 
-async def _run(args: argparse.Namespace, sentences: list[str], in_process: list[str], mixed: bool) -> dict:
-    url = f"http://127.0.0.1:{args.port}"
+async def _mixed(url: str, sentences: list[str], in_process: list[str], args: argparse.Namespace) -> dict:
+    """`args.mixed` requests, every tenth malformed: the malformed ones not answered 4xx, the good ones failed
+    or translated differently."""
     good = [_good_body(s) for s in sentences]
-    if not mixed:
-        seconds, outcomes, info = await _phase1(url, good, args)
-        failed, differ = _check_good(outcomes, in_process)
-        latencies = [o["latency"] for o in outcomes if o["latency"] is not None]
-        return {"seconds": seconds, "outcomes": outcomes, "failed": failed, "differ": differ,
-                "latencies": latencies, "info": info}
     mixed_plan = [i % 10 == 9 for i in range(args.mixed)]
     mixed_bodies = [MALFORMED[i // 10 % len(MALFORMED)] if bad else good[i % len(good)]
                     for i, bad in enumerate(mixed_plan)]
@@ -209,13 +209,12 @@ def _dynamic(args: argparse.Namespace, sentences: list[str], in_process: list[st
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_healthy(url, server, log, 180))
-        seconds, outcomes, info = asyncio.run(_phase1(url, [_good_body(s) for s in sentences], args))
+        result = asyncio.run(_phase1(url, sentences, in_process, args))
     finally:
         _stop(server)
-    failed, differ = _check_good(outcomes, in_process)
-    return {"requests_per_sec": round(len(sentences) / seconds, 1), "failed_or_lost": failed,
-            "translated_differently": differ, "server_batching": info["batching"],
-            "p50_latency_ms": round(1000 * statistics.median(o["latency"] for o in outcomes if o["latency"]), 1)}
+    return {"requests_per_sec": round(len(sentences) / result["seconds"], 1), "failed_or_lost": result["failed"],
+            "translated_differently": result["differ"], "server_batching": result["info"]["batching"],
+            "p50_latency_ms": round(1000 * statistics.median(result["latencies"]), 1)}
 
 
 def _in_process(translator: object, sentences: list[str], batch_size: int) -> tuple[list[str], float]:
@@ -238,14 +237,15 @@ def _rounds(args: argparse.Namespace, sentences: list[str]) -> tuple[list[dict],
         if in_process is not None and hyps != in_process:
             raise RuntimeError("in-process translations changed between rounds")
         in_process = hyps
-        result = asyncio.run(_run(args, sentences, in_process, mixed=False))
+        result = asyncio.run(_phase1(f"http://127.0.0.1:{args.port}", sentences, in_process, args))
         rps, in_rate = len(sentences) / result["seconds"], len(sentences) / in_seconds
         same_rate = len(sentences) / same_batch_seconds
         rounds.append({"requests_per_sec": round(rps, 1), "in_process_sentences_per_sec": round(in_rate, 1),
                        "in_process_same_max_batch_sentences_per_sec": round(same_rate, 1),
                        "ratio_to_in_process": round(rps / in_rate, 3),
                        "ratio_to_in_process_same_max_batch": round(rps / same_rate, 3),
-                       "failed_or_lost": result["failed"], "translated_differently": result["differ"],
+                       "failed_or_lost": result["failed"], "lost": result["lost"],
+                       "translated_differently": result["differ"],
                        "in_process_same_max_batch_identical": same_batch == in_process,
                        "p50_latency_ms": round(1000 * statistics.median(result["latencies"]), 1),
                        "p99_latency_ms": round(1000 * _percentile(result["latencies"], 0.99), 1)})
@@ -286,12 +286,12 @@ def main() -> None:
     try:
         asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
         rounds, in_process, result = _rounds(args, sentences)
-        mixed = asyncio.run(_run(args, sentences, in_process, mixed=True))
+        mixed = asyncio.run(_mixed(f"http://127.0.0.1:{args.port}", sentences, in_process, args))
     finally:
         exit_code = _stop(server)
     dynamic = None if args.no_dynamic else _dynamic(args, sentences, in_process,
                                                     log.with_name("serve_load_dynamic.log"))
-    lost = sum(o["status"] is None for o in result["outcomes"])
+    lost = sum(r["lost"] for r in rounds)
     errors = (sum(r["failed_or_lost"] for r in rounds) + mixed["mixed_failed"] + mixed["bad_not_4xx"]
               + (dynamic or {}).get("failed_or_lost", 0))
     rps = _median(rounds, "requests_per_sec")
