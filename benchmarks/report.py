@@ -55,6 +55,7 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "mae_classifier_expected", "errors", "ratio_to_in_process", "ratio_to_in_process_range", "p50_latency_ms",
         "p99_latency_ms",
         "ratio_to_in_process_same_max_batch", "dynamic_requests_per_sec", "ratio_continuous_to_dynamic",
+        "workers", "one_worker_requests_per_sec", "ratio_workers_to_one",
         "average_gain", "ensemble_gain", "bleu_drop", "accuracy_drop", "bundle_bytes", "ratios", "valid_bpc",
         "wall_seconds", "rss_ratios", "first_step_after_imports_s_at_largest", "prepare_mb_per_sec_at_largest",
         "prepare_speed_ratio_to_sentencepiece_one_core", "best_cell",

@@ -228,8 +228,10 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--batching", choices=("continuous", "dynamic"), default="continuous",
                      help="translation: continuous (sentences join and leave the running beam search between "
                      "steps) or dynamic (one batch per group of requests, decoded to its end)")
-    srv.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: one per "
-                     "core); fewer leave cores to the HTTP side")
+    srv.add_argument("--threads", type=int, default=None, help="torch threads for the model in each worker "
+                     "(default: the cores divided among the workers)")
+    srv.add_argument("--workers", type=int, default=1, help="server processes on the port, each with its own model "
+                     "and batcher (on a CPU, one per core with one thread each keeps every core busy)")
     pic = sub.add_parser("plot", help="draw a run's training curves (loss, perplexity, BLEU/accuracy, learning rate "
                          "against the step) from its CSVLogger metrics.csv (needs seq2text[plot])")
     pic.add_argument("--run", required=True, help="run directory (its newest metrics.csv is read) or a metrics.csv")
@@ -320,7 +322,7 @@ def _run_tool(args: argparse.Namespace) -> None:
 
         serve(args.model, ServeConfig(args.host, args.port, args.max_batch_size, args.max_wait_ms / 1000,
                                       args.max_chars, args.max_lines, batching=args.batching,
-                                      threads=args.threads))
+                                      threads=args.threads, workers=args.workers))
 
 
 def _prepare(args: argparse.Namespace, extra: list[str]) -> None:

@@ -15,7 +15,10 @@ batch to finish; at most `max_batch_size` sentences decode together, and an idle
 more before its first step. The other tasks (and `--batching dynamic`) batch per request: a batch starts with the
 first waiting request and takes the others that arrive within `max_wait` seconds, up to `max_batch_size` texts
 (a request is never split). The model runs in one worker thread, so the event loop keeps accepting requests
-while it decodes.
+while it decodes. `--workers N` starts N such server processes on one port (uvicorn's workers: each accepted
+connection belongs to one of them), each with its own copy of the model, batcher and `cores // N` torch threads:
+on a CPU a single process leaves a core idle while its search runs the serial parts of a step (Python, small
+ops), where one worker per core keeps them all busy. /info and /health describe the worker that answers.
 Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters
 413, an unknown route 404. On SIGINT/SIGTERM uvicorn stops accepting connections and finishes the requests
 in flight before the process exits.
@@ -24,6 +27,7 @@ in flight before the process exits.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -34,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,7 +59,7 @@ except ImportError as missing:  # an optional extra: the core install stays smal
     raise Seq2TextError(f"seq2text serve needs FastAPI and uvicorn ({missing}): "
                         "pip install 'seq2text[serve]'") from None
 
-__all__ = ["ContinuousBatcher", "DynamicBatcher", "ServeConfig", "create_app", "serve"]
+__all__ = ["ContinuousBatcher", "DynamicBatcher", "ServeConfig", "create_app", "serve", "worker_app"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +77,9 @@ class ServeConfig:
         graceful_timeout: seconds that shutdown waits for the requests in flight.
         batching: `continuous` (translation: sentences join and leave the running search between steps) or
             `dynamic` (a batch per group of requests, decoded to its end); the other tasks always batch dynamically.
-        threads: torch's intra-op threads for the model (None: torch's default, one per core); fewer leave cores
-            to the HTTP side (parsing, JSON) and to clients on the same machine.
+        threads: torch's intra-op threads for the model in each worker (None: the cores divided among the
+            workers; with one worker, torch's default of one per core).
+        workers: server processes on the one port, each with its own model and batcher.
     """
 
     host: str = "127.0.0.1"
@@ -86,10 +91,13 @@ class ServeConfig:
     graceful_timeout: float = 30.0
     batching: Literal["continuous", "dynamic"] = "continuous"
     threads: int | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be ≥ 1, got {self.threads}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be ≥ 1, got {self.workers}")
         if self.batching not in ("continuous", "dynamic"):
             raise ConfigError(f"--batching must be continuous or dynamic, got {self.batching!r}")
         if self.max_batch_size < 1 or self.max_chars < 1 or self.max_lines < 1:
@@ -397,6 +405,7 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
         info["languages"] = {"source": reading.src_lang, "target": reading.trg_lang}
         signatures = [m.get("test/bleu_signature") for m in metrics.get("members", [metrics]) if isinstance(m, dict)]
         info["sacrebleu_signature"] = signatures[0] if "members" not in metrics else signatures  # one per member
+    info["workers"] = {"count": config.workers, "pid": os.getpid()}  # the worker answering: its own counters
     info["threads"] = {"torch": torch.get_num_threads(),
                        "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}
     if counters is not None:
@@ -432,7 +441,7 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
 
     app = FastAPI(title="seq2text", lifespan=lifespan)
     _add_error_handlers(app)
-    app.get("/health")(lambda: {"status": "ok", "task": predictor.task})
+    app.get("/health")(lambda: {"status": "ok", "task": predictor.task, "pid": os.getpid()})
     if batcher is not None:
         _add_text_route(app, path, key, batcher, config)
     if predictor.task == "language_model":
@@ -511,13 +520,40 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
+_WORKER_SETTINGS = "SEQ2TEXT_SERVE_WORKER"  # the models and ServeConfig, as JSON, for each worker process
+
+
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
-    """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM."""
+    """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM, in `config.workers`
+    processes (the bundles are loaded here first either way, so that a bad one fails before any worker starts)."""
     from seq2text.inference import load
 
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    threads = config.threads
+    if threads is None and config.workers > 1:
+        threads = max(1, len(os.sched_getaffinity(0)) // config.workers)
+    if threads is not None:
+        torch.set_num_threads(threads)
     predictor = load(models[0] if len(models) == 1 else list(models))
-    app = create_app(predictor, config, [str(m) for m in models])
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info",
-                timeout_graceful_shutdown=int(config.graceful_timeout))
+    names = [str(m) for m in models]
+    run = {"host": config.host, "port": config.port, "log_level": "info",
+           "timeout_graceful_shutdown": int(config.graceful_timeout)}
+    if config.workers == 1:
+        uvicorn.run(create_app(predictor, config, names), **run)
+        return
+    del predictor  # each worker loads its own
+    os.environ[_WORKER_SETTINGS] = json.dumps({"models": names, "config": asdict(replace(config, threads=threads))})
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=config.workers, **run)
+
+
+def worker_app() -> FastAPI:
+    """The application of one worker process of `serve` (uvicorn calls this factory in each): the bundles and the
+    configuration come from the parent process through the environment."""
+    from seq2text.inference import load
+
+    if _WORKER_SETTINGS not in os.environ:
+        raise ConfigError(f"worker_app runs in a worker started by seq2text serve --workers (no {_WORKER_SETTINGS})")
+    settings = json.loads(os.environ[_WORKER_SETTINGS])
+    config = ServeConfig(**settings["config"])
+    torch.set_num_threads(config.threads)
+    models = settings["models"]
+    return create_app(load(models[0] if len(models) == 1 else models), config, models)

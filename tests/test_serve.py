@@ -127,28 +127,25 @@ def test_a_request_larger_than_a_batch_runs_alone(translator_bundle: Path) -> No
         assert client.get("/info").json()["batching"]["largest_batch"] == len(decoded) < len(SENTENCES)
 
 
-def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_path: Path, workers: int) -> None:
     port = _free_port()
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", str(translator_bundle), "--port", str(port),
-               "--max-wait-ms", "2000", "--max-batch-size", "64"]
+               "--max-wait-ms", "2000", "--max-batch-size", "64", "--workers", str(workers)]
     with log.open("w") as err:
         server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
                                   env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        pids = _worker_pids(url, server, log, workers)
         # the command line started itself again with OpenMP's passive wait (unless the caller chose a policy)
-        threads = httpx.get(f"{url}/info").json()["threads"]
-        assert threads["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-        assert threads["torch"] == 1  # OMP_NUM_THREADS survived the relaunch
+        info = httpx.get(f"{url}/info").json()
+        assert info["threads"]["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+        cores = len(os.sched_getaffinity(0))
+        # one worker: OMP_NUM_THREADS survived the relaunch; several: the cores are divided among them
+        assert info["threads"]["torch"] == (1 if workers == 1 else max(1, cores // workers))
+        assert info["workers"]["count"] == workers and info["workers"]["pid"] in pids
 
         async def requests_then_sigterm() -> list[httpx.Response]:
             sent = asyncio.ensure_future(_concurrent(f"{url}/translate", [{"texts": [s]} for s in SENTENCES]))
@@ -163,9 +160,22 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
             server.kill()
     assert [r.status_code for r in responses] == [200] * len(SENTENCES)
     assert [r.json()["translations"][0] for r in responses] == seq2text.load(translator_bundle).translate(SENTENCES)
-    assert "Finished server process" in log.read_text()
+    assert log.read_text().count("Finished server process") == workers
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health")
+
+
+def _worker_pids(url: str, server: subprocess.Popen, log: Path, workers: int) -> set[int]:
+    """Waits until `workers` different processes have answered /health (each on a new connection)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(pids) < workers:
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+        try:
+            pids.add(httpx.get(f"{url}/health").json()["pid"])
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return pids
 
 
 # ------------------------------------------------------------------------------------------ other tasks
@@ -194,6 +204,8 @@ def test_language_model_endpoints(lm_bundle: Path) -> None:
 def test_serve_options_are_checked_before_loading(capsys: pytest.CaptureFixture) -> None:
     assert main(["serve", "--model", "nowhere", "--max-batch-size", "0"]) == 1
     assert "--max-batch-size" in capsys.readouterr().err
+    assert main(["serve", "--model", "nowhere", "--workers", "0"]) == 1
+    assert "--workers" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--port"):
         ServeConfig(port=70000)
 
