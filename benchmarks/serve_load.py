@@ -2,8 +2,8 @@
 
     python benchmarks/serve_load.py [--model benchmarks/runs/multi30k_quality_seed1234/bundle] [--requests 2000]
 
-Starts `seq2text serve --workers W` on 127.0.0.1 (a free port; W: one worker per core by default, each with the
-cores divided among them, so one torch thread each on a 2-core machine), then
+Starts `seq2text serve --workers W` on 127.0.0.1 (a free port; W model processes, one per core by default, each
+with the cores divided among them: one torch thread each on a 2-core machine), then
 1. 32 concurrent clients (httpx + asyncio) send `--requests` requests of one Multi30k test sentence each
    (test_2016_flickr.de, in order, cycled): requests/s, p50/p99 latency, failed or lost requests, and whether
    each translation equals the in-process one;
@@ -18,10 +18,11 @@ cores divided among them, so one torch thread each on a 2-core machine), then
    text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
    translation;
 4. SIGTERM: the server must finish and exit 0;
-5. phase 1 again against a server started with `--batching dynamic` (a batch per group of requests, decoded to
-   its end: the batcher before continuous batching), for the ratio of the two in the same run;
-6. phase 1 again against a server with one worker (`--workers 1`, torch's threads: one per core), for the
-   ratio of W workers to one in the same run.
+5. phase 1 again against a server with one worker (`--workers 1`: the model in a thread of the server's process,
+   torch's threads one per core), for the ratio of W workers to one in the same run;
+6. phase 1 again against a one-worker server started with `--batching dynamic` (a batch per group of requests,
+   decoded to its end: the batcher before continuous batching), for the ratio of continuous batching to it, both
+   in one process.
 Every phase has a bounded number of requests and a time limit, so the benchmark always stops by itself.
 Writes benchmarks/results/serve_load.json: value = requests/s of phase 1 (median over rounds), errors = failed
 or lost requests (all phases), ratio_to_in_process (median over rounds).
@@ -82,28 +83,22 @@ def _stop(server: subprocess.Popen) -> int | str:
         return "killed after 60 s"
 
 
-async def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit: float, workers: int = 1) -> None:
-    """Waits until `workers` different worker processes have answered /health, each on a new connection (a
-    worker accepts connections once its model is loaded: load started before every worker is up would pile
-    onto the first)."""
+async def _wait_healthy(url: str, server: subprocess.Popen, log: Path, limit: float) -> None:
+    """Waits for /health (a server with model processes answers once every one has loaded the model)."""
     import httpx
 
-    deadline, pids = time.monotonic() + limit, set()
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}: {log.read_text()[-2000:]}")
-        try:
-            async with httpx.AsyncClient() as client:
-                response = await client.get(f"{url}/health")
-            if response.status_code == 200:
-                pids.add(response.json()["pid"])
-                if len(pids) >= workers:
+    deadline = time.monotonic() + limit
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited with {server.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if (await client.get(f"{url}/health")).status_code == 200:
                     return
-                continue
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"{len(pids)} of {workers} workers answered /health within {limit:.0f} s")
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"the server did not answer /health within {limit:.0f} s")
 
 
 async def _load(url: str, bodies: list[tuple[bytes, str]], clients: int, limit: float) -> list[dict]:
@@ -219,7 +214,7 @@ def _other_server(args: argparse.Namespace, sentences: list[str], in_process: li
     server = _start_server(args.model, port, args.max_batch_size, args.max_wait_ms, log, workers, batching, threads)
     try:
         url = f"http://127.0.0.1:{port}"
-        asyncio.run(_wait_healthy(url, server, log, 180, workers))
+        asyncio.run(_wait_healthy(url, server, log, 180))
         result = asyncio.run(_phase1(url, sentences, in_process, args))
     finally:
         _stop(server)
@@ -278,7 +273,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--in-process-batch-size", type=int, default=64, help="Translator.translate's default")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
-    parser.add_argument("--no-dynamic", action="store_true", help="skip phase 5 (the --batching dynamic server)")
+    parser.add_argument("--no-dynamic", action="store_true", help="skip phase 6 (the --batching dynamic server)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="the server's --workers (default: one per core)")
     parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: "
@@ -297,23 +292,23 @@ def main() -> None:
     server = _start_server(args.model, args.port, args.max_batch_size, args.max_wait_ms, log, args.workers,
                            threads=args.server_threads)
     try:
-        asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180, args.workers))
+        asyncio.run(_wait_healthy(f"http://127.0.0.1:{args.port}", server, log, 180))
         rounds, in_process, result = _rounds(args, sentences)
         mixed = asyncio.run(_mixed(f"http://127.0.0.1:{args.port}", sentences, in_process, args))
     finally:
         exit_code = _stop(server)
-    dynamic = None if args.no_dynamic else _other_server(args, sentences, in_process,
-                                                         log.with_name("serve_load_dynamic.log"), args.workers,
-                                                         "dynamic")
     one = None if args.workers == 1 else _other_server(args, sentences, in_process,
                                                        log.with_name("serve_load_one_worker.log"), 1, "continuous")
+    dynamic = None if args.no_dynamic else _other_server(args, sentences, in_process,
+                                                         log.with_name("serve_load_dynamic.log"), 1, "dynamic")
     lost = sum(r["lost"] for r in rounds)
     errors = (sum(r["failed_or_lost"] for r in rounds) + mixed["mixed_failed"] + mixed["bad_not_4xx"]
               + (dynamic or {}).get("failed_or_lost", 0) + (one or {}).get("failed_or_lost", 0))
     rps = _median(rounds, "requests_per_sec")
+    one_rps = rps if one is None else one["requests_per_sec"]  # continuous against dynamic: both in one process
     versus = {} if dynamic is None else {"dynamic_batching": dynamic, "dynamic_requests_per_sec":
                                          dynamic["requests_per_sec"], "ratio_continuous_to_dynamic":
-                                         round(rps / dynamic["requests_per_sec"], 3)}
+                                         round(one_rps / dynamic["requests_per_sec"], 3)}
     if one is not None:
         versus.update(one_worker=one, one_worker_requests_per_sec=one["requests_per_sec"],
                       ratio_workers_to_one=round(rps / one["requests_per_sec"], 3))
@@ -336,8 +331,8 @@ def main() -> None:
            mixed={"requests": args.mixed, "malformed": mixed["bad"], "malformed_not_4xx": mixed["bad_not_4xx"],
                   "malformed_statuses": mixed["bad_statuses"], "good": mixed["mixed_good"],
                   "good_failed": mixed["mixed_failed"], "good_translated_differently": mixed["mixed_differ"]},
-           server_exit_code_after_sigterm=exit_code,  # -15: one uvicorn process re-raises the signal; 0: a supervisor
-           graceful_shutdown=log.read_text().count("Finished server process") == args.workers, split=SPLIT,
+           server_exit_code_after_sigterm=exit_code,  # uvicorn re-raises the signal after its graceful shutdown
+           graceful_shutdown="Finished server process" in log.read_text(), split=SPLIT,
            serving="FastAPI + uvicorn, seq2text.serve", client=_client_versions(),
            precision="32-true (predictors decode in float32)")
 

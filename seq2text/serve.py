@@ -15,10 +15,9 @@ batch to finish; at most `max_batch_size` sentences decode together, and an idle
 more before its first step. The other tasks (and `--batching dynamic`) batch per request: a batch starts with the
 first waiting request and takes the others that arrive within `max_wait` seconds, up to `max_batch_size` texts
 (a request is never split). The model runs in one worker thread, so the event loop keeps accepting requests
-while it decodes. `--workers N` starts N such server processes on one port (uvicorn's workers: each accepted
-connection belongs to one of them), each with its own copy of the model, batcher and `cores // N` torch threads:
-on a CPU a single process leaves a core idle while its search runs the serial parts of a step (Python, small
-ops), where one worker per core keeps them all busy. /info and /health describe the worker that answers.
+while it decodes. With `--workers N` (translation, continuous batching) the searches run in N model processes
+instead, each with its own copy of the model and `cores // N` torch threads, and each request goes to the one
+with the fewest sentences in flight (`seq2text.batching.ProcessBatcher`).
 Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters
 413, an unknown route 404. On SIGINT/SIGTERM uvicorn stops accepting connections and finishes the requests
 in flight before the process exits.
@@ -27,26 +26,21 @@ in flight before the process exits.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
-import queue
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from seq2text.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
 from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY
-from seq2text.reading import pad_ids
 
 try:
     import uvicorn
@@ -59,7 +53,7 @@ except ImportError as missing:  # an optional extra: the core install stays smal
     raise Seq2TextError(f"seq2text serve needs FastAPI and uvicorn ({missing}): "
                         "pip install 'seq2text[serve]'") from None
 
-__all__ = ["ContinuousBatcher", "DynamicBatcher", "ServeConfig", "create_app", "serve", "worker_app"]
+__all__ = ["ServeConfig", "create_app", "model_threads", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +71,10 @@ class ServeConfig:
         graceful_timeout: seconds that shutdown waits for the requests in flight.
         batching: `continuous` (translation: sentences join and leave the running search between steps) or
             `dynamic` (a batch per group of requests, decoded to its end); the other tasks always batch dynamically.
-        threads: torch's intra-op threads for the model in each worker (None: the cores divided among the
-            workers; with one worker, torch's default of one per core).
-        workers: server processes on the one port, each with its own model and batcher.
+        threads: torch's intra-op threads for the model, in each model process with `workers` > 1 (None: the
+            cores divided among the workers; with one, torch's default of one per core).
+        workers: model processes (translation with continuous batching); 1: the model runs in a thread of the
+            server's process.
     """
 
     host: str = "127.0.0.1"
@@ -106,234 +101,6 @@ class ServeConfig:
             raise ConfigError(f"--max-wait-ms must lie in [0, 10000], got {self.max_wait * 1000:g}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must lie in [0, 65535], got {self.port}")
-
-
-@dataclass
-class BatchCounters:
-    """What the batcher did so far (shown by /info)."""
-
-    requests: int = 0
-    texts: int = 0
-    batches: int = 0
-    largest_batch: int = 0
-    failed_batches: int = 0
-    steps: int = 0  # continuous batching: decoding steps, and sentences summed over them
-    step_sentences: int = 0
-    sizes: list[int] = field(default_factory=list, repr=False)
-
-
-class DynamicBatcher:
-    """Gathers the texts of concurrent requests into batches for one function run in one worker thread.
-
-    A batch starts with the oldest waiting request; it waits until `max_batch_size` texts are waiting or the
-    oldest has waited `max_wait` seconds (so requests that queued while the model was busy leave at once), then
-    takes the waiting requests in arrival order while they fit.
-
-    Args:
-        run: texts → one result per text, in order (called in the worker thread, one batch at a time).
-        max_batch_size: most texts per batch (a larger request runs alone).
-        max_wait: seconds a batch's first request waits for others.
-        executor: the worker thread (shared with the unbatched endpoints, so the model runs one call at a time).
-    """
-
-    def __init__(self, run: Callable[[list[Any]], list[Any]], max_batch_size: int, max_wait: float,
-                 executor: ThreadPoolExecutor) -> None:
-        self.run, self.max_batch_size, self.max_wait, self.executor = run, max_batch_size, max_wait, executor
-        self.counters = BatchCounters()
-        self._pending: deque[tuple[list[Any], asyncio.Future, float]] = deque()
-        self._arrived: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        """Starts the batching loop on the running event loop."""
-        self._arrived = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        """Stops the loop (after the server has finished the requests in flight)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def submit(self, items: list[Any]) -> list[Any]:
-        """Queues one request's texts and waits for their results."""
-        if self._arrived is None:
-            raise RuntimeError("the batcher is not started (the server's lifespan starts it)")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((items, future, loop.time()))
-        self._arrived.set()
-        return await future
-
-    def _waiting(self) -> int:
-        return sum(len(items) for items, _, _ in self._pending)
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            while not self._pending:
-                self._arrived.clear()
-                await self._arrived.wait()
-            deadline = self._pending[0][2] + self.max_wait
-            while self._waiting() < self.max_batch_size and loop.time() < deadline:
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
-                except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10 has its own
-                    break
-            batch = [self._pending.popleft()]
-            size = len(batch[0][0])
-            while self._pending and size + len(self._pending[0][0]) <= self.max_batch_size:
-                batch.append(self._pending.popleft())
-                size += len(batch[-1][0])
-            await self._run([(items, future) for items, future, _ in batch], loop)
-
-    async def _run(self, batch: list[tuple[list[Any], asyncio.Future]], loop: asyncio.AbstractEventLoop) -> None:
-        texts = [text for items, _ in batch for text in items]
-        counters = self.counters
-        counters.requests, counters.texts, counters.batches = (counters.requests + len(batch),
-                                                               counters.texts + len(texts), counters.batches + 1)
-        counters.largest_batch = max(counters.largest_batch, len(texts))
-        try:
-            results = await loop.run_in_executor(self.executor, self.run, texts)
-        except Exception as error:  # noqa: BLE001 - handed to every request of the batch (a 500 each)
-            counters.failed_batches += 1
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        start = 0
-        for items, future in batch:
-            if not future.done():  # a client that went away cancelled its future
-                future.set_result(results[start: start + len(items)])
-            start += len(items)
-
-
-class ContinuousBatcher:
-    """Continuous batching for translation: one worker thread runs a `ContinuousBeamSearch`; between two steps
-    it admits the waiting requests (in arrival order, while at most `max_batch_size` sentences decode, once a
-    third of the places are free; a larger request runs alone), and answers a request once all its sentences
-    have ended.
-
-    Args:
-        translator: a `Translator` (or ensemble): `source_ids`, `continuous_search`, `detokenize`.
-        max_batch_size: most sentences decoded together.
-        max_wait: seconds an idle worker waits, after a first request, for others to start with it.
-    """
-
-    def __init__(self, translator: Any, max_batch_size: int, max_wait: float) -> None:  # noqa: ANN401
-        self.translator, self.max_batch_size, self.max_wait = translator, max_batch_size, max_wait
-        self.counters = BatchCounters()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def start(self) -> None:
-        """Starts the worker thread, answering on the running event loop."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._work, name="seq2text-model", daemon=True)
-        self._thread.start()
-
-    async def stop(self) -> None:
-        """Stops the worker (after the server has finished the requests in flight)."""
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-
-    async def submit(self, items: list[str]) -> list[str]:
-        """Queues one request's texts and waits for their translations."""
-        if self._loop is None:
-            raise RuntimeError("the batcher is not started (the server's lifespan starts it)")
-        future = self._loop.create_future()
-        self._queue.put((items, future))
-        return await future
-
-    # ------------------------------------------------------------------------------ the worker thread
-    def _work(self) -> None:
-        search, held, requests = self.translator.continuous_search(), deque(), {}
-        while not self._stop.is_set():
-            self._gather(held, idle=len(search) == 0)
-            try:
-                self._admit(search, held, requests)
-                if len(search):
-                    self.counters.steps += 1
-                    self.counters.step_sentences += len(search)
-                    for (number, index), hyps in search.step():
-                        self._ended(requests, number, index, hyps[0])
-            except Exception as error:  # noqa: BLE001 - handed to every request in the search (a 500 each)
-                log.exception("decoding failed")
-                self.counters.failed_batches += 1
-                for request in requests.values():
-                    self._answer(request["future"], error=error)
-                search, requests = self.translator.continuous_search(), {}
-
-    def _gather(self, held: deque, idle: bool) -> None:
-        """Moves queued requests to `held`; an idle worker blocks for the first, then waits `max_wait`."""
-        if idle and not held:
-            try:
-                held.append(self._queue.get(timeout=0.1))
-            except queue.Empty:
-                return
-            deadline = time.monotonic() + self.max_wait
-            while sum(len(items) for items, _ in held) < self.max_batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    held.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        while True:
-            try:
-                held.append(self._queue.get_nowait())
-            except queue.Empty:
-                return
-
-    def _admit(self, search: Any, held: deque, requests: dict) -> None:  # noqa: ANN401
-        """Starts the held requests that fit beside the sentences decoding (the first always, when idle). A busy
-        search takes newcomers once a third of its places are free, not one by one: each admission encodes
-        the newcomers and copies the search's state, so admitting at every step costs more than the fuller batch
-        gains."""
-        texts, keys, room = [], [], self.max_batch_size - len(search)
-        if len(search) and room < max(1, self.max_batch_size // 3):
-            return
-        while held and (len(held[0][0]) <= room - len(texts) or (not len(search) and not texts)):
-            items, future = held.popleft()
-            if future.done():  # the client went away
-                continue
-            number = self.counters.requests
-            self.counters.requests += 1
-            self.counters.texts += len(items)
-            live = [i for i, text in enumerate(items) if text.strip()]
-            requests[number] = {"future": future, "hyps": [None] * len(items), "left": len(live)}
-            texts += [items[i] for i in live]
-            keys += [(number, i) for i in live]
-            if not live:
-                self._ended(requests, number, None, None)
-        if texts:
-            src, lengths = pad_ids(self.translator.source_ids(texts))
-            search.add(src, lengths, keys)
-            self.counters.batches += 1
-            self.counters.largest_batch = max(self.counters.largest_batch, len(search))
-
-    def _ended(self, requests: dict, number: int, index: int | None, hyp: Any) -> None:  # noqa: ANN401
-        request = requests[number]
-        if index is not None:
-            request["hyps"][index] = hyp
-            request["left"] -= 1
-        if request["left"] == 0:
-            del requests[number]
-            found = [h for h in request["hyps"] if h is not None]
-            texts = iter(self.translator.detokenize(found) if found else [])
-            self._answer(request["future"], [next(texts) if h is not None else "" for h in request["hyps"]])
-
-    def _answer(self, future: asyncio.Future, result: list | None = None, error: Exception | None = None) -> None:
-        def settle() -> None:
-            if not future.done():  # a client that went away cancelled its future
-                future.set_exception(error) if error is not None else future.set_result(result)
-
-        self._loop.call_soon_threadsafe(settle)
 
 
 class TextsIn(BaseModel):
@@ -390,8 +157,8 @@ def _text_route(predictor: object) -> tuple[str, str, Callable[[list[str]], list
     raise ConfigError(f"a {task} model has no text endpoint")
 
 
-def _info(predictor: object, models: Sequence[str], config: ServeConfig, counters: BatchCounters | None,
-          routes: list[str]) -> dict:
+def _info(predictor: object, models: Sequence[str], config: ServeConfig,
+          batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None, routes: list[str]) -> dict:
     metrics = getattr(predictor, "metrics", {}) or {}
     if "members" in metrics:  # an ensemble: each member's own
         metrics = {"members": metrics["members"]}
@@ -405,10 +172,12 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
         info["languages"] = {"source": reading.src_lang, "target": reading.trg_lang}
         signatures = [m.get("test/bleu_signature") for m in metrics.get("members", [metrics]) if isinstance(m, dict)]
         info["sacrebleu_signature"] = signatures[0] if "members" not in metrics else signatures  # one per member
-    info["workers"] = {"count": config.workers, "pid": os.getpid()}  # the worker answering: its own counters
-    info["threads"] = {"torch": torch.get_num_threads(),
+    info["workers"] = (batcher.describe() if isinstance(batcher, ProcessBatcher)
+                       else {"count": 1, "pids": [os.getpid()], "alive": [True]})
+    info["threads"] = {"torch": model_threads(config),
                        "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}
-    if counters is not None:
+    if batcher is not None:
+        counters = batcher.counters
         shown = {k: v for k, v in asdict(counters).items() if k != "sizes"}
         shown["mean_batch_size"] = round(counters.texts / counters.batches, 2) if counters.batches else 0.0
         if counters.steps:  # continuous batching: sentences decoded together, on average over the steps
@@ -419,12 +188,21 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig, counter
 
 def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = ()) -> FastAPI:
     """The FastAPI application serving `predictor` (any object `seq2text.load` returns)."""
+    if config.workers > 1 and (predictor.task != "translation" or config.batching != "continuous"):
+        raise ConfigError(f"--workers {config.workers}: model processes serve translation with continuous batching; "
+                          f"a {predictor.task} model (or --batching dynamic) runs in the server's process: drop "
+                          "--workers")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2text-model")
     batcher = None
     routes = ["/health", "/info"]
     if predictor.task != "forecasting":
         path, key, run = _text_route(predictor)
-        if predictor.task == "translation" and config.batching == "continuous":
+        if predictor.task == "translation" and config.batching == "continuous" and config.workers > 1:
+            if not models:
+                raise ConfigError("model processes (--workers > 1) load the bundles themselves: give their paths")
+            batcher = ProcessBatcher(models, config.max_batch_size, config.max_wait, config.workers,
+                                     model_threads(config))
+        elif predictor.task == "translation" and config.batching == "continuous":
             batcher = ContinuousBatcher(predictor, config.max_batch_size, config.max_wait)
         else:
             batcher = DynamicBatcher(run, config.max_batch_size, config.max_wait, executor)
@@ -441,7 +219,7 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
 
     app = FastAPI(title="seq2text", lifespan=lifespan)
     _add_error_handlers(app)
-    app.get("/health")(lambda: {"status": "ok", "task": predictor.task, "pid": os.getpid()})
+    app.get("/health")(lambda: {"status": "ok", "task": predictor.task})
     if batcher is not None:
         _add_text_route(app, path, key, batcher, config)
     if predictor.task == "language_model":
@@ -450,7 +228,7 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     if predictor.task == "forecasting":
         _add_forecast(app, predictor, executor)
         routes.append("/forecast")
-    app.get("/info")(lambda: _info(predictor, models, config, batcher.counters if batcher else None, routes))
+    app.get("/info")(lambda: _info(predictor, models, config, batcher, routes))
     return app
 
 
@@ -520,40 +298,24 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-_WORKER_SETTINGS = "SEQ2TEXT_SERVE_WORKER"  # the models and ServeConfig, as JSON, for each worker process
+def model_threads(config: ServeConfig) -> int:
+    """torch's threads for each model: `config.threads`, else the cores divided among the workers (one worker:
+    torch's current setting)."""
+    if config.threads is not None:
+        return config.threads
+    if config.workers == 1:
+        return torch.get_num_threads()
+    return max(1, len(os.sched_getaffinity(0)) // config.workers)
 
 
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
-    """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM, in `config.workers`
-    processes (the bundles are loaded here first either way, so that a bad one fails before any worker starts)."""
+    """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM (with `config.workers` > 1,
+    each model process loads them too: this first load checks them before any starts)."""
     from seq2text.inference import load
 
-    threads = config.threads
-    if threads is None and config.workers > 1:
-        threads = max(1, len(os.sched_getaffinity(0)) // config.workers)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if config.threads is not None and config.workers == 1:
+        torch.set_num_threads(config.threads)
     predictor = load(models[0] if len(models) == 1 else list(models))
-    names = [str(m) for m in models]
-    run = {"host": config.host, "port": config.port, "log_level": "info",
-           "timeout_graceful_shutdown": int(config.graceful_timeout)}
-    if config.workers == 1:
-        uvicorn.run(create_app(predictor, config, names), **run)
-        return
-    del predictor  # each worker loads its own
-    os.environ[_WORKER_SETTINGS] = json.dumps({"models": names, "config": asdict(replace(config, threads=threads))})
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=config.workers, **run)
-
-
-def worker_app() -> FastAPI:
-    """The application of one worker process of `serve` (uvicorn calls this factory in each): the bundles and the
-    configuration come from the parent process through the environment."""
-    from seq2text.inference import load
-
-    if _WORKER_SETTINGS not in os.environ:
-        raise ConfigError(f"worker_app runs in a worker started by seq2text serve --workers (no {_WORKER_SETTINGS})")
-    settings = json.loads(os.environ[_WORKER_SETTINGS])
-    config = ServeConfig(**settings["config"])
-    torch.set_num_threads(config.threads)
-    models = settings["models"]
-    return create_app(load(models[0] if len(models) == 1 else models), config, models)
+    app = create_app(predictor, config, [str(m) for m in models])
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info",
+                timeout_graceful_shutdown=int(config.graceful_timeout))
