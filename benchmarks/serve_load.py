@@ -266,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="benchmarks/runs/multi30k_quality_seed1234/bundle")
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3, help="phases 1 and 2 alternated this many times")
+    parser.add_argument("--rounds", type=int, default=5, help="phases 1 and 2 alternated this many times")
     parser.add_argument("--mixed", type=int, default=1000, help="requests of the malformed-mix phase (10%% bad)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=32)

@@ -418,6 +418,18 @@ class _PipeBatcher(ContinuousBatcher):
         super().__init__(translator, max_batch_size, max_wait)
         self._answers = answers
 
+    def run(self) -> None:
+        """Starts the worker thread (answers go to the pipe, so no event loop is needed)."""
+        self._start_worker()
+
+    def put(self, items: list[str], number: int) -> None:
+        self._queue.put((items, number))
+
+    def shutdown(self) -> None:
+        """Stops the worker thread (the front sends the stop once it has no request in flight here)."""
+        self._stop.set()
+        self._thread.join()
+
     def _cancelled(self, future: Any) -> bool:  # noqa: ANN401 - a request number: the front drops late answers
         return False
 
@@ -442,7 +454,7 @@ def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads
         return
     batcher = _PipeBatcher(translator, max_batch_size, max_wait, answers)
     answers.send(("ready", os.getpid()))
-    batcher._start_worker()
+    batcher.run()
     while True:
         try:
             message = requests.recv()
@@ -451,6 +463,5 @@ def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads
         if message is None:
             break
         number, items = message
-        batcher._queue.put((items, number))
-    batcher._stop.set()
-    batcher._thread.join()
+        batcher.put(items, number)
+    batcher.shutdown()

@@ -22,6 +22,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 import seq2text
+from seq2text.batching import ProcessBatcher
 from seq2text.cli import main
 from seq2text.errors import ConfigError
 from seq2text.serve import ServeConfig, create_app
@@ -231,3 +232,40 @@ def test_the_command_line_relaunches_with_passive_openmp_once(monkeypatch: pytes
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice (and the relaunched process) stay
     hardware.relaunch_with_passive_openmp()
     assert len(launched) == 1
+
+
+def test_model_processes_share_the_load_and_outlive_a_lost_one(translator_bundle: Path) -> None:
+    translator = seq2text.load(translator_bundle)
+    app = create_app(translator, ServeConfig(workers=2, threads=1, max_wait=0.05), [str(translator_bundle)])
+    texts = [text for text in SENTENCES if text] * 2
+    with running(app) as url:
+        responses = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [text]} for text in texts]))
+        workers = httpx.get(f"{url}/info").json()["workers"]
+        assert [r.json()["translations"][0] for r in responses] == translator.translate(texts)
+        assert workers["count"] == 2 and min(workers["texts"]) > 0 and sum(workers["texts"]) == len(texts)
+        os.kill(workers["pids"][0], signal.SIGKILL)  # a process lost: the other one serves on
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/info").json()["workers"]["alive"] != [False, True]:
+            assert time.monotonic() < deadline, "the lost process was not noticed"
+            time.sleep(0.1)
+        after = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [text]} for text in texts]))
+    assert [r.json()["translations"][0] for r in after] == translator.translate(texts)
+
+
+def test_a_model_process_that_cannot_load_stops_the_start(tmp_path: Path) -> None:
+    batcher = ProcessBatcher([str(tmp_path / "gone")], max_batch_size=8, max_wait=0.01, workers=1, threads=1)
+
+    async def start() -> None:
+        batcher.start()
+
+    with pytest.raises(RuntimeError, match="could not start.*gone"):
+        asyncio.run(start())
+
+
+def test_workers_serve_translation_with_continuous_batching_only(classifier_bundle: Path,
+                                                                 translator_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="--workers 2"):
+        create_app(seq2text.load(classifier_bundle), ServeConfig(workers=2), [str(classifier_bundle)])
+    with pytest.raises(ConfigError, match="--workers 2"):
+        create_app(seq2text.load(translator_bundle), ServeConfig(workers=2, batching="dynamic"),
+                   [str(translator_bundle)])
