@@ -199,24 +199,25 @@ class ContinuousBatcher:
     def _gather(self, held: deque, idle: bool) -> None:
         """Moves queued requests to `held`; an idle worker blocks for the first, then waits `max_wait`."""
         if idle and not held:
-            try:
-                held.append(self._queue.get(timeout=0.1))
-            except queue.Empty:
+            first = self._receive(0.1)
+            if first is None:
                 return
+            held.append(first)
             deadline = time.monotonic() + self.max_wait
             while sum(len(items) for items, _ in held) < self.max_batch_size:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (request := self._receive(remaining)) is None:
                     break
-                try:
-                    held.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        while True:
-            try:
-                held.append(self._queue.get_nowait())
-            except queue.Empty:
-                return
+                held.append(request)
+        while (request := self._receive(0)) is not None:
+            held.append(request)
+
+    def _receive(self, timeout: float) -> tuple[list[str], Any] | None:
+        """The next queued request (texts, future), waiting up to `timeout` seconds (0: not at all), or None."""
+        try:
+            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
 
     def _admit(self, search: Any, held: deque, requests: dict) -> None:  # noqa: ANN401
         """Starts the held requests that fit beside the sentences decoding (the first always, when idle). A busy
@@ -295,10 +296,11 @@ class ProcessBatcher:
     @property
     def counters(self) -> BatchCounters:
         """The front's requests and texts, with the processes' batches and steps summed."""
-        reports = [p.report for p in self._processes]
-        return BatchCounters(self._front.requests, self._front.texts, sum(r[0] for r in reports),
-                             max((r[1] for r in reports), default=0), sum(r[4] for r in reports),
-                             sum(r[2] for r in reports), sum(r[3] for r in reports))
+        reports = [p.report for p in self._processes]  # (batches, largest batch, steps, step sentences, failures)
+        return BatchCounters(self._front.requests, self._front.texts, batches=sum(r[0] for r in reports),
+                             largest_batch=max((r[1] for r in reports), default=0),
+                             steps=sum(r[2] for r in reports), step_sentences=sum(r[3] for r in reports),
+                             failed_batches=sum(r[4] for r in reports))
 
     def describe(self) -> dict:
         """Each process's pid, whether it is alive, and the texts sent to it (for /info)."""
@@ -311,8 +313,13 @@ class ProcessBatcher:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or OpenMP state forked
         self._processes = [_ModelProcess(context, number, self.models, self.max_batch_size, self.max_wait,
                                          self.threads, loop) for number in range(self.workers)]
-        for process in self._processes:
-            process.wait_ready(self.start_timeout)
+        try:
+            for process in self._processes:
+                process.wait_ready(self.start_timeout)
+        except RuntimeError:
+            for process in self._processes:
+                process.process.kill()
+            raise
 
     async def stop(self) -> None:
         """Stops the processes (after the server has finished the requests in flight)."""
@@ -411,24 +418,31 @@ class _ModelProcess:
 
 
 class _PipeBatcher(ContinuousBatcher):
-    """A model process's `ContinuousBatcher`: requests are (number, texts) from the front; answers go back on a
-    pipe as (number, translations, error, the counters)."""
+    """A model process's `ContinuousBatcher`, run in the process's main thread: requests (number, texts) come
+    from the front's pipe, answers go back on the other as (number, translations, error, the counters); None or
+    the pipe's end stops it (the front sends None once it has no request in flight here)."""
 
-    def __init__(self, translator: Any, max_batch_size: int, max_wait: float, answers: Any) -> None:  # noqa: ANN401
+    def __init__(self, translator: Any, max_batch_size: int, max_wait: float, requests: Any,  # noqa: ANN401
+                 answers: Any) -> None:  # noqa: ANN401
         super().__init__(translator, max_batch_size, max_wait)
-        self._answers = answers
+        self._requests, self._answers = requests, answers
 
-    def run(self) -> None:
-        """Starts the worker thread (answers go to the pipe, so no event loop is needed)."""
-        self._start_worker()
+    def serve(self) -> None:
+        """Decodes until the front stops it."""
+        self._work()
 
-    def put(self, items: list[str], number: int) -> None:
-        self._queue.put((items, number))
-
-    def shutdown(self) -> None:
-        """Stops the worker thread (the front sends the stop once it has no request in flight here)."""
-        self._stop.set()
-        self._thread.join()
+    def _receive(self, timeout: float) -> tuple[list[str], int] | None:
+        if self._stop.is_set() or not self._requests.poll(timeout):
+            return None
+        try:
+            message = self._requests.recv()
+        except EOFError:  # the front has gone
+            message = None
+        if message is None:
+            self._stop.set()
+            return None
+        number, items = message
+        return items, number
 
     def _cancelled(self, future: Any) -> bool:  # noqa: ANN401 - a request number: the front drops late answers
         return False
@@ -452,16 +466,6 @@ def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads
     except Exception as error:  # noqa: BLE001 - said to the front, which refuses to start
         answers.send(("failed", f"{type(error).__name__}: {error}"))
         return
-    batcher = _PipeBatcher(translator, max_batch_size, max_wait, answers)
+    batcher = _PipeBatcher(translator, max_batch_size, max_wait, requests, answers)
     answers.send(("ready", os.getpid()))
-    batcher.run()
-    while True:
-        try:
-            message = requests.recv()
-        except EOFError:  # the front has gone
-            break
-        if message is None:
-            break
-        number, items = message
-        batcher.put(items, number)
-    batcher.shutdown()
+    batcher.serve()
