@@ -44,6 +44,8 @@ from pathlib import Path
 
 from common import ROOT, record
 
+from seq2text.hardware import usable_cores
+
 SPLIT = "test (test_2016_flickr.de, 1000 sentences, cycled)"
 MALFORMED = [  # (body, content type) of a bad request; each must get a 4xx
     (b'{"texts": ["ein Satz"', "application/json"),  # truncated JSON
@@ -274,7 +276,7 @@ def main() -> None:
     parser.add_argument("--in-process-batch-size", type=int, default=64, help="Translator.translate's default")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
     parser.add_argument("--no-dynamic", action="store_true", help="skip phase 6 (the --batching dynamic server)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+    parser.add_argument("--workers", type=int, default=usable_cores(),
                         help="the server's --workers (default: one per core)")
     parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: "
                         "the cores divided among the workers)")

@@ -228,10 +228,11 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--batching", choices=("continuous", "dynamic"), default="continuous",
                      help="translation: continuous (sentences join and leave the running beam search between "
                      "steps) or dynamic (one batch per group of requests, decoded to its end)")
-    srv.add_argument("--threads", type=int, default=None, help="torch threads for the model in each worker "
-                     "(default: the cores divided among the workers)")
-    srv.add_argument("--workers", type=int, default=1, help="server processes on the port, each with its own model "
-                     "and batcher (on a CPU, one per core with one thread each keeps every core busy)")
+    srv.add_argument("--threads", type=int, default=None, help="torch threads for the model, in each model process "
+                     "with --workers (default: the cores divided among the workers)")
+    srv.add_argument("--workers", type=int, default=1, help="translation with continuous batching: model processes "
+                     "behind the one HTTP process, each with its own copy of the model (on a CPU, one per core keeps "
+                     "every core busy)")
     pic = sub.add_parser("plot", help="draw a run's training curves (loss, perplexity, BLEU/accuracy, learning rate "
                          "against the step) from its CSVLogger metrics.csv (needs seq2text[plot])")
     pic.add_argument("--run", required=True, help="run directory (its newest metrics.csv is read) or a metrics.csv")

@@ -24,7 +24,7 @@ import torch
 from seq2text.errors import ConfigError
 
 __all__ = ["OPENMP_WAIT_POLICY", "PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability",
-           "relaunch_with_passive_openmp", "resolve_precision"]
+           "relaunch_with_passive_openmp", "resolve_precision", "usable_cores"]
 
 # the values a recipe or --trainer.precision may give, with Lightning's short aliases
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -185,6 +185,11 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
     if text.startswith("bf16") and device == "mps":
         raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works()}")
     return PrecisionChoice(text, text, "given explicitly")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system has one, as on Linux; else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def relaunch_with_passive_openmp() -> None:

@@ -40,7 +40,7 @@ import torch
 
 from seq2text.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
 from seq2text.errors import ConfigError, Seq2TextError
-from seq2text.hardware import OPENMP_WAIT_POLICY
+from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
 
 try:
     import uvicorn
@@ -305,7 +305,7 @@ def model_threads(config: ServeConfig) -> int:
         return config.threads
     if config.workers == 1:
         return torch.get_num_threads()
-    return max(1, len(os.sched_getaffinity(0)) // config.workers)
+    return max(1, usable_cores() // config.workers)
 
 
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:

@@ -25,6 +25,7 @@ import seq2text
 from seq2text.batching import ProcessBatcher
 from seq2text.cli import main
 from seq2text.errors import ConfigError
+from seq2text.hardware import usable_cores
 from seq2text.serve import ServeConfig, create_app
 from tests.conftest import REPO
 
@@ -143,7 +144,7 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
         # the command line started itself again with OpenMP's passive wait (unless the caller chose a policy)
         info = httpx.get(f"{url}/info").json()
         assert info["threads"]["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-        cores = len(os.sched_getaffinity(0))
+        cores = usable_cores()
         # one worker: OMP_NUM_THREADS survived the relaunch; several: the cores are divided among them
         assert info["threads"]["torch"] == (1 if workers == 1 else max(1, cores // workers))
         pids = info["workers"]["pids"]
