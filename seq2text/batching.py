@@ -9,6 +9,7 @@ the fewest sentences in flight. Nothing here needs the HTTP side.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import multiprocessing
 import os
@@ -313,17 +314,25 @@ class ProcessBatcher:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or OpenMP state forked
         self._processes = [_ModelProcess(context, number, self.models, self.max_batch_size, self.max_wait,
                                          self.threads, loop) for number in range(self.workers)]
+        # they ignore SIGTERM, which multiprocessing sends its daemons at exit: killed instead if the server exits
+        # without stopping them (a failed start, Ctrl-C while loading, a port in use)
+        atexit.register(self._kill)
         try:
             for process in self._processes:
                 process.wait_ready(self.start_timeout)
-        except RuntimeError:
-            for process in self._processes:
-                process.process.kill()
+        except BaseException:
+            self._kill()
             raise
+
+    def _kill(self) -> None:
+        for process in self._processes:
+            if process.process.is_alive():
+                process.process.kill()
 
     async def stop(self) -> None:
         """Stops the processes (after the server has finished the requests in flight)."""
         await asyncio.to_thread(lambda: [p.stop() for p in self._processes])
+        atexit.unregister(self._kill)
 
     async def submit(self, items: list[str]) -> list[str]:
         """Sends one request's texts to the least busy process and waits for their translations."""
@@ -361,6 +370,7 @@ class _ModelProcess:
         try:
             kind, detail = self._answers.recv()
         except EOFError:
+            self.process.join(5)
             kind, detail = "failed", f"it exited with code {self.process.exitcode} (see the log above)"
         if kind != "ready":
             raise RuntimeError(f"model process {self.process.name} could not start: {detail}")
