@@ -283,6 +283,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be ≥ 1")
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) in (os.SCHED_RR, os.SCHED_FIFO):
+        print("serve_load: running under a real-time scheduler (chrt): the model processes will keep their cores "
+              "for whole time slices and starve the HTTP side; run it under the normal scheduler", file=sys.stderr)
     from seq2text.data.catalog import resolve_parallel
 
     src_path, _ = resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
