@@ -346,7 +346,8 @@ class ProcessBatcher:
 
 
 class _ModelProcess:
-    """One model process and the front's side of it: a pipe each way, and a thread reading the answers."""
+    """One model process and the front's side of it: a pipe each way, a thread reading the answers, and the
+    requests in flight (number → future, texts)."""
 
     def __init__(self, context: Any, number: int, models: list[str], max_batch_size: int, max_wait: float,  # noqa: ANN401
                  threads: int, loop: asyncio.AbstractEventLoop) -> None:
@@ -359,9 +360,14 @@ class _ModelProcess:
         child_answers.close()
         self._requests, self._answers, self._loop = requests, answers, loop
         self._in_flight: dict[int, tuple[asyncio.Future, int]] = {}
-        self.sentences, self.texts, self.alive, self._stopping = 0, 0, True, False
+        self.texts, self.alive, self._stopping = 0, True, False
         self.report: tuple[int, ...] = (0, 0, 0, 0, 0)  # batches, largest batch, steps, step sentences, failures
         self._reader: threading.Thread | None = None
+
+    @property
+    def sentences(self) -> int:
+        """Sentences sent here and not answered yet."""
+        return sum(size for _, size in self._in_flight.values())
 
     def wait_ready(self, timeout: float) -> None:
         if not self._answers.poll(timeout):
@@ -380,7 +386,6 @@ class _ModelProcess:
     async def submit(self, number: int, items: list[str]) -> list[str]:
         future = self._loop.create_future()
         self._in_flight[number] = (future, len(items))
-        self.sentences += len(items)
         self.texts += len(items)
         self._requests.send((number, items))
         return await future
@@ -396,8 +401,7 @@ class _ModelProcess:
 
     def _settle(self, message: tuple) -> None:
         number, result, error, self.report = message
-        future, size = self._in_flight.pop(number)
-        self.sentences -= size
+        future, _ = self._in_flight.pop(number)
         if future.done():  # the client went away
             return
         if error is not None:
@@ -415,7 +419,6 @@ class _ModelProcess:
             if not future.done():
                 future.set_exception(RuntimeError(f"model process {self.process.name} exited"))
         self._in_flight.clear()
-        self.sentences = 0
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping = True
