@@ -17,7 +17,7 @@ with the cores divided among them: one torch thread each on a 2-core machine), t
 3. `--mixed` requests of which 10% are malformed (bad JSON, missing or mistyped fields, too many texts, a
    text over the length limit): each malformed one must get a 4xx, each good one a 200 with the in-process
    translation;
-4. SIGTERM: the server must finish and exit 0;
+4. SIGTERM: the server must finish the requests in flight and exit (uvicorn re-raises the signal: -15);
 5. phase 1 again against a server with one worker (`--workers 1`: the model in a thread of the server's process,
    torch's threads one per core), for the ratio of W workers to one in the same run;
 6. phase 1 again against a one-worker server started with `--batching dynamic` (a batch per group of requests,
