@@ -158,9 +158,6 @@ class ContinuousBatcher:
     def start(self) -> None:
         """Starts the worker thread, answering on the running event loop."""
         self._loop = asyncio.get_running_loop()
-        self._start_worker()
-
-    def _start_worker(self) -> None:
         self._thread = threading.Thread(target=self._work, name="seq2text-model", daemon=True)
         self._thread.start()
 

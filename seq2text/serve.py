@@ -53,7 +53,7 @@ except ImportError as missing:  # an optional extra: the core install stays smal
     raise Seq2TextError(f"seq2text serve needs FastAPI and uvicorn ({missing}): "
                         "pip install 'seq2text[serve]'") from None
 
-__all__ = ["ServeConfig", "create_app", "model_threads", "serve"]
+__all__ = ["ServeConfig", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig,
         info["sacrebleu_signature"] = signatures[0] if "members" not in metrics else signatures  # one per member
     info["workers"] = (batcher.describe() if isinstance(batcher, ProcessBatcher)
                        else {"count": 1, "pids": [os.getpid()], "alive": [True]})
-    info["threads"] = {"torch": model_threads(config),
+    info["threads"] = {"torch": _model_threads(config),
                        "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}
     if batcher is not None:
         counters = batcher.counters
@@ -197,11 +197,11 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     routes = ["/health", "/info"]
     if predictor.task != "forecasting":
         path, key, run = _text_route(predictor)
-        if predictor.task == "translation" and config.batching == "continuous" and config.workers > 1:
+        if config.workers > 1:  # translation with continuous batching (checked above)
             if not models:
                 raise ConfigError("model processes (--workers > 1) load the bundles themselves: give their paths")
             batcher = ProcessBatcher(models, config.max_batch_size, config.max_wait, config.workers,
-                                     model_threads(config))
+                                     _model_threads(config))
         elif predictor.task == "translation" and config.batching == "continuous":
             batcher = ContinuousBatcher(predictor, config.max_batch_size, config.max_wait)
         else:
@@ -298,7 +298,7 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def model_threads(config: ServeConfig) -> int:
+def _model_threads(config: ServeConfig) -> int:
     """torch's threads for each model: `config.threads`, else the cores divided among the workers (one worker:
     torch's current setting)."""
     if config.threads is not None:
