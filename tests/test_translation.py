@@ -192,6 +192,46 @@ def test_a_memory_row_serves_a_group_of_queries_as_its_copies_would(kind: str) -
         attention(query[:11], keys, memory, mask)
 
 
+def test_bahdanau_scores_decode_with_the_sigmoid_tanh_and_train_with_torch_tanh() -> None:
+    torch.manual_seed(0)
+    attention = make_attention("bahdanau", 8, 8, 6)
+    keys, query = torch.randn(3, 5, 6) * 3, torch.randn(3 * 2, 8)
+    exact = torch.matmul(torch.tanh(keys.unsqueeze(1) + attention.query_layer(query).view(3, 2, 1, 6)), attention.v)
+    with torch.inference_mode():
+        decoded = attention.score(query, keys)
+    assert torch.allclose(decoded, exact, atol=1e-6)
+    trained = attention.score(query, keys)  # with autograd: torch.tanh itself, and a gradient
+    assert torch.equal(trained, exact) and trained.requires_grad
+    trained.sum().backward()
+    assert attention.v.grad is not None and torch.isfinite(attention.query_layer.weight.grad).all()
+
+
+def test_decoding_output_weight_follows_the_weight() -> None:
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(40, 8, 8, rnn_type="gru", attention="bahdanau", tie_weights="all")).eval()
+    features = torch.randn(7, 8)
+
+    def decoding() -> torch.Tensor:
+        with torch.inference_mode():
+            return model.logits(features)
+
+    assert torch.allclose(decoding(), torch.nn.functional.linear(features, model.output_weight, model.out_bias),
+                          atol=1e-6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)  # fused: no version bump
+    before = decoding()
+    model.train()
+    model(torch.randint(3, 40, (2, 4)), torch.tensor([4, 3]), torch.randint(3, 40, (2, 3))).sum().backward()
+    optimizer.step()
+    model.eval()
+    after = decoding()
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, torch.nn.functional.linear(features, model.output_weight, model.out_bias), atol=1e-6)
+    with torch.no_grad():  # a load in eval mode writes the weight in place
+        model.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
+    assert torch.allclose(decoding(), torch.nn.functional.linear(features, model.output_weight, model.out_bias),
+                          atol=1e-6)
+
+
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_feeding_cell_matches_the_torch_cell(rnn_type: str) -> None:
     torch.manual_seed(0)

@@ -19,6 +19,10 @@ __all__ = ["AttentionType", "Attention", "BahdanauAttention", "LuongAttention", 
 
 AttentionType = Literal["bahdanau", "luong_general", "luong_dot"]
 
+# ATen's x86 kernels compute tanh several times slower than the sigmoid (AVX2 and AVX-512 alike:
+# benchmarks/decode_kernels.py); on other kernel levels (ARM, no SIMD) torch.tanh is kept.
+_SIGMOID_TANH = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
 
 class Attention(nn.Module):
     """Interface: `project_keys` once per source batch, then `forward` at every decoder step."""
@@ -75,8 +79,17 @@ class BahdanauAttention(Attention):
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         batch, _, size = keys.shape
         projected = self.query_layer(query).view(batch, -1, 1, size)  # (batch, group, 1, attention_size)
-        hidden = torch.tanh(keys.unsqueeze(1) + projected)  # (batch, group, src_len, attention_size)
+        hidden = _tanh_(keys.unsqueeze(1) + projected)  # (batch, group, src_len, attention_size)
         return torch.matmul(hidden, self.v.to(hidden.dtype))  # (batch, group, src_len): a matrix-vector product
+
+
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh of a fresh tensor, in place. Decoding (no autograd) in float32 on x86 takes tanh(x) = 2σ(2x) − 1
+    (within 2e-7 of torch.tanh): Bahdanau's scores are the largest elementwise step of a decoder step, (rows ×
+    src_len × attention_size) values."""
+    if _SIGMOID_TANH and x.dtype == torch.float32 and not (torch.is_grad_enabled() and x.requires_grad):
+        return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+    return torch.tanh(x)
 
 
 class LuongAttention(Attention):
