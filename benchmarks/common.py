@@ -82,6 +82,9 @@ def training_speed(log_dir: Path) -> dict[str, float]:
     return speed
 
 
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+
+
 def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
     """Writes <results>/<benchmark>.json (default benchmarks/results) with the keys DESIGN.md asks for, plus
     `fields`. Every record names the CPU's kernel level (`cpu_capability`), the torch threads, the scheduler and
@@ -95,6 +98,9 @@ def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
              "torch": torch.__version__, "python": platform.python_version(), "cpu_capability": cpu_capability(),
              "threads": torch.get_num_threads(), "scheduler": scheduler(),
              "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
+    pinned = {name: os.environ[name] for name in KERNEL_ENV if name in os.environ}
+    if pinned:  # the run chose its kernels or threads itself: part of the command
+        entry["environment"] = pinned
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
     print(json.dumps(entry, indent=2))
