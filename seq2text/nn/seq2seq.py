@@ -410,12 +410,13 @@ class Seq2Seq(nn.Module):
         """features (..., att_size) → vocabulary scores (..., vocab_size)."""
         if self.output_layer is not None:
             return self.output_layer(features)
-        if features.dim() == 2 and not (self.training or torch.is_grad_enabled()):  # decoding: (rows, att_size)
+        if features.dim() == 2 and features.device.type == "cpu" and not (self.training or torch.is_grad_enabled()):
             return torch.addmm(self.out_bias, features, self._decoding_weight())
         return F.linear(features, self.output_weight, self.out_bias)
 
     def _decoding_weight(self) -> torch.Tensor:
-        """The output weight transposed and contiguous, (att_size, vocab_size), for decoding: MKL's product with
+        """The output weight transposed and contiguous, (att_size, vocab_size), for decoding (rows, att_size) on a
+        CPU: MKL's product with
         this layout is a little faster than `F.linear`'s at the row counts of a server's beams and of in-process
         batches alike (`benchmarks/decode_kernels.py`). Built in eval mode without autograd, dropped by `train()` and
         `eval()`, and rebuilt if the weight is replaced or written in place (a load, a plain optimizer step)."""
