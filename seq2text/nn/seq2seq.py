@@ -416,10 +416,10 @@ class Seq2Seq(nn.Module):
 
     def _decoding_weight(self) -> torch.Tensor:
         """The output weight transposed and contiguous, (att_size, vocab_size), for decoding (rows, att_size) on a
-        CPU: MKL's product with
-        this layout is a little faster than `F.linear`'s at the row counts of a server's beams and of in-process
-        batches alike (`benchmarks/decode_kernels.py`). Built in eval mode without autograd, dropped by `train()` and
-        `eval()`, and rebuilt if the weight is replaced or written in place (a load, a plain optimizer step)."""
+        CPU: MKL's product with this layout is a little faster than `F.linear`'s at the row counts of a server's
+        beams and of in-process batches alike (`benchmarks/decode_kernels.py`). Built in eval mode without
+        autograd, dropped by `train()` and `eval()`, and rebuilt if the weight is replaced or written in place (a
+        load, a plain optimizer step)."""
         weight = self.output_weight
         key = (weight.data_ptr(), weight._version, weight.dtype)
         if self._transposed is None or self._transposed[0] != key:
