@@ -467,7 +467,7 @@ def test_classifier_from_a_backward_lm_reads_backward(toy_sst: Path, tmp_path: P
     assert run_fit("sst2_ulmfit.yaml", tmp_path / "fwd", "--data.init_args.root", str(toy_sst), *lm) == 1
     assert "is a backward language model but data.backward is false" in capsys.readouterr().err
     assert run_fit("sst2_ulmfit.yaml", tmp_path / "bwd", "--data.init_args.root", str(toy_sst), *lm,
-                   "--data.init_args.backward", "true", "--trainer.precision", "32") == 0  # test/acc as predicted
+                   "--data.init_args.backward", "true") == 0
     classifier = seq2text.load(tmp_path / "bwd" / "bundle")
     texts = ["a good film", "the plot was dull and very poor", ""]
     as_forward = seq2text.Classifier(classifier.net, classifier.tokenizer,

@@ -180,6 +180,9 @@ def _fit_and_test(task: str, root: Path, **options: object) -> pl.Trainer:
     assert trainer.global_step > 0 and math.isfinite(float(trainer.callback_metrics["train/loss"]))
     results = trainer.test(module, datamodule=dm, verbose=False)[0]
     assert all(math.isfinite(v) for k, v in results.items() if k.endswith("loss"))
+    in_fp32 = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, precision="32-true").test(module, datamodule=dm, verbose=False)[0]
+    assert results == pytest.approx(in_fp32, rel=1e-6)  # the test phase runs in float32, as the bundle predicts
     return trainer
 
 

@@ -48,7 +48,10 @@ class Task(FusedAdamClipping, pl.LightningModule):
         return 1.0 if budget is None else budget.validation_fraction(self.trainer)
 
     def test_step(self, batch: object, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        """In float32 whatever the training precision: the test figures stored in the bundle are then the ones
+        its predictors (float32) give, on every machine."""
+        with torch.autocast(self.device.type, enabled=False):
+            self._eval_step(batch, "test")
 
     def add_sums(self, stage: str, *values: torch.Tensor) -> None:
         """Adds one batch's sums (scalars) to the running float64 sums of `stage`."""
