@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+# the machine's 1-minute load average when this benchmark process started (others' work slows a timed run)
+LOAD_AT_START = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def machine() -> str:
@@ -96,7 +98,7 @@ def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
     entry = {"benchmark": benchmark, **fields, "commit": commit(),
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
              "torch": torch.__version__, "python": platform.python_version(), "cpu_capability": cpu_capability(),
-             "threads": torch.get_num_threads(), "scheduler": scheduler(),
+             "threads": torch.get_num_threads(), "scheduler": scheduler(), "load_average_1m": LOAD_AT_START,
              "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])}
     pinned = {name: os.environ[name] for name in KERNEL_ENV if name in os.environ}
     if pinned:  # the run chose its kernels or threads itself: part of the command

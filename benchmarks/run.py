@@ -5,6 +5,8 @@
     python benchmarks/run.py ptb_budget_fp32 --minutes 15    # the same in fp32 (--trainer.precision 32-true)
     python benchmarks/run.py ptb_char_budget --minutes 15    # character-level, CPU recipe: bpc + a sample
     python benchmarks/run.py ptb_cells --minutes 15      # lstm, lstm_peephole, lstm_layernorm: 15 min each
+    python benchmarks/run.py ptb_vs_textbook --fp32      # seq2text's recipe, then pytorch/examples' LSTM, 15 min each
+    python benchmarks/run.py wikitext2_vs_textbook --fp32   # the same on WikiText-2, 30 min each
     python benchmarks/lm_throughput.py
 
 Each writes benchmarks/results/<name>.json; `python benchmarks/report.py` rebuilds RESULTS.md from them.
@@ -14,6 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from common import ROOT, fit_to_budget, record, training_speed
 
@@ -51,6 +57,48 @@ def run_budget(name: str, minutes: float, extra: list[str]) -> dict:
                   **training_speed(out))
 
 
+# name: (recipe on a CPU with native bf16 or a GPU, recipe for float32, data folder, default minutes, split)
+VERSUS = {
+    "ptb_vs_textbook": ("recipes/ptb_lstm_small.yaml", "recipes/ptb_lstm_fp32.yaml", "ptb", 15, "test (ptb.test.txt)"),
+    "wikitext2_vs_textbook": ("recipes/wikitext2_lstm.yaml", "recipes/wikitext2_lstm_fp32.yaml", "wikitext-2", 30,
+                              "test (wiki.test.tokens)"),
+}
+
+
+def versus_textbook(name: str, minutes: float, fp32: bool, extra: list[str]) -> dict:
+    """seq2text's recipe and pytorch/examples' word_language_model (benchmarks/textbook_lm.py), one after the other
+    in this run, each trained to `minutes` of wall-clock time on the same files and scored on the same test file;
+    value = seq2text's test perplexity / the textbook's (lower is better)."""
+    recipe_native, recipe_fp32, folder, _, split = VERSUS[name]
+    recipe = recipe_fp32 if fp32 else recipe_native
+    label = f"{name}_fp32" if fp32 else name
+    out = ROOT / "benchmarks" / "runs" / label
+    extra = [*FP32, *extra] if fp32 else extra
+    wall = fit_to_budget(recipe, out, minutes, extra)
+    metrics = json.loads((out / "bundle" / "metrics.json").read_text())
+    ours = {"test_ppl": round(metrics["test/ppl"], 2), "valid_ppl": round(metrics["val/ppl"], 2),
+            "epochs": metrics.get("epochs"), "steps": metrics.get("global_step"),
+            "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": round(wall, 1), **training_speed(out)}
+    print("seq2text:", ours, flush=True)
+    data = Path(os.environ.get("SEQ2TEXT_DATA", ROOT.parent / "shared" / "data")) / folder
+    textbook_json = out / "textbook.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "textbook_lm.py"), "--data", str(data), "--minutes",
+                    str(minutes), "--out", str(textbook_json)], check=True)
+    textbook = json.loads(textbook_json.read_text())
+    return record(label, recipe=recipe, metric="test_ppl_ratio_seq2text_over_textbook",
+                  value=round(ours["test_ppl"] / textbook["test_ppl"], 3), split=split,
+                  seq2text_ppl=ours["test_ppl"], textbook_ppl=textbook["test_ppl"],
+                  seq2text_valid_ppl=ours["valid_ppl"], textbook_valid_ppl=textbook["valid_ppl"],
+                  seq2text_tokens_per_sec=ours.get("train_tokens_per_sec"),
+                  textbook_tokens_per_sec=textbook["train_tokens_per_sec"],
+                  seq2text_epochs=ours["epochs"], textbook_epochs=textbook["epochs"], seq2text=ours, textbook=textbook,
+                  budget_minutes=minutes, overrides=extra, precision=metrics.get("precision"),
+                  precision_reason=metrics.get("precision_reason"), train_seconds=ours["train_seconds"],
+                  wall_seconds=round(wall + textbook["wall_seconds"], 1),
+                  measure="both trained to the same wall-clock budget (training + validation), one after the other "
+                          "in this run; the ratio is the claim, the absolute figures move with the machine's speed")
+
+
 CELLS = ("lstm", "lstm_peephole", "lstm_layernorm")
 
 
@@ -77,10 +125,16 @@ def ptb_cells(minutes: float, extra: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=sorted([*BUDGETS, *(f"{name}_fp32" for name in BUDGETS), "ptb_cells"]))
+    parser.add_argument("benchmark", choices=sorted([*BUDGETS, *(f"{name}_fp32" for name in BUDGETS), "ptb_cells",
+                                                     *VERSUS]))
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
+    parser.add_argument("--fp32", action="store_true", help="*_vs_textbook: train seq2text in float32 with its "
+                        "fp32 recipe (as a CPU without native bf16 does); the record is <name>_fp32")
     parser.add_argument("overrides", nargs="*", help="extra recipe overrides, e.g. --model.init_args.lr=0.002")
     args, unknown = parser.parse_known_args()
+    if args.benchmark in VERSUS:
+        versus_textbook(args.benchmark, args.minutes or VERSUS[args.benchmark][3], args.fp32, args.overrides + unknown)
+        return
     if args.benchmark == "ptb_cells":
         ptb_cells(args.minutes or 15, args.overrides + unknown)
         return

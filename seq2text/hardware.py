@@ -1,7 +1,9 @@
 """What the hardware runs well: the training precision that `precision: auto` resolves to, and why.
 
-`auto` picks bf16-mixed only where bf16 is native *and* faster: a CUDA device with bf16, or a CPU with
-AVX512-BF16 or AMX whose oneDNN kernels are allowed to use it (a capability probe, then a tiny timed LSTM probe).
+`auto` picks bf16-mixed only where bf16 is native: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX
+whose oneDNN kernels are allowed to use it. The choice is read off what the hardware *is* (CPU flags, the kernel
+levels ATen and oneDNN run at, oneDNN's reported bf16 support, the CUDA capability), never from a timing: the
+same machine resolves the same way however busy it is.
 On a CUDA device without bf16 it picks 16-mixed; everywhere else (AVX2-only CPUs, which are most laptops, and
 Apple's MPS) 32-true. On an AVX2-only CPU `nn.LSTM` under bf16 autocast fails inside oneDNN and `nn.GRU` runs
 about 6x slower than in fp32, so an explicit bf16 or fp16 request that the hardware cannot run is refused with
@@ -15,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,6 @@ _ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-t
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 kernels still run natively
 _BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
               "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
-# `auto`'s choice ("precision|reason"), inherited by DDP worker processes so that every rank agrees
-_ENV = "SEQ2TEXT_PRECISION"
 OPENMP_WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
@@ -76,12 +75,12 @@ def _cpu_flags() -> set[str] | None:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16() -> tuple[bool, str]:
-    """Whether this CPU runs bf16 natively and faster than fp32, and why (cached per process).
+    """Whether this CPU runs bf16 natively, and why (cached per process; no timing is involved).
 
     Returns:
         (native, reason): `native` is True only when the CPU has AVX512-BF16 or AMX (or ARM bf16), oneDNN is not
-        capped below them (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY, as when emulating an AVX2 CPU), and a
-        small LSTM trains faster under bf16 autocast than in fp32.
+        capped below them (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY, as when emulating an AVX2 CPU), and oneDNN
+        reports bf16 support.
     """
     flags = _cpu_flags()
     if flags is not None and not flags & {"avx512_bf16", "amx_bf16", "bf16"}:
@@ -93,32 +92,7 @@ def cpu_bf16() -> tuple[bool, str]:
         return False, f"ATen's CPU kernels run at {cpu_capability()} (no native bf16 path)"
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False, "oneDNN reports no bf16 support on this CPU"
-    return _timed_bf16_probe()
-
-
-def _timed_bf16_probe() -> tuple[bool, str]:
-    """Times forward + backward of a small LSTM in fp32 and under bf16 autocast (about half a second)."""
-    generator = torch.Generator().manual_seed(0)
-    lstm = torch.nn.LSTM(256, 256, batch_first=True)
-    x = torch.randn(32, 20, 256, generator=generator)
-
-    def seconds(bf16: bool) -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out, _ = lstm(x)
-            out.float().sum().backward()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    try:
-        fp32, bf16 = seconds(False), seconds(True)
-    except RuntimeError as error:  # oneDNN without a bf16 LSTM kernel
-        return False, f"bf16 LSTM does not run here ({str(error).splitlines()[0][:80]})"
-    if bf16 >= fp32:
-        return False, f"bf16 is not faster than fp32 on this CPU (LSTM probe: {bf16 / fp32:.2f}x the fp32 time)"
-    return True, f"CPU with native bf16 (LSTM probe: bf16 {fp32 / bf16:.1f}x faster than fp32)"
+    return True, f"CPU with native bf16 (AVX512-BF16/AMX; ATen kernels: {cpu_capability()}, oneDNN bf16 supported)"
 
 
 def _device_kind(accelerator: str) -> str:
@@ -147,14 +121,8 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
     if text not in PRECISIONS:
         raise ConfigError(f"trainer.precision={requested!r} is not a precision; use one of {', '.join(PRECISIONS)} "
                           "(auto picks the fastest one this hardware runs natively)")
-    inherited, _, reason = os.environ.get(_ENV, "").partition("|")
-    if text == "auto" and inherited in PRECISIONS[1:]:  # e.g. a DDP worker: the launching process decided
-        return PrecisionChoice(inherited, "auto", reason or f"chosen by the launching process ({_ENV})")
     device = _device_kind(accelerator)
-    choice = _auto(device) if text == "auto" else _check_explicit(text, device)
-    if text == "auto":
-        os.environ[_ENV] = f"{choice.precision}|{choice.reason}"
-    return choice
+    return _auto(device) if text == "auto" else _check_explicit(text, device)
 
 
 def _auto(device: str) -> PrecisionChoice:
@@ -169,7 +137,7 @@ def _auto(device: str) -> PrecisionChoice:
 
 
 def _check_explicit(text: str, device: str) -> PrecisionChoice:
-    def works() -> str:  # only for an error: `auto` may run the timed probe
+    def works() -> str:
         return f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
 
     if text.startswith("16") and device != "cuda":

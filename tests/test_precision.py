@@ -38,26 +38,20 @@ needs_bf16 = pytest.mark.skipif(not NATIVE_BF16, reason=f"needs a CPU with nativ
 
 @pytest.fixture()
 def fresh_probe(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Pretends to be another CPU: flags, ATen level, oneDNN cap and the timed probe's verdict."""
-    inherited = os.environ.pop("SEQ2TEXT_PRECISION", None)  # what this process's own `auto` resolved to
+    """Pretends to be another CPU: flags, ATen level, oneDNN cap and oneDNN's bf16 support."""
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(hardware, "_device_kind", lambda accelerator: "cpu")
 
-    def pretend(flags: set[str], capability: str = "AVX512", faster: bool = True, isa: str | None = None) -> None:
+    def pretend(flags: set[str], capability: str = "AVX512", onednn_bf16: bool = True, isa: str | None = None) -> None:
         hardware.cpu_bf16.cache_clear()
-        os.environ.pop("SEQ2TEXT_PRECISION", None)
         monkeypatch.setattr(hardware, "_cpu_flags", lambda: flags)
         monkeypatch.setattr(hardware, "cpu_capability", lambda: capability)
-        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
-        monkeypatch.setattr(hardware, "_timed_bf16_probe", lambda: (faster, "timed probe"))
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn_bf16)
         if isa:
             monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
 
     yield pretend
     hardware.cpu_bf16.cache_clear()
-    os.environ.pop("SEQ2TEXT_PRECISION", None)
-    if inherited is not None:
-        os.environ["SEQ2TEXT_PRECISION"] = inherited
 
 
 def test_auto_picks_fp32_on_an_avx2_cpu_and_refuses_bf16_with_a_way_out(fresh_probe: Callable[..., None]) -> None:
@@ -71,11 +65,11 @@ def test_auto_picks_fp32_on_an_avx2_cpu_and_refuses_bf16_with_a_way_out(fresh_pr
     assert resolve_precision(32).precision == resolve_precision("32").precision == "32-true"
 
 
-def test_auto_picks_bf16_only_where_native_uncapped_and_faster(fresh_probe: Callable[..., None]) -> None:
+def test_auto_picks_bf16_only_where_native_and_uncapped(fresh_probe: Callable[..., None]) -> None:
     fresh_probe({"avx512f", "avx512_bf16"})
     assert resolve_precision("auto").precision == "bf16-mixed"
     assert resolve_precision("bf16").precision == "bf16-mixed"
-    fresh_probe({"avx512f", "avx512_bf16"}, faster=False)  # native, but the timed probe found it slower
+    fresh_probe({"avx512f", "avx512_bf16"}, onednn_bf16=False)  # the flag, but oneDNN has no bf16 kernels
     assert resolve_precision("auto").precision == "32-true"
     fresh_probe({"avx512f", "avx512_bf16"}, isa="AVX2")  # the AVX2 emulation of CI: oneDNN capped
     assert "ONEDNN_MAX_CPU_ISA" in resolve_precision("auto").reason
@@ -91,11 +85,47 @@ def test_a_misspelt_precision_names_the_valid_ones() -> None:
         resolve_precision("bf16-mixd")
 
 
-def test_the_timed_probe_never_raises_and_agrees_with_the_capability() -> None:
-    native, reason = hardware._timed_bf16_probe()
-    assert isinstance(native, bool) and reason
-    if not NATIVE_BF16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        assert native is False  # no bf16 kernels at all: the LSTM fails or crawls
+def test_auto_takes_no_timing_and_leaves_no_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` is read off the hardware: with every clock broken it still resolves, and it writes nothing into
+    the environment for a later Trainer (or a notebook's second fit) to inherit."""
+    import time
+
+    def no_clock() -> float:
+        raise AssertionError("precision auto must not time anything")
+
+    for name in ("perf_counter", "monotonic", "time", "process_time"):
+        monkeypatch.setattr(time, name, no_clock)
+    before = dict(os.environ)
+    hardware.cpu_bf16.cache_clear()
+    try:
+        choice = resolve_precision("auto", accelerator="cpu")
+    finally:
+        hardware.cpu_bf16.cache_clear()
+    assert choice.precision == ("bf16-mixed" if NATIVE_BF16 else "32-true")
+    assert dict(os.environ) == before
+
+
+def test_auto_resolves_the_same_under_a_cpu_hog() -> None:
+    """The same machine gives the same answer whatever its load: resolved in fresh processes, quiet and then with
+    every core kept busy by other processes."""
+    import subprocess
+    import sys
+
+    code = "from seq2text.hardware import resolve_precision as r; print(r('auto', accelerator='cpu').precision)"
+
+    def resolve() -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              cwd=REPO).stdout.strip()
+
+    quiet = resolve()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        busy = [resolve() for _ in range(3)]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert busy == [quiet] * 3 and quiet == ("bf16-mixed" if NATIVE_BF16 else "32-true")
 
 
 def test_cli_refuses_what_the_cpu_cannot_run_and_writes_nothing(tmp_path: Path, toy_lm_dir: Path,
