@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +34,32 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test")
 _COMMAND_START = time.perf_counter()  # when the command's Python began (what StartupTime measures from)
 
 
+# third-party lines that bury seq2text's own (warnings, by message; Lightning's log records, by their start)
+QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)", r".*is not supported by the model summary",
+                  r".*does not have many workers", r".*torch\.ao\.quantization", r".*`srun` command is available")
+QUIET_LOG_STARTS = ("💡 Tip",)
+
+
+class _DropAdvertisements(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(QUIET_LOG_STARTS)
+
+
+def quiet_dependencies() -> None:
+    """Filters the dependencies' warnings and tips that a normal run would print (decided once, at the entry)."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                 "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdvertisements) for f in logger.filters):
+            logger.addFilter(_DropAdvertisements())
+
+
 def _lightning_cli_class() -> type:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-    from seq2text.tasks.callbacks import ExactResume, StartupTime, WallClockBudget
+    from seq2text.tasks.callbacks import ExactResume, StartupTime, ValidationLine, WallClockBudget
     from seq2text.tasks.trainer import Trainer
 
     imports_done = time.perf_counter()
@@ -63,6 +88,8 @@ def _lightning_cli_class() -> type:
 
             trainer = super().instantiate_trainer(**kwargs)
             trainer.callbacks.extend([ExactResume(), StartupTime(_COMMAND_START, imports_done)])
+            if not trainer.progress_bar_callback:  # otherwise the bar shows the same after each epoch
+                trainer.callbacks.append(ValidationLine())
             if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the recipe chose
                 trainer.strategy.checkpoint_io = AtomicCheckpointIO()
             budget = (self.config[self.subcommand] if self.subcommand else self.config).get("budget")
@@ -497,6 +524,11 @@ def _evaluate_translation(args: argparse.Namespace, translator: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if from_command_line and argv[:1] == ["serve"] and "torch" not in sys.modules:
+        # the model processes share the cores with the HTTP side (and often its clients): OpenMP must not spin
+        # after each parallel region. It reads the policy once, when torch loads it, so it is set here, first.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet_dependencies()
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             _lightning_main(argv)
@@ -510,10 +542,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             _build_parser().print_help()
             return 0
-        if args.command == "serve" and from_command_line:  # not when called in a process that is not ours
-            from seq2text.hardware import relaunch_with_passive_openmp
-
-            relaunch_with_passive_openmp()
         _run_tool(args)
     except Exception as error:  # noqa: BLE001 - user errors arrive wrapped (e.g. by jsonargparse)
         found = _user_error(error)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from seq2text.errors import ConfigError
 
 __all__ = ["OPENMP_WAIT_POLICY", "PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability",
-           "relaunch_with_passive_openmp", "resolve_precision", "usable_cores"]
+           "resolve_precision", "usable_cores"]
 
 # the values a recipe or --trainer.precision may give, with Lightning's short aliases
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -158,17 +157,3 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
 def usable_cores() -> int:
     """The cores this process may run on (its affinity where the system has one, as on Linux; else all)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def relaunch_with_passive_openmp() -> None:
-    """Starts this command line again with `OMP_WAIT_POLICY=PASSIVE` unless the variable is set (a value the
-    user chose is kept); returns only when it is set.
-
-    A server's model thread shares the cores with its HTTP side, and often with clients on the same machine:
-    OpenMP's default, spinning for a while after every parallel region, takes their CPU to save the model a
-    wake-up. The policy is read once, when torch loads its OpenMP runtime, so setting it later does nothing:
-    hence a fresh process (same pid, same arguments), before any model is loaded.
-    """
-    if OPENMP_WAIT_POLICY in os.environ:
-        return
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, OPENMP_WAIT_POLICY: "PASSIVE"})

@@ -42,3 +42,19 @@ def test_user_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFix
         main(["fit", "--config", str(REPO / "recipes" / "ptb_lstm_small.yaml"), "--model.init_args.hiden_size", "3"])
     err = capsys.readouterr().err
     assert typo.value.code != 0 and "hiden_size" in err and "Traceback" not in err
+
+
+def test_a_fit_shows_seq2text_lines_only_and_one_line_per_validation(tmp_path: Path, toy_lm_dir: Path) -> None:
+    """A short fit in a fresh process (no pytest warning filters): no dependency warnings or tips, and with the
+    progress bar off one line per validation with its metric and the budget left."""
+    from tests.conftest import TINY_LM, fit_process
+
+    done = fit_process("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(toy_lm_dir), *TINY_LM,
+                       "--trainer.max_epochs", "2", "--budget", "10m", "--trainer.enable_model_summary", "true")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    noise = [line for line in output.splitlines()
+             if "Warning" in line or "warn(" in line or "💡" in line or "LeafSpec" in line]
+    assert noise == []
+    lines = [line for line in output.splitlines() if line.startswith("epoch ") and "val/ppl" in line]
+    assert len(lines) == 2 and "budget left" in lines[0] and "tokens/s" in lines[0], output

@@ -220,19 +220,21 @@ def test_serve_options_are_checked_before_loading(capsys: pytest.CaptureFixture)
         ServeConfig(port=70000)
 
 
-def test_the_command_line_relaunches_with_passive_openmp_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seq2text import hardware
+def test_the_serve_command_sets_passive_openmp_before_torch_loads_without_a_relaunch() -> None:
+    """`seq2text serve` sets OMP_WAIT_POLICY=PASSIVE at its entry, before torch (and its OpenMP) load, in the same
+    process; a policy the user chose is kept."""
+    import subprocess
+    import sys
 
-    launched = []
-    monkeypatch.setattr(hardware.os, "execve", lambda *args: launched.append(args))
-    monkeypatch.setattr(hardware.sys, "orig_argv", ["python", "-m", "seq2text.cli", "serve", "--model", "b"])
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    hardware.relaunch_with_passive_openmp()
-    (executable, argv, env), = launched
-    assert argv == [executable, "-m", "seq2text.cli", "serve", "--model", "b"] and env["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice (and the relaunched process) stay
-    hardware.relaunch_with_passive_openmp()
-    assert len(launched) == 1
+    code = ("import os, sys; sys.argv = ['seq2text', 'serve', '--model', 'nowhere']; from seq2text.cli import main; "
+            "assert 'torch' not in sys.modules; pid = os.getpid(); code = main(); "
+            "print(os.environ.get('OMP_WAIT_POLICY'), code, pid == os.getpid())")
+    for policy, expected in ((None, "PASSIVE 1 True"), ("ACTIVE", "ACTIVE 1 True")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if policy:
+            env["OMP_WAIT_POLICY"] = policy
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+        assert out.stdout.strip().splitlines()[-1] == expected, out.stderr
 
 
 def test_model_processes_share_the_load_and_outlive_a_lost_one(translator_bundle: Path) -> None:

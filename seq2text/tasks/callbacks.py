@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from seq2text.errors import ConfigError
 
-__all__ = ["ExactResume", "StartupTime", "ThroughputStats", "WallClockBudget", "parse_duration"]
+__all__ = ["ExactResume", "StartupTime", "ThroughputStats", "ValidationLine", "WallClockBudget", "parse_duration"]
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -250,3 +250,40 @@ class ThroughputStats(pl.Callback):
                  "precision": str(trainer.precision)}
         if trainer.is_global_zero:
             atomic_write_text(self.output, json.dumps(stats, indent=2) + "\n")
+
+
+class ValidationLine(pl.Callback):
+    """One console line per validation of a fit, for runs without a progress bar: epoch, step, the validation
+    metrics the task logged, the median training tokens/s since the last line, and the budget left.
+
+    Example: `epoch 3 step 4,812: val/ppl 131.20 · 6,105 tokens/s · 9m12s of the 15m budget left`
+    """
+
+    def __init__(self) -> None:
+        self._speeds: list[float] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        speed = trainer.callback_metrics.get("train/tokens_per_sec")
+        if speed is not None:
+            self._speeds.append(float(speed))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if k.startswith("val/") and k.endswith(("ppl", "loss", "acc", "bleu", "bpc", "mase", "mae", "f1"))}
+        parts = [", ".join(f"{k} {v:.4g}" if abs(v) < 1e4 else f"{k} {v:,.0f}" for k, v in sorted(shown.items()))]
+        if self._speeds:
+            parts.append(f"{sorted(self._speeds)[len(self._speeds) // 2]:,.0f} tokens/s")
+            self._speeds = []
+        budget = next((c for c in trainer.callbacks if isinstance(c, WallClockBudget)), None)
+        if budget is not None:
+            left = max(0.0, budget.seconds - budget.elapsed())
+            parts.append(f"{_minutes(left)} of the {_minutes(budget.seconds)} budget left")
+        line = " · ".join(p for p in parts if p)
+        rank_zero_info(f"epoch {trainer.current_epoch} step {trainer.global_step:,}: {line}")
+
+
+def _minutes(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
