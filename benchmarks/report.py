@@ -1,4 +1,4 @@
-"""Rebuilds RESULTS.md (and the results table in README.md) from benchmarks/results/*.json.
+"""Rebuilds RESULTS.md (and the data-scale table in docs/large-corpora.md) from benchmarks/results/*.json.
 
     python benchmarks/report.py
 
@@ -47,6 +47,10 @@ TARGETS = {
     "ptb_cells": "PTB test ppl of lstm / lstm_peephole / lstm_layernorm at equal wall time (15 min each)",
     "multi30k_distill": "student ≤ 1/3 of the teacher's parameters, within 1 BLEU of it, ≥ 2x faster at beam 5",
     "sst2_distill": "the student's dev and test accuracy against the forward + backward ensemble's (reported)",
+    "ptb_vs_textbook": "ratio ≤ 0.90 (seq2text / textbook test ppl at equal wall time), seq2text ppl ≤ 105",
+    "wikitext2_vs_textbook": "ratio ≤ 0.90 (seq2text / textbook test ppl at equal wall time), seq2text ppl ≤ 150",
+    "lm_step_profile": "where a training step's time goes (operators' shares)",
+    "lm_step_profile_before": "where a training step's time went before this change (operators' shares)",
     "lm_data_scale": "peak RSS of each DDP process flat (≤ 1.10× from 10M to 100M tokens); first step ≤ 5 s at 100M",
 }
 TARGETS.update({f"{name}_fp32": target for name, target in list(TARGETS.items())})  # the same bar in fp32
@@ -61,7 +65,9 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "wall_seconds", "rss_ratios", "first_step_after_imports_s_at_largest", "prepare_mb_per_sec_at_largest",
         "prepare_speed_ratio_to_sentencepiece_one_core", "best_cell",
         "test_ppl_per_cell", "teacher_bleu", "bleu_gap", "param_ratio", "speed_ratio", "ensemble_dev_acc",
-        "ensemble_test_acc", "teacher_dev_acc", "speedups")  # shown beside the main value
+        "ensemble_test_acc", "teacher_dev_acc", "speedups", "seq2text_ppl", "textbook_ppl", "seq2text_valid_ppl",
+        "textbook_valid_ppl", "seq2text_tokens_per_sec", "textbook_tokens_per_sec", "seq2text_epochs",
+        "textbook_epochs", "ms_per_step", "load_average_1m")  # shown beside the main value
 
 
 def also(entry: dict) -> str:
@@ -110,8 +116,32 @@ def side_by_side(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# benchmarks whose value is a ratio of two things measured one after the other (or alternating) in the same run
+SAME_RUN = {
+    "ptb_vs_textbook": "seq2text's test ppl / the textbook PyTorch LSTM's, both trained to the same budget",
+    "wikitext2_vs_textbook": "seq2text's test ppl / the textbook PyTorch LSTM's, both trained to the same budget",
+    "lm_throughput": "seq2text's Lightning loop tokens/s / a bare PyTorch loop's, alternating",
+    "decode_kernels": "decoding shortcuts against the plain operators, alternating",
+    "softmax_ab": "the adaptive-softmax NLL against the previous one, alternating",
+    "cells_speed": "each cell's tokens/s / nn.LSTM's",
+    "serve_load": "served requests/s / in-process translation of the same texts",
+}
+
+
+def same_run(entries: list[dict]) -> str:
+    """The records whose claim is a ratio measured within one run (robust to the machine's day-to-day speed)."""
+    lines = ["| benchmark | ratio | value | load (1 min) at start | machine | CPU kernels, precision | date |",
+             "|---|---|---:|---:|---|---|---|"]
+    for e in entries:
+        what = SAME_RUN.get(e["benchmark"].removesuffix("_fp32"))
+        if what:
+            lines.append(f"| {e['benchmark']} | {what} | {e['value']} | {e.get('load_average_1m', 'not recorded')} "
+                         f"| {e['machine']} | {kind(e)} | {e['date'][:10]} |")
+    return "\n".join(lines)
+
+
 def data_scale(entries: list[dict]) -> str:
-    """lm_data_scale's figures per corpus size (README, "Large corpora")."""
+    """lm_data_scale's figures per corpus size (docs/large-corpora.md)."""
     entry = next((e for e in entries if e["benchmark"] == "lm_data_scale"), None)
     if entry is None:
         return "(run benchmarks/lm_data_scale.py)"
@@ -126,8 +156,8 @@ def data_scale(entries: list[dict]) -> str:
                      f"{' / '.join(map(str, ddp['peak_rss_mb']))} |")
     small = next(iter(entry["per_size"].values()))
     lines.append(f"\nOn the smallest corpus, in the same run: prepare on 1 process "
-                 f"{small['prepare_one_process']['mb_per_sec']} MB/s; SentencePiece's own `encode` on one core "
-                 f"(text already in memory) {small['sentencepiece_encode_one_core']['mb_per_sec']} MB/s. "
+                 f"{small['prepare_one_process']['mb_per_sec']} MB/s; SentencePiece's own `encode` on one core\n"
+                 f"(text already in memory) {small['sentencepiece_encode_one_core']['mb_per_sec']} MB/s.\n"
                  f"{entry['machine']}, {kind(entry)}, torch {entry['torch']}, commit {entry['commit']}, "
                  f"{entry['date']}; `{entry['command']}`.")
     return "\n".join(lines)
@@ -139,17 +169,18 @@ def main() -> None:
     commands = "\n".join(f"- `{e['benchmark']}`: `{e['command']}`" for e in entries)
     (ROOT / "RESULTS.md").write_text(
         "# Results\n\nGenerated by `python benchmarks/report.py` from `benchmarks/results/*.json`; "
-        "do not edit by hand. `CPU kernels, precision` is what the run recorded (`not recorded`: the record is "
-        "older than issue 11; the LM and translation recipes then set bf16-mixed, and ran on a CPU with native "
-        "bf16).\n\n" + side_by_side(entries) + "\n\n" + body + "\n\nCommands:\n\n" + commands + "\n")
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = f"<!-- results:start -->\n{body}\n<!-- results:end -->"
-    text = re.sub(r"<!-- results:start -->.*<!-- results:end -->", block, text, flags=re.S)
-    pairs = f"<!-- precision:start -->\n{side_by_side(entries)}\n<!-- precision:end -->"
-    text = re.sub(r"<!-- precision:start -->.*<!-- precision:end -->", pairs, text, flags=re.S)
+        "do not edit by hand. `CPU kernels, precision` is what the run recorded (`not recorded`: the record was "
+        "written before runs recorded their precision; the LM and translation recipes then set bf16-mixed, and "
+        "ran on a CPU with native bf16).\n\n## Ratios measured in the same run\n\n"
+        "These machines' speed wanders from day to day; a ratio "
+        "of two runs made one after the other in one script is the figure to trust.\n\n" + same_run(entries)
+        + "\n\n## bf16 and fp32\n\n" + side_by_side(entries) + "\n\n## Every record\n\n" + body + "\n\nCommands:\n\n"
+        + commands + "\n")
+    corpora = ROOT / "docs" / "large-corpora.md"  # the data-scale table lives with the page it illustrates
     scale = f"<!-- data_scale:start -->\n{data_scale(entries)}\n<!-- data_scale:end -->"
-    readme.write_text(re.sub(r"<!-- data_scale:start -->.*<!-- data_scale:end -->", scale, text, flags=re.S))
+    text = corpora.read_text(encoding="utf-8")
+    corpora.write_text(re.sub(r"<!-- data_scale:start -->.*<!-- data_scale:end -->", lambda _: scale, text,
+                              flags=re.S), encoding="utf-8")
     print(body)
 
 

@@ -36,7 +36,8 @@ _COMMAND_START = time.perf_counter()  # when the command's Python began (what St
 
 # third-party lines that bury seq2text's own (warnings, by message; Lightning's log records, by their start)
 QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)", r".*is not supported by the model summary",
-                  r".*does not have many workers", r".*torch\.ao\.quantization", r".*`srun` command is available")
+                  r".*does not have many workers", r".*torch\.ao\.quantization", r".*`srun` command is available",
+                  r"LightningCLI's args parameter is intended")
 QUIET_LOG_STARTS = ("💡 Tip",)
 
 

@@ -1,4 +1,4 @@
-"""Resolves a dataset name to local files: `root`, `$SEQ2TEXT_DATA`, `../shared/data`, else an HF hub copy."""
+"""Resolves a dataset name to local files: `root`, `$SEQ2TEXT_DATA`, `./data`, else an HF hub copy."""
 
 from __future__ import annotations
 
@@ -64,13 +64,13 @@ CATALOG: dict[str, DatasetSpec] = {
 
 def candidate_dirs(spec: DatasetSpec, root: str | Path | None) -> list[Path]:
     """The local folders searched, in order: `root` (and `root/<folder>`), else `$SEQ2TEXT_DATA/<folder>`,
-    else `../shared/data/<folder>` and `./data/<folder>`."""
+    else `./data/<folder>`."""
     if root is not None:
         return [Path(root), Path(root) / spec.folder]
     env = os.environ.get("SEQ2TEXT_DATA")
     if env:
         return [Path(env) / spec.folder]
-    return [Path("../shared/data") / spec.folder, Path("data") / spec.folder]
+    return [Path("data") / spec.folder]
 
 
 def resolve(name: str, root: str | Path | None = None, splits: Sequence[str] = ("train", "valid", "test"),
