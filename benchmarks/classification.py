@@ -20,7 +20,7 @@ are on dev, with the labeled GLUE test set (test_labeled.tsv) as `test_acc`; tes
 at the budget or at the recipe's max_epochs, whichever comes first; extra arguments go to `seq2text fit`.
 With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their ensemble is recorded as
 <name>_ensemble.json, with each member's accuracy. With `--vectors` (a from-scratch recipe), word vectors are
-first trained on the unlabeled IMDb + SST-2 training text (`seq2text.vectors`: PPMI + SVD; no pretrained
+first trained on the unlabeled IMDb + SST-2 training text (`seq2text.text.vectors`: PPMI + SVD; no pretrained
 weights, no test or dev text) inside the budget; the classifier (recipes/sst2_bilstm_vectors.yaml) takes the
 rest of it and starts its embedding from them; the run is recorded as <name>_vectors, with the vectors' time.
 `imdb_rating` trains recipes/imdb_rating.yaml (a text regressor) and, with the same budget, the sentiment
@@ -75,8 +75,8 @@ def _throughput(out: Path) -> dict[str, float]:
 def _ensemble_scores(bundles: list[Path], dataset: str) -> dict[str, dict]:
     """Accuracy/macro-F1/confusion of the members' mean probabilities on the dataset's dev and test files."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.inference import ClassifierEnsemble
-    from seq2text.reading import read_labeled
+    from seq2text.predict.classifier import ClassifierEnsemble
+    from seq2text.text.reading import read_labeled
 
     ensemble = ClassifierEnsemble.load(bundles)
     spec, scores = CATALOG[dataset], {}
@@ -124,7 +124,7 @@ def run_ensemble(name: str, minutes: float, lm_bundles: list[str], extra: list[s
 def _review_texts() -> list[str]:
     """The unlabeled text of the IMDb and SST-2 training files (never a dev or test text), IMDb first."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.reading import read_labeled
+    from seq2text.text.reading import read_labeled
 
     texts = []
     for dataset in ("imdb", "sst2"):
@@ -136,7 +136,7 @@ def _review_texts() -> list[str]:
 def build_vectors(out: Path, dim: int = 300) -> tuple[list[str], float]:
     """Trains word vectors on the IMDb and SST-2 training texts (split as SST is: `ptb_words`), writes them to
     `out`/vectors.txt; returns the `seq2text fit` override that uses them, and the seconds taken."""
-    from seq2text.vectors import ptb_words, train_word_vectors, write_word_vectors
+    from seq2text.text.vectors import ptb_words, train_word_vectors, write_word_vectors
 
     start = time.monotonic()
     words, vectors = train_word_vectors([ptb_words(text) for text in _review_texts()], dim=dim)
@@ -216,8 +216,8 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
     With `from_bundle`, training goes on from that LM bundle (same tokenizer and texts) and is recorded as
     `name`, with the time of both stages in `total_train_seconds`."""
     sys.path.insert(0, str(ROOT))
-    from seq2text.reading import normalize_text
-    from seq2text.textio import atomic_write_text
+    from seq2text.text.reading import normalize_text
+    from seq2text.text.textio import atomic_write_text
 
     texts = [normalize_text(text, lowercase=True) for text in _review_texts()]
     random.Random(0).shuffle(texts)  # the files are sorted by label
@@ -255,7 +255,7 @@ def imdb_rating(minutes: float, extra: list[str]) -> dict:
 
     import seq2text
     from seq2text.data.catalog import resolve
-    from seq2text.reading import read_labeled
+    from seq2text.text.reading import read_labeled
 
     files = resolve("imdb", splits=("train", "test"), allow_hub=False)
     _, train_ratings = read_labeled(files["train"], "text", "rating")
@@ -292,8 +292,8 @@ def imdb_rating(minutes: float, extra: list[str]) -> dict:
 def sst2_distill(minutes: float, extra: list[str], weight: float = 0.7) -> dict:
     """Knowledge distillation of the forward + backward SST-2 ensemble into one forward model (see the docstring)."""
     from seq2text.data.catalog import CATALOG, resolve
-    from seq2text.inference import ClassifierEnsemble
-    from seq2text.reading import read_labeled
+    from seq2text.predict.classifier import ClassifierEnsemble
+    from seq2text.text.reading import read_labeled
 
     out = ROOT / "benchmarks" / "runs" / "sst2_distill"
     teachers = [run_classification("sst2_budget", minutes, None, [*extra, *direction, "--seed_everything", seed],

@@ -28,7 +28,7 @@ OUT = ROOT / "benchmarks" / "runs" / "compressed"
 
 def _compressed(model: str, name: str) -> dict[str, Path]:
     """The float32 bundle and its int8 and fp16 copies (written again each run)."""
-    from seq2text.compression import compress_bundle
+    from seq2text.bundles.compression import compress_bundle
 
     return {"fp32": Path(model), **{kind: compress_bundle(model, OUT / f"{name}_{kind}", kind)
                                     for kind in ("int8", "fp16")}}
@@ -59,14 +59,14 @@ def _measure(bundles: dict[str, Path], task: Callable[[object], Callable[[], obj
 
 
 def _sizes(bundles: dict[str, Path]) -> dict[str, int]:
-    from seq2text.bundle import bundle_size
+    from seq2text.bundles.io import bundle_size
 
     return {kind: bundle_size(path) for kind, path in bundles.items()}
 
 
 def multi30k_int8(model: str, repeats: int) -> dict:
     from seq2text.data.catalog import resolve_parallel
-    from seq2text.metrics import bleu
+    from seq2text.predict.metrics import bleu
 
     src, ref = resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
     sources = src.read_text(encoding="utf-8").splitlines()
@@ -86,7 +86,7 @@ def multi30k_int8(model: str, repeats: int) -> dict:
 
 def imdb_int8(model: str, repeats: int, every: int) -> dict:
     from seq2text.data.catalog import resolve
-    from seq2text.reading import read_labeled
+    from seq2text.text.reading import read_labeled
 
     texts, gold = read_labeled(resolve("imdb", splits=("test",), allow_hub=False)["test"], "text", "label")
     texts, gold = texts[::every], gold[::every]  # test.csv is sorted by label: a stride keeps both
@@ -103,8 +103,8 @@ def imdb_int8(model: str, repeats: int, every: int) -> dict:
 
 def ptb_int8(model: str, repeats: int) -> dict:
     from seq2text.data.catalog import resolve
-    from seq2text.reading import count_words
-    from seq2text.textio import read_lines
+    from seq2text.text.reading import count_words
+    from seq2text.text.textio import read_lines
 
     lines = read_lines(resolve("ptb", splits=("test",), allow_hub=False)["test"])
     bundles = _compressed(model, "ptb")

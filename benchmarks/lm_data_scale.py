@@ -33,9 +33,9 @@ import numpy as np
 from common import ROOT, record
 
 from seq2text.data.catalog import resolve
-from seq2text.prepared import default_workers, prepare_lm
-from seq2text.textio import read_lines
-from seq2text.tokenizer import Tokenizer
+from seq2text.text.prepared import default_workers, prepare_lm
+from seq2text.text.textio import read_lines
+from seq2text.text.tokenizer import Tokenizer
 
 WORK = ROOT / "benchmarks" / "runs" / "lm_data_scale"
 RECIPE = ROOT / "recipes" / "wikitext2_lstm.yaml"

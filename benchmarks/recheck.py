@@ -34,7 +34,7 @@ def _lm_figure(bundle: Path, benchmark: str) -> float:
 def _bleu_figure(bundle: Path, beam_size: int) -> tuple[float, str]:
     import seq2text
     from seq2text.data.catalog import resolve_parallel
-    from seq2text.metrics import bleu
+    from seq2text.predict.metrics import bleu
 
     src, ref = resolve_parallel("multi30k", "de", "en", splits=("test",), allow_hub=False)["test"]
     hypotheses = seq2text.load(bundle).translate(src.read_text(encoding="utf-8").splitlines(), beam_size=beam_size)

@@ -234,7 +234,7 @@ def _in_process(translator: object, sentences: list[str], batch_size: int) -> tu
 def _rounds(args: argparse.Namespace, sentences: list[str]) -> tuple[list[dict], list[str], dict]:
     """Phases 1 and 2, alternated: (one record per round, the in-process translations, the last round's
     server-side result)."""
-    from seq2text.inference import Translator
+    from seq2text.predict.translator import Translator
 
     translator = Translator.load(args.model)
     translator.translate(sentences[:32])  # warm-up

@@ -38,8 +38,8 @@ def _test_files() -> tuple[Path, Path]:
 
 
 def multi30k_budget(minutes: float, overrides: list[str], fp32: bool = False) -> dict:
-    from seq2text.inference import Translator
-    from seq2text.metrics import translation_scores
+    from seq2text.predict.metrics import translation_scores
+    from seq2text.predict.translator import Translator
 
     name = "multi30k_budget" + ("_fp32" if fp32 else "")
     out = ROOT / "benchmarks" / "runs" / name
@@ -90,7 +90,7 @@ def _train_quality_runs(epochs: int) -> dict[int, dict]:
 
 def _score_bundle(translator: object, sources: list[str], references: list[str]) -> dict:
     """Test BLEU/chrF at beam 5 and sentences/s of one translator (or ensemble)."""
-    from seq2text.metrics import translation_scores
+    from seq2text.predict.metrics import translation_scores
 
     start = time.perf_counter()
     hypotheses = translator.translate(sources, beam_size=5)
@@ -104,8 +104,8 @@ def multi30k_average_ensemble(epochs: int, lasts: list[int]) -> dict:
     """Two runs of the recipe (seeds QUALITY_SEEDS, `epochs` epochs each); test BLEU at beam 5 of each single
     model, of the first run's last N checkpoints averaged for each N in `lasts` (`seq2text average`), and of the
     two models as one ensemble (`TranslatorEnsemble`), all in this run."""
-    from seq2text.averaging import average_checkpoints
-    from seq2text.inference import Translator, TranslatorEnsemble
+    from seq2text.bundles.averaging import average_checkpoints
+    from seq2text.predict.translator import Translator, TranslatorEnsemble
 
     runs = _train_quality_runs(epochs)
     first, second = (runs[seed]["out"] for seed in QUALITY_SEEDS)
@@ -151,8 +151,8 @@ def _timed(translator: object, sources: list[str], beam: int, batch_size: int) -
 
 
 def multi30k_decode_speed(model: str, batch_size: int, unbatched: int | None, name: str) -> dict:
-    from seq2text.inference import Translator
-    from seq2text.metrics import bleu
+    from seq2text.predict.metrics import bleu
+    from seq2text.predict.translator import Translator
 
     translator = Translator.load(model)
     src_path, ref_path = _test_files()
@@ -187,7 +187,7 @@ def _parameters(translator: object) -> int:
 def _distilled_targets(teacher: object, out: Path, limit: int | None) -> tuple[Path, float]:
     """The teacher's beam-5 translations of the training sources (written once; reused if present)."""
     from seq2text.data.catalog import resolve_parallel
-    from seq2text.textio import atomic_write_text, read_lines
+    from seq2text.text.textio import atomic_write_text, read_lines
 
     src_path, _ = resolve_parallel("multi30k", "de", "en", splits=("train",), allow_hub=False)["train"]
     target = out / "train.distilled.en"
@@ -209,7 +209,7 @@ def multi30k_distill(teacher_path: str, minutes: float, overrides: list[str], li
     recipe trains on those translations to a wall-clock budget; both are scored (BLEU, sentences/s at beam 5,
     batch 64) on the test set in this run."""
     from seq2text.data.catalog import resolve_parallel
-    from seq2text.inference import Translator
+    from seq2text.predict.translator import Translator
 
     out = ROOT / "benchmarks" / "runs" / ("multi30k_distill" + (f"_first{limit}" if limit else ""))
     teacher = Translator.load(teacher_path)

@@ -14,13 +14,17 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    **dict.fromkeys(("Classifier", "ClassifierEnsemble", "Forecaster", "ForecasterEnsemble", "LanguageModel",
-                     "Regressor", "Translation", "Translator", "TranslatorEnsemble", "load"), "seq2text.inference"),
-    "push_to_hub": "seq2text.hub",
+    **dict.fromkeys(("Classifier", "ClassifierEnsemble"), "seq2text.predict.classifier"),
+    **dict.fromkeys(("Forecaster", "ForecasterEnsemble"), "seq2text.predict.forecaster"),
+    "LanguageModel": "seq2text.predict.language_model",
+    "Regressor": "seq2text.predict.regressor",
+    **dict.fromkeys(("Translation", "Translator", "TranslatorEnsemble"), "seq2text.predict.translator"),
+    "load": "seq2text.predict.loading",
+    "push_to_hub": "seq2text.bundles.hub",
     "SearchConfig": "seq2text.nn.search",
-    **dict.fromkeys(("ClassifierReading", "LMReading", "TranslationReading"), "seq2text.reading"),
-    "SeriesReading": "seq2text.series",
-    "Tokenizer": "seq2text.tokenizer",
+    **dict.fromkeys(("ClassifierReading", "LMReading", "TranslationReading"), "seq2text.text.reading"),
+    "SeriesReading": "seq2text.text.series",
+    "Tokenizer": "seq2text.text.tokenizer",
 }
 __all__ = ["BundleError", "ConfigError", "DataError", "Seq2TextError", *sorted(_LAZY)]
 

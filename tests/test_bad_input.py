@@ -323,7 +323,7 @@ def test_bad_input_gets_a_clear_error(case: Case, place: Place, capsys: pytest.C
 
 def test_api_rejects_non_text_and_other_tasks(place: Place) -> None:
     import seq2text
-    from seq2text.inference import Classifier, LanguageModel, Translator
+    from seq2text.predict import Classifier, LanguageModel, Translator
 
     classifier, translator, lm = seq2text.load(place.cls), seq2text.load(place.mt), seq2text.load(place.lm)
     with pytest.raises(TypeError, match="pass a list of strings"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import seq2text
-from seq2text.bundle import read_bundle, save_bundle
+from seq2text.bundles.io import read_bundle, save_bundle
 from seq2text.errors import BundleError
 
 
@@ -103,3 +103,23 @@ def test_an_existing_folder_that_is_not_a_bundle_is_never_overwritten(bundle: Pa
     with pytest.raises(BundleError, match="never overwritten"):
         save_bundle(precious, contents.task, contents.config["net"], contents.weights, contents.tokenizer, {})
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+OLD_LAYOUT = Path(__file__).parent / "fixtures" / "old_layout"
+
+
+@pytest.mark.parametrize("task", ["language_model", "classifier", "translator"])
+def test_bundles_written_by_the_previous_layout_still_load_and_predict_the_same(task: str) -> None:
+    """Small bundles written before the package was regrouped into text/, bundles/, predict/ and serving/,
+    with what they predicted then (tests/fixtures/old_layout/expected.json)."""
+    expected = json.loads((OLD_LAYOUT / "expected.json").read_text(encoding="utf-8"))[task]
+    model = seq2text.load(OLD_LAYOUT / task)
+    texts = expected["texts"]
+    if task == "language_model":
+        assert model.score(texts) == pytest.approx(expected["score"], rel=1e-5)
+    elif task == "classifier":
+        assert model.predict(texts) == expected["labels"]
+        for got, want in zip(model.predict_proba(texts), expected["proba"], strict=True):
+            assert got == pytest.approx(want, rel=1e-5)
+    else:
+        assert model.translate(texts, beam_size=2) == expected["translations"]

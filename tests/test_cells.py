@@ -16,7 +16,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import seq2text
-from seq2text.compression import compress_bundle, quantized_engines
+from seq2text.bundles.compression import compress_bundle, quantized_engines
 from seq2text.nn.cells import LayerNormLSTM, LayerNormLSTMCell, PeepholeLSTM, PeepholeLSTMCell
 from seq2text.nn.normalization import MaskedBatchNorm
 from seq2text.nn.rnn import DropConnectRNN, RNNStack

@@ -27,8 +27,8 @@ from seq2text.data.classification import (
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.tasks.classification import ClassificationTask
-from seq2text.tokenizer import EOS_ID
-from seq2text.vectors import load_word_vectors
+from seq2text.text.tokenizer import EOS_ID
+from seq2text.text.vectors import load_word_vectors
 from tests.conftest import REPO, TINY_CLS, TINY_LM, fit, run_fit, toy_rows
 
 
@@ -270,7 +270,7 @@ def test_classify_command_streams_stdin(scratch_bundle: Path, monkeypatch: pytes
 def test_classification_scores_match_torchmetrics() -> None:
     from torchmetrics.functional.classification import multiclass_f1_score
 
-    from seq2text.metrics import classification_scores
+    from seq2text.predict.metrics import classification_scores
 
     labels = ["neg", "neu", "pos", "none"]  # "none" is neither predicted nor present: left out of macro-F1
     gold = ["neg", "neg", "pos", "neu", "pos", "pos", "neu"]

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import seq2text
-from seq2text.bundle import SCALE_SUFFIX, bundle_size
+from seq2text.bundles.compression import MIN_INT8_SIZE, compress_bundle, quantize_rows
+from seq2text.bundles.io import SCALE_SUFFIX, bundle_size
 from seq2text.cli import main
-from seq2text.compression import MIN_INT8_SIZE, compress_bundle, quantize_rows
 from seq2text.errors import BundleError, ConfigError
 
 SOURCES = ["der hund läuft im park", "", "eine katze schläft im haus"]
@@ -86,7 +86,7 @@ def test_compress_refuses_what_it_cannot_do(translator_bundle: Path, tmp_path: P
     save_file(weights, str(int8 / "model.safetensors"))
     with pytest.raises(BundleError, match="corrupt"):
         seq2text.load(int8)
-    monkeypatch.setattr("seq2text.compression.quantized_engines", lambda: [])
+    monkeypatch.setattr("seq2text.bundles.compression.quantized_engines", lambda: [])
     with pytest.raises(BundleError, match="no quantised CPU engine"):
         compress_bundle(translator_bundle, tmp_path / "never", "int8")
     assert not (tmp_path / "never").exists()

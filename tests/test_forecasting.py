@@ -17,10 +17,10 @@ import seq2text
 from seq2text.cli import main
 from seq2text.data.forecasting import SeriesDataModule, seasonal_naive
 from seq2text.errors import ConfigError, DataError
-from seq2text.metrics import forecast_scores, forecast_sums
 from seq2text.nn.loss import regression_loss
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.series import read_series, seasonal_scale
+from seq2text.predict.metrics import forecast_scores, forecast_sums
+from seq2text.text.series import read_series, seasonal_scale
 from tests.conftest import QUIET, fit
 
 RECIPE = "forecast_co2.yaml"
@@ -283,7 +283,7 @@ def test_an_ensemble_averages_its_members(bundle: Path, table: Path, tmp_path: P
 def test_the_forecast_endpoint_serves_the_forecaster(bundle: Path, table: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from seq2text.serve import ServeConfig, create_app
+    from seq2text.serving.server import ServeConfig, create_app
 
     forecaster = seq2text.load(bundle)
     frame = pd.read_csv(table)

@@ -1,6 +1,6 @@
 """Bundles on the Hugging Face Hub (issue 16), with the Hub unreachable: `hf://` addresses load from a local
 cache laid out as huggingface_hub lays out a downloaded repo, model cards, and `push_to_hub` through a fake API
-that commits into such a cache (a round trip through seq2text.hub)."""
+that commits into such a cache (a round trip through seq2text.bundles.hub)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seq2text.bundles.hub import hub_folder, model_card, parse_address, push_to_hub, resolve
 from seq2text.cli import main
 from seq2text.errors import BundleError
-from seq2text.hub import hub_folder, model_card, parse_address, push_to_hub, resolve
 from tests.conftest import REPO
 
 SOURCES = ["Der hund läuft im park.", "Ein mann sieht die katze.", ""]

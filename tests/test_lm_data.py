@@ -14,7 +14,7 @@ from seq2text.data.language_modeling import (
     encode_stream,
 )
 from seq2text.errors import ConfigError, DataError
-from seq2text.tokenizer import EOS_ID
+from seq2text.text.tokenizer import EOS_ID
 
 
 class _StreamCache:

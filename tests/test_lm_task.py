@@ -13,7 +13,7 @@ import seq2text
 from seq2text.data.language_modeling import LMDataModule, encode_stream
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
-from seq2text.tokenizer import EOS_ID
+from seq2text.text.tokenizer import EOS_ID
 from tests.conftest import QUIET, REPO, TINY_LM, fit, run_fit, toy_lines
 
 

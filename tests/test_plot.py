@@ -14,9 +14,9 @@ import pytest
 from matplotlib.image import imread
 
 import seq2text
+from seq2text.bundles.plot import find_metrics_csv, plot_training_curves, read_metrics_csv
 from seq2text.cli import main
 from seq2text.errors import ConfigError, DataError
-from seq2text.plot import find_metrics_csv, plot_training_curves, read_metrics_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HEADER = ["epoch", "step", "lr-Adam", "train/loss", "val/loss", "val/ppl"]  # Lightning sorts the columns

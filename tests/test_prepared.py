@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-import seq2text.prepared as prepared
+import seq2text.text.prepared as prepared
 from seq2text.cli import main
 from seq2text.data.catalog import resolve, resolve_parallel
 from seq2text.data.classification import ClassificationDataModule, LabeledTexts
 from seq2text.data.language_modeling import BPTTSampler, LMDataModule, StreamShard, StreamWindows
 from seq2text.data.translation import ParallelCorpus, TranslationDataModule
 from seq2text.errors import ConfigError, DataError
-from seq2text.prepared import PreparedCache, expand_inputs, id_dtype, prepare_lm
-from seq2text.reading import batchify, count_words, encode_stream
-from seq2text.textio import read_lines
-from seq2text.tokenizer import Tokenizer
+from seq2text.text.prepared import PreparedCache, expand_inputs, id_dtype, prepare_lm
+from seq2text.text.reading import batchify, count_words, encode_stream
+from seq2text.text.textio import read_lines
+from seq2text.text.tokenizer import Tokenizer
 from tests.conftest import REPO, toy_lines
 
 
@@ -112,7 +112,7 @@ def test_a_kill_during_prepare_leaves_nothing_taken_as_whole(tmp_path: Path, toy
     corpus.write_text("\n".join(toy_lines(400, 7)) + "\n")
     tokenizer_file = tmp_path / "tok.model"
     word_tokenizer.save(tokenizer_file)
-    script = ("import os, sys; import seq2text.prepared as p\n"
+    script = ("import os, sys; import seq2text.text.prepared as p\n"
               "real = p._ArrayWriter.write\n"
               "def write(self, *a):\n    real(self, *a)\n    os._exit(9)  # killed after the first chunk is written\n"
               "p._ArrayWriter.write = write; p.CHUNK_BYTES = 500\n"

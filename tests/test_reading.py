@@ -14,7 +14,7 @@ import pytest
 
 import seq2text
 from seq2text.errors import BundleError
-from seq2text.reading import ClassifierReading, LMReading, TranslationReading, cut_batches, length_batches
+from seq2text.text.reading import ClassifierReading, LMReading, TranslationReading, cut_batches, length_batches
 from tests.conftest import REPO
 
 SPECS = {"lm_bundle": LMReading, "classifier_bundle": ClassifierReading, "translator_bundle": TranslationReading}

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import seq2text
-from seq2text.reading import read_labeled
-from seq2text.serve import ServeConfig, create_app
+from seq2text.serving.server import ServeConfig, create_app
+from seq2text.text.reading import read_labeled
 from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
 
 

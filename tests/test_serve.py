@@ -22,11 +22,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 import seq2text
-from seq2text.batching import ProcessBatcher
 from seq2text.cli import main
 from seq2text.errors import ConfigError
 from seq2text.hardware import usable_cores
-from seq2text.serve import ServeConfig, create_app
+from seq2text.serving.batching import ProcessBatcher
+from seq2text.serving.server import ServeConfig, create_app
 from tests.conftest import REPO
 
 SENTENCES = ["der hund läuft im park", "eine katze schläft", "", "der mann sieht die rote katze im haus",

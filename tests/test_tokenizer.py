@@ -4,7 +4,7 @@ import pytest
 
 from seq2text import Tokenizer
 from seq2text.errors import ConfigError, DataError
-from seq2text.tokenizer import _THREADED_BATCH, BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2text.text.tokenizer import _THREADED_BATCH, BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from tests.conftest import toy_lines
 
 

@@ -19,11 +19,11 @@ from seq2text.cli import main
 from seq2text.data.catalog import resolve, resolve_parallel
 from seq2text.data.translation import PairBatchSampler, TranslationDataModule, read_parallel
 from seq2text.errors import BundleError, ConfigError, DataError
-from seq2text.metrics import bleu, chrf, reference_streams, ter, translation_scores
 from seq2text.nn.attention import make_attention
 from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.search import ContinuousBeamSearch, beam_search, greedy_search, max_lengths
 from seq2text.nn.seq2seq import FeedingCell, Seq2Seq, Seq2SeqConfig
+from seq2text.predict.metrics import bleu, chrf, reference_streams, ter, translation_scores
 from tests.conftest import REPO, TINY_MT, fit, toy_pairs, write_pairs
 
 FILES = {"train": "train", "valid": "val", "test": "test_2016_flickr"}

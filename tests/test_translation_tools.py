@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 import seq2text
-from seq2text.averaging import average_checkpoints
+from seq2text.bundles.averaging import average_checkpoints
 from seq2text.cli import main
 from seq2text.errors import BundleError, ConfigError
-from seq2text.inference import Translator, TranslatorEnsemble
 from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.search import beam_search
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seq2text.predict.translator import Translator, TranslatorEnsemble
 from tests.conftest import REPO, TINY_MT, fit, write_multi30k
 
 SENTENCES = ["der hund läuft im park", "", "eine katze schläft im haus", "der mann sieht die rote katze"]

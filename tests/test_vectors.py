@@ -7,7 +7,7 @@ import torch
 
 from seq2text.cli import main
 from seq2text.errors import DataError
-from seq2text.vectors import _cooccurrences, load_word_vectors, ptb_words, train_word_vectors, write_word_vectors
+from seq2text.text.vectors import _cooccurrences, load_word_vectors, ptb_words, train_word_vectors, write_word_vectors
 
 POSITIVE, NEGATIVE = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "dull"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from seq2text.errors import DataError
-from seq2text.textio import atomic_open
+from seq2text.text.textio import atomic_open
 
 __all__ = ["DatasetSpec", "CATALOG", "resolve", "candidate_dirs", "ParallelSpec", "PARALLEL_CATALOG",
            "resolve_parallel", "hub_rows"]
@@ -124,7 +124,7 @@ def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None
 def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | None) -> dict[str, Path]:
     """Streams the hub copy once (`streaming=True`: rows are written as they arrive, never held in memory) into a
     local text file per split with the standard name."""
-    from seq2text.tokenizer import default_cache_dir
+    from seq2text.text.tokenizer import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
     paths = {split: folder / spec.files[split] for split in splits}
@@ -236,7 +236,7 @@ def resolve_parallel(name: str, src_lang: str, trg_lang: str, root: str | Path |
 def _parallel_from_hub(spec: ParallelSpec, splits: Sequence[str], langs: tuple[str, str],
                        cache_dir: str | Path | None) -> dict[str, tuple[Path, Path]]:
     """Downloads the hub copy once and stores each split and side as a local text file with the standard name."""
-    from seq2text.tokenizer import default_cache_dir
+    from seq2text.text.tokenizer import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
     paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}

@@ -25,8 +25,8 @@ from seq2text.data.base import SplitDataModule, shard_evaluation_batches, shard_
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
-from seq2text.prepared import PreparedCache, Ragged, prepare_texts, text_digest
-from seq2text.reading import (
+from seq2text.text.prepared import PreparedCache, Ragged, prepare_texts, text_digest
+from seq2text.text.reading import (
     CLASSIFIER_MAX_TOKENS,
     ClassifierReading,
     FileFormat,
@@ -38,8 +38,8 @@ from seq2text.reading import (
     read_labeled,
     sort_labels,
 )
-from seq2text.textio import read_lines
-from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
+from seq2text.text.textio import read_lines
+from seq2text.text.tokenizer import PAD_ID, ModelType, Tokenizer
 
 __all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetSampler", "LabeledTexts",
            "read_labeled", "read_soft_targets", "normalize_text", "encode_texts", "pad_ids", "sort_labels",

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from seq2text.data.base import _STAGE_SPLITS, SplitDataModule, shard_evaluation_batches, shard_training_batches
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError, DataError
-from seq2text.series import (
+from seq2text.text.series import (
     Calendar,
     Series,
     SeriesReading,

@@ -14,9 +14,9 @@ from seq2text.data.base import SplitDataModule
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
 from seq2text.errors import ConfigError
-from seq2text.prepared import PreparedCache, expand_inputs, prepare_lm
-from seq2text.reading import LMReading, batchify, count_words, encode_stream, stream_layout
-from seq2text.tokenizer import PAD_ID, ModelType, Tokenizer
+from seq2text.text.prepared import PreparedCache, expand_inputs, prepare_lm
+from seq2text.text.reading import LMReading, batchify, count_words, encode_stream, stream_layout
+from seq2text.text.tokenizer import PAD_ID, ModelType, Tokenizer
 
 __all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSampler", "StreamShard", "StreamWindows"]
 

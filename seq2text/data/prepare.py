@@ -10,8 +10,8 @@ import yaml
 
 from seq2text.data.base import SplitDataModule
 from seq2text.errors import ConfigError
-from seq2text.prepared import PreparedCache, expand_inputs, prepare_lm
-from seq2text.tokenizer import Tokenizer
+from seq2text.text.prepared import PreparedCache, expand_inputs, prepare_lm
+from seq2text.text.tokenizer import Tokenizer
 
 __all__ = ["data_module_from_recipe", "prepare_recipe", "prepare_files", "describe"]
 

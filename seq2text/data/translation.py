@@ -26,9 +26,9 @@ from seq2text.data.base import SplitDataModule, shard_training_batches
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
-from seq2text.prepared import PreparedCache, prepare_texts, text_digest
-from seq2text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, cut_batches, encode_sources, read_parallel
-from seq2text.tokenizer import BOS_ID, EOS_ID, PAD_ID, ModelType, Tokenizer
+from seq2text.text.prepared import PreparedCache, prepare_texts, text_digest
+from seq2text.text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, cut_batches, encode_sources, read_parallel
+from seq2text.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, ModelType, Tokenizer
 
 __all__ = ["TranslationDataModule", "ParallelCorpus", "PairBatchSampler", "read_parallel", "encode_sources"]
 

@@ -238,7 +238,7 @@ class ThroughputStats(pl.Callback):
             self._tokens += int(batch.num_tokens)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from seq2text.textio import atomic_write_text
+        from seq2text.text.textio import atomic_write_text
 
         self._sync(pl_module)
         seconds = time.perf_counter() - self._start if self._start is not None else float("nan")

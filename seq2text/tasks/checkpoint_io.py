@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from seq2text.errors import BundleError, ConfigError
-from seq2text.textio import atomic_open
+from seq2text.text.textio import atomic_open
 
 __all__ = ["AtomicCheckpointIO", "check_checkpoint"]
 

@@ -20,7 +20,7 @@ from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
 from seq2text.tasks.schedule import epochs_done, schedule_shape, step_progress, training_progress
 from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab, global_mean
-from seq2text.vectors import load_word_vectors
+from seq2text.text.vectors import load_word_vectors
 
 __all__ = ["ClassificationTask"]
 
@@ -131,7 +131,7 @@ class ClassificationTask(Task):
         given = {k: hp[k] for k in _SCRATCH if hp[k] is not None}
         if hp.pretrained_lm is None:
             return {**_SCRATCH, **given, "output_size": None}
-        from seq2text.bundle import read_bundle  # lazy: the bundle module sits above tasks
+        from seq2text.bundles.io import read_bundle  # lazy: the bundle module sits above tasks
 
         bundle = read_bundle(hp.pretrained_lm, task="language_model")
         net = bundle.config["net"]

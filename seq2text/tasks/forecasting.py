@@ -8,11 +8,11 @@ import torch
 
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError
-from seq2text.metrics import FORECAST_SUMS, forecast_scores, forecast_sums
 from seq2text.nn.loss import regression_loss
 from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.nn.rnn import RNNType
+from seq2text.predict.metrics import FORECAST_SUMS, forecast_scores, forecast_sums
 from seq2text.tasks.base import Task
 from seq2text.tasks.shared import global_mean
 

@@ -295,7 +295,7 @@ class LanguageModelTask(Task):
 
 def _read_lm_bundle(path: str, vocab_size: int) -> object:
     """The LM bundle to start from, checked against the data's vocabulary."""
-    from seq2text.bundle import read_bundle  # lazy: the bundle module sits above tasks
+    from seq2text.bundles.io import read_bundle  # lazy: the bundle module sits above tasks
 
     bundle = read_bundle(path, task="language_model")
     check_lm_vocab(bundle.config["net"]["vocab_size"], vocab_size, path)

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from seq2text.errors import ConfigError
-from seq2text.reading import LMReading
+from seq2text.text.reading import LMReading
 
 __all__ = ["FusedAdamClipping", "LMOrigin", "check_lm_origin", "check_lm_vocab", "global_mean"]
 
@@ -78,7 +78,7 @@ class LMOrigin:
 
     @classmethod
     def of(cls, bundle: object, path: str) -> LMOrigin:
-        """The origin of a bundle from `seq2text.bundle.read_bundle` (a language model's) found at `path`."""
+        """The origin of a bundle from `seq2text.bundles.io.read_bundle` (a language model's) found at `path`."""
         return cls(path, bundle.tokenizer.fingerprint, LMReading.from_bundle(bundle.config, path).backward)
 
 

@@ -16,12 +16,12 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from seq2text.data.batches import TranslationBatch
 from seq2text.errors import ConfigError
-from seq2text.metrics import bleu, translation_scores
 from seq2text.nn.attention import AttentionType
 from seq2text.nn.config import config_from
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import SearchConfig, beam_search, greedy_search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, Seq2SeqConfig, TieWeights
+from seq2text.predict.metrics import bleu, translation_scores
 from seq2text.tasks.base import Task
 from seq2text.tasks.shared import global_mean
 

@@ -22,7 +22,7 @@ import numpy as np
 import sentencepiece as spm
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.textio import atomic_write_bytes, atomic_write_text, iter_lines
+from seq2text.text.textio import atomic_write_bytes, atomic_write_text, iter_lines
 
 __all__ = ["Tokenizer", "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "ModelType", "default_cache_dir"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundle import check_derived_target, read_bundle, save_derived_bundle
+from seq2text.bundles.io import check_derived_target, read_bundle, save_derived_bundle
 from seq2text.errors import BundleError, ConfigError
 
 __all__ = ["average_checkpoints", "find_checkpoints"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from seq2text.reading import pad_ids
+from seq2text.text.reading import pad_ids
 
 __all__ = ["BatchCounters", "ContinuousBatcher", "DynamicBatcher", "ProcessBatcher"]
 
@@ -469,7 +469,7 @@ def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides when to stop (after its requests in flight)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(threads)
-    from seq2text.inference import load
+    from seq2text.predict.loading import load
 
     try:
         translator = load(models[0] if len(models) == 1 else models)

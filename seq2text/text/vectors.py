@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from seq2text.errors import DataError
-from seq2text.reading import normalize_text
-from seq2text.textio import iter_lines
+from seq2text.text.reading import normalize_text
+from seq2text.text.textio import iter_lines
 
 __all__ = ["load_word_vectors", "ptb_words", "train_word_vectors", "write_word_vectors"]
 
@@ -105,7 +105,7 @@ def train_word_vectors(texts: Iterable[Sequence[str]], dim: int = 300, window: i
 
 def write_word_vectors(path: str | Path, words: Sequence[str], vectors: torch.Tensor) -> Path:
     """Writes word2vec text format (a `count dim` header, then `word v1 ... vD` per line), atomically."""
-    from seq2text.textio import atomic_write_text
+    from seq2text.text.textio import atomic_write_text
 
     rows = (f"{word} " + " ".join(f"{v:.5f}" for v in row) for word, row in zip(words, vectors.tolist(), strict=True))
     atomic_write_text(path, f"{len(words)} {vectors.shape[1]}\n" + "\n".join(rows) + "\n")

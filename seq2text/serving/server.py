@@ -17,7 +17,7 @@ first waiting request and takes the others that arrive within `max_wait` seconds
 (a request is never split). The model runs in one worker thread, so the event loop keeps accepting requests
 while it decodes. With `--workers N` (translation, continuous batching) the searches run in N model processes
 instead, each with its own copy of the model and `cores // N` torch threads, and each request goes to the one
-with the fewest sentences in flight (`seq2text.batching.ProcessBatcher`).
+with the fewest sentences in flight (`seq2text.serving.batching.ProcessBatcher`).
 Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters
 413, an unknown route 404. On SIGINT/SIGTERM uvicorn stops accepting connections and finishes the requests
 in flight before the process exits.
@@ -38,9 +38,9 @@ from typing import Any, Literal
 
 import torch
 
-from seq2text.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
 from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
+from seq2text.serving.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
 
 try:
     import uvicorn
@@ -311,7 +311,7 @@ def _model_threads(config: ServeConfig) -> int:
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
     """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM (with `config.workers` > 1,
     each model process loads them too: this first load checks them before any starts)."""
-    from seq2text.inference import load
+    from seq2text.predict.loading import load
 
     if config.threads is not None and config.workers == 1:
         torch.set_num_threads(config.threads)

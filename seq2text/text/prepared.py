@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from seq2text.errors import DataError
-from seq2text.tokenizer import EOS_ID, Tokenizer
+from seq2text.text.tokenizer import EOS_ID, Tokenizer
 
 __all__ = ["FORMAT_VERSION", "PreparedCache", "Ragged", "default_prepared_dir", "expand_inputs", "id_dtype",
            "prepare_lm", "prepare_texts", "file_identity", "default_workers", "text_digest"]

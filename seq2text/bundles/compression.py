@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from seq2text.bundle import SCALE_SUFFIX, bundle_size, check_derived_target, read_bundle, save_derived_bundle
+from seq2text.bundles.io import SCALE_SUFFIX, bundle_size, check_derived_target, read_bundle, save_derived_bundle
 from seq2text.errors import BundleError, ConfigError
 
 __all__ = ["Compression", "COMPRESSIONS", "MIN_INT8_SIZE", "compress_bundle", "quantize_rows", "quantize_network",

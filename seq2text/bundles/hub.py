@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from seq2text.bundle import BUNDLE_FILES, read_bundle
+from seq2text.bundles.io import BUNDLE_FILES, read_bundle
 from seq2text.errors import BundleError, Seq2TextError
 
 __all__ = ["HUB_PREFIX", "is_hub_address", "check_repo_id", "parse_address", "resolve", "model_card", "hub_folder",

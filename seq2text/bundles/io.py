@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seq2text.errors import BundleError, ConfigError
-from seq2text.tokenizer import Tokenizer
+from seq2text.text.tokenizer import Tokenizer
 
 __all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "bundle_size",
            "check_derived_target", "save_derived_bundle", "BUNDLE_FILES", "FORMAT_VERSION", "SCALE_SUFFIX"]
@@ -172,7 +172,7 @@ def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: s
     """Writes the bundle of a trained task: its network config and weights, the data module's tokenizer
     and evaluation settings, the task's decoding defaults (`search_config()`, translation), and `metrics`."""
     extra = {"data": datamodule.bundle_config()}
-    if hasattr(datamodule, "reading"):  # how the text was read: predictors read it back (seq2text.reading)
+    if hasattr(datamodule, "reading"):  # how the text was read: predictors read it back (seq2text.text.reading)
         extra["reading"] = datamodule.reading.to_dict()
     if hasattr(task_module, "search_config"):
         extra["search"] = task_module.search_config()

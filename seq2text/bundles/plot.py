@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seq2text.errors import ConfigError, DataError, Seq2TextError
-from seq2text.textio import atomic_open
+from seq2text.text.textio import atomic_open
 
 __all__ = ["attention_plotter", "plot_training_curves", "find_metrics_csv", "read_metrics_csv"]
 

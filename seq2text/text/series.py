@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.reading import _Spec
+from seq2text.text.reading import _Spec
 
 if TYPE_CHECKING:
     import pandas as pd

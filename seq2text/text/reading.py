@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from seq2text.errors import BundleError, ConfigError, DataError
-from seq2text.textio import read_lines, read_text
-from seq2text.tokenizer import EOS_ID, PAD_ID, Tokenizer
+from seq2text.text.textio import read_lines, read_text
+from seq2text.text.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 __all__ = ["LMReading", "ClassifierReading", "TranslationReading", "CLASSIFIER_MAX_TOKENS", "TRANSLATION_MAX_TOKENS",
            "normalize_text", "read_labeled", "read_parallel", "sort_labels", "count_words", "encode_stream",

@@ -1,0 +1,104 @@
+"""The `seq2text` command: LightningCLI for fit/validate/test, plus tokenizer, generate and evaluate.
+
+    seq2text fit --config recipes/ptb_lstm_small.yaml [--budget 15m] [--bundle DIR]
+    seq2text test --config recipes/ptb_lstm_small.yaml --ckpt_path last.ckpt
+    seq2text tokenizer train --input train.txt --model-type unigram --vocab-size 8000 --output tok.model
+    seq2text generate --model DIR --prompt "the company" --max-tokens 30
+    seq2text evaluate --model DIR --input test.txt
+    seq2text classify --model DIR < texts.txt > labels.txt
+    seq2text translate --model DIR [--beam 5] [--batch-size 64] < source.de > output.en
+    seq2text evaluate --model DIR --src test.de --ref test.en [--beam 5]
+    seq2text plot --run runs/NAME --output curves.png [--metrics train/loss val/loss]
+    seq2text push --model DIR --repo user/name [--private]    (then: --model hf://user/name anywhere)
+    seq2text prepare --config recipes/wikitext103_lstm.yaml [--data.KEY VALUE ...]
+    seq2text prepare --input 'corpus/*.txt' --tokenizer-model tok.model [--workers N]
+
+The package, by command family:
+
+    parser.py       the argparse parser of every command but fit/validate/test
+    training.py     fit, validate and test (LightningCLI: budget, bundle export, checkpoint checks) and prepare
+    prediction.py   evaluate, classify, translate and forecast with bundles (stdin in, stdout out)
+    commands.py     the dispatch of the other commands, with the small ones inline (tokenizer, generate, plot,
+                    push, average, compress, serve) and vectors
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from seq2text.cli.commands import _run_tool
+from seq2text.cli.parser import _build_parser
+from seq2text.cli.training import LIGHTNING_COMMANDS, _lightning_main, _prepare
+from seq2text.cli.training import _lightning_cli_class as _lightning_cli_class  # the CLI class, for tests
+from seq2text.errors import Seq2TextError
+
+__all__ = ["main"]
+
+
+# third-party lines that bury seq2text's own (warnings, by message; Lightning's log records, by their start)
+QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)", r".*is not supported by the model summary",
+                  r".*does not have many workers", r".*torch\.ao\.quantization", r".*`srun` command is available",
+                  r"LightningCLI's args parameter is intended")
+QUIET_LOG_STARTS = ("💡 Tip",)
+
+
+class _DropAdvertisements(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(QUIET_LOG_STARTS)
+
+
+def quiet_dependencies() -> None:
+    """Filters the dependencies' warnings and tips that a normal run would print (decided once, at the entry)."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                 "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdvertisements) for f in logger.filters):
+            logger.addFilter(_DropAdvertisements())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if from_command_line and argv[:1] == ["serve"] and "torch" not in sys.modules:
+        # the model processes share the cores with the HTTP side (and often its clients): OpenMP must not spin
+        # after each parallel region. It reads the policy once, when torch loads it, so it is set here, first.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet_dependencies()
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            _lightning_main(argv)
+            return 0
+        args, extra = _build_parser().parse_known_args(argv)
+        if args.command == "prepare":
+            _prepare(args, extra)
+            return 0
+        if extra:
+            _build_parser().parse_args(argv)  # the usual message for unknown arguments
+        if args.command is None:
+            _build_parser().print_help()
+            return 0
+        _run_tool(args)
+    except Exception as error:  # noqa: BLE001 - user errors arrive wrapped (e.g. by jsonargparse)
+        found = _user_error(error)
+        if found is None:
+            raise
+        print(f"seq2text: error: {found}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _user_error(error: BaseException | None) -> Seq2TextError | None:
+    """The Seq2TextError behind `error`: itself, or one it was raised from (jsonargparse wraps the errors of
+    the classes it instantiates in a ValueError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, Seq2TextError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

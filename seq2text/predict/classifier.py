@@ -1,0 +1,145 @@
+"""The text classifier's predictor and the ensemble of classifiers (mean class probabilities), reading texts
+through the bundle's `ClassifierReading` exactly as training did."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from seq2text.bundles.io import read_bundle
+from seq2text.errors import BundleError, ConfigError
+from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
+from seq2text.predict.metrics import classification_scores
+from seq2text.predict.shared import _build, _load_members, _str_list
+from seq2text.text.reading import ClassifierReading, pad_ids
+from seq2text.text.tokenizer import Tokenizer
+
+__all__ = ["Classifier", "ClassifierEnsemble"]
+
+
+class _LabelPredictor:
+    """Labels and scores from `probabilities`, shared by a classifier and an ensemble of them."""
+
+    labels: list[str]
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """One `{label: probability}` dict per text."""
+        return [dict(zip(self.labels, row, strict=True)) for row in self.probabilities(texts).tolist()]
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label of each text."""
+        return [self.labels[i] for i in self.probabilities(texts).argmax(dim=-1).tolist()]
+
+    def evaluate(self, texts: Sequence[str], gold: Sequence[str]) -> dict:
+        """Accuracy, macro-F1 and confusion counts on labeled texts (see
+        `seq2text.predict.metrics.classification_scores`)."""
+        return classification_scores(self.predict(texts), gold, self.labels)
+
+
+class Classifier(_LabelPredictor):
+    """A trained text classifier.
+
+    Texts are read as in training (`reading`): whitespace collapsed, lowercased if the model was trained so,
+    truncated to the training `max_len`, in the training direction. An empty (or whitespace-only) string is
+    classified from the start token alone: the model's guess with no evidence, usually close to the training
+    label prior.
+
+    Args:
+        net: the network (eval mode).
+        tokenizer: its tokenizer.
+        reading: how texts are read, the class names (`reading.labels`, in class-index order) and the batch
+            budget of prediction (`reading.eval_max_tokens` padded tokens).
+        metrics: the metrics recorded at training time.
+    """
+
+    task = "classification"
+
+    def __init__(self, net: RNNClassifier, tokenizer: Tokenizer, reading: ClassifierReading,
+                 metrics: dict | None = None) -> None:
+        if not reading.labels:
+            raise ConfigError("reading.labels is empty: give the class names in class-index order")
+        self.net, self.tokenizer, self.reading, self.metrics = net.eval(), tokenizer, reading, metrics or {}
+        self.labels = list(reading.labels)
+
+    @property
+    def backward(self) -> bool:
+        return self.reading.backward
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        """The (text, label) columns of the training files: the defaults of `seq2text evaluate`."""
+        return self.reading.text_column, self.reading.label_column
+
+    @classmethod
+    def load(cls, path: str | Path) -> Classifier:
+        """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
+        bundle = read_bundle(path, task=cls.task)
+        net = _build(bundle, RNNClassifier, ClassifierConfig)
+        reading = ClassifierReading.from_bundle(bundle.config, path)
+        classes = bundle.config["net"]["num_classes"]
+        if not reading.labels:
+            reading = replace(reading, labels=tuple(str(i) for i in range(classes)))
+        if len(reading.labels) != classes:
+            raise BundleError(f"{bundle.path}/config.json lists {len(reading.labels)} labels for a "
+                              f"{classes}-class network; export the bundle again")
+        return cls(net, bundle.tokenizer, reading, bundle.metrics)
+
+    @torch.inference_mode()
+    def probabilities(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
+        """Class probabilities, (len(texts), num_classes), in the order of `self.labels`.
+
+        Args:
+            max_tokens: padded tokens per batch (default: the bundle's `eval_max_tokens`).
+        """
+        texts = _check_str_rows(texts)
+        if not texts:
+            return torch.zeros(0, len(self.labels))
+        ids = self.reading.encode(self.tokenizer, texts)
+        out = torch.empty(len(ids), len(self.labels))
+        for rows in self.reading.batches(ids, max_tokens):
+            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
+            out[rows] = torch.softmax(self.net(text, lengths).float(), dim=-1)
+        return out
+
+
+class ClassifierEnsemble(_LabelPredictor):
+    """Classifiers of the same label set predicting together: the mean of their class probabilities.
+
+    Members may differ in anything else (architecture, tokenizer, lowercasing), e.g. models trained with
+    different seeds, or ULMFiT's forward and backward classifiers. `seq2text.load([dir, ...])` builds one.
+
+    Args:
+        members: the classifiers; their `labels` must be equal (same classes, same order).
+    """
+
+    task = "classification"
+
+    def __init__(self, members: Sequence[Classifier]) -> None:
+        self.members = list(members)
+        if not self.members:
+            raise ConfigError("an ensemble needs at least one classifier")
+        self.labels, self.columns = list(self.members[0].labels), self.members[0].columns
+        for number, member in enumerate(self.members[1:], start=1):
+            if member.labels != self.labels:
+                raise BundleError(f"ensemble member {number} predicts labels {member.labels}, member 0 predicts "
+                                  f"{self.labels}; ensemble classifiers trained for the same labels")
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> ClassifierEnsemble:
+        """Loads one classifier bundle per path (raises BundleError for other tasks or other label sets)."""
+        return cls(_load_members(Classifier, paths, "classifiers"))
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        """Mean class probabilities of the members, (len(texts), num_classes)."""
+        texts = _check_str_rows(texts)
+        return torch.stack([member.probabilities(texts) for member in self.members]).mean(dim=0)
+
+
+def _check_str_rows(texts: Sequence[str]) -> list[str]:
+    return _str_list(texts, "classifier.predict(['a sentence'])")

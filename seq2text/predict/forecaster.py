@@ -1,0 +1,152 @@
+"""The forecaster's predictor (the next steps of each series of a table, with the calendar arithmetic of their
+timestamps) and the ensemble of forecasters (mean point forecasts and quantiles)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seq2text.bundles.io import read_bundle
+from seq2text.errors import BundleError, ConfigError
+from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
+from seq2text.predict.shared import _build, _load_members
+from seq2text.text.series import Series, SeriesReading, read_series
+
+__all__ = ["Forecaster", "ForecasterEnsemble"]
+
+
+class Forecaster:
+    """A trained forecaster: the next `horizon` steps of each series from its recent history.
+
+    Args:
+        net: the trained `SequenceRegressor` (eval mode).
+        reading: how the training data was read (columns, lookback, step, each series' scale).
+        metrics: the bundle's metrics.
+    """
+
+    task = "forecasting"
+
+    def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None) -> None:
+        self.net, self.reading, self.metrics = net.eval(), reading, metrics or {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
+        bundle = read_bundle(path, task=cls.task)
+        return cls(_build(bundle, SequenceRegressor, RegressorConfig), SeriesReading.from_bundle(bundle.config, path),
+                   bundle.metrics)
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        """The quantiles it predicts (empty: point forecasts only)."""
+        return self.net.config.quantiles
+
+    @torch.inference_mode()
+    def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
+        """Forecasts every series of `history` (a CSV/TSV/Parquet path or a DataFrame with the training columns).
+
+        Args:
+            history: at least `lookback` time steps of each series, spaced as in training.
+            horizon: steps to forecast, at most the trained horizon (default: all of them).
+
+        Returns:
+            a DataFrame with the id column (if any), the future timestamps and the point forecast of each value
+            column; a quantile model adds `<column>_q<percent>` columns (e.g. `value_q10`, `value_q90`).
+
+        Raises:
+            DataError: unreadable history (see `read_series`), too short, or spaced unlike the training data.
+            ConfigError: a horizon beyond the trained one.
+        """
+        import pandas as pd
+
+        reading = self.reading
+        horizon = reading.horizon if horizon is None else horizon
+        if not 1 <= horizon <= reading.horizon:
+            raise ConfigError(f"horizon={horizon}: this model forecasts 1 to {reading.horizon} steps at once; "
+                              "train with a larger data.horizon for more")
+        where = str(history) if not hasattr(history, "columns") else "the history DataFrame"
+        series = read_series(history, reading.time_column, reading.value_columns, reading.id_column, where)
+        for one in series:
+            reading.check_compatible(one, where)
+        frames = []
+        for one, predicted in zip(series, self._predict(series), strict=True):  # predicted (H, V, Q)
+            frame = {reading.id_column: [one.id] * horizon} if reading.id_column else {}
+            frame[reading.time_column] = _future_times(one, reading.step, horizon)
+            for v, column in enumerate(reading.value_columns):
+                frame[column] = predicted[:horizon, v, self._point_index()]
+                for q, level in enumerate(self.quantiles):
+                    if level != 0.5:
+                        frame[f"{column}_q{round(level * 100):02d}"] = predicted[:horizon, v, q]
+            frames.append(pd.DataFrame(frame))
+        return pd.concat(frames, ignore_index=True)
+
+    def _point_index(self) -> int:
+        return self.quantiles.index(0.5) if self.quantiles else 0
+
+    def _predict(self, series: list[Series]) -> list[np.ndarray]:
+        """Each series' forecast from its end, (horizon, V, Q) in its units."""
+        reading, origins = self.reading, [len(one) for one in series]
+        scales = [reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in zip(series, origins,
+                                                                                                   strict=True)]
+        inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
+                                            for one, origin, scale in zip(series, origins, scales, strict=True)]))
+        predicted = self.net(inputs).numpy()  # (N, H, V, Q)
+        return [reading.restore(p, one.values[-1][None, :, None], scale[None, :, None])
+                for p, one, scale in zip(predicted, series, scales, strict=True)]
+
+
+class ForecasterEnsemble:
+    """Forecasters of the same columns, horizon and time step forecasting together: the mean of their point
+    forecasts and of their quantiles (e.g. one recipe trained with several seeds). `seq2text.load([dir, ...])`
+    builds one from forecasting bundles.
+
+    Args:
+        members: the forecasters.
+    """
+
+    task = "forecasting"
+
+    def __init__(self, members: Sequence[Forecaster]) -> None:
+        self.members = list(members)
+        if not self.members:
+            raise ConfigError("an ensemble needs at least one forecaster")
+        first = self.members[0].reading
+        for number, member in enumerate(self.members[1:], start=1):
+            r = member.reading
+            if (r.time_column, r.value_columns, r.id_column, r.horizon, r.step) != (
+                    first.time_column, first.value_columns, first.id_column, first.horizon, first.step):
+                raise BundleError(f"ensemble member {number} reads other columns, horizon or time step than member 0; "
+                                  "ensemble forecasters trained on the same table")
+            if member.quantiles != self.members[0].quantiles:
+                raise BundleError(f"ensemble member {number} predicts quantiles {member.quantiles}, member 0 "
+                                  f"{self.members[0].quantiles}")
+        self.reading, self.quantiles = first, self.members[0].quantiles
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> ForecasterEnsemble:
+        """Loads one forecaster bundle per path (raises BundleError for other tasks or other tables)."""
+        return cls(_load_members(Forecaster, paths, "forecasters"))
+
+    def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
+        """As `Forecaster.forecast`; every forecast column is the mean of the members'."""
+        frames = [member.forecast(history, horizon) for member in self.members]
+        mean = frames[0].copy()
+        columns = [c for c in mean.columns if c not in (self.reading.time_column, self.reading.id_column)]
+        mean[columns] = sum(frame[columns].to_numpy() for frame in frames) / len(frames)
+        return mean
+
+
+def _future_times(series: Series, step: str | None, horizon: int) -> list:
+    """The `horizon` timestamps after the series' last one."""
+    import pandas as pd
+
+    last = series.times[-1]
+    if series.times.dtype.kind == "f":
+        gap = float(step) if step is not None else float(series.times[-1] - series.times[-2])
+        return [float(last + gap * k) for k in range(1, horizon + 1)]
+    frequency = step or pd.infer_freq(pd.DatetimeIndex(series.times[-3:]))
+    return list(pd.date_range(start=pd.Timestamp(last), periods=horizon + 1, freq=frequency)[1:])
