@@ -33,7 +33,8 @@ import numpy as np
 from common import ROOT, record
 
 from seq2text.data.catalog import resolve
-from seq2text.text.prepared import default_workers, prepare_lm
+from seq2text.hardware import usable_cores
+from seq2text.text.prepared import prepare_lm
 from seq2text.text.textio import read_lines
 from seq2text.text.tokenizer import Tokenizer
 
@@ -169,7 +170,7 @@ def main() -> None:
         corpus = WORK / f"corpus_{size:g}M.txt"
         row = build_corpus(lines, int(size * 1e6), corpus)
         prepared = WORK / f"prepared_{size:g}M"
-        row["prepare"] = time_prepare(corpus, tokenizer, prepared, default_workers())
+        row["prepare"] = time_prepare(corpus, tokenizer, prepared, usable_cores())
         if size == min(args.sizes):
             row["prepare_one_process"] = time_prepare(corpus, tokenizer, WORK / "prepared_one", 1)
             row["sentencepiece_encode_one_core"] = time_sentencepiece(corpus, tokenizer)
@@ -186,7 +187,7 @@ def main() -> None:
            first_step_after_imports_s_at_largest=large["fit_one_process"]["first_step_after_imports_s"],
            prepare_mb_per_sec_at_largest=large["prepare"]["mb_per_sec"],
            prepare_speed_ratio_to_sentencepiece_one_core=round(large["prepare"]["mb_per_sec"] / sp, 3),
-           workers=default_workers(), tokenizer="word, WikiText-2 train's closed vocabulary "
+           workers=usable_cores(), tokenizer="word, WikiText-2 train's closed vocabulary "
            f"({tokenizer.vocab_size} ids)", recipe="recipes/wikitext2_lstm.yaml", steps=args.steps,
            split="synthetic corpora from WikiText-2 train (shuffled copies); valid/test: WikiText-2's files",
            wall_s=round(time.perf_counter() - started, 1))

@@ -19,8 +19,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from seq2text.errors import ConfigError
 
 __all__ = ["OPENMP_WAIT_POLICY", "PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability",
@@ -57,6 +55,8 @@ class PrecisionChoice:
 
 def cpu_capability() -> str:
     """ATen's CPU kernel level (`AVX2`, `AVX512`, `DEFAULT`, ...), as `torch.backends.cpu` reports it."""
+    import torch  # here and below: imported where used, so that `usable_cores` costs no torch import
+
     return torch.backends.cpu.get_cpu_capability()
 
 
@@ -89,6 +89,8 @@ def cpu_bf16() -> tuple[bool, str]:
         return False, f"oneDNN is capped at {isa} (ONEDNN_MAX_CPU_ISA), below its native bf16 kernels"
     if cpu_capability() in ("DEFAULT", "NO AVX", "AVX", "AVX2"):
         return False, f"ATen's CPU kernels run at {cpu_capability()} (no native bf16 path)"
+    import torch
+
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False, "oneDNN reports no bf16 support on this CPU"
     return True, f"CPU with native bf16 (AVX512-BF16/AMX; ATen kernels: {cpu_capability()}, oneDNN bf16 supported)"
@@ -96,6 +98,8 @@ def cpu_bf16() -> tuple[bool, str]:
 
 def _device_kind(accelerator: str) -> str:
     """`cuda`, `mps` or `cpu`: where Lightning will put the model for `accelerator` (`auto`, `gpu`, ...)."""
+    import torch
+
     accelerator = str(accelerator or "auto").lower()
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return "cuda"
@@ -125,6 +129,8 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
 
 
 def _auto(device: str) -> PrecisionChoice:
+    import torch
+
     if device == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return PrecisionChoice("bf16-mixed", "auto", f"CUDA device with bf16 ({torch.cuda.get_device_name()})")
@@ -136,6 +142,8 @@ def _auto(device: str) -> PrecisionChoice:
 
 
 def _check_explicit(text: str, device: str) -> PrecisionChoice:
+    import torch
+
     def works() -> str:
         return f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
 

@@ -18,7 +18,7 @@ import torch
 from seq2text.errors import DataError
 
 __all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores",
-           "FORECAST_SUMS", "forecast_sums", "forecast_scores"]
+           "FORECAST_SUMS", "forecast_sums", "forecast_scores", "regression_sums", "regression_scores"]
 
 
 @dataclass(frozen=True)
@@ -149,15 +149,36 @@ def classification_scores(predicted: Sequence[str], gold: Sequence[str], labels:
     if unknown:
         raise DataError(f"gold labels {unknown[:5]} are not among the model's labels {labels}; the file's label "
                         "column must use the labels the model was trained with")
-    pairs = list(zip(gold, predicted, strict=True))
-    confusion = {f"{g}->{p}": sum(1 for pair in pairs if pair == (g, p)) for g in labels for p in labels}
-    f1 = []  # classes neither predicted nor present are left out of the mean, as torchmetrics does
-    for label in labels:
-        hits, seen = confusion[f"{label}->{label}"], predicted.count(label) + gold.count(label)
-        if seen:
-            f1.append(2 * hits / seen)
-    return {"acc": sum(g == p for g, p in pairs) / len(pairs), "f1": sum(f1) / len(f1), "examples": len(pairs),
-            "confusion": confusion}
+    from torchmetrics.functional.classification import (  # the training metrics' own functions
+        multiclass_accuracy,
+        multiclass_confusion_matrix,
+        multiclass_f1_score,
+    )
+
+    index = {label: i for i, label in enumerate(labels)}
+    preds = torch.tensor([index[p] for p in predicted])  # (N,) predicted class ids
+    target = torch.tensor([index[g] for g in gold])  # (N,) gold class ids
+    n = len(labels)
+    matrix = multiclass_confusion_matrix(preds, target, n)  # (gold, predicted) counts
+    return {"acc": float(multiclass_accuracy(preds, target, n, average="micro")),
+            "f1": float(multiclass_f1_score(preds, target, n, average="macro")), "examples": len(gold),
+            "confusion": {f"{g}->{p}": int(matrix[i, j]) for i, g in enumerate(labels) for j, p in enumerate(labels)}}
+
+
+# ------------------------------------------------------------------------------------------------- regression
+def regression_sums(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(n,) point predictions and (n,) targets → (3,) float64 sums: |error|, error², count (add them across
+    batches and processes, then call `regression_scores`)."""
+    error = predicted.double() - target.double()  # (n,)
+    return torch.stack([error.abs().sum(), error.square().sum(), error.new_tensor(float(error.numel()))])
+
+
+def regression_scores(sums: torch.Tensor | Sequence[float]) -> dict[str, float]:
+    """MAE, RMSE and the number of examples from `regression_sums` (added up): the one regression evaluation of
+    the task's validation/test and of `Regressor.evaluate`."""
+    absolute, squared, count = (float(x) for x in sums)
+    count = max(count, 1.0)
+    return {"mae": absolute / count, "rmse": (squared / count) ** 0.5, "examples": int(count)}
 
 
 # ------------------------------------------------------------------------------------------------- forecasting

@@ -10,6 +10,7 @@ import torch
 from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, DataError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
+from seq2text.predict.metrics import regression_scores, regression_sums
 from seq2text.predict.shared import _build, _str_list
 from seq2text.text.reading import ClassifierReading, pad_ids
 from seq2text.text.tokenizer import Tokenizer
@@ -66,6 +67,5 @@ class Regressor:
         """MAE and RMSE of the point predictions against `targets`."""
         if len(texts) != len(targets):
             raise DataError(f"{len(texts)} texts but {len(targets)} targets; they must align")
-        error = torch.tensor(self.predict(texts), dtype=torch.float64) - torch.tensor(targets, dtype=torch.float64)
-        return {"mae": float(error.abs().mean()), "rmse": float(error.square().mean().sqrt()),
-                "examples": len(targets)}
+        predicted = torch.tensor(self.predict(texts), dtype=torch.float64)
+        return regression_scores(regression_sums(predicted, torch.tensor(targets, dtype=torch.float64)))

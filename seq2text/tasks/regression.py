@@ -9,6 +9,7 @@ import torch
 from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.loss import regression_loss
+from seq2text.predict.metrics import regression_scores, regression_sums
 from seq2text.tasks.classification import ClassificationTask
 from seq2text.tasks.shared import global_mean
 
@@ -83,17 +84,15 @@ class TextRegressionTask(ClassificationTask):
         outputs, targets, losses = self._losses(batch)
         if targets.numel() == 0:  # a filler batch
             return
-        error = self.point(outputs) - targets
-        self.add_sums(stage, error.abs().sum(), error.square().sum(), losses.sum(),
-                      torch.tensor(float(targets.numel()), device=targets.device))
+        self.add_sums(stage, *regression_sums(self.point(outputs), targets), losses.sum())
 
     def _log_eval(self, stage: str) -> None:
-        absolute, squared, loss, count = (float(x) for x in self.gathered_sums(stage, 4))
-        count = max(count, 1.0)
-        self.log(f"{stage}/mae", absolute / count, prog_bar=True, rank_zero_only=True)
-        self.log(f"{stage}/rmse", (squared / count) ** 0.5, rank_zero_only=True)
-        self.log(f"{stage}/loss", loss / count, rank_zero_only=True)
-        self.log(f"{stage}/examples", count, rank_zero_only=True)
+        sums = self.gathered_sums(stage, 4)  # |error|, error², count (regression_sums), loss
+        scores = regression_scores(sums[:3])
+        self.log(f"{stage}/mae", scores["mae"], prog_bar=True, rank_zero_only=True)
+        self.log(f"{stage}/rmse", scores["rmse"], rank_zero_only=True)
+        self.log(f"{stage}/loss", float(sums[3]) / max(scores["examples"], 1), rank_zero_only=True)
+        self.log(f"{stage}/examples", float(scores["examples"]), rank_zero_only=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from seq2text.errors import DataError
+from seq2text.hardware import usable_cores
 from seq2text.text.tokenizer import EOS_ID, Tokenizer
 
 __all__ = ["FORMAT_VERSION", "PreparedCache", "Ragged", "default_prepared_dir", "expand_inputs", "id_dtype",
-           "prepare_lm", "prepare_texts", "file_identity", "default_workers", "text_digest"]
+           "prepare_lm", "prepare_texts", "file_identity", "text_digest"]
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 4 << 20  # text per worker task
@@ -45,11 +46,6 @@ _log = logging.getLogger("seq2text")
 def default_prepared_dir() -> Path:
     """`$SEQ2TEXT_PREPARED`, else `data/prepared` under the working directory (fairseq's `data-bin` habit)."""
     return Path(os.environ.get("SEQ2TEXT_PREPARED", Path("data") / "prepared"))
-
-
-def default_workers() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def id_dtype(vocab_size: int) -> np.dtype:
@@ -358,7 +354,7 @@ def prepare_lm(source: Sequence[Path], tokenizer: Tokenizer, name: str, prepared
     cache = _find(root, key)
     if cache is not None:
         return cache
-    workers = workers or default_workers()
+    workers = workers or usable_cores()
 
     def fill(tmp: Path) -> dict:
         writer = _ArrayWriter(tmp, "stream", id_dtype(tokenizer.vocab_size), lead=[EOS_ID])
