@@ -123,3 +123,26 @@ def test_bundles_written_by_the_previous_layout_still_load_and_predict_the_same(
             assert got == pytest.approx(want, rel=1e-5)
     else:
         assert model.translate(texts, beam_size=2) == expected["translations"]
+
+
+def test_load_follows_one_rule_for_lists_of_bundles() -> None:
+    """One bundle in a list gives its predictor; several of one task give the task's ensemble; mixed tasks are
+    refused naming both; a task without an ensemble says so."""
+    classifier, lm = OLD_LAYOUT / "classifier", OLD_LAYOUT / "language_model"
+    assert type(seq2text.load([classifier])) is seq2text.Classifier
+    assert type(seq2text.load([classifier, classifier])) is seq2text.ClassifierEnsemble
+    with pytest.raises(BundleError, match="ensemble member 1: .* holds a language_model model, not a classification"):
+        seq2text.load([classifier, lm])
+    with pytest.raises(BundleError, match="language_model models have no ensemble"):
+        seq2text.load([lm, lm])
+    with pytest.raises(BundleError, match="got no bundle"):
+        seq2text.load([])
+
+
+def test_an_unknown_task_names_the_known_ones(tmp_path: Path) -> None:
+    bundle = tmp_path / "future"
+    shutil.copytree(OLD_LAYOUT / "classifier", bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "task": "speech_recognition"}))
+    with pytest.raises(BundleError, match="'speech_recognition' model.*knows classification, forecasting"):
+        seq2text.load(bundle)

@@ -24,8 +24,9 @@ from safetensors.torch import load_file, save_file
 from seq2text.errors import BundleError, ConfigError
 from seq2text.text.tokenizer import Tokenizer
 
-__all__ = ["Bundle", "save_bundle", "read_bundle", "export_bundle", "check_bundle_target", "bundle_size",
-           "check_derived_target", "save_derived_bundle", "BUNDLE_FILES", "FORMAT_VERSION", "SCALE_SUFFIX"]
+__all__ = ["Bundle", "save_bundle", "read_bundle", "read_bundle_config", "export_bundle", "check_bundle_target",
+           "bundle_size", "check_derived_target", "save_derived_bundle", "BUNDLE_FILES", "FORMAT_VERSION",
+           "SCALE_SUFFIX"]
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "metrics.json")
 FORMAT_VERSION = 1
@@ -85,11 +86,12 @@ def check_bundle_target(directory: str | Path) -> None:
                           "choose another bundle path (e.g. --bundle artifacts/NAME)")
 
 
-def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
-    """Reads and checks a bundle; `task` (e.g. `language_model`) rejects bundles of another task.
+def read_bundle_config(directory: str | Path, task: str | None = None) -> tuple[dict, dict]:
+    """The checked `config.json` and `metrics.json` of a bundle, without reading its weights or tokenizer (what
+    `seq2text.load` needs to learn the task); `task` rejects bundles of another task.
 
     Raises:
-        BundleError: missing directory or file, unreadable config, wrong task, corrupt weights or tokenizer.
+        BundleError: missing directory or file, unreadable or foreign config, a newer format, wrong task.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -110,6 +112,17 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
     if task is not None and config["task"] != task:
         raise BundleError(f"{directory} holds a {config['task']} model, not a {task} model; "
                           f"load it with seq2text.load() or pass a {task} bundle")
+    return config, metrics
+
+
+def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
+    """Reads and checks a bundle; `task` (e.g. `language_model`) rejects bundles of another task.
+
+    Raises:
+        BundleError: missing directory or file, unreadable config, wrong task, corrupt weights or tokenizer.
+    """
+    directory = Path(directory)
+    config, metrics = read_bundle_config(directory, task)
     try:
         weights = load_file(str(directory / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as error:

@@ -40,6 +40,7 @@ import torch
 
 from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
+from seq2text.registry import task_parts
 from seq2text.serving.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
 
 try:
@@ -144,17 +145,15 @@ def _check_texts(texts: list[str], config: ServeConfig) -> None:
 
 
 def _text_route(predictor: object) -> tuple[str, str, Callable[[list[str]], list[Any]]]:
-    """The batched endpoint of a predictor: its path, the response key and texts → results."""
-    task = predictor.task
-    if task == "translation":
-        return "/translate", "translations", lambda texts: predictor.translate(texts, batch_size=len(texts))
-    if task == "classification":
-        return "/classify", "probabilities", predictor.predict_proba
-    if task == "text_regression":
-        return "/predict", "values", predictor.predict
-    if task == "language_model":
-        return "/score", "log_probs", predictor.score
-    raise ConfigError(f"a {task} model has no text endpoint")
+    """The batched endpoint of a predictor (from the task registry): its path, the response key and texts →
+    results."""
+    route = task_parts(predictor.task).route
+    if route is None:
+        raise ConfigError(f"a {predictor.task} model has no text endpoint")
+    method = getattr(predictor, route.method)
+    if route.method == "translate":  # the batcher already grouped the texts: one decoding batch
+        return route.path, route.key, lambda texts: method(texts, batch_size=len(texts))
+    return route.path, route.key, method
 
 
 def _info(predictor: object, models: Sequence[str], config: ServeConfig,
@@ -195,7 +194,7 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2text-model")
     batcher = None
     routes = ["/health", "/info"]
-    if predictor.task != "forecasting":
+    if task_parts(predictor.task).route is not None:
         path, key, run = _text_route(predictor)
         if config.workers > 1:  # translation with continuous batching (checked above)
             if not models:
