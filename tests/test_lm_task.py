@@ -94,10 +94,9 @@ def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> 
     bundle = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(toy_lm_dir), *TINY_LM, "--budget", "3s",
                  "--trainer.max_epochs", "1000", "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
     metrics = json.loads((bundle / "metrics.json").read_text())
-    # it stops before the budget, keeping back a step and a validation pause (the exact bound is checked with a
-    # fake clock in test_wallclock_budget_keeps_back_a_step_and_a_validation_pause; wall time on a loaded machine
-    # only bounds it loosely)
-    assert 1 <= metrics["train_seconds"] < 30 and metrics["epochs"] < 1000
+    # the budget, not max_epochs, stopped it (the exact bound is checked with a fake clock in
+    # test_wallclock_budget_keeps_back_a_step_and_a_validation_pause: wall time bounds nothing on a loaded machine)
+    assert metrics["train_seconds"] >= 1 and metrics["epochs"] < 1000
     assert parse_duration("1h30m") == 5400 and parse_duration("15m") == 900 and parse_duration(90) == 90
     with pytest.raises(seq2text.ConfigError):
         parse_duration("soon")
@@ -279,4 +278,4 @@ def test_a_budgeted_fit_cuts_a_long_validation_and_scores_it_pro_rata(tmp_path: 
                      "4s", "--trainer.max_epochs", "1000", "--trainer.num_sanity_val_steps", "0")
     assert "of --budget that a pass may take" in caplog.text and "test: " in caplog.text
     metrics = json.loads((bundle / "metrics.json").read_text())
-    assert 1 < metrics["val/ppl"] < 40 and metrics["train_seconds"] < 30  # 17 words: a pro-rata ppl stays sane
+    assert 1 < metrics["val/ppl"] < 40  # 17 words: a pro-rata ppl stays sane

@@ -141,18 +141,23 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_for_health(url, server, log)
-        # the command line started itself again with OpenMP's passive wait (unless the caller chose a policy)
+        # the command line set OpenMP's passive wait before torch loaded (unless the caller chose a policy)
         info = httpx.get(f"{url}/info").json()
         assert info["threads"]["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
         cores = usable_cores()
-        # one worker: OMP_NUM_THREADS survived the relaunch; several: the cores are divided among them
+        # one worker: OMP_NUM_THREADS is kept; several: the cores are divided among them
         assert info["threads"]["torch"] == (1 if workers == 1 else max(1, cores // workers))
         pids = info["workers"]["pids"]
         assert len(set(pids)) == workers and (server.pid in pids) == (workers == 1)  # several: model processes
 
         async def requests_then_sigterm() -> list[httpx.Response]:
             sent = asyncio.ensure_future(_concurrent(f"{url}/translate", [{"texts": [s]} for s in SENTENCES]))
-            await asyncio.sleep(0.8)  # the requests now wait in the batcher (2 s)
+            async with httpx.AsyncClient() as client:  # until the server holds every request (an event, not a delay)
+                while not sent.done():
+                    assert server.poll() is None, log.read_text()
+                    if (await client.get(f"{url}/info")).json()["batching"].get("requests", 0) >= len(SENTENCES):
+                        break
+                    await asyncio.sleep(0.02)
             server.send_signal(signal.SIGTERM)
             return await sent
 
