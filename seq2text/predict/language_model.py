@@ -80,14 +80,19 @@ class LanguageModel:
 
     @torch.inference_mode()
     def generate(self, prompt: str = "", max_tokens: int = 50, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int | None = None, stop_at_eos: bool = True) -> str:
+                 seed: int | None = None, stop_at_eos: bool = True, min_tokens: int = 1) -> str:
         """Samples a continuation of `prompt` (an empty prompt samples from the start of a line).
+
+        Args:
+            min_tokens: tokens sampled before the end of the line may be (its probability is set to zero until
+                then), so that a continuation is never empty.
 
         Returns:
             the generated continuation only (decoded text); `<unk>` is never sampled.
         """
-        if max_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
-            raise ConfigError("max_tokens ≥ 0, temperature ≥ 0 (0 = greedy) and top_k ≥ 1 are required")
+        if max_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1) or min_tokens < 0:
+            raise ConfigError("max_tokens ≥ 0, min_tokens ≥ 0, temperature ≥ 0 (0 = greedy) and top_k ≥ 1 are "
+                              "required")
         if self.backward:
             raise ConfigError("this is a backward language model (it predicts the text to the left); generate "
                               "with a forward one")
@@ -98,6 +103,8 @@ class LanguageModel:
         for _ in range(max_tokens):
             logp = self.net.log_probs(features[:, -1])[0]  # (vocab,)
             logp[UNK_ID] = -math.inf
+            if len(out) < min_tokens:
+                logp[EOS_ID] = -math.inf
             token = _sample(logp, temperature, top_k, generator)
             if token == EOS_ID and stop_at_eos:
                 break
