@@ -10,6 +10,7 @@ memory rows and `batch × group` queries, each group reads its own row, broadcas
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -19,9 +20,14 @@ __all__ = ["AttentionType", "Attention", "BahdanauAttention", "LuongAttention", 
 
 AttentionType = Literal["bahdanau", "luong_general", "luong_dot"]
 
-# ATen's x86 kernels compute tanh several times slower than the sigmoid (AVX2 and AVX-512 alike:
-# benchmarks/decode_kernels.py); on other kernel levels (ARM, no SIMD) torch.tanh is kept.
-_SIGMOID_TANH = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+@functools.cache
+def _sigmoid_tanh_pays() -> bool:
+    """ATen's x86 kernels compute tanh several times slower than the sigmoid (AVX2 and AVX-512 alike:
+    benchmarks/decode_kernels.py); on other kernel levels (ARM, no SIMD) torch.tanh is kept. Read on first use
+    (not at import), once per process: the kernel level is fixed when torch loads."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
 class Attention(nn.Module):
@@ -87,7 +93,7 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     """tanh of a fresh tensor, in place. Decoding (no autograd) in float32 on an x86 CPU takes
     tanh(x) = 2σ(2x) − 1 (within 1e-6 of torch.tanh, checked by the tests): Bahdanau's scores are the largest
     elementwise step of a decoder step, (rows × src_len × attention_size) values."""
-    if (_SIGMOID_TANH and x.device.type == "cpu" and x.dtype == torch.float32
+    if (x.device.type == "cpu" and _sigmoid_tanh_pays() and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and x.requires_grad)):
         return x.mul_(2).sigmoid_().mul_(2).sub_(1)
     return torch.tanh(x)
