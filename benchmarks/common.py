@@ -53,6 +53,9 @@ def commit() -> str:
         return "unknown"
 
 
+COMMIT_AT_START = commit()  # the code this run started with (later commits during a long run do not count)
+
+
 def fit_to_budget(recipe: str, out: Path, minutes: float, extra: list[str]) -> float:
     """Runs `seq2text fit` on `recipe` with `--budget`, logs and bundle under `out`; returns the wall seconds."""
     return fit_recipe(recipe, out, ["--budget", f"{minutes}m", *extra])
@@ -95,7 +98,7 @@ def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
 
     if fields.get("precision") is None:  # the run used the recipes' default, `auto`, on this machine
         fields["precision"] = resolve_precision("auto").precision
-    entry = {"benchmark": benchmark, **fields, "commit": commit(),
+    entry = {"benchmark": benchmark, **fields, "commit": COMMIT_AT_START,
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
              "torch": torch.__version__, "python": platform.python_version(), "cpu_capability": cpu_capability(),
              "threads": torch.get_num_threads(), "scheduler": scheduler(), "load_average_1m": LOAD_AT_START,
