@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Any
 
@@ -294,11 +294,11 @@ class ProcessBatcher:
     @property
     def counters(self) -> BatchCounters:
         """The front's requests and texts, with the processes' batches and steps summed."""
-        reports = [p.report for p in self._processes]  # (batches, largest batch, steps, step sentences, failures)
-        return BatchCounters(self._front.requests, self._front.texts, batches=sum(r[0] for r in reports),
-                             largest_batch=max((r[1] for r in reports), default=0),
-                             steps=sum(r[2] for r in reports), step_sentences=sum(r[3] for r in reports),
-                             failed_batches=sum(r[4] for r in reports))
+        reports = [p.report for p in self._processes]  # each process's own BatchCounters
+        return BatchCounters(self._front.requests, self._front.texts, batches=sum(r.batches for r in reports),
+                             largest_batch=max((r.largest_batch for r in reports), default=0),
+                             steps=sum(r.steps for r in reports), step_sentences=sum(r.step_sentences for r in reports),
+                             failed_batches=sum(r.failed_batches for r in reports))
 
     def describe(self) -> dict:
         """Each process's pid, whether it is alive, and the texts sent to it (for /info)."""
@@ -358,7 +358,7 @@ class _ModelProcess:
         self._requests, self._answers, self._loop = requests, answers, loop
         self._in_flight: dict[int, tuple[asyncio.Future, int]] = {}
         self.texts, self.alive, self._stopping = 0, True, False
-        self.report: tuple[int, ...] = (0, 0, 0, 0, 0)  # batches, largest batch, steps, step sentences, failures
+        self.report = BatchCounters()  # the process's counters, as its last answer carried them
         self._reader: threading.Thread | None = None
 
     @property
@@ -458,9 +458,8 @@ class _PipeBatcher(ContinuousBatcher):
         return False
 
     def _answer(self, future: Any, result: list | None = None, error: Exception | None = None) -> None:  # noqa: ANN401
-        c = self.counters
         self._answers.send((future, result, None if error is None else f"{type(error).__name__}: {error}",
-                            (c.batches, c.largest_batch, c.steps, c.step_sentences, c.failed_batches)))
+                            replace(self.counters, sizes=[])))  # the counters by name (without the size history)
 
 
 def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads: int, requests: Any,  # noqa: ANN401
