@@ -228,3 +228,15 @@ def test_loss_scaling_trains_with_clipping_and_the_plain_kernel(task: str, tmp_p
     scaler = _ScaledCpu("16-mixed", "cpu", torch.amp.GradScaler("cpu"))
     trainer = _fit_and_test(task, tmp_path, plugins=[scaler])
     assert trainer.optimizers[0].defaults.get("fused") is False  # a scaler rules out the fused kernel's unscaling
+
+
+def test_one_trainers_precision_does_not_leak_into_the_next() -> None:
+    """Two Trainers in one process (a notebook): an explicit precision for the first, `auto` for the second; the
+    second resolves from the hardware alone."""
+    from seq2text.tasks.trainer import Trainer
+
+    first = Trainer(precision="64-true", accelerator="cpu", logger=False, enable_checkpointing=False)
+    second = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    assert first.precision_choice.precision == "64-true"
+    assert second.precision_choice.precision == ("bf16-mixed" if NATIVE_BF16 else "32-true")
+    assert second.precision_choice == resolve_precision("auto", accelerator="cpu")
