@@ -57,6 +57,13 @@ def run_budget(name: str, minutes: float, extra: list[str]) -> dict:
                   **training_speed(out))
 
 
+def lm_fit_summary(metrics: dict, out: Path, wall: float) -> dict:
+    """A budgeted LM fit's figures from its bundle's metrics: perplexities, time, steps, epochs, tokens/s."""
+    return {"test_ppl": round(metrics["test/ppl"], 2), "valid_ppl": round(metrics["val/ppl"], 2),
+            "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": round(wall, 1),
+            "steps": metrics.get("global_step"), "epochs": metrics.get("epochs"), **training_speed(out)}
+
+
 # name: (recipe on a CPU with native bf16 or a GPU, recipe for float32, data folder, default minutes, split)
 VERSUS = {
     "ptb_vs_textbook": ("recipes/ptb_lstm_small.yaml", "recipes/ptb_lstm_fp32.yaml", "ptb", 15, "test (ptb.test.txt)"),
@@ -76,9 +83,7 @@ def versus_textbook(name: str, minutes: float, fp32: bool, extra: list[str]) -> 
     extra = [*FP32, *extra] if fp32 else extra
     wall = fit_to_budget(recipe, out, minutes, extra)
     metrics = json.loads((out / "bundle" / "metrics.json").read_text())
-    ours = {"test_ppl": round(metrics["test/ppl"], 2), "valid_ppl": round(metrics["val/ppl"], 2),
-            "epochs": metrics.get("epochs"), "steps": metrics.get("global_step"),
-            "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": round(wall, 1), **training_speed(out)}
+    ours = lm_fit_summary(metrics, out, wall)
     print("seq2text:", ours, flush=True)
     data = Path(os.environ.get("SEQ2TEXT_DATA", ROOT.parent / "shared" / "data")) / folder
     textbook_json = out / "textbook.json"
@@ -110,11 +115,7 @@ def ptb_cells(minutes: float, extra: list[str]) -> dict:
     for cell in CELLS:
         out = ROOT / "benchmarks" / "runs" / f"ptb_cells_{cell}"
         wall = fit_to_budget(recipe, out, minutes, ["--model.init_args.rnn_type", cell, *extra])
-        metrics = json.loads((out / "bundle" / "metrics.json").read_text())
-        per_cell[cell] = {"test_ppl": round(metrics["test/ppl"], 2), "valid_ppl": round(metrics["val/ppl"], 2),
-                          "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": round(wall, 1),
-                          "steps": metrics.get("global_step"), "epochs": metrics.get("epochs"),
-                          **training_speed(out)}
+        per_cell[cell] = lm_fit_summary(json.loads((out / "bundle" / "metrics.json").read_text()), out, wall)
         print(cell, per_cell[cell], flush=True)
     best = min(per_cell, key=lambda c: per_cell[c]["test_ppl"])
     return record("ptb_cells", recipe=recipe, metric="test_ppl_best_cell", value=per_cell[best]["test_ppl"],

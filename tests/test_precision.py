@@ -31,6 +31,7 @@ from seq2text.errors import ConfigError
 from seq2text.hardware import cpu_bf16, resolve_precision
 from seq2text.tasks import ClassificationTask, LanguageModelTask, TranslationTask
 from tests.conftest import REPO, TINY_LM, fit, write_multi30k, write_ptb, write_sst
+from tests.under_load import cpu_hogs
 
 NATIVE_BF16, WHY_NOT = cpu_bf16()
 needs_bf16 = pytest.mark.skipif(not NATIVE_BF16, reason=f"needs a CPU with native bf16: {WHY_NOT}")
@@ -118,13 +119,8 @@ def test_auto_resolves_the_same_under_a_cpu_hog() -> None:
                               cwd=REPO).stdout.strip()
 
     quiet = resolve()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
-    try:
+    with cpu_hogs():
         busy = [resolve() for _ in range(3)]
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
     assert busy == [quiet] * 3 and quiet == ("bf16-mixed" if NATIVE_BF16 else "32-true")
 
 
