@@ -109,6 +109,17 @@ def test_data_module_on_toy_files(toy_lm_dir: Path) -> None:
     assert tokens == dm.num_words["valid"]
 
 
+def test_validation_batch_width_leaves_the_test_and_the_bundle_reading_alone(toy_lm_dir: Path) -> None:
+    dm = LMDataModule("ptb", root=str(toy_lm_dir), batch_size=4, bptt=6, eval_batch_size=3, val_batch_size=5)
+    dm.setup("fit")
+    val, test = list(dm.val_dataloader()), list(dm.test_dataloader())
+    assert val[0].input.size(0) == 5 and test[0].input.size(0) == 3
+    assert sum(b.num_tokens for b in val) == dm.num_words["valid"]  # every token once, whatever the width
+    assert dm.reading.eval_batch_size == 3
+    with pytest.raises(ConfigError, match="data.val_batch_size"):
+        LMDataModule("ptb", root=str(toy_lm_dir), val_batch_size=0)
+
+
 def test_catalog_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError, match="unknown dataset"):
         resolve("ptbb")

@@ -3,6 +3,7 @@ import torch
 
 from seq2text.hardware import cpu_bf16
 from seq2text.nn import AdaptiveSoftmax, DropConnectRNN, LMConfig, LockedDropout, RNNLanguageModel, embedding_dropout
+from seq2text.nn.regularization import drop_connect, keep_mask
 
 
 def test_embedding_dropout_drops_whole_words() -> None:
@@ -13,6 +14,29 @@ def test_embedding_dropout_drops_whole_words() -> None:
     zero = out.abs().sum(-1) == 0  # (3, 50)
     assert zero.any() and (zero == zero[0]).all()  # a dropped word is dropped everywhere
     assert torch.equal(embedding_dropout(weight, ids, 0.5, training=False), weight[ids])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_keep_mask_keeps_one_minus_p_scaled(p: float, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    mask = keep_mask((400, 500), p, torch.empty(0, dtype=dtype))
+    assert mask.dtype == dtype and mask.shape == (400, 500)
+    values = set(mask.float().unique().tolist())
+    assert values == {0.0, float(torch.tensor(1 / (1 - p), dtype=dtype))}
+    kept = (mask != 0).float().mean().item()  # 200,000 draws: the standard error is ≤ 0.0012
+    assert abs(kept - (1 - p)) < 0.006
+    assert abs(mask.float().mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation
+
+
+def test_drop_connect_passes_gradient_to_kept_entries_only() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(30, 20, requires_grad=True)
+    dropped = drop_connect(weight, 0.5)
+    dropped.sum().backward()
+    kept = dropped.detach() != 0
+    assert torch.allclose(dropped.detach()[kept], weight.detach()[kept] * 2)
+    assert torch.equal(weight.grad, kept.float() * 2)
 
 
 def test_locked_dropout_shares_mask_over_time() -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.cells import LayerNormLSTM, PeepholeLSTM
 from seq2text.nn.normalization import BetweenLayers, make_between_layers
-from seq2text.nn.regularization import LockedDropout
+from seq2text.nn.regularization import LockedDropout, drop_connect
 
 __all__ = ["RNNType", "RNN_TYPES", "Hidden", "DropConnectRNN", "RNNStack", "make_rnn"]
 
@@ -73,7 +72,7 @@ class DropConnectRNN(nn.Module):
         direction), new hidden state."""
         if self.training and self.weight_dropout > 0:
             names = ["weight_hh_l0"] + (["weight_hh_l0_reverse"] if self.rnn.bidirectional else [])
-            dropped = {n: F.dropout(getattr(self.rnn, n), self.weight_dropout, training=True) for n in names}
+            dropped = {n: drop_connect(getattr(self.rnn, n), self.weight_dropout) for n in names}
             return functional_call(self.rnn, dropped, (x, hidden))
         return self.rnn(x, hidden)
 
