@@ -20,7 +20,7 @@ from seq2text.bundles.compression import compress_bundle, quantized_engines
 from seq2text.nn.cells import LayerNormLSTM, LayerNormLSTMCell, PeepholeLSTM, PeepholeLSTMCell
 from seq2text.nn.normalization import MaskedBatchNorm
 from seq2text.nn.rnn import DropConnectRNN, RNNStack
-from seq2text.nn.search import greedy_search
+from seq2text.nn.search import SearchConfig, greedy_search
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from tests.conftest import TINY_CLS, TINY_LM, fit, one_thread, write_sst
 
@@ -222,7 +222,7 @@ def test_seq2seq_runs_with_the_variants(kind: str) -> None:
     net.logits(features).logsumexp(-1).sum().backward()
     missing = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == [], missing
-    hypotheses = greedy_search(net.eval(), src, lengths, 1.5, 2)
+    hypotheses = greedy_search(net.eval(), src, lengths, SearchConfig(max_len_ratio=1.5, max_len_offset=2))
     assert len(hypotheses) == 3
     with pytest.raises(ValueError, match="use lstm, gru, lstm_peephole or lstm_layernorm"):
         Seq2SeqConfig(40, rnn_type="rnn")

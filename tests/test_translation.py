@@ -21,7 +21,7 @@ from seq2text.data.translation import PairBatchSampler, TranslationDataModule, r
 from seq2text.errors import BundleError, ConfigError, DataError
 from seq2text.nn.attention import make_attention
 from seq2text.nn.ensemble import Seq2SeqEnsemble
-from seq2text.nn.search import ContinuousBeamSearch, beam_search, greedy_search, max_lengths
+from seq2text.nn.search import ContinuousBeamSearch, SearchConfig, beam_search, greedy_search, max_lengths
 from seq2text.nn.seq2seq import FeedingCell, Seq2Seq, Seq2SeqConfig
 from seq2text.predict.metrics import bleu, chrf, reference_streams, ter, translation_scores
 from tests.conftest import REPO, TINY_MT, fit, toy_pairs, write_pairs
@@ -267,14 +267,14 @@ def test_feeding_cell_matches_the_torch_cell(rnn_type: str) -> None:
 def test_search_does_not_depend_on_the_batch(rnn_type: str, attention: str, eos_bias: float, seed: int) -> None:
     model = sharp_model(rnn_type, attention, eos_bias, seed)
     src, lengths = random_batch(7)
-    together = beam_search(model, src, lengths, beam_size=4, n_best=3, return_attention=True)
+    together = beam_search(model, src, lengths, SearchConfig(beam_size=4), n_best=3, return_attention=True)
     greedy = greedy_search(model, src, lengths)
     assert len({len(hyps[0].tokens) for hyps in together}) > 1  # sentences end at different steps,
     assert len({len(h.tokens) for h in greedy}) > 1  # so the shrinking of the batch is exercised
     for order in (range(7), [6, 2, 0, 4, 1, 5, 3]):
         for start in range(0, 7, 3):
             rows = list(order)[start: start + 3]
-            part = beam_search(model, src[rows], lengths[rows], beam_size=4, n_best=3)
+            part = beam_search(model, src[rows], lengths[rows], SearchConfig(beam_size=4), n_best=3)
             for row, hyps in zip(rows, part, strict=True):
                 assert [h.tokens for h in hyps] == [h.tokens for h in together[row]]
                 assert [h.score for h in hyps] == pytest.approx([h.score for h in together[row]], abs=1e-4)
@@ -283,9 +283,9 @@ def test_search_does_not_depend_on_the_batch(rnn_type: str, attention: str, eos_
         assert greedy_search(model, alone, lengths[row: row + 1])[0].tokens == greedy[row].tokens
         hyps = together[row]
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True) and len(hyps) == 3
-        limit = int(max_lengths(lengths[row: row + 1], 2.0, 10))
+        limit = int(max_lengths(lengths[row: row + 1], SearchConfig()))
         assert hyps[0].attention.shape == (len(hyps[0].tokens) + 1, int(lengths[row])) and len(hyps[0].tokens) < limit
-    one_beam = beam_search(model, src, lengths, beam_size=1)
+    one_beam = beam_search(model, src, lengths, SearchConfig(beam_size=1))
     assert [h[0].tokens for h in one_beam] == [h.tokens for h in greedy]  # beam 1 is greedy
 
 
@@ -298,8 +298,8 @@ def test_continuous_search_gives_every_sentence_its_beam_search_result(rnn_type:
     are half done) and leaving it when they end get exactly what beam_search gives them in a batch."""
     model = sharp_model(rnn_type, attention, eos_bias, 1)
     src, lengths = random_batch(9)
-    expected = beam_search(model, src, lengths, beam_size=beam_size, n_best=1)
-    search = ContinuousBeamSearch(model, beam_size)
+    expected = beam_search(model, src, lengths, SearchConfig(beam_size=beam_size), n_best=1)
+    search = ContinuousBeamSearch(model, SearchConfig(beam_size=beam_size))
     arrivals = {0: [0, 1, 2], 1: [3], 2: [4, 5], 3: [6], 9: [7, 8]}  # step → sentences joining before it
     found, step, joined_running = {}, 0, 0
     while step <= max(arrivals) or len(search):
@@ -324,8 +324,8 @@ def test_continuous_search_decodes_ensembles() -> None:
     config = Seq2SeqConfig(vocab_size=30, emb_size=8, hidden_size=8, rnn_type="gru", attention="bahdanau")
     ensemble = Seq2SeqEnsemble([Seq2Seq(config).eval(), Seq2Seq(config).eval()])
     src, lengths = torch.randint(4, 30, (3, 5)), torch.tensor([5, 4, 2])
-    expected = beam_search(ensemble, src, lengths, beam_size=3)
-    search = ContinuousBeamSearch(ensemble, 3)
+    expected = beam_search(ensemble, src, lengths, SearchConfig(beam_size=3))
+    search = ContinuousBeamSearch(ensemble, SearchConfig(beam_size=3))
     search.add(src[:1], lengths[:1], [0])
     found = dict(search.step())
     search.add(src[1:, :4], lengths[1:], [1, 2])

@@ -16,7 +16,7 @@ from seq2text.bundles.averaging import average_checkpoints
 from seq2text.cli import main
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.ensemble import Seq2SeqEnsemble
-from seq2text.nn.search import beam_search
+from seq2text.nn.search import SearchConfig, beam_search
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.predict.translator import Translator, TranslatorEnsemble
 from tests.conftest import REPO, TINY_MT, fit, write_multi30k
@@ -112,7 +112,7 @@ def test_the_ensemble_averages_the_members_probabilities() -> None:
     assert torch.allclose(log_probs, expected.log(), atol=1e-6)
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3), atol=1e-5)
     assert weights.shape == (3, 5)
-    found = beam_search(ensemble, src, lengths, beam_size=3, n_best=2)
+    found = beam_search(ensemble, src, lengths, SearchConfig(beam_size=3), n_best=2)
     assert all(len(hyps) == 2 and hyps[0].score >= hyps[1].score for hyps in found)
     assert all(math.isfinite(h.log_prob) for hyps in found for h in hyps)
 

@@ -20,7 +20,8 @@ import torch
 
 from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
 
-__all__ = ["ContinuousBeamSearch", "Hypothesis", "SearchConfig", "greedy_search", "beam_search", "max_lengths"]
+__all__ = ["ContinuousBeamSearch", "Hypothesis", "SearchConfig", "beam_search", "greedy_search", "max_lengths",
+           "search"]
 
 
 @dataclass(frozen=True)
@@ -60,29 +61,43 @@ class Hypothesis:
     attention: torch.Tensor | None = None
 
 
-def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
-    """Per-sentence limit on generated tokens (eos included): floor(ratio × src_len) + offset, at least 1."""
-    return (src_lengths.float() * ratio).floor().long().add(offset).clamp(min=1)  # (batch,)
+def max_lengths(src_lengths: torch.Tensor, config: SearchConfig) -> torch.Tensor:
+    """Per-sentence limit on generated tokens (eos included): floor(max_len_ratio × src_len) + max_len_offset,
+    at least 1."""
+    limits = (src_lengths.float() * config.max_len_ratio).floor().long()
+    return limits.add(config.max_len_offset).clamp(min=1)  # (batch,)
+
+
+def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
+           n_best: int = 1, return_attention: bool = False) -> list[list[Hypothesis]]:
+    """`config.beam_size` 1: greedy search (one hypothesis per sentence); more: `beam_search`. The one place
+    that chooses between them, for the task's test decoding and every predictor.
+
+    Returns:
+        per sentence, up to `n_best` hypotheses, best first.
+    """
+    if config.beam_size == 1:
+        return [[h] for h in greedy_search(model, src, src_lengths, config, return_attention)]
+    return beam_search(model, src, src_lengths, config, n_best, return_attention)
 
 
 # ---------------------------------------------------------------------------------------------- greedy
 @torch.inference_mode()
-def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-                  max_len_ratio: float = _DEFAULT.max_len_ratio, max_len_offset: int = _DEFAULT.max_len_offset,
+def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
                   return_attention: bool = False) -> list[Hypothesis]:
     """Picks the most likely token at every step.
 
     Args:
         model: the network (call `.eval()` first).
         src: (batch, src_len) source ids; src_lengths: (batch,).
-        max_len_ratio, max_len_offset: the per-sentence length limit (see `max_lengths`).
+        config: the per-sentence length limit (see `max_lengths`; the beam settings are not used).
         return_attention: keep the attention weights of every step.
 
     Returns:
         one hypothesis per sentence, in batch order.
     """
     enc, state = model.encode(src, src_lengths)
-    limits = max_lengths(src_lengths, max_len_ratio, max_len_offset).tolist()
+    limits = max_lengths(src_lengths, config).tolist()
     rows = list(range(src.size(0)))  # the sentence of each live row
     tokens = src.new_full((src.size(0),), model.bos_id)
     steps: list[tuple[list[int], list[int], list[float], torch.Tensor | None]] = []
@@ -143,27 +158,23 @@ class _Beams:
 
 
 @torch.inference_mode()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = _DEFAULT.beam_size,
-                n_best: int = 1, length_penalty: float = _DEFAULT.length_penalty,
-                max_len_ratio: float = _DEFAULT.max_len_ratio, max_len_offset: int = _DEFAULT.max_len_offset,
-                return_attention: bool = False) -> list[list[Hypothesis]]:
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
+                n_best: int = 1, return_attention: bool = False) -> list[list[Hypothesis]]:
     """Batched beam search (see the module docstring for the exact rules).
 
     Args:
         model: the network (call `.eval()` first).
         src: (batch, src_len) source ids; src_lengths: (batch,).
-        beam_size: live hypotheses per sentence.
-        n_best: hypotheses returned per sentence (≤ beam_size).
-        length_penalty: exponent α of the length normalization (0: raw log-probabilities).
-        max_len_ratio, max_len_offset: the per-sentence length limit (see `max_lengths`).
+        config: beam size, length penalty and the per-sentence length limit.
+        n_best: hypotheses returned per sentence (≤ config.beam_size).
         return_attention: keep the attention weights of every step.
 
     Returns:
         per sentence, up to `n_best` hypotheses, best first.
     """
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best={n_best} must lie in [1, beam_size={beam_size}]")
-    batch, k = src.size(0), beam_size
+    if not 1 <= n_best <= config.beam_size:
+        raise ValueError(f"n_best={n_best} must lie in [1, beam_size={config.beam_size}]")
+    batch, k = src.size(0), config.beam_size
     enc, state = model.encode(src, src_lengths)
     expand = torch.arange(batch, device=src.device).repeat_interleave(k)  # (batch × k,)
     scores = torch.full((batch, k), -math.inf, device=src.device)
@@ -171,14 +182,14 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, be
     beams = _Beams(torch.arange(batch, device=src.device), scores, src.new_empty((batch, k, 0)),
                    src.new_empty((batch, k, 0, src.size(1)), dtype=torch.float) if return_attention else None,
                    state.index_select(expand), enc)
-    limits = max_lengths(src_lengths, max_len_ratio, max_len_offset)
+    limits = max_lengths(src_lengths, config)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     tokens = src.new_full((batch * k,), model.bos_id)
     for t in range(int(limits.max())):
         log_probs, beams.state, weights = model.decode_step(tokens, beams.state, beams.enc)  # (n × k, V)
         at_limit = limits[beams.sentences] <= t + 1  # (live,)
         top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, model.eos_id)
-        done = _finalize(beams, top_scores, origin, top_tokens, weights, t, length_penalty, model.eos_id,
+        done = _finalize(beams, top_scores, origin, top_tokens, weights, t, config.length_penalty, model.eos_id,
                          finished, src_lengths)
         tokens, _ = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit, model.eos_id)
         if beams.sentences.numel() == 0:
@@ -291,16 +302,13 @@ class ContinuousBeamSearch:
 
     Args:
         model: the network (`.eval()`), a `Seq2Seq` or an ensemble with the same interface.
-        beam_size, n_best, length_penalty, max_len_ratio, max_len_offset: as in `beam_search`.
+        config, n_best: as in `beam_search`.
     """
 
-    def __init__(self, model: Seq2Seq, beam_size: int = _DEFAULT.beam_size, n_best: int = 1,
-                 length_penalty: float = _DEFAULT.length_penalty, max_len_ratio: float = _DEFAULT.max_len_ratio,
-                 max_len_offset: int = _DEFAULT.max_len_offset) -> None:
-        if not 1 <= n_best <= beam_size:
-            raise ValueError(f"n_best={n_best} must lie in [1, beam_size={beam_size}]")
-        self.model, self.k, self.n_best, self.length_penalty = model, beam_size, n_best, length_penalty
-        self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
+    def __init__(self, model: Seq2Seq, config: SearchConfig = _DEFAULT, n_best: int = 1) -> None:
+        if not 1 <= n_best <= config.beam_size:
+            raise ValueError(f"n_best={n_best} must lie in [1, beam_size={config.beam_size}]")
+        self.model, self.config, self.k, self.n_best = model, config, config.beam_size, n_best
         self._beams: _Beams | None = None
         self._tokens = self._steps = self._limits = torch.empty(0, dtype=torch.long)
         self._keys: dict[int, object] = {}  # slot → the caller's key
@@ -329,7 +337,7 @@ class ContinuousBeamSearch:
         self._next_slot += n
         scores = torch.full((n, k), -math.inf, device=src.device)
         scores[:, 0] = 0.0
-        limits = max_lengths(src_lengths, self.max_len_ratio, self.max_len_offset).to(src.device)
+        limits = max_lengths(src_lengths, self.config).to(src.device)
         tokens = src.new_full((n * k,), self.model.bos_id)
         if self._beams is None:
             self._beams = _Beams(slots, scores, src.new_empty((n, k, 0)), None, state.index_select(expand), enc)
@@ -358,8 +366,8 @@ class ContinuousBeamSearch:
         log_probs, beams.state, weights = self.model.decode_step(self._tokens, beams.state, beams.enc)
         at_limit = self._limits <= self._steps + 1  # (live,)
         top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, self.model.eos_id)
-        done = _finalize(beams, top_scores, origin, top_tokens, weights, self._steps.tolist(), self.length_penalty,
-                         self.model.eos_id, self._finished, None)
+        done = _finalize(beams, top_scores, origin, top_tokens, weights, self._steps.tolist(),
+                         self.config.length_penalty, self.model.eos_id, self._finished, None)
         ended = beams.sentences[done | at_limit].tolist()
         self._tokens, keep = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit,
                                     self.model.eos_id)

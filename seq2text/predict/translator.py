@@ -14,7 +14,8 @@ import torch
 from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.ensemble import Seq2SeqEnsemble
-from seq2text.nn.search import ContinuousBeamSearch, Hypothesis, SearchConfig, beam_search, greedy_search
+from seq2text.nn.search import ContinuousBeamSearch, Hypothesis, SearchConfig
+from seq2text.nn.search import search as search_hypotheses
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.predict.shared import _build, _load_members, _str_list
 from seq2text.text.reading import TranslationReading, pad_ids
@@ -111,11 +112,7 @@ class Translator:
 
     def _search(self, src: torch.Tensor, lengths: torch.Tensor, search: SearchConfig, n_best: int,
                 return_attention: bool) -> list[list[Hypothesis]]:
-        if search.beam_size == 1:
-            return [[h] for h in greedy_search(self.net, src, lengths, search.max_len_ratio, search.max_len_offset,
-                                               return_attention)]
-        return beam_search(self.net, src, lengths, search.beam_size, n_best, search.length_penalty,
-                           search.max_len_ratio, search.max_len_offset, return_attention)
+        return search_hypotheses(self.net, src, lengths, search, n_best, return_attention)
 
     def _texts(self, hyps: list[Hypothesis]) -> list[str]:
         return self.tokenizer.decode([h.tokens for h in hyps])
@@ -133,8 +130,7 @@ class Translator:
     def continuous_search(self) -> ContinuousBeamSearch:
         """A beam search that sentences join and leave between steps, with this model's default settings (a
         server's batch; beam size 1 finds greedy search's tokens)."""
-        s = self.search
-        return ContinuousBeamSearch(self.net, s.beam_size, 1, s.length_penalty, s.max_len_ratio, s.max_len_offset)
+        return ContinuousBeamSearch(self.net, self.search)
 
     def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
         """The text of each hypothesis."""

@@ -7,7 +7,7 @@ file (the data module's `references`), with every pair counted once across DDP r
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Literal
 
 import torch
@@ -19,7 +19,7 @@ from seq2text.errors import ConfigError
 from seq2text.nn.attention import AttentionType
 from seq2text.nn.config import config_from
 from seq2text.nn.loss import label_smoothed_nll
-from seq2text.nn.search import SearchConfig, beam_search, greedy_search
+from seq2text.nn.search import SearchConfig, search
 from seq2text.nn.seq2seq import CellType, Seq2Seq, Seq2SeqConfig, TieWeights
 from seq2text.predict.metrics import bleu, translation_scores
 from seq2text.tasks.base import Task
@@ -121,12 +121,8 @@ class TranslationTask(Task):
 
     def decode(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
         """Best hypothesis ids of each source (greedy when `beam_size` is 1)."""
-        hp = self.hparams
-        if beam_size == 1:
-            return [h.tokens for h in greedy_search(self.net, src, src_lengths, hp.max_len_ratio, hp.max_len_offset)]
-        found = beam_search(self.net, src, src_lengths, beam_size, 1, hp.length_penalty, hp.max_len_ratio,
-                            hp.max_len_offset)
-        return [hyps[0].tokens for hyps in found]
+        config = replace(self.search_defaults(), beam_size=beam_size)
+        return [hyps[0].tokens for hyps in search(self.net, src, src_lengths, config)]
 
     # ------------------------------------------------------------------------------------------ metrics
     def _tokenizer(self) -> object | None:
@@ -191,10 +187,13 @@ class TranslationTask(Task):
         """Non-numeric results stored next to the numbers in the bundle: sacreBLEU signatures and summaries."""
         return dict(self.details)
 
-    def search_config(self) -> dict:
-        """Decoding defaults stored in the bundle (the `Translator` starts from them)."""
+    def search_defaults(self) -> SearchConfig:
+        """The test decoding, stored in the bundle (the `Translator` starts from it)."""
         hp = self.hparams
-        return asdict(SearchConfig(hp.test_beam_size, hp.length_penalty, hp.max_len_ratio, hp.max_len_offset))
+        return SearchConfig(hp.test_beam_size, hp.length_penalty, hp.max_len_ratio, hp.max_len_offset)
+
+    def search_config(self) -> dict:
+        return asdict(self.search_defaults())
 
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
