@@ -87,7 +87,8 @@ def training_speed(log_dir: Path) -> dict[str, float]:
     return speed
 
 
-KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+              "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
 
 
 def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
@@ -110,3 +111,14 @@ def record(benchmark: str, results: Path = RESULTS, **fields: object) -> dict:
     (results / f"{benchmark}.json").write_text(json.dumps(entry, indent=2) + "\n")
     print(json.dumps(entry, indent=2))
     return entry
+
+
+def task_from_recipe(task: type, init_args: dict, vocab_size: int) -> object:
+    """The recipe's task built without LightningCLI: each group (a mapping, e.g. `optim`) over the task's default
+    for it, as LightningCLI merges them."""
+    import inspect
+    from dataclasses import replace
+
+    defaults = inspect.signature(task).parameters
+    groups = {k: replace(defaults[k].default, **v) for k, v in init_args.items() if isinstance(v, dict)}
+    return task(vocab_size=vocab_size, **{**init_args, **groups})
