@@ -3,10 +3,10 @@
     python benchmarks/classification.py sst2_budget --minutes 20
     python benchmarks/classification.py movie_lm --minutes 30    # ULMFiT's LM stage: benchmarks/runs/movie_lm/bundle
     python benchmarks/classification.py movie_lm --minutes 40 --from-bundle benchmarks/runs/movie_lm/bundle \
-        --name movie_lm_70 --model.init_args.lr 0.002        # 40 more minutes from that bundle
+        --name movie_lm_70 --model.init_args.optim.lr 0.002        # 40 more minutes from that bundle
     python benchmarks/classification.py movie_lm --minutes 35 --name movie_lm_bwd --data.init_args.backward true
     python benchmarks/classification.py movie_lm --minutes 35 --from-bundle benchmarks/runs/movie_lm_bwd/bundle \
-        --name movie_lm_bwd_70 --model.init_args.lr 0.002 --data.init_args.backward true
+        --name movie_lm_bwd_70 --model.init_args.optim.lr 0.002 --data.init_args.backward true
     python benchmarks/classification.py sst2_finetune --lm-bundle benchmarks/runs/movie_lm_70/bundle --minutes 20
     python benchmarks/classification.py sst2_finetune --ensemble 2 --minutes 20 \
         --lm-bundle benchmarks/runs/movie_lm_70/bundle benchmarks/runs/movie_lm_bwd_70/bundle   # forward + backward
@@ -30,8 +30,8 @@ positive training rating + P(neg) × the mean negative one.
 `sst2_distill` trains recipes/sst2_bilstm.yaml twice (forward, seed 1234; backward, seed 1235), writes their
 ensemble's class probabilities of every SST-2 training sentence (`data.train_soft_targets`, as `seq2text classify
 --proba` prints them), and trains a student, the same forward recipe with seed 1234, on them
-(`model.soft_target_weight` 0.7, the rest on the gold labels): dev (`value`) and test accuracy of the student
-against the ensemble's and each teacher's, all in one run.
+(`model.fine_tuning.soft_target_weight` 0.7, the rest on the gold labels): dev (`value`) and test accuracy of the
+student against the ensemble's and each teacher's, all in one run.
 """
 
 from __future__ import annotations
@@ -308,8 +308,9 @@ def sst2_distill(minutes: float, extra: list[str], weight: float = 0.7) -> dict:
     soft_seconds = time.monotonic() - start
     ensemble = _ensemble_scores(bundles, "sst2")
     student = run_classification("sst2_budget", minutes, None, [
-        *extra, "--data.init_args.train_soft_targets", str(soft), "--model.init_args.soft_target_weight", str(weight),
-        "--seed_everything", "1234"], out / "student", save=False)
+        *extra, "--data.init_args.train_soft_targets", str(soft),
+        "--model.init_args.fine_tuning.soft_target_weight", str(weight), "--seed_everything", "1234"],
+        out / "student", save=False)
     dev, test = round(100 * ensemble["valid"]["acc"], 2), round(100 * ensemble["test"]["acc"], 2)
     return record("sst2_distill", recipe=student["recipe"], metric="dev_acc", value=student["dev_acc"],
                   split=student["split"], test_acc=student["test_acc"], ensemble_dev_acc=dev, ensemble_test_acc=test,

@@ -32,9 +32,9 @@ RECIPES = {
 SMOKE = {  # tiny sizes so that --smoke runs on a CPU in seconds
     "language_modeling": ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
                           "--data.init_args.batch_size", "4", "--data.init_args.bptt", "8"],
-    "classification": ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+    "classification": ["--model.init_args.network.emb_size", "16", "--model.init_args.network.hidden_size", "16",
                        "--data.init_args.tokenizer_vocab_size", "40", "--data.init_args.max_tokens", "400"],
-    "translation": ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+    "translation": ["--model.init_args.network.emb_size", "16", "--model.init_args.network.hidden_size", "16",
                     "--data.init_args.tokenizer_vocab_size", "60", "--data.init_args.max_tokens", "300"],
 }
 WORDS = ("the", "a", "film", "movie", "great", "bad", "good", "actor", "plot", "story", "dog", "cat", "runs", "sees",

@@ -16,7 +16,7 @@ import time
 
 import pytorch_lightning as pl
 import yaml
-from common import ROOT, record
+from common import ROOT, record, task_from_recipe
 from torch.profiler import ProfilerActivity, profile
 
 from seq2text.data.language_modeling import LMDataModule
@@ -69,7 +69,7 @@ def main() -> None:
     apply_overrides(recipe, args.set)
     pl.seed_everything(0, verbose=False)
     data = LMDataModule(**recipe["data"]["init_args"])
-    task = LanguageModelTask(vocab_size=data.vocab_size, **recipe["model"]["init_args"])
+    task = task_from_recipe(LanguageModelTask, recipe["model"]["init_args"], data.vocab_size)
     timer = StepProfiler(args.warmup)
     trainer = Trainer(max_steps=args.warmup + args.steps, precision=args.precision,
                       gradient_clip_val=recipe["trainer"].get("gradient_clip_val"), logger=False,

@@ -15,7 +15,7 @@ import time
 import pytorch_lightning as pl
 import torch
 import yaml
-from common import ROOT, record
+from common import ROOT, record, task_from_recipe
 
 from seq2text.data.language_modeling import LMDataModule
 from seq2text.hardware import resolve_precision
@@ -25,7 +25,7 @@ from seq2text.tasks.language_modeling import LanguageModelTask
 def build(recipe: dict, seed: int) -> tuple[LanguageModelTask, LMDataModule]:
     pl.seed_everything(seed, verbose=False)
     data = LMDataModule(**recipe["data"]["init_args"])
-    task = LanguageModelTask(vocab_size=data.vocab_size, **recipe["model"]["init_args"])
+    task = task_from_recipe(LanguageModelTask, recipe["model"]["init_args"], data.vocab_size)
     return task, data
 
 

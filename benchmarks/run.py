@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None, help="training budget (default per benchmark)")
     parser.add_argument("--fp32", action="store_true", help="*_vs_textbook: train seq2text in float32 with its "
                         "fp32 recipe (as a CPU without native bf16 does); the record is <name>_fp32")
-    parser.add_argument("overrides", nargs="*", help="extra recipe overrides, e.g. --model.init_args.lr=0.002")
+    parser.add_argument("overrides", nargs="*", help="extra recipe overrides, e.g. --model.init_args.optim.lr=0.002")
     args, unknown = parser.parse_known_args()
     if args.benchmark in VERSUS:
         versus_textbook(args.benchmark, args.minutes or VERSUS[args.benchmark][3], args.fp32, args.overrides + unknown)

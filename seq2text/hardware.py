@@ -1,15 +1,10 @@
-"""What the hardware runs well: the training precision that `precision: auto` resolves to, and why.
+"""What the hardware runs well: the training precision that `precision: auto` resolves to, and why (torch only).
 
-`auto` picks bf16-mixed only where bf16 is native: a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX
-whose oneDNN kernels are allowed to use it. The choice is read off what the hardware *is* (CPU flags, the kernel
-levels ATen and oneDNN run at, oneDNN's reported bf16 support, the CUDA capability), never from a timing: the
-same machine resolves the same way however busy it is.
-On a CUDA device without bf16 it picks 16-mixed; everywhere else (AVX2-only CPUs, which are most laptops, and
-Apple's MPS) 32-true. On an AVX2-only CPU `nn.LSTM` under bf16 autocast fails inside oneDNN and `nn.GRU` runs
-about 6x slower than in fp32, so an explicit bf16 or fp16 request that the hardware cannot run is refused with
-a `ConfigError` that names what works, before anything is written.
-
-Torch only (no Lightning): the predictors and the benchmarks use it as well.
+`auto` picks bf16-mixed only where bf16 is native (a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX whose
+oneDNN kernels may use it), 16-mixed on a CUDA device without bf16, 32-true elsewhere (AVX2-only CPUs, most laptops,
+and Apple's MPS). It is read off what the hardware *is* (CPU flags, ATen's and oneDNN's kernel levels, the CUDA
+capability), never from a timing. On an AVX2-only CPU `nn.LSTM` under bf16 autocast fails inside oneDNN and
+`nn.GRU` runs about 6x slower, so an explicit request the hardware cannot run is refused (`ConfigError`).
 """
 
 from __future__ import annotations
@@ -54,7 +49,7 @@ class PrecisionChoice:
 
 
 def cpu_capability() -> str:
-    """ATen's CPU kernel level (`AVX2`, `AVX512`, `DEFAULT`, ...), as `torch.backends.cpu` reports it."""
+    """ATen's CPU kernel level (`AVX2`, `AVX512`, `DEFAULT`, ...)."""
     import torch  # here and below: imported where used, so that `usable_cores` costs no torch import
 
     return torch.backends.cpu.get_cpu_capability()
@@ -74,13 +69,8 @@ def _cpu_flags() -> set[str] | None:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16() -> tuple[bool, str]:
-    """Whether this CPU runs bf16 natively, and why (cached per process; no timing is involved).
-
-    Returns:
-        (native, reason): `native` is True only when the CPU has AVX512-BF16 or AMX (or ARM bf16), oneDNN is not
-        capped below them (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY, as when emulating an AVX2 CPU), and oneDNN
-        reports bf16 support.
-    """
+    """(native, reason): True only when the CPU has AVX512-BF16 or AMX (or ARM bf16), oneDNN is not capped below
+    them (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY, as when emulating an AVX2 CPU) and reports bf16 support."""
     flags = _cpu_flags()
     if flags is not None and not flags & {"avx512_bf16", "amx_bf16", "bf16"}:
         return False, f"CPU without native bf16 (no AVX512-BF16/AMX; ATen kernels: {cpu_capability()})"
@@ -132,9 +122,9 @@ def _auto(device: str) -> PrecisionChoice:
     import torch
 
     if device == "cuda":
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return PrecisionChoice("bf16-mixed", "auto", f"CUDA device with bf16 ({torch.cuda.get_device_name()})")
-        return PrecisionChoice("16-mixed", "auto", f"CUDA device without bf16 ({torch.cuda.get_device_name()})")
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return PrecisionChoice("bf16-mixed" if bf16 else "16-mixed", "auto",
+                               f"CUDA device {'with' if bf16 else 'without'} bf16 ({torch.cuda.get_device_name()})")
     if device == "mps":
         return PrecisionChoice("32-true", "auto", "Apple MPS: mixed precision is not verified there")
     native, reason = cpu_bf16()
@@ -151,12 +141,10 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
         raise ConfigError(f"trainer.precision={text} needs a CUDA GPU; on {device.upper()} {works()}")
     if text.startswith("bf16") and device == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         raise ConfigError(f"trainer.precision={text}: this GPU has no bf16; use 16-mixed (or auto)")
-    if text.startswith("bf16") and device == "cpu":
-        native, reason = cpu_bf16()
-        if not native:
-            raise ConfigError(f"trainer.precision={text} needs a CPU with native bf16 (AVX512-BF16 or AMX), and this "
-                              f"one runs it badly: {reason}. Under bf16 oneDNN's LSTM fails on such CPUs and GRU "
-                              f"runs about 6x slower; {works()}")
+    if text.startswith("bf16") and device == "cpu" and not cpu_bf16()[0]:
+        raise ConfigError(f"trainer.precision={text} needs a CPU with native bf16 (AVX512-BF16 or AMX), and this "
+                          f"one runs it badly: {cpu_bf16()[1]}. Under bf16 oneDNN's LSTM fails on such CPUs and GRU "
+                          f"runs about 6x slower; {works()}")
     if text.startswith("bf16") and device == "mps":
         raise ConfigError(f"trainer.precision={text} is not verified on Apple MPS; {works()}")
     return PrecisionChoice(text, text, "given explicitly")

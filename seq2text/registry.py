@@ -1,5 +1,6 @@
-"""The one table from a task's name (as a bundle stores it) to its parts: predictor, ensemble and served text
-endpoint. Everything that depends on a bundle's task asks here instead of comparing task-name strings.
+"""The one table from a task's name (as a bundle stores it) to its parts: predictor, ensemble, evaluation of files,
+served endpoints and model card. Everything that depends on a bundle's task asks here instead of comparing
+task-name strings.
 
     parts = task_parts(bundle_task)     # a BundleError names the known tasks
     predictor = parts.predictor.load(path)
@@ -7,25 +8,47 @@ endpoint. Everything that depends on a bundle's task asks here instead of compar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from seq2text.errors import BundleError
 from seq2text.predict.classifier import Classifier, ClassifierEnsemble
+from seq2text.predict.evaluation import EvaluationFiles, evaluate_labeled, evaluate_text, evaluate_translation
 from seq2text.predict.forecaster import Forecaster, ForecasterEnsemble
-from seq2text.predict.language_model import LanguageModel
-from seq2text.predict.regressor import Regressor
-from seq2text.predict.translator import Translator, TranslatorEnsemble
+from seq2text.predict.language_model import LanguageModel, LanguageModelEnsemble
+from seq2text.predict.regressor import Regressor, RegressorEnsemble
+from seq2text.predict.translator import Translator, TranslatorEnsemble, served_info
 
-__all__ = ["TASKS", "TaskParts", "TextRoute", "task_parts"]
+__all__ = ["TASKS", "ModelCard", "TaskParts", "TextRoute", "task_parts"]
 
 
 @dataclass(frozen=True)
 class TextRoute:
-    """A predictor's batched HTTP endpoint: `POST path {"texts": [...]}` → `{key: method(texts)}`."""
+    """A predictor's batched HTTP endpoint: `POST path {"texts": [...]}` → `{key: method(texts)}`.
+
+    Attributes:
+        continuous: sentences may join and leave a running search between steps (`--batching continuous`,
+            `--workers`); otherwise a batch per group of requests.
+    """
 
     path: str
     key: str
     method: str
+    continuous: bool = False
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a task's Hub model card says: `label` (after "An LSTM"), the Hub's `pipeline` tag, the Python `code`
+    and shell `command` of "How to use" (`{repo}` is the repo id; translation's `{example}` a quoted source sentence,
+    forecasting's `{columns}` the history's columns), and the `imports` the code needs before seq2text's."""
+
+    label: str
+    pipeline: str | None
+    code: tuple[str, ...]
+    command: str | None = None
+    imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,22 +57,57 @@ class TaskParts:
 
     Attributes:
         predictor: the class whose `load(path)` reads one bundle of the task.
-        ensemble: the class whose `load(paths)` combines several (None: the task has no ensemble).
-        route: the served text endpoint (None: the task is served through its own routes, e.g. forecasting).
+        ensemble: the class whose `load(paths)` combines several (`seq2text.load([a, b])`).
+        evaluate: `seq2text evaluate`: (predictor or ensemble, files) → scores (None: the command does not score
+            this task's models).
+        card: its Hub model card.
+        route: the served text endpoint (None: the task is served through its own route only).
+        own_route: a served endpoint of the task's own, whose request is not a list of texts.
+        info: what `GET /info` adds for the task (e.g. translation's languages and sacreBLEU signature).
     """
 
     predictor: type
-    ensemble: type | None
-    route: TextRoute | None
+    ensemble: type
+    evaluate: Callable[[Any, EvaluationFiles], dict] | None
+    card: ModelCard
+    route: TextRoute | None = None
+    own_route: str | None = None
+    info: Callable[[Any], dict] | None = None
 
 
+_LOAD = 'seq2text.load("hf://{repo}")'
 TASKS: dict[str, TaskParts] = {
-    LanguageModel.task: TaskParts(LanguageModel, None, TextRoute("/score", "log_probs", "score")),
-    Classifier.task: TaskParts(Classifier, ClassifierEnsemble, TextRoute("/classify", "probabilities",
-                                                                         "predict_proba")),
-    Regressor.task: TaskParts(Regressor, None, TextRoute("/predict", "values", "predict")),
-    Translator.task: TaskParts(Translator, TranslatorEnsemble, TextRoute("/translate", "translations", "translate")),
-    Forecaster.task: TaskParts(Forecaster, ForecasterEnsemble, None),
+    LanguageModel.task: TaskParts(
+        LanguageModel, LanguageModelEnsemble, evaluate_text,
+        ModelCard("language model", "text-generation",
+                  (f"lm = {_LOAD}", 'print(lm.generate("the", max_tokens=20, seed=0))',
+                   'print(lm.perplexity(["the company said it expects a profit"]))'),
+                  'seq2text generate --model hf://{repo} --prompt "the"'),
+        TextRoute("/score", "log_probs", "score"), own_route="/generate"),
+    Classifier.task: TaskParts(
+        Classifier, ClassifierEnsemble, evaluate_labeled,
+        ModelCard("text classifier", "text-classification",
+                  (f"classifier = {_LOAD}", 'print(classifier.predict(["a gripping, funny film"]))',
+                   'print(classifier.predict_proba(["a gripping, funny film"]))'),
+                  "seq2text classify --model hf://{repo} < texts.txt"),
+        TextRoute("/classify", "probabilities", "predict_proba")),
+    Regressor.task: TaskParts(
+        Regressor, RegressorEnsemble, evaluate_labeled,
+        ModelCard("text regressor", None, (f"regressor = {_LOAD}", 'print(regressor.predict(["a fine film"]))')),
+        TextRoute("/predict", "values", "predict")),
+    Translator.task: TaskParts(
+        Translator, TranslatorEnsemble, evaluate_translation,
+        ModelCard("translation model", "translation",
+                  (f"translator = {_LOAD}", "print(translator.translate([{example}], beam_size=5))"),
+                  "seq2text translate --model hf://{repo} < source.txt > translation.txt"),
+        TextRoute("/translate", "translations", "translate_batch", continuous=True), info=served_info),
+    Forecaster.task: TaskParts(
+        Forecaster, ForecasterEnsemble, None,
+        ModelCard("time-series forecaster", "time-series-forecasting",
+                  (f"forecaster = {_LOAD}", 'history = pd.read_csv("history.csv")  # columns {columns}',
+                   "print(forecaster.forecast(history))"),
+                  "seq2text forecast --model hf://{repo} --input history.csv", imports=("import pandas as pd",)),
+        own_route="/forecast"),
 }
 
 

@@ -119,10 +119,10 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 TINY_LM = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "24",
            "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.batch_size", "4",
            "--data.init_args.bptt", "8", "--trainer.precision", "32", *QUIET]
-TINY_CLS = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+TINY_CLS = ["--model.init_args.network.emb_size", "16", "--model.init_args.network.hidden_size", "16",
             "--data.init_args.eval_max_tokens", "100000", *QUIET]
 TINY_MT = ["--data.init_args.tokenizer_vocab_size", "100", "--data.init_args.max_tokens", "300",
-           "--model.init_args.emb_size", "32", "--model.init_args.hidden_size", "32", *QUIET]
+           "--model.init_args.network.emb_size", "32", "--model.init_args.network.hidden_size", "32", *QUIET]
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -188,6 +188,6 @@ def translator_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_multi30k(root, (120, 15, 15))
     return fit("multi30k_bigru_attention.yaml", tmp_path_factory.mktemp("translator_bundle"),
                "--data.init_args.root", str(root), *TINY_MT, "--data.init_args.tokenizer_vocab_size", "80",
-               "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
-               "--model.init_args.val_bleu", "false", "--model.init_args.test_beam_size", "2",
+               "--model.init_args.network.emb_size", "16", "--model.init_args.network.hidden_size", "16",
+               "--model.init_args.val_bleu", "false", "--model.init_args.search.beam_size", "2",
                "--trainer.max_epochs", "1", "--trainer.precision", "32")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2text.cli import main
 from seq2text.errors import Seq2TextError
@@ -89,7 +90,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
     p.cls = fit("sst2_bilstm.yaml", p / "cls_fit", "--data.init_args.root", str(cls_dir), *TINY_CLS,
                 "--trainer.max_epochs", "1")
     p.mt = fit("multi30k_bigru_attention.yaml", p / "mt_fit", "--data.init_args.root", str(mt_dir), *TINY_MT,
-               "--trainer.max_epochs", "1", "--model.init_args.test_beam_size", "1", "--trainer.precision", "32")
+               "--trainer.max_epochs", "1", "--model.init_args.search.beam_size", "1", "--trainer.precision", "32")
     # --- broken bundles
     for name, damage in (("truncated", _truncate), ("bad_json", _bad_json), ("no_config", _no_config),
                          ("other_shape", _other_shape), ("pickled", _pickled), ("other_tokenizer", _other_tokenizer)):
@@ -102,6 +103,9 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
     shutil.copy(sorted((p / "cls_fit" / "runs" / "sst2_bilstm").glob("version_*/checkpoints/*.ckpt"))[-1],
                 p / "cls.ckpt")
     (p / "truncated.ckpt").write_bytes(lm_ckpt.read_bytes()[: lm_ckpt.stat().st_size // 2])
+    old = torch.load(lm_ckpt, map_location="cpu", weights_only=True)  # the flat keys from before the grouping
+    old["hyper_parameters"].update(old["hyper_parameters"].pop("optim"))
+    torch.save(old, p / "old_layout.ckpt")
     (p / "pickled.ckpt").write_bytes(pickle.dumps({"state_dict": _Payload(p / "PAYLOAD_RAN")}))
     (p / "not_a_bundle").mkdir()
     (p / "not_a_bundle" / "notes.txt").write_text("keep me\n")
@@ -242,11 +246,11 @@ CASES = [
     Case("fit: recipe typo", lm_fit("--model.init_args.hiden_size", "3"), ("hiden_size",),
          absent=no_bundle("never_lm")),
     Case("fit: missing recipe", cmd("fit", "--config", "{p}/nope.yaml"), ("nope.yaml",)),
-    Case("fit: negative dropout", lm_fit("--model.init_args.dropout", "-0.1"), ("dropout", "[0, 1)"),
+    Case("fit: negative dropout", lm_fit("--model.init_args.regularization.dropout", "-0.1"), ("dropout", "[0, 1)"),
          absent=no_bundle("never_lm")),
     Case("fit: zero layers", lm_fit("--model.init_args.num_layers", "0"), ("num_layers", "positive"),
          absent=no_bundle("never_lm")),
-    Case("fit: negative learning rate", cls_fit("--model.init_args.lr", "-1"), ("lr",),
+    Case("fit: negative learning rate", cls_fit("--model.init_args.optim.lr", "-1"), ("lr",),
          absent=no_bundle("never_cls")),
     Case("fit: zero bptt", lm_fit("--data.init_args.bptt", "0"), ("bptt",), absent=no_bundle("never_lm")),
     Case("fit: vocab below the special symbols", mt_fit("--data.init_args.tokenizer_vocab_size", "3"),
@@ -269,6 +273,8 @@ CASES = [
     Case("fit: checkpoint of another size", lm_fit("--ckpt_path", "{p}/lm.ckpt", "--model.init_args.hidden_size",
                                                    "32"), ("hidden_size=32", "checkpoint: 24"),
          absent=no_bundle("never_lm")),
+    Case("fit: checkpoint with the flat keys of before", lm_fit("--ckpt_path", "{p}/old_layout.ckpt"),
+         ("old_layout.ckpt", "lr_schedule", "start a new run"), absent=no_bundle("never_lm")),
     Case("test: missing checkpoint", cmd("test", "--config", LM_RECIPE, "--data.init_args.root", "{p}/lm", *TINY_LM,
                                          "--trainer.logger", "false", "--ckpt_path", "{p}/nope.ckpt"),
          ("nope.ckpt", "does not exist")),

@@ -126,15 +126,18 @@ def test_bundles_written_by_the_previous_layout_still_load_and_predict_the_same(
 
 
 def test_load_follows_one_rule_for_lists_of_bundles() -> None:
-    """One bundle in a list gives its predictor; several of one task give the task's ensemble; mixed tasks are
-    refused naming both; a task without an ensemble says so."""
+    """One bundle in a list gives its predictor; several of one task give the task's ensemble (every task has one);
+    mixed tasks are refused naming both; `task` refuses bundles of another."""
     classifier, lm = OLD_LAYOUT / "classifier", OLD_LAYOUT / "language_model"
     assert type(seq2text.load([classifier])) is seq2text.Classifier
     assert type(seq2text.load([classifier, classifier])) is seq2text.ClassifierEnsemble
+    assert type(seq2text.load([lm, lm])) is seq2text.LanguageModelEnsemble
     with pytest.raises(BundleError, match="ensemble member 1: .* holds a language_model model, not a classification"):
         seq2text.load([classifier, lm])
-    with pytest.raises(BundleError, match="language_model models have no ensemble"):
-        seq2text.load([lm, lm])
+    with pytest.raises(BundleError, match="ensemble member 0: .* holds a classification model, not a language_model"):
+        seq2text.load([classifier, classifier], task="language_model")
+    with pytest.raises(BundleError, match="holds a classification model, not a translation"):
+        seq2text.load([classifier], task="translation")
     with pytest.raises(BundleError, match="got no bundle"):
         seq2text.load([])
 

@@ -253,8 +253,8 @@ def test_language_model_fits_with_the_variants(kind: str, between: str, toy_lm_d
 def test_classifier_fits_with_the_variants(kind: str, tmp_path: Path) -> None:
     write_sst(tmp_path / "data", (120, 20, 20))
     bundle = fit("sst2_bilstm.yaml", tmp_path / "out", "--data.init_args.root", str(tmp_path / "data"), *TINY_CLS,
-                 "--trainer.max_epochs", "1", "--model.init_args.rnn_type", kind, "--model.init_args.num_layers", "2",
-                 "--model.init_args.between_layers", "batchnorm")
+                 "--trainer.max_epochs", "1", "--model.init_args.network.rnn_type", kind,
+                 "--model.init_args.network.num_layers", "2", "--model.init_args.network.between_layers", "batchnorm")
     classifier = seq2text.load(bundle)
     assert isinstance(classifier.net.rnn.layers[1].rnn, LAYERS[kind])
     assert isinstance(classifier.net.rnn.norms[0], MaskedBatchNorm)

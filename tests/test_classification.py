@@ -27,6 +27,7 @@ from seq2text.data.classification import (
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.tasks.classification import ClassificationTask
+from seq2text.tasks.config import ClassifierNetwork, FineTuning, Optimization
 from seq2text.text.tokenizer import EOS_ID
 from seq2text.text.vectors import load_word_vectors
 from tests.conftest import REPO, TINY_CLS, TINY_LM, fit, run_fit, toy_rows
@@ -106,8 +107,8 @@ def test_tokenizer_extra_text_gives_unseen_words_ids_and_vectors(tmp_path: Path)
     assert stellar > 3
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("2 3\nstellar 0.5 0.25 -1\ndreadful 1 2 3\n")
-    task = ClassificationTask(vocab_size=extended.vocab_size, num_classes=2, emb_size=3, hidden_size=4,
-                              word_vectors=str(vectors))
+    task = ClassificationTask(vocab_size=extended.vocab_size, num_classes=2,
+                              network=ClassifierNetwork(emb_size=3, hidden_size=4), word_vectors=str(vectors))
     task.trainer = SimpleNamespace(datamodule=extended)
     task.setup("fit")
     assert task.net.embedding.weight[stellar].tolist() == [0.5, 0.25, -1.0]
@@ -200,16 +201,17 @@ def test_frozen_embedding_keeps_the_word_vectors_while_the_rest_trains(toy_sst: 
     vectors.write_text("\n".join(rows) + "\n")
     assert run_fit("sst2_bilstm.yaml", tmp_path, "--data.init_args.root", str(toy_sst), *TINY_CLS,
                    "--trainer.max_epochs", "8",
-                   "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0",
-                   "--model.init_args.word_vectors", str(vectors), "--model.init_args.embedding_lr_scale", "0") == 0
+                   "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+                   "--model.init_args.word_vectors", str(vectors),
+                   "--model.init_args.fine_tuning.embedding_lr_scale", "0") == 0
     bundle = tmp_path / "bundle"
     weights = load_file(str(bundle / "model.safetensors"))
     expected, found = load_word_vectors(vectors, seq2text.load(bundle).tokenizer.pieces(), 16)
     assert int(found.sum()) == len(words)
     assert torch.equal(weights["embedding.weight"][found], expected[found])
     assert json.loads((bundle / "metrics.json").read_text())["test/acc"] >= 0.8  # the rest learned
-    with pytest.raises(ConfigError, match="embedding_lr_scale lies in"):
-        ClassificationTask(100, num_classes=2, embedding_lr_scale=1.5)
+    with pytest.raises(ConfigError, match="embedding_lr_scale=1.5 lies in"):
+        ClassificationTask(100, num_classes=2, fine_tuning=FineTuning(embedding_lr_scale=1.5))
 
 
 def test_word_vectors_glove_and_word2vec(tmp_path: Path) -> None:
@@ -232,7 +234,7 @@ def scratch_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("fit_cls")
     assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst), *TINY_CLS, "--trainer.max_epochs",
                    "8",
-                   "--model.init_args.lr", "0.01", "--model.init_args.warmup_steps", "0") == 0
+                   "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0") == 0
     return out / "bundle"
 
 
@@ -304,7 +306,7 @@ def second_bundle(toy_sst: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("fit_cls_seed")
     assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst), *TINY_CLS, "--trainer.max_epochs",
                    "2", "--seed_everything",
-                   "7", "--model.init_args.rnn_type", "gru", "--model.init_args.lr", "0.01") == 0
+                   "7", "--model.init_args.network.rnn_type", "gru", "--model.init_args.optim.lr", "0.01") == 0
     return out / "bundle"
 
 
@@ -352,9 +354,10 @@ def test_distillation_from_the_ensembles_probabilities(scratch_bundle: Path, sec
     assert dm.load_split("valid")[[0]].soft is None
     out = tmp_path / "student"
     assert run_fit("sst2_bilstm.yaml", out, "--data.init_args.root", str(toy_sst),
-                   "--data.init_args.train_soft_targets", str(soft), "--model.init_args.soft_target_weight", "0.7",
-                   *TINY_CLS, "--trainer.max_epochs", "8", "--model.init_args.lr", "0.01",
-                   "--model.init_args.warmup_steps", "0") == 0
+                   "--data.init_args.train_soft_targets", str(soft),
+                   "--model.init_args.fine_tuning.soft_target_weight", "0.7",
+                   *TINY_CLS, "--trainer.max_epochs", "8", "--model.init_args.optim.lr", "0.01",
+                   "--model.init_args.optim.warmup_steps", "0") == 0
     test = read_labeled(toy_sst / "test_labeled.tsv", "sentence")
     assert seq2text.load(out / "bundle").evaluate(*test)["acc"] >= 0.9  # as the teachers (the toy label is one word)
 
@@ -386,7 +389,7 @@ def test_soft_targets_follow_the_hold_out_and_bad_files_are_refused(tmp_path: Pa
 
 
 def test_soft_targets_of_the_gold_labels_give_the_plain_loss() -> None:
-    task = ClassificationTask(vocab_size=30, num_classes=3, emb_size=8, hidden_size=8, num_layers=1)
+    task = ClassificationTask(vocab_size=30, num_classes=3, network=ClassifierNetwork(8, 8, 1))
     text, lengths = torch.randint(4, 30, (4, 6)), torch.tensor([6, 5, 3, 2])
     labels, indices = torch.tensor([0, 2, 1, 2]), torch.tensor([0, 1, 2, -1])
     task.log = lambda *args, **kwargs: None
@@ -397,7 +400,7 @@ def test_soft_targets_of_the_gold_labels_give_the_plain_loss() -> None:
     flat = ClassificationBatch(text, lengths, labels, indices, torch.full((4, 3), 1 / 3))
     assert not torch.allclose(task.training_step(flat, 0), plain)
     with pytest.raises(ConfigError, match="soft_target_weight=1.5 lies in"):
-        ClassificationTask(vocab_size=30, num_classes=3, soft_target_weight=1.5)
+        ClassificationTask(vocab_size=30, num_classes=3, fine_tuning=FineTuning(soft_target_weight=1.5))
 
 
 def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -410,20 +413,23 @@ def test_label_mismatch_is_a_clear_error(toy_sst: Path, tmp_path: Path, capsys: 
 def test_encoder_starts_from_the_lm_bundle(lm_bundle: Path) -> None:
     lm = load_file(str(lm_bundle / "model.safetensors"))
     vocab = lm["embedding.weight"].size(0)
-    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), discriminative_lr=2.6)
+    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle),
+                              fine_tuning=FineTuning(discriminative_lr=2.6))
     assert task.net.config.bidirectional is False and task.net.config.output_size == 16
     for key in ("embedding.weight", "rnn.layers.0.rnn.weight_ih_l0", "rnn.layers.1.rnn.weight_hh_l0"):
         assert torch.equal(task.net.state_dict()[key], lm[key])
     with pytest.raises(ConfigError, match="hidden_size=32 but the LM has 24"):
-        ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), hidden_size=32)
+        ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle),
+                           network=ClassifierNetwork(hidden_size=32))
     with pytest.raises(ConfigError, match="tokenizer_model"):
         ClassificationTask(vocab + 1, num_classes=2, pretrained_lm=str(lm_bundle))
 
 
 def test_discriminative_lr_and_gradual_unfreezing(lm_bundle: Path) -> None:
     vocab = load_file(str(lm_bundle / "model.safetensors"))["embedding.weight"].size(0)
-    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle), lr=0.01, discriminative_lr=2.0,
-                              gradual_unfreezing=True, unfreeze_interval=0.5, lr_schedule="constant")
+    task = ClassificationTask(vocab, num_classes=2, pretrained_lm=str(lm_bundle),
+                              fine_tuning=FineTuning(2.0, gradual_unfreezing=True, unfreeze_interval=0.5),
+                              optim=Optimization("adamw", 0.01, 0.01, lr_schedule="constant"))
     optimizer = task.configure_optimizers()
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01 / 8, 0.01 / 4, 0.01 / 2, 0.01])
     task.trainer = SimpleNamespace(optimizers=[optimizer], current_epoch=0, num_training_batches=10, global_step=0,

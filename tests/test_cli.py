@@ -44,6 +44,34 @@ def test_user_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFix
     assert typo.value.code != 0 and "hiden_size" in err and "Traceback" not in err
 
 
+
+def test_a_recipe_with_the_flat_keys_of_before_says_where_each_went(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("model:\n  class_path: seq2text.tasks.TranslationTask\n  init_args:\n    emb_size: 64\n"
+                   "    label_smoothing: 0.1\n    lr: 0.002\n    test_beam_size: 5\n")
+    assert main(["fit", "--config", str(old), "--model.init_args.optim.lr", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "model.init_args.emb_size is now model.init_args.network.emb_size" in err
+    assert "model.init_args.lr is now model.init_args.optim.lr" in err
+    assert "model.init_args.test_beam_size is now model.init_args.search.beam_size" in err
+    assert "label_smoothing" not in err and "Traceback" not in err  # still a translation argument of its own
+    recipe = str(REPO / "recipes" / "ptb_lstm_small.yaml")
+    assert main(["fit", "--config", recipe, "--model.init_args.dropout=0.1", "--model.init_args.hidden_size", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "model.init_args.dropout is now model.init_args.regularization.dropout" in err and "hidden_size" not in err
+
+
+def test_the_table_of_moved_keys_names_every_grouped_setting() -> None:
+    from seq2text.cli.training import moved_keys
+    from seq2text.tasks import ClassificationTask, LanguageModelTask, TranslationTask
+
+    assert moved_keys(LanguageModelTask)["lr"] == "optim.lr" and "emb_size" not in moved_keys(LanguageModelTask)
+    assert moved_keys(ClassificationTask)["discriminative_lr"] == "fine_tuning.discriminative_lr"
+    assert moved_keys(ClassificationTask)["label_smoothing"] == "fine_tuning.label_smoothing"
+    assert moved_keys(TranslationTask)["max_len_ratio"] == "search.max_len_ratio"
+    assert "label_smoothing" not in moved_keys(TranslationTask) and "vocab_size" not in moved_keys(TranslationTask)
+
 def test_a_fit_shows_seq2text_lines_only_and_one_line_per_validation(tmp_path: Path, toy_lm_dir: Path) -> None:
     """A short fit in a fresh process (no pytest warning filters): no dependency warnings or tips, and with the
     progress bar off one line per validation with its metric and the budget left."""

@@ -33,24 +33,26 @@ def _lm(root: Path, processes: int) -> list[str]:
     return ["ptb_lstm_small.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
             "--model.init_args.adaptive_cutoffs", "[]", "--data.init_args.bptt", "8",
             "--data.init_args.batch_size", str(per_process), "--data.init_args.eval_batch_size", str(per_process // 2),
-            *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
-                                                         "dropout_embedding", "weight_dropout")]]
+            *[f"--model.init_args.regularization.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
+                                                                        "dropout_embedding", "weight_dropout")]]
 
 
 def _cls(root: Path, processes: int) -> list[str]:
     write_sst(root, (203, 21, 31))
-    return ["sst2_bilstm.yaml", "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
+    return ["sst2_bilstm.yaml", "--model.init_args.network.emb_size", "16",
+            "--model.init_args.network.hidden_size", "16",
             "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
             "--data.init_args.eval_max_tokens", "60",
-            *[f"--model.init_args.{name}=0" for name in ("dropout", "dropout_hidden", "dropout_input",
-                                                         "dropout_embedding", "weight_dropout", "dropout_head")]]
+            *[f"--model.init_args.network.{name}=0" for name in (
+                "dropout", "dropout_hidden", "dropout_input", "dropout_embedding", "weight_dropout", "dropout_head")]]
 
 
 def _mt(root: Path, processes: int) -> list[str]:
     write_multi30k(root, (202, 21, 21))
-    return ["multi30k_bigru_attention.yaml", "--model.init_args.emb_size", "16",
-            "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0", "--model.init_args.val_bleu",
-            "false", "--model.init_args.test_beam_size", "1", "--data.init_args.tokenizer_vocab_size", "100",
+    return ["multi30k_bigru_attention.yaml", "--model.init_args.network.emb_size", "16",
+            "--model.init_args.network.hidden_size", "16", "--model.init_args.network.dropout", "0",
+            "--model.init_args.val_bleu", "false", "--model.init_args.search.beam_size", "1",
+            "--data.init_args.tokenizer_vocab_size", "100",
             "--data.init_args.max_tokens", "100000", "--data.init_args.max_batch_size", str(10 // processes),
             "--data.init_args.eval_max_tokens", "150"]
 
@@ -67,8 +69,8 @@ def _fc(root: Path, processes: int) -> list[str]:
             "month", "--data.init_args.value_columns", "[load]", "--data.init_args.lookback", "12",
             "--data.init_args.horizon", "6", "--data.init_args.valid_size", "12", "--data.init_args.test_size", "24",
             "--data.init_args.batch_size", str(16 // processes), "--data.init_args.eval_batch_size", "7",
-            "--model.init_args.hidden_size", "16", "--model.init_args.dropout", "0",
-            "--model.init_args.autoregressive", "12"]
+            "--model.init_args.network.hidden_size", "16", "--model.init_args.network.dropout", "0",
+            "--model.init_args.network.autoregressive", "12"]
 
 
 # task: (data and options, metrics that must be equal, metrics within `rel`, weights within `rel` × 10).

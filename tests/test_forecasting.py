@@ -42,9 +42,10 @@ def monthly(n: int = 180, seed: int = 0, ids: tuple[str, ...] = ()) -> pd.DataFr
 
 TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_columns", "[load]",
         "--data.init_args.lookback", "24", "--data.init_args.horizon", "6", "--data.init_args.valid_size", "24",
-        "--data.init_args.test_size", "24", "--data.init_args.batch_size", "16", "--model.init_args.hidden_size", "32",
-        "--model.init_args.autoregressive", "24",
-        "--model.init_args.lr", "0.01", "--trainer.precision", "32", "--trainer.check_val_every_n_epoch", "10", *QUIET]
+        "--data.init_args.test_size", "24", "--data.init_args.batch_size", "16",
+        "--model.init_args.network.hidden_size", "32", "--model.init_args.network.autoregressive", "24",
+        "--model.init_args.optim.lr", "0.01", "--trainer.precision", "32", "--trainer.check_val_every_n_epoch", "10",
+        *QUIET]
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +257,7 @@ def test_many_series_from_parquet_through_fit_and_forecast(tmp_path: Path) -> No
     frame.to_parquet(table)
     bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--data.init_args.id_column", "site",
                  "--data.init_args.value_columns", "[load, temp]", "--data.init_args.lookback", "12",
-                 "--model.init_args.autoregressive", "12",
+                 "--model.init_args.network.autoregressive", "12",
                  "--data.init_args.valid_size", "12", "--data.init_args.test_size", "12", "--trainer.max_epochs", "2")
     forecaster = seq2text.load(bundle)
     assert set(forecaster.reading.scales) == {"north", "south"}

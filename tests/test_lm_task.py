@@ -1,6 +1,7 @@
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,10 +11,12 @@ import torch
 import yaml
 
 import seq2text
+from seq2text.cli import main
 from seq2text.data.language_modeling import LMDataModule, encode_stream
 from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
-from seq2text.text.tokenizer import EOS_ID
+from seq2text.tasks.config import Optimization, Regularization
+from seq2text.text.tokenizer import EOS_ID, UNK_ID
 from tests.conftest import QUIET, REPO, TINY_LM, fit, run_fit, toy_lines
 
 
@@ -49,6 +52,44 @@ def test_score_and_generate(toy_bundle: Path) -> None:
         lm.perplexity("a string, not a list")
 
 
+def test_a_language_model_ensemble_is_the_mixture_of_its_members(toy_bundle: Path, toy_lm_dir: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """Scores, perplexity and sampling of the mean of the members' next-token probabilities; members must share
+    the tokenizer and the direction."""
+    first, second = seq2text.LanguageModel.load(toy_bundle), seq2text.LanguageModel.load(toy_bundle)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a second member that predicts otherwise
+        for parameter in second.net.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    ensemble = seq2text.LanguageModelEnsemble([first, second])
+    text = "the cat sat on the mat"
+    seq = torch.tensor([[EOS_ID, *first.reading.ids(first.tokenizer, text), EOS_ID]])  # (1, T + 1)
+    probs = torch.stack([m.net.log_probs(m.net(seq[:, :-1])[0]).exp() for m in (first, second)]).mean(0)  # (1, T, V)
+    assert ensemble.score([text])[0] == pytest.approx(float(probs.gather(-1, seq[:, 1:, None]).log().sum()), rel=1e-5)
+    context = torch.tensor([[EOS_ID, *first.tokenizer.encode(["the"])[0]]])
+    probs = torch.stack([m.net.log_probs(m.net(context)[0][:, -1]).exp() for m in (first, second)]).mean(0)  # (1, V)
+    probs[0, EOS_ID] = probs[0, UNK_ID] = 0  # min_tokens, and <unk> is never sampled
+    assert ensemble.generate("the", 1, temperature=0) == first.tokenizer.decode([[int(probs.argmax())]])[0]
+    lines = (toy_lm_dir / "ptb.test.txt").read_text().splitlines()
+    ppl = [member.perplexity(lines) for member in (first, second)]
+    assert ensemble.perplexity(lines) < math.sqrt(ppl[0] * ppl[1])  # a mixture is no worse than its members' mean
+    same = seq2text.load([toy_bundle, toy_bundle])
+    assert isinstance(same, seq2text.LanguageModelEnsemble)
+    assert same.evaluate(lines) == pytest.approx(first.evaluate(lines))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(toy_bundle), str(toy_bundle), "--input", str(toy_lm_dir / "ptb.test.txt")]
+                ) == 0
+    assert json.loads(capsys.readouterr().out)["perplexity"] == pytest.approx(ppl[0])
+    assert main(["generate", "--model", str(toy_bundle), str(toy_bundle), "--prompt", "the", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.strip() == ("the " + first.generate("the", temperature=0)).strip()
+    other = seq2text.load(REPO / "tests" / "fixtures" / "old_layout" / "classifier")
+    with pytest.raises(seq2text.BundleError, match="member 1 was trained with another tokenizer"):
+        seq2text.LanguageModelEnsemble([first, seq2text.LanguageModel(first.net, other.tokenizer)])
+    with pytest.raises(seq2text.BundleError, match="member 1 reads text in the other direction"):
+        seq2text.LanguageModelEnsemble([first, seq2text.LanguageModel(first.net, first.tokenizer,
+                                                                      replace(first.reading, backward=True))])
+
+
 def test_a_trained_lm_scores_a_sentence_above_its_shuffle(tmp_path: Path) -> None:
     """Text whose words follow one order (w3 w4 w5 ...): what the LM learned is the order, so every sentence
     must score above its own shuffle."""
@@ -62,8 +103,9 @@ def test_a_trained_lm_scores_a_sentence_above_its_shuffle(tmp_path: Path) -> Non
     for split, n in (("train", 400), ("valid", 30), ("test", 30)):
         (tmp_path / f"ptb.{split}.txt").write_text("\n".join(line() for _ in range(n)) + "\n")
     lm = seq2text.load(fit("ptb_lstm_small.yaml", tmp_path / "out", "--data.init_args.root", str(tmp_path), *TINY_LM,
-                           "--trainer.max_epochs", "4", "--model.init_args.lr", "0.01", "--model.init_args.dropout",
-                           "0", "--model.init_args.dropout_input", "0", "--test_after_fit", "false"))
+                           "--trainer.max_epochs", "4", "--model.init_args.optim.lr", "0.01",
+                           "--model.init_args.regularization.dropout", "0",
+                           "--model.init_args.regularization.dropout_input", "0", "--test_after_fit", "false"))
     real = [line() for _ in range(20)]
     shuffled = [" ".join(rng.sample(text.split(), len(text.split()))) for text in real]
     assert all(a > b for a, b in zip(lm.score(real), lm.score(shuffled), strict=True))
@@ -96,7 +138,8 @@ def test_backward_lm_reads_right_to_left(toy_bundle: Path, toy_lm_dir: Path, tmp
 
 def test_budget_stops_training_and_anneals(toy_lm_dir: Path, tmp_path: Path) -> None:
     bundle = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(toy_lm_dir), *TINY_LM, "--budget", "3s",
-                 "--trainer.max_epochs", "1000", "--model.init_args.lr_schedule", "cosine", "--test_after_fit", "false")
+                 "--trainer.max_epochs", "1000", "--model.init_args.optim.lr_schedule", "cosine",
+                 "--test_after_fit", "false")
     metrics = json.loads((bundle / "metrics.json").read_text())
     # the budget, not max_epochs, stopped it (the exact bound is checked with a fake clock in
     # test_wallclock_budget_keeps_back_a_step_and_a_validation_pause: wall time bounds nothing on a loaded machine)
@@ -112,8 +155,8 @@ def _tiny_task(**kwargs: object) -> LanguageModelTask:
 
 def test_cosine_schedule_reaches_the_floor_and_plateau_decays(toy_lm_dir: Path) -> None:
     dm = LMDataModule("ptb", root=str(toy_lm_dir), batch_size=4, bptt=8)
-    task = LanguageModelTask(vocab_size=dm.vocab_size, emb_size=8, hidden_size=8, num_layers=1, lr=1.0,
-                             lr_schedule="cosine", min_lr_ratio=0.1, optimizer="adam")
+    task = LanguageModelTask(vocab_size=dm.vocab_size, emb_size=8, hidden_size=8, num_layers=1,
+                             optim=Optimization("adam", 1.0, lr_schedule="cosine", min_lr_ratio=0.1))
     lrs: list[float] = []
 
     class Spy(pl.Callback):
@@ -125,14 +168,14 @@ def test_cosine_schedule_reaches_the_floor_and_plateau_decays(toy_lm_dir: Path) 
     trainer.fit(task, dm)
     assert lrs[0] == pytest.approx(1.0, abs=0.01) and lrs[-1] == pytest.approx(0.1, abs=0.01)
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
-    plateau = _tiny_task(lr_schedule="plateau", plateau_factor=0.25)
+    plateau = _tiny_task(optim=Optimization("sgd", 30.0, lr_schedule="plateau", plateau_factor=0.25))
     for loss in (5.0, 4.0, 4.5):
         plateau._after_validation(loss)
     assert plateau._lr_factor == 0.25
 
 
 def test_nt_asgd_averages_and_evaluates_with_the_average() -> None:
-    task = _tiny_task(asgd=True, nonmono=2)
+    task = _tiny_task(regularization=Regularization(asgd=True, nonmono=2))
     for loss in (5.0, 4.0, 4.1, 4.2):  # not yet worse than the best of more than `nonmono` epochs ago
         task._after_validation(loss)
     assert task._average is None
@@ -242,7 +285,7 @@ def test_target_domain_fine_tuning_starts_from_an_lm_bundle(toy_bundle: Path, to
     tuned = fit("ptb_lstm_small.yaml", tmp_path, "--data.init_args.root", str(target), *TINY_LM,
                 "--trainer.max_epochs", "2", "--model.init_args.pretrained_lm", str(toy_bundle),
                 "--data.init_args.tokenizer_model", str(toy_bundle / "tokenizer.model"),
-                "--model.init_args.lr_schedule", "slanted_triangular")
+                "--model.init_args.optim.lr_schedule", "slanted_triangular")
     metrics = json.loads((tuned / "metrics.json").read_text())
     assert metrics["test/ppl"] < json.loads((toy_bundle / "metrics.json").read_text())["test/ppl"] * 1.5
 

@@ -29,7 +29,9 @@ from seq2text.cli import main
 from seq2text.data import ClassificationDataModule, LMDataModule, TranslationDataModule
 from seq2text.errors import ConfigError
 from seq2text.hardware import cpu_bf16, resolve_precision
+from seq2text.nn.search import SearchConfig
 from seq2text.tasks import ClassificationTask, LanguageModelTask, TranslationTask
+from seq2text.tasks.config import ClassifierNetwork, Optimization, Seq2SeqNetwork
 from tests.conftest import REPO, TINY_LM, fit, write_multi30k, write_ptb, write_sst
 from tests.under_load import cpu_hogs
 
@@ -167,21 +169,21 @@ def test_a_bundle_with_bf16_weights_predicts_in_fp32(tmp_path: Path, lm_bundle: 
 def _lm(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     write_ptb(root, (60, 10, 10))
     dm = LMDataModule("ptb", root=str(root), tokenizer_type="word", batch_size=4, bptt=8)
-    return dm, LanguageModelTask(dm.vocab_size, emb_size=16, hidden_size=16, adaptive_cutoffs=[], optimizer="adam")
+    optim = Optimization("adam", 30.0, 1.2e-6, lr_schedule="plateau")
+    return dm, LanguageModelTask(dm.vocab_size, emb_size=16, hidden_size=16, adaptive_cutoffs=[], optim=optim)
 
 
 def _cls(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     write_sst(root, (80, 10, 10))
     dm = ClassificationDataModule("sst2", root=str(root), tokenizer_type="word", tokenizer_vocab_size=None,
                                   max_tokens=200)
-    return dm, ClassificationTask(dm.vocab_size, emb_size=16, hidden_size=16, num_layers=1, rnn_type="lstm",
-                                  bidirectional=True)
+    return dm, ClassificationTask(dm.vocab_size, network=ClassifierNetwork(16, 16, 1, "lstm", bidirectional=True))
 
 
 def _mt(root: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
     write_multi30k(root, (80, 10, 10))
     dm = TranslationDataModule("multi30k", root=str(root), tokenizer_vocab_size=80, max_tokens=300)
-    return dm, TranslationTask(dm.vocab_size, emb_size=16, hidden_size=16, test_beam_size=1, val_bleu=False)
+    return dm, TranslationTask(dm.vocab_size, Seq2SeqNetwork(16, 16), val_bleu=False, search=SearchConfig(beam_size=1))
 
 
 class _ScaledCpu(MixedPrecision):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import seq2text
+from seq2text.cli import main
 from seq2text.serving.server import ServeConfig, create_app
 from seq2text.text.reading import read_labeled
 from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
@@ -39,9 +41,21 @@ def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(reviews: Path, tmp_path: Path) -> None:
-    bundle = fit("imdb_rating.yaml", tmp_path, *_files(reviews), "--trainer.max_epochs", "6", "--model.init_args.lr",
-                 "0.01", "--model.init_args.warmup_steps", "0")
+@pytest.fixture(scope="module")
+def point_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("point"), *_files(reviews), "--trainer.max_epochs", "6",
+               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0")
+
+
+@pytest.fixture(scope="module")
+def quantile_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("quantile"), *_files(reviews), "--trainer.max_epochs", "6",
+               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+               "--model.init_args.objective.loss", "quantile")
+
+
+def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(reviews: Path, point_bundle: Path) -> None:
+    bundle = point_bundle
     metrics = json.loads((bundle / "metrics.json").read_text())
     texts, ratings = read_labeled(reviews / "test.tsv", "text", "rating")
     targets = [float(r) for r in ratings]
@@ -59,13 +73,42 @@ def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(review
         seq2text.Classifier.load(bundle)
 
 
-def test_quantile_regression_orders_its_outputs(reviews: Path, tmp_path: Path) -> None:
-    bundle = fit("imdb_rating.yaml", tmp_path, *_files(reviews), "--trainer.max_epochs", "6", "--model.init_args.lr",
-                 "0.01", "--model.init_args.warmup_steps", "0", "--model.init_args.loss", "quantile")
-    regressor = seq2text.load(bundle)
+def test_quantile_regression_orders_its_outputs(quantile_bundle: Path) -> None:
+    regressor = seq2text.load(quantile_bundle)
     outputs = regressor.outputs(["a superb film", "an awful film", "the plot"])
     assert regressor.quantiles == (0.1, 0.5, 0.9) and outputs.shape == (3, 3)
     assert (outputs[:, 0] <= outputs[:, 2]).all()
+
+
+def test_a_regressor_ensemble_averages_its_members(reviews: Path, point_bundle: Path, quantile_bundle: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """The mean of the members' outputs, evaluated as one regressor (Python, `seq2text evaluate`, `/predict`);
+    members of other quantiles are refused."""
+    first, second = seq2text.Regressor.load(point_bundle), seq2text.Regressor.load(point_bundle)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a second member that predicts otherwise
+        for parameter in second.net.parameters():
+            parameter.add_(0.2 * torch.randn(parameter.shape, generator=generator))
+    ensemble = seq2text.RegressorEnsemble([first, second])
+    texts, ratings = read_labeled(reviews / "test.tsv", "text", "rating")
+    assert torch.allclose(ensemble.outputs(texts), (first.outputs(texts) + second.outputs(texts)) / 2)
+    assert ensemble.predict(texts) == pytest.approx([(a + b) / 2 for a, b in zip(first.predict(texts),
+                                                                                  second.predict(texts), strict=True)])
+    scores = ensemble.evaluate(texts, ratings)  # the file's strings, as `seq2text evaluate` passes them
+    assert scores["examples"] == len(texts) and scores["rmse"] >= scores["mae"] > 0
+    same = seq2text.load([point_bundle, point_bundle])
+    assert isinstance(same, seq2text.RegressorEnsemble) and same.predict(texts) == pytest.approx(first.predict(texts))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(point_bundle), str(point_bundle), "--input",
+                 str(reviews / "test.tsv")]) == 0
+    assert json.loads(capsys.readouterr().out)["mae"] == pytest.approx(first.evaluate(texts, ratings)["mae"])
+    with TestClient(create_app(ensemble, ServeConfig())) as client:
+        assert client.post("/predict", json={"texts": texts[:2]}).json()["values"] == pytest.approx(
+            ensemble.predict(texts[:2]))
+    with pytest.raises(seq2text.BundleError, match=r"member 1 predicts quantiles \(0.1, 0.5, 0.9\), member 0 \(\)"):
+        seq2text.load([point_bundle, quantile_bundle])
+    with pytest.raises(seq2text.DataError, match="not a number"):
+        first.evaluate(["a film"], ["great"])
 
 
 def test_non_numeric_targets_are_refused(reviews: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -42,7 +42,7 @@ def _cls_data(root: Path) -> list[str]:
 
 def _mt_data(root: Path) -> list[str]:
     write_multi30k(root, (200, 20, 20))
-    return ["multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.test_beam_size", "1"]
+    return ["multi30k_bigru_attention.yaml", *TINY_MT, "--model.init_args.search.beam_size", "1"]
 
 
 TASKS = {"language_modeling": _lm_data, "classification": _cls_data, "translation": _mt_data}

@@ -56,7 +56,7 @@ def toy_dm(toy_mt: Path) -> TranslationDataModule:
 def toy_bundle(toy_mt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mt_fit")
     return fit("multi30k_bigru_attention.yaml", out, "--data.init_args.root", str(toy_mt), *TINY_MT,
-               "--model.init_args.lr", "0.01", "--trainer.max_epochs", "3",
+               "--model.init_args.optim.lr", "0.01", "--trainer.max_epochs", "3",
                "--trainer.precision", "32")  # the Translator decodes in float32: its BLEU must match exactly
 
 
@@ -431,7 +431,7 @@ def test_translate_and_evaluate_commands(toy_bundle: Path, toy_mt: Path, monkeyp
                                           if p.name.startswith(("multi30k", "iwslt14"))))
 def test_every_translation_recipe_instantiates(recipe: str, toy_mt: Path, tmp_path: Path) -> None:
     """fast_dev_run with each recipe's own precision (auto: bf16-mixed on a CPU with native bf16, else 32-true)."""
-    sizes = ["--model.init_args.encoder_hidden_size", "16", "--model.init_args.attention_size", "16"]
+    sizes = ["--model.init_args.network.encoder_hidden_size", "16", "--model.init_args.network.attention_size", "16"]
     bundle = fit(recipe, tmp_path, "--data.init_args.root", str(toy_mt), *TINY_MT,
                  *(sizes if recipe.startswith("iwslt14") else []), "--data.init_args.max_len", "100",
                  "--trainer.fast_dev_run", "1", "--test_after_fit", "false")
@@ -459,10 +459,11 @@ def test_two_process_evaluation_counts_every_pair_once(toy_mt: Path) -> None:
     import pytorch_lightning as pl
 
     from seq2text.tasks import TranslationTask
+    from seq2text.tasks.config import Seq2SeqNetwork
 
     dm = TranslationDataModule("multi30k", root=str(toy_mt), tokenizer_vocab_size=100, max_tokens=150)
     torch.manual_seed(0)
-    task = TranslationTask(dm.vocab_size, emb_size=16, hidden_size=16, test_beam_size=2)
+    task = TranslationTask(dm.vocab_size, Seq2SeqNetwork(16, 16), search=SearchConfig(beam_size=2))
     with torch.no_grad():  # peaked distributions: no near-ties that float rounding in other batch shapes could flip
         task.net.embedding.weight.mul_(30.0)
     results = {}

@@ -33,8 +33,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("averaged_run")
     fit("multi30k_bigru_attention.yaml", out, "--config", str(REPO / "recipes" / "overlays" / "keep_last_5.yaml"),
         "--data.init_args.root", str(root), *TINY_MT, "--data.init_args.tokenizer_vocab_size", "80",
-        "--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "16",
-        "--model.init_args.val_bleu", "false", "--model.init_args.test_beam_size", "2", "--seed_everything", "7",
+        "--model.init_args.network.emb_size", "16", "--model.init_args.network.hidden_size", "16",
+        "--model.init_args.val_bleu", "false", "--model.init_args.search.beam_size", "2", "--seed_everything", "7",
         "--trainer.max_epochs", "3", "--trainer.precision", "32", "--test_after_fit", "false")
     return out
 
@@ -135,8 +135,8 @@ def test_ensembles_refuse_members_that_cannot_decode_together(translator_bundle:
     other.tokenizer = seq2text.load(lm_bundle).tokenizer  # a member with another vocabulary
     with pytest.raises(BundleError, match="another tokenizer"):
         TranslatorEnsemble([Translator.load(translator_bundle), other])
-    with pytest.raises(BundleError, match="at least two"):
-        TranslatorEnsemble([Translator.load(translator_bundle)])
+    with pytest.raises(seq2text.ConfigError, match="at least one member"):
+        TranslatorEnsemble([])
     with pytest.raises(BundleError, match="ensemble member 1"):
         TranslatorEnsemble.load([translator_bundle, classifier_bundle])
     copy = tmp_path / "copy"

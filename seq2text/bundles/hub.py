@@ -15,20 +15,19 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from seq2text.bundles.io import BUNDLE_FILES, read_bundle
+from seq2text.bundles.io import BUNDLE_FILES, read_bundle, read_bundle_config
 from seq2text.errors import BundleError, Seq2TextError
+
+if TYPE_CHECKING:
+    from seq2text.registry import ModelCard
 
 __all__ = ["HUB_PREFIX", "is_hub_address", "check_repo_id", "parse_address", "resolve", "model_card", "hub_folder",
            "push_to_hub"]
 
 HUB_PREFIX = "hf://"
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")  # the Hub's rule for a user or repo name
-_TASKS = {"language_model": ("language model", "text-generation"),
-          "classification": ("text classifier", "text-classification"),
-          "text_regression": ("text regressor", None),
-          "translation": ("translation model", "translation"),
-          "forecasting": ("time-series forecaster", "time-series-forecasting")}
 _METRIC_IDS = {"bleu": "bleu", "chrf": "chrf", "ter": "ter", "acc": "accuracy", "f1": "f1", "ppl": "perplexity",
                "bpc": "bpc", "mae": "mae", "rmse": "rmse", "smape": "smape", "mase": "mase"}
 _COUNTS = ("tokens", "words", "examples", "windows")
@@ -138,17 +137,6 @@ def _download_error(address: str, repo_id: str, revision: str | None, error: Exc
 
 
 # ------------------------------------------------------------------------------------------ model card
-def _read_json(directory: Path, name: str) -> dict:
-    try:
-        found = json.loads((directory / name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(f"{directory / name} is missing or not valid JSON ({error}); give a bundle directory "
-                          "written by `seq2text fit`") from None
-    if not isinstance(found, dict):
-        raise BundleError(f"{directory / name} is not a JSON object; export the bundle again")
-    return found
-
-
 def _yaml_list(key: str, items: list[str]) -> list[str]:
     """`key:` and one `- item` line per item (JSON-quoted when not a plain word, which YAML reads the same)."""
     plain = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
@@ -173,14 +161,22 @@ def _scores(metrics: dict) -> dict[str, float]:
             and key.rsplit("/", 1)[-1] not in _COUNTS and "confusion/" not in key}
 
 
-def _front_matter(config: dict, metrics: dict) -> list[str]:
+def _card_of(task: str) -> ModelCard:
+    """What the registry says of `task`'s model card (an unknown task: a plain one)."""
+    from seq2text.registry import TASKS, ModelCard
+
+    plain = ModelCard(task.replace("_", " ") + " model", None, ('model = seq2text.load("hf://{repo}")',))
+    return TASKS[task].card if task in TASKS else plain
+
+
+def _front_matter(config: dict, metrics: dict, card: ModelCard) -> list[str]:
     net, task = config.get("net") or {}, str(config.get("task"))
     tags = ["seq2text", *([str(net["rnn_type"])] if net.get("rnn_type") else []), task.replace("_", "-")]
     names = dict.fromkeys(_METRIC_IDS[k.rsplit("/", 1)[-1]] for k in _scores(metrics)
                           if k.rsplit("/", 1)[-1] in _METRIC_IDS)
-    pipeline = _TASKS.get(task, (None, None))[1]
     return ["---", "library_name: seq2text", *_yaml_list("tags", tags), *_yaml_list("language", _languages(config)),
-            *_yaml_list("metrics", list(names)), *([f"pipeline_tag: {pipeline}"] if pipeline else []), "---", ""]
+            *_yaml_list("metrics", list(names)), *([f"pipeline_tag: {card.pipeline}"] if card.pipeline else []), "---",
+            ""]
 
 
 def _table(title: str, rows: dict) -> list[str]:
@@ -214,28 +210,13 @@ def _training_section(metrics: dict) -> list[str]:
     return _table("Training", {k: v for k, v in rows.items() if v is not None})
 
 
-def _usage(task: str, config: dict, repo: str) -> list[str]:
+def _usage(card: ModelCard, config: dict, repo: str) -> list[str]:
     """The "How to use" section: install, load and predict, for the bundle's task."""
     reading = config.get("reading") or config.get("data") or {}
-    code = {"language_model": ["lm = seq2text.load(ADDRESS)", 'print(lm.generate("the", max_tokens=20, seed=0))',
-                               'print(lm.perplexity(["the company said it expects a profit"]))'],
-            "classification": ["classifier = seq2text.load(ADDRESS)",
-                               'print(classifier.predict(["a gripping, funny film"]))',
-                               'print(classifier.predict_proba(["a gripping, funny film"]))'],
-            "text_regression": ["regressor = seq2text.load(ADDRESS)", 'print(regressor.predict(["a fine film"]))'],
-            "translation": ["translator = seq2text.load(ADDRESS)",
-                            f"print(translator.translate([{json.dumps(_example(reading), ensure_ascii=False)}], "
-                            "beam_size=5))"],
-            "forecasting": ["import pandas as pd", "forecaster = seq2text.load(ADDRESS)",
-                            f"history = pd.read_csv(\"history.csv\")  # columns {_columns(reading)}",
-                            "print(forecaster.forecast(history))"]}.get(task, ["model = seq2text.load(ADDRESS)"])
-    command = {"language_model": f'seq2text generate --model hf://{repo} --prompt "the"',
-               "classification": f"seq2text classify --model hf://{repo} < texts.txt",
-               "translation": f"seq2text translate --model hf://{repo} < source.txt > translation.txt",
-               "forecasting": f"seq2text forecast --model hf://{repo} --input history.csv"}.get(task)
-    imports = ["import pandas as pd"] if code[0] == "import pandas as pd" else []
-    return ["## How to use", "", "```bash", "pip install seq2text", "```", "", "```python", *imports, "import seq2text",
-            "", *(line.replace("ADDRESS", json.dumps(f"hf://{repo}")) for line in code[len(imports):]), "```", "",
+    fields = {"repo": repo, "example": json.dumps(_example(reading), ensure_ascii=False), "columns": _columns(reading)}
+    command = card.command.format(**fields) if card.command else None
+    return ["## How to use", "", "```bash", "pip install seq2text", "```", "", "```python", *card.imports,
+            "import seq2text", "", *(line.format(**fields) for line in card.code), "```", "",
             *(["On the command line:", "", "```bash", command, "```", ""] if command else []),
             "The first load downloads the bundle into the Hugging Face cache; later loads, and loads with "
             "`HF_HUB_OFFLINE=1`, read it from there. Pin a version with `hf://REPO@REVISION` (a branch, tag or "
@@ -264,24 +245,23 @@ def model_card(bundle_dir: str | Path, repo_id: str | None = None) -> str:
         repo_id: the `user/name` the card's examples load (default: a USER/NAME placeholder).
 
     Raises:
-        BundleError: config.json or metrics.json missing or not JSON objects.
+        BundleError: not a readable bundle (see `read_bundle_config`).
     """
     directory = Path(bundle_dir)
-    config, metrics = _read_json(directory, "config.json"), _read_json(directory, "metrics.json")
-    task, net = str(config.get("task")), config.get("net") or {}
+    config, metrics = read_bundle_config(directory)
+    task, net, card = str(config.get("task")), config.get("net") or {}, _card_of(str(config.get("task")))
     repo = repo_id or "USER/NAME"
-    label = _TASKS.get(task, (task.replace("_", " ") + " model", None))[0]
     rnn = str(net["rnn_type"]).upper() if net.get("rnn_type") else "recurrent"
     article = "An" if rnn.startswith(("LSTM", "A", "E", "I", "O", "U")) else "A"  # an LSTM, a GRU
     languages = _languages(config)
-    pair = f" ({' → '.join(languages)})" if task == "translation" and languages else ""
-    lines = [*_front_matter(config, metrics), f"# {repo}", "",
-             f"{article} {rnn} {label}{pair} (task: `{task}`) trained with seq2text (recurrent NLP on PyTorch "
+    pair = f" ({' → '.join(languages)})" if len(languages) == 2 else ""  # source → target
+    lines = [*_front_matter(config, metrics, card), f"# {repo}", "",
+             f"{article} {rnn} {card.label}{pair} (task: `{task}`) trained with seq2text (recurrent NLP on PyTorch "
              "Lightning). "
              "The bundle holds config.json (settings), model.safetensors (weights, no pickled code), metrics.json "
              f"(scores){', tokenizer.model (SentencePiece)' if (directory / 'tokenizer.model').is_file() else ''}.",
              "", *_score_section(metrics), *_training_section(metrics), *_table("Data", config.get("data") or {}),
-             *_table("Network", net), *_usage(task, config, repo)]
+             *_table("Network", net), *_usage(card, config, repo)]
     return "\n".join(lines)
 
 

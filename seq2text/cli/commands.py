@@ -48,8 +48,9 @@ def _run_tool(args: argparse.Namespace) -> None:
         print(push_to_hub(args.model, args.repo, private=args.private, revision=args.revision))
     elif args.command == "generate":
         from seq2text.predict.language_model import LanguageModel
+        from seq2text.predict.loading import load
 
-        lm = LanguageModel.load(args.model)
+        lm = load(args.model, LanguageModel.task)
         print(args.prompt + (" " if args.prompt else "") + lm.generate(args.prompt, args.max_tokens, args.temperature,
                                                                       args.top_k, args.seed))
     elif args.command == "classify":

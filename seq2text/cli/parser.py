@@ -40,22 +40,25 @@ def _build_parser() -> argparse.ArgumentParser:
     vec.add_argument("--ptb", action="store_true", help="lowercase and split words as the Penn Treebank and SST "
                      "do (do n't, it 's, punctuation apart); default: whitespace-separated words as they are")
     gen = sub.add_parser("generate", help="sample text from a language model bundle")
-    gen.add_argument("--model", required=True, help="bundle directory")
+    gen.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles (one tokenizer) "
+                     "sample from their mixture")
     gen.add_argument("--prompt", default="", help="text to continue (empty: start a new line)")
     gen.add_argument("--max-tokens", type=int, default=50)
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=None)
     gen.add_argument("--seed", type=int, default=None)
     ev = sub.add_parser("evaluate", help="score a bundle on files (language models: perplexity of --input; "
-                        "classifiers: accuracy, macro-F1 and confusion on the labeled TSV/CSV --input; "
-                        "translation: sacreBLEU/chrF/TER of --src against the raw --ref, with signatures)")
+                        "classifiers, regressors: accuracy, macro-F1 and confusion, or MAE and RMSE, on the labeled "
+                        "TSV/CSV --input; translation: sacreBLEU/chrF/TER of --src against the raw --ref, with "
+                        "signatures)")
     ev.add_argument("--model", required=True, nargs="+",
-                    help="bundle directory (classifiers and translation: several bundles are scored as one "
-                    "ensemble)")
+                    help="bundle directory (several bundles of one task are scored as one ensemble)")
     ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence; "
-                    "classifiers: a TSV/CSV file with a header, a text column and a label column")
-    ev.add_argument("--text-column", default=None, help="classifiers: the text column (default: the training one)")
-    ev.add_argument("--label-column", default=None, help="classifiers: the label column (default: the training one)")
+                    "classifiers, regressors: a TSV/CSV file with a header, a text column and a label column")
+    ev.add_argument("--text-column", default=None, help="labeled --input: the text column (default: the training "
+                    "one)")
+    ev.add_argument("--label-column", default=None, help="labeled --input: the label (or target) column (default: "
+                    "the training one)")
     ev.add_argument("--src", default=None, help="translation: source file, one sentence per line")
     ev.add_argument("--ref", default=None, help="translation: raw (untokenized) reference file, aligned with --src")
     ev.add_argument("--beam", type=int, default=None, help="translation: beam size (1 = greedy; default: the "
@@ -78,7 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="draw the attention of the first non-empty line to this PNG (needs matplotlib)")
     fc = sub.add_parser("forecast", help="forecast the next steps of each series of a table with a forecasting bundle "
                         "(CSV out: id, time, point forecast and quantiles of each value column)")
-    fc.add_argument("--model", required=True, help="bundle directory")
+    fc.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles of one table "
+                    "forecast as one ensemble")
     fc.add_argument("--input", required=True, help="CSV/TSV/Parquet history with the training columns, at least "
                     "`lookback` steps per series, spaced as in training")
     fc.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the trained horizon)")
@@ -98,7 +102,7 @@ def _build_parser() -> argparse.ArgumentParser:
         kind.add_argument(f"--{name}", dest="kind", action="store_const", const=name)
     srv = sub.add_parser("serve", help="serve bundles over HTTP/JSON with dynamic batching (needs seq2text[serve])")
     srv.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles of one task "
-                     "(classification, translation, forecasting) serve as one ensemble")
+                     "serve as one ensemble")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--max-batch-size", type=int, default=32, help="texts decoded together across requests")

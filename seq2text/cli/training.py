@@ -9,13 +9,55 @@ import json
 import time
 from pathlib import Path
 
-from seq2text.errors import Seq2TextError
+from seq2text.errors import ConfigError, Seq2TextError
 
-__all__ = ["LIGHTNING_COMMANDS", "_lightning_cli_class", "_lightning_main", "_prepare"]
+__all__ = ["LIGHTNING_COMMANDS", "_lightning_cli_class", "_lightning_main", "_prepare", "check_moved_keys",
+           "moved_keys"]
 
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 _COMMAND_START = time.perf_counter()  # when the command's Python began (what StartupTime measures from)
+RENAMED = {"search.beam_size": "test_beam_size"}  # a grouped setting whose flat key had another name
+
+
+def moved_keys(task: type) -> dict[str, str]:
+    """The task's table of recipe keys that moved into its argument groups: flat key → `group.field` (under
+    `model.init_args`), from the groups' dataclass fields (e.g. `lr` → `optim.lr`)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(task.__init__)
+    table = {RENAMED.get(f"{group}.{f.name}", f.name): f"{group}.{f.name}" for group, hint in hints.items()
+             if dataclasses.is_dataclass(hint) for f in dataclasses.fields(hint)}
+    return {old: new for old, new in table.items() if old not in hints}
+
+
+def check_moved_keys(args: list[str]) -> None:
+    """Refuses a recipe (`--config`) or override (`--model.init_args.KEY`) that sets a task setting by its flat
+    key from before the settings were grouped, naming where each one went."""
+    import yaml
+
+    words = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
+    class_path, keys = None, []
+    for option, value in zip(words, words[1:], strict=False):
+        if option in ("--config", "-c") and Path(value).is_file():
+            model = (yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}).get("model")
+            if isinstance(model, dict):
+                class_path = model.get("class_path", class_path)
+                keys += list(model.get("init_args") or {})
+        elif option in ("--model", "--model.class_path"):
+            class_path = value
+        elif option.startswith("--model."):
+            keys.append(option.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
+    from seq2text import tasks
+
+    task = getattr(tasks, str(class_path).rsplit(".", 1)[-1], None)
+    table = moved_keys(task) if isinstance(task, type) else {}
+    moved = [f"model.init_args.{key} is now model.init_args.{table[key]}" for key in dict.fromkeys(keys)
+             if key in table]
+    if moved:
+        raise ConfigError(f"{'; '.join(moved)}. The task's settings come in groups now (optim, network, ...); "
+                          "see 'Recipe keys' in docs/README.md for the whole table")
 
 
 def _lightning_cli_class() -> type:
@@ -112,6 +154,7 @@ def _lightning_cli_class() -> type:
 
 
 def _lightning_main(args: list[str]) -> None:
+    check_moved_keys(args)
     cli_class = _lightning_cli_class()
     cli_class(model_class=None, datamodule_class=None, subclass_mode_model=True, subclass_mode_data=True,
               args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)

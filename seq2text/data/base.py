@@ -1,17 +1,23 @@
-"""What every seq2text data module shares: splits loaded once, per-process loaders, batches moved with `.to`."""
+"""What every seq2text data module shares: splits loaded once, per-process samplers of whole batches, loaders
+that resume mid-epoch, batches moved with `.to`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["FILLER", "ResumableLoader", "SplitDataModule", "identity_collate", "shard_evaluation_batches",
-           "shard_training_batches"]
+from seq2text.errors import ConfigError, DataError
+from seq2text.text.reading import cut_batches
+
+__all__ = ["FILLER", "BatchSampler", "BucketSampler", "ResumableLoader", "SplitDataModule", "check_positive",
+           "identity_collate", "shard_evaluation_batches", "shard_training_batches", "split_files"]
 
 _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
 FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
@@ -37,6 +43,95 @@ def shard_evaluation_batches(batches: list[list[int]], rank: int, world_size: in
     the ranks' counts, so that every example is evaluated exactly once across ranks."""
     batches = batches + [[FILLER]] * (-len(batches) % world_size)
     return batches[rank::world_size]
+
+
+def check_positive(**values: int | None) -> None:
+    """Refuses a data option (name → value; None means unset) below 1."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"data.{name}={value} must be a positive integer")
+
+
+def split_files(dataset: str | None, explicit: dict[str, object], needed: Sequence[str], option: str,
+                find: Callable[[list[str], Path | None], dict], cache_dir: str | None) -> dict[str, object]:
+    """Split → its explicit file(s) where given, else what `find(splits, hub cache)` finds for the splits of `needed`
+    (the catalog's). With no dataset every split of `needed` must be explicit (`option` spells the option:
+    `data.{}_file`); splits outside `needed` are kept where explicit."""
+    missing = [split for split in needed if explicit[split] is None]
+    if dataset is None and missing:
+        raise ConfigError(f"data.dataset is null, so give {', '.join(option.format(m) for m in missing)}")
+    hub_cache = Path(cache_dir) / "datasets" / dataset if cache_dir and dataset else None
+    found = find(missing, hub_cache) if missing and dataset is not None else {}
+    return {split: found[split] if value is None else value for split, value in explicit.items()
+            if value is not None or split in found}
+
+
+class BatchSampler(DistributedSampler):
+    """This rank's batches of indices of `count` items (a sampler item is a whole batch). Training (`shuffle`): the
+    global batches of `_training_batches(rng)`, seeded by `seed` and the epoch (Lightning calls `set_epoch`), dealt
+    by `shard_training_batches`; evaluation: `_evaluation_batches()` in order, each item once across ranks.
+
+    A `DistributedSampler` that shards by rank itself, so Lightning never wraps it in another one (a second sharding
+    would drop data). A DataError if the training items (`items` names them) cannot give every rank a batch.
+    """
+
+    def __init__(self, count: int, shuffle: bool, seed: int, rank: int, world_size: int, items: str,
+                 hint: str = "") -> None:
+        super().__init__(range(count), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+        self.count, self.world_size = count, world_size
+        self._num_batches = len(self._rank_batches())
+        if shuffle and self._num_batches == 0:
+            raise DataError(f"{count} training {items} cannot be spread over {world_size} processes; use fewer "
+                            f"devices{hint}")
+
+    def _training_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _evaluation_batches(self) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _shard_evaluation(self, batches: list[list[int]]) -> list[list[int]]:
+        return shard_evaluation_batches(batches, self.rank, self.world_size)
+
+    def _rank_batches(self) -> list[list[int]]:
+        if not self.shuffle:
+            return self._shard_evaluation(self._evaluation_batches())
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return shard_training_batches(self._training_batches(rng), self.rank, self.world_size, rng)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return self._num_batches
+
+
+class BucketSampler(BatchSampler):
+    """Batches of items of similar size whose padded size, items × largest size, stays within `max_tokens` (a
+    larger item forms a batch on its own), and at most `max_batch_size` items: items sorted by `keys` (most
+    significant first; ties broken at random in training), cut greedily by `cut_batches` (in training into global
+    batches that each rank's share keeps within the budget; the count is the same every epoch).
+
+    Args:
+        sizes: the padded size of each item, (num_items,); keys: sort keys, each (num_items,).
+    """
+
+    def __init__(self, sizes: np.ndarray, keys: Sequence[np.ndarray], max_tokens: int, max_batch_size: int | None,
+                 shuffle: bool, seed: int, rank: int, world_size: int, items: str) -> None:
+        self.sizes, self.keys = sizes, keys
+        self.max_tokens, self.max_items = max_tokens, max_batch_size or math.inf
+        super().__init__(len(sizes), shuffle, seed, rank, world_size, items)
+
+    def _sorted(self, order: np.ndarray) -> np.ndarray:
+        """`order` stably sorted by the keys."""
+        return order[np.lexsort([key[order] for key in reversed(self.keys)])]
+
+    def _training_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        return cut_batches(self._sorted(rng.permutation(self.count)), self.sizes, self.max_tokens, self.max_items,
+                           parts=self.world_size)
+
+    def _evaluation_batches(self) -> list[list[int]]:
+        return cut_batches(self._sorted(np.arange(self.count)), self.sizes, self.max_tokens, self.max_items)
 
 
 class _SkippingSampler(DistributedSampler):
@@ -85,9 +180,8 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         trainer = self.module.trainer
-        if trainer is None:
-            return {"epoch": self.sampler.epoch, "batches": 0}
-        return {"epoch": self.sampler.epoch, "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+        done = 0 if trainer is None else trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self.sampler.epoch, "batches": done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.resume(int(state["epoch"]), int(state["batches"]))
@@ -95,7 +189,8 @@ class ResumableLoader(DataLoader):
 
 class SplitDataModule(pl.LightningDataModule):
     """Base of the data modules. Subclasses implement `load_split(split)` (idempotent) and
-    `_loader(split, train)`, which shards by `_rank()`; every batch type has `.to(device)`."""
+    `_loader(split, train)`, which shards by `_rank()`; every batch type has `.to(device)`. Text modules have a
+    `tokenizer` and a `reading` spec."""
 
     prepared_splits: tuple[str, ...] = ()  # the splits `prepare_data` encodes into prepared caches
 
@@ -112,6 +207,18 @@ class SplitDataModule(pl.LightningDataModule):
     def caches(self) -> dict:
         """Split → its `PreparedCache` (the splits prepared so far)."""
         return dict(getattr(self, "_caches", {}))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def bundle_config(self) -> dict:
+        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
+        return {**self.reading.to_dict(), "dataset": self.hparams.dataset, "tokenizer_type": self.tokenizer.model_type}
+
+    def _budget(self, train: bool) -> int:
+        """Padded tokens per batch: `max_tokens` in training, else `eval_max_tokens` (default `max_tokens`)."""
+        return self.hparams.max_tokens if train else self.hparams.eval_max_tokens or self.hparams.max_tokens
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         raise NotImplementedError

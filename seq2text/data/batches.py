@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 __all__ = ["ClassificationBatch", "LMBatch", "SeriesBatch", "TranslationBatch"]
 
 
+class _Batch:
+    def to(self, device: torch.device | str) -> _Batch:
+        """The same batch with every tensor on `device`."""
+        return type(self)(**{f.name: value.to(device) if isinstance(value := getattr(self, f.name), torch.Tensor)
+                             else value for f in fields(self)})
+
+
 @dataclass(frozen=True)
-class LMBatch:
+class LMBatch(_Batch):
     """One truncated-BPTT window of a batchified token stream.
 
     Attributes:
@@ -31,13 +38,9 @@ class LMBatch:
     def num_tokens(self) -> int:
         return int(self.mask.sum())
 
-    def to(self, device: torch.device | str) -> LMBatch:
-        return LMBatch(self.input.to(device), self.target.to(device), self.mask.to(device),
-                       self.lr_scale, self.reset)
-
 
 @dataclass(frozen=True)
-class ClassificationBatch:
+class ClassificationBatch(_Batch):
     """Texts of similar length, padded, with their labels.
 
     Attributes:
@@ -65,13 +68,9 @@ class ClassificationBatch:
         """True for the texts that count, (batch,)."""
         return self.indices >= 0
 
-    def to(self, device: torch.device | str) -> ClassificationBatch:
-        return ClassificationBatch(self.text.to(device), self.lengths.to(device), self.labels.to(device),
-                                   self.indices.to(device), None if self.soft is None else self.soft.to(device))
-
 
 @dataclass(frozen=True)
-class TranslationBatch:
+class TranslationBatch(_Batch):
     """Sentence pairs of similar length, padded with PAD_ID.
 
     Attributes:
@@ -95,13 +94,9 @@ class TranslationBatch:
         """Target tokens predicted (eos included)."""
         return int(self.trg_mask.sum())
 
-    def to(self, device: torch.device | str) -> TranslationBatch:
-        return TranslationBatch(self.src.to(device), self.src_lengths.to(device), self.trg_in.to(device),
-                                self.trg_out.to(device), self.trg_mask.to(device), self.indices.to(device))
-
 
 @dataclass(frozen=True)
-class SeriesBatch:
+class SeriesBatch(_Batch):
     """Forecast windows: history read relative to its last value and divided by the series' scale.
 
     Attributes:
@@ -126,7 +121,3 @@ class SeriesBatch:
     def num_tokens(self) -> int:
         """Time steps read (the throughput unit)."""
         return self.input.size(0) * self.input.size(1)
-
-    def to(self, device: torch.device | str) -> SeriesBatch:
-        return SeriesBatch(*(getattr(self, f).to(device) for f in ("input", "target", "last", "scale", "mase_scale",
-                                                                  "naive", "indices")))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -21,15 +22,11 @@ class DatasetSpec:
     """Where a dataset's splits live locally and on the hub.
 
     Attributes:
-        name: catalog name (`ptb`).
-        folder: the folder name under a data root (`ptb`).
+        name, folder: catalog name (`ptb`) and the folder name under a data root.
         files: split → file name inside the folder (`{"train": "ptb.train.txt", ...}`).
-        hub_id: an HF hub dataset that needs no loading script, or None.
-        hub_config: its configuration name.
-        hub_splits: split → the hub's split name.
-        hub_column: the text column.
-        text_column: classification only: the text column of the local files (and of their hub copy).
-        label_column: classification only: the label column (None for plain-text datasets).
+        hub_id, hub_config, hub_splits, hub_column: an HF hub dataset that needs no loading script (or None), its
+            configuration, split names (split → the hub's) and text column.
+        text_column, label_column: classification only: the columns of the local files (and of their hub copy).
     """
 
     name: str
@@ -121,24 +118,35 @@ def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None
     raise DataError(f"dataset {name!r}: missing {', '.join(tried)}{hub_note}. {hint}")
 
 
-def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | None) -> dict[str, Path]:
-    """Streams the hub copy once (`streaming=True`: rows are written as they arrive, never held in memory) into a
-    local text file per split with the standard name."""
+def _download(spec: DatasetSpec | ParallelSpec, cache_dir: str | Path | None, names: dict[str, tuple[str, ...]],
+              write: Callable[[Iterator[dict], tuple[IO, ...]], None]) -> dict[str, tuple[Path, ...]]:
+    """Streams the hub copy once (`streaming=True`: rows are written as they arrive, never held in memory) into the
+    local files `names` (split → file names); `write(rows, handles)` writes a split's rows."""
     from seq2text.text.tokenizer import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
-    paths = {split: folder / spec.files[split] for split in splits}
-    if all(p.is_file() for p in paths.values()):
-        return paths
-    for split, path in paths.items():
-        rows = hub_rows(spec.hub_id, spec.hub_config, spec.hub_splits[split])
-        with atomic_open(path) as handle:
-            if spec.label_column is not None:
-                _write_labeled_csv(handle, rows, spec)
-                continue
-            for row in rows:
-                handle.write(str(row[spec.hub_column]).strip() + "\n")
+    paths = {split: tuple(folder / name for name in files) for split, files in names.items()}
+    if not all(p.is_file() for files in paths.values() for p in files):
+        for split, files in paths.items():
+            rows = hub_rows(spec.hub_id, spec.hub_config, spec.hub_splits[split], getattr(spec, "hub_revision", None),
+                            getattr(spec, "hub_data_dir", None))
+            with ExitStack() as stack:
+                write(rows, tuple(stack.enter_context(atomic_open(p)) for p in files))
     return paths
+
+
+def _from_hub(spec: DatasetSpec, splits: Sequence[str], cache_dir: str | Path | None) -> dict[str, Path]:
+    """One local text file per split with the standard name (a CSV with the local columns for labeled data)."""
+    def write(rows: Iterator[dict], handles: tuple[IO, ...]) -> None:
+        if spec.label_column is None:
+            handles[0].writelines(str(row[spec.hub_column]).strip() + "\n" for row in rows)
+            return
+        writer = csv.writer(handles[0], lineterminator="\n")
+        writer.writerow([spec.label_column, spec.text_column])
+        writer.writerows((row[spec.label_column], row[spec.hub_column]) for row in rows)
+
+    paths = _download(spec, cache_dir, {split: (spec.files[split],) for split in splits}, write)
+    return {split: files[0] for split, files in paths.items()}
 
 
 def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None = None,
@@ -150,28 +158,17 @@ def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None =
                                       streaming=True))
 
 
-def _write_labeled_csv(handle: IO, rows: Iterable[dict], spec: DatasetSpec) -> None:
-    """Writes a hub split of a classification dataset as a CSV with the local files' column names."""
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow([spec.label_column, spec.text_column])
-    writer.writerows((row[spec.label_column], row[spec.hub_column]) for row in rows)
-
-
 # ----------------------------------------------------------------------------------------------- parallel data
 @dataclass(frozen=True)
 class ParallelSpec:
     """Where a parallel (translation) corpus lives: one file per split and language, `<prefix>.<lang>`.
 
     Attributes:
-        name: catalog name (`multi30k`).
-        folder: the folder name under a data root.
+        name, folder: catalog name (`multi30k`) and the folder name under a data root.
         prefixes: split (`train`, `valid`, `test`) → file prefix (`{"valid": "val", ...}`).
         languages: the language codes with files (`("de", "en")`).
-        hub_id: an HF hub dataset that needs no loading script, or None.
-        hub_config: its configuration name.
-        hub_revision: the hub revision to read (e.g. a parquet export branch), or None for the default.
-        hub_data_dir: the folder inside the hub repository, or None.
-        hub_splits: split → the hub's split name.
+        hub_id, hub_config, hub_revision, hub_data_dir, hub_splits: as in `DatasetSpec`, with the revision (e.g. a
+            parquet export branch) and the folder inside the hub repository, or None.
         hub_columns: language → column; `a.b` reads key `b` of the dict column `a` (`translation.de`).
     """
 
@@ -235,19 +232,12 @@ def resolve_parallel(name: str, src_lang: str, trg_lang: str, root: str | Path |
 
 def _parallel_from_hub(spec: ParallelSpec, splits: Sequence[str], langs: tuple[str, str],
                        cache_dir: str | Path | None) -> dict[str, tuple[Path, Path]]:
-    """Downloads the hub copy once and stores each split and side as a local text file with the standard name."""
-    from seq2text.text.tokenizer import default_cache_dir
+    """One local text file per split and side with the standard name."""
+    def write(rows: Iterator[dict], handles: tuple[IO, ...]) -> None:
+        for row in rows:  # streamed: one pair at a time
+            for lang, handle in zip(langs, handles, strict=True):
+                column, _, key = spec.hub_columns[lang].partition(".")
+                value = row[column][key] if key else row[column]
+                handle.write(" ".join(str(value).split()) + "\n")  # one line each, no inner newlines
 
-    folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
-    paths = {split: tuple(folder / spec.file_name(split, lang) for lang in langs) for split in splits}
-    if all(p.is_file() for pair in paths.values() for p in pair):
-        return paths
-    for split, pair in paths.items():
-        rows = hub_rows(spec.hub_id, spec.hub_config, spec.hub_splits[split], spec.hub_revision, spec.hub_data_dir)
-        with atomic_open(pair[0]) as src, atomic_open(pair[1]) as trg:
-            for row in rows:  # streamed: one pair at a time
-                for lang, handle in zip(langs, (src, trg), strict=True):
-                    column, _, key = spec.hub_columns[lang].partition(".")
-                    value = row[column][key] if key else row[column]
-                    handle.write(" ".join(str(value).split()) + "\n")  # one line each, no inner newlines
-    return paths
+    return _download(spec, cache_dir, {s: tuple(spec.file_name(s, lang) for lang in langs) for s in splits}, write)

@@ -2,26 +2,22 @@
 
 Every text is encoded as `[eos] piece piece ...` (the start token is the end-of-line token that precedes
 every line of a language model's training stream, so an LM encoder sees the context it was trained on),
-truncated to `max_len` tokens. Training batches are cut from the texts sorted by length (ties broken at
-random each epoch) so that padding is small, then shuffled; every DDP rank gets the same number of batches,
-and in evaluation every text is seen exactly once across ranks.
+truncated to `max_len` tokens.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from seq2text.data.base import SplitDataModule, shard_evaluation_batches, shard_training_batches
+from seq2text.data.base import BucketSampler, SplitDataModule, check_positive, split_files
 from seq2text.data.batches import ClassificationBatch
 from seq2text.data.catalog import CATALOG, resolve
 from seq2text.errors import ConfigError, DataError
@@ -31,116 +27,52 @@ from seq2text.text.reading import (
     ClassifierReading,
     FileFormat,
     Truncation,
-    cut_batches,
     encode_texts,
-    normalize_text,
-    pad_ids,
     read_labeled,
     sort_labels,
 )
 from seq2text.text.textio import read_lines
-from seq2text.text.tokenizer import PAD_ID, ModelType, Tokenizer
+from seq2text.text.tokenizer import ModelType, Tokenizer
 
 __all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetSampler", "LabeledTexts",
-           "read_labeled", "read_soft_targets", "normalize_text", "encode_texts", "pad_ids", "sort_labels",
-           "Truncation", "FileFormat"]
-
+           "read_soft_targets", "encode_texts", "read_labeled"]
 
 
 class LabeledTexts(Dataset[ClassificationBatch]):
-    """Encoded texts stored flat; indexed by a list of rows, it returns their `ClassificationBatch`.
+    """Encoded texts stored flat (or memory-mapped in a prepared cache); indexed by a list of rows, it returns
+    their `ClassificationBatch`.
 
     Args:
-        ids: token ids of each text (each non-empty).
+        ids: token ids of each text (each non-empty), or a `Ragged` of them.
         labels: class index (int64) or target value (float32, regression) of each text, (num_texts,).
         soft: a teacher's class probabilities of each text, (num_texts, num_classes) float32, or None.
     """
 
-    def __init__(self, ids: Sequence[Sequence[int]], labels: np.ndarray, soft: np.ndarray | None = None) -> None:
-        self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N + 1,)
-        self.flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(self.offsets[-1]))
+    def __init__(self, ids: Sequence[Sequence[int]] | Ragged, labels: np.ndarray, soft: np.ndarray | None = None
+                 ) -> None:
+        self.ids = ids if isinstance(ids, Ragged) else Ragged.from_lists(ids)
+        self.lengths, self.flat = self.ids.lengths, self.ids.ids  # (N,), (total,)
         self.labels, self.soft = np.asarray(labels), soft
-
-    @classmethod
-    def from_ragged(cls, ids: Ragged, labels: np.ndarray, soft: np.ndarray | None = None) -> LabeledTexts:
-        """Texts whose ids stay in a prepared cache (memory-mapped; a batch reads its rows only)."""
-        texts = cls.__new__(cls)
-        texts.lengths, texts.offsets, texts.flat = ids.lengths, ids.offsets, ids.ids
-        texts.labels, texts.soft = np.asarray(labels), soft
-        return texts
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __getitem__(self, indices: list[int]) -> ClassificationBatch:
         rows = [i if i >= 0 else 0 for i in indices]  # a filler repeats text 0 under index -1
-        lengths = self.lengths[rows]
-        text = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)  # (B, T)
-        for r, i in enumerate(rows):
-            text[r, : lengths[r]] = self.flat[self.offsets[i]: self.offsets[i + 1]]
         soft = None if self.soft is None else torch.from_numpy(self.soft[rows])
-        return ClassificationBatch(torch.from_numpy(text), torch.from_numpy(lengths),
+        return ClassificationBatch(torch.from_numpy(self.ids.padded(rows)), torch.from_numpy(self.lengths[rows]),
                                    torch.from_numpy(self.labels[rows]), torch.tensor(indices, dtype=torch.long), soft)
 
 
-# ----------------------------------------------------------------------------------------------- batching
-class TokenBudgetSampler(Sampler[list[int]]):
-    """Batches of similar-length texts whose padded size (count × longest) stays within `max_tokens`.
-
-    Training (`shuffle`): texts are sorted by length with ties broken at random (seeded by `seed` and the
-    epoch; call `set_epoch`), cut greedily into global batches that each rank's share (every `world_size`-th
-    text) keeps within the budget, and these shuffled. So all ranks get the same number of batches, and
-    where `max_batch_size` binds, N processes × `max_batch_size` B train on exactly the batches of one
-    process × N·B (the cut points depend on the lengths only: the count is the same every epoch).
-
-    Evaluation: sorted by length, never dropped; filler batches (`[-1]`) even out the ranks' counts, so
-    that every text is seen exactly once across ranks.
-
-    The sampler shards by rank itself, so Lightning must not wrap it: `use_distributed_sampler=False`
-    (the default of the `seq2text` command).
-
-    Args:
-        lengths: tokens of each text, (num_texts,).
-        max_tokens: budget of padded tokens per batch (a longer text forms a batch on its own).
-        max_batch_size: at most this many texts per batch (None: the budget alone decides).
-        shuffle: training order (see above).
-        seed: seeds the tie-breaking and the batch order.
-        rank: this process's rank.
-        world_size: number of processes.
-    """
+class TokenBudgetSampler(BucketSampler):
+    """Batches of similar-length texts, `lengths` (num_texts,), whose padded size (count × longest) stays within
+    `max_tokens` (see `BucketSampler`); in evaluation, filler batches (`[-1]`) even out the ranks' counts."""
 
     def __init__(self, lengths: np.ndarray, max_tokens: int, max_batch_size: int | None = None,
                  shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
-        self.shuffle, self.seed, self.rank, self.world_size, self.epoch = shuffle, seed, rank, world_size, 0
-        self._num_batches = len(self._rank_batches())
-        if shuffle and self._num_batches == 0:
-            raise DataError(f"{len(self.lengths)} training texts cannot be spread over {world_size} processes; "
-                            "use fewer devices")
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _rank_batches(self) -> list[list[int]]:
-        cap = self.max_batch_size or math.inf
-        if not self.shuffle:
-            batches = cut_batches(np.argsort(self.lengths, kind="stable"), self.lengths, self.max_tokens, cap)
-            return shard_evaluation_batches(batches, self.rank, self.world_size)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        perm = rng.permutation(len(self.lengths))
-        world = self.world_size
-        batches = cut_batches(perm[np.argsort(self.lengths[perm], kind="stable")], self.lengths,
-                              self.max_tokens, cap, parts=world)
-        return shard_training_batches(batches, self.rank, world, rng)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._rank_batches())
-
-    def __len__(self) -> int:
-        return self._num_batches
-
+        super().__init__(self.lengths, (self.lengths,), max_tokens, max_batch_size, shuffle, seed, rank, world_size,
+                         "texts")
 
 
 # ----------------------------------------------------------------------------------------------- module
@@ -222,12 +154,23 @@ class ClassificationDataModule(SplitDataModule):
         prepared_dir: str | None = None,
     ) -> None:
         super().__init__()
-        _check_options(max_tokens, max_batch_size, eval_max_tokens, max_len, valid_fraction)
+        check_positive(max_tokens=max_tokens, max_batch_size=max_batch_size, eval_max_tokens=eval_max_tokens)
+        if max_len is not None and max_len < 2:
+            raise ConfigError(f"data.max_len={max_len} must be at least 2 (the start token and one piece), or null")
+        if not 0.0 < valid_fraction < 1.0:
+            raise ConfigError(f"data.valid_fraction={valid_fraction} must lie in (0, 1)")
         self.save_hyperparameters()
+        if dataset is not None and (dataset not in CATALOG or CATALOG[dataset].label_column is None):
+            known = sorted(name for name, spec in CATALOG.items() if spec.label_column is not None)
+            raise ConfigError(f"{dataset!r} is not a classification dataset; use one of {known} or set "
+                              "data.dataset to null and give data.train_file/valid_file/test_file")
         spec = CATALOG.get(dataset) if dataset is not None else None
         self.text_column = text_column or (spec.text_column if spec else None) or "text"
         self.label_column = label_column or (spec.label_column if spec else None) or "label"
-        self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
+        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
+        files = split_files(dataset, explicit, tuple(spec.files) if spec else ("train", "test"), "data.{}_file",
+                            lambda splits, hub: resolve(dataset, root, splits, allow_hub, hub), cache_dir)
+        self.files = {k: Path(v) for k, v in files.items()}
         self._splits = {"train": self._read(self.files["train"])}
         self._train_file_texts = len(self._splits["train"].texts)  # before any hold-out: what soft targets align to
         self._train_rows: list[int] | None = None
@@ -246,10 +189,6 @@ class ClassificationDataModule(SplitDataModule):
 
     # ------------------------------------------------------------------------------------------ properties
     @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    @property
     def labels(self) -> list[str]:
         """The class names, in class-index order."""
         return list(self._labels)
@@ -262,33 +201,13 @@ class ClassificationDataModule(SplitDataModule):
     def reading(self) -> ClassifierReading:
         """How this module reads texts; the bundle stores it, so that predictors read texts the same way."""
         hp = self.hparams
-        return ClassifierReading(hp.lowercase, hp.max_len, hp.truncation, hp.backward,
-                                 hp.eval_max_tokens or hp.max_tokens, tuple(self.labels), self.text_column,
-                                 self.label_column)
+        return ClassifierReading(hp.lowercase, hp.max_len, hp.truncation, hp.backward, self._budget(False),
+                                 tuple(self.labels), self.text_column, self.label_column)
 
     def bundle_config(self) -> dict:
-        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
-        return {**self.reading.to_dict(), "num_classes": self.num_classes, "dataset": self.hparams.dataset,
-                "tokenizer_type": self.tokenizer.model_type}
+        return {**super().bundle_config(), "num_classes": self.num_classes}
 
     # ------------------------------------------------------------------------------------------ reading
-    def _resolve_files(self, dataset: str | None, root: str | None, train_file: str | None, valid_file: str | None,
-                       test_file: str | None, allow_hub: bool, cache_dir: str | None) -> dict[str, Path]:
-        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
-        if dataset is None:
-            missing = [k for k in ("train", "test") if explicit[k] is None]
-            if missing:
-                raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}_file' for m in missing)}")
-            return {k: Path(v) for k, v in explicit.items() if v is not None}
-        if dataset not in CATALOG or CATALOG[dataset].label_column is None:
-            known = sorted(name for name, spec in CATALOG.items() if spec.label_column is not None)
-            raise ConfigError(f"{dataset!r} is not a classification dataset; use one of {known} or set "
-                              "data.dataset to null and give data.train_file/valid_file/test_file")
-        splits = [s for s in ("train", "valid", "test") if s in CATALOG[dataset].files and explicit[s] is None]
-        found = resolve(dataset, root, splits, allow_hub=allow_hub,
-                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None) if splits else {}
-        return {k: Path(v) if v is not None else found[k] for k, v in explicit.items() if v is not None or k in found}
-
     def _read(self, path: Path) -> _Split:
         texts, labels = read_labeled(path, self.text_column, self.label_column, self.hparams.file_format,
                                      self.hparams.lowercase)
@@ -341,7 +260,7 @@ class ClassificationDataModule(SplitDataModule):
             labels = self._class_indices(data)
             soft = self._soft_targets() if split == "train" else None
             self._caches[split] = self._prepared(split, data)
-            self.datasets[split] = LabeledTexts.from_ragged(self._caches[split].ragged("ids"), labels, soft)
+            self.datasets[split] = LabeledTexts(self._caches[split].ragged("ids"), labels, soft)
         return self.datasets[split]
 
     def _soft_targets(self) -> np.ndarray | None:
@@ -378,24 +297,9 @@ class ClassificationDataModule(SplitDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         data = self.load_split(split)
         rank, world = self._rank()
-        hp = self.hparams
-        budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
-        sampler = TokenBudgetSampler(data.lengths, budget, hp.max_batch_size, shuffle=train, seed=hp.seed,
-                                     rank=rank, world_size=world)
+        sampler = TokenBudgetSampler(data.lengths, self._budget(train), self.hparams.max_batch_size, shuffle=train,
+                                     seed=self.hparams.seed, rank=rank, world_size=world)
         return self._make_loader(data, sampler, train)
-
-
-
-def _check_options(max_tokens: int, max_batch_size: int | None, eval_max_tokens: int | None, max_len: int | None,
-                   valid_fraction: float) -> None:
-    for name, value in (("max_tokens", max_tokens), ("max_batch_size", max_batch_size),
-                        ("eval_max_tokens", eval_max_tokens)):
-        if value is not None and value < 1:
-            raise ConfigError(f"data.{name}={value} must be a positive integer")
-    if max_len is not None and max_len < 2:
-        raise ConfigError(f"data.max_len={max_len} must be at least 2 (the start token and one piece), or null")
-    if not 0.0 < valid_fraction < 1.0:
-        raise ConfigError(f"data.valid_fraction={valid_fraction} must lie in (0, 1)")
 
 
 class TextRegressionDataModule(ClassificationDataModule):
@@ -417,12 +321,10 @@ class TextRegressionDataModule(ClassificationDataModule):
     @property
     def target_mean(self) -> float:
         """The mean training target (the head starts there, and it is the baseline to beat)."""
-        return float(self._targets(self._splits["train"]).mean())
+        return float(self._class_indices(self._splits["train"]).mean())
 
     def _class_indices(self, split: _Split) -> np.ndarray:
-        return self._targets(split)
-
-    def _targets(self, split: _Split) -> np.ndarray:
+        """The targets, (texts,) float32."""
         values = np.empty(len(split.labels), dtype=np.float32)
         for row, label in enumerate(split.labels):
             try:

@@ -9,15 +9,15 @@ what a forecaster sees in use) but never forward.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from seq2text.data.base import _STAGE_SPLITS, SplitDataModule, shard_evaluation_batches, shard_training_batches
+from seq2text.data.base import _STAGE_SPLITS, BatchSampler, SplitDataModule
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.text.series import (
@@ -54,39 +54,22 @@ class Windows(Dataset[SeriesBatch]):
         return SeriesBatch(**{k: v[rows] for k, v in self.arrays.items()}, indices=index)
 
 
-class WindowSampler(Sampler[list[int]]):
-    """Batches of window numbers. Training: a seeded shuffle per epoch (call `set_epoch`), global batches of
+class WindowSampler(BatchSampler):
+    """Batches of window numbers (see `BatchSampler`). Training: a seeded shuffle per epoch, global batches of
     `batch_size × world_size` split between the ranks, so N processes train on the batches of one process with
-    N times the batch. Evaluation: in order, every window once across ranks (filler batches even out counts)."""
+    N times the batch. Evaluation: in order."""
 
     def __init__(self, count: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:
-        self.count, self.batch_size, self.shuffle = count, batch_size, shuffle
-        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
-        self._num_batches = len(self._rank_batches())
-        if shuffle and self._num_batches == 0:
-            raise DataError(f"{count} training windows cannot be spread over {world_size} processes; use fewer "
-                            "devices or a longer training part")
+        self.batch_size = batch_size
+        super().__init__(count, shuffle, seed, rank, world_size, "windows", " or a longer training part")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def _evaluation_batches(self) -> list[list[int]]:
+        return [list(range(i, min(i + self.batch_size, self.count))) for i in range(0, self.count, self.batch_size)]
 
-    def _rank_batches(self) -> list[list[int]]:
-        if not self.shuffle:
-            batches = [list(range(i, min(i + self.batch_size, self.count))) for i in range(0, self.count,
-                                                                                         self.batch_size)]
-            return shard_evaluation_batches(batches, self.rank, self.world_size)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.count).tolist()
-        size = self.batch_size * self.world_size
-        batches = [order[i: i + size] for i in range(0, self.count, size)]
-        return shard_training_batches(batches, self.rank, self.world_size, rng)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._rank_batches())
-
-    def __len__(self) -> int:
-        return self._num_batches
+    def _training_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        order, size = rng.permutation(self.count).tolist(), self.batch_size * self.world_size
+        return [order[i: i + size] for i in range(0, self.count, size)]
 
 
 @dataclass
@@ -130,11 +113,9 @@ class SeriesDataModule(SplitDataModule):
         self.save_hyperparameters()
         if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
             raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
-        base = SeriesReading(time_column, tuple(value_columns), id_column, lookback, horizon, season,
-                             tuple(calendar), normalize=normalize)
-        self._frame: Any = None
-        self._base, self._series, self._parts = base, [], []
-        self.datasets: dict[str, Windows] = {}
+        self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback, horizon, season,
+                                   tuple(calendar), normalize=normalize)
+        self._series, self._parts, self.datasets = [], [], {}
         if path is not None:
             self._load(path)
 
@@ -156,8 +137,7 @@ class SeriesDataModule(SplitDataModule):
             raise DataError(f"the series of {source} have different time steps {sorted(steps)}; resample them to "
                             "one step")
         self._parts = [self._part(s, hp.valid_size, hp.test_size) for s in self._series]
-        scales = {s.id: tuple(series_scale(s.values[: p.valid])) for s, p in zip(self._series, self._parts,
-                                                                                  strict=True)}
+        scales = {s.id: tuple(series_scale(s.values[:p.valid])) for s, p in zip(self._series, self._parts, strict=True)}
         self._reading = SeriesReading(**{**base.to_dict(), "step": next(iter(steps), None), "scales": scales})
 
     def _part(self, series: Series, valid_size: float, test_size: float) -> _Part:
@@ -191,7 +171,7 @@ class SeriesDataModule(SplitDataModule):
                 "test_size": self.hparams.test_size}
 
     # ------------------------------------------------------------------------------------------ windows
-    def _origins(self, split: str, series: Series, part: _Part) -> range:
+    def _origins(self, split: str, part: _Part) -> range:
         lookback, horizon = self._base.lookback, self._base.horizon
         if split == "train":
             return range(lookback, part.valid - horizon + 1)
@@ -207,16 +187,14 @@ class SeriesDataModule(SplitDataModule):
             for series, part in zip(self._series, self._parts, strict=True):
                 series_scale_ = reading.scale_of(series)
                 mase = seasonal_scale(series.values[: part.valid], reading.season)
-                for origin in self._origins(split, series, part):
+                for origin in self._origins(split, part):
                     scale = reading.window_scale(series, origin, series_scale_)
                     last = series.values[origin - 1]
-                    columns["input"].append(reading.inputs(series, origin, scale))
-                    columns["target"].append(reading.targets(series, origin, scale))
                     naive = seasonal_naive(series.values, origin, reading.horizon, reading.season)
-                    columns["naive"].append(((naive - last) / scale).astype(np.float32))
-                    columns["last"].append(last.astype(np.float32))
-                    columns["scale"].append(scale.astype(np.float32))
-                    columns["mase_scale"].append(mase.astype(np.float32))
+                    for key, value in (("input", reading.inputs(series, origin, scale)), ("last", last),
+                                       ("target", reading.targets(series, origin, scale)), ("scale", scale),
+                                       ("naive", (naive - last) / scale), ("mase_scale", mase)):
+                        columns[key].append(value.astype(np.float32, copy=False))
             if not columns["input"]:
                 raise DataError(f"no {split} windows: the {split} parts are empty; raise data.{split}_size")
             self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})

@@ -4,16 +4,14 @@ batchified into columns and cut into (optionally variable-length) truncated-BPTT
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seq2text.data.base import SplitDataModule
+from seq2text.data.base import SplitDataModule, check_positive, split_files
 from seq2text.data.batches import LMBatch
 from seq2text.data.catalog import resolve
-from seq2text.errors import ConfigError
 from seq2text.text.prepared import PreparedCache, expand_inputs, prepare_lm
 from seq2text.text.reading import LMReading, batchify, count_words, encode_stream, stream_layout
 from seq2text.text.tokenizer import PAD_ID, ModelType, Tokenizer
@@ -37,11 +35,8 @@ class BPTTSampler(Sampler[tuple[int, int]]):
 
     def _windows(self) -> list[tuple[int, int]]:
         """The epoch's windows, computed once per epoch (a large corpus has hundreds of thousands)."""
-        if self._memo is None or self._memo[0] != self.epoch:
-            self._memo = (self.epoch, self._draw())
-        return self._memo[1]
-
-    def _draw(self) -> list[tuple[int, int]]:
+        if self._memo is not None and self._memo[0] == self.epoch:
+            return self._memo[1]
         rng = np.random.default_rng([self.seed, self.epoch])
         windows, start, last = [], 0, self.columns - 1  # the final column has no next-token target
         while start < last:
@@ -52,6 +47,7 @@ class BPTTSampler(Sampler[tuple[int, int]]):
             length = min(length, last - start)
             windows.append((start, length))
             start += length
+        self._memo = (self.epoch, windows)
         return windows
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -110,7 +106,7 @@ class StreamWindows(Dataset[LMBatch]):
 
 
 class LMDataModule(SplitDataModule):
-    """Token streams for language modeling.
+    """Token streams for language modeling (`prepare_data` tokenizes each split once into its prepared cache).
 
     Args:
         dataset: a catalog name (`ptb`, `wikitext2`, `wikitext103`), or None with explicit files.
@@ -138,6 +134,8 @@ class LMDataModule(SplitDataModule):
         prepare_workers: processes that tokenize (default: every core this process may use).
     """
 
+    prepared_splits = ("train", "valid", "test")
+
     def __init__(
         self,
         dataset: str | None = "ptb",
@@ -162,56 +160,27 @@ class LMDataModule(SplitDataModule):
         prepare_workers: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("bptt", bptt), ("eval_batch_size", eval_batch_size),
-                            ("val_batch_size", eval_batch_size if val_batch_size is None else val_batch_size)):
-            if value < 1:
-                raise ConfigError(f"data.{name}={value} must be a positive integer")
+        check_positive(batch_size=batch_size, bptt=bptt, eval_batch_size=eval_batch_size, val_batch_size=val_batch_size)
         self.save_hyperparameters()
-        self.files = self._resolve_files(dataset, root, train_file, valid_file, test_file, allow_hub, cache_dir)
+        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
+        files = split_files(dataset, explicit, tuple(explicit), "data.{}_file",
+                            lambda splits, hub: resolve(dataset, root, splits, allow_hub, hub), cache_dir)
+        self.files = {k: [v] if explicit[k] is None else expand_inputs(v) for k, v in files.items()}
         self.tokenizer = Tokenizer.load_or_train(tokenizer_model, self.files["train"], tokenizer_type,
                                                  tokenizer_vocab_size, cache_dir)
         self.batch_size, self.bptt, self.eval_batch_size = batch_size, bptt, eval_batch_size
         self.val_batch_size = eval_batch_size if val_batch_size is None else val_batch_size
         self.eval_bptt = eval_bptt or bptt
         self.variable_bptt, self.seed = variable_bptt, seed
-        self.streams: dict[str, np.ndarray] = {}  # split → the memory-mapped stream (read per window)
+        # split → its memory-mapped stream, its cache, its words and characters (perplexity's denominators)
+        self.streams: dict[str, np.ndarray] = {}
         self._caches: dict[str, PreparedCache] = {}
-        self.num_words: dict[str, int] = {}
-        self.num_chars: dict[str, int] = {}
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
+        self.num_words, self.num_chars = {}, {}
 
     @property
     def reading(self) -> LMReading:
         """How this module reads text; the bundle stores it, so that its perplexity matches the test run."""
         return LMReading(self.hparams.backward, self.eval_batch_size, self.eval_bptt)
-
-    def bundle_config(self) -> dict:
-        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
-        return {**self.reading.to_dict(), "dataset": self.hparams.dataset,
-                "tokenizer_type": self.tokenizer.model_type}
-
-    @staticmethod
-    def _resolve_files(dataset: str | None, root: str | None, train_file: str | list[str] | None,
-                       valid_file: str | list[str] | None, test_file: str | list[str] | None, allow_hub: bool,
-                       cache_dir: str | None) -> dict[str, list[Path]]:
-        explicit = {"train": train_file, "valid": valid_file, "test": test_file}
-        if dataset is None:
-            missing = [k for k, v in explicit.items() if v is None]
-            if missing:
-                raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}_file' for m in missing)}")
-            return {k: expand_inputs(v) for k, v in explicit.items()}
-        absent = [k for k, v in explicit.items() if v is None]
-        files = resolve(dataset, root, absent, allow_hub=allow_hub,
-                        cache_dir=Path(cache_dir) / "datasets" / dataset if cache_dir else None) if absent else {}
-        return {k: expand_inputs(v) if v is not None else [files[k]] for k, v in explicit.items()}
-
-    def prepare_data(self) -> None:
-        """Tokenizes every split once into the prepared cache (Lightning runs this on one process per node)."""
-        for split in self.files:
-            self.prepared(split)
 
     def prepared(self, split: str) -> PreparedCache:
         """The prepared cache of one split's stream, built on first use."""

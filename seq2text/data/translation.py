@@ -11,23 +11,21 @@ cut to its first `max_src_len` pieces (the `Translator` does the same).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import torch
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from seq2text.data.base import SplitDataModule, shard_training_batches
+from seq2text.data.base import BucketSampler, SplitDataModule, check_positive, split_files
 from seq2text.data.batches import TranslationBatch
 from seq2text.data.catalog import resolve_parallel
 from seq2text.errors import ConfigError, DataError
-from seq2text.text.prepared import PreparedCache, prepare_texts, text_digest
-from seq2text.text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, cut_batches, encode_sources, read_parallel
+from seq2text.text.prepared import PreparedCache, Ragged, prepare_texts, text_digest
+from seq2text.text.reading import TRANSLATION_MAX_TOKENS, TranslationReading, encode_sources, read_parallel
 from seq2text.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, ModelType, Tokenizer
 
 __all__ = ["TranslationDataModule", "ParallelCorpus", "PairBatchSampler", "read_parallel", "encode_sources"]
@@ -36,115 +34,57 @@ SPLITS = ("train", "valid", "test")
 
 
 class ParallelCorpus(Dataset[TranslationBatch]):
-    """Encoded pairs stored flat; indexed by a list of rows, it returns their `TranslationBatch`.
+    """Encoded pairs stored flat (or memory-mapped in a prepared cache); indexed by a list of rows, it returns
+    their `TranslationBatch`.
 
     Args:
-        src_ids: source ids of each pair, eos included (each non-empty).
-        trg_ids: target ids of each pair, without bos/eos.
+        src_ids: source ids of each pair, eos included (each non-empty), or a `Ragged` of them.
+        trg_ids: target ids of each pair, without bos/eos, or a `Ragged` of them.
         lines: line of each pair in its files, (num_pairs,).
     """
 
-    def __init__(self, src_ids: Sequence[Sequence[int]], trg_ids: Sequence[Sequence[int]], lines: np.ndarray) -> None:
-        self.src_lengths, self.src_offsets, self.src_flat = _flatten(src_ids)
-        self.trg_lengths, self.trg_offsets, self.trg_flat = _flatten(trg_ids)
+    def __init__(self, src_ids: Sequence[Sequence[int]] | Ragged, trg_ids: Sequence[Sequence[int]] | Ragged,
+                 lines: np.ndarray) -> None:
+        self.src, self.trg = (ids if isinstance(ids, Ragged) else Ragged.from_lists(ids) for ids in (src_ids, trg_ids))
+        self.src_lengths, self.trg_lengths = self.src.lengths, self.trg.lengths
         self.lines = np.asarray(lines, dtype=np.int64)
 
     @classmethod
     def from_cache(cls, cache: PreparedCache) -> ParallelCorpus:
-        """Pairs whose ids stay in a prepared cache (memory-mapped; a batch reads its rows only)."""
-        corpus = cls.__new__(cls)
-        for side in ("src", "trg"):
-            ragged = cache.ragged(side)
-            setattr(corpus, f"{side}_lengths", ragged.lengths)
-            setattr(corpus, f"{side}_offsets", ragged.offsets)
-            setattr(corpus, f"{side}_flat", ragged.ids)
-        corpus.lines = np.asarray(cache.array("lines"), dtype=np.int64)
-        return corpus
+        """Pairs whose ids stay in a prepared cache (a batch reads its rows only)."""
+        return cls(cache.ragged("src"), cache.ragged("trg"), cache.array("lines"))
 
     def __len__(self) -> int:
         return len(self.src_lengths)
 
     def __getitem__(self, rows: list[int]) -> TranslationBatch:
-        src_len, trg_len = self.src_lengths[rows], self.trg_lengths[rows] + 1  # + bos / eos
-        src = np.full((len(rows), int(src_len.max())), PAD_ID, dtype=np.int64)  # (B, S)
-        trg_in = np.full((len(rows), int(trg_len.max())), PAD_ID, dtype=np.int64)  # (B, T)
-        trg_out = trg_in.copy()
-        for r, i in enumerate(rows):
-            src[r, : src_len[r]] = self.src_flat[self.src_offsets[i]: self.src_offsets[i + 1]]
-            body = self.trg_flat[self.trg_offsets[i]: self.trg_offsets[i + 1]]
-            trg_in[r, 0], trg_in[r, 1: trg_len[r]] = BOS_ID, body
-            trg_out[r, : trg_len[r] - 1], trg_out[r, trg_len[r] - 1] = body, EOS_ID
+        trg_len = self.trg_lengths[rows] + 1  # + bos / eos
+        body = self.trg.padded(rows)  # (B, T - 1)
+        trg_in = np.concatenate([np.full((len(rows), 1), BOS_ID), body], axis=1)  # (B, T)
+        trg_out = np.concatenate([body, np.full((len(rows), 1), PAD_ID)], axis=1)  # (B, T)
+        trg_out[np.arange(len(rows)), trg_len - 1] = EOS_ID
         trg_mask = np.arange(trg_in.shape[1])[None, :] < trg_len[:, None]  # (B, T)
-        return TranslationBatch(torch.from_numpy(src), torch.from_numpy(src_len), torch.from_numpy(trg_in),
-                                torch.from_numpy(trg_out), torch.from_numpy(trg_mask),
+        return TranslationBatch(torch.from_numpy(self.src.padded(rows)), torch.from_numpy(self.src_lengths[rows]),
+                                torch.from_numpy(trg_in), torch.from_numpy(trg_out), torch.from_numpy(trg_mask),
                                 torch.from_numpy(self.lines[rows]))
 
 
-def _flatten(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (N + 1,)
-    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(offsets[-1]))
-    return lengths, offsets, flat
-
-
-# ----------------------------------------------------------------------------------------------- batching
-class PairBatchSampler(DistributedSampler):
-    """Batches of pairs of similar length whose padded size, pairs × max(longest source, longest target),
-    stays within `max_tokens` (a longer pair forms a batch on its own).
-
-    Training (`shuffle`): pairs are sorted by (source, target) length with ties broken at random (seeded by
-    `seed` and the epoch; Lightning calls `set_epoch`), cut greedily into global batches that each rank's share
-    (every `world_size`-th pair) keeps within the budget, and these shuffled. So all ranks get the same number
-    of batches (the cut points depend on the lengths only: the count is the same every epoch).
-
-    Evaluation: sorted by length and cut the same way; the largest batches are halved until the count
-    divides by `world_size`, so every pair is seen exactly once and every rank gets the same count.
-
-    It is a `DistributedSampler` (that yields batches), so Lightning never wraps it in another one, whatever
-    `trainer.use_distributed_sampler` says (a second sharding would drop pairs from evaluation).
-
-    Args:
-        src_lengths, trg_lengths: tokens of each pair's sides, (num_pairs,).
-        max_tokens: budget of padded tokens per batch.
-        max_batch_size: at most this many pairs per batch (None: the budget alone decides).
-        shuffle: training order (see above).
-        seed: seeds the tie-breaking and the batch order.
-        rank: this process's rank; world_size: number of processes.
-    """
+class PairBatchSampler(BucketSampler):
+    """Batches of pairs of similar length, `src_lengths` and `trg_lengths` (num_pairs,) each, whose padded size,
+    pairs × max(longest source, longest target), stays within `max_tokens` (see `BucketSampler`; sorted by source,
+    then target length). In evaluation the largest batches are halved until the count divides by `world_size`, so
+    every pair is seen exactly once and every rank gets the same count."""
 
     def __init__(self, src_lengths: np.ndarray, trg_lengths: np.ndarray, max_tokens: int, shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1, max_batch_size: int | None = None) -> None:
-        super().__init__(range(len(src_lengths)), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         self.src_lengths = np.asarray(src_lengths, dtype=np.int64)
         self.trg_lengths = np.asarray(trg_lengths, dtype=np.int64)
-        self.max_tokens, self.world_size, self.max_items = max_tokens, world_size, max_batch_size or math.inf
-        self.sizes = np.maximum(self.src_lengths, self.trg_lengths + 1)  # the decoder reads <s> + target
-        self._num_batches = len(self._rank_batches())
-        if self._num_batches == 0:
-            raise DataError(f"{len(self.src_lengths)} pairs cannot be spread over {world_size} processes; "
-                            "use fewer devices")
+        sizes = np.maximum(self.src_lengths, self.trg_lengths + 1)  # the decoder reads <s> + target
+        super().__init__(sizes, (self.src_lengths, self.trg_lengths), max_tokens, max_batch_size, shuffle, seed, rank,
+                         world_size, "pairs")
 
-    def _sorted(self, order: np.ndarray) -> np.ndarray:
-        """`order` stably sorted by (source length, target length)."""
-        keys = np.lexsort((self.trg_lengths[order], self.src_lengths[order]))
-        return order[keys]
-
-    def _rank_batches(self) -> list[list[int]]:
-        if not self.shuffle:
-            batches = cut_batches(self._sorted(np.arange(len(self.src_lengths))), self.sizes, self.max_tokens,
-                                  self.max_items)
-            return _even_out(batches, self.world_size)[self.rank:: self.world_size]
-        rng = np.random.default_rng([self.seed, self.epoch])
-        world = self.world_size
-        batches = cut_batches(self._sorted(rng.permutation(len(self.src_lengths))), self.sizes,
-                              self.max_tokens, self.max_items, parts=world)
-        return shard_training_batches(batches, self.rank, world, rng)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._rank_batches())
-
-    def __len__(self) -> int:
-        return self._num_batches
+    def _shard_evaluation(self, batches: list[list[int]]) -> list[list[int]]:
+        return _even_out(batches, self.world_size)[self.rank:: self.world_size]
 
 
 def _even_out(batches: list[list[int]], world_size: int) -> list[list[int]]:
@@ -159,7 +99,6 @@ def _even_out(batches: list[list[int]], world_size: int) -> list[list[int]]:
         half = len(batch) // 2
         batches[largest:largest] = [batch[:half], batch[half:]]
     return batches
-
 
 
 # ----------------------------------------------------------------------------------------------- module
@@ -232,27 +171,21 @@ class TranslationDataModule(SplitDataModule):
         prepared_dir: str | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("max_tokens", max_tokens), ("eval_max_tokens", eval_max_tokens),
-                            ("max_batch_size", max_batch_size), ("max_len", max_len),
-                            ("max_src_len", max_src_len)):
-            if value is not None and value < 1:
-                raise ConfigError(f"data.{name}={value} must be a positive integer")
+        check_positive(max_tokens=max_tokens, eval_max_tokens=eval_max_tokens, max_batch_size=max_batch_size,
+                       max_len=max_len, max_src_len=max_src_len)
         if max_len > max_src_len:
             raise ConfigError(f"data.max_len={max_len} exceeds data.max_src_len={max_src_len}; training would see "
                               "longer sources than evaluation. Raise max_src_len or lower max_len")
         if src_lang == trg_lang:
             raise ConfigError(f"data.src_lang and data.trg_lang are both {src_lang!r}; give two languages")
         self.save_hyperparameters()
-        explicit = {"train": (train_src, train_trg), "valid": (valid_src, valid_trg), "test": (test_src, test_trg)}
+        explicit = {"train_src": train_src, "train_trg": train_trg, "valid_src": valid_src, "valid_trg": valid_trg,
+                    "test_src": test_src, "test_trg": test_trg}
         self.files = _resolve_files(dataset, root, src_lang, trg_lang, explicit, allow_hub, cache_dir)
         self.tokenizer = Tokenizer.load_or_train(tokenizer_model, list(self.files["train"]), tokenizer_type,
                                                  tokenizer_vocab_size, cache_dir)
         self.splits: dict[str, ParallelSplit] = {}
         self._caches: dict[str, PreparedCache] = {}
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
 
     @property
     def references(self) -> dict[str, list[str]]:
@@ -263,12 +196,7 @@ class TranslationDataModule(SplitDataModule):
     def reading(self) -> TranslationReading:
         """How this module reads sources; the bundle stores it, so that the `Translator` reads them the same way."""
         hp = self.hparams
-        return TranslationReading(hp.max_src_len, hp.eval_max_tokens or hp.max_tokens, hp.src_lang, hp.trg_lang)
-
-    def bundle_config(self) -> dict:
-        """The data settings stored in the bundle beside the reading spec (older readers look here)."""
-        return {**self.reading.to_dict(), "dataset": self.hparams.dataset,
-                "tokenizer_type": self.tokenizer.model_type}
+        return TranslationReading(hp.max_src_len, self._budget(False), hp.src_lang, hp.trg_lang)
 
     # ------------------------------------------------------------------------------------------ reading
     def load_split(self, split: str) -> ParallelSplit:
@@ -321,28 +249,23 @@ class TranslationDataModule(SplitDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         corpus = self.load_split(split).corpus
         rank, world = self._rank()
-        hp = self.hparams
-        budget = hp.max_tokens if train else hp.eval_max_tokens or hp.max_tokens
-        sampler = PairBatchSampler(corpus.src_lengths, corpus.trg_lengths, budget, shuffle=train, seed=hp.seed,
-                                   rank=rank, world_size=world, max_batch_size=hp.max_batch_size if train else None)
+        sampler = PairBatchSampler(corpus.src_lengths, corpus.trg_lengths, self._budget(train), shuffle=train,
+                                   seed=self.hparams.seed, rank=rank, world_size=world,
+                                   max_batch_size=self.hparams.max_batch_size if train else None)
         return self._make_loader(corpus, sampler, train)
 
 
-
 def _resolve_files(dataset: str | None, root: str | None, src_lang: str, trg_lang: str,
-                   explicit: dict[str, tuple[str | None, str | None]], allow_hub: bool,
-                   cache_dir: str | None) -> dict[str, tuple[Path, Path]]:
-    """Split → (source, target) paths: explicit files first, the catalog for the rest."""
-    names = {"train": ("train_src", "train_trg"), "valid": ("valid_src", "valid_trg"), "test": ("test_src", "test_trg")}
-    if dataset is None:
-        missing = [names[s][i] for s in SPLITS for i in (0, 1) if explicit[s][i] is None]
-        if missing:
-            raise ConfigError(f"data.dataset is null, so give {', '.join(f'data.{m}' for m in missing)}")
-        return {s: (Path(explicit[s][0]), Path(explicit[s][1])) for s in SPLITS}
-    needed = [s for s in SPLITS if None in explicit[s]]
-    found = resolve_parallel(dataset, src_lang, trg_lang, root, needed, allow_hub,
-                             Path(cache_dir) / "datasets" / dataset if cache_dir else None) if needed else {}
-    return {s: tuple(Path(e) if e is not None else found[s][i] for i, e in enumerate(explicit[s])) for s in SPLITS}
+                   explicit: dict[str, str | None], allow_hub: bool, cache_dir: str | None
+                   ) -> dict[str, tuple[Path, Path]]:
+    """Split → (source, target) paths: explicit files (`train_src` → path or None) first, the catalog for the rest."""
+    def find(names: list[str], hub_cache: Path | None) -> dict[str, Path]:
+        splits = [s for s in SPLITS if f"{s}_src" in names or f"{s}_trg" in names]
+        found = resolve_parallel(dataset, src_lang, trg_lang, root, splits, allow_hub, hub_cache)
+        return {f"{s}_{side}": found[s][i] for s in splits for i, side in enumerate(("src", "trg"))}
+
+    files = split_files(dataset, explicit, tuple(explicit), "data.{}", find, cache_dir)
+    return {s: (Path(files[f"{s}_src"]), Path(files[f"{s}_trg"])) for s in SPLITS}
 
 
 def _nonempty_pairs(src_lines: list[str], trg_lines: list[str], src_path: Path, trg_path: Path,

@@ -43,17 +43,10 @@ class Attention(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attends to `memory` with `query`.
-
-        Args:
-            query: the decoder state, (batch × group, query_size): rows g·i … g·i + g − 1 read memory row i.
-            keys: `project_keys(memory)`, (batch, src_len, key_size).
-            memory: encoder outputs, (batch, src_len, memory_size).
-            mask: True at real source positions, (batch, src_len); every row needs one True.
-
-        Returns:
-            context (batch × group, memory_size) and attention weights (batch × group, src_len) that sum to 1.
-        """
+        """query (batch × group, query_size): the decoder state, rows g·i … g·i + g − 1 reading memory row i; keys
+        `project_keys(memory)`, (batch, src_len, key_size); memory (batch, src_len, memory_size); mask (batch, src_len)
+        True at real source positions, one at least per row → context (batch × group, memory_size) and attention
+        weights (batch × group, src_len) that sum to 1."""
         batch = keys.size(0)
         if query.size(0) % batch:
             raise ValueError(f"{query.size(0)} query rows cannot share {batch} memory rows in equal groups")

@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2text.nn.config import config_to_dict
+from seq2text.nn.config import Config
 from seq2text.nn.normalization import BetweenLayers
-from seq2text.nn.regularization import LockedDropout, embedding_dropout
-from seq2text.nn.rnn import Hidden, RNNStack, RNNType
+from seq2text.nn.rnn import EmbeddedRNN, Hidden, RNNType
 
 __all__ = ["ClassifierConfig", "Pooling", "RNNClassifier", "pool"]
 
@@ -42,27 +41,21 @@ def pool(outputs: torch.Tensor, lengths: torch.Tensor, mode: Pooling, bidirectio
     """
     batch, seq_len, features = outputs.shape
     mask = torch.arange(seq_len, device=outputs.device) < lengths.unsqueeze(1)  # (B, T)
-    if mode in ("last", "concat"):
-        last = outputs[torch.arange(batch, device=outputs.device), lengths - 1]  # (B, F)
-        if bidirectional:
-            half = features // 2
-            last = torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1)  # forward end, backward end
-    if mode in ("max", "concat"):
-        maxed = outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, F)
-    if mode in ("mean", "concat"):
-        mean = (outputs * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype)  # (B, F)
     if mode == "attention":
         if attention is None:
             raise ValueError("attention pooling needs an attention scorer")
         scores = attention(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
         return torch.einsum("bt,btf->bf", torch.softmax(scores.float(), dim=-1).to(outputs.dtype), outputs)
-    if mode == "last":
-        return last
-    if mode == "max":
-        return maxed
-    if mode == "mean":
-        return mean
-    return torch.cat([last, maxed, mean], dim=-1)  # (B, 3F)
+    pooled = []  # (B, F) each
+    if mode in ("last", "concat"):
+        last = outputs[torch.arange(batch, device=outputs.device), lengths - 1]
+        half = features // 2  # bidirectional: the forward direction's end, then the backward one's
+        pooled.append(torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1) if bidirectional else last)
+    if mode in ("max", "concat"):
+        pooled.append(outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1))
+    if mode in ("mean", "concat"):
+        pooled.append((outputs * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype))
+    return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=-1)  # (B, F) or (B, 3F)
 
 
 def _mlp(in_size: int, sizes: Sequence[int], out_size: int, dropout: float) -> nn.Sequential:
@@ -79,7 +72,7 @@ def _rows(hidden: list[Hidden], count: int) -> list[Hidden]:
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(Config):
     """The classifier's architecture, regularizers and reading of long texts.
 
     Args:
@@ -132,25 +125,12 @@ class ClassifierConfig:
         if self.pooling not in ("last", "max", "mean", "attention", "concat"):
             raise ValueError(f"unknown pooling {self.pooling!r}; use last, max, mean, attention or concat")
 
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
 
-
-class RNNClassifier(nn.Module):
+class RNNClassifier(EmbeddedRNN):
     """Recurrent classifier with AWD-LSTM regularizers and a pooling head, built from a `ClassifierConfig`."""
 
     def __init__(self, config: ClassifierConfig) -> None:
-        super().__init__()
-        self.config = config
-        vocab_size, emb_size, hidden_size = config.vocab_size, config.emb_size, config.hidden_size
-        self.embedding = nn.Embedding(vocab_size, emb_size)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        self.rnn = RNNStack(config.rnn_type, emb_size, hidden_size, config.output_size or hidden_size,
-                            config.num_layers, config.dropout_hidden, config.weight_dropout,
-                            bidirectional=config.bidirectional, between_layers=config.between_layers)
-        self.input_dropout = LockedDropout(config.dropout_input)
-        self.output_dropout = LockedDropout(config.dropout)
-        self.dropout_embedding = config.dropout_embedding
+        super().__init__(config, config.output_size or config.hidden_size, config.bidirectional)
         self.bidirectional, self.pooling = config.bidirectional, config.pooling
         self.bptt, self.max_grad_len = config.bptt, config.max_grad_len
         features = self.rnn.output_size
@@ -180,7 +160,7 @@ class RNNClassifier(nn.Module):
         """
         seq_len = text.size(1)
         if not self.bptt or self.bidirectional or seq_len <= self.bptt:
-            return self._encode_chunk(text, lengths, None)[0]
+            return self.read(text, None, lengths)[0]
         chunks, hidden = [], None
         for start in range(0, seq_len, self.bptt):
             active = int((lengths > start).sum())  # texts still running: a prefix, as lengths are sorted
@@ -188,17 +168,11 @@ class RNNClassifier(nn.Module):
             width = int(chunk_lengths[0])
             keep_graph = self.max_grad_len is None or start + width > seq_len - self.max_grad_len
             with torch.set_grad_enabled(torch.is_grad_enabled() and keep_graph):
-                out, hidden = self._encode_chunk(text[:active, start: start + width], chunk_lengths,
-                                                 None if hidden is None else _rows(hidden, active))
-            hidden = RNNStack.detach(hidden)  # truncated BPTT between chunks
+                out, hidden, _ = self.read(text[:active, start: start + width],
+                                           None if hidden is None else _rows(hidden, active), chunk_lengths)
+            hidden = self.detach(hidden)  # truncated BPTT between chunks
             chunks.append(F.pad(out, (0, 0, 0, 0, 0, text.size(0) - active)))  # (B, width, F)
         return torch.cat(chunks, dim=1)  # (B, T, F)
-
-    def _encode_chunk(self, text: torch.Tensor, lengths: torch.Tensor, hidden: list[Hidden] | None
-                      ) -> tuple[torch.Tensor, list[Hidden]]:
-        emb = embedding_dropout(self.embedding.weight, text, self.dropout_embedding, self.training)  # (B, T, E)
-        out, hidden = self.rnn(self.input_dropout(emb), hidden, lengths)  # (B, T, F)
-        return self.output_dropout(out), hidden
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Parameters by depth, input first: embedding, each recurrent layer, then head (and attention)."""

@@ -6,23 +6,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-__all__ = ["config_from", "config_to_dict"]
+__all__ = ["Config", "config_from", "config_to_dict"]
 
 C = TypeVar("C")
 
 
 def config_from(cls: type[C], values: Mapping[str, Any], strict: bool = True) -> C:
-    """Builds the config dataclass `cls` from a mapping (a bundle's `net` entry, or a task's hyperparameters).
-
-    Args:
-        cls: the config dataclass.
-        values: field values; lists become tuples (JSON has no tuples).
-        strict: refuse keys that are not fields (a bundle of another network); False picks the fields
-            out of a larger mapping such as a task's hyperparameters.
-
-    Raises:
-        ValueError: with `strict`, a key that is not a field of `cls`.
-    """
+    """The config dataclass `cls` from a mapping (a bundle's `net` entry, or a task's hyperparameters); lists become
+    tuples. `strict` refuses keys that are not fields (ValueError: a bundle of another network); without it the
+    fields are picked out of a larger mapping."""
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - names)
     if strict and unknown:
@@ -33,3 +25,10 @@ def config_from(cls: type[C], values: Mapping[str, Any], strict: bool = True) ->
 def config_to_dict(config: object) -> dict[str, Any]:
     """The config as JSON-ready values (tuples as lists), the form bundles store."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+class Config:
+    """Base of the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)

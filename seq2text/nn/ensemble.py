@@ -21,40 +21,35 @@ __all__ = ["Seq2SeqEnsemble", "EnsembleEncoderOutput", "EnsembleState"]
 
 
 @dataclass(frozen=True)
-class EnsembleEncoderOutput:
-    """One `EncoderOutput` per member, with the same batch rows."""
+class _PerMember:
+    """One state per member, with the same batch rows: what beam search does to one, done to each."""
+
+    members: tuple
+
+    def index_select(self, rows: torch.Tensor) -> _PerMember:
+        """Keeps (or repeats) the batch rows `rows`, (n,), in every member (beam search reorders with this)."""
+        return type(self)(tuple(member.index_select(rows) for member in self.members))
+
+    @classmethod
+    def cat(cls, batches: Sequence[_PerMember]) -> _PerMember:
+        """The batches one after another, in every member (see `EncoderOutput.cat`)."""
+        return cls(tuple(type(parts[0]).cat(parts) for parts in zip(*(b.members for b in batches), strict=True)))
+
+
+class EnsembleEncoderOutput(_PerMember):
+    """One `EncoderOutput` per member."""
 
     members: tuple[EncoderOutput, ...]
-
-    def index_select(self, rows: torch.Tensor) -> EnsembleEncoderOutput:
-        """Keeps (or repeats) the batch rows `rows`, (n,), in every member."""
-        return EnsembleEncoderOutput(tuple(enc.index_select(rows) for enc in self.members))
 
     def trim(self) -> EnsembleEncoderOutput:
         """Without the padding columns that no row reaches, in every member."""
         return EnsembleEncoderOutput(tuple(enc.trim() for enc in self.members))
 
-    @staticmethod
-    def cat(outputs: Sequence[EnsembleEncoderOutput]) -> EnsembleEncoderOutput:
-        """The batches one after another, in every member (see `EncoderOutput.cat`)."""
-        return EnsembleEncoderOutput(tuple(EncoderOutput.cat(m) for m in zip(*(o.members for o in outputs),
-                                                                                strict=True)))
 
-
-@dataclass(frozen=True)
-class EnsembleState:
-    """One `DecoderState` per member, with the same batch rows."""
+class EnsembleState(_PerMember):
+    """One `DecoderState` per member."""
 
     members: tuple[DecoderState, ...]
-
-    def index_select(self, rows: torch.Tensor) -> EnsembleState:
-        """Keeps (or repeats) the batch rows `rows`, (n,), in every member (beam search reorders with this)."""
-        return EnsembleState(tuple(state.index_select(rows) for state in self.members))
-
-    @staticmethod
-    def cat(states: Sequence[EnsembleState]) -> EnsembleState:
-        """The batches' states one after another, in every member."""
-        return EnsembleState(tuple(DecoderState.cat(m) for m in zip(*(s.members for s in states), strict=True)))
 
 
 class Seq2SeqEnsemble(nn.Module):
@@ -91,17 +86,8 @@ class Seq2SeqEnsemble(nn.Module):
 
     def decode_step(self, tokens: torch.Tensor, state: EnsembleState, enc: EnsembleEncoderOutput
                     ) -> tuple[torch.Tensor, EnsembleState, torch.Tensor]:
-        """One step of every member.
-
-        Args:
-            tokens: the previous token of each row, (n,).
-            state, enc: the members' states, n rows each, and encoder outputs, n / group rows each (see
-                `Seq2Seq.decode_step`).
-
-        Returns:
-            log of the members' mean probability (n, vocab_size) float32, the new states, and the members'
-            mean attention weights (n, src_len).
-        """
+        """One step of every member (arguments as `Seq2Seq.decode_step`) → log of the members' mean probability (n,
+        vocab_size) float32, the new states, and the members' mean attention weights (n, src_len)."""
         steps = [member.decode_step(tokens, member_state, member_enc)
                  for member, member_state, member_enc in zip(self.members, state.members, enc.members, strict=True)]
         log_probs = torch.stack([log_p for log_p, _, _ in steps])  # (members, n, V)

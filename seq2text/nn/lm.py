@@ -7,17 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2text.nn.config import config_to_dict
+from seq2text.nn.config import Config
 from seq2text.nn.normalization import BetweenLayers
-from seq2text.nn.regularization import LockedDropout, embedding_dropout
-from seq2text.nn.rnn import Hidden, RNNStack, RNNType
+from seq2text.nn.rnn import EmbeddedRNN, Hidden, RNNType
 from seq2text.nn.softmax import AdaptiveSoftmax
 
 __all__ = ["LMConfig", "RNNLanguageModel"]
 
 
 @dataclass(frozen=True)
-class LMConfig:
+class LMConfig(Config):
     """The language model's architecture and regularizers.
 
     Args:
@@ -55,24 +54,13 @@ class LMConfig:
         """Width of the last recurrent layer: the embedding width when tied."""
         return self.emb_size if self.tie_weights else self.hidden_size
 
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
 
-
-class RNNLanguageModel(nn.Module):
+class RNNLanguageModel(EmbeddedRNN):
     """LSTM/GRU/Elman language model with the regularizers of Merity et al. (2018), built from an `LMConfig`."""
 
     def __init__(self, config: LMConfig) -> None:
-        super().__init__()
-        self.config = config
-        vocab_size, emb_size, out_size = config.vocab_size, config.emb_size, config.out_size
-        self.embedding = nn.Embedding(vocab_size, emb_size)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        self.rnn = RNNStack(config.rnn_type, emb_size, config.hidden_size, out_size, config.num_layers,
-                            config.dropout_hidden, config.weight_dropout, between_layers=config.between_layers)
-        self.input_dropout = LockedDropout(config.dropout_input)
-        self.output_dropout = LockedDropout(config.dropout)
-        self.dropout_embedding = config.dropout_embedding
+        super().__init__(config, config.out_size)
+        vocab_size, out_size = config.vocab_size, config.out_size
         self.out_weight = (None if config.tie_weights
                            else nn.Parameter(torch.empty(vocab_size, out_size).uniform_(-0.1, 0.1)))
         self.softmax = AdaptiveSoftmax(vocab_size, out_size, config.adaptive_cutoffs)
@@ -84,15 +72,8 @@ class RNNLanguageModel(nn.Module):
 
     def forward(self, input: torch.Tensor, hidden: list[Hidden] | None = None
                 ) -> tuple[torch.Tensor, list[Hidden], torch.Tensor]:
-        """input: (batch, seq_len) ids.
-
-        Returns:
-            features (batch, seq_len, out_size) after output dropout, the new state, and the last layer's
-            output before dropout (for temporal activation regularization).
-        """
-        emb = embedding_dropout(self.embedding.weight, input, self.dropout_embedding, self.training)  # (B, T, E)
-        raw, hidden = self.rnn(self.input_dropout(emb), hidden)  # (B, T, out_size)
-        return self.output_dropout(raw), hidden, raw
+        """input (batch, seq_len) ids → features (batch, seq_len, out_size), the new state, the raw output (`read`)."""
+        return self.read(input, hidden)
 
     def nll(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """features (..., out_size), target (...) → NLL per target (...), float32 nats."""
@@ -103,7 +84,3 @@ class RNNLanguageModel(nn.Module):
         """features (..., out_size) → log-probabilities (..., vocab_size), float32."""
         flat = self.softmax.log_prob(features.reshape(-1, features.size(-1)), self.output_weight)
         return flat.view(*features.shape[:-1], -1)
-
-    @staticmethod
-    def detach(hidden: list[Hidden]) -> list[Hidden]:
-        return RNNStack.detach(hidden)

@@ -38,18 +38,9 @@ class _LabelSmoothedNLL(torch.autograd.Function):
 
 def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token label-smoothed loss and plain NLL.
-
-    loss = (1 − ε) · NLL + ε · mean over the vocabulary of −log p (as `F.cross_entropy(label_smoothing=ε)`).
-
-    Args:
-        logits: scores, (N, vocab_size), any float dtype (computed in float32).
-        target: gold ids, (N,).
-        smoothing: ε in [0, 1).
-
-    Returns:
-        loss (N,) (differentiable) and NLL (N,) (not differentiable), both float32 nats.
-    """
+    """Per-token loss = (1 − ε) · NLL + ε · mean over the vocabulary of −log p (as `F.cross_entropy(
+    label_smoothing=ε)`) and plain NLL: logits (N, vocab_size) of any float dtype, target (N,) ids, ε in [0, 1) →
+    loss (N,) (differentiable) and NLL (N,) (not differentiable), both float32 nats."""
     return _LabelSmoothedNLL.apply(logits, target, smoothing)
 
 

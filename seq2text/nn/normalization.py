@@ -24,13 +24,8 @@ class MaskedLayerNorm(nn.LayerNorm):
 
 class MaskedBatchNorm(nn.Module):
     """Batch normalisation over the features of (batch, seq_len, features) whose training statistics come from the
-    real (mask True) positions only; running mean and (unbiased) variance for evaluation, as `nn.BatchNorm1d`.
-
-    Args:
-        num_features: features per position.
-        eps: added to the variance.
-        momentum: weight of the current batch in the running statistics.
-    """
+    real (mask True) positions only; running mean and (unbiased) variance for evaluation, as `nn.BatchNorm1d` (with
+    its `eps` and `momentum`)."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
@@ -99,10 +94,6 @@ def _global_statistics(values: torch.Tensor, weights: torch.Tensor) -> tuple[tor
 
 def make_between_layers(kind: BetweenLayers, num_features: int) -> nn.Module | None:
     """The normalisation `kind` for `num_features` features (None for `none`)."""
-    if kind == "none":
-        return None
-    if kind == "layernorm":
-        return MaskedLayerNorm(num_features)
-    if kind == "batchnorm":
-        return MaskedBatchNorm(num_features)
-    raise ValueError(f"unknown between_layers {kind!r}; use none, layernorm or batchnorm")
+    if kind not in ("none", "layernorm", "batchnorm"):
+        raise ValueError(f"unknown between_layers {kind!r}; use none, layernorm or batchnorm")
+    return None if kind == "none" else (MaskedLayerNorm if kind == "layernorm" else MaskedBatchNorm)(num_features)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from seq2text.nn.classifier import _mlp, pool
-from seq2text.nn.config import config_to_dict
+from seq2text.nn.config import Config
 from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regularization import LockedDropout
 from seq2text.nn.rnn import RNNStack, RNNType
@@ -28,7 +28,7 @@ __all__ = ["RegressorConfig", "SequenceRegressor"]
 
 
 @dataclass(frozen=True)
-class RegressorConfig:
+class RegressorConfig(Config):
     """The regressor's architecture.
 
     Args:
@@ -76,9 +76,6 @@ class RegressorConfig:
     def num_outputs(self) -> int:
         """Outputs per variable and step: one per quantile, or one point."""
         return max(1, len(self.quantiles))
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
 
 
 class SequenceRegressor(nn.Module):

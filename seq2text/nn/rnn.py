@@ -17,9 +17,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from seq2text.nn.cells import LayerNormLSTM, PeepholeLSTM
 from seq2text.nn.normalization import BetweenLayers, make_between_layers
-from seq2text.nn.regularization import LockedDropout, drop_connect
+from seq2text.nn.regularization import LockedDropout, drop_connect, embedding_dropout
 
-__all__ = ["RNNType", "RNN_TYPES", "Hidden", "DropConnectRNN", "RNNStack", "make_rnn"]
+__all__ = ["RNNType", "RNN_TYPES", "Hidden", "DropConnectRNN", "EmbeddedRNN", "RNNStack", "make_rnn"]
 
 RNNType = Literal["lstm", "gru", "rnn", "lstm_peephole", "lstm_layernorm"]
 RNN_TYPES: tuple[str, ...] = get_args(RNNType)
@@ -29,24 +29,13 @@ Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 def make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
              dropout: float = 0.0) -> nn.Module:
     """The recurrent layer(s) of `rnn_type`, all with `nn.LSTM`'s interface (batch_first, packed or padded input,
-    `weight_hh_l0`...): `lstm`, `gru`, `rnn` (Elman, tanh), `lstm_peephole` or `lstm_layernorm` (see `cells`).
-
-    Raises:
-        ValueError: an unknown rnn_type.
-    """
-    args = (input_size, hidden_size, num_layers)
-    kwargs = {"batch_first": True, "bidirectional": bidirectional, "dropout": dropout if num_layers > 1 else 0.0}
-    if rnn_type == "lstm":
-        return nn.LSTM(*args, **kwargs)
-    if rnn_type == "gru":
-        return nn.GRU(*args, **kwargs)
-    if rnn_type == "rnn":
-        return nn.RNN(*args, nonlinearity="tanh", **kwargs)
-    if rnn_type == "lstm_peephole":
-        return PeepholeLSTM(*args, **kwargs)
-    if rnn_type == "lstm_layernorm":
-        return LayerNormLSTM(*args, **kwargs)
-    raise ValueError(f"unknown rnn_type {rnn_type!r}; use one of {', '.join(RNN_TYPES)}")
+    `weight_hh_l0`...): `lstm`, `gru`, `rnn` (Elman, tanh), `lstm_peephole` or `lstm_layernorm` (see `cells`)."""
+    layers = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "lstm_peephole": PeepholeLSTM,
+              "lstm_layernorm": LayerNormLSTM}
+    if rnn_type not in layers:
+        raise ValueError(f"unknown rnn_type {rnn_type!r}; use one of {', '.join(RNN_TYPES)}")
+    return layers[rnn_type](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
+                            dropout=dropout if num_layers > 1 else 0.0)
 
 
 class DropConnectRNN(nn.Module):
@@ -119,10 +108,8 @@ class RNNStack(nn.Module):
             output of the last layer (batch, seq_len, output_size) and the new state of every layer.
         """
         states = []
-        mask = None
-        if lengths is not None and self.norms is not None:
-            mask = torch.arange(x.size(1)) < lengths.unsqueeze(1)  # (B, T)
-            mask = mask.to(x.device)
+        mask = None if lengths is None or self.norms is None else (
+            torch.arange(x.size(1)) < lengths.unsqueeze(1)).to(x.device)  # (B, T)
         for i, layer in enumerate(self.layers):
             state = None if hidden is None else hidden[i]
             if lengths is None:
@@ -142,3 +129,30 @@ class RNNStack(nn.Module):
     def detach(hidden: list[Hidden]) -> list[Hidden]:
         """Cuts the graph between truncated-BPTT windows."""
         return [tuple(h.detach() for h in s) if isinstance(s, tuple) else s.detach() for s in hidden]
+
+
+class EmbeddedRNN(nn.Module):
+    """Embedding → locked dropout → `RNNStack` → locked dropout (AWD-LSTM), from a config with `LMConfig`'s fields:
+    the base of the language model and the classifier (so that a classifier can load an LM's `embedding.*`, `rnn.*`).
+    `output_size`: the last layer's width per direction."""
+
+    def __init__(self, config: object, output_size: int, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.emb_size)
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        self.rnn = RNNStack(config.rnn_type, config.emb_size, config.hidden_size, output_size, config.num_layers,
+                            config.dropout_hidden, config.weight_dropout, bidirectional, config.between_layers)
+        self.input_dropout = LockedDropout(config.dropout_input)
+        self.output_dropout = LockedDropout(config.dropout)
+        self.dropout_embedding = config.dropout_embedding
+
+    detach = staticmethod(RNNStack.detach)
+
+    def read(self, ids: torch.Tensor, hidden: list[Hidden] | None = None, lengths: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, list[Hidden], torch.Tensor]:
+        """ids (batch, seq_len); hidden, lengths as in `RNNStack.forward` → the output after output dropout (batch,
+        seq_len, features), the new state, and the output before dropout (for temporal activation regularization)."""
+        emb = embedding_dropout(self.embedding.weight, ids, self.dropout_embedding, self.training)  # (B, T, E)
+        raw, hidden = self.rnn(self.input_dropout(emb), hidden, lengths)  # (B, T, features)
+        return self.output_dropout(raw), hidden, raw

@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2text.nn.attention import AttentionType, make_attention
 from seq2text.nn.cells import LN_EPS, layernorm_update, make_cell, peephole_update
-from seq2text.nn.config import config_to_dict
+from seq2text.nn.config import Config
 from seq2text.nn.rnn import make_rnn
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig", "Encoder", "Decoder", "EncoderOutput", "DecoderState", "FeedingCell", "CellType",
@@ -123,17 +123,9 @@ class Encoder(nn.Module):
 
     def forward(self, emb: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Encodes a padded batch.
-
-        Args:
-            emb: embedded source, (batch, src_len, emb_size).
-            lengths: true lengths, (batch,), each ≥ 1.
-
-        Returns:
-            memory (batch, src_len, 2 × hidden_size) with zeros at padding, and the top layer's final
-            hidden state (batch, 2 × hidden_size) and LSTM cell state (same, or None for GRU), forward
-            and backward directions concatenated.
-        """
+        """emb (batch, src_len, emb_size), lengths (batch,) each ≥ 1 → memory (batch, src_len, 2 × hidden_size), zero
+        at padding, and the top layer's final hidden and LSTM cell state (None for GRU), (batch, 2 × hidden_size),
+        both directions concatenated."""
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
         output, final = self.rnn(packed)
         memory, _ = pad_packed_sequence(output, batch_first=True, total_length=emb.size(1))
@@ -267,7 +259,7 @@ class Decoder(nn.Module):
 
 
 @dataclass(frozen=True)
-class Seq2SeqConfig:
+class Seq2SeqConfig(Config):
     """The translation network's architecture.
 
     Args:
@@ -320,43 +312,34 @@ class Seq2SeqConfig:
         """Width of the attentional vector: the embedding width when the output layer is tied."""
         return self.emb_size if self.tie_weights != "none" else self.hidden_size
 
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
 
 class Seq2Seq(nn.Module):
     """The translation network: embeddings, `Encoder`, bridge, `Decoder`, tied output layer, from a `Seq2SeqConfig`."""
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
-        self.config = config
-        vocab_size, emb_size, hidden_size = config.vocab_size, config.emb_size, config.hidden_size
-        pad_id = config.pad_id
-        rnn_type, dropout, tie_weights = config.rnn_type, config.dropout, config.tie_weights
-        memory_size, att_size, layers = config.memory_size, config.att_size, config.num_decoder_layers
-        self.pad_id, self.bos_id, self.eos_id, self.dropout = pad_id, config.bos_id, config.eos_id, dropout
-        self.rnn_type, self.tie_weights = rnn_type, tie_weights
-        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
-        self.src_embedding = None if tie_weights == "all" else nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
-        self.encoder = Encoder(rnn_type, emb_size, config.encoder_hidden_size, config.num_encoder_layers, dropout)
-        self.bridge = nn.Linear(memory_size, layers * hidden_size)
-        self.cell_bridge = nn.Linear(memory_size, layers * hidden_size) if rnn_type != "gru" else None
-        self.decoder = Decoder(rnn_type, emb_size, hidden_size, memory_size, att_size, layers,
-                               config.attention, config.attention_size, dropout)
-        self.out_weight = None if tie_weights != "none" else nn.Parameter(torch.empty(vocab_size, att_size))
-        self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+        c = self.config = config
+        self.pad_id, self.bos_id, self.eos_id, self.dropout = c.pad_id, c.bos_id, c.eos_id, c.dropout
+        self.rnn_type, self.tie_weights = c.rnn_type, c.tie_weights
+        self.embedding = nn.Embedding(c.vocab_size, c.emb_size, padding_idx=c.pad_id)
+        self.src_embedding = (None if c.tie_weights == "all"
+                              else nn.Embedding(c.vocab_size, c.emb_size, padding_idx=c.pad_id))
+        self.encoder = Encoder(c.rnn_type, c.emb_size, c.encoder_hidden_size, c.num_encoder_layers, c.dropout)
+        states = c.num_decoder_layers * c.hidden_size  # every decoder layer's initial state, from the encoder's
+        self.bridge = nn.Linear(c.memory_size, states)
+        self.cell_bridge = nn.Linear(c.memory_size, states) if c.rnn_type != "gru" else None
+        self.decoder = Decoder(c.rnn_type, c.emb_size, c.hidden_size, c.memory_size, c.att_size, c.num_decoder_layers,
+                               c.attention, c.attention_size, c.dropout)
+        self.out_weight = None if c.tie_weights != "none" else nn.Parameter(torch.empty(c.vocab_size, c.att_size))
+        self.out_bias = nn.Parameter(torch.zeros(c.vocab_size))
         self.output_layer: nn.Linear | None = None  # set by `untie_output` for inference only
         self._transposed: tuple[tuple, torch.Tensor] | None = None  # see `_decoding_weight`
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for embedding in (self.embedding, self.src_embedding):
-            if embedding is not None:
-                nn.init.uniform_(embedding.weight, -0.1, 0.1)
-                with torch.no_grad():
-                    embedding.weight[self.pad_id].zero_()
-        if self.out_weight is not None:
-            nn.init.uniform_(self.out_weight, -0.1, 0.1)
+        embeddings = [e for e in (self.embedding, self.src_embedding) if e is not None]
+        for weight in [e.weight for e in embeddings] + ([] if self.out_weight is None else [self.out_weight]):
+            nn.init.uniform_(weight, -0.1, 0.1)
+        with torch.no_grad():
+            for embedding in embeddings:
+                embedding.weight[self.pad_id].zero_()
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -388,15 +371,8 @@ class Seq2Seq(nn.Module):
 
     # ------------------------------------------------------------------------------------------ training
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, trg_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoding.
-
-        Args:
-            src: (batch, src_len) ids; src_lengths: (batch,).
-            trg_in: target ids starting with `bos_id`, (batch, trg_len).
-
-        Returns:
-            the attentional vectors, (batch, trg_len, att_size); `logits` turns them into scores.
-        """
+        """Teacher-forced decoding: src (batch, src_len) ids, src_lengths (batch,), trg_in (batch, trg_len) starting
+        with `bos_id` → the attentional vectors, (batch, trg_len, att_size); `logits` turns them into scores."""
         enc, state = self.encode(src, src_lengths)
         emb = F.dropout(self.embedding(trg_in), self.dropout, self.training)  # (B, T, E)
         input_gates = self.decoder.first.project_input(emb)  # (B, T, gates): one matmul for all steps
@@ -445,16 +421,9 @@ class Seq2Seq(nn.Module):
     # ------------------------------------------------------------------------------------------ search
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """One step of free-running decoding.
-
-        Args:
-            tokens: the previous token of each row, (n,).
-            state: the decoder state, n rows; enc: the encoder output, n / group rows (each serves `group`
-                consecutive rows of `state`: a sentence's beams).
-
-        Returns:
-            log-probabilities (n, vocab_size) float32, the new state, attention weights (n, src_len).
-        """
+        """One step of free-running decoding: the previous tokens (n,), the state (n rows) and the encoder output (n /
+        group rows, each serving `group` consecutive rows: a sentence's beams) → log-probabilities (n, vocab_size)
+        float32, the new state, attention weights (n, src_len)."""
         gates = self.decoder.first.project_input(self.embedding(tokens))  # (n, gates)
         state, weights = self.decoder.step(gates, state, enc)
         return F.log_softmax(self.logits(state.att).float(), dim=-1), state, weights

@@ -49,16 +49,8 @@ class AdaptiveSoftmax(nn.Module):
         return F.log_softmax(F.linear(hidden, weight[lo:hi], self.bias[lo:hi]).float(), dim=-1)
 
     def nll(self, hidden: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood of each target.
-
-        Args:
-            hidden: (N, in_size).
-            target: (N,) word ids.
-            weight: (vocab_size, in_size) output projection.
-
-        Returns:
-            (N,) float32 NLL in nats.
-        """
+        """hidden (N, in_size), target (N,) word ids, weight (vocab_size, in_size) output projection → the NLL of
+        each target, (N,) float32 nats."""
         head = self._head_log_prob(hidden, weight)  # (N, head + clusters)
         if self.cluster is None:
             return -head.gather(1, target.unsqueeze(1)).squeeze(1)

@@ -1,43 +1,54 @@
 """Predictors behind the public API: load a bundle, predict in batches, reading text through the bundle's reading
 spec (`seq2text.text.reading`, `seq2text.text.series`) exactly as training did. No Lightning is imported here.
 
-    language_model.py   LanguageModel (perplexity, scores, sampling)
+    language_model.py   LanguageModel, LanguageModelEnsemble (perplexity, scores, sampling)
     classifier.py       Classifier, ClassifierEnsemble
-    regressor.py        Regressor
+    regressor.py        Regressor, RegressorEnsemble
     translator.py       Translator, TranslatorEnsemble, Translation
     forecaster.py       Forecaster, ForecasterEnsemble
     loading.py          load: any bundle to the predictor of its task, a list of bundles to an ensemble
-    metrics.py          the evaluation functions (BLEU/chrF/TER, classification and forecast scores), which the
-                        training tasks share
-    shared.py           what the predictors share (the network built from a bundle, input checks)
+    metrics.py          the one evaluation of each task (perplexity, BLEU/chrF/TER, classification, regression and
+                        forecast scores), which the training tasks share
+    evaluation.py       `seq2text evaluate`'s part of each task: files in, the predictor's evaluation out
+    shared.py           what the predictors share (the network built from a bundle, input checks, the ensemble rule)
 
-The names below load on first use (PEP 562), so that the tasks' `seq2text.predict.metrics` loads no predictor.
+The names below load on first use (PEP 562), so that the tasks' `seq2text.predict.metrics` loads no predictor;
+`seq2text` itself exports them the same way, with `lazy_attributes`.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 
 # public name -> the module that defines it
-_LAZY = {
+LAZY = {
     **dict.fromkeys(("Classifier", "ClassifierEnsemble"), "seq2text.predict.classifier"),
     **dict.fromkeys(("Forecaster", "ForecasterEnsemble"), "seq2text.predict.forecaster"),
-    "LanguageModel": "seq2text.predict.language_model",
-    "Regressor": "seq2text.predict.regressor",
+    **dict.fromkeys(("LanguageModel", "LanguageModelEnsemble"), "seq2text.predict.language_model"),
+    **dict.fromkeys(("Regressor", "RegressorEnsemble"), "seq2text.predict.regressor"),
     **dict.fromkeys(("Translation", "Translator", "TranslatorEnsemble"), "seq2text.predict.translator"),
     "load": "seq2text.predict.loading",
 }
-__all__ = sorted(_LAZY)
+__all__ = sorted(LAZY)
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'seq2text.predict' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def lazy_attributes(module: str, table: dict[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """The PEP 562 `__getattr__` and `__dir__` of `module`, whose names in `table` (name → the module that defines
+    it) are imported on first use and then kept in its namespace."""
+    namespace = sys.modules[module].__dict__
+
+    def __getattr__(name: str) -> object:  # noqa: N807 - the module hook's name
+        if name not in table:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        namespace[name] = getattr(importlib.import_module(table[name]), name)
+        return namespace[name]
+
+    def __dir__() -> list[str]:  # noqa: N807
+        return sorted([*namespace, *table])
+
+    return __getattr__, __dir__
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, LAZY)

@@ -13,8 +13,8 @@ from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.predict.metrics import classification_scores
-from seq2text.predict.shared import _build, _load_members, _str_list
-from seq2text.text.reading import ClassifierReading, pad_ids
+from seq2text.predict.shared import Ensemble, _build, _str_list, _TextHead
+from seq2text.text.reading import ClassifierReading
 from seq2text.text.tokenizer import Tokenizer
 
 __all__ = ["Classifier", "ClassifierEnsemble"]
@@ -42,7 +42,7 @@ class _LabelPredictor:
         return classification_scores(self.predict(texts), gold, self.labels)
 
 
-class Classifier(_LabelPredictor):
+class Classifier(_TextHead, _LabelPredictor):
     """A trained text classifier.
 
     Texts are read as in training (`reading`): whitespace collapsed, lowercased if the model was trained so,
@@ -67,15 +67,6 @@ class Classifier(_LabelPredictor):
         self.net, self.tokenizer, self.reading, self.metrics = net.eval(), tokenizer, reading, metrics or {}
         self.labels = list(reading.labels)
 
-    @property
-    def backward(self) -> bool:
-        return self.reading.backward
-
-    @property
-    def columns(self) -> tuple[str, str]:
-        """The (text, label) columns of the training files: the defaults of `seq2text evaluate`."""
-        return self.reading.text_column, self.reading.label_column
-
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
@@ -90,25 +81,17 @@ class Classifier(_LabelPredictor):
                               f"{classes}-class network; export the bundle again")
         return cls(net, bundle.tokenizer, reading, bundle.metrics)
 
-    @torch.inference_mode()
     def probabilities(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
         """Class probabilities, (len(texts), num_classes), in the order of `self.labels`.
 
         Args:
             max_tokens: padded tokens per batch (default: the bundle's `eval_max_tokens`).
         """
-        texts = _check_str_rows(texts)
-        if not texts:
-            return torch.zeros(0, len(self.labels))
-        ids = self.reading.encode(self.tokenizer, texts)
-        out = torch.empty(len(ids), len(self.labels))
-        for rows in self.reading.batches(ids, max_tokens):
-            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
-            out[rows] = torch.softmax(self.net(text, lengths).float(), dim=-1)
-        return out
+        texts = _str_list(texts, "classifier.predict(['a sentence'])")
+        return torch.softmax(self._outputs(texts, len(self.labels), max_tokens), dim=-1)
 
 
-class ClassifierEnsemble(_LabelPredictor):
+class ClassifierEnsemble(Ensemble, _LabelPredictor):
     """Classifiers of the same label set predicting together: the mean of their class probabilities.
 
     Members may differ in anything else (architecture, tokenizer, lowercasing), e.g. models trained with
@@ -118,28 +101,15 @@ class ClassifierEnsemble(_LabelPredictor):
         members: the classifiers; their `labels` must be equal (same classes, same order).
     """
 
-    task = "classification"
+    member = Classifier
+    rules = ((lambda member: member.labels, "predicts labels {mine}, member 0 predicts {first}; ensemble classifiers "
+                                            "trained for the same labels"),)
 
     def __init__(self, members: Sequence[Classifier]) -> None:
-        self.members = list(members)
-        if not self.members:
-            raise ConfigError("an ensemble needs at least one classifier")
-        self.labels, self.columns = list(self.members[0].labels), self.members[0].columns
-        for number, member in enumerate(self.members[1:], start=1):
-            if member.labels != self.labels:
-                raise BundleError(f"ensemble member {number} predicts labels {member.labels}, member 0 predicts "
-                                  f"{self.labels}; ensemble classifiers trained for the same labels")
-
-    @classmethod
-    def load(cls, paths: Sequence[str | Path]) -> ClassifierEnsemble:
-        """Loads one classifier bundle per path (raises BundleError for other tasks or other label sets)."""
-        return cls(_load_members(Classifier, paths, "classifiers"))
+        members = self._join(members)
+        self.labels, self.columns = list(members[0].labels), members[0].columns
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
         """Mean class probabilities of the members, (len(texts), num_classes)."""
-        texts = _check_str_rows(texts)
+        texts = _str_list(texts, "classifier.predict(['a sentence'])")
         return torch.stack([member.probabilities(texts) for member in self.members]).mean(dim=0)
-
-
-def _check_str_rows(texts: Sequence[str]) -> list[str]:
-    return _str_list(texts, "classifier.predict(['a sentence'])")

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from seq2text.bundles.io import read_bundle
-from seq2text.errors import BundleError, ConfigError
+from seq2text.errors import ConfigError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.shared import _build, _load_members
+from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _build
 from seq2text.text.series import Series, SeriesReading, read_series
 
 __all__ = ["Forecaster", "ForecasterEnsemble"]
@@ -68,7 +68,7 @@ class Forecaster:
         if not 1 <= horizon <= reading.horizon:
             raise ConfigError(f"horizon={horizon}: this model forecasts 1 to {reading.horizon} steps at once; "
                               "train with a larger data.horizon for more")
-        where = str(history) if not hasattr(history, "columns") else "the history DataFrame"
+        where = str(history) if isinstance(history, str | Path) else "the history DataFrame"
         series = read_series(history, reading.time_column, reading.value_columns, reading.id_column, where)
         for one in series:
             reading.check_compatible(one, where)
@@ -99,7 +99,7 @@ class Forecaster:
                 for p, one, scale in zip(predicted, series, scales, strict=True)]
 
 
-class ForecasterEnsemble:
+class ForecasterEnsemble(Ensemble):
     """Forecasters of the same columns, horizon and time step forecasting together: the mean of their point
     forecasts and of their quantiles (e.g. one recipe trained with several seeds). `seq2text.load([dir, ...])`
     builds one from forecasting bundles.
@@ -108,28 +108,13 @@ class ForecasterEnsemble:
         members: the forecasters.
     """
 
-    task = "forecasting"
+    member = Forecaster
+    rules = ((lambda member: _table(member.reading), "reads other columns, horizon or time step than member 0 ({mine} "
+              "against {first}); ensemble forecasters trained on the same table"), SAME_QUANTILES)
 
     def __init__(self, members: Sequence[Forecaster]) -> None:
-        self.members = list(members)
-        if not self.members:
-            raise ConfigError("an ensemble needs at least one forecaster")
-        first = self.members[0].reading
-        for number, member in enumerate(self.members[1:], start=1):
-            r = member.reading
-            if (r.time_column, r.value_columns, r.id_column, r.horizon, r.step) != (
-                    first.time_column, first.value_columns, first.id_column, first.horizon, first.step):
-                raise BundleError(f"ensemble member {number} reads other columns, horizon or time step than member 0; "
-                                  "ensemble forecasters trained on the same table")
-            if member.quantiles != self.members[0].quantiles:
-                raise BundleError(f"ensemble member {number} predicts quantiles {member.quantiles}, member 0 "
-                                  f"{self.members[0].quantiles}")
-        self.reading, self.quantiles = first, self.members[0].quantiles
-
-    @classmethod
-    def load(cls, paths: Sequence[str | Path]) -> ForecasterEnsemble:
-        """Loads one forecaster bundle per path (raises BundleError for other tasks or other tables)."""
-        return cls(_load_members(Forecaster, paths, "forecasters"))
+        members = self._join(members)
+        self.reading, self.quantiles = members[0].reading, members[0].quantiles
 
     def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
         """As `Forecaster.forecast`; every forecast column is the mean of the members'."""
@@ -138,6 +123,11 @@ class ForecasterEnsemble:
         columns = [c for c in mean.columns if c not in (self.reading.time_column, self.reading.id_column)]
         mean[columns] = sum(frame[columns].to_numpy() for frame in frames) / len(frames)
         return mean
+
+
+def _table(r: SeriesReading) -> tuple:
+    """What a forecaster reads and forecasts: columns, horizon and time step."""
+    return r.time_column, r.value_columns, r.id_column, r.horizon, r.step
 
 
 def _future_times(series: Series, step: str | None, horizon: int) -> list:

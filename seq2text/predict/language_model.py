@@ -1,5 +1,5 @@
-"""The language model's predictor: perplexity, scores and sampling, reading text through the bundle's
-`LMReading` exactly as training did."""
+"""The language model's predictor (perplexity, scores and sampling, reading text through the bundle's `LMReading`
+exactly as training did) and the ensemble of language models (the mixture: mean of the members' probabilities)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import torch
 from seq2text.bundles.io import read_bundle
 from seq2text.errors import ConfigError
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
-from seq2text.predict.shared import _build, _str_list
+from seq2text.predict.metrics import lm_scores, lm_sums
+from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _build, _str_list
 from seq2text.text.reading import LMReading, batchify, count_words
 from seq2text.text.tokenizer import EOS_ID, UNK_ID, Tokenizer
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "LanguageModelEnsemble"]
 
 
 class LanguageModel:
@@ -48,23 +49,26 @@ class LanguageModel:
         return cls(net, bundle.tokenizer, LMReading.from_bundle(bundle.config, path), bundle.metrics)
 
     @torch.inference_mode()
-    def perplexity(self, texts: Sequence[str]) -> float:
-        """Word-level perplexity of `texts` read as one running text, one line each (the test protocol).
-
-        Uses the same batchification and state carrying as evaluation during training, so a bundle's
-        perplexity on the test file equals the task's test perplexity.
-        """
-        texts = _check_texts(texts)
+    def evaluate(self, texts: Sequence[str]) -> dict[str, float]:
+        """Loss per token, word-level perplexity, bits per character and counts of `texts` read as one running text,
+        one line each: the test protocol (batchification and state carrying as in training's test) and its one
+        evaluation (`seq2text.predict.metrics.lm_scores`), so a bundle's scores on the test file equal the task's."""
+        texts = _str_list(texts, "lm.perplexity(['a sentence'])")
+        if not texts:
+            raise ConfigError("perplexity needs at least one text (the perplexity of no text is undefined)")
         stream = self.reading.stream(self.tokenizer, texts)
-        batch_size = max(1, min(self.reading.eval_batch_size, (stream.numel()) // 2))
-        data, mask = batchify(stream, batch_size, pad=True)
-        total, hidden, bptt = 0.0, None, self.reading.eval_bptt
+        data, mask = batchify(stream, max(1, min(self.reading.eval_batch_size, stream.numel() // 2)), pad=True)
+        sums, hidden, bptt = torch.zeros(2, dtype=torch.float64), None, self.reading.eval_bptt
         for start in range(0, data.size(1) - 1, bptt):
             end = min(start + bptt, data.size(1) - 1)
-            features, hidden, _ = self.net(data[:, start:end], hidden)
-            nll = self.net.nll(features, data[:, start + 1: end + 1]) * mask[:, start + 1: end + 1]
-            total += float(nll.double().sum())
-        return math.exp(total / count_words(texts))
+            features, hidden, _ = self.net(data[:, start:end], hidden)  # (B, T, E)
+            window = mask[:, start + 1: end + 1]  # (B, T)
+            sums += lm_sums(self.net.nll(features, data[:, start + 1: end + 1]) * window, window)
+        return lm_scores(sums, count_words(texts), sum(map(len, texts)) + len(texts))
+
+    def perplexity(self, texts: Sequence[str]) -> float:
+        """Word-level perplexity of `texts` read as one running text, one line each (see `evaluate`)."""
+        return self.evaluate(texts)["ppl"]
 
     @torch.inference_mode()
     def score(self, texts: Sequence[str]) -> list[float]:
@@ -101,7 +105,7 @@ class LanguageModel:
         features, hidden, _ = self.net(context)
         out: list[int] = []
         for _ in range(max_tokens):
-            logp = self.net.log_probs(features[:, -1])[0]  # (vocab,)
+            logp = self.net.log_probs(features)[0, -1]  # (vocab,): the last position's
             logp[UNK_ID] = -math.inf
             if len(out) < min_tokens:
                 logp[EOS_ID] = -math.inf
@@ -113,6 +117,53 @@ class LanguageModel:
         return self.tokenizer.decode([out])[0]
 
 
+class LanguageModelEnsemble(Ensemble, LanguageModel):
+    """Language models predicting together as their mixture: each next token's probability is the mean of the
+    members' (the log of the mean of exp log-probabilities), so `score`, `perplexity` and `evaluate` are the
+    mixture's and `generate` samples from it. Text is read as the first member reads it (its evaluation windows).
+    `seq2text.load([dir, ...])` builds one from language-model bundles.
+
+    Args:
+        members: language models with the same tokenizer and the same direction.
+
+    Raises:
+        BundleError: a member with another tokenizer or direction than member 0.
+    """
+
+    member = LanguageModel
+    rules = (SAME_TOKENIZER, (lambda member: member.backward, "reads text in the other direction than member 0 "
+                              "(backward: {mine}); ensemble forward models with forward ones, backward with backward"))
+
+    def __init__(self, members: Sequence[LanguageModel]) -> None:
+        members = self._join(members)
+        super().__init__(_Mixture([member.net for member in members]), members[0].tokenizer, members[0].reading,
+                         self.metrics)
+
+
+class _Mixture(torch.nn.Module):
+    """Networks read as one `RNNLanguageModel` whose distribution is the mean of theirs: `features` and `hidden`
+    are tuples with one entry per member."""
+
+    def __init__(self, nets: Sequence[RNNLanguageModel]) -> None:
+        super().__init__()
+        self.nets = torch.nn.ModuleList(nets)
+
+    def forward(self, input: torch.Tensor, hidden: tuple | None = None) -> tuple[tuple, tuple, None]:
+        """input (B, T) ids → each member's features (B, T, E_m) and state."""
+        found = [net(input, None if hidden is None else hidden[m]) for m, net in enumerate(self.nets)]
+        return tuple(f for f, _, _ in found), tuple(h for _, h, _ in found), None
+
+    def nll(self, features: tuple, target: torch.Tensor) -> torch.Tensor:
+        """target (...) → the mixture's NLL per target (...): -log mean_m exp(-nll_m)."""
+        nll = torch.stack([net.nll(f, target) for net, f in zip(self.nets, features, strict=True)])  # (M, ...)
+        return math.log(len(self.nets)) - torch.logsumexp(-nll, dim=0)
+
+    def log_probs(self, features: tuple) -> torch.Tensor:
+        """The mixture's log-probabilities (..., vocab_size): log mean_m exp(log p_m)."""
+        logp = torch.stack([net.log_probs(f) for net, f in zip(self.nets, features, strict=True)])  # (M, ..., V)
+        return torch.logsumexp(logp, dim=0) - math.log(len(self.nets))
+
+
 def _sample(logp: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> int:
     if temperature == 0:
         return int(logp.argmax())
@@ -121,10 +172,3 @@ def _sample(logp: torch.Tensor, temperature: float, top_k: int | None, generator
         logp = logp.masked_fill(logp < threshold, -math.inf)
     probs = torch.softmax(logp / temperature, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    texts = _str_list(texts, "lm.perplexity(['a sentence'])")
-    if not texts:
-        raise ConfigError("perplexity needs at least one text (the perplexity of no text is undefined)")
-    return texts

@@ -1,5 +1,7 @@
-"""Evaluation metrics. Translation: BLEU, chrF and TER through sacrebleu's metric objects; classification:
-accuracy, macro-F1 and the confusion matrix of predicted against gold labels.
+"""The one evaluation of each task, shared by its training task's validation/test and its predictor's `evaluate`.
+Language models: word-level perplexity from summed NLL; translation: BLEU, chrF and TER through sacrebleu's metric
+objects; classification: accuracy, macro-F1 and the confusion matrix (torchmetrics' functions, as training's);
+regression and forecasting: error sums added across batches and processes, then scored.
 
 Hypotheses are decoded, detokenized sentences; references are the raw lines of the reference file
 (never pieces, never text rebuilt from a vocabulary). sacrebleu's `corpus_score(hyps, refs)` takes a
@@ -18,7 +20,8 @@ import torch
 from seq2text.errors import DataError
 
 __all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores",
-           "FORECAST_SUMS", "forecast_sums", "forecast_scores", "regression_sums", "regression_scores"]
+           "FORECAST_SUMS", "forecast_sums", "forecast_scores", "regression_sums", "regression_scores", "lm_sums",
+           "lm_scores"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,31 @@ def classification_scores(predicted: Sequence[str], gold: Sequence[str], labels:
     return {"acc": float(multiclass_accuracy(preds, target, n, average="micro")),
             "f1": float(multiclass_f1_score(preds, target, n, average="macro")), "examples": len(gold),
             "confusion": {f"{g}->{p}": int(matrix[i, j]) for i, g in enumerate(labels) for j, p in enumerate(labels)}}
+
+
+# ------------------------------------------------------------------------------------------------- language models
+def lm_sums(nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) token NLL (zero where masked) and its (B, T) mask → (2,) float64 sums: NLL, tokens (add them across
+    windows, batches and processes, then call `lm_scores`)."""
+    return torch.stack([nll.double().sum(), mask.double().sum()])
+
+
+def lm_scores(sums: torch.Tensor | Sequence[float], words: float | None = None, chars: float | None = None
+              ) -> dict[str, float]:
+    """Token loss, word-level perplexity (summed NLL / (words + one eos per line)), bits per character (where
+    `chars` is known) and the counts, from `lm_sums` (added up): the one language-model evaluation of the task's
+    validation/test and of `LanguageModel.evaluate`.
+
+    Args:
+        words: words + eos of the text (`seq2text.text.reading.count_words`); None: the tokens.
+        chars: characters + one per line; None or 0: no `bpc`.
+    """
+    total, tokens = float(sums[0]), max(float(sums[1]), 1.0)
+    words = tokens if words is None else max(float(words), 1.0)
+    scores = {"loss": total / tokens, "ppl": math.exp(min(total / words, 700.0)), "tokens": tokens, "words": words}
+    if chars:
+        scores["bpc"] = total / math.log(2) / chars
+    return scores
 
 
 # ------------------------------------------------------------------------------------------------- regression

@@ -1,4 +1,5 @@
-"""The text regressor's predictor: a number per text (or one per quantile), read as a classifier reads it."""
+"""The text regressor's predictor (a number per text, or one per quantile, read as a classifier reads it) and the
+ensemble of regressors (the mean of the members' outputs)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,39 @@ from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, DataError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.predict.metrics import regression_scores, regression_sums
-from seq2text.predict.shared import _build, _str_list
-from seq2text.text.reading import ClassifierReading, pad_ids
+from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _build, _str_list, _TextHead
+from seq2text.text.reading import ClassifierReading
 from seq2text.text.tokenizer import Tokenizer
 
-__all__ = ["Regressor"]
+__all__ = ["Regressor", "RegressorEnsemble"]
 
 
-class Regressor:
+class _ValuePredictor:
+    """Point predictions and scores from `outputs`, shared by a regressor and an ensemble of them."""
+
+    quantiles: tuple[float, ...]
+
+    def outputs(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[float]:
+        """The point prediction of each text (the median where quantiles were trained)."""
+        point = self.quantiles.index(0.5) if self.quantiles else 0
+        return self.outputs(texts)[:, point].tolist()
+
+    def evaluate(self, texts: Sequence[str], targets: Sequence[float | str]) -> dict[str, float]:
+        """MAE and RMSE of the point predictions against `targets` (numbers, or the strings of a file's column);
+        see `seq2text.predict.metrics.regression_scores`, the task's own."""
+        if len(texts) != len(targets):
+            raise DataError(f"{len(texts)} texts but {len(targets)} targets; they must align")
+        try:
+            gold = torch.tensor([float(target) for target in targets], dtype=torch.float64)  # (N,)
+        except ValueError as error:
+            raise DataError(f"a target is not a number ({error}); the target column must hold numbers") from None
+        return regression_scores(regression_sums(torch.tensor(self.predict(texts), dtype=torch.float64), gold))
+
+
+class Regressor(_TextHead, _ValuePredictor):
     """A trained text regressor: a number per text (e.g. a review's rating), read as in training.
 
     Args:
@@ -47,25 +73,29 @@ class Regressor:
         return cls(net, bundle.tokenizer, ClassifierReading.from_bundle(bundle.config, path), quantiles,
                    bundle.metrics)
 
-    @torch.inference_mode()
     def outputs(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
         """The head's outputs, (len(texts), Q): one per quantile, or Q = 1."""
         texts = _str_list(texts, "regressor.predict(['a review'])")
-        ids = self.reading.encode(self.tokenizer, texts)
-        out = torch.empty(len(ids), max(1, len(self.quantiles)))
-        for rows in self.reading.batches(ids, max_tokens):
-            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
-            out[rows] = self.net(text, lengths).float()
-        return out
+        return self._outputs(texts, max(1, len(self.quantiles)), max_tokens)
 
-    def predict(self, texts: Sequence[str]) -> list[float]:
-        """The point prediction of each text (the median where quantiles were trained)."""
-        point = self.quantiles.index(0.5) if self.quantiles else 0
-        return self.outputs(texts)[:, point].tolist()
 
-    def evaluate(self, texts: Sequence[str], targets: Sequence[float]) -> dict[str, float]:
-        """MAE and RMSE of the point predictions against `targets`."""
-        if len(texts) != len(targets):
-            raise DataError(f"{len(texts)} texts but {len(targets)} targets; they must align")
-        predicted = torch.tensor(self.predict(texts), dtype=torch.float64)
-        return regression_scores(regression_sums(predicted, torch.tensor(targets, dtype=torch.float64)))
+class RegressorEnsemble(Ensemble, _ValuePredictor):
+    """Regressors of the same quantiles predicting together: the mean of their outputs (point and quantiles).
+    Members may differ in anything else (architecture, tokenizer, seed), as a classifier ensemble's.
+    `seq2text.load([dir, ...])` builds one from text-regression bundles.
+
+    Args:
+        members: the regressors; their quantiles must be equal.
+    """
+
+    member = Regressor
+    rules = (SAME_QUANTILES,)
+
+    def __init__(self, members: Sequence[Regressor]) -> None:
+        members = self._join(members)
+        self.quantiles, self.columns = members[0].quantiles, members[0].columns
+
+    def outputs(self, texts: Sequence[str]) -> torch.Tensor:
+        """Mean outputs of the members, (len(texts), Q)."""
+        texts = _str_list(texts, "regressor.predict(['a review'])")
+        return torch.stack([member.outputs(texts) for member in self.members]).mean(dim=0)

@@ -1,17 +1,20 @@
 """What the predictors share: the network built from a bundle (quantised for an int8 bundle), the check that
-texts are a list of strings, and the loading of an ensemble's members. No Lightning is imported here."""
+texts are a list of strings, a classifier-shaped network over texts (`_TextHead`), and every ensemble's one rule
+(`Ensemble`). No Lightning is imported here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from seq2text.bundles.compression import quantize_network
 from seq2text.bundles.io import Bundle
-from seq2text.errors import BundleError
+from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.config import config_from
+from seq2text.text.reading import pad_ids
 
 
 def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
@@ -37,14 +40,89 @@ def _str_list(texts: Sequence[str], example: str) -> list[str]:
     return texts
 
 
-def _load_members(predictor: type, paths: Sequence[str | Path], kind: str) -> list:
-    """One `predictor` per bundle path, for an ensemble; a failing member is named by its number."""
-    if isinstance(paths, str | Path):
-        raise TypeError(f"pass a list of bundle directories, e.g. {predictor.__name__}Ensemble.load(['a', 'b'])")
-    members = []
-    for number, path in enumerate(paths):
-        try:
-            members.append(predictor.load(path))
-        except BundleError as error:
-            raise BundleError(f"ensemble member {number}: {error} (only {kind} form these ensembles)") from None
-    return members
+Rule = tuple[Callable[[Any], object], str]
+"""What ensemble members must agree on: (a member's value, what a member whose value differs from member 0's is
+told; `{mine}` and `{first}` in it show the two values)."""
+
+SAME_TOKENIZER: Rule = (lambda member: member.tokenizer.fingerprint, "was trained with another tokenizer than member "
+                        "0; these ensembles mix next-token probabilities over one shared vocabulary: train the members "
+                        "on the same data with the same tokenizer options")
+SAME_QUANTILES: Rule = (lambda member: member.quantiles, "predicts quantiles {mine}, member 0 {first}; ensemble "
+                        "models trained for the same quantiles")
+
+
+class Ensemble:
+    """Every task's ensemble follows one rule: `load(paths)` reads one `member` bundle per path (a failing one named
+    by its number), and the constructor takes at least one member (`_join`), each agreeing with member 0 on the
+    subclass' `rules`; its `task` is the members' and its `metrics` are `{"members": [each member's]}`.
+    `seq2text.load([dir, ...])` builds the ensemble of the bundles' task."""
+
+    member: type
+    rules: tuple[Rule, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        cls.task = cls.member.task
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path]) -> Any:  # noqa: ANN401 - the subclass
+        """Loads one member bundle per path (a list of directories) and checks that they combine.
+
+        Raises:
+            BundleError: a broken member, one of another task, or one that does not agree with member 0.
+        """
+        if isinstance(paths, str | Path):
+            raise TypeError(f"pass a list of bundle directories, e.g. {cls.__name__}.load(['a', 'b'])")
+        members = []
+        for number, path in enumerate(paths):
+            try:
+                members.append(cls.member.load(path))
+            except BundleError as error:
+                raise BundleError(f"ensemble member {number}: {error} (only {cls.member.task} bundles form these "
+                                  "ensembles)") from None
+        return cls(members)
+
+    def _join(self, members: Sequence[Any]) -> list:
+        """Keeps `members` (as `self.members`, and their metrics) once checked.
+
+        Raises:
+            ConfigError: no members.
+            BundleError: a member that differs from member 0 in a rule's value, named by its number.
+        """
+        self.members = list(members)
+        if not self.members:
+            raise ConfigError(f"an ensemble needs at least one member: give a list of {self.member.__name__}s")
+        for number, member in enumerate(self.members[1:], start=1):
+            for value, problem in self.rules:
+                mine, first = value(member), value(self.members[0])
+                if mine != first:
+                    raise BundleError(f"ensemble member {number} {problem.format(mine=mine, first=first)}")
+        self.metrics = {"members": [member.metrics for member in self.members]}
+        return self.members
+
+
+class _TextHead:
+    """A classifier-shaped network (`RNNClassifier`: a classifier's or a regressor's) over texts read as in training
+    by its `ClassifierReading`."""
+
+    net: torch.nn.Module
+    tokenizer: Any
+    reading: Any
+
+    @property
+    def backward(self) -> bool:
+        return self.reading.backward
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        """The (text, label or target) columns of the training files: the defaults of `seq2text evaluate`."""
+        return self.reading.text_column, self.reading.label_column
+
+    @torch.inference_mode()
+    def _outputs(self, texts: list[str], width: int, max_tokens: int | None) -> torch.Tensor:
+        """The network's outputs, (len(texts), width) float32, in batches of at most `max_tokens` padded tokens."""
+        ids = self.reading.encode(self.tokenizer, texts)
+        out = torch.empty(len(ids), width)
+        for rows in self.reading.batches(ids, max_tokens):
+            text, lengths = pad_ids([ids[i] for i in rows])  # (B, T), (B,)
+            out[rows] = self.net(text, lengths).float()  # (B, width)
+        return out

@@ -17,11 +17,11 @@ from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.search import ContinuousBeamSearch, Hypothesis, SearchConfig
 from seq2text.nn.search import search as search_hypotheses
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from seq2text.predict.shared import _build, _load_members, _str_list
+from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _build, _str_list
 from seq2text.text.reading import TranslationReading, pad_ids
 from seq2text.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
-__all__ = ["Translation", "Translator", "TranslatorEnsemble"]
+__all__ = ["Translation", "Translator", "TranslatorEnsemble", "served_info"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,10 @@ class Translator:
         found = self.translate_nbest(texts, 1, beam_size, batch_size, length_penalty, max_tokens)
         return [hyps[0].text for hyps in found]
 
+    def translate_batch(self, texts: Sequence[str]) -> list[str]:
+        """Translates `texts` as one decoding batch with the bundle's settings (a server's batch, grouped already)."""
+        return self.translate(texts, batch_size=max(1, len(texts)))
+
     @torch.inference_mode()
     def translate_nbest(self, texts: Sequence[str], n_best: int = 1, beam_size: int | None = None,
                         batch_size: int = 64, length_penalty: float | None = None, max_tokens: int | None = None,
@@ -104,18 +108,11 @@ class Translator:
         results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
         for chunk in self.reading.batches(src_ids, batch_size, max_tokens):
             src, lengths = pad_ids([src_ids[j] for j in chunk])  # (B, S), (B,)
-            found = self._search(src, lengths, search, n_best, return_attention)
-            decoded = iter(self._texts([h for hyps in found for h in hyps]))
+            found = search_hypotheses(self.net, src, lengths, search, n_best, return_attention)
+            decoded = iter(self.detokenize([h for hyps in found for h in hyps]))
             for j, hyps in zip(chunk, found, strict=True):
                 results[rows[j]] = [self._translation(h, next(decoded), src_ids[j]) for h in hyps]
         return results
-
-    def _search(self, src: torch.Tensor, lengths: torch.Tensor, search: SearchConfig, n_best: int,
-                return_attention: bool) -> list[list[Hypothesis]]:
-        return search_hypotheses(self.net, src, lengths, search, n_best, return_attention)
-
-    def _texts(self, hyps: list[Hypothesis]) -> list[str]:
-        return self.tokenizer.decode([h.tokens for h in hyps])
 
     # ------------------------------------------------------------------------------ continuous batching
     def source_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -134,7 +131,7 @@ class Translator:
 
     def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
         """The text of each hypothesis."""
-        return self._texts(list(hyps))
+        return self.tokenizer.decode([h.tokens for h in hyps])
 
     def _translation(self, hyp: Hypothesis, text: str, src_ids: list[int]) -> Translation:
         piece = self.tokenizer.id_to_piece
@@ -142,36 +139,33 @@ class Translator:
                            hyp.attention)
 
 
-class TranslatorEnsemble(Translator):
+class TranslatorEnsemble(Ensemble, Translator):
     """Several translation bundles decoding together: at every step of greedy or beam search the next-token
     distribution is the mean of the members' (`seq2text.nn.ensemble`). Sources are read as the first member
     reads them, and it gives the default search settings.
 
     Args:
-        members: two or more translators trained with the same tokenizer.
+        members: translators trained with the same tokenizer.
 
     Raises:
-        BundleError: fewer than two members, or members with different tokenizers.
+        BundleError: a member with another tokenizer than member 0.
     """
 
-    def __init__(self, members: Sequence[Translator]) -> None:
-        if len(members) < 2:
-            raise BundleError(f"an ensemble needs at least two translation bundles, got {len(members)}")
-        first = members[0]
-        for number, member in enumerate(members[1:], start=1):
-            if member.tokenizer.fingerprint != first.tokenizer.fingerprint:
-                raise BundleError(f"ensemble member {number} was trained with another tokenizer than member 0; "
-                                  "translation ensembles need one shared vocabulary: train the members on the same "
-                                  "data with the same tokenizer options")
-        metrics = {"members": [member.metrics for member in members]}
-        super().__init__(Seq2SeqEnsemble([member.net for member in members]), first.tokenizer, first.reading,
-                         first.search, metrics)
-        self.members = tuple(members)
+    member, rules = Translator, (SAME_TOKENIZER,)
 
-    @classmethod
-    def load(cls, paths: Sequence[str | Path]) -> TranslatorEnsemble:
-        """Loads the member bundles (a list of directories) and checks that they can decode together."""
-        return cls(_load_members(Translator, paths, "translation bundles"))
+    def __init__(self, members: Sequence[Translator]) -> None:
+        members = self._join(members)
+        super().__init__(Seq2SeqEnsemble([member.net for member in members]), members[0].tokenizer,
+                         members[0].reading, members[0].search, self.metrics)
+
+
+def served_info(translator: Translator) -> dict:
+    """What a server's `/info` tells of a translator: its languages and the sacreBLEU signature of its test score
+    (an ensemble: one per member)."""
+    members = translator.metrics.get("members")
+    signatures = [m.get("test/bleu_signature") for m in members or [translator.metrics] if isinstance(m, dict)]
+    return {"languages": {"source": translator.reading.src_lang, "target": translator.reading.trg_lang},
+            "sacrebleu_signature": signatures if members is not None else signatures[0]}
 
 
 def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch_size: int) -> list[str]:

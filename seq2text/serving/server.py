@@ -26,16 +26,18 @@ in flight before the process exits.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from seq2text.errors import ConfigError, Seq2TextError
@@ -144,37 +146,18 @@ def _check_texts(texts: list[str], config: ServeConfig) -> None:
                                 f"(--max-chars)")
 
 
-def _text_route(predictor: object) -> tuple[str, str, Callable[[list[str]], list[Any]]]:
-    """The batched endpoint of a predictor (from the task registry): its path, the response key and texts →
-    results."""
-    route = task_parts(predictor.task).route
-    if route is None:
-        raise ConfigError(f"a {predictor.task} model has no text endpoint")
-    method = getattr(predictor, route.method)
-    if route.method == "translate":  # the batcher already grouped the texts: one decoding batch
-        return route.path, route.key, lambda texts: method(texts, batch_size=len(texts))
-    return route.path, route.key, method
-
-
 def _info(predictor: object, models: Sequence[str], config: ServeConfig,
           batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None, routes: list[str]) -> dict:
-    metrics = getattr(predictor, "metrics", {}) or {}
-    if "members" in metrics:  # an ensemble: each member's own
-        metrics = {"members": metrics["members"]}
+    parts, one_process = task_parts(predictor.task), {"count": 1, "pids": [os.getpid()], "alive": [True]}
     info = {"task": predictor.task, "models": [str(m) for m in models], "routes": routes,
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float | str | list | dict)},
+            "metrics": {k: v for k, v in predictor.metrics.items() if isinstance(v, int | float | str | list | dict)},
             "limits": {"max_lines": config.max_lines, "max_chars": config.max_chars},
-            "batching": {"mode": config.batching if predictor.task == "translation" else "dynamic",
-                         "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait * 1000}}
-    reading = getattr(predictor, "reading", None)
-    if predictor.task == "translation":
-        info["languages"] = {"source": reading.src_lang, "target": reading.trg_lang}
-        signatures = [m.get("test/bleu_signature") for m in metrics.get("members", [metrics]) if isinstance(m, dict)]
-        info["sacrebleu_signature"] = signatures[0] if "members" not in metrics else signatures  # one per member
-    info["workers"] = (batcher.describe() if isinstance(batcher, ProcessBatcher)
-                       else {"count": 1, "pids": [os.getpid()], "alive": [True]})
-    info["threads"] = {"torch": _model_threads(config),
-                       "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}
+            "batching": {"mode": "continuous" if _continuous(predictor, config) else "dynamic",
+                         "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait * 1000},
+            **(parts.info(predictor) if parts.info else {}),
+            "workers": batcher.describe() if isinstance(batcher, ProcessBatcher) else one_process,
+            "threads": {"torch": _model_threads(config),
+                        "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}}
     if batcher is not None:
         counters = batcher.counters
         shown = {k: v for k, v in asdict(counters).items() if k != "sizes"}
@@ -185,27 +168,35 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig,
     return info
 
 
+def _continuous(predictor: object, config: ServeConfig) -> bool:
+    """Whether sentences join and leave a running search (`--batching continuous` and a task whose route can)."""
+    route = task_parts(predictor.task).route
+    return route is not None and route.continuous and config.batching == "continuous"
+
+
+def _batcher(predictor: object, config: ServeConfig, models: Sequence[str], executor: ThreadPoolExecutor
+             ) -> DynamicBatcher | ContinuousBatcher | ProcessBatcher:
+    """The batcher of the predictor's text route (the task registry's): model processes, continuous or dynamic."""
+    if config.workers > 1:  # continuous batching (create_app checked)
+        if not models:
+            raise ConfigError("model processes (--workers > 1) load the bundles themselves: give their paths")
+        return ProcessBatcher(models, config.max_batch_size, config.max_wait, config.workers, _model_threads(config))
+    if _continuous(predictor, config):
+        return ContinuousBatcher(predictor, config.max_batch_size, config.max_wait)
+    run = getattr(predictor, task_parts(predictor.task).route.method)
+    return DynamicBatcher(run, config.max_batch_size, config.max_wait, executor)
+
+
 def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = ()) -> FastAPI:
-    """The FastAPI application serving `predictor` (any object `seq2text.load` returns)."""
-    if config.workers > 1 and (predictor.task != "translation" or config.batching != "continuous"):
+    """The FastAPI application serving `predictor` (any object `seq2text.load` returns): its task's text route and
+    own route (the task registry's), /health and /info."""
+    if config.workers > 1 and not _continuous(predictor, config):
         raise ConfigError(f"--workers {config.workers}: model processes serve translation with continuous batching; "
                           f"a {predictor.task} model (or --batching dynamic) runs in the server's process: drop "
                           "--workers")
+    parts = task_parts(predictor.task)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2text-model")
-    batcher = None
-    routes = ["/health", "/info"]
-    if task_parts(predictor.task).route is not None:
-        path, key, run = _text_route(predictor)
-        if config.workers > 1:  # translation with continuous batching (checked above)
-            if not models:
-                raise ConfigError("model processes (--workers > 1) load the bundles themselves: give their paths")
-            batcher = ProcessBatcher(models, config.max_batch_size, config.max_wait, config.workers,
-                                     _model_threads(config))
-        elif predictor.task == "translation" and config.batching == "continuous":
-            batcher = ContinuousBatcher(predictor, config.max_batch_size, config.max_wait)
-        else:
-            batcher = DynamicBatcher(run, config.max_batch_size, config.max_wait, executor)
-        routes.append(path)
+    batcher = _batcher(predictor, config, models, executor) if parts.route is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
@@ -219,14 +210,13 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     app = FastAPI(title="seq2text", lifespan=lifespan)
     _add_error_handlers(app)
     app.get("/health")(lambda: {"status": "ok", "task": predictor.task})
+    routes = ["/health", "/info"]
     if batcher is not None:
-        _add_text_route(app, path, key, batcher, config)
-    if predictor.task == "language_model":
-        _add_generate(app, predictor, executor)
-        routes.append("/generate")
-    if predictor.task == "forecasting":
-        _add_forecast(app, predictor, executor)
-        routes.append("/forecast")
+        _add_text_route(app, parts.route.path, parts.route.key, batcher, config)
+        routes.append(parts.route.path)
+    if parts.own_route is not None:
+        _OWN_ROUTES[parts.own_route](app, predictor, executor)
+        routes.append(parts.own_route)
     app.get("/info")(lambda: _info(predictor, models, config, batcher, routes))
     return app
 
@@ -290,11 +280,14 @@ def _add_forecast(app: FastAPI, predictor: object, executor: ThreadPoolExecutor)
     app.post("/forecast")(forecast)
 
 
+_OWN_ROUTES = {"/generate": _add_generate, "/forecast": _add_forecast}  # the registry's `own_route`s
+
+
 def _plain(value: object) -> object:
     """A JSON-safe cell: timestamps as ISO strings, numpy scalars as Python numbers."""
-    if hasattr(value, "isoformat"):
+    if isinstance(value, datetime.date):  # pandas' Timestamp is a datetime
         return value.isoformat()
-    return value.item() if hasattr(value, "item") else value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _model_threads(config: ServeConfig) -> int:

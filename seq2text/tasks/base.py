@@ -1,37 +1,67 @@
-"""The base of the three tasks: what every LightningModule here does the same way.
+"""The base of the tasks: what every LightningModule here does the same way.
 
-`Task` applies the learning-rate schedule before each training step (warm-up × the schedule's shape at the
-training progress × any task factor), logs throughput and the learning rate after it, routes validation and test
-batches to one `_eval_step`, gathers evaluation sums across processes, and gives a bundle its weights. Each task
-keeps only what differs: its loss, its metrics, and the hooks below that it overrides.
+`Task` builds the optimizer of `optim`, applies the learning-rate schedule before each training step (warm-up × the
+schedule's shape at the training progress × any task factor), logs throughput and the learning rate after it,
+normalises the loss over the global batch, routes validation and test batches to one `_eval_step`, gathers
+evaluation sums across processes, and gives a bundle its weights. Each task keeps only what differs: its loss, its
+metrics, and the hooks below that it overrides.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import asdict, is_dataclass
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 
+from seq2text.tasks.config import Optimization
 from seq2text.tasks.schedule import budget_callback, schedule_shape, training_progress
-from seq2text.tasks.shared import FusedAdamClipping
 
 __all__ = ["Task"]
 
 
-class Task(FusedAdamClipping, pl.LightningModule):
+class Task(pl.LightningModule):
     """Shared training plumbing; subclasses set `bundle_task` and `net`, and define `_eval_step`.
 
-    Hyperparameters it reads (every task has them): `lr`, `warmup_steps`, `lr_schedule`, `min_lr_ratio`.
+    Args:
+        optim: the optimizer and schedule (`seq2text.tasks.config.Optimization`), checked here.
+        language_model: the task may use `sgd` and the `plateau` schedule.
     """
 
     bundle_task: str
     net: torch.nn.Module
 
-    def __init__(self) -> None:
+    def __init__(self, optim: Optimization, language_model: bool = False) -> None:
         super().__init__()
+        optim.check(language_model)
+        self.optim = optim
         self._sums: dict[str, torch.Tensor] = {}
         self._clock: float | None = None
+
+    def save_settings(self) -> None:
+        """`save_hyperparameters()` for the calling constructor, with each group (a dataclass) as a plain dict, as
+        LightningCLI gives them: checkpoints then hold no objects and load with `weights_only=True`."""
+        self.save_hyperparameters(frame=inspect.currentframe().f_back)
+        self.hparams.update({k: asdict(v) for k, v in self.hparams.items() if is_dataclass(v)})
+
+    def global_mean(self, total: torch.Tensor, count: int) -> torch.Tensor:
+        """`total / count` on one process. Under DDP, `total × world / (count summed over the ranks)`: DDP averages
+        the ranks' gradients, so the result is the gradient of the mean over the whole global batch, whatever share
+        of it each rank holds (fairseq's normalisation), and N processes train like one that sees all N batches.
+
+        Args:
+            total: the summed loss of this rank's batch, ().
+            count: the items (tokens, texts) it was summed over.
+        """
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1 or not dist.is_available() or not dist.is_initialized():
+            return total / max(count, 1)
+        counts = torch.tensor(float(count), device=total.device)
+        dist.all_reduce(counts)
+        return total * world / counts.clamp_min(1.0)
 
     # ------------------------------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: object, stage: str) -> None:
@@ -73,8 +103,8 @@ class Task(FusedAdamClipping, pl.LightningModule):
 
     def schedule_factor(self) -> float:
         """The schedule's shape at the current progress."""
-        hp = self.hparams
-        return schedule_shape(hp.lr_schedule, self.progress(), hp.min_lr_ratio)
+        o = self.optim
+        return schedule_shape(o.lr_schedule, self.progress(), o.min_lr_ratio, o.stlr_cut_frac, o.stlr_ratio)
 
     def lr_factor(self) -> float:
         """A task's own factor on the learning rate (the language model's plateau decays); 1 by default."""
@@ -82,15 +112,42 @@ class Task(FusedAdamClipping, pl.LightningModule):
 
     def current_lr(self) -> float:
         """Peak learning rate × warm-up × the schedule's shape × the task's factor."""
-        hp = self.hparams
-        warm = min(1.0, (self.trainer.global_step + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
-        return hp.lr * warm * self.schedule_factor() * self.lr_factor()
+        steps = self.optim.warmup_steps
+        warm = min(1.0, (self.trainer.global_step + 1) / steps) if steps else 1.0
+        return self.optim.lr * warm * self.schedule_factor() * self.lr_factor()
 
     def apply_lr(self, batch: object) -> None:
         """Sets every parameter group's learning rate for the coming step."""
         lr = self.current_lr()
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.make_optimizer(self.parameters())
+
+    def make_optimizer(self, params: object) -> torch.optim.Optimizer:
+        """`optim.optimizer` over `params` (parameters or parameter groups). Adam/AdamW run the fused kernel (many
+        times faster than the per-tensor loop on a CPU, where large embeddings dominate) except with a loss scaler
+        (`16-mixed`), for which Lightning clips the gradients (see `configure_gradient_clipping`)."""
+        o = self.optim
+        if o.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        adam = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        return adam(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas), fused=not self._loss_scaled())
+
+    def _loss_scaled(self) -> bool:
+        return self._trainer is not None and str(self.trainer.precision).startswith("16")
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning refuses to clip for an optimizer that unscales internally (fused), since under a loss scaler the
+        gradients would be clipped while still scaled; without a scaler (fp32, bf16) the clipping is done here."""
+        if self._loss_scaled() or not gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
     # ------------------------------------------------------------------------------------------ hooks
     def on_train_epoch_start(self) -> None:

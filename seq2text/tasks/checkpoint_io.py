@@ -66,17 +66,27 @@ def check_checkpoint(path: str, model: object) -> None:
         raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class.rsplit('.', 1)[-1]}, but this "
                           f"recipe trains a {wanted_class.rsplit('.', 1)[-1]}; resume with the recipe the "
                           "checkpoint was trained with")
-    wanted = dict(vars(getattr(model, "init_args", None) or {}))
-    differ = [f"model.init_args.{k}={_plain(wanted[k])} (checkpoint: {_plain(v)})" for k, v in saved.items()
-              if wanted.get(k) is not None and not k.startswith("_") and _plain(wanted[k]) != _plain(v)]
+    wanted = _flat(getattr(model, "init_args", None) or {})
+    unknown = sorted(k for k in saved if not k.startswith("_") and not any(w.split(".")[0] == k for w in wanted))
+    if wanted and unknown:
+        raise ConfigError(f"--ckpt_path {path} holds settings this task no longer takes: {', '.join(unknown)} (the "
+                          "flat keys from before they were grouped into optim, network...); it cannot be resumed by "
+                          "this version: start a new run")
+    differ = [f"model.init_args.{k}={wanted[k]} (checkpoint: {v})" for k, v in _flat(saved).items()
+              if wanted.get(k) is not None and not k.startswith("_") and wanted[k] != v]
     if differ:
         raise ConfigError(f"--ckpt_path {path} was trained with other model settings than the recipe and overrides "
                           f"give: {'; '.join(differ[:6])}. A resumed run keeps the checkpoint's settings: drop "
                           "these overrides (or start a new run without --ckpt_path)")
 
 
-def _plain(value: object) -> object:
-    """Lists for tuples, so that a config's and a checkpoint's values compare by content."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
+def _flat(values: object, prefix: str = "") -> dict[str, object]:
+    """A config's init_args (a Namespace) or a checkpoint's hyperparameters (a dict) as `group.key` → value, with
+    lists for tuples, so that the two compare by content."""
+    flat = {}
+    for key, value in (vars(values) if hasattr(values, "as_dict") else dict(values)).items():
+        if isinstance(value, dict) or hasattr(value, "as_dict"):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = [*value] if isinstance(value, tuple) else value
+    return flat

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -13,61 +13,33 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from seq2text.data.batches import ClassificationBatch
 from seq2text.errors import ConfigError, DataError
-from seq2text.nn.classifier import ClassifierConfig, Pooling, RNNClassifier
+from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.nn.config import config_from
-from seq2text.nn.normalization import BetweenLayers
-from seq2text.nn.rnn import RNNType
 from seq2text.tasks.base import Task
-from seq2text.tasks.schedule import epochs_done, schedule_shape, step_progress, training_progress
-from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab, global_mean
+from seq2text.tasks.config import ClassifierNetwork, FineTuning, Optimization
+from seq2text.tasks.schedule import epochs_done, step_progress, training_progress
+from seq2text.tasks.shared import LMOrigin, check_lm_origin, read_lm_bundle
 from seq2text.text.vectors import load_word_vectors
 
 __all__ = ["ClassificationTask"]
 
-_SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True,
-            "between_layers": "none"}
-
 
 class ClassificationTask(Task):
     """Trains an `RNNClassifier`; reports accuracy, macro-F1 and (test) the confusion matrix.
-
-    Network args are those of `RNNClassifier`; the architecture args left at None take the from-scratch
-    defaults (emb 300, hidden 256, 1 layer, lstm, bidirectional), or, with `pretrained_lm`, the language
-    model's (unidirectional). Other args:
 
     Args:
         vocab_size: tokenizer size (linked from `data.vocab_size` by the CLI).
         num_classes: number of labels; None takes it from the data module's training labels (the CLI
             case). When given, it must match the data.
         labels: the class names in index order; None takes the data module's (checked when given).
+        network: the architecture and dropouts (`seq2text.tasks.config.ClassifierNetwork`).
+        fine_tuning: discriminative learning rates, gradual unfreezing, label smoothing, distillation
+            (`FineTuning`).
+        optim: see `Optimization` (`lr` is the head's).
         pretrained_lm: a language-model bundle whose embedding and recurrent stack initialise the encoder;
             the data module must use its tokenizer (`data.tokenizer_model: <bundle>/tokenizer.model`) and read
             in its direction (`data.backward: true` for a backward LM); both are checked.
         word_vectors: a GloVe/word2vec/fastText text file to initialise the embeddings (width `emb_size`).
-        optimizer: `adam` or `adamw`.
-        lr: peak learning rate of the head.
-        weight_decay: L2 (adam) or decoupled (adamw) weight decay.
-        betas: Adam's betas (ULMFiT uses (0.8, 0.99)).
-        lr_schedule: `slanted_triangular` (ULMFiT), `constant`, `cosine` or `linear` over the training
-            (the wall-clock budget if one is set).
-        warmup_steps: linear warm-up steps (on top of the schedule).
-        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
-        stlr_cut_frac: share of training spent rising (slanted triangular).
-        stlr_ratio: peak-to-floor ratio of the slanted triangular schedule.
-        discriminative_lr: each layer group below the head learns at lr / discriminative_lr^depth
-            (depth 1 = the last recurrent layer, ..., the embedding deepest); 2.6 in ULMFiT, 1 = off.
-        gradual_unfreezing: train the head alone first, then unfreeze one more layer group (top down)
-            every `unfreeze_interval` epochs.
-        unfreeze_interval: epochs between unfreezing steps (fractions allowed, e.g. 0.25).
-        embedding_lr_scale: the embedding learns at this share of its learning rate (on top of
-            `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
-            labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
-        label_smoothing: cross-entropy label smoothing.
-        soft_target_weight: with a teacher's probabilities in the data (`data.train_soft_targets`: knowledge
-            distillation), the loss is this weight × the cross-entropy against them + the rest × the cross-entropy
-            against the gold labels (1: the teacher's alone).
-        between_layers: normalisation between recurrent layers (`none`, `layernorm` or `batchnorm`, see
-            `RNNStack`); an architecture arg (None: `none`, or the language model's).
     """
 
     bundle_task = "classification"
@@ -77,43 +49,24 @@ class ClassificationTask(Task):
         vocab_size: int,
         num_classes: int | None = None,
         labels: list[str] | None = None,
-        emb_size: int | None = None,
-        hidden_size: int | None = None,
-        num_layers: int | None = None,
-        rnn_type: RNNType | None = None,
-        bidirectional: bool | None = None,
-        pooling: Pooling = "concat",
-        head_sizes: list[int] | None = None,
-        dropout: float = 0.3,
-        dropout_hidden: float = 0.2,
-        dropout_input: float = 0.2,
-        dropout_embedding: float = 0.05,
-        weight_dropout: float = 0.0,
-        dropout_head: float = 0.2,
-        bptt: int | None = None,
-        max_grad_len: int | None = None,
+        network: ClassifierNetwork = ClassifierNetwork(),
+        fine_tuning: FineTuning = FineTuning(),
+        optim: Optimization = Optimization("adamw", 2e-3, 0.01, lr_schedule="slanted_triangular"),
         pretrained_lm: str | None = None,
         word_vectors: str | None = None,
-        optimizer: Literal["adam", "adamw"] = "adamw",
-        lr: float = 2e-3,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.999),
-        lr_schedule: Literal["slanted_triangular", "constant", "cosine", "linear"] = "slanted_triangular",
-        warmup_steps: int = 0,
-        min_lr_ratio: float = 0.0,
-        stlr_cut_frac: float = 0.1,
-        stlr_ratio: float = 32.0,
-        discriminative_lr: float = 1.0,
-        gradual_unfreezing: bool = False,
-        unfreeze_interval: float = 1.0,
-        embedding_lr_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        between_layers: BetweenLayers | None = None,
-        soft_target_weight: float = 1.0,
     ) -> None:
-        super().__init__()
-        _check_options(locals())
-        self.save_hyperparameters()
+        super().__init__(optim)
+        network.check()
+        fine_tuning.check()
+        if pretrained_lm is not None and word_vectors is not None:
+            raise ConfigError("model.pretrained_lm and model.word_vectors both initialise the embeddings; keep one")
+        if network.bidirectional and pretrained_lm is not None:
+            raise ConfigError("a language model's encoder is unidirectional; set model.network.bidirectional to "
+                              "false or leave it out when model.pretrained_lm is set")
+        if vocab_size < 1 or (num_classes is not None and num_classes < 1):
+            raise ConfigError("model: vocab_size and num_classes must be positive integers")
+        self.network, self.fine_tuning = network, fine_tuning
+        self.save_settings()
         self._pending_lm = None
         self._lm_origin: LMOrigin | None = None
         self.architecture = self._architecture()
@@ -127,27 +80,25 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------------------------------ building
     def _architecture(self) -> dict:
         """Sizes and cell type: from the LM bundle (checked against the ones given) or the defaults."""
-        hp = self.hparams
-        given = {k: hp[k] for k in _SCRATCH if hp[k] is not None}
+        hp, scratch = self.hparams, ClassifierNetwork.SCRATCH
+        given = {k: getattr(self.network, k) for k in scratch if getattr(self.network, k) is not None}
         if hp.pretrained_lm is None:
-            return {**_SCRATCH, **given, "output_size": None}
-        from seq2text.bundles.io import read_bundle  # lazy: the bundle module sits above tasks
-
-        bundle = read_bundle(hp.pretrained_lm, task="language_model")
+            return {**scratch, **given, "output_size": None}
+        bundle = read_lm_bundle(hp.pretrained_lm, hp.vocab_size)
         net = bundle.config["net"]
         lm = {"emb_size": net["emb_size"], "hidden_size": net["hidden_size"], "num_layers": net["num_layers"],
               "rnn_type": net["rnn_type"], "bidirectional": False, "between_layers": net.get("between_layers", "none")}
         conflicts = {k: (v, lm[k]) for k, v in given.items() if v != lm[k]}
         if conflicts:
-            detail = ", ".join(f"model.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
+            detail = ", ".join(f"model.network.{k}={v} but the LM has {lm_v}" for k, (v, lm_v) in conflicts.items())
             raise ConfigError(f"{detail}; remove these options (they are taken from {hp.pretrained_lm})")
-        check_lm_vocab(net["vocab_size"], hp.vocab_size, hp.pretrained_lm)
         self._pending_lm, self._lm_origin = bundle.weights, LMOrigin.of(bundle, hp.pretrained_lm)
         return {**lm, "output_size": net["emb_size"] if net.get("tie_weights", True) else net["hidden_size"]}
 
     def _build(self, num_classes: int) -> None:
         hp = self.hparams
-        values = {**hp, "num_classes": num_classes, "head_sizes": hp.head_sizes or (), **self.architecture}
+        values = {**asdict(self.network), "vocab_size": hp.vocab_size, "num_classes": num_classes,
+                  "head_sizes": self.network.head_sizes or (), **self.architecture}
         self.net = RNNClassifier(config_from(ClassifierConfig, values, strict=False))
         if self._pending_lm is not None:
             try:
@@ -216,15 +167,15 @@ class ClassificationTask(Task):
 
     def training_step(self, batch: ClassificationBatch, batch_idx: int) -> torch.Tensor:
         logits, labels = self._forward(batch)
-        total = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing, reduction="sum")
+        total = F.cross_entropy(logits, labels, label_smoothing=self.fine_tuning.label_smoothing, reduction="sum")
         if batch.soft is not None:  # distillation: the teacher's probabilities as targets, mixed with the gold
-            weight = self.hparams.soft_target_weight
+            weight = self.fine_tuning.soft_target_weight
             soft = F.cross_entropy(logits, batch.soft[batch.real].float(), reduction="sum")
             total = weight * soft + (1.0 - weight) * total
         count = max(labels.numel(), 1)
         self.log("train/loss", total.detach() / count, prog_bar=True, batch_size=count)
         self.log("train/acc", (logits.argmax(-1) == labels).float().mean(), batch_size=count)
-        return global_mean(self, total, count)
+        return self.global_mean(total, count)
 
     def _eval_step(self, batch: ClassificationBatch, stage: str) -> None:
         logits, labels = self._forward(batch)
@@ -263,21 +214,13 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """One parameter group per layer group, each with its discriminative learning-rate scale."""
-        hp = self.hparams
-        groups = self.net.layer_groups()
+        tuning, groups = self.fine_tuning, self.net.layer_groups()
         param_groups = []
         for k, params in enumerate(groups):
             depth = len(groups) - 1 - k  # the head is depth 0
-            scale = hp.discriminative_lr ** -depth * (hp.embedding_lr_scale if k == 0 else 1.0)  # 0: embedding
-            param_groups.append({"params": params, "lr": hp.lr * scale, "lr_scale": scale, "depth": depth})
-        return self.make_adam(param_groups, hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
-                              betas=tuple(hp.betas))
-
-    def schedule_factor(self) -> float:
-        """The schedule's shape now (the slanted triangular one with its cut fraction and ratio); current_lr() is
-        the head's learning rate, each lower group's is scaled down from it (`discriminative_lr`)."""
-        hp = self.hparams
-        return schedule_shape(hp.lr_schedule, self.progress(), hp.min_lr_ratio, hp.stlr_cut_frac, hp.stlr_ratio)
+            scale = tuning.discriminative_lr ** -depth * (tuning.embedding_lr_scale if k == 0 else 1.0)  # 0: embedding
+            param_groups.append({"params": params, "lr": self.optim.lr * scale, "lr_scale": scale, "depth": depth})
+        return self.make_optimizer(param_groups)
 
     def progress(self) -> float:
         """Share of training done (0 → 1): whichever ends first, the wall-clock budget or `max_epochs`/`max_steps`."""
@@ -286,9 +229,9 @@ class ClassificationTask(Task):
     def unfrozen_depth(self) -> int:
         """How many layer groups (from the head down) train now; all of them without gradual unfreezing."""
         groups = len(self.net.layer_groups())
-        if not self.hparams.gradual_unfreezing:
+        if not self.fine_tuning.gradual_unfreezing:
             return groups
-        return min(groups, 1 + int(epochs_done(self.trainer) / self.hparams.unfreeze_interval + 1e-9))
+        return min(groups, 1 + int(epochs_done(self.trainer) / self.fine_tuning.unfreeze_interval + 1e-9))
 
     def apply_lr(self, batch: ClassificationBatch) -> None:
         """Discriminative rates per layer group; the groups not yet unfrozen get 0."""
@@ -305,10 +248,10 @@ class ClassificationTask(Task):
         if self.trainer.world_size == 1:
             groups = self.net.layer_groups()
             for k, params in enumerate(groups):
-                frozen = len(groups) - 1 - k >= unfrozen or (k == 0 and self.hparams.embedding_lr_scale == 0)
+                frozen = len(groups) - 1 - k >= unfrozen or (k == 0 and self.fine_tuning.embedding_lr_scale == 0)
                 for p in params:
                     p.requires_grad_(not frozen)
-        if self.hparams.gradual_unfreezing:
+        if self.fine_tuning.gradual_unfreezing:
             rank_zero_info(f"classifier: training the top {unfrozen} layer group(s)")
 
     def on_train_end(self) -> None:
@@ -319,25 +262,3 @@ class ClassificationTask(Task):
         return {"train/tokens_per_sec": batch.num_tokens / seconds,
                 "train/examples_per_sec": batch.text.size(0) / seconds}
 
-
-def _check_options(args: dict) -> None:
-    for name in ("dropout", "dropout_hidden", "dropout_input", "dropout_embedding", "weight_dropout", "dropout_head",
-                 "label_smoothing"):
-        if not 0.0 <= args[name] < 1.0:
-            raise ConfigError(f"model.{name}={args[name]} is out of range; it lies in [0, 1)")
-    if not 0.0 <= args["soft_target_weight"] <= 1.0:
-        raise ConfigError(f"model.soft_target_weight={args['soft_target_weight']} lies in [0, 1]")
-    if args["lr"] <= 0 or args["weight_decay"] < 0 or args["discriminative_lr"] < 1.0:
-        raise ConfigError("model: lr must be > 0, weight_decay ≥ 0 and discriminative_lr ≥ 1 (1 = off)")
-    if not 0.0 <= args["embedding_lr_scale"] <= 1.0:
-        raise ConfigError("model.embedding_lr_scale lies in [0, 1] (0 freezes the embedding, 1 = off)")
-    if not 0.0 < args["stlr_cut_frac"] < 1.0 or args["stlr_ratio"] < 1.0 or args["unfreeze_interval"] <= 0:
-        raise ConfigError("model: stlr_cut_frac lies in (0, 1), stlr_ratio ≥ 1 and unfreeze_interval > 0")
-    if args["pretrained_lm"] is not None and args["word_vectors"] is not None:
-        raise ConfigError("model.pretrained_lm and model.word_vectors both initialise the embeddings; keep one")
-    if args["bidirectional"] and args["pretrained_lm"] is not None:
-        raise ConfigError("a language model's encoder is unidirectional; set model.bidirectional to false or leave "
-                          "it out when model.pretrained_lm is set")
-    sizes = [args[k] for k in ("emb_size", "hidden_size", "num_layers", "num_classes", "bptt", "max_grad_len")]
-    if any(v is not None and v < 1 for v in sizes) or min(args["vocab_size"], *(args["head_sizes"] or [1])) < 1:
-        raise ConfigError("model: sizes, num_classes, bptt and max_grad_len must be positive integers")

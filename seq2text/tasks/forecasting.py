@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import asdict
 
 import torch
 
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.loss import regression_loss
-from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.nn.rnn import RNNType
 from seq2text.predict.metrics import FORECAST_SUMS, forecast_scores, forecast_sums
 from seq2text.tasks.base import Task
-from seq2text.tasks.shared import global_mean
+from seq2text.tasks.config import ForecastNetwork, Objective, Optimization
 
 __all__ = ["ForecastingTask"]
-
-Loss = Literal["mse", "mae", "huber", "quantile"]
 
 
 class ForecastingTask(Task):
@@ -28,14 +24,9 @@ class ForecastingTask(Task):
     Args:
         input_size, output_size, output_steps: the network's shape (features per step, variables, the
             horizon); None takes it from the data module (the CLI case), and a given value must match it.
-        hidden_size, num_layers, rnn_type, bidirectional, dropout, head_sizes, between_layers, autoregressive: see
-            `RegressorConfig` (autoregressive: the linear highway's steps, at most data.lookback).
-        loss: `mse`, `mae`, `huber` or `quantile` (pinball loss on `quantiles`: prediction intervals).
-        quantiles: the quantiles of `quantile` (must include 0.5, the point forecast).
-        huber_delta: where `huber` turns linear (in units of the series' scale).
-        optimizer: `adam` or `adamw`; lr: peak learning rate; weight_decay: L2 or decoupled decay.
-        lr_schedule: `constant`, `cosine` or `linear` over training (the budget if one is set).
-        warmup_steps: linear warm-up steps; min_lr_ratio: the schedule's floor.
+        network: the architecture (`seq2text.tasks.config.ForecastNetwork`).
+        objective: the loss and its quantiles (`Objective`; huber_delta in units of the series' scale).
+        optim: see `Optimization`.
     """
 
     bundle_task = "forecasting"
@@ -45,42 +36,23 @@ class ForecastingTask(Task):
         input_size: int | None = None,
         output_size: int | None = None,
         output_steps: int | None = None,
-        hidden_size: int = 64,
-        num_layers: int = 2,
-        rnn_type: RNNType = "lstm",
-        bidirectional: bool = False,
-        dropout: float = 0.1,
-        head_sizes: list[int] | None = None,
-        loss: Loss = "mse",
-        quantiles: list[float] | None = None,
-        huber_delta: float = 1.0,
-        optimizer: Literal["adam", "adamw"] = "adam",
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        lr_schedule: Literal["constant", "cosine", "linear"] = "cosine",
-        warmup_steps: int = 0,
-        min_lr_ratio: float = 0.0,
-        between_layers: BetweenLayers = "none",
-        autoregressive: int = 0,
+        network: ForecastNetwork = ForecastNetwork(),
+        objective: Objective = Objective(),
+        optim: Optimization = Optimization("adam", 3e-3),
     ) -> None:
-        super().__init__()
-        if not 0 <= dropout < 1 or lr <= 0 or weight_decay < 0 or huber_delta <= 0:
-            raise ConfigError("model: dropout lies in [0, 1), lr and huber_delta are > 0, weight_decay ≥ 0")
-        if loss == "quantile" and not quantiles:
-            quantiles = [0.1, 0.5, 0.9]
-        if loss != "quantile" and quantiles:
-            raise ConfigError("model.quantiles needs model.loss: quantile (the other losses fit one point)")
-        self.save_hyperparameters()
+        super().__init__(optim)
+        network.check()
+        self.network, self.objective, self.quantiles = network, objective, objective.resolved()
+        self.save_settings()
         self.net: SequenceRegressor | None = None
         if None not in (input_size, output_size, output_steps):
             self._build(input_size, output_size, output_steps)
 
     def _build(self, input_size: int, output_size: int, horizon: int) -> None:
-        hp = self.hparams
+        values = {**asdict(self.network), "head_sizes": tuple(self.network.head_sizes or ()),
+                  "quantiles": self.quantiles}
         try:
-            config = RegressorConfig(input_size, output_size, horizon, hp.hidden_size, hp.num_layers, hp.rnn_type,
-                                     hp.bidirectional, hp.dropout, tuple(hp.head_sizes or ()),
-                                     tuple(hp.quantiles or ()), hp.between_layers, hp.autoregressive)
+            config = RegressorConfig(input_size, output_size, horizon, **values)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         self.net = SequenceRegressor(config)
@@ -101,8 +73,8 @@ class ForecastingTask(Task):
                  if g is not None and g != s]
         if wrong:
             raise ConfigError("; ".join(wrong) + "; leave them unset (the data module sets them)")
-        if self.hparams.autoregressive > reading.lookback:
-            raise ConfigError(f"model.autoregressive={self.hparams.autoregressive} reads more steps than "
+        if self.network.autoregressive > reading.lookback:
+            raise ConfigError(f"model.network.autoregressive={self.network.autoregressive} reads more steps than "
                               f"data.lookback={reading.lookback}; lower it or raise the lookback")
         if self.net is None:
             self._build(*shape)
@@ -113,21 +85,23 @@ class ForecastingTask(Task):
         real = batch.indices >= 0
         return self.net(batch.input[real]), batch.target[real]
 
+    def _loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The objective's loss of each prediction, (n, H, V)."""
+        return regression_loss(predicted, target, self.objective.loss, self.quantiles, self.objective.huber_delta)
+
     def training_step(self, batch: SeriesBatch, batch_idx: int) -> torch.Tensor:
         predicted, target = self._predict(batch)
-        hp = self.hparams
-        losses = regression_loss(predicted, target, hp.loss, tuple(hp.quantiles or ()), hp.huber_delta)  # (n, H, V)
+        losses = self._loss(predicted, target)  # (n, H, V)
         total = losses.sum()
         self.log("train/loss", total.detach() / max(losses.numel(), 1), prog_bar=True, batch_size=target.size(0))
-        return global_mean(self, total, losses.numel())
+        return self.global_mean(total, losses.numel())
 
     def _eval_step(self, batch: SeriesBatch, stage: str) -> None:
         real = batch.indices >= 0
         if not bool(real.any()):  # a filler batch
             return
         predicted, target = self._predict(batch)
-        hp = self.hparams
-        loss = regression_loss(predicted, target, hp.loss, tuple(hp.quantiles or ()), hp.huber_delta).sum()
+        loss = self._loss(predicted, target).sum()
         last, scale = batch.last[real].unsqueeze(1), batch.scale[real].unsqueeze(1)  # (n, 1, V)
         actual = target * scale + last  # (n, H, V) in the series' units
         point = self.net.point(predicted) * scale + last
@@ -151,11 +125,7 @@ class ForecastingTask(Task):
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
 
-    # ------------------------------------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        return self.make_adam(self.net.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
-
+    # ------------------------------------------------------------------------------------------ throughput
     def throughput_metrics(self, batch: SeriesBatch, seconds: float) -> dict[str, float]:
         return {"train/steps_per_sec": batch.num_tokens / seconds,
                 "train/windows_per_sec": batch.input.size(0) / seconds}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from dataclasses import asdict
 
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
@@ -15,8 +14,10 @@ from seq2text.nn.config import config_from
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.rnn import RNNType
+from seq2text.predict.metrics import lm_scores, lm_sums
 from seq2text.tasks.base import Task
-from seq2text.tasks.shared import LMOrigin, check_lm_origin, check_lm_vocab
+from seq2text.tasks.config import Optimization, Regularization
+from seq2text.tasks.shared import LMOrigin, check_lm_origin, read_lm_bundle
 
 __all__ = ["LanguageModelTask"]
 
@@ -27,30 +28,16 @@ _ARCHITECTURE = ("emb_size", "hidden_size", "num_layers", "rnn_type", "tie_weigh
 class LanguageModelTask(Task):
     """Trains an `RNNLanguageModel`; reports word-level perplexity (summed NLL / (words + eos)).
 
-    Network args are those of `RNNLanguageModel`. Training args:
-
     Args:
-        optimizer: `sgd` (AWD-LSTM), `adam` or `adamw`.
-        lr: peak learning rate.
-        weight_decay: L2 (sgd, adam) or decoupled (adamw) weight decay.
-        momentum: SGD momentum.
-        lr_schedule: `plateau` (divide by 1/plateau_factor when validation stops improving), `constant`,
-            `cosine` / `linear` annealing to the end of training (the wall-clock budget if one is set), or
-            `slanted_triangular` (ULMFiT's target-domain LM fine-tuning).
-        warmup_steps: linear warm-up steps.
-        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
-        plateau_factor: learning-rate factor applied on a plateau.
-        asgd: NT-ASGD: start averaging the weights when validation has not improved for `nonmono` epochs;
-            evaluation and the exported bundle use the averaged weights.
-        nonmono: NT-ASGD's non-monotone interval.
-        alpha: activation regularization (AR) weight.
-        beta: temporal activation regularization (TAR) weight.
+        vocab_size: tokenizer size (linked from `data.vocab_size` by the CLI).
+        emb_size, hidden_size, num_layers, rnn_type, tie_weights, adaptive_cutoffs, between_layers: the
+            architecture, see `LMConfig`.
+        regularization: dropouts, AR/TAR and NT-ASGD (`seq2text.tasks.config.Regularization`).
+        optim: see `Optimization`; `sgd`, the `plateau` schedule and `slanted_triangular` (ULMFiT's target-domain
+            fine-tuning) all apply here.
         pretrained_lm: a language-model bundle to start from (ULMFiT's target-domain fine-tuning stage): its
-            weights, and its architecture (emb/hidden sizes, layers, cell, tying, adaptive cutoffs), which
-            replace those given here. The data module must use the bundle's tokenizer and read text in its
-            direction, `data.backward` (both checked).
-        between_layers: normalisation between recurrent layers (`none`, `layernorm` or `batchnorm`), see
-            `RNNStack`.
+            weights, and its architecture, which replaces the one given here. The data module must use the
+            bundle's tokenizer and read text in its direction, `data.backward` (both checked).
     """
 
     bundle_task = "language_model"
@@ -62,40 +49,23 @@ class LanguageModelTask(Task):
         hidden_size: int = 1150,
         num_layers: int = 3,
         rnn_type: RNNType = "lstm",
-        dropout: float = 0.4,
-        dropout_hidden: float = 0.3,
-        dropout_input: float = 0.65,
-        dropout_embedding: float = 0.1,
-        weight_dropout: float = 0.5,
         tie_weights: bool = True,
         adaptive_cutoffs: list[int] | None = None,
-        optimizer: Literal["sgd", "adam", "adamw"] = "sgd",
-        lr: float = 30.0,
-        weight_decay: float = 1.2e-6,
-        momentum: float = 0.0,
-        lr_schedule: Literal["plateau", "constant", "cosine", "linear", "slanted_triangular"] = "plateau",
-        warmup_steps: int = 0,
-        min_lr_ratio: float = 0.0,
-        plateau_factor: float = 0.25,
-        asgd: bool = False,
-        nonmono: int = 5,
-        alpha: float = 2.0,
-        beta: float = 1.0,
-        pretrained_lm: str | None = None,
         between_layers: BetweenLayers = "none",
+        regularization: Regularization = Regularization(),
+        optim: Optimization = Optimization("sgd", 30.0, 1.2e-6, lr_schedule="plateau"),
+        pretrained_lm: str | None = None,
     ) -> None:
-        super().__init__()
-        start = _read_lm_bundle(pretrained_lm, vocab_size) if pretrained_lm else None
-        self.save_hyperparameters()
+        super().__init__(optim, language_model=True)
+        regularization.check()
+        self.regularization = regularization
+        start = read_lm_bundle(pretrained_lm, vocab_size) if pretrained_lm else None
+        self.save_settings()
         if start is not None:  # the architecture is the language model's
             net = {"between_layers": "none", **start.config["net"]}  # bundles from before between_layers
             self.hparams.update({k: net[k] for k in _ARCHITECTURE})
-        _check_ranges(dropout=dropout, dropout_hidden=dropout_hidden, dropout_input=dropout_input,
-                      dropout_embedding=dropout_embedding, weight_dropout=weight_dropout)
-        if lr <= 0 or weight_decay < 0 or alpha < 0 or beta < 0 or not 0 < plateau_factor <= 1:
-            raise ConfigError("model: lr must be > 0, weight_decay/alpha/beta ≥ 0 and plateau_factor in (0, 1]")
-        config = config_from(LMConfig, {**self.hparams, "adaptive_cutoffs": self.hparams.adaptive_cutoffs or ()},
-                             strict=False)
+        values = {**self.hparams, **asdict(regularization), "adaptive_cutoffs": self.hparams.adaptive_cutoffs or ()}
+        config = config_from(LMConfig, values, strict=False)
         if min(config.emb_size, config.hidden_size, config.num_layers, vocab_size) < 1:
             raise ConfigError("model: vocab_size, emb_size, hidden_size and num_layers must be positive")
         cutoffs = list(config.adaptive_cutoffs)
@@ -134,35 +104,31 @@ class LanguageModelTask(Task):
         tokens = batch.mask.sum().clamp(min=1)
         loss = nll.sum() / tokens
         objective = loss
-        if self.hparams.alpha:
-            objective = objective + self.hparams.alpha * features.float().pow(2).mean()
-        if self.hparams.beta and raw.size(1) > 1:
-            objective = objective + self.hparams.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        reg = self.regularization
+        if reg.alpha:
+            objective = objective + reg.alpha * features.float().pow(2).mean()
+        if reg.beta and raw.size(1) > 1:
+            objective = objective + reg.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=int(tokens))
         self.log("train/ppl", torch.exp(loss.detach()), batch_size=int(tokens))
         return objective
 
     def _eval_step(self, batch: LMBatch, stage: str) -> None:
         _, _, nll = self._forward(batch, stage)
-        self.add_sums(stage, nll.double().sum(), batch.mask.sum())
+        self.add_sums(stage, *lm_sums(nll, batch.mask))
 
     # ------------------------------------------------------------------------------------------ metrics
     def _eval_metrics(self, stage: str) -> dict[str, float]:
         """Gathers NLL sums from every process; each token counted once (padding is masked)."""
-        sums = self.gathered_sums(stage, 2)
-        total_nll, tokens = float(sums[0]), max(float(sums[1]), 1.0)
+        sums = self.gathered_sums(stage, 2)  # NLL, tokens (lm_sums)
         split = {"val": "valid", "test": "test"}[stage]
         datamodule = getattr(self.trainer, "datamodule", None)
-        words = getattr(datamodule, "num_words", {}).get(split, tokens)
+        words = getattr(datamodule, "num_words", {}).get(split)
         chars = getattr(datamodule, "num_chars", {}).get(split)
         fraction = self.validation_fraction() if stage == "val" else 1.0
         if fraction < 1.0:  # a pass cut by --budget: its words and characters, pro rata of its batches
-            words, chars = words * fraction, chars * fraction if chars else chars
-        metrics = {f"{stage}/loss": total_nll / tokens, f"{stage}/ppl": math.exp(min(total_nll / words, 700.0)),
-                   f"{stage}/tokens": tokens, f"{stage}/words": float(words)}
-        if chars:
-            metrics[f"{stage}/bpc"] = total_nll / math.log(2) / chars
-        return metrics
+            words, chars = words * fraction if words else words, chars * fraction if chars else chars
+        return {f"{stage}/{name}": value for name, value in lm_scores(sums, words, chars).items()}
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._eval_metrics("val")
@@ -177,10 +143,10 @@ class LanguageModelTask(Task):
     def _after_validation(self, val_loss: float) -> None:
         """Plateau decay and the NT-ASGD trigger."""
         history = self._val_history
-        if self.hparams.lr_schedule == "plateau" and history and val_loss > min(history):
-            self._lr_factor *= self.hparams.plateau_factor
-        n = self.hparams.nonmono
-        if self.hparams.asgd and self._average is None and len(history) > n and val_loss > min(history[:-n]):
+        if self.optim.lr_schedule == "plateau" and history and val_loss > min(history):
+            self._lr_factor *= self.optim.plateau_factor
+        n = self.regularization.nonmono
+        if self.regularization.asgd and self._average is None and len(history) > n and val_loss > min(history[:-n]):
             self._average = {k: p.detach().clone() for k, p in self.net.named_parameters()}
             self._averaged_steps = 1
         history.append(val_loss)
@@ -261,13 +227,6 @@ class LanguageModelTask(Task):
         self._resumed_state = extra.get("state")
 
     # ------------------------------------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        if hp.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay,
-                              betas=(0.9, 0.999))
-
     def lr_factor(self) -> float:
         """The plateau decays so far (the learning rate before the variable-BPTT factor is current_lr())."""
         return self._lr_factor
@@ -292,17 +251,3 @@ class LanguageModelTask(Task):
     def throughput_metrics(self, batch: LMBatch, seconds: float) -> dict[str, float]:
         return {"train/tokens_per_sec": batch.input.numel() / seconds}
 
-
-def _read_lm_bundle(path: str, vocab_size: int) -> object:
-    """The LM bundle to start from, checked against the data's vocabulary."""
-    from seq2text.bundles.io import read_bundle  # lazy: the bundle module sits above tasks
-
-    bundle = read_bundle(path, task="language_model")
-    check_lm_vocab(bundle.config["net"]["vocab_size"], vocab_size, path)
-    return bundle
-
-
-def _check_ranges(**probabilities: float) -> None:
-    for name, value in probabilities.items():
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"model.{name}={value} is out of range; a dropout probability lies in [0, 1)")

@@ -31,10 +31,8 @@ def schedule_shape(schedule: str, progress: float, min_lr_ratio: float = 0.0, cu
 
 def training_progress(trainer: pl.Trainer) -> float:
     """Share of training done (0 → 1): the wall-clock budget if one is set, else optimizer steps."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, WallClockBudget):
-            return callback.progress()
-    return step_progress(trainer)
+    budget = budget_callback(trainer)
+    return budget.progress() if budget is not None else step_progress(trainer)
 
 
 def budget_callback(trainer: pl.Trainer) -> WallClockBudget | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, replace
-from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -16,36 +15,29 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from seq2text.data.batches import TranslationBatch
 from seq2text.errors import ConfigError
-from seq2text.nn.attention import AttentionType
-from seq2text.nn.config import config_from
 from seq2text.nn.loss import label_smoothed_nll
-from seq2text.nn.search import SearchConfig, search
-from seq2text.nn.seq2seq import CellType, Seq2Seq, Seq2SeqConfig, TieWeights
+from seq2text.nn.search import SearchConfig
+from seq2text.nn.search import search as beam_search
+from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.predict.metrics import bleu, translation_scores
 from seq2text.tasks.base import Task
-from seq2text.tasks.shared import global_mean
+from seq2text.tasks.config import Optimization, Seq2SeqNetwork, check_ranges
 
 __all__ = ["TranslationTask"]
 
 
 class TranslationTask(Task):
-    """Trains a `Seq2Seq` network. Network args are those of `Seq2Seq`; training and evaluation args:
+    """Trains a `Seq2Seq` network.
 
     Args:
+        vocab_size: size of the joint tokenizer (linked from `data.vocab_size` by the CLI).
+        network: the architecture (`seq2text.tasks.config.Seq2SeqNetwork`).
         label_smoothing: share of the target probability spread uniformly over the vocabulary.
-        optimizer: `adam` or `adamw`.
-        lr: peak learning rate.
-        weight_decay: L2 (adam) or decoupled (adamw) weight decay.
-        lr_schedule: `constant`, or `cosine` / `linear` annealing to the end of training (the wall-clock
-            budget if one is set, else max_steps or max_epochs).
-        warmup_steps: linear warm-up steps.
-        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
+        optim: see `Optimization`.
         val_bleu: decode the validation set after every validation epoch and log `val/bleu`.
         val_beam_size: beam size of that decoding (1 = greedy, the cheap default).
-        test_beam_size: beam size of the test decoding (also the bundle's default).
-        length_penalty: beam-search length normalization exponent (score / length ** length_penalty).
-        max_len_ratio: hypotheses stop at floor(max_len_ratio × source length) + max_len_offset tokens.
-        max_len_offset: see `max_len_ratio`.
+        search: the test decoding (`SearchConfig`: beam size, length penalty, length limit), also the bundle's
+            default.
     """
 
     bundle_task = "translation"
@@ -53,43 +45,23 @@ class TranslationTask(Task):
     def __init__(
         self,
         vocab_size: int,
-        emb_size: int = 256,
-        hidden_size: int = 256,
-        encoder_hidden_size: int | None = None,
-        num_encoder_layers: int = 1,
-        num_decoder_layers: int = 1,
-        rnn_type: CellType = "gru",
-        attention: AttentionType = "bahdanau",
-        attention_size: int | None = None,
-        dropout: float = 0.2,
-        tie_weights: TieWeights = "all",
+        network: Seq2SeqNetwork = Seq2SeqNetwork(),
         label_smoothing: float = 0.1,
-        optimizer: Literal["adam", "adamw"] = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_schedule: Literal["constant", "cosine", "linear"] = "cosine",
-        warmup_steps: int = 0,
-        min_lr_ratio: float = 0.0,
+        optim: Optimization = Optimization("adam", 1e-3),
         val_bleu: bool = True,
         val_beam_size: int = 1,
-        test_beam_size: int = SearchConfig.beam_size,
-        length_penalty: float = SearchConfig.length_penalty,
-        max_len_ratio: float = SearchConfig.max_len_ratio,
-        max_len_offset: int = SearchConfig.max_len_offset,
+        search: SearchConfig = SearchConfig(),
     ) -> None:
-        super().__init__()
-        _check_options(vocab_size=vocab_size, emb_size=emb_size, hidden_size=hidden_size,
-                       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
-                       val_beam_size=val_beam_size, test_beam_size=test_beam_size)
-        if not 0 <= dropout < 1 or not 0 <= label_smoothing < 1:
-            raise ConfigError("model.dropout and model.label_smoothing must lie in [0, 1)")
-        if lr <= 0 or weight_decay < 0 or max_len_ratio <= 0 or max_len_offset < 0:
-            raise ConfigError("model: lr and max_len_ratio must be > 0, weight_decay and max_len_offset ≥ 0")
-        if attention == "luong_dot" and 2 * (encoder_hidden_size or hidden_size // 2) != hidden_size:
-            raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
-                              "encoder_hidden_size unset or use luong_general / bahdanau")
-        self.save_hyperparameters()
-        self.net = Seq2Seq(config_from(Seq2SeqConfig, self.hparams, strict=False))
+        super().__init__(optim)
+        network.check()
+        check_ranges("search", search)
+        if not 0 <= label_smoothing < 1 or min(vocab_size, val_beam_size) < 1:
+            raise ConfigError("model.label_smoothing lies in [0, 1); vocab_size and val_beam_size are positive")
+        if search.max_len_ratio <= 0 or search.max_len_offset < 0:
+            raise ConfigError("model.search: max_len_ratio must be > 0 and max_len_offset ≥ 0")
+        self.search = search
+        self.save_settings()
+        self.net = Seq2Seq(Seq2SeqConfig(vocab_size, **asdict(network)))
         self._outputs: dict[str, list[tuple[int, str]]] = {}
         self.hypotheses: dict[str, list[str]] = {}
         self.details: dict[str, str] = {}
@@ -107,12 +79,12 @@ class TranslationTask(Task):
         tokens = max(batch.num_tokens, 1)
         self.log("train/loss", loss_sum.detach() / tokens, prog_bar=True, batch_size=tokens)
         self.log("train/ppl", torch.exp(nll_sum.detach() / tokens), batch_size=tokens)
-        return global_mean(self, loss_sum, tokens)
+        return self.global_mean(loss_sum, tokens)
 
     def _eval_step(self, batch: TranslationBatch, stage: str) -> None:
         loss_sum, nll_sum = self._losses(batch)
         self.add_sums(stage, loss_sum, nll_sum, batch.trg_mask.sum())
-        beam = self.hparams.test_beam_size if stage == "test" else self.hparams.val_beam_size
+        beam = self.search.beam_size if stage == "test" else self.hparams.val_beam_size
         decode = stage == "test" or (self.hparams.val_bleu and not self.trainer.sanity_checking)
         tokenizer = self._tokenizer() if decode else None
         if tokenizer is not None:
@@ -121,8 +93,8 @@ class TranslationTask(Task):
 
     def decode(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
         """Best hypothesis ids of each source (greedy when `beam_size` is 1)."""
-        config = replace(self.search_defaults(), beam_size=beam_size)
-        return [hyps[0].tokens for hyps in search(self.net, src, src_lengths, config)]
+        config = replace(self.search, beam_size=beam_size)
+        return [hyps[0].tokens for hyps in beam_search(self.net, src, src_lengths, config)]
 
     # ------------------------------------------------------------------------------------------ metrics
     def _tokenizer(self) -> object | None:
@@ -180,7 +152,7 @@ class TranslationTask(Task):
                 self.log(f"test/{name}", score.score, sync_dist=True)
                 self.details[f"test/{name}_signature"] = score.signature
                 self.details[f"test/{name}_summary"] = score.text
-                rank_zero_info(f"test ({len(hypotheses)} sentences, beam {self.hparams.test_beam_size}): "
+                rank_zero_info(f"test ({len(hypotheses)} sentences, beam {self.search.beam_size}): "
                                f"{score.text} | {score.signature}")
 
     def bundle_metrics(self) -> dict[str, str]:
@@ -189,24 +161,15 @@ class TranslationTask(Task):
 
     def search_defaults(self) -> SearchConfig:
         """The test decoding, stored in the bundle (the `Translator` starts from it)."""
-        hp = self.hparams
-        return SearchConfig(hp.test_beam_size, hp.length_penalty, hp.max_len_ratio, hp.max_len_offset)
+        return self.search
 
     def search_config(self) -> dict:
-        return asdict(self.search_defaults())
+        return asdict(self.search)
 
-    # ------------------------------------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        return self.make_adam(self.parameters(), hp.optimizer == "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
+    # ------------------------------------------------------------------------------------------ throughput
 
     def throughput_metrics(self, batch: TranslationBatch, seconds: float) -> dict[str, float]:
         target = batch.num_tokens
         return {"train/tokens_per_sec": (target + int(batch.src_lengths.sum())) / seconds,
                 "train/trg_tokens_per_sec": target / seconds}
 
-
-def _check_options(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if value < 1:
-            raise ConfigError(f"model.{name}={value} must be a positive integer")

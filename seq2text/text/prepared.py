@@ -17,6 +17,7 @@ tokenizer, other options) is rebuilt. `data/README.md` describes the layout for 
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import hashlib
 import json
@@ -33,7 +34,8 @@ import numpy as np
 
 from seq2text.errors import DataError
 from seq2text.hardware import usable_cores
-from seq2text.text.tokenizer import EOS_ID, Tokenizer
+from seq2text.text.textio import not_utf8, require_file
+from seq2text.text.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 __all__ = ["FORMAT_VERSION", "PreparedCache", "Ragged", "default_prepared_dir", "expand_inputs", "id_dtype",
            "prepare_lm", "prepare_texts", "file_identity", "text_digest"]
@@ -91,21 +93,36 @@ def file_identity(path: Path) -> dict:
 # ----------------------------------------------------------------------------------------------- reading
 @dataclass(frozen=True)
 class Ragged:
-    """Memory-mapped ids of many lines: `ids` (total,) and `offsets` (lines + 1,); nothing is read until used."""
+    """The ids of many lines back to back (memory-mapped from a cache: nothing is read until used): `ids` (total,)
+    and `offsets` (lines + 1,)."""
 
     ids: np.ndarray
     offsets: np.ndarray
 
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]], dtype: type = np.int32) -> Ragged:
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))  # (lines,)
+        ids = np.fromiter(chain.from_iterable(rows), dtype=dtype, count=int(lengths.sum()))
+        return cls(ids, np.concatenate([[0], np.cumsum(lengths)]))
+
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    @property
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
-        """Ids of each line, (lines,)."""
+        """Ids of each line, (lines,) int64."""
         return np.diff(self.offsets)
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.ids[self.offsets[index]: self.offsets[index + 1]]
+
+    def padded(self, rows: Sequence[int]) -> np.ndarray:
+        """Lines `rows` right-padded with PAD_ID to the longest, (len(rows), longest) int64."""
+        lengths = self.lengths[rows]
+        out = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)
+        for r, i in enumerate(rows):
+            out[r, : lengths[r]] = self[i]
+        return out
 
 
 class PreparedCache:
@@ -157,26 +174,19 @@ def _check(folder: Path, key: str) -> str | None:
         return f"meta.json unreadable: {error}"
     if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
         return "built by another seq2text version, tokenizer or options"
-    for name, info in meta.get("arrays", {}).items():
-        expected = {f"{name}.bin": info["length"] * np.dtype(info["dtype"]).itemsize,
-                    f"{name}.idx.npy": None}
-        for file, size in expected.items():
-            path = folder / file
-            if not path.is_file():
-                return f"{file} is missing"
-            if size is not None and path.stat().st_size != size:
-                return f"{file} has {path.stat().st_size} bytes, meta.json says {size}"
+    arrays = meta.get("arrays", {})
+    for name, info in arrays.items():
+        path, size = folder / f"{name}.bin", info["length"] * np.dtype(info["dtype"]).itemsize
+        if not path.is_file() or path.stat().st_size != size:
+            return f"{path.name} has {path.stat().st_size if path.is_file() else 0} bytes, meta.json says {size}"
+    lengths = {**{f"{name}.idx.npy": info["lines"] + 1 for name, info in arrays.items()},
+               **{f"{name}.npy": length for name, length in meta.get("plain", {}).items()}}
+    for file, length in lengths.items():
         try:
-            if len(np.load(folder / f"{name}.idx.npy", mmap_mode="r")) != info["lines"] + 1:
-                return f"{name}.idx.npy does not hold {info['lines'] + 1} offsets"
+            if len(np.load(folder / file, mmap_mode="r")) != length:
+                return f"{file} does not hold {length} values"
         except (OSError, ValueError) as error:
-            return f"{name}.idx.npy unreadable: {error}"
-    for name, length in meta.get("plain", {}).items():
-        try:
-            if len(np.load(folder / f"{name}.npy", mmap_mode="r")) != length:
-                return f"{name}.npy does not hold {length} values"
-        except (OSError, ValueError) as error:
-            return f"{name}.npy unreadable: {error}"
+            return f"{file} is unreadable: {error}"
     return None
 
 
@@ -215,28 +225,33 @@ class _ArrayWriter:
                 "tokens": int(lengths.sum()), "words": self.words, "chars": self.chars}
 
 
-def _build(folder: Path, key: str, meta: dict, fill: Callable[[Path], dict], info: dict | None = None) -> PreparedCache:
-    """Builds a cache in a temporary folder (`fill(tmp)` writes the arrays and returns their stats; `info`, filled
-    meanwhile, is kept in meta.json), then renames it to `folder`. A whole cache another process renamed there
-    first is kept; a broken one is replaced."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+def _open_or_build(prepared_dir: str | Path | None, name: str, parts: dict, meta: dict, fill: Callable[[Path], dict],
+                   info: dict | None = None) -> PreparedCache:
+    """The whole cache keyed by `parts` under `prepared_dir` (default `default_prepared_dir()`), whatever its name
+    prefix; else one built in a temporary folder (`fill(tmp)` writes the arrays and returns their stats; `info`,
+    filled meanwhile, is kept in meta.json) and renamed to `<name>-<key>`. A whole cache another process renamed
+    there first is kept; a broken one is replaced."""
+    key, root = cache_key(parts), Path(prepared_dir or default_prepared_dir())
+    for found in sorted(root.glob(f"*-{key}")) if root.is_dir() else []:
+        if (cache := PreparedCache.open(found, key)) is not None:
+            return cache
+    folder = root / f"{name}-{key}"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{folder.name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         arrays = fill(tmp)
         plain = {p.name[:-4]: len(np.load(p, mmap_mode="r")) for p in tmp.glob("*.npy") if ".idx." not in p.name}
-        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, "key": key, **meta, "arrays": arrays,
-                                                   "plain": plain, "info": info or {}}, indent=1), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, "key": key, "name": name, **meta,
+                                                   "arrays": arrays, "plain": plain, "info": info or {}}, indent=1),
+                                       encoding="utf-8")
         _install(tmp, folder, key)
-    except OSError as error:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        if error.errno == errno.ENOSPC:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             raise DataError(f"the disk is full while writing the prepared cache {folder}; free space, or set "
                             "data.prepared_dir (or SEQ2TEXT_PREPARED) to a folder on a larger disk") from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     opened = PreparedCache.open(folder, key)
     if opened is None:
@@ -283,8 +298,7 @@ def _lines_of_chunk(path: Path, start: int, stop: int) -> list[str]:
         with path.open("rb") as handle:
             line = handle.read(start).count(b"\n") + raw.count(b"\n", 0, error.start) + 1
         column = error.start - raw.rfind(b"\n", 0, error.start) - 1
-        raise DataError(f"{path}, line {line}: invalid UTF-8 at byte {column} ({error.reason}); convert the file "
-                        "to UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`") from None
+        raise not_utf8(path, line, f" at byte {column} ({error.reason})") from None
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()
@@ -344,41 +358,25 @@ def prepare_lm(source: Sequence[Path], tokenizer: Tokenizer, name: str, prepared
         DataError: a missing, empty or non-UTF-8 file (named, with the line), or a full disk.
     """
     for path in source:
-        if not path.is_file():
-            raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
-        if path.stat().st_size == 0:
+        if require_file(path).stat().st_size == 0:
             raise DataError(f"{path} is empty; give a file with at least one line of text")
     sources = [file_identity(p) for p in source]
-    key = cache_key({"kind": "lm", "sources": sources, "tokenizer": tokenizer.fingerprint})
-    root = Path(prepared_dir or default_prepared_dir())
-    cache = _find(root, key)
-    if cache is not None:
-        return cache
-    workers = workers or usable_cores()
 
     def fill(tmp: Path) -> dict:
+        count = workers or usable_cores()
+        _log.info("preparing %s: tokenizing once on %d process(es) into %s", name, count, tmp.parent)
         writer = _ArrayWriter(tmp, "stream", id_dtype(tokenizer.vocab_size), lead=[EOS_ID])
         tasks = (chunk for path in source for chunk in _file_chunks(path))
-        for flat, lengths, words, chars in _encode_all(tasks, tokenizer, workers):
+        for flat, lengths, words, chars in _encode_all(tasks, tokenizer, count):
             writer.write(flat, lengths, words, chars)
         stream = writer.close()
         if stream["lines"] == 0:
             raise DataError(f"{name}: the source gave no lines of text")
         return {"stream": stream}
 
-    folder = root / f"{name}-{key}"
-    _log.info("preparing %s: tokenizing once on %d process(es) into %s", name, workers, folder)
-    return _build(folder, key, {"name": name, "sources": sources, "tokenizer": tokenizer.fingerprint,
-                                "vocab_size": tokenizer.vocab_size}, fill)
-
-
-def _find(root: Path, key: str) -> PreparedCache | None:
-    """A whole cache for `key` under `root`, whatever its name prefix."""
-    for folder in sorted(root.glob(f"*-{key}")) if root.is_dir() else []:
-        cache = PreparedCache.open(folder, key)
-        if cache is not None:
-            return cache
-    return None
+    return _open_or_build(prepared_dir, name, {"kind": "lm", "sources": sources, "tokenizer": tokenizer.fingerprint},
+                          {"sources": sources, "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size},
+                          fill)
 
 
 def prepare_texts(build: Callable[[], dict], name: str, key_parts: dict, vocab_size: int,
@@ -389,12 +387,6 @@ def prepare_texts(build: Callable[[], dict], name: str, key_parts: dict, vocab_s
     `build()` returns name → a list of id lists (a ragged array: `ragged(name)`), a 1-D numpy array (`array(name)`),
     or, under the name `info`, a small JSON dict kept in meta.json (`meta["info"]`).
     """
-    key = cache_key({"kind": "texts", **key_parts})
-    root = Path(prepared_dir or default_prepared_dir())
-    cache = _find(root, key)
-    if cache is not None:
-        return cache
-    folder = root / f"{name}-{key}"
     info: dict = {}
 
     def fill(tmp: Path) -> dict:
@@ -406,10 +398,9 @@ def prepare_texts(build: Callable[[], dict], name: str, key_parts: dict, vocab_s
                 np.save(tmp / f"{array}.npy", rows)
             else:
                 writer = _ArrayWriter(tmp, array, id_dtype(vocab_size))
-                lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-                writer.write(np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum())),
-                             lengths, 0, 0)
+                ragged = Ragged.from_lists(rows, np.int64)
+                writer.write(ragged.ids, ragged.lengths, 0, 0)
                 out[array] = writer.close()
         return out
 
-    return _build(folder, key, {"name": name, **key_parts}, fill, info)
+    return _open_or_build(prepared_dir, name, {"kind": "texts", **key_parts}, key_parts, fill, info)

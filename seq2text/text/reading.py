@@ -50,8 +50,12 @@ class _Spec:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON values (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The fields as JSON values (tuples as lists, also as the values of a dict field)."""
+        def plain(v: object) -> object:
+            return list(v) if isinstance(v, tuple) else {k: plain(x) for k, x in v.items()} if isinstance(v, dict) \
+                else v
+
+        return {k: plain(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_bundle(cls, config: Mapping[str, Any], path: str | Path = "bundle") -> Any:  # noqa: ANN401
@@ -174,17 +178,6 @@ def normalize_text(text: str, lowercase: bool = False) -> str:
     return text.lower() if lowercase else text
 
 
-def _file_format(path: Path, file_format: FileFormat) -> Literal["tsv", "csv"]:
-    if file_format != "auto":
-        return file_format
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab", ".txt"):
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
-    raise ConfigError(f"cannot tell the format of {path} from its suffix; set data.file_format to tsv or csv")
-
-
 def read_labeled(path: str | Path, text_column: str = "text", label_column: str | None = "label",
                  file_format: FileFormat = "auto", lowercase: bool = False) -> tuple[list[str], list[str]]:
     """Reads the text and label columns of a TSV (`csv.QUOTE_NONE`) or CSV (Python csv quoting) file.
@@ -200,7 +193,10 @@ def read_labeled(path: str | Path, text_column: str = "text", label_column: str 
             empty text or label; the message names the file and the line.
     """
     path = Path(path)
-    fmt = _file_format(path, file_format)
+    suffixes = {".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".csv": "csv"}
+    fmt = file_format if file_format != "auto" else suffixes.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {path} from its suffix; set data.file_format to tsv or csv")
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
     reader = csv.reader(io.StringIO(read_text(path), newline=""), **dialect)
     header = [name.strip() for name in next(reader, [])]
@@ -231,11 +227,7 @@ def read_labeled(path: str | Path, text_column: str = "text", label_column: str 
 
 
 def read_parallel(src_path: str | Path, trg_path: str | Path) -> tuple[list[str], list[str]]:
-    """Reads two line-aligned UTF-8 files.
-
-    Raises:
-        DataError: a missing, empty or non-UTF-8 file, or files with different line counts.
-    """
+    """Reads two line-aligned UTF-8 files (a DataError for a missing, empty or non-UTF-8 file, or a misalignment)."""
     src_lines, trg_lines = read_lines(src_path), read_lines(trg_path)
     if len(src_lines) != len(trg_lines):
         raise DataError(f"{src_path} has {len(src_lines)} lines but {trg_path} has {len(trg_lines)}; "
@@ -288,15 +280,9 @@ def stream_layout(tokens: int, batch_size: int, world_size: int = 1, pad: bool =
 
 def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
              pad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cuts this rank's contiguous shard of `stream` into `batch_size` contiguous columns.
-
-    Neighbouring columns (and ranks) overlap by one token, so that every token after the first is a
-    target exactly once: column i ends with the token that column i+1 starts from.
-
-    Args:
-        stream: token ids, (num_tokens,); position t+1 is the target of position t.
-        pad: pad the end (with a False mask) so that no target is dropped (evaluation); otherwise the
-            remainder is dropped (training). Every rank gets the same shape either way.
+    """Cuts this rank's contiguous shard of `stream` (num_tokens,) into `batch_size` contiguous columns that overlap
+    by one token (column i ends with the token column i+1 starts from), so every token after the first is a target
+    once. `pad`: pad the end (mask False) so that no target is dropped (evaluation), else drop the remainder.
 
     Returns:
         (data, mask): (batch_size, columns + 1) ids, and a bool mask that is True where the id is real text.
@@ -321,23 +307,15 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None
     for ids in tokenizer.encode(list(texts)):
         if max_len is not None and len(ids) > max_len - 1:
             keep = max_len - 1
-            if truncation == "head":
-                ids = ids[:keep]
-            elif truncation == "tail":
-                ids = ids[len(ids) - keep:]
-            else:
-                ids = ids[: (keep + 1) // 2] + ids[len(ids) - keep // 2:]
+            head = {"head": keep, "tail": 0, "head_tail": (keep + 1) // 2}[truncation]
+            ids = ids[:head] + ids[len(ids) - (keep - head):]
         encoded.append([EOS_ID, *(ids[::-1] if backward else ids)])
     return encoded
 
 
 def encode_sources(tokenizer: Tokenizer, texts: Sequence[str], max_src_len: int) -> tuple[list[list[int]], int]:
     """Source ids as the model reads them (in evaluation and in the `Translator`): the pieces, cut to the
-    first `max_src_len`, then eos.
-
-    Returns:
-        the ids of each text, and how many texts were cut.
-    """
+    first `max_src_len`, then eos; and how many texts were cut."""
     pieces = tokenizer.encode(list(texts))
     cut = sum(len(ids) > max_src_len for ids in pieces)
     return [ids[:max_src_len] + [EOS_ID] for ids in pieces], cut

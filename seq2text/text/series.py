@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -103,11 +103,6 @@ class SeriesReading(_Spec):
         object.__setattr__(self, "value_columns", tuple(self.value_columns))
         object.__setattr__(self, "calendar", tuple(self.calendar))
         object.__setattr__(self, "scales", {str(k): tuple(float(x) for x in v) for k, v in dict(self.scales).items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        values = super().to_dict()
-        values["scales"] = {k: list(v) for k, v in self.scales.items()}
-        return values
 
     @property
     def num_values(self) -> int:
@@ -251,14 +246,12 @@ def _times(column: pd.Series, where: str, name: str) -> np.ndarray:
 def _check_order(series: Series, where: str) -> None:
     gaps = np.diff(series.times)
     zero = np.zeros((), dtype=gaps.dtype)
-    if np.any(gaps == zero):
-        i = int(np.flatnonzero(gaps == zero)[0]) + 1
-        raise DataError(f"{where}, row {series.rows[i]}: timestamp {series.times[i]} repeats the previous one"
-                        f"{_in(series)}; keep one row per time step (e.g. aggregate duplicates)")
-    if np.any(gaps < zero):
-        i = int(np.flatnonzero(gaps < zero)[0]) + 1
-        raise DataError(f"{where}, row {series.rows[i]}: timestamp {series.times[i]} comes before the previous one"
-                        f"{_in(series)}; sort the table by time")
+    for bad, what, fix in ((gaps == zero, "repeats", "keep one row per time step (e.g. aggregate duplicates)"),
+                           (gaps < zero, "comes before", "sort the table by time")):
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0]) + 1
+            raise DataError(f"{where}, row {series.rows[i]}: timestamp {series.times[i]} {what} the previous one"
+                            f"{_in(series)}; {fix}")
 
 
 def _in(series: Series) -> str:

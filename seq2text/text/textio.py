@@ -11,7 +11,22 @@ from typing import IO
 
 from seq2text.errors import DataError
 
-__all__ = ["read_lines", "iter_lines", "read_text", "atomic_open", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["read_lines", "iter_lines", "read_text", "atomic_open", "atomic_write_text", "atomic_write_bytes",
+           "not_utf8", "require_file"]
+
+
+def require_file(path: str | Path) -> Path:
+    """`path`, if it is a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
+    return path
+
+
+def not_utf8(path: str | Path, line: int, detail: str) -> DataError:
+    """The error for a file that is not UTF-8, naming the line (`detail`: where in it, and why)."""
+    return DataError(f"{path}, line {line}: invalid UTF-8{detail}; convert the file to UTF-8, e.g. "
+                     "`iconv -f latin1 -t utf-8 in > out`")
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
@@ -20,46 +35,25 @@ def iter_lines(path: str | Path) -> Iterator[str]:
     Raises:
         DataError: the file is missing or a line is not valid UTF-8 (the message names the line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
-    with path.open("rb") as handle:
+    with require_file(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                yield raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}, line {number}: invalid UTF-8 at byte {error.start} ({error.reason}); "
-                    "convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`"
-                ) from None
-            yield line.rstrip("\r\n")
+                raise not_utf8(path, number, f" at byte {error.start} ({error.reason})") from None
 
 
 def read_text(path: str | Path) -> str:
-    """Reads a whole UTF-8 file as one string (a byte-order mark dropped).
-
-    Raises:
-        DataError: the file is missing or not valid UTF-8 (the message names the line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file; check the path (or SEQ2TEXT_DATA)")
-    raw = path.read_bytes()
+    """Reads a whole UTF-8 file as one string (a byte-order mark dropped); a DataError names a bad line."""
+    raw = require_file(path).read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(f"{path}, line {line}: invalid UTF-8 ({error.reason}); convert the file to UTF-8, "
-                        "e.g. `iconv -f latin1 -t utf-8 in > out`") from None
-    return text.removeprefix("\ufeff")
+        raise not_utf8(path, raw.count(b"\n", 0, error.start) + 1, f" ({error.reason})") from None
 
 
 def read_lines(path: str | Path, allow_empty_file: bool = False) -> list[str]:
-    """Reads a whole UTF-8 text file as a list of lines (see `iter_lines`).
-
-    Raises:
-        DataError: missing file, invalid UTF-8, or an empty file unless `allow_empty_file`.
-    """
+    """Reads a whole UTF-8 text file as a list of lines (see `iter_lines`); empty only with `allow_empty_file`."""
     lines = list(iter_lines(path))
     if not lines and not allow_empty_file:
         raise DataError(f"{path} is empty; give a file with at least one line of text")
@@ -86,13 +80,10 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Writes `text` to `path` atomically (see `atomic_open`)."""
-    with atomic_open(path) as handle:
+def atomic_write_text(path: str | Path, text: str | bytes) -> None:
+    """Writes `text` (or bytes) to `path` atomically (see `atomic_open`)."""
+    with atomic_open(path, "wb" if isinstance(text, bytes) else "w") as handle:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Writes `data` to `path` atomically (see `atomic_open`)."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
+atomic_write_bytes = atomic_write_text

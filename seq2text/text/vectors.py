@@ -36,14 +36,8 @@ def ptb_words(text: str, lowercase: bool = True) -> list[str]:
 
 
 def _cooccurrences(ids: np.ndarray, vocab_size: int, window: int) -> torch.Tensor:
-    """Symmetric co-occurrence weights (1/distance within `window`) of an id stream where -1 separates texts.
-
-    Args:
-        ids: (N,) int64 word ids, with at least `window` -1 entries between texts.
-
-    Returns:
-        (vocab_size, vocab_size) coalesced sparse COO float32 tensor.
-    """
+    """Symmetric co-occurrence weights (1/distance within `window`) of `ids` (N,) int64, with at least `window` -1
+    entries between texts → (vocab_size, vocab_size) coalesced sparse COO float32 tensor."""
     rows, cols, weights = [], [], []
     for distance in range(1, window + 1):
         left, right = ids[:-distance], ids[distance:]

@@ -1,0 +1,245 @@
+"""The groups the tasks' arguments come in: frozen dataclasses that LightningCLI types and checks, nested under
+`model.init_args` in a recipe (`optim: {lr: 0.003}`). `Optimization` is every task's; the others belong to one
+or two tasks. A field left out of a recipe keeps the task's default for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from seq2text.errors import ConfigError
+from seq2text.nn.attention import AttentionType
+from seq2text.nn.classifier import Pooling
+from seq2text.nn.normalization import BetweenLayers
+from seq2text.nn.rnn import RNNType
+from seq2text.nn.seq2seq import CellType, TieWeights
+
+__all__ = ["ClassifierNetwork", "FineTuning", "ForecastNetwork", "Objective", "Optimization", "Regularization",
+           "Seq2SeqNetwork", "check_ranges"]
+
+
+def check_ranges(group: str, settings: object) -> None:
+    """Each dropout and smoothing of `settings` (a group, under `model.<group>`) lies in [0, 1); each size, depth
+    and length is a positive integer (or None where allowed)."""
+    for field in fields(settings):
+        name, value = field.name, getattr(settings, field.name)
+        if name.startswith(("dropout", "weight_dropout", "label_smoothing")) and not 0.0 <= value < 1.0:
+            raise ConfigError(f"model.{group}.{name}={value} is out of range; it lies in [0, 1)")
+        if name.endswith(("_size", "_layers", "bptt", "_len")) and isinstance(value, int) and value < 1:
+            raise ConfigError(f"model.{group}.{name}={value} must be a positive integer")
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """How a task trains (`optim`). The learning rate of a step is `lr` × linear warm-up × the schedule's shape at
+    the training progress (the wall-clock budget if one is set, else max_steps/max_epochs) × the task's own factor
+    (the language model's plateau decays).
+
+    Attributes:
+        optimizer: `sgd` (language models, AWD-LSTM), `adam` or `adamw`.
+        lr: peak learning rate (a classifier's head; its lower layer groups are scaled down from it).
+        weight_decay: L2 (sgd, adam) or decoupled (adamw) weight decay.
+        momentum: SGD momentum.
+        betas: Adam's betas (ULMFiT uses (0.8, 0.99)).
+        lr_schedule: `constant`; `cosine` / `linear` annealing to `min_lr_ratio`; `slanted_triangular` (ULMFiT:
+            rises for `stlr_cut_frac` of training from lr / stlr_ratio to lr, then falls back); `plateau`
+            (language models: × `plateau_factor` each time validation stops improving).
+        warmup_steps: linear warm-up steps, on top of the schedule.
+        min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
+        plateau_factor: learning-rate factor applied on a plateau.
+        stlr_cut_frac: share of training the slanted triangular schedule spends rising.
+        stlr_ratio: its peak-to-floor ratio.
+    """
+
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: Literal["constant", "cosine", "linear", "slanted_triangular", "plateau"] = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    plateau_factor: float = 0.25
+    stlr_cut_frac: float = 0.1
+    stlr_ratio: float = 32.0
+
+    def check(self, language_model: bool = False) -> None:
+        """Refuses values out of range, and `sgd`/`plateau` outside a language model."""
+        if not language_model and (self.optimizer == "sgd" or self.lr_schedule == "plateau"):
+            raise ConfigError("model.optim: sgd and the plateau schedule are for language models; use adam or adamw "
+                              "with constant, cosine, linear or slanted_triangular")
+        if self.lr <= 0 or self.weight_decay < 0 or self.momentum < 0 or self.warmup_steps < 0:
+            raise ConfigError("model.optim: lr must be > 0; weight_decay, momentum and warmup_steps ≥ 0")
+        if not 0 <= self.min_lr_ratio <= 1 or not 0 < self.plateau_factor <= 1:
+            raise ConfigError("model.optim: min_lr_ratio lies in [0, 1] and plateau_factor in (0, 1]")
+        if not 0.0 < self.stlr_cut_frac < 1.0 or self.stlr_ratio < 1.0:
+            raise ConfigError("model.optim: stlr_cut_frac lies in (0, 1) and stlr_ratio ≥ 1")
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """A language model's regularizers (`regularization`, AWD-LSTM): its dropouts (see `LMConfig`), activation
+    regularization and NT-ASGD weight averaging.
+
+    Attributes:
+        dropout, dropout_hidden, dropout_input, dropout_embedding, weight_dropout: see `LMConfig`.
+        alpha: activation regularization (AR) weight.
+        beta: temporal activation regularization (TAR) weight.
+        asgd: NT-ASGD: start averaging the weights when validation has not improved for `nonmono` epochs;
+            evaluation and the exported bundle use the averaged weights.
+        nonmono: NT-ASGD's non-monotone interval.
+    """
+
+    dropout: float = 0.4
+    dropout_hidden: float = 0.3
+    dropout_input: float = 0.65
+    dropout_embedding: float = 0.1
+    weight_dropout: float = 0.5
+    alpha: float = 2.0
+    beta: float = 1.0
+    asgd: bool = False
+    nonmono: int = 5
+
+    def check(self) -> None:
+        check_ranges("regularization", self)
+        if self.alpha < 0 or self.beta < 0 or self.nonmono < 1:
+            raise ConfigError("model.regularization: alpha and beta must be ≥ 0, nonmono ≥ 1")
+
+
+@dataclass(frozen=True)
+class ClassifierNetwork:
+    """A classifier's network (`network`); every field as in `ClassifierConfig`. The architecture fields left at
+    None take the from-scratch defaults (`SCRATCH`), or, with `pretrained_lm`, the language model's
+    (unidirectional); a value given must then agree with the language model's."""
+
+    emb_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    rnn_type: RNNType | None = None
+    bidirectional: bool | None = None
+    between_layers: BetweenLayers | None = None
+    pooling: Pooling = "concat"
+    head_sizes: list[int] | None = None
+    dropout: float = 0.3
+    dropout_hidden: float = 0.2
+    dropout_input: float = 0.2
+    dropout_embedding: float = 0.05
+    weight_dropout: float = 0.0
+    dropout_head: float = 0.2
+    bptt: int | None = None
+    max_grad_len: int | None = None
+
+    SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True,
+               "between_layers": "none"}
+
+    def check(self) -> None:
+        check_ranges("network", self)
+        if min(self.head_sizes or [1]) < 1:
+            raise ConfigError(f"model.network.head_sizes={self.head_sizes} must be positive integers")
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """How a classifier trains beyond its optimizer (`fine_tuning`; ULMFiT's recipe and distillation).
+
+    Attributes:
+        discriminative_lr: each layer group below the head learns at lr / discriminative_lr^depth (depth 1 = the
+            last recurrent layer, ..., the embedding deepest); 2.6 in ULMFiT, 1 = off.
+        gradual_unfreezing: train the head alone first, then unfreeze one more layer group (top down) every
+            `unfreeze_interval` epochs (fractions allowed, e.g. 0.25).
+        unfreeze_interval: see `gradual_unfreezing`.
+        embedding_lr_scale: the embedding learns at this share of its learning rate (on top of
+            `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
+            labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
+        label_smoothing: cross-entropy label smoothing.
+        soft_target_weight: with a teacher's probabilities in the data (`data.train_soft_targets`: knowledge
+            distillation), the loss is this weight × the cross-entropy against them + the rest × the
+            cross-entropy against the gold labels (1: the teacher's alone).
+    """
+
+    discriminative_lr: float = 1.0
+    gradual_unfreezing: bool = False
+    unfreeze_interval: float = 1.0
+    embedding_lr_scale: float = 1.0
+    label_smoothing: float = 0.0
+    soft_target_weight: float = 1.0
+
+    def check(self) -> None:
+        check_ranges("fine_tuning", self)
+        if self.discriminative_lr < 1.0 or self.unfreeze_interval <= 0:
+            raise ConfigError("model.fine_tuning: discriminative_lr ≥ 1 (1 = off) and unfreeze_interval > 0")
+        for name, value in (("embedding_lr_scale", self.embedding_lr_scale),
+                            ("soft_target_weight", self.soft_target_weight)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"model.fine_tuning.{name}={value} lies in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Seq2SeqNetwork:
+    """A translation network (`network`); every field as in `Seq2SeqConfig`."""
+
+    emb_size: int = 256
+    hidden_size: int = 256
+    encoder_hidden_size: int | None = None
+    num_encoder_layers: int = 1
+    num_decoder_layers: int = 1
+    rnn_type: CellType = "gru"
+    attention: AttentionType = "bahdanau"
+    attention_size: int | None = None
+    dropout: float = 0.2
+    tie_weights: TieWeights = "all"
+
+    def check(self) -> None:
+        check_ranges("network", self)
+        encoder = self.encoder_hidden_size or self.hidden_size // 2
+        if self.attention == "luong_dot" and 2 * encoder != self.hidden_size:
+            raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
+                              "network.encoder_hidden_size unset or use luong_general / bahdanau")
+
+
+@dataclass(frozen=True)
+class ForecastNetwork:
+    """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive: the linear
+    highway's steps, at most data.lookback)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    rnn_type: RNNType = "lstm"
+    bidirectional: bool = False
+    dropout: float = 0.1
+    head_sizes: list[int] | None = None
+    between_layers: BetweenLayers = "none"
+    autoregressive: int = 0
+
+    def check(self) -> None:
+        check_ranges("network", self)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss of a task that predicts numbers (`objective`: forecasting, text regression).
+
+    Attributes:
+        loss: `mse`, `mae`, `huber` or `quantile` (pinball loss on `quantiles`: prediction intervals).
+        quantiles: the quantiles of `quantile` (must include 0.5, the point prediction); None with `quantile`:
+            0.1, 0.5 and 0.9.
+        huber_delta: where `huber` turns linear (in units of the (scaled) target).
+    """
+
+    loss: Literal["mse", "mae", "huber", "quantile"] = "mse"
+    quantiles: list[float] | None = None
+    huber_delta: float = 1.0
+
+    def resolved(self) -> tuple[float, ...]:
+        """The quantiles the head predicts (empty for a point loss), checked."""
+        quantiles = tuple(self.quantiles or ((0.1, 0.5, 0.9) if self.loss == "quantile" else ()))
+        if self.loss != "quantile" and quantiles:
+            raise ConfigError("model.objective.quantiles needs objective.loss: quantile (the other losses fit one "
+                              "point)")
+        if quantiles and (0.5 not in quantiles or sorted(set(quantiles)) != list(quantiles)
+                          or not all(0 < q < 1 for q in quantiles)):
+            raise ConfigError(f"model.objective.quantiles={list(quantiles)} must increase strictly within (0, 1) "
+                              "and include 0.5")
+        if self.huber_delta <= 0:
+            raise ConfigError("model.objective.huber_delta must be > 0")
+        return quantiles
