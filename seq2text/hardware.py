@@ -1,10 +1,8 @@
 """What the hardware runs well: the training precision that `precision: auto` resolves to, and why (torch only).
 
-`auto` picks bf16-mixed only where bf16 is native (a CUDA device with bf16, or a CPU with AVX512-BF16 or AMX whose
-oneDNN kernels may use it), 16-mixed on a CUDA device without bf16, 32-true elsewhere (AVX2-only CPUs, most laptops,
-and Apple's MPS). It is read off what the hardware *is* (CPU flags, ATen's and oneDNN's kernel levels, the CUDA
-capability), never from a timing. On an AVX2-only CPU `nn.LSTM` under bf16 autocast fails inside oneDNN and
-`nn.GRU` runs about 6x slower, so an explicit request the hardware cannot run is refused (`ConfigError`).
+`auto` picks bf16-mixed only where bf16 is native (CUDA with bf16, a CPU with AVX512-BF16 or AMX usable by oneDNN),
+16-mixed on other CUDA devices, 32-true elsewhere; read off what the hardware *is*, never from a timing. On an
+AVX2-only CPU bf16 `nn.LSTM` fails inside oneDNN and `nn.GRU` runs 6x slower: such requests raise `ConfigError`.
 """
 
 from __future__ import annotations
@@ -30,13 +28,8 @@ OPENMP_WAIT_POLICY = "OMP_WAIT_POLICY"
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """A resolved training precision.
-
-    Attributes:
-        precision: a Lightning precision string (`32-true`, `bf16-mixed`, `16-mixed`, ...).
-        requested: what the recipe or command line asked for (`auto` or an explicit value).
-        reason: one line on why, for the log and the bundle.
-    """
+    """A resolved training precision: the Lightning `precision` string, what was `requested` (`auto` or an explicit
+    value) and a one-line `reason`, for the log and the bundle."""
 
     precision: str
     requested: str
@@ -51,7 +44,6 @@ class PrecisionChoice:
 def cpu_capability() -> str:
     """ATen's CPU kernel level (`AVX2`, `AVX512`, `DEFAULT`, ...)."""
     import torch  # here and below: imported where used, so that `usable_cores` costs no torch import
-
     return torch.backends.cpu.get_cpu_capability()
 
 
@@ -80,7 +72,6 @@ def cpu_bf16() -> tuple[bool, str]:
     if cpu_capability() in ("DEFAULT", "NO AVX", "AVX", "AVX2"):
         return False, f"ATen's CPU kernels run at {cpu_capability()} (no native bf16 path)"
     import torch
-
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False, "oneDNN reports no bf16 support on this CPU"
     return True, f"CPU with native bf16 (AVX512-BF16/AMX; ATen kernels: {cpu_capability()}, oneDNN bf16 supported)"
@@ -89,7 +80,6 @@ def cpu_bf16() -> tuple[bool, str]:
 def _device_kind(accelerator: str) -> str:
     """`cuda`, `mps` or `cpu`: where Lightning will put the model for `accelerator` (`auto`, `gpu`, ...)."""
     import torch
-
     accelerator = str(accelerator or "auto").lower()
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return "cuda"
@@ -99,16 +89,11 @@ def _device_kind(accelerator: str) -> str:
 
 
 def resolve_precision(requested: str | int | None, accelerator: str = "auto") -> PrecisionChoice:
-    """The precision to train with on this machine.
-
-    Args:
-        requested: `auto` (or None), or an explicit Lightning precision (`32-true`, `bf16-mixed`, `16-mixed`,
-            `bf16-true`, `16-true`, `64-true`, or the aliases 32, 16, bf16, 64).
-        accelerator: the trainer's accelerator (`auto`, `cpu`, `gpu`, `cuda`, `mps`).
+    """The precision to train with on this machine, for `requested` `auto` (or None) or one of `PRECISIONS` (or the
+    aliases 32, 16, bf16, 64) and the trainer's `accelerator` (`auto`, `cpu`, `gpu`, `cuda`, `mps`).
 
     Raises:
-        ConfigError: a misspelt value, or one this hardware cannot run (bf16 on a CPU without native bf16,
-            fp16 on a CPU or MPS, bf16 on a CUDA device without it), naming what would work.
+        ConfigError: a misspelt value, or one this hardware cannot run, naming what would work.
     """
     text = "auto" if requested is None else _ALIASES.get(str(requested), str(requested))
     if text not in PRECISIONS:
@@ -120,7 +105,6 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
 
 def _auto(device: str) -> PrecisionChoice:
     import torch
-
     if device == "cuda":
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return PrecisionChoice("bf16-mixed" if bf16 else "16-mixed", "auto",
@@ -133,7 +117,6 @@ def _auto(device: str) -> PrecisionChoice:
 
 def _check_explicit(text: str, device: str) -> PrecisionChoice:
     import torch
-
     def works() -> str:
         return f"use --trainer.precision auto (here: {_auto(device).precision}) or 32-true"
 

@@ -1,10 +1,5 @@
 """The one table from a task's name (as a bundle stores it) to its parts: predictor, ensemble, evaluation of files,
-served endpoints and model card. Everything that depends on a bundle's task asks here instead of comparing
-task-name strings.
-
-    parts = task_parts(bundle_task)     # a BundleError names the known tasks
-    predictor = parts.predictor.load(path)
-"""
+served endpoints and model card. Everything that depends on a bundle's task asks `task_parts(bundle_task)`."""
 
 from __future__ import annotations
 
@@ -25,12 +20,8 @@ __all__ = ["TASKS", "ModelCard", "TaskParts", "TextRoute", "task_parts"]
 
 @dataclass(frozen=True)
 class TextRoute:
-    """A predictor's batched HTTP endpoint: `POST path {"texts": [...]}` → `{key: method(texts)}`.
-
-    Attributes:
-        continuous: sentences may join and leave a running search between steps (`--batching continuous`,
-            `--workers`); otherwise a batch per group of requests.
-    """
+    """A predictor's batched HTTP endpoint: `POST path {"texts": [...]}` → `{key: method(texts)}`; `continuous`:
+    sentences may join and leave a running search between steps (`--batching continuous`)."""
 
     path: str
     key: str
@@ -53,13 +44,11 @@ class ModelCard:
 
 @dataclass(frozen=True)
 class TaskParts:
-    """What one task is made of, outside training.
+    """What one task is made of, outside training: the `predictor` class (`load(path)`), the `ensemble` class
+    (`load(paths)`), and:
 
     Attributes:
-        predictor: the class whose `load(path)` reads one bundle of the task.
-        ensemble: the class whose `load(paths)` combines several (`seq2text.load([a, b])`).
-        evaluate: `seq2text evaluate`: (predictor or ensemble, files) → scores (None: the command does not score
-            this task's models).
+        evaluate: `seq2text evaluate`: (predictor or ensemble, files) → scores (None: not scored).
         card: its Hub model card.
         route: the served text endpoint (None: the task is served through its own route only).
         own_route: a served endpoint of the task's own, whose request is not a list of texts.
@@ -112,11 +101,7 @@ TASKS: dict[str, TaskParts] = {
 
 
 def task_parts(task: str, where: str = "this bundle") -> TaskParts:
-    """The parts of `task`.
-
-    Raises:
-        BundleError: a task this version of seq2text does not know, naming the ones it does.
-    """
+    """The parts of `task`; a BundleError for a task this version does not know names the ones it does."""
     try:
         return TASKS[task]
     except KeyError:

@@ -1,9 +1,8 @@
 """Checkpoint averaging: the mean of the weights of a run's last checkpoints, written as a bundle.
 
-Averaging the last N epochs' weights (Junczys-Dowmunt et al., 2016; `average_checkpoints.py` in fairseq,
-`scripts/average_checkpoints.py` in Joey NMT) smooths the end of training and often gains a little BLEU at no
-decoding cost. A Lightning checkpoint holds weights but no tokenizer and no reading spec, so the average is
-written next to a bundle of the same run: the new bundle is that bundle with the averaged weights.
+Averaging the last N epochs' weights (Junczys-Dowmunt et al., 2016; as fairseq and Joey NMT do) often gains a
+little BLEU at no decoding cost. A checkpoint holds no tokenizer or reading spec, so the new bundle is a bundle of
+the same run with the averaged weights.
 """
 
 from __future__ import annotations
@@ -32,11 +31,7 @@ class _Checkpoint:
 
 
 def find_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
-    """The `.ckpt` files named by `paths` (files, or directories searched recursively), without duplicates.
-
-    Raises:
-        ConfigError: a path that does not exist, or no checkpoint found.
-    """
+    """The `.ckpt` files named by `paths` (files, or directories searched recursively), without duplicates."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -79,46 +74,23 @@ def _check_fits(checkpoint: _Checkpoint, reference: dict[str, torch.Tensor], bun
                           "checkpoints of the run that wrote the bundle")
 
 
-def _mean(checkpoints: list[_Checkpoint]) -> dict[str, torch.Tensor]:
-    """Float tensors: the mean, accumulated in float64, stored in float32; others: the newest checkpoint's."""
-    newest = checkpoints[-1].weights
-    averaged = {}
-    for key, value in newest.items():
-        if value.is_floating_point():
-            total = sum(c.weights[key].double() for c in checkpoints)
-            averaged[key] = (total / len(checkpoints)).float()
-        else:
-            averaged[key] = value.clone()
-    return averaged
-
-
 def average_checkpoints(bundle: str | Path, checkpoints: Sequence[str | Path], output: str | Path,
                         last: int | None = None) -> Path:
-    """Averages the weights of `checkpoints` (the `last` newest by epoch and step, or all) into a new bundle.
-
-    Args:
-        bundle: a bundle of the same run; it gives the task, tokenizer, reading spec and network config.
-        checkpoints: .ckpt files or directories holding them.
-        output: the new bundle's directory (never the source bundle).
-        last: keep only the newest `last` checkpoints (≥ 1).
-
-    Returns:
-        the path of the written bundle.
-
-    Raises:
-        ConfigError: `last` < 1, `output` is the source bundle, or no checkpoints.
-        BundleError: a broken bundle, or a checkpoint of another network.
-    """
+    """Averages the weights of `checkpoints` (.ckpt files or folders; the `last` newest by epoch and step, or all)
+    into a new bundle at `output` (never the source) and returns its path; `bundle`, a bundle of the same run,
+    gives the task, tokenizer, reading spec and network config."""
     if last is not None and last < 1:
         raise ConfigError(f"--last must be at least 1, got {last}")
     check_derived_target(bundle, output)
     source = read_bundle(bundle)
-    paths = find_checkpoints(checkpoints)
-    found = sorted((_read_checkpoint(p) for p in paths), key=lambda c: (c.epoch, c.step))
+    found = sorted(map(_read_checkpoint, find_checkpoints(checkpoints)), key=lambda c: (c.epoch, c.step))
     chosen = found[-last:] if last else found
     for checkpoint in chosen:
         _check_fits(checkpoint, source.weights, source.path)
     metrics = {k: v for k, v in source.metrics.items() if not k.startswith(("val/", "test/"))}  # scores of one model
     metrics["averaged_checkpoints"] = [{"file": c.path.name, "epoch": c.epoch, "step": c.step} for c in chosen]
     metrics["averaged_from_bundle"] = str(source.path)
-    return save_derived_bundle(source, output, _mean(chosen), metrics)
+    # float tensors: the mean, accumulated in float64, stored in float32; others: the newest checkpoint's
+    mean = {key: (sum(c.weights[key].double() for c in chosen) / len(chosen)).float() if value.is_floating_point()
+            else value.clone() for key, value in chosen[-1].weights.items()}
+    return save_derived_bundle(source, output, mean, metrics)

@@ -1,17 +1,12 @@
 """Smaller bundles for CPU inference: half-precision weight storage, and int8 weights run by dynamic int8
 quantisation (`seq2text compress`).
 
-    fp16 / bf16   every floating weight stored in 16 bits (half the size); loaded back to float32, so the
-                  predictions run as before, with the rounding of the stored weights
-    int8          every weight matrix of at least MIN_INT8_SIZE entries stored as int8 with one float32 scale
-                  per row (symmetric, about a quarter of the size); at load the network's Linear, LSTM, GRU,
-                  LSTMCell and GRUCell layers (and a translation model's output projection) run as int8
-                  kernels through `torch.ao.quantization.quantize_dynamic` (activations quantised per batch)
+    fp16 / bf16   every floating weight stored in 16 bits (half the size), loaded back to float32
+    int8          every matrix of at least MIN_INT8_SIZE entries stored as int8 with a float32 scale per row
+                  (about a quarter of the size); at load the Linear, LSTM and GRU layers (and cells) run as
+                  int8 kernels through `torch.ao.quantization.quantize_dynamic`
 
-The bundle's config records what it holds (`compression`: kind, source bundle and its size); `read_bundle`
-turns stored int8 matrices back into float32 weights, and the predictors quantise the network when the kind is
-int8. A torch without a quantised CPU engine (or without `quantize_dynamic`) gets a clear error naming the
-fp16 bundle as the way out.
+The bundle's config records what it holds (`compression`: kind, source bundle and its size).
 """
 
 from __future__ import annotations
@@ -56,12 +51,7 @@ def _stored(weights: dict[str, torch.Tensor], kind: Compression) -> dict[str, to
 
 
 def compress_bundle(source: str | Path, output: str | Path, kind: Compression) -> Path:
-    """Writes a compressed copy of the bundle `source` to `output` and returns its path.
-
-    Raises:
-        ConfigError: an unknown kind, or `output` is the source.
-        BundleError: a broken or already compressed source.
-    """
+    """Writes a compressed copy of the float32 bundle `source` to `output` and returns its path."""
     if kind not in COMPRESSIONS:
         raise ConfigError(f"unknown compression {kind!r}; choose one of {', '.join(COMPRESSIONS)}")
     check_derived_target(source, output)
@@ -82,11 +72,8 @@ def quantized_engines() -> list[str]:
 
 
 def quantize_network(net: nn.Module) -> nn.Module:
-    """`net` with its Linear/LSTM/GRU layers (and cells) swapped for dynamic int8 ones (CPU inference only).
-
-    Raises:
-        BundleError: this torch build cannot run dynamic int8 quantisation.
-    """
+    """`net` with its Linear/LSTM/GRU layers (and cells) swapped for dynamic int8 ones (CPU inference only); a
+    BundleError where this torch build cannot run them."""
     if not quantized_engines():
         raise BundleError("this torch build has no quantised CPU engine (fbgemm/x86/qnnpack), so an int8 bundle "
                           "cannot run here; use the fp16 bundle (seq2text compress --fp16) or the float32 one")

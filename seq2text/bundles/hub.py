@@ -1,10 +1,5 @@
-"""Bundles on the Hugging Face Hub, through huggingface_hub (an optional extra, `pip install seq2text[hub]`,
-imported only inside the functions that reach the Hub: `import seq2text` never loads it).
-
-    resolve("hf://user/repo[@revision]")   the snapshot directory, downloaded or found in the local HF cache
-    model_card(bundle)                      README.md with YAML front matter: task, scores, signatures, settings
-    hub_folder(bundle, target)              the upload layout: the bundle files and README.md
-    push_to_hub(bundle, "user/repo")        checks the bundle, then creates the repo and uploads the folder
+"""Bundles on the Hugging Face Hub (`hf://user/repo[@revision]` addresses, model cards, push), through
+huggingface_hub: an optional extra (`pip install seq2text[hub]`), imported only by the functions that reach the Hub.
 """
 
 from __future__ import annotations
@@ -58,12 +53,7 @@ def check_repo_id(repo_id: str) -> str:
 
 
 def parse_address(address: str) -> tuple[str, str | None]:
-    """The (repo id, revision) of `hf://user/repo` or `hf://user/repo@revision` (revision: branch, tag or
-    commit hash; None: the default branch).
-
-    Raises:
-        BundleError: not an `hf://user/repo[@revision]` address.
-    """
+    """The (repo id, revision or None) of `hf://user/repo[@revision]`; a BundleError for anything else."""
     if not is_hub_address(address):
         raise BundleError(f"{address!r} is not a Hub address; write hf://user/repo or hf://user/repo@revision")
     repo_id, at, revision = address[len(HUB_PREFIX):].partition("@")
@@ -79,11 +69,7 @@ def parse_address(address: str) -> tuple[str, str | None]:
 
 def resolve(address: str | Path) -> Path:
     """The local bundle directory of `address`: a local path as it is; for `hf://user/repo[@revision]` the
-    snapshot directory of the repo, found in the local Hugging Face cache or downloaded into it.
-
-    Raises:
-        BundleError: a malformed address, or a repo that cannot be downloaded and is not in the local cache.
-    """
+    repo's snapshot, from the local Hugging Face cache or downloaded (a BundleError where neither works)."""
     if isinstance(address, Path):
         if str(address).startswith("hf:/"):
             raise BundleError(f"{address} looks like a Hub address turned into a Path (which drops a '/'); pass "
@@ -96,8 +82,7 @@ def resolve(address: str | Path) -> Path:
     from seq2text import __version__
 
     try:
-        folder = hub.snapshot_download(repo_id, revision=revision, library_name="seq2text",
-                                       library_version=__version__)
+        folder = hub.snapshot_download(repo_id, revision=revision, library_name="seq2text", library_version=__version__)
     except Exception as error:  # noqa: BLE001 - the Hub's errors (and its HTTP client's) become one message
         if not _from_hub(error):
             raise
@@ -112,7 +97,6 @@ def _from_hub(error: Exception) -> bool:
 
 
 def _download_error(address: str, repo_id: str, revision: str | None, error: Exception) -> BundleError:
-    """The BundleError of a failed `snapshot_download`: what was tried, and how to fix it."""
     from huggingface_hub import constants
     from huggingface_hub import utils as errors
 
@@ -161,14 +145,6 @@ def _scores(metrics: dict) -> dict[str, float]:
             and key.rsplit("/", 1)[-1] not in _COUNTS and "confusion/" not in key}
 
 
-def _card_of(task: str) -> ModelCard:
-    """What the registry says of `task`'s model card (an unknown task: a plain one)."""
-    from seq2text.registry import TASKS, ModelCard
-
-    plain = ModelCard(task.replace("_", " ") + " model", None, ('model = seq2text.load("hf://{repo}")',))
-    return TASKS[task].card if task in TASKS else plain
-
-
 def _front_matter(config: dict, metrics: dict, card: ModelCard) -> list[str]:
     net, task = config.get("net") or {}, str(config.get("task"))
     tags = ["seq2text", *([str(net["rnn_type"])] if net.get("rnn_type") else []), task.replace("_", "-")]
@@ -211,9 +187,10 @@ def _training_section(metrics: dict) -> list[str]:
 
 
 def _usage(card: ModelCard, config: dict, repo: str) -> list[str]:
-    """The "How to use" section: install, load and predict, for the bundle's task."""
     reading = config.get("reading") or config.get("data") or {}
-    fields = {"repo": repo, "example": json.dumps(_example(reading), ensure_ascii=False), "columns": _columns(reading)}
+    columns = [reading.get("id_column"), reading.get("time_column"), *(reading.get("value_columns") or [])]
+    fields = {"repo": repo, "example": json.dumps(_example(reading), ensure_ascii=False),
+              "columns": ", ".join(str(name) for name in columns if name)}
     command = card.command.format(**fields) if card.command else None
     return ["## How to use", "", "```bash", "pip install seq2text", "```", "", "```python", *card.imports,
             "import seq2text", "", *(line.format(**fields) for line in card.code), "```", "",
@@ -230,26 +207,16 @@ def _example(reading: dict) -> str:
             "es": "Un perro corre en el parque."}.get(source, f"A sentence in {source or 'the source language'}.")
 
 
-def _columns(reading: dict) -> str:
-    names = [reading.get("id_column"), reading.get("time_column"), *(reading.get("value_columns") or [])]
-    return ", ".join(str(name) for name in names if name)
-
-
 def model_card(bundle_dir: str | Path, repo_id: str | None = None) -> str:
-    """The Hugging Face model card (README.md) of a bundle: YAML front matter (library, tags, languages, metric
-    names, pipeline), the task, the val/test scores, the sacreBLEU signatures, the precision and length of training,
-    the data and network settings, and how to load it.
+    """The Hugging Face model card (README.md) of a bundle: YAML front matter, task, scores, sacreBLEU signatures,
+    training, data and network settings, and how to load it from `repo_id` (default: a USER/NAME placeholder)."""
+    from seq2text.registry import TASKS, ModelCard
 
-    Args:
-        bundle_dir: a bundle directory (its config.json and metrics.json are read).
-        repo_id: the `user/name` the card's examples load (default: a USER/NAME placeholder).
-
-    Raises:
-        BundleError: not a readable bundle (see `read_bundle_config`).
-    """
     directory = Path(bundle_dir)
     config, metrics = read_bundle_config(directory)
-    task, net, card = str(config.get("task")), config.get("net") or {}, _card_of(str(config.get("task")))
+    task, net = str(config.get("task")), config.get("net") or {}
+    card = TASKS[task].card if task in TASKS else ModelCard(task.replace("_", " ") + " model", None,
+                                                            ('model = seq2text.load("hf://{repo}")',))
     repo = repo_id or "USER/NAME"
     rnn = str(net["rnn_type"]).upper() if net.get("rnn_type") else "recurrent"
     article = "An" if rnn.startswith(("LSTM", "A", "E", "I", "O", "U")) else "A"  # an LSTM, a GRU
@@ -266,12 +233,7 @@ def model_card(bundle_dir: str | Path, repo_id: str | None = None) -> str:
 
 
 def hub_folder(bundle_dir: str | Path, target_dir: str | Path, repo_id: str | None = None) -> Path:
-    """Writes the upload layout of a bundle into `target_dir` (created; it must be empty): the bundle files and
-    README.md, the model card. Returns `target_dir`.
-
-    Raises:
-        BundleError: `target_dir` is not empty, or the bundle's JSON files are unreadable.
-    """
+    """Writes the bundle files and README.md (the model card) into the new or empty `target_dir`; returns it."""
     source, target = Path(bundle_dir), Path(target_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BundleError(f"{target} exists and is not an empty directory; give a new folder for the Hub layout")
@@ -287,24 +249,9 @@ def hub_folder(bundle_dir: str | Path, target_dir: str | Path, repo_id: str | No
 def push_to_hub(bundle_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False,
                 revision: str | None = None, commit_message: str = "Upload seq2text model bundle",
                 api: object | None = None) -> str:
-    """Uploads a bundle, with its model card, to the Hub model repo `repo_id` (created when missing).
-
-    Args:
-        bundle_dir: the bundle directory; it is read and checked first, so a broken bundle is never uploaded.
-        repo_id: `user/name` (or `organization/name`).
-        token: a Hub token with write access (default: HF_TOKEN, or the one `hf auth login` stored).
-        private: create the repo private (an existing repo keeps its visibility).
-        revision: the branch to commit to (created from main when missing; default: main).
-        commit_message: the commit's message.
-        api: an object with `create_repo`, `upload_folder` (and `create_branch` for a revision), as
-            `huggingface_hub.HfApi`; default: `HfApi(token=token)`.
-
-    Returns:
-        The URL of the commit (or what `upload_folder` returned, as a string).
-
-    Raises:
-        BundleError: a broken bundle, a malformed repo id, or an upload the Hub refused (no token, offline ...).
-    """
+    """Uploads a bundle (checked first), with its model card, to the Hub model repo `repo_id` (created when
+    missing; `private` applies only then) and returns the commit's URL. `token`: default HF_TOKEN or the one of
+    `hf auth login`; `revision`: the branch (created from main when missing); `api`: as `HfApi(token=token)`."""
     check_repo_id(repo_id)
     read_bundle(bundle_dir)
     if api is None:

@@ -5,8 +5,7 @@
     <bundle>/tokenizer.model    the SentencePiece model (not for forecasters: numbers need none)
     <bundle>/metrics.json       validation/test metrics (with the sacreBLEU signature where there is one)
 
-Bundles are written to a temporary sibling directory and renamed into place, so a kill mid-write never
-leaves a half-written bundle under the final name.
+Bundles are written to a temporary sibling directory and renamed into place (never half-written).
 """
 
 from __future__ import annotations
@@ -47,11 +46,8 @@ class Bundle:
 
 def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dict[str, torch.Tensor],
                 tokenizer: Tokenizer | None, metrics: dict, extra: dict | None = None) -> Path:
-    """Writes a bundle atomically (temporary directory, then rename) and returns its path.
-
-    Raises:
-        BundleError: `directory` exists and holds something other than a bundle (it is never overwritten).
-    """
+    """Writes a bundle atomically (temporary directory, then rename) and returns its path; a BundleError where
+    `directory` holds something other than a bundle (never overwritten)."""
     directory = Path(directory)
     check_bundle_target(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -64,14 +60,12 @@ def save_bundle(directory: str | Path, task: str, net_config: dict, weights: dic
         if tokenizer is not None:
             tokenizer.save(tmp / "tokenizer.model")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-        old = None
+        old = directory.with_name(f".{directory.name}.old")  # the bundle replaced, removed once the new one is in place
+        shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             directory.rename(old)
         tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -87,12 +81,7 @@ def check_bundle_target(directory: str | Path) -> None:
 
 
 def read_bundle_config(directory: str | Path, task: str | None = None) -> tuple[dict, dict]:
-    """The checked `config.json` and `metrics.json` of a bundle, without reading its weights or tokenizer (what
-    `seq2text.load` needs to learn the task); `task` rejects bundles of another task.
-
-    Raises:
-        BundleError: missing directory or file, unreadable or foreign config, a newer format, wrong task.
-    """
+    """The checked `config.json` and `metrics.json` of a bundle (not its weights); `task` rejects another task's."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleError(f"model bundle {directory} is not a directory; give the folder written by `seq2text fit`")
@@ -116,11 +105,7 @@ def read_bundle_config(directory: str | Path, task: str | None = None) -> tuple[
 
 
 def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
-    """Reads and checks a bundle; `task` (e.g. `language_model`) rejects bundles of another task.
-
-    Raises:
-        BundleError: missing directory or file, unreadable config, wrong task, corrupt weights or tokenizer.
-    """
+    """Reads and checks a bundle (a BundleError names what is wrong); `task` rejects bundles of another task."""
     directory = Path(directory)
     config, metrics = read_bundle_config(directory, task)
     try:
@@ -141,8 +126,7 @@ def read_bundle(directory: str | Path, task: str | None = None) -> Bundle:
 
 
 def _float_weights(weights: dict[str, torch.Tensor], directory: Path) -> dict[str, torch.Tensor]:
-    """The stored weights as float32: half-precision ones widened (a model trained or stored in bf16/fp16
-    predicts in float32 on any CPU), int8 matrices of a compressed bundle multiplied by their row scales."""
+    """The stored weights as float32: half-precision ones widened, int8 matrices multiplied by their row scales."""
     out = {}
     for name, value in weights.items():
         if name.endswith(SCALE_SUFFIX):
@@ -163,27 +147,22 @@ def bundle_size(directory: str | Path) -> int:
 
 
 def check_derived_target(source: str | Path, output: str | Path) -> None:
-    """Refuses to write a bundle derived from `source` (averaged, compressed) over `source` itself.
-
-    Raises:
-        ConfigError: `output` is `source`.
-    """
+    """Refuses (ConfigError) to write a bundle derived from `source` (averaged, compressed) over `source` itself."""
     if Path(output).resolve() == Path(source).resolve():
         raise ConfigError(f"--output {output} is the source bundle, which would be lost; write to a new directory")
 
 
 def save_derived_bundle(source: Bundle, output: str | Path, weights: dict[str, torch.Tensor], metrics: dict,
                         **extra: object) -> Path:
-    """Writes a bundle made from `source`: its task, network config, tokenizer and other config entries (reading
-    spec, data, search...), with new `weights`, `metrics` and `extra` config entries."""
+    """Writes a copy of `source` (task, network config, tokenizer, other config entries) with new `weights`,
+    `metrics` and `extra` config entries."""
     kept = {k: v for k, v in source.config.items() if k not in ("format", "task", "net", "torch", "tokenizer")}
-    return save_bundle(output, source.task, source.config["net"], weights, source.tokenizer, metrics,
-                       {**kept, **extra})
+    return save_bundle(output, source.task, source.config["net"], weights, source.tokenizer, metrics, {**kept, **extra})
 
 
 def export_bundle(task_module: torch.nn.Module, datamodule: object, directory: str | Path, metrics: dict) -> Path:
-    """Writes the bundle of a trained task: its network config and weights, the data module's tokenizer
-    and evaluation settings, the task's decoding defaults (`search_config()`, translation), and `metrics`."""
+    """Writes the bundle of a trained task: its network, the data module's tokenizer and settings, the task's
+    decoding defaults (`search_config()`) and `metrics`."""
     extra = {"data": datamodule.bundle_config()}
     if hasattr(datamodule, "reading"):  # how the text was read: predictors read it back (seq2text.text.reading)
         extra["reading"] = datamodule.reading.to_dict()

@@ -1,9 +1,5 @@
-"""Pictures, drawn with matplotlib: an optional extra (`pip install seq2text[plot]`), imported only when a
-picture is asked for, and drawn on the Agg canvas (no display, no global pyplot state).
-
-    attention_plotter()     a translation's attention (seq2text translate --plot-attention PNG)
-    plot_training_curves()  a run's loss, perplexity, scores and learning rate against the step (seq2text plot)
-"""
+"""Pictures (a translation's attention, a run's training curves) drawn with matplotlib on the Agg canvas (no
+display, no pyplot state): an optional extra (`pip install seq2text[plot]`), imported only when asked for."""
 
 from __future__ import annotations
 
@@ -34,8 +30,7 @@ def _agg(purpose: str) -> tuple[type, type]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise Seq2TextError(f"{purpose} needs matplotlib, which is not installed: pip install seq2text[plot]"
-                            ) from None
+        raise Seq2TextError(f"{purpose} needs matplotlib, which is not installed: pip install seq2text[plot]") from None
     return FigureCanvasAgg, Figure
 
 
@@ -68,11 +63,7 @@ def attention_plotter() -> Callable[[object, str], None]:
 
 
 def find_metrics_csv(run: str | Path) -> Path:
-    """`run` itself when it is a file, else the newest `metrics.csv` under the directory `run`.
-
-    Raises:
-        DataError: `run` does not exist, or no metrics.csv lies under it.
-    """
+    """`run` itself when it is a file, else the newest `metrics.csv` under the directory `run`."""
     run = Path(run)
     if run.is_file():
         return run
@@ -94,13 +85,8 @@ def _number(cell: str) -> float | None:
 
 
 def read_metrics_csv(path: str | Path) -> Series:
-    """The numeric series of a Lightning CSVLogger file: for each metric column, its (steps, values) on the rows
-    where it has a value (the rows are sparse: each log call fills its own columns). Columns with text cells and
-    non-finite values are left out.
-
-    Raises:
-        DataError: unreadable file, no `step` column, or no numeric metric column.
-    """
+    """The numeric series of a Lightning CSVLogger file: each metric column's (steps, values) on the rows where it
+    has one (the rows are sparse). Columns with text cells and non-finite values are left out."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -131,16 +117,12 @@ def read_metrics_csv(path: str | Path) -> Series:
     return series
 
 
-def _bookkeeping(name: str) -> bool:
-    """Counts, throughput and confusion cells: drawn only when asked for by name."""
-    last = name.rsplit("/", 1)[-1]
-    return last in _COUNTS or last.endswith("_per_sec") or "confusion/" in name
-
-
 def _chosen(series: Series, metrics: Sequence[str] | None, path: Path) -> list[str]:
     """The metric names to draw: `metrics` (checked), or every series but the bookkeeping ones."""
     if metrics is None:
-        return [name for name in series if not _bookkeeping(name)] or list(series)
+        return [name for name in series  # counts, throughput and confusion cells: only when asked for by name
+                if not (name.rsplit("/", 1)[-1] in _COUNTS or name.endswith("_per_sec") or "confusion/" in name)
+                ] or list(series)
     if isinstance(metrics, str) or not metrics:
         raise ConfigError("metrics must be a non-empty list of metric names (e.g. ['train/loss', 'val/loss']) or "
                           "None for all")
@@ -192,24 +174,9 @@ def _draw(figure_class: type, panels: dict[str, list[str]], series: Series, titl
 
 
 def plot_training_curves(run: str | Path, output: str | Path, metrics: Sequence[str] | None = None) -> Path:
-    """Draws a run's curves against the step, one panel per kind of series (loss, perplexity, BLEU/chrF/TER,
-    accuracy/F1, learning rate, any other metric), and writes the picture atomically to `output`.
-
-    Args:
-        run: a run directory (the newest `metrics.csv` under it is read, e.g. `runs/NAME/version_K/metrics.csv`)
-            or a `metrics.csv` written by Lightning's CSVLogger.
-        output: the picture: PNG, or another format matplotlib writes, by suffix (`.pdf`, `.svg`).
-        metrics: the columns to draw (e.g. `["train/loss", "val/loss"]`); default: all but the epoch, counts
-            (tokens, examples ...), throughput and confusion cells, in the panels that hold a curve (a test-only
-            metric, one point, is drawn beside its curves or when asked for by name).
-
-    Returns:
-        `output` as a Path.
-
-    Raises:
-        DataError: no metrics.csv under `run`, a CSV without numeric metric columns, or an unknown metric name.
-        Seq2TextError: matplotlib is not installed.
-    """
+    """Draws the curves of `run` (a run directory, its newest `metrics.csv` read, or a CSVLogger `metrics.csv`)
+    against the step, one panel per kind of series, and writes the picture atomically to `output` (.png, .pdf,
+    .svg); returns it. `metrics`: the columns to draw (default: all but counts, throughput and confusion cells)."""
     canvas_class, figure_class = _agg("seq2text plot")
     path = find_metrics_csv(run)
     series = read_metrics_csv(path)

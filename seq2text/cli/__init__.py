@@ -3,23 +3,14 @@
     seq2text fit --config recipes/ptb_lstm_small.yaml [--budget 15m] [--bundle DIR]
     seq2text test --config recipes/ptb_lstm_small.yaml --ckpt_path last.ckpt
     seq2text tokenizer train --input train.txt --model-type unigram --vocab-size 8000 --output tok.model
-    seq2text generate --model DIR --prompt "the company" --max-tokens 30
-    seq2text evaluate --model DIR --input test.txt
-    seq2text classify --model DIR < texts.txt > labels.txt
     seq2text translate --model DIR [--beam 5] [--batch-size 64] < source.de > output.en
     seq2text evaluate --model DIR --src test.de --ref test.en [--beam 5]
-    seq2text plot --run runs/NAME --output curves.png [--metrics train/loss val/loss]
     seq2text push --model DIR --repo user/name [--private]    (then: --model hf://user/name anywhere)
     seq2text prepare --config recipes/wikitext103_lstm.yaml [--data.KEY VALUE ...]
-    seq2text prepare --input 'corpus/*.txt' --tokenizer-model tok.model [--workers N]
+    (and generate, classify, forecast, plot, average, compress, serve: `seq2text --help`)
 
-The package, by command family:
-
-    parser.py       the argparse parser of every command but fit/validate/test
-    training.py     fit, validate and test (LightningCLI: budget, bundle export, checkpoint checks) and prepare
-    prediction.py   evaluate, classify, translate and forecast with bundles (stdin in, stdout out)
-    commands.py     the dispatch of the other commands, with the small ones inline (tokenizer, generate, plot,
-                    push, average, compress, serve) and vectors
+parser.py: the argparse parser; training.py: fit/validate/test (LightningCLI) and prepare; prediction.py: evaluate,
+classify, translate, forecast; commands.py: the dispatch of the rest.
 """
 
 from __future__ import annotations
@@ -73,16 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             _lightning_main(argv)
             return 0
-        args, extra = _build_parser().parse_known_args(argv)
+        parser = _build_parser()
+        args, extra = parser.parse_known_args(argv)
         if args.command == "prepare":
             _prepare(args, extra)
-            return 0
-        if extra:
-            _build_parser().parse_args(argv)  # the usual message for unknown arguments
-        if args.command is None:
-            _build_parser().print_help()
-            return 0
-        _run_tool(args)
+        elif extra:
+            parser.parse_args(argv)  # the usual message for unknown arguments
+        elif args.command is None:
+            parser.print_help()
+        else:
+            _run_tool(args)
     except Exception as error:  # noqa: BLE001 - user errors arrive wrapped (e.g. by jsonargparse)
         found = _user_error(error)
         if found is None:
@@ -93,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_error(error: BaseException | None) -> Seq2TextError | None:
-    """The Seq2TextError behind `error`: itself, or one it was raised from (jsonargparse wraps the errors of
-    the classes it instantiates in a ValueError)."""
+    """The Seq2TextError behind `error`: itself, or one it was raised from (jsonargparse wraps them)."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, Seq2TextError):

@@ -43,10 +43,9 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", required=True, nargs="+", help="bundle directory; several bundles (one tokenizer) "
                      "sample from their mixture")
     gen.add_argument("--prompt", default="", help="text to continue (empty: start a new line)")
-    gen.add_argument("--max-tokens", type=int, default=50)
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int, default=None)
-    gen.add_argument("--seed", type=int, default=None)
+    for flag, kind, default in (("--max-tokens", int, 50), ("--temperature", float, 1.0), ("--top-k", int, None),
+                                ("--seed", int, None)):
+        gen.add_argument(flag, type=kind, default=default)
     ev = sub.add_parser("evaluate", help="score a bundle on files (language models: perplexity of --input; "
                         "classifiers, regressors: accuracy, macro-F1 and confusion, or MAE and RMSE, on the labeled "
                         "TSV/CSV --input; translation: sacreBLEU/chrF/TER of --src against the raw --ref, with "
@@ -55,8 +54,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="bundle directory (several bundles of one task are scored as one ensemble)")
     ev.add_argument("--input", default=None, help="language models: UTF-8 text file, one line per sentence; "
                     "classifiers, regressors: a TSV/CSV file with a header, a text column and a label column")
-    ev.add_argument("--text-column", default=None, help="labeled --input: the text column (default: the training "
-                    "one)")
+    ev.add_argument("--text-column", default=None, help="labeled --input: the text column (default: the training one)")
     ev.add_argument("--label-column", default=None, help="labeled --input: the label (or target) column (default: "
                     "the training one)")
     ev.add_argument("--src", default=None, help="translation: source file, one sentence per line")

@@ -7,8 +7,9 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from itertools import islice
 
-from seq2text.errors import Seq2TextError
+from seq2text.errors import DataError, Seq2TextError
 
 __all__ = ["_classify", "_evaluate", "_forecast", "_translate"]
 
@@ -17,7 +18,6 @@ def _forecast(args: argparse.Namespace) -> None:
     from seq2text.predict.forecaster import Forecaster
     from seq2text.predict.loading import load
     from seq2text.text.textio import atomic_write_text
-
     table = load(args.model, Forecaster.task).forecast(args.input, args.horizon).to_csv(index=False)
     if args.output:
         atomic_write_text(args.output, table)
@@ -30,7 +30,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     from seq2text.predict.evaluation import EvaluationFiles
     from seq2text.predict.loading import load
     from seq2text.registry import task_parts
-
     predictor = load(args.model)
     evaluate = task_parts(predictor.task).evaluate
     if evaluate is None:
@@ -43,8 +42,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _stdin_lines() -> Iterator[str]:
     """Lines of stdin as strict UTF-8, without line endings (a DataError names a bad line)."""
-    from seq2text.errors import DataError
-
     stream = getattr(sys.stdin, "buffer", None)
     for number, raw in enumerate(stream if stream is not None else sys.stdin, start=1):
         try:
@@ -57,13 +54,8 @@ def _stdin_lines() -> Iterator[str]:
 
 def _stdin_batches(size: int) -> Iterator[list[str]]:
     """Stdin lines in lists of at most `size` (never empty), so memory stays bounded."""
-    batch: list[str] = []
-    for line in _stdin_lines():
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    lines = _stdin_lines()
+    while batch := list(islice(lines, size)):
         yield batch
 
 
@@ -71,7 +63,6 @@ def _classify(args: argparse.Namespace) -> None:
     """Streams stdin through a classifier in batches of `--batch-lines` lines."""
     from seq2text.predict.classifier import Classifier
     from seq2text.predict.loading import load
-
     if args.batch_lines < 1:
         raise Seq2TextError("--batch-lines must be a positive integer")
     classifier = load(args.model, Classifier.task)
@@ -86,7 +77,6 @@ def _translate(args: argparse.Namespace) -> None:
     from seq2text.bundles.plot import attention_plotter
     from seq2text.predict.loading import load
     from seq2text.predict.translator import Translator
-
     if args.batch_size < 1 or (args.beam is not None and args.beam < 1):
         raise Seq2TextError("--batch-size and --beam must be positive integers")
     plot = attention_plotter() if args.plot_attention else None

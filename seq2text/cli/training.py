@@ -25,7 +25,6 @@ def moved_keys(task: type) -> dict[str, str]:
     `model.init_args`), from the groups' dataclass fields (e.g. `lr` → `optim.lr`)."""
     import dataclasses
     import typing
-
     hints = typing.get_type_hints(task.__init__)
     table = {RENAMED.get(f"{group}.{f.name}", f.name): f"{group}.{f.name}" for group, hint in hints.items()
              if dataclasses.is_dataclass(hint) for f in dataclasses.fields(hint)}
@@ -36,7 +35,6 @@ def check_moved_keys(args: list[str]) -> None:
     """Refuses a recipe (`--config`) or override (`--model.init_args.KEY`) that sets a task setting by its flat
     key from before the settings were grouped, naming where each one went."""
     import yaml
-
     words = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
     class_path, keys = None, []
     for option, value in zip(words, words[1:], strict=False):
@@ -50,7 +48,6 @@ def check_moved_keys(args: list[str]) -> None:
         elif option.startswith("--model."):
             keys.append(option.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
     from seq2text import tasks
-
     task = getattr(tasks, str(class_path).rsplit(".", 1)[-1], None)
     table = moved_keys(task) if isinstance(task, type) else {}
     moved = [f"model.init_args.{key} is now model.init_args.{table[key]}" for key in dict.fromkeys(keys)
@@ -65,7 +62,6 @@ def _lightning_cli_class() -> type:
 
     from seq2text.tasks.callbacks import ExactResume, StartupTime, ValidationLine, WallClockBudget
     from seq2text.tasks.trainer import Trainer
-
     imports_done = time.perf_counter()
 
     class Seq2TextCLI(LightningCLI):
@@ -89,7 +85,6 @@ def _lightning_cli_class() -> type:
             from pytorch_lightning.plugins.io import TorchCheckpointIO
 
             from seq2text.tasks.checkpoint_io import AtomicCheckpointIO
-
             trainer = super().instantiate_trainer(**kwargs)
             trainer.callbacks.extend([ExactResume(), StartupTime(_COMMAND_START, imports_done)])
             if not trainer.progress_bar_callback:  # otherwise the bar shows the same after each epoch
@@ -104,13 +99,11 @@ def _lightning_cli_class() -> type:
         def before_instantiate_classes(self) -> None:
             """Refuses a precision the hardware cannot run before any class is built or file written."""
             from seq2text.hardware import resolve_precision
-
             trainer = (self.config[self.subcommand] if self.subcommand else self.config).get("trainer") or {}
             resolve_precision(trainer.get("precision"), trainer.get("accelerator") or "auto")
 
         def before_fit(self) -> None:
             from seq2text.bundles.io import check_bundle_target
-
             bundle = self.config[self.subcommand].get("bundle")
             if bundle:  # fail before training, not after it
                 check_bundle_target(bundle)
@@ -121,13 +114,11 @@ def _lightning_cli_class() -> type:
             ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
             if ckpt and ckpt not in ("last", "best", "hpc", "registry"):
                 from seq2text.tasks.checkpoint_io import check_checkpoint
-
                 check_checkpoint(ckpt, self.config[subcommand].get("model"))
             super()._parse_ckpt_path()
 
         def after_fit(self) -> None:
             from seq2text.bundles.io import export_bundle
-
             config = self.config[self.subcommand]
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
             for callback in self.trainer.callbacks:
@@ -162,12 +153,9 @@ def _lightning_main(args: list[str]) -> None:
 
 def _prepare(args: argparse.Namespace, extra: list[str]) -> None:
     """`seq2text prepare`: a recipe's splits (with `--data.KEY VALUE` overrides), or corpus files."""
-    import time
-
     import yaml
 
     from seq2text.data.prepare import describe, prepare_files, prepare_recipe
-
     if (args.config is None) == (args.input is None):
         raise Seq2TextError("give --config RECIPE (every split of its data) or --input FILES --tokenizer-model M")
     start = time.perf_counter()

@@ -1,5 +1,4 @@
-"""What every seq2text data module shares: splits loaded once, per-process samplers of whole batches, loaders
-that resume mid-epoch, batches moved with `.to`."""
+"""What the data modules share: splits loaded once, per-process samplers of whole batches, resumable loaders."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.text.reading import cut_batches
 
 __all__ = ["FILLER", "BatchSampler", "BucketSampler", "ResumableLoader", "SplitDataModule", "check_positive",
-           "identity_collate", "shard_evaluation_batches", "shard_training_batches", "split_files"]
+           "identity_collate", "split_files"]
 
 _STAGE_SPLITS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
 FILLER = -1  # the index of a filler example (DDP evaluation padding); never counted
@@ -26,23 +25,6 @@ FILLER = -1  # the index of a filler example (DDP evaluation padding); never cou
 def identity_collate(batch: object) -> object:
     """Datasets here return whole batches (a batch-contract dataclass): nothing to collate."""
     return batch
-
-
-def shard_training_batches(batches: list[list[int]], rank: int, world_size: int,
-                           rng: np.random.Generator) -> list[list[int]]:
-    """Global training batches (cut with `parts=world_size`) in a seeded random order; each rank takes every
-    `world_size`-th item of each, so all ranks get the same number of batches, and together they train on the
-    batches one process would (where the item cap binds, N processes × `max_batch_size` B make exactly the
-    batches of one process × N·B). A last batch with fewer items than processes is left out."""
-    usable = [batch for batch in batches if len(batch) >= world_size]
-    return [usable[i][rank::world_size] for i in rng.permutation(len(usable))]
-
-
-def shard_evaluation_batches(batches: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
-    """Evaluation batches in order, every `world_size`-th for this rank; filler batches (`[FILLER]`) even out
-    the ranks' counts, so that every example is evaluated exactly once across ranks."""
-    batches = batches + [[FILLER]] * (-len(batches) % world_size)
-    return batches[rank::world_size]
 
 
 def check_positive(**values: int | None) -> None:
@@ -54,9 +36,8 @@ def check_positive(**values: int | None) -> None:
 
 def split_files(dataset: str | None, explicit: dict[str, object], needed: Sequence[str], option: str,
                 find: Callable[[list[str], Path | None], dict], cache_dir: str | None) -> dict[str, object]:
-    """Split → its explicit file(s) where given, else what `find(splits, hub cache)` finds for the splits of `needed`
-    (the catalog's). With no dataset every split of `needed` must be explicit (`option` spells the option:
-    `data.{}_file`); splits outside `needed` are kept where explicit."""
+    """Split → its explicit file(s), else what `find(splits, hub cache)` finds for the splits of `needed`. With no
+    dataset every split of `needed` must be explicit (`option` spells the option: `data.{}_file`)."""
     missing = [split for split in needed if explicit[split] is None]
     if dataset is None and missing:
         raise ConfigError(f"data.dataset is null, so give {', '.join(option.format(m) for m in missing)}")
@@ -67,12 +48,13 @@ def split_files(dataset: str | None, explicit: dict[str, object], needed: Sequen
 
 
 class BatchSampler(DistributedSampler):
-    """This rank's batches of indices of `count` items (a sampler item is a whole batch). Training (`shuffle`): the
-    global batches of `_training_batches(rng)`, seeded by `seed` and the epoch (Lightning calls `set_epoch`), dealt
-    by `shard_training_batches`; evaluation: `_evaluation_batches()` in order, each item once across ranks.
+    """This rank's batches of indices of `count` items (a sampler item is a whole batch).
 
-    A `DistributedSampler` that shards by rank itself, so Lightning never wraps it in another one (a second sharding
-    would drop data). A DataError if the training items (`items` names them) cannot give every rank a batch.
+    Training (`shuffle`): the global batches of `_training_batches(rng)` (seeded by `seed` and the epoch) in a random
+    order, each rank taking every `world_size`-th item of each, so the ranks together train on the batches one
+    process would; a batch with fewer items than ranks is left out. Evaluation: `_evaluation_batches()` in order,
+    every `world_size`-th for this rank, filler batches (`[FILLER]`) evening out the counts. A `DistributedSampler`
+    that shards itself, so Lightning never wraps it in another one (a second sharding would drop data).
     """
 
     def __init__(self, count: int, shuffle: bool, seed: int, rank: int, world_size: int, items: str,
@@ -91,13 +73,14 @@ class BatchSampler(DistributedSampler):
         raise NotImplementedError
 
     def _shard_evaluation(self, batches: list[list[int]]) -> list[list[int]]:
-        return shard_evaluation_batches(batches, self.rank, self.world_size)
+        return (batches + [[FILLER]] * (-len(batches) % self.world_size))[self.rank:: self.world_size]
 
     def _rank_batches(self) -> list[list[int]]:
         if not self.shuffle:
             return self._shard_evaluation(self._evaluation_batches())
         rng = np.random.default_rng([self.seed, self.epoch])
-        return shard_training_batches(self._training_batches(rng), self.rank, self.world_size, rng)
+        usable = [batch for batch in self._training_batches(rng) if len(batch) >= self.world_size]
+        return [usable[i][self.rank:: self.world_size] for i in rng.permutation(len(usable))]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._rank_batches())
@@ -107,10 +90,8 @@ class BatchSampler(DistributedSampler):
 
 
 class BucketSampler(BatchSampler):
-    """Batches of items of similar size whose padded size, items × largest size, stays within `max_tokens` (a
-    larger item forms a batch on its own), and at most `max_batch_size` items: items sorted by `keys` (most
-    significant first; ties broken at random in training), cut greedily by `cut_batches` (in training into global
-    batches that each rank's share keeps within the budget; the count is the same every epoch).
+    """Batches of items of similar size within `max_tokens` padded (items × largest size) and `max_batch_size`
+    items: sorted by `keys` (most significant first; ties at random in training), cut by `cut_batches`.
 
     Args:
         sizes: the padded size of each item, (num_items,); keys: sort keys, each (num_items,).
@@ -135,12 +116,8 @@ class BucketSampler(BatchSampler):
 
 
 class _SkippingSampler(DistributedSampler):
-    """Wraps a seeded, epoch-deterministic sampler; its first pass of a resumed epoch skips the batches
-    the checkpointed run had already trained on.
-
-    It is a `DistributedSampler` only so that Lightning never wraps it in another one (the inner samplers
-    shard by rank themselves; a second sharding would drop data): it yields exactly what `inner` yields.
-    """
+    """Wraps a seeded sampler; its first pass of a resumed epoch skips the batches already trained on. (A
+    `DistributedSampler` only so that Lightning does not wrap it again: it yields exactly what `inner` yields.)"""
 
     def __init__(self, inner: Sampler) -> None:
         super().__init__(range(len(inner)), num_replicas=1, rank=0, shuffle=False)
@@ -166,12 +143,9 @@ class _SkippingSampler(DistributedSampler):
 
 
 class ResumableLoader(DataLoader):
-    """The training loader: Lightning stores its `state_dict` in every checkpoint and hands it back on resume,
-    so a run killed mid-epoch goes on with the next batch it had not trained on (not from the epoch start).
-
-    The state is (epoch, batches the trainer finished in it), read from the trainer, because the loader's own
-    iterator runs a batch ahead (Lightning prefetches). Batches are seeded by epoch, so skipping is exact.
-    """
+    """The training loader; its `state_dict` (in every checkpoint) lets a run killed mid-epoch resume with the next
+    batch. The state is (epoch, batches the trainer finished), read from the trainer because the loader's iterator
+    runs a batch ahead; batches are seeded by epoch, so skipping is exact."""
 
     def __init__(self, dataset: Dataset, sampler: Sampler, module: pl.LightningDataModule) -> None:
         skipping = sampler if isinstance(sampler, _SkippingSampler) else _SkippingSampler(sampler)
@@ -188,9 +162,8 @@ class ResumableLoader(DataLoader):
 
 
 class SplitDataModule(pl.LightningDataModule):
-    """Base of the data modules. Subclasses implement `load_split(split)` (idempotent) and
-    `_loader(split, train)`, which shards by `_rank()`; every batch type has `.to(device)`. Text modules have a
-    `tokenizer` and a `reading` spec."""
+    """Base of the data modules: subclasses implement `load_split(split)` (idempotent) and `_loader(split, train)`
+    (sharded by `_rank()`); text modules have a `tokenizer` and a `reading` spec."""
 
     prepared_splits: tuple[str, ...] = ()  # the splits `prepare_data` encodes into prepared caches
 
@@ -198,8 +171,7 @@ class SplitDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        """Encodes every split once into its prepared cache (Lightning runs this on one process per node, before
-        `setup` on every process maps the caches)."""
+        """Encodes every split once into its prepared cache (once per node, before `setup`)."""
         for split in self.prepared_splits:
             self.load_split(split)
 

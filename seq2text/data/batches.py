@@ -47,10 +47,8 @@ class ClassificationBatch(_Batch):
         text: token ids, each text starting with the start token and right-padded with PAD_ID, (batch, max_len).
         lengths: tokens of each text (start token included, padding excluded), (batch,); all ≥ 1.
         labels: class index of each text, (batch,).
-        indices: row of each text in its split, (batch,); -1 marks filler that only keeps DDP ranks in step
-            (it is left out of the loss and the metrics).
-        soft: a teacher's class probabilities of each text (knowledge distillation), (batch, num_classes); None
-            without them.
+        indices: row of each text in its split, (batch,); -1 marks DDP filler (left out of loss and metrics).
+        soft: a teacher's class probabilities of each text (distillation), (batch, num_classes), or None.
     """
 
     text: torch.Tensor

@@ -19,15 +19,8 @@ __all__ = ["DatasetSpec", "CATALOG", "resolve", "candidate_dirs", "ParallelSpec"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset's splits live locally and on the hub.
-
-    Attributes:
-        name, folder: catalog name (`ptb`) and the folder name under a data root.
-        files: split → file name inside the folder (`{"train": "ptb.train.txt", ...}`).
-        hub_id, hub_config, hub_splits, hub_column: an HF hub dataset that needs no loading script (or None), its
-            configuration, split names (split → the hub's) and text column.
-        text_column, label_column: classification only: the columns of the local files (and of their hub copy).
-    """
+    """Where a dataset's splits live: `folder` under a data root, split → `files` in it, an HF hub dataset (or None)
+    with its configuration, split names (split → the hub's) and text column; classification's local columns."""
 
     name: str
     folder: str
@@ -60,8 +53,7 @@ CATALOG: dict[str, DatasetSpec] = {
 
 
 def candidate_dirs(spec: DatasetSpec, root: str | Path | None) -> list[Path]:
-    """The local folders searched, in order: `root` (and `root/<folder>`), else `$SEQ2TEXT_DATA/<folder>`,
-    else `./data/<folder>`."""
+    """The local folders searched: `root` and `root/<folder>`, else `$SEQ2TEXT_DATA/<folder>`, else `data/<folder>`."""
     if root is not None:
         return [Path(root), Path(root) / spec.folder]
     env = os.environ.get("SEQ2TEXT_DATA")
@@ -72,14 +64,8 @@ def candidate_dirs(spec: DatasetSpec, root: str | Path | None) -> list[Path]:
 
 def resolve(name: str, root: str | Path | None = None, splits: Sequence[str] = ("train", "valid", "test"),
             allow_hub: bool = True, cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """Finds the files of `splits` of dataset `name`.
-
-    With `root` or `$SEQ2TEXT_DATA` set, only local files count (a wrong path is an error, never a
-    silent download); otherwise the hub copy is tried after the local folders.
-
-    Raises:
-        DataError: unknown name, or files found nowhere (the message lists the paths and hub id tried).
-    """
+    """Finds the files of `splits` of dataset `name`: with `root` or `$SEQ2TEXT_DATA` set only local files count,
+    otherwise the hub copy is tried after the local folders."""
     if name in PARALLEL_CATALOG:
         raise DataError(f"{name!r} is a translation dataset: read it with resolve_parallel (TranslationDataModule)")
     if name not in CATALOG:
@@ -97,9 +83,8 @@ def resolve(name: str, root: str | Path | None = None, splits: Sequence[str] = (
 
 def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None, allow_hub: bool,
             local: Callable[[Path], dict], from_hub: Callable[[], dict], hub_label: str, hint: str) -> dict:
-    """The one search of both resolvers: the first candidate folder that holds every file `local(folder)` names
-    (a path or a tuple of paths per split), else the hub copy (unless local files are pinned by `root` or
-    `$SEQ2TEXT_DATA`), else a DataError listing every path and the hub id tried, and `hint`."""
+    """The first candidate folder holding every file `local(folder)` names (a path or tuple per split), else the hub
+    copy (unless pinned by `root` or `$SEQ2TEXT_DATA`), else a DataError listing what was tried, and `hint`."""
     tried: list[str] = []
     for folder in candidate_dirs(spec, root):  # type: ignore[arg-type]  # only `.folder` is read
         paths = local(folder)
@@ -120,8 +105,7 @@ def _locate(name: str, spec: DatasetSpec | ParallelSpec, root: str | Path | None
 
 def _download(spec: DatasetSpec | ParallelSpec, cache_dir: str | Path | None, names: dict[str, tuple[str, ...]],
               write: Callable[[Iterator[dict], tuple[IO, ...]], None]) -> dict[str, tuple[Path, ...]]:
-    """Streams the hub copy once (`streaming=True`: rows are written as they arrive, never held in memory) into the
-    local files `names` (split → file names); `write(rows, handles)` writes a split's rows."""
+    """Streams the hub copy once into the local files `names` (split → file names) with `write(rows, handles)`."""
     from seq2text.text.tokenizer import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "datasets" / spec.folder
@@ -161,16 +145,8 @@ def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None =
 # ----------------------------------------------------------------------------------------------- parallel data
 @dataclass(frozen=True)
 class ParallelSpec:
-    """Where a parallel (translation) corpus lives: one file per split and language, `<prefix>.<lang>`.
-
-    Attributes:
-        name, folder: catalog name (`multi30k`) and the folder name under a data root.
-        prefixes: split (`train`, `valid`, `test`) → file prefix (`{"valid": "val", ...}`).
-        languages: the language codes with files (`("de", "en")`).
-        hub_id, hub_config, hub_revision, hub_data_dir, hub_splits: as in `DatasetSpec`, with the revision (e.g. a
-            parquet export branch) and the folder inside the hub repository, or None.
-        hub_columns: language → column; `a.b` reads key `b` of the dict column `a` (`translation.de`).
-    """
+    """Where a parallel corpus lives: one file per split and language, `<prefix>.<lang>` (split → `prefixes`); hub
+    fields as in `DatasetSpec`, plus a revision and folder; `hub_columns`: language → column (`a.b`: key b of a)."""
 
     name: str
     folder: str
@@ -209,11 +185,7 @@ PARALLEL_CATALOG: dict[str, ParallelSpec] = {
 def resolve_parallel(name: str, src_lang: str, trg_lang: str, root: str | Path | None = None,
                      splits: Sequence[str] = ("train", "valid", "test"), allow_hub: bool = True,
                      cache_dir: str | Path | None = None) -> dict[str, tuple[Path, Path]]:
-    """Finds the (source, target) files of `splits` of parallel dataset `name`; local files as in `resolve`.
-
-    Raises:
-        DataError: unknown name or language, or files found nowhere (the message lists what was tried).
-    """
+    """Finds the (source, target) files of `splits` of parallel dataset `name`; local files as in `resolve`."""
     if name not in PARALLEL_CATALOG:
         raise DataError(f"unknown translation dataset {name!r}; known: {', '.join(sorted(PARALLEL_CATALOG))} "
                         "(or give explicit file paths: data.train_src, data.train_trg, ...)")

@@ -1,9 +1,6 @@
 """Text classification data: labeled TSV/CSV files → token ids → length-bucketed batches with a token budget.
 
-Every text is encoded as `[eos] piece piece ...` (the start token is the end-of-line token that precedes
-every line of a language model's training stream, so an LM encoder sees the context it was trained on),
-truncated to `max_len` tokens.
-"""
+Every text is encoded as `[eos] piece ...` (an LM encoder's line context), truncated to `max_len` tokens."""
 
 from __future__ import annotations
 
@@ -39,13 +36,12 @@ __all__ = ["ClassificationDataModule", "TextRegressionDataModule", "TokenBudgetS
 
 
 class LabeledTexts(Dataset[ClassificationBatch]):
-    """Encoded texts stored flat (or memory-mapped in a prepared cache); indexed by a list of rows, it returns
-    their `ClassificationBatch`.
+    """Encoded texts (flat or memory-mapped); a list of rows → their `ClassificationBatch`.
 
     Args:
         ids: token ids of each text (each non-empty), or a `Ragged` of them.
-        labels: class index (int64) or target value (float32, regression) of each text, (num_texts,).
-        soft: a teacher's class probabilities of each text, (num_texts, num_classes) float32, or None.
+        labels: class index (int64) or target (float32, regression) of each text, (num_texts,).
+        soft: a teacher's class probabilities, (num_texts, num_classes) float32, or None.
     """
 
     def __init__(self, ids: Sequence[Sequence[int]] | Ragged, labels: np.ndarray, soft: np.ndarray | None = None
@@ -65,8 +61,7 @@ class LabeledTexts(Dataset[ClassificationBatch]):
 
 
 class TokenBudgetSampler(BucketSampler):
-    """Batches of similar-length texts, `lengths` (num_texts,), whose padded size (count × longest) stays within
-    `max_tokens` (see `BucketSampler`); in evaluation, filler batches (`[-1]`) even out the ranks' counts."""
+    """`BucketSampler` over text `lengths` (num_texts,); in evaluation, filler batches even out the ranks."""
 
     def __init__(self, lengths: np.ndarray, max_tokens: int, max_batch_size: int | None = None,
                  shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
@@ -84,10 +79,8 @@ class _Split:
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Labeled texts for classification: catalog datasets (`sst2`, `imdb`) or any TSV/CSV files.
-
-    The label set is taken from the training file and sorted (`sort_labels`); validation and test files
-    may only use those labels.
+    """Labeled texts for classification: catalog datasets (`sst2`, `imdb`) or any TSV/CSV files. The labels are
+    the training file's, sorted; validation and test may use only those.
 
     Args:
         dataset: a catalog name (`sst2`, `imdb`), or None with explicit files.
@@ -95,28 +88,24 @@ class ClassificationDataModule(SplitDataModule):
         train_file: explicit training file (overrides the catalog); likewise `valid_file`, `test_file`.
         text_column: the text column (default: the catalog's, else `text`).
         label_column: the label column (default: the catalog's, else `label`).
-        file_format: `tsv` (tab-separated, no quoting), `csv` (Python csv quoting) or `auto` (from the suffix).
-        valid_fraction: share of the training rows held out for validation when there is no validation
-            file (IMDb, or explicit files without `valid_file`); drawn with `seed`.
+        file_format: `tsv` (no quoting), `csv` (Python csv quoting) or `auto` (from the suffix).
+        valid_fraction: share of training rows held out for validation when there is no validation file; drawn
+            with `seed`.
         tokenizer_type: SentencePiece model type of a tokenizer trained on the training texts.
         tokenizer_vocab_size: its size with the 4 special ids; None keeps every word/char type (word/char only).
-        tokenizer_model: a trained `.model` file to use instead, e.g. `<lm bundle>/tokenizer.model` to
-            fine-tune from a language model.
-        tokenizer_extra_text: UTF-8 text files (one text per line) that the tokenizer also learns from, e.g.
-            unlabeled in-domain text, or the words of `model.word_vectors` one per line (as `seq2text vectors`
-            writes beside the vectors) so that words the labeled data lacks get their own ids and vectors.
+        tokenizer_model: a trained `.model` file instead, e.g. `<lm bundle>/tokenizer.model` to fine-tune an LM.
+        tokenizer_extra_text: UTF-8 files (one text per line) the tokenizer also learns from: unlabeled text, or
+            the words of `model.word_vectors` (as `seq2text vectors` writes them) so that they get their own ids.
         lowercase: lowercase every text (training and prediction).
         max_tokens: padded tokens per training batch on each process.
         max_batch_size: at most this many texts per batch (None: `max_tokens` alone decides).
         eval_max_tokens: padded tokens per validation/test batch (default `max_tokens`).
         max_len: truncate longer texts to this many tokens (start token included); None keeps them whole.
         truncation: keep the `head`, the `tail` or the first and last halves (`head_tail`) of a long text.
-        backward: read every text right to left (for a classifier fine-tuned from a backward LM, as in
-            ULMFiT's forward + backward ensemble); predictors read the bundle's direction.
-        train_soft_targets: a teacher's class probabilities of the training texts, for knowledge distillation: a
-            JSON-lines file, one `{label: probability}` object per text of the training file in its order (what
-            `seq2text classify --model TEACHER... --proba` prints); the task's `soft_target_weight` mixes them
-            with the gold labels.
+        backward: read every text right to left (a classifier fine-tuned from a backward LM, as in ULMFiT).
+        train_soft_targets: a teacher's class probabilities of the training texts (knowledge distillation): JSON
+            lines, one `{label: probability}` per training row in order (`seq2text classify --proba` prints them);
+            the task's `soft_target_weight` mixes them with the gold labels.
         seed: seeds the batch order and the validation hold-out.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
         allow_hub: try the HF hub when no local files are found.
@@ -199,7 +188,7 @@ class ClassificationDataModule(SplitDataModule):
 
     @property
     def reading(self) -> ClassifierReading:
-        """How this module reads texts; the bundle stores it, so that predictors read texts the same way."""
+        """How this module reads texts (stored in the bundle for predictors)."""
         hp = self.hparams
         return ClassifierReading(hp.lowercase, hp.max_len, hp.truncation, hp.backward, self._budget(False),
                                  tuple(self.labels), self.text_column, self.label_column)
@@ -264,12 +253,7 @@ class ClassificationDataModule(SplitDataModule):
         return self.datasets[split]
 
     def _soft_targets(self) -> np.ndarray | None:
-        """The teacher's probabilities of the training texts, (texts, num_classes) float32, in class-index order.
-
-        Raises:
-            DataError: a missing or malformed file, a row count that is not the training file's, labels that
-                are not the training labels, or rows that are not probabilities.
-        """
+        """The teacher's probabilities of the training texts, (texts, num_classes) float32, or None."""
         path = self.hparams.train_soft_targets
         if path is None:
             return None
@@ -284,7 +268,7 @@ class ClassificationDataModule(SplitDataModule):
         return rows if self._train_rows is None else rows[self._train_rows]
 
     def _prepared(self, split: str, data: _Split) -> PreparedCache:
-        """The split's ids, encoded once into the prepared cache (keyed by the texts, tokenizer and reading)."""
+        """The split's ids, encoded once into the prepared cache."""
         reading = self.reading
         key = {"texts": text_digest(data.texts), "tokenizer": self.tokenizer.fingerprint,
                "reading": [reading.lowercase, reading.max_len, reading.truncation, reading.backward]}
@@ -303,8 +287,7 @@ class ClassificationDataModule(SplitDataModule):
 
 
 class TextRegressionDataModule(ClassificationDataModule):
-    """Texts with a numeric target (e.g. IMDb's 1–10 `rating`: `dataset: imdb`, `label_column: rating`): the
-    classification module's files, reading, tokenizer and batching, with numbers in the label column."""
+    """Texts with a numeric target (e.g. `dataset: imdb`, `label_column: rating`): numbers in the label column."""
 
     @property
     def labels(self) -> list[str]:
@@ -338,11 +321,7 @@ class TextRegressionDataModule(ClassificationDataModule):
 
 
 def read_soft_targets(path: Path, labels: Sequence[str]) -> np.ndarray:
-    """A JSON-lines file of `{label: probability}` objects → (rows, len(labels)) float32 in `labels` order.
-
-    Raises:
-        DataError: unreadable JSON, labels other than `labels`, or a row that is not a probability distribution.
-    """
+    """A JSON-lines file of `{label: probability}` objects → (rows, len(labels)) float32 in `labels` order."""
     rows = []
     for number, line in enumerate(read_lines(path), start=1):
         try:

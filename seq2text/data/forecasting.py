@@ -1,10 +1,7 @@
-"""Numeric series → forecast windows (`SeriesBatch`), split by time, never shuffled across it.
+"""Numeric series → forecast windows (`SeriesBatch`), split by time.
 
-Each series is cut in three consecutive parts: train, then valid, then test (`valid_size`, `test_size`: a
-fraction below 1, or a number of time steps). Scales are fitted on the training part only. Training windows
-have their targets inside the training part; a validation or test forecast starts at every step of its part
-(rolling origin, stride 1) from the history before it, which may reach back into the earlier parts (that is
-what a forecaster sees in use) but never forward.
+Each series is cut into consecutive train, valid and test parts; scales are fitted on the training part only. A
+validation or test forecast starts at every step of its part (rolling origin) from the history before it.
 """
 
 from __future__ import annotations
@@ -55,9 +52,7 @@ class Windows(Dataset[SeriesBatch]):
 
 
 class WindowSampler(BatchSampler):
-    """Batches of window numbers (see `BatchSampler`). Training: a seeded shuffle per epoch, global batches of
-    `batch_size × world_size` split between the ranks, so N processes train on the batches of one process with
-    N times the batch. Evaluation: in order."""
+    """Batches of window numbers (see `BatchSampler`): global training batches of `batch_size × world_size`."""
 
     def __init__(self, count: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:
@@ -91,13 +86,11 @@ class SeriesDataModule(SplitDataModule):
         id_column: the series id of each row (None: the table is one series).
         lookback: time steps of history the network reads.
         horizon: time steps forecast at once.
-        season: the seasonal period (12 for monthly data with a yearly cycle) of the seasonal-naive baseline
-            and of MASE; 1 for the naive (last value) forecast.
+        season: the seasonal period of the seasonal-naive baseline and MASE (12: monthly, yearly cycle; 1: naive).
         calendar: calendar features of each step: `month`, `dayofweek`, `dayofyear`, `hour` (date columns).
         normalize: `series` (each window divided by its series' training scale) or `window` (by the spread of
             its own history: series whose amplitude drifts).
-        valid_size: the validation part at the end of each series, before the test part (fraction or steps);
-            0 trains on everything before the test part (no validation: e.g. a final fit once a recipe is chosen).
+        valid_size: the validation part before the test part (fraction or steps); 0: no validation.
         test_size: the test part at the end of each series (fraction or steps).
         batch_size: training windows per batch (per process).
         eval_batch_size: windows per evaluation batch.

@@ -20,11 +20,8 @@ __all__ = ["LMDataModule", "encode_stream", "batchify", "count_words", "BPTTSamp
 
 
 class BPTTSampler(Sampler[tuple[int, int]]):
-    """Yields (start, seq_len) windows over `columns` positions; variable lengths as in AWD-LSTM.
-
-    With `variable`, each window is `bptt` long with probability 0.95 (else `bptt / 2`), jittered by a
-    normal with std 5, at least 5 and at most `bptt + 20`; the sequence is fixed by `seed` and the epoch.
-    """
+    """Yields (start, seq_len) windows over `columns` positions. `variable` (AWD-LSTM): `bptt` long with probability
+    0.95 (else `bptt / 2`), jittered by N(0, 5), within [5, bptt + 20]; seeded by `seed` and the epoch."""
 
     def __init__(self, columns: int, bptt: int, variable: bool = False, seed: int = 0) -> None:
         self.columns, self.bptt, self.variable, self.seed, self.epoch = columns, bptt, variable, seed, 0
@@ -34,7 +31,7 @@ class BPTTSampler(Sampler[tuple[int, int]]):
         self.epoch = epoch
 
     def _windows(self) -> list[tuple[int, int]]:
-        """The epoch's windows, computed once per epoch (a large corpus has hundreds of thousands)."""
+        """The epoch's windows, computed once per epoch."""
         if self._memo is not None and self._memo[0] == self.epoch:
             return self._memo[1]
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -58,14 +55,8 @@ class BPTTSampler(Sampler[tuple[int, int]]):
 
 
 class StreamShard:
-    """This rank's contiguous shard of a memory-mapped token stream, cut into `batch_size` columns and read one
-    window at a time: the same ids and masks as `batchify` (the in-memory road), with only the shard mapped.
-
-    Args:
-        cache: the prepared cache; `array` names the stream's array (`</s>` line ids `</s>` ...).
-        backward: read the stream right to left (`encode_stream(..., backward=True)`).
-        pad, rank, world_size, batch_size: as in `batchify`.
-    """
+    """This rank's shard of a memory-mapped token stream (`cache`'s `array`), in `batch_size` columns read a window
+    at a time: the ids and masks of `batchify` (whose arguments these are), with only the shard mapped."""
 
     def __init__(self, cache: PreparedCache, array: str, batch_size: int, rank: int = 0, world_size: int = 1,
                  pad: bool = False, backward: bool = False) -> None:
@@ -79,7 +70,7 @@ class StreamShard:
 
     @property
     def width(self) -> int:
-        """Positions per column, the last one only a target: `batchify`'s `columns + 1`."""
+        """Positions per column (`batchify`'s `columns + 1`)."""
         return self.columns + 1
 
     def window(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +85,7 @@ class StreamShard:
 
 
 class StreamWindows(Dataset[LMBatch]):
-    """Maps a (start, seq_len) window to an `LMBatch` of a rank's stream shard."""
+    """A (start, seq_len) window → an `LMBatch` of a rank's stream shard."""
 
     def __init__(self, shard: StreamShard, bptt: int) -> None:
         self.shard, self.bptt = shard, bptt
@@ -106,7 +97,7 @@ class StreamWindows(Dataset[LMBatch]):
 
 
 class LMDataModule(SplitDataModule):
-    """Token streams for language modeling (`prepare_data` tokenizes each split once into its prepared cache).
+    """Token streams for language modeling (each split tokenized once into its prepared cache).
 
     Args:
         dataset: a catalog name (`ptb`, `wikitext2`, `wikitext103`), or None with explicit files.
@@ -119,18 +110,14 @@ class LMDataModule(SplitDataModule):
         batch_size: streams per batch (columns) on each process.
         bptt: truncated-BPTT window length.
         eval_batch_size: columns for the test (and validation, unless `val_batch_size` is given).
-        val_batch_size: columns for the validation passes during a fit (default `eval_batch_size`). A wider
-            batch makes each pass several times faster on a CPU, which a wall-clock budget turns into training;
-            the test, and the bundle's reading, keep `eval_batch_size`.
+        val_batch_size: columns for validation during a fit (default `eval_batch_size`; wider is faster on a CPU).
         eval_bptt: window length for evaluation (default `bptt`).
         variable_bptt: AWD-LSTM's random window lengths (learning rate scaled by seq_len / bptt).
-        backward: model the text right to left (the stream reversed: each line read last token first), the
-            backward LM of ULMFiT's forward + backward ensemble.
+        backward: model the text right to left (ULMFiT's backward LM).
         seed: seeds the variable window lengths.
         cache_dir: tokenizer and hub-download cache (default `~/.cache/seq2text`).
-        allow_hub: try the HF hub when no local files are found (streamed to disk, never held in memory).
-        prepared_dir: where the prepared caches live (default `$SEQ2TEXT_PREPARED`, else `data/prepared`): each
-            split is tokenized once (by `seq2text prepare`, or on the first run) and memory-mapped after.
+        allow_hub: try the HF hub when no local files are found (streamed to disk).
+        prepared_dir: where the prepared caches live (default `$SEQ2TEXT_PREPARED`, else `data/prepared`).
         prepare_workers: processes that tokenize (default: every core this process may use).
     """
 
@@ -179,7 +166,7 @@ class LMDataModule(SplitDataModule):
 
     @property
     def reading(self) -> LMReading:
-        """How this module reads text; the bundle stores it, so that its perplexity matches the test run."""
+        """How this module reads text (stored in the bundle)."""
         return LMReading(self.hparams.backward, self.eval_batch_size, self.eval_bptt)
 
     def prepared(self, split: str) -> PreparedCache:
@@ -191,7 +178,7 @@ class LMDataModule(SplitDataModule):
         return self._caches[split]
 
     def load_split(self, split: str) -> None:
-        """Maps one split's stream and reads its counts (idempotent; prepares the cache if needed)."""
+        """Maps one split's stream and reads its counts (idempotent)."""
         if split not in self.streams:
             cache = self.prepared(split)
             stats = cache.stats("stream")

@@ -17,11 +17,7 @@ __all__ = ["data_module_from_recipe", "prepare_recipe", "prepare_files", "descri
 
 
 def data_module_from_recipe(config: str | Path, overrides: dict[str, object] | None = None) -> SplitDataModule:
-    """The data module of a recipe's `data:` section, with `overrides` (init argument → value) applied.
-
-    Raises:
-        ConfigError: a missing recipe or data section, an unknown class, or an argument it does not take.
-    """
+    """The data module of a recipe's `data:` section, with `overrides` (init argument → value) applied."""
     path = Path(config)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist; see recipes/ for the shipped ones")

@@ -1,12 +1,8 @@
-"""Translation data: aligned source/target files, a joint SentencePiece vocabulary, and length-bucketed
-batches with a token budget (shuffled per epoch, the same number of batches on every DDP rank).
+"""Translation data: aligned source/target files, a joint SentencePiece vocabulary, length-bucketed batches.
 
-Filters, applied to the training split only and logged with their counts:
-    - pairs with an empty (or whitespace-only) side are dropped;
-    - pairs with more than `max_len` pieces on either side are dropped.
-Validation and test keep every pair exactly once, in file order, so that BLEU is computed against the
-raw reference file: an empty line there is an error, and a source longer than `max_src_len` pieces is
-cut to its first `max_src_len` pieces (the `Translator` does the same).
+Training drops (and logs) pairs with an empty side or more than `max_len` pieces on a side. Validation and test
+keep every pair once, in file order, for BLEU against the raw reference file: an empty line there is an error,
+and sources are cut to `max_src_len` pieces (as the `Translator` does).
 """
 
 from __future__ import annotations
@@ -34,8 +30,7 @@ SPLITS = ("train", "valid", "test")
 
 
 class ParallelCorpus(Dataset[TranslationBatch]):
-    """Encoded pairs stored flat (or memory-mapped in a prepared cache); indexed by a list of rows, it returns
-    their `TranslationBatch`.
+    """Encoded pairs (flat or memory-mapped); a list of rows → their `TranslationBatch`.
 
     Args:
         src_ids: source ids of each pair, eos included (each non-empty), or a `Ragged` of them.
@@ -70,10 +65,8 @@ class ParallelCorpus(Dataset[TranslationBatch]):
 
 
 class PairBatchSampler(BucketSampler):
-    """Batches of pairs of similar length, `src_lengths` and `trg_lengths` (num_pairs,) each, whose padded size,
-    pairs × max(longest source, longest target), stays within `max_tokens` (see `BucketSampler`; sorted by source,
-    then target length). In evaluation the largest batches are halved until the count divides by `world_size`, so
-    every pair is seen exactly once and every rank gets the same count."""
+    """`BucketSampler` over pairs, `src_lengths`, `trg_lengths` (num_pairs,) each, sized by the longer side. In
+    evaluation the largest batches are halved until the count divides by `world_size` (every pair once)."""
 
     def __init__(self, src_lengths: np.ndarray, trg_lengths: np.ndarray, max_tokens: int, shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1, max_batch_size: int | None = None) -> None:
@@ -84,34 +77,22 @@ class PairBatchSampler(BucketSampler):
                          world_size, "pairs")
 
     def _shard_evaluation(self, batches: list[list[int]]) -> list[list[int]]:
-        return _even_out(batches, self.world_size)[self.rank:: self.world_size]
-
-
-def _even_out(batches: list[list[int]], world_size: int) -> list[list[int]]:
-    """Halves the largest batches until their count divides by `world_size` (every pair kept once)."""
-    batches = list(batches)
-    while len(batches) % world_size:
-        largest = max(range(len(batches)), key=lambda i: len(batches[i]))
-        if len(batches[largest]) < 2:
-            raise DataError(f"{sum(map(len, batches))} evaluation pairs cannot be spread over {world_size} "
-                            "processes; evaluate on fewer devices")
-        batch = batches.pop(largest)
-        half = len(batch) // 2
-        batches[largest:largest] = [batch[:half], batch[half:]]
-    return batches
+        batches = list(batches)
+        while len(batches) % self.world_size:
+            largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+            if len(batches[largest]) < 2:
+                raise DataError(f"{sum(map(len, batches))} evaluation pairs cannot be spread over {self.world_size} "
+                                "processes; evaluate on fewer devices")
+            half = len(batch := batches.pop(largest)) // 2
+            batches[largest:largest] = [batch[:half], batch[half:]]
+        return batches[self.rank:: self.world_size]
 
 
 # ----------------------------------------------------------------------------------------------- module
 @dataclass
 class ParallelSplit:
-    """One split, read and encoded.
-
-    Attributes:
-        corpus: the encoded pairs kept.
-        sources: the raw source line of every line of the files.
-        references: the raw target line of every line of the files (BLEU's reference stream).
-        dropped: filter name → pairs dropped (training only).
-    """
+    """One split: the encoded pairs kept, every raw source and target line (BLEU's references), and filter name
+    → pairs dropped (training only)."""
 
     corpus: ParallelCorpus
     sources: list[str]
@@ -127,8 +108,8 @@ class TranslationDataModule(SplitDataModule):
         root: a folder holding the dataset's files (default: `$SEQ2TEXT_DATA`, `../shared/data`, hub).
         src_lang: source language code (the file suffix, `de`).
         trg_lang: target language code (`en`).
-        train_src: explicit training source file (overrides the catalog); likewise `train_trg`,
-            `valid_src`, `valid_trg`, `test_src` and `test_trg` (e.g. the 2017 test set).
+        train_src: explicit training source file (overrides the catalog); likewise `train_trg`, `valid_src`,
+            `valid_trg`, `test_src` and `test_trg`.
         tokenizer_type: SentencePiece model type of the joint vocabulary.
         tokenizer_vocab_size: joint vocabulary size, the 4 special ids included.
         tokenizer_model: a trained `.model` file to use instead of training one.
@@ -194,14 +175,13 @@ class TranslationDataModule(SplitDataModule):
 
     @property
     def reading(self) -> TranslationReading:
-        """How this module reads sources; the bundle stores it, so that the `Translator` reads them the same way."""
+        """How this module reads sources (stored in the bundle for the `Translator`)."""
         hp = self.hparams
         return TranslationReading(hp.max_src_len, self._budget(False), hp.src_lang, hp.trg_lang)
 
     # ------------------------------------------------------------------------------------------ reading
     def load_split(self, split: str) -> ParallelSplit:
-        """Reads and checks one split; its ids are encoded and (training only) filtered once into the prepared
-        cache (idempotent)."""
+        """Reads and checks one split, encoded and (training only) filtered once into the prepared cache."""
         if split not in self.splits:
             src_path, trg_path = self.files[split]
             src_lines, trg_lines = read_parallel(src_path, trg_path)

@@ -21,12 +21,10 @@ __all__ = ["AttentionType", "Attention", "BahdanauAttention", "LuongAttention", 
 AttentionType = Literal["bahdanau", "luong_general", "luong_dot"]
 
 
-
 @functools.cache
 def _sigmoid_tanh_pays() -> bool:
-    """ATen's x86 kernels compute tanh several times slower than the sigmoid (AVX2 and AVX-512 alike:
-    benchmarks/decode_kernels.py); on other kernel levels (ARM, no SIMD) torch.tanh is kept. Read on first use
-    (not at import), once per process: the kernel level is fixed when torch loads."""
+    """ATen's x86 kernels (AVX2, AVX-512) compute tanh several times slower than the sigmoid
+    (benchmarks/decode_kernels.py); read once, on first use."""
     return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
@@ -43,10 +41,9 @@ class Attention(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """query (batch × group, query_size): the decoder state, rows g·i … g·i + g − 1 reading memory row i; keys
-        `project_keys(memory)`, (batch, src_len, key_size); memory (batch, src_len, memory_size); mask (batch, src_len)
-        True at real source positions, one at least per row → context (batch × group, memory_size) and attention
-        weights (batch × group, src_len) that sum to 1."""
+        """query (batch × group, query_size), rows g·i … g·i + g − 1 reading memory row i; keys `project_keys(memory)`
+        (batch, src_len, key_size); memory (batch, src_len, memory_size); mask (batch, src_len) True at real positions
+        (≥ 1 per row) → context (batch × group, memory_size), attention weights (batch × group, src_len) (sum 1)."""
         batch = keys.size(0)
         if query.size(0) % batch:
             raise ValueError(f"{query.size(0)} query rows cannot share {batch} memory rows in equal groups")
@@ -58,13 +55,7 @@ class Attention(nn.Module):
 
 
 class BahdanauAttention(Attention):
-    """Additive attention (Bahdanau et al., 2015): `v · tanh(W_k m + W_q q)`.
-
-    Args:
-        query_size: features of the decoder state.
-        memory_size: features of an encoder output.
-        attention_size: width of the hidden layer of the scoring MLP.
-    """
+    """Additive attention (Bahdanau et al., 2015): `v · tanh(W_k m + W_q q)`, `attention_size` wide."""
 
     def __init__(self, query_size: int, memory_size: int, attention_size: int) -> None:
         super().__init__()
@@ -83,9 +74,8 @@ class BahdanauAttention(Attention):
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
-    """tanh of a fresh tensor, in place. Decoding (no autograd) in float32 on an x86 CPU takes
-    tanh(x) = 2σ(2x) − 1 (within 1e-6 of torch.tanh, checked by the tests): Bahdanau's scores are the largest
-    elementwise step of a decoder step, (rows × src_len × attention_size) values."""
+    """tanh of a fresh tensor, in place; decoding in float32 on an x86 CPU takes tanh(x) = 2σ(2x) − 1 (within 1e-6,
+    tested): Bahdanau's (rows × src_len × attention_size) scores are a decoder step's largest elementwise step."""
     if (x.device.type == "cpu" and _sigmoid_tanh_pays() and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and x.requires_grad)):
         return x.mul_(2).sigmoid_().mul_(2).sub_(1)
@@ -93,13 +83,8 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
 
 
 class LuongAttention(Attention):
-    """Multiplicative attention (Luong et al., 2015): `q · W m` (general) or `q · m` (dot).
-
-    Args:
-        query_size: features of the decoder state.
-        memory_size: features of an encoder output (must equal `query_size` for `dot`).
-        kind: `general` (a learned matrix) or `dot` (none).
-    """
+    """Multiplicative attention (Luong et al., 2015): `q · W m` (`general`) or `q · m` (`dot`: query_size must equal
+    memory_size)."""
 
     def __init__(self, query_size: int, memory_size: int, kind: Literal["general", "dot"] = "general") -> None:
         super().__init__()

@@ -136,9 +136,7 @@ def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequ
 
 
 class _ScriptedLSTM(nn.Module):
-    """`nn.LSTM`'s interface (batch_first only) around a TorchScript recurrence; subclasses give `_recurrence`."""
-
-    kind: LSTMVariant
+    """`nn.LSTM`'s interface (batch_first only) around a TorchScript recurrence; subclasses: `kind`, `_recurrence`."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False) -> None:
@@ -164,27 +162,22 @@ class _ScriptedLSTM(nn.Module):
 
     def forward(self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
-        """input (batch, seq_len, input_size) or a PackedSequence; hx: h_0, c_0 (layers × directions, batch, hidden).
-
-        Returns:
-            output of the same kind (batch, seq_len, directions × hidden; zero past each sequence's end when
-            packed) and (h_n, c_n), each (layers × directions, batch, hidden): each sequence's state at its
-            own last token (the backward direction's at its first).
-        """
+        """input (batch, seq_len, input_size) or a PackedSequence; hx: h_0, c_0 (layers × directions, batch, hidden)
+        → output of the same kind (batch, seq_len, directions × hidden; zero past each end when packed) and (h_n,
+        c_n), each sequence's state at its own last token (the backward direction's at its first)."""
         packed = isinstance(input, PackedSequence)
         x, lengths = pad_packed_sequence(input, batch_first=True) if packed else (input, None)
-        mask = None if lengths is None else (torch.arange(x.size(1)).unsqueeze(1) < lengths).unsqueeze(-1)
-        mask = None if mask is None else mask.to(x.device)  # (T, B, 1)
+        mask = None if lengths is None else (torch.arange(x.size(1)).unsqueeze(1) < lengths).unsqueeze(-1).to(x.device)
+        directions = 2 if self.bidirectional else 1
         if hx is None:
-            zeros = x.new_zeros(self.num_layers * (2 if self.bidirectional else 1), x.size(0), self.hidden_size)
-            hx = (zeros, zeros)
+            hx = (x.new_zeros(self.num_layers * directions, x.size(0), self.hidden_size),) * 2
         layer_input, hs, cs = x.transpose(0, 1), [], []  # (T, B, F)
         for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, True)
             outputs = []
             for d, suffix in enumerate(self._suffixes(layer)):
-                index = layer * (2 if self.bidirectional else 1) + d
+                index = layer * directions + d
                 seq = _reverse(layer_input, lengths) if d else layer_input
                 with torch.jit.optimized_execution(False):  # the interpreter alone: no JIT autodiff graphs
                     out, h, c = self._recurrence(seq, mask, hx[0][index], hx[1][index], suffix)  # (T, B, H)
@@ -194,10 +187,6 @@ class _ScriptedLSTM(nn.Module):
             layer_input = torch.cat(outputs, dim=-1)  # (T, B, directions × H)
         output = layer_input.transpose(0, 1)  # (B, T, directions × H)
         return (_repack(output, lengths, input) if packed else output), (torch.stack(hs), torch.stack(cs))
-
-    def _recurrence(self, x: Tensor, mask: Tensor | None, h: Tensor, c: Tensor, suffix: str
-                    ) -> tuple[Tensor, Tensor, Tensor]:
-        raise NotImplementedError
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first=True, "
@@ -211,7 +200,7 @@ class PeepholeLSTM(_ScriptedLSTM):
 
     def _recurrence(self, x: Tensor, mask: Tensor | None, h: Tensor, c: Tensor, suffix: str
                     ) -> tuple[Tensor, Tensor, Tensor]:
-        """x (T, B, F) → outputs (T, B, H), h, c (B, H)."""
+        """x (T, B, F), mask (T, B, 1) or None, h, c (B, H) → outputs (T, B, H), h, c (B, H)."""
         p = self._p
         xg = F.linear(x, p("weight_ih", suffix), p("bias_ih", suffix) + p("bias_hh", suffix))  # (T, B, 4H)
         return _peephole_recurrence(xg, mask, h, c, p("weight_hh", suffix), p("weight_ci", suffix),
@@ -225,7 +214,6 @@ class LayerNormLSTM(_ScriptedLSTM):
 
     def _recurrence(self, x: Tensor, mask: Tensor | None, h: Tensor, c: Tensor, suffix: str
                     ) -> tuple[Tensor, Tensor, Tensor]:
-        """x (T, B, F) → outputs (T, B, H), h, c (B, H)."""
         p = self._p
         projected = F.layer_norm(F.linear(x, p("weight_ih", suffix)), (4 * self.hidden_size,),
                                  p("ln_ih_weight", suffix), p("ln_ih_bias", suffix), LN_EPS)  # (T, B, 4H)
@@ -238,8 +226,6 @@ class LayerNormLSTM(_ScriptedLSTM):
 # ------------------------------------------------------------------------------------------ single steps
 class _StepCell(nn.Module):
     """`nn.LSTMCell`'s interface: parameters `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` and the extra ones."""
-
-    kind: LSTMVariant
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -257,10 +243,9 @@ class PeepholeLSTMCell(_StepCell):
     kind: LSTMVariant = "lstm_peephole"
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        h, c = hx
-        gates = F.linear(input, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)
-        return peephole_update(i, f, g, o, c, self.weight_ci, self.weight_cf, self.weight_co)
+        gates = F.linear(input, self.weight_ih, self.bias_ih) + F.linear(hx[0], self.weight_hh, self.bias_hh)
+        i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
+        return peephole_update(i, f, g, o, hx[1], self.weight_ci, self.weight_cf, self.weight_co)
 
 
 class LayerNormLSTMCell(_StepCell):
@@ -269,13 +254,12 @@ class LayerNormLSTMCell(_StepCell):
     kind: LSTMVariant = "lstm_layernorm"
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        h, c = hx
         shape = (4 * self.hidden_size,)
         gates = (F.layer_norm(F.linear(input, self.weight_ih), shape, self.ln_ih_weight, self.ln_ih_bias, LN_EPS)
-                 + F.layer_norm(F.linear(h, self.weight_hh), shape, self.ln_hh_weight, self.ln_hh_bias, LN_EPS)
+                 + F.layer_norm(F.linear(hx[0], self.weight_hh), shape, self.ln_hh_weight, self.ln_hh_bias, LN_EPS)
                  + self.bias_ih + self.bias_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)
-        return layernorm_update(i, f, g, o, c, self.ln_c_weight, self.ln_c_bias, LN_EPS)
+        return layernorm_update(i, f, g, o, hx[1], self.ln_c_weight, self.ln_c_bias, LN_EPS)
 
 
 def make_cell(rnn_type: str, input_size: int, hidden_size: int) -> nn.Module:

@@ -27,17 +27,12 @@ Pooling = Literal["last", "max", "mean", "attention", "concat"]
 
 def pool(outputs: torch.Tensor, lengths: torch.Tensor, mode: Pooling, bidirectional: bool,
          attention: nn.Module | None = None) -> torch.Tensor:
-    """Reduces encoder outputs over time.
+    """Reduces outputs (batch, seq_len, features) over time → (batch, features), (batch, 3 × features) for `concat`.
 
     Args:
-        outputs: (batch, seq_len, features), features = both directions concatenated if bidirectional.
         lengths: (batch,) on the outputs' device, all ≥ 1.
-        mode: `last` (the state after the last token; both directions' final states when bidirectional),
-            `max`, `mean`, `attention` (a learned weighted sum) or `concat` (last, max and mean: ULMFiT).
-        attention: scores each position, features → 1 (for `attention`).
-
-    Returns:
-        (batch, features), or (batch, 3 × features) for `concat`.
+        mode: `last` (both directions' final states when bidirectional), `max`, `mean`, `attention` (weighted by
+            `attention`, features → 1) or `concat` (last, max and mean: ULMFiT).
     """
     batch, seq_len, features = outputs.shape
     mask = torch.arange(seq_len, device=outputs.device) < lengths.unsqueeze(1)  # (B, T)
@@ -153,11 +148,8 @@ class RNNClassifier(EmbeddedRNN):
         return pooled[torch.argsort(order).to(text.device)]  # back to the input order
 
     def encode(self, text: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """text: (batch, seq_len) with seq_len = lengths[0]; lengths: (batch,) CPU, sorted descending.
-
-        Returns:
-            encoder outputs after output dropout, (batch, seq_len, features), zero past each text's end.
-        """
+        """text (batch, seq_len = lengths[0]), lengths (batch,) CPU sorted descending → encoder outputs after output
+        dropout, (batch, seq_len, features), zero past each text's end."""
         seq_len = text.size(1)
         if not self.bptt or self.bidirectional or seq_len <= self.bptt:
             return self.read(text, None, lengths)[0]
@@ -180,11 +172,8 @@ class RNNClassifier(EmbeddedRNN):
         return [list(self.embedding.parameters()), *(list(layer.parameters()) for layer in self.rnn.layers), head]
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> int:
-        """Copies `embedding.*` and `rnn.*` from a language model's weights; returns the tensors copied.
-
-        Raises:
-            ValueError: a tensor is missing or has another shape (the architectures differ).
-        """
+        """Copies `embedding.*` and `rnn.*` from a language model's weights → the tensors copied (ValueError when
+        one is missing or shaped otherwise)."""
         own = {k: v for k, v in self.state_dict().items() if k.startswith(("embedding.", "rnn."))}
         missing = sorted(k for k in own if k not in state)
         wrong = sorted(k for k in own if k in state and state[k].shape != own[k].shape)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-__all__ = ["Config", "config_from", "config_to_dict"]
+__all__ = ["Config", "config_from"]
 
 C = TypeVar("C")
 
@@ -22,13 +22,9 @@ def config_from(cls: type[C], values: Mapping[str, Any], strict: bool = True) ->
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
 
 
-def config_to_dict(config: object) -> dict[str, Any]:
-    """The config as JSON-ready values (tuples as lists), the form bundles store."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
-
-
 class Config:
     """Base of the config dataclasses."""
 
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
+        """The config as JSON-ready values (tuples as lists), the form bundles store."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

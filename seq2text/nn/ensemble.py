@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2text.nn.seq2seq import DecoderState, EncoderOutput, Seq2Seq
+from seq2text.nn.seq2seq import Seq2Seq
 
 __all__ = ["Seq2SeqEnsemble", "EnsembleEncoderOutput", "EnsembleState"]
 
 
 @dataclass(frozen=True)
 class _PerMember:
-    """One state per member, with the same batch rows: what beam search does to one, done to each."""
+    """One `EncoderOutput` (or `DecoderState`) per member, same batch rows: what search does to one, done to each."""
 
     members: tuple
 
@@ -35,48 +35,30 @@ class _PerMember:
         """The batches one after another, in every member (see `EncoderOutput.cat`)."""
         return cls(tuple(type(parts[0]).cat(parts) for parts in zip(*(b.members for b in batches), strict=True)))
 
-
-class EnsembleEncoderOutput(_PerMember):
-    """One `EncoderOutput` per member."""
-
-    members: tuple[EncoderOutput, ...]
-
-    def trim(self) -> EnsembleEncoderOutput:
-        """Without the padding columns that no row reaches, in every member."""
-        return EnsembleEncoderOutput(tuple(enc.trim() for enc in self.members))
+    def trim(self) -> _PerMember:
+        """Without the padding columns that no row reaches, in every member's `EncoderOutput`."""
+        return type(self)(tuple(enc.trim() for enc in self.members))
 
 
-class EnsembleState(_PerMember):
-    """One `DecoderState` per member."""
-
-    members: tuple[DecoderState, ...]
+EnsembleEncoderOutput = EnsembleState = _PerMember
 
 
 class Seq2SeqEnsemble(nn.Module):
-    """Several `Seq2Seq` networks decoding together.
-
-    Args:
-        members: two or more networks with the same vocabulary size and pad/bos/eos ids.
-
-    Raises:
-        ValueError: fewer than two members, or members with other vocabularies or special ids.
-    """
+    """Two or more `Seq2Seq` networks with the same vocabulary size and pad/bos/eos ids, decoding together."""
 
     def __init__(self, members: Sequence[Seq2Seq]) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least two networks, got {len(members)}")
         first = members[0].config
-        for number, member in enumerate(members[1:], start=1):
-            config = member.config
+        for number, config in enumerate((m.config for m in members[1:]), start=1):
             if (config.vocab_size, config.pad_id, config.bos_id, config.eos_id) != (
                     first.vocab_size, first.pad_id, first.bos_id, first.eos_id):
                 raise ValueError(f"member {number} has vocabulary size {config.vocab_size} and pad/bos/eos ids "
                                  f"{(config.pad_id, config.bos_id, config.eos_id)}, member 0 has {first.vocab_size} "
                                  f"and {(first.pad_id, first.bos_id, first.eos_id)}: ensemble members must share "
                                  "the tokenizer")
-        self.members = nn.ModuleList(members)
-        self.config = first
+        self.members, self.config = nn.ModuleList(members), first
         self.pad_id, self.bos_id, self.eos_id = first.pad_id, first.bos_id, first.eos_id
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EnsembleEncoderOutput, EnsembleState]:

@@ -46,18 +46,9 @@ def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, smoothing: fl
 
 def regression_loss(predicted: torch.Tensor, target: torch.Tensor, loss: str, quantiles: tuple[float, ...] = (),
                     huber_delta: float = 1.0) -> torch.Tensor:
-    """Elementwise loss of a regressor's outputs.
-
-    Args:
-        predicted: (..., Q): one point (Q = 1) or one output per quantile.
-        target: (...) float.
-        loss: `mse`, `mae`, `huber` (on the point) or `quantile` (pinball loss, averaged over the quantiles).
-        quantiles: the quantile of each output (for `quantile`).
-        huber_delta: where `huber` turns from quadratic to linear.
-
-    Returns:
-        the loss of each target, (...) float32.
-    """
+    """Elementwise loss of a regressor's outputs: predicted (..., Q) (one point, Q = 1, or one output per quantile
+    of `quantiles`), target (...) → (...) float32. `loss`: `mse`, `mae`, `huber` (on the point) or `quantile`
+    (pinball loss, averaged over the quantiles)."""
     predicted, target = predicted.float(), target.float()
     if loss == "quantile":
         q = torch.tensor(quantiles, device=predicted.device)  # (Q,)

@@ -73,7 +73,6 @@ class MaskedBatchNorm(nn.Module):
 
 def _distributed() -> bool:
     import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -81,7 +80,6 @@ def _global_statistics(values: torch.Tensor, weights: torch.Tensor) -> tuple[tor
     """Mean, biased variance (features,) and count over the real positions of every process (a differentiable
     all-reduce of the sums, so the gradient flows through the other processes' statistics too)."""
     from torch.distributed.nn.functional import all_reduce
-
     features = values.size(-1)
     sums = torch.cat([(values * weights).sum(dim=(0, 1)), (values.pow(2) * weights).sum(dim=(0, 1)),
                       weights.sum().view(1)])  # (2F + 1,)

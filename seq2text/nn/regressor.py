@@ -102,7 +102,7 @@ class SequenceRegressor(nn.Module):
         c = self.config
         out, _ = self.rnn(self.project(x))  # (B, L, hidden × directions)
         lengths = torch.full((x.size(0),), x.size(1), device=x.device)
-        last = pool(self.output_dropout(out), lengths, "last", self.config.bidirectional)  # (B, features)
+        last = pool(self.output_dropout(out), lengths, "last", c.bidirectional)  # (B, features)
         predictions = self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
         if self.highway is None:
             return predictions
@@ -114,6 +114,4 @@ class SequenceRegressor(nn.Module):
 
     def point(self, predictions: torch.Tensor) -> torch.Tensor:
         """The point forecast, (..., output_size): the median where quantiles are predicted."""
-        if not self.config.quantiles:
-            return predictions[..., 0]
-        return predictions[..., self.config.quantiles.index(0.5)]
+        return predictions[..., self.config.quantiles.index(0.5) if self.config.quantiles else 0]

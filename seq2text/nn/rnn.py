@@ -39,15 +39,8 @@ def make_rnn(rnn_type: RNNType, input_size: int, hidden_size: int, num_layers: i
 
 
 class DropConnectRNN(nn.Module):
-    """One RNN layer (one or both directions) whose hidden-to-hidden weights are dropped (DropConnect) in training.
-
-    Args:
-        rnn_type: `lstm`, `gru`, `rnn` (Elman, tanh), `lstm_peephole` or `lstm_layernorm`.
-        input_size: features in.
-        hidden_size: features out per direction.
-        weight_dropout: DropConnect probability on the hidden-to-hidden matrices.
-        bidirectional: run both ways (outputs concatenated: 2 × hidden_size features).
-    """
+    """One RNN layer (`make_rnn`, one or both directions) whose hidden-to-hidden weights are dropped with
+    probability `weight_dropout` (DropConnect) in training; `hidden_size` features out per direction."""
 
     def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, weight_dropout: float = 0.0,
                  bidirectional: bool = False) -> None:
@@ -67,21 +60,10 @@ class DropConnectRNN(nn.Module):
 
 
 class RNNStack(nn.Module):
-    """Layers of `DropConnectRNN` with locked dropout between them (AWD-LSTM); the one recurrent stack of the
-    language model, the classifier (packed, often bidirectional) and the numeric-sequence models.
-
-    Args:
-        rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
-        input_size: features of the input sequence.
-        hidden_size: width of every layer but the last (per direction).
-        output_size: width of the last layer (per direction; the embedding size when an LM ties weights).
-        num_layers: depth.
-        dropout_hidden: locked dropout between layers.
-        weight_dropout: DropConnect on each layer's hidden-to-hidden weights.
-        bidirectional: run each layer both ways and concatenate the directions.
-        between_layers: normalise each layer's output (but the last) before the next layer: `layernorm`,
-            `batchnorm` (statistics over real positions only) or `none`.
-    """
+    """Layers of `DropConnectRNN` with locked dropout (`dropout_hidden`) between them (AWD-LSTM); the one recurrent
+    stack of the language model, the classifier and the numeric-sequence models. `hidden_size`: width of every layer
+    but the last, `output_size`: of the last (per direction); `between_layers`: normalisation of each layer's output
+    but the last (`none`, `layernorm`, `batchnorm` over real positions only)."""
 
     def __init__(self, rnn_type: RNNType, input_size: int, hidden_size: int, output_size: int,
                  num_layers: int, dropout_hidden: float = 0.0, weight_dropout: float = 0.0,
@@ -95,18 +77,13 @@ class RNNStack(nn.Module):
         self.dropout = LockedDropout(dropout_hidden)
         norms = [make_between_layers(between_layers, size) for size in inputs[1:]]
         self.norms = None if between_layers == "none" else nn.ModuleList(norms)
-        self.rnn_type = rnn_type
         self.output_size = output_size * directions
 
     def forward(self, x: torch.Tensor, hidden: list[Hidden] | None = None, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, list[Hidden]]:
-        """x: (batch, seq_len, input_size). With `lengths` ((batch,) on the CPU, sorted descending, all ≥ 1) each
-        layer runs on packed sequences: outputs are zero after each text's end, and states are taken at each
-        text's last token.
-
-        Returns:
-            output of the last layer (batch, seq_len, output_size) and the new state of every layer.
-        """
+        """x (batch, seq_len, input_size) → the last layer's output (batch, seq_len, output_size) and every layer's
+        new state. With `lengths` ((batch,) on the CPU, sorted descending, all ≥ 1) the layers run packed: outputs
+        are zero after each text's end, states taken at its last token."""
         states = []
         mask = None if lengths is None or self.norms is None else (
             torch.arange(x.size(1)) < lengths.unsqueeze(1)).to(x.device)  # (B, T)

@@ -26,8 +26,7 @@ __all__ = ["ContinuousBeamSearch", "Hypothesis", "SearchConfig", "beam_search", 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How a translation model decodes by default: the task's test decoding, stored in its bundle, and the
-    `Translator`'s defaults (each overridable per call).
+    """How a translation model decodes by default (stored in its bundle; the `Translator` may override per call).
 
     Attributes:
         beam_size: live hypotheses per sentence (1 = greedy).
@@ -62,20 +61,15 @@ class Hypothesis:
 
 
 def max_lengths(src_lengths: torch.Tensor, config: SearchConfig) -> torch.Tensor:
-    """Per-sentence limit on generated tokens (eos included): floor(max_len_ratio × src_len) + max_len_offset,
-    at least 1."""
+    """Per-sentence limit on generated tokens (eos included): floor(max_len_ratio × src_len) + max_len_offset ≥ 1."""
     limits = (src_lengths.float() * config.max_len_ratio).floor().long()
     return limits.add(config.max_len_offset).clamp(min=1)  # (batch,)
 
 
 def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
            n_best: int = 1, return_attention: bool = False) -> list[list[Hypothesis]]:
-    """`config.beam_size` 1: greedy search (one hypothesis per sentence); more: `beam_search`. The one place
-    that chooses between them, for the task's test decoding and every predictor.
-
-    Returns:
-        per sentence, up to `n_best` hypotheses, best first.
-    """
+    """Greedy search for `config.beam_size` 1, else `beam_search`: per sentence, up to `n_best` hypotheses, best
+    first. The one place that chooses between them."""
     if config.beam_size == 1:
         return [[h] for h in greedy_search(model, src, src_lengths, config, return_attention)]
     return beam_search(model, src, src_lengths, config, n_best, return_attention)
@@ -85,17 +79,8 @@ def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config:
 @torch.inference_mode()
 def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
                   return_attention: bool = False) -> list[Hypothesis]:
-    """Picks the most likely token at every step.
-
-    Args:
-        model: the network (call `.eval()` first).
-        src: (batch, src_len) source ids; src_lengths: (batch,).
-        config: the per-sentence length limit (see `max_lengths`; the beam settings are not used).
-        return_attention: keep the attention weights of every step.
-
-    Returns:
-        one hypothesis per sentence, in batch order.
-    """
+    """Picks the most likely token at every step (`.eval()` the model first): src (batch, src_len) ids, src_lengths
+    (batch,) → one hypothesis per sentence, in batch order. Of `config` only the length limit is used."""
     enc, state = model.encode(src, src_lengths)
     limits = max_lengths(src_lengths, config).tolist()
     rows = list(range(src.size(0)))  # the sentence of each live row
@@ -118,97 +103,90 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, 
 
 def _greedy_results(steps: list, src_lengths: list[int], eos_id: int) -> list[Hypothesis]:
     """Reassembles per-step (rows, tokens, log-probs, weights) into one hypothesis per sentence."""
-    tokens: list[list[int]] = [[] for _ in src_lengths]
+    tokens, attention = [[] for _ in src_lengths], [[] for _ in src_lengths]  # per sentence: ids, (src_len,) weights
     log_probs = [0.0] * len(src_lengths)
-    attention: list[list[torch.Tensor]] = [[] for _ in src_lengths]
     for rows, picked, scores, weights in steps:
         for i, row in enumerate(rows):
             tokens[row].append(picked[i])
             log_probs[row] += scores[i]
             if weights is not None:
                 attention[row].append(weights[i, : src_lengths[row]])
-    results = []
-    for row, seq in enumerate(tokens):
-        body = seq[:-1] if seq and seq[-1] == eos_id else seq
-        att = torch.stack(attention[row]) if attention[row] else None
-        results.append(Hypothesis(body, log_probs[row], log_probs[row], att))
-    return results
+    return [Hypothesis(seq[:-1] if seq and seq[-1] == eos_id else seq, lp, lp, torch.stack(att) if att else None)
+            for seq, lp, att in zip(tokens, log_probs, attention, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------- beam
 @dataclass
 class _Beams:
-    """The live part of a beam search: `live` sentences × `k` beams, flattened as row = sentence × k + beam.
+    """The live part of a beam search: `live` sentences × `k` beams, flattened as row = sentence × k + beam."""
 
-    Attributes:
-        sentences: the original index of each live sentence, (live,).
-        scores: summed log-probabilities, (live, k); -inf for empty beams.
-        history: generated tokens, (live, k, t).
-        attention: weights of every step, (live, k, t, src_len), or None.
-        state: the decoder state, live × k rows.
-        enc: the encoder output, live rows: a sentence's k beams share its row (attention broadcasts it).
-    """
-
-    sentences: torch.Tensor
-    scores: torch.Tensor
-    history: torch.Tensor
-    attention: torch.Tensor | None
-    state: DecoderState
-    enc: EncoderOutput
+    sentences: torch.Tensor  # (live,) the original index of each live sentence
+    scores: torch.Tensor  # (live, k) summed log-probabilities; -inf for empty beams
+    history: torch.Tensor  # (live, k, t) generated tokens
+    attention: torch.Tensor | None  # (live, k, t, src_len) weights of every step, or None
+    state: DecoderState  # live × k rows
+    enc: EncoderOutput  # live rows: a sentence's k beams share its row (attention broadcasts it)
 
 
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig = _DEFAULT,
                 n_best: int = 1, return_attention: bool = False) -> list[list[Hypothesis]]:
-    """Batched beam search (see the module docstring for the exact rules).
-
-    Args:
-        model: the network (call `.eval()` first).
-        src: (batch, src_len) source ids; src_lengths: (batch,).
-        config: beam size, length penalty and the per-sentence length limit.
-        n_best: hypotheses returned per sentence (≤ config.beam_size).
-        return_attention: keep the attention weights of every step.
-
-    Returns:
-        per sentence, up to `n_best` hypotheses, best first.
-    """
-    if not 1 <= n_best <= config.beam_size:
-        raise ValueError(f"n_best={n_best} must lie in [1, beam_size={config.beam_size}]")
-    batch, k = src.size(0), config.beam_size
-    enc, state = model.encode(src, src_lengths)
-    expand = torch.arange(batch, device=src.device).repeat_interleave(k)  # (batch × k,)
-    scores = torch.full((batch, k), -math.inf, device=src.device)
-    scores[:, 0] = 0.0
-    beams = _Beams(torch.arange(batch, device=src.device), scores, src.new_empty((batch, k, 0)),
-                   src.new_empty((batch, k, 0, src.size(1)), dtype=torch.float) if return_attention else None,
-                   state.index_select(expand), enc)
+    """Batched beam search (rules in the module docstring; `.eval()` the model first): src (batch, src_len) ids,
+    src_lengths (batch,) → per sentence, up to `n_best` (≤ beam_size) hypotheses, best first."""
+    _check_n_best(n_best, config)
+    sentences = torch.arange(src.size(0), device=src.device)
+    beams, tokens = _new_beams(model, src, src_lengths, config.beam_size, sentences, return_attention)
     limits = max_lengths(src_lengths, config)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    tokens = src.new_full((batch * k,), model.bos_id)
+    finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     for t in range(int(limits.max())):
-        log_probs, beams.state, weights = model.decode_step(tokens, beams.state, beams.enc)  # (n × k, V)
         at_limit = limits[beams.sentences] <= t + 1  # (live,)
-        top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, model.eos_id)
-        done = _finalize(beams, top_scores, origin, top_tokens, weights, t, config.length_penalty, model.eos_id,
-                         finished, src_lengths)
-        tokens, _ = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit, model.eos_id)
+        tokens, _, _ = _advance(model, beams, tokens, at_limit, t, config.length_penalty, finished, src_lengths)
         if beams.sentences.numel() == 0:
             break
-    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
+    return [_best(hyps, n_best) for hyps in finished]
+
+
+def _best(hyps: list[Hypothesis], n_best: int) -> list[Hypothesis]:
+    return sorted(hyps, key=lambda h: -h.score)[:n_best]
+
+
+def _check_n_best(n_best: int, config: SearchConfig) -> None:
+    if not 1 <= n_best <= config.beam_size:
+        raise ValueError(f"n_best={n_best} must lie in [1, beam_size={config.beam_size}]")
+
+
+def _new_beams(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, k: int, sentences: torch.Tensor,
+               return_attention: bool) -> tuple[_Beams, torch.Tensor]:
+    """Encodes n sentences into beams (beam 0 live, the others -inf) and their first tokens, bos (n × k,)."""
+    n = src.size(0)
+    enc, state = model.encode(src, src_lengths)
+    expand = torch.arange(n, device=src.device).repeat_interleave(k)  # (n × k,)
+    scores = torch.full((n, k), -math.inf, device=src.device)
+    scores[:, 0] = 0.0
+    attention = src.new_empty((n, k, 0, src.size(1)), dtype=torch.float) if return_attention else None
+    beams = _Beams(sentences, scores, src.new_empty((n, k, 0)), attention, state.index_select(expand), enc)
+    return beams, src.new_full((n * k,), model.bos_id)
+
+
+def _advance(model: Seq2Seq, beams: _Beams, tokens: torch.Tensor, at_limit: torch.Tensor, made: int | list[int],
+             length_penalty: float, finished: list[list[Hypothesis]] | dict[int, list[Hypothesis]],
+             src_lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """One step of every live sentence (`_expand`, `_finalize`, `_prune`) → the next tokens (live' × k,), the rows
+    kept (live',) and the sentences that ended."""
+    log_probs, beams.state, weights = model.decode_step(tokens, beams.state, beams.enc)  # (live × k, V)
+    top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, model.eos_id)
+    done = _finalize(beams, top_scores, origin, top_tokens, weights, made, length_penalty, model.eos_id, finished,
+                     src_lengths) | at_limit
+    ended = beams.sentences[done].tolist()
+    tokens, keep = _prune(beams, top_scores, origin, top_tokens, weights, done, model.eos_id)
+    return tokens, keep, ended
 
 
 def _expand(log_probs: torch.Tensor, scores: torch.Tensor, at_limit: torch.Tensor, eos_id: int
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Scores every one-token extension and keeps the best 2k per sentence.
-
-    Args:
-        log_probs: (live × k, V); scores: (live, k); at_limit: (live,) sentences that must end now.
-
-    Returns:
-        scores, beam of origin and token of the best 2k extensions, each (live, 2k), best first.
-    """
-    live, k = scores.shape
-    vocab = log_probs.size(-1)
+    """Keeps each sentence's best 2k one-token extensions: log_probs (live × k, V), scores (live, k), at_limit
+    (live,) sentences that must end now → scores, beam of origin and token, each (live, 2k), best first."""
+    (live, k), vocab = scores.shape, log_probs.size(-1)
     log_probs = log_probs.view(live, k, vocab)
     if bool(at_limit.any()):
         forced = torch.full_like(log_probs, -math.inf)
@@ -225,16 +203,9 @@ def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top
               weights: torch.Tensor, made: int | list[int], length_penalty: float, eos_id: int,
               finished: list[list[Hypothesis]] | dict[int, list[Hypothesis]],
               src_lengths: torch.Tensor | None) -> torch.Tensor:
-    """Moves extensions ending in eos (among each sentence's best k) to `finished`.
-
-    Args:
-        made: tokens each live sentence generated before this step (one number when all did the same); its
-            history is the last `made` columns of `beams.history`.
-        src_lengths: the source lengths by sentence, to cut the attention weights (when kept).
-
-    Returns:
-        (live,) True for the sentences that now have k finished hypotheses.
-    """
+    """Moves extensions ending in eos (among each sentence's best k) to `finished` → (live,) True for the sentences
+    that now have k finished hypotheses. `made`: tokens each live sentence generated before this step (its history
+    is the last `made` columns of `beams.history`); `src_lengths` cut the attention weights (when kept)."""
     k = beams.scores.size(1)
     ends = (top_tokens[:, :k] == eos_id) & torch.isfinite(top_scores[:, :k])  # (live, k)
     sentences = beams.sentences.tolist()
@@ -245,8 +216,7 @@ def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top
             continue
         steps = made if isinstance(made, int) else made[row]
         beam = int(origin[row, rank])
-        log_prob = float(top_scores[row, rank])
-        attention = None
+        log_prob, attention = float(top_scores[row, rank]), None
         if beams.attention is not None:
             steps_att = torch.cat([beams.attention[row, beam],
                                    weights.view(*beams.scores.shape, -1)[row, beam, None]])
@@ -260,12 +230,8 @@ def _finalize(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top
 
 def _prune(beams: _Beams, top_scores: torch.Tensor, origin: torch.Tensor, top_tokens: torch.Tensor,
            weights: torch.Tensor, done: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keeps each sentence's best k extensions that do not end in eos, drops the sentences that are done,
-    and reorders the decoder state to match.
-
-    Returns:
-        the last token of every live beam, (live' × k,), and the rows of the sentences kept, (live',).
-    """
+    """Keeps each sentence's best k extensions not ending in eos, drops the sentences done, reorders the state →
+    the last token of every live beam (live' × k,) and the rows of the sentences kept (live',)."""
     live, k = beams.scores.shape
     is_eos = (top_tokens == eos_id).to(torch.int8)  # (live, 2k)
     keep_rank = torch.argsort(is_eos, dim=1, stable=True)[:, :k]  # the first k non-eos, best first
@@ -298,16 +264,12 @@ class ContinuousBeamSearch:
     answered sends its next sentence, and it joins at the next step instead of waiting for the whole batch.
 
     Every rule is `beam_search`'s, taken per sentence (its own step count, length limit and length penalty),
-    so a sentence's hypotheses are the ones `beam_search` gives it in any batch.
-
-    Args:
-        model: the network (`.eval()`), a `Seq2Seq` or an ensemble with the same interface.
-        config, n_best: as in `beam_search`.
+    so a sentence's hypotheses are the ones `beam_search` gives it in any batch. `model`: a `Seq2Seq` or an
+    ensemble, in eval mode.
     """
 
     def __init__(self, model: Seq2Seq, config: SearchConfig = _DEFAULT, n_best: int = 1) -> None:
-        if not 1 <= n_best <= config.beam_size:
-            raise ValueError(f"n_best={n_best} must lie in [1, beam_size={config.beam_size}]")
+        _check_n_best(n_best, config)
         self.model, self.config, self.k, self.n_best = model, config, config.beam_size, n_best
         self._beams: _Beams | None = None
         self._tokens = self._steps = self._limits = torch.empty(0, dtype=torch.long)
@@ -321,56 +283,39 @@ class ContinuousBeamSearch:
 
     @torch.inference_mode()
     def add(self, src: torch.Tensor, src_lengths: torch.Tensor, keys: list[object]) -> None:
-        """Encodes sentences into the running batch; they take their first step with the others' next.
-
-        Args:
-            src: (n, src_len) source ids; src_lengths: (n,); keys: one per sentence, handed back by `step`.
-        """
+        """Encodes src (n, src_len), src_lengths (n,) into the running batch (first step with the others' next);
+        `keys`, one per sentence, are handed back by `step`."""
         n, k = src.size(0), self.k
         if len(keys) != n:
             raise ValueError(f"{len(keys)} keys for {n} sentences")
-        enc, state = self.model.encode(src, src_lengths)
-        expand = torch.arange(n, device=src.device).repeat_interleave(k)  # (n × k,)
         slots = torch.arange(self._next_slot, self._next_slot + n, device=src.device)
+        new, tokens = _new_beams(self.model, src, src_lengths, k, slots, False)
         self._keys.update(zip(slots.tolist(), keys, strict=True))
         self._finished.update((s, []) for s in slots.tolist())
         self._next_slot += n
-        scores = torch.full((n, k), -math.inf, device=src.device)
-        scores[:, 0] = 0.0
         limits = max_lengths(src_lengths, self.config).to(src.device)
-        tokens = src.new_full((n * k,), self.model.bos_id)
         if self._beams is None:
-            self._beams = _Beams(slots, scores, src.new_empty((n, k, 0)), None, state.index_select(expand), enc)
-            self._tokens, self._steps, self._limits = tokens, torch.zeros_like(limits), limits
+            self._beams, self._tokens, self._steps, self._limits = new, tokens, torch.zeros_like(limits), limits
             return
         beams = self._beams
         width = beams.history.size(2)  # the new sentences' history is left padding, never read
-        self._beams = _Beams(torch.cat([beams.sentences, slots]), torch.cat([beams.scores, scores]),
+        self._beams = _Beams(torch.cat([beams.sentences, slots]), torch.cat([beams.scores, new.scores]),
                              torch.cat([beams.history, src.new_full((n, k, width), self.model.pad_id)]), None,
-                             type(beams.state).cat([beams.state, state.index_select(expand)]),
-                             type(beams.enc).cat([beams.enc, enc]))
+                             type(beams.state).cat([beams.state, new.state]), type(beams.enc).cat([beams.enc, new.enc]))
         self._tokens = torch.cat([self._tokens, tokens])
         self._steps = torch.cat([self._steps, torch.zeros_like(limits)])
         self._limits = torch.cat([self._limits, limits])
 
     @torch.inference_mode()
     def step(self) -> list[tuple[object, list[Hypothesis]]]:
-        """Advances every live sentence by one token.
-
-        Returns:
-            (key, up to n_best hypotheses, best first) of each sentence that ended at this step.
-        """
+        """Advances every live sentence by one token → (key, up to n_best hypotheses, best first) of each sentence
+        that ended."""
         beams = self._beams
         if beams is None:
             return []
-        log_probs, beams.state, weights = self.model.decode_step(self._tokens, beams.state, beams.enc)
         at_limit = self._limits <= self._steps + 1  # (live,)
-        top_scores, origin, top_tokens = _expand(log_probs, beams.scores, at_limit, self.model.eos_id)
-        done = _finalize(beams, top_scores, origin, top_tokens, weights, self._steps.tolist(),
-                         self.config.length_penalty, self.model.eos_id, self._finished, None)
-        ended = beams.sentences[done | at_limit].tolist()
-        self._tokens, keep = _prune(beams, top_scores, origin, top_tokens, weights, done | at_limit,
-                                    self.model.eos_id)
+        self._tokens, keep, ended = _advance(self.model, beams, self._tokens, at_limit, self._steps.tolist(),
+                                             self.config.length_penalty, self._finished, None)
         self._steps, self._limits = self._steps[keep] + 1, self._limits[keep]
         if beams.sentences.numel() == 0:
             self._beams = None
@@ -380,8 +325,4 @@ class ContinuousBeamSearch:
                 beams.history = beams.history[:, :, beams.history.size(2) - need:]
             if ended:
                 beams.enc = beams.enc.trim()
-        results = []
-        for slot in ended:
-            hyps = sorted(self._finished.pop(slot), key=lambda h: -h.score)[: self.n_best]
-            results.append((self._keys.pop(slot), hyps))
-        return results
+        return [(self._keys.pop(slot), _best(self._finished.pop(slot), self.n_best)) for slot in ended]

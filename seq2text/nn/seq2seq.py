@@ -43,17 +43,11 @@ CellType = Literal["lstm", "gru", "lstm_peephole", "lstm_layernorm"]
 
 @dataclass(frozen=True)
 class EncoderOutput:
-    """What the decoder reads at every step.
+    """What the decoder reads at every step."""
 
-    Attributes:
-        memory: encoder outputs, (batch, src_len, memory_size); zero at padding.
-        keys: `attention.project_keys(memory)`, (batch, src_len, key_size).
-        mask: True at real source positions, (batch, src_len).
-    """
-
-    memory: torch.Tensor
-    keys: torch.Tensor
-    mask: torch.Tensor
+    memory: torch.Tensor  # (batch, src_len, memory_size) encoder outputs, zero at padding
+    keys: torch.Tensor  # (batch, src_len, key_size): `attention.project_keys(memory)`
+    mask: torch.Tensor  # (batch, src_len) True at real source positions
 
     def index_select(self, rows: torch.Tensor) -> EncoderOutput:
         """Keeps (or repeats) the batch rows `rows`, (n,)."""
@@ -71,27 +65,19 @@ class EncoderOutput:
     def cat(outputs: Sequence[EncoderOutput]) -> EncoderOutput:
         """The batches one after another, shorter sources padded (zeros, masked out) to the longest."""
         width = max(o.mask.size(1) for o in outputs)
-
         def pad(x: torch.Tensor, value: float | bool = 0) -> torch.Tensor:  # (B, S, ...) → (B, width, ...)
             return F.pad(x, (0, 0) * (x.dim() - 2) + (0, width - x.size(1)), value=value)
-
         return EncoderOutput(torch.cat([pad(o.memory) for o in outputs]), torch.cat([pad(o.keys) for o in outputs]),
                              torch.cat([pad(o.mask, False) for o in outputs]))
 
 
 @dataclass(frozen=True)
 class DecoderState:
-    """The recurrent state between decoder steps.
+    """The recurrent state between decoder steps."""
 
-    Attributes:
-        hidden: per layer, (batch, hidden_size).
-        cell: per layer LSTM cell state, (batch, hidden_size); empty for GRU.
-        att: the previous attentional vector (input feeding), (batch, att_size).
-    """
-
-    hidden: tuple[torch.Tensor, ...]
-    cell: tuple[torch.Tensor, ...]
-    att: torch.Tensor
+    hidden: tuple[torch.Tensor, ...]  # per layer, (batch, hidden_size)
+    cell: tuple[torch.Tensor, ...]  # per layer LSTM cell state, (batch, hidden_size); empty for GRU
+    att: torch.Tensor  # (batch, att_size) the previous attentional vector (input feeding)
 
     def index_select(self, rows: torch.Tensor) -> DecoderState:
         """Keeps (or repeats) the batch rows `rows`, (n,) (beam search reorders with this)."""
@@ -106,15 +92,8 @@ class DecoderState:
 
 
 class Encoder(nn.Module):
-    """Bidirectional LSTM/GRU over packed sequences (layers from `rnn.make_rnn`).
-
-    Args:
-        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
-        emb_size: input features.
-        hidden_size: features per direction (outputs have 2 × hidden_size).
-        num_layers: depth.
-        dropout: between layers.
-    """
+    """Bidirectional `num_layers` deep recurrent layers (`rnn.make_rnn`) over packed sequences; `dropout` between
+    layers, `hidden_size` per direction."""
 
     def __init__(self, rnn_type: CellType, emb_size: int, hidden_size: int, num_layers: int,
                  dropout: float) -> None:
@@ -137,18 +116,11 @@ class Encoder(nn.Module):
 
 class FeedingCell(nn.Module):
     """The decoder's first recurrent layer with its input split in two: the embedding part of the gates
-    is computed for all steps at once (`project_input`), the input-feeding part at each `step`.
-
+    is computed for all steps at once (`project_input`), the input-feeding part (`feed_size` wide) at each `step`.
     Gate layout: LSTM (input, forget, output, candidate); GRU (reset, update, new) as in `nn.GRUCell`.
     `lstm_peephole` adds the peepholes w_ci, w_cf (on c_{t-1}) and w_co (on c_t); `lstm_layernorm` normalises the
     embedding part and the recurrent part ([att; h]) of the gates separately and c_t before the output tanh
     (the equations of `cells`).
-
-    Args:
-        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
-        emb_size: features of a target embedding.
-        feed_size: features of the fed-back attentional vector.
-        hidden_size: state size.
     """
 
     def __init__(self, rnn_type: CellType, emb_size: int, feed_size: int, hidden_size: int) -> None:
@@ -192,11 +164,10 @@ class FeedingCell(nn.Module):
         if self.rnn_type == "lstm_layernorm":
             recurrent = self.ln_hh(recurrent)
         gates = (input_gates + recurrent).float()  # (B, 4H)
+        i, f, o, g = gates.chunk(4, dim=1)
         if self.rnn_type == "lstm_peephole":
-            i, f, o, g = gates.chunk(4, dim=1)
             return peephole_update(i, f, g, o, cell, self.weight_ci, self.weight_cf, self.weight_co)
         if self.rnn_type == "lstm_layernorm":
-            i, f, o, g = gates.chunk(4, dim=1)
             return layernorm_update(i, f, g, o, cell, self.ln_c.weight, self.ln_c.bias, LN_EPS)
         sig = gates[:, : 3 * size].sigmoid()
         cell = sig[:, size: 2 * size] * cell + sig[:, :size] * gates[:, 3 * size:].tanh()
@@ -204,19 +175,8 @@ class FeedingCell(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Input-feeding attentional decoder (see the module docstring).
-
-    Args:
-        rnn_type: `lstm`, `gru`, `lstm_peephole` or `lstm_layernorm`.
-        emb_size: target embedding width.
-        hidden_size: recurrent state width.
-        memory_size: encoder output width.
-        att_size: width of the attentional vector (the embedding width when the output is tied).
-        num_layers: recurrent depth.
-        attention: `bahdanau`, `luong_general` or `luong_dot`.
-        attention_size: hidden width of Bahdanau's scoring MLP.
-        dropout: on the inputs of the attentional layer and between recurrent layers.
-    """
+    """Input-feeding attentional decoder (module docstring; arguments as in `Seq2SeqConfig`); `memory_size`: encoder
+    output width, `att_size`: width of the attentional vector."""
 
     def __init__(self, rnn_type: CellType, emb_size: int, hidden_size: int, memory_size: int, att_size: int,
                  num_layers: int, attention: AttentionType, attention_size: int, dropout: float) -> None:
@@ -229,18 +189,9 @@ class Decoder(nn.Module):
 
     def step(self, input_gates: torch.Tensor, state: DecoderState, enc: EncoderOutput
              ) -> tuple[DecoderState, torch.Tensor]:
-        """One decoder step.
-
-        Args:
-            input_gates: `first.project_input(emb(y_{t-1}))`, (batch, gates).
-            state: the state after step t-1.
-            enc: the encoded source, batch / group rows: each serves `group` consecutive state rows (a
-                sentence's beams; group = 1 in training and greedy search).
-
-        Returns:
-            the new state (its `att` is this step's attentional vector, (batch, att_size)) and the
-            attention weights, (batch, src_len).
-        """
+        """input_gates `first.project_input(emb(y_{t-1}))` (batch, gates), the state after step t-1, and `enc` with
+        batch / group rows (each serving `group` consecutive state rows: a sentence's beams) → the new state (`att`
+        (batch, att_size) is this step's attentional vector) and the attention weights (batch, src_len)."""
         lstm = self.rnn_type != "gru"  # an LSTM variant: a cell state per layer
         h, c = self.first.step(input_gates, state.att, state.hidden[0], state.cell[0] if lstm else None)
         hidden, cells = [h], [c] if lstm else []
@@ -320,7 +271,6 @@ class Seq2Seq(nn.Module):
         super().__init__()
         c = self.config = config
         self.pad_id, self.bos_id, self.eos_id, self.dropout = c.pad_id, c.bos_id, c.eos_id, c.dropout
-        self.rnn_type, self.tie_weights = c.rnn_type, c.tie_weights
         self.embedding = nn.Embedding(c.vocab_size, c.emb_size, padding_idx=c.pad_id)
         self.src_embedding = (None if c.tie_weights == "all"
                               else nn.Embedding(c.vocab_size, c.emb_size, padding_idx=c.pad_id))
@@ -348,19 +298,13 @@ class Seq2Seq(nn.Module):
 
     # ------------------------------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[EncoderOutput, DecoderState]:
-        """Encodes a source batch and builds the decoder's initial state.
-
-        Args:
-            src: source ids, (batch, src_len), padded with `pad_id`.
-            src_lengths: true lengths, (batch,), each ≥ 1.
-
-        Returns:
-            the encoder output and the initial decoder state (zeros as the first fed attentional vector).
-        """
+        """src (batch, src_len) ids padded with `pad_id`, src_lengths (batch,) each ≥ 1 → the encoder output and the
+        initial decoder state (zeros as the first fed attentional vector)."""
         embedding = self.embedding if self.src_embedding is None else self.src_embedding
         emb = F.dropout(embedding(src), self.dropout, self.training)  # (B, S, E)
         memory, final_h, final_c = self.encoder(emb, src_lengths)  # (B, S, M), (B, M)
-        memory = _autocast(memory)  # cast once here, not at every decoder step
+        if torch.is_autocast_enabled(src.device.type):  # cast once here, not at every decoder step (bf16-mixed)
+            memory = memory.to(torch.get_autocast_dtype(src.device.type))
         mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)  # (B, S)
         enc = EncoderOutput(memory, self.decoder.attention.project_keys(memory), mask)
         layers = self.decoder.num_layers
@@ -391,11 +335,8 @@ class Seq2Seq(nn.Module):
         return F.linear(features, self.output_weight, self.out_bias)
 
     def _decoding_weight(self) -> torch.Tensor:
-        """The output weight transposed and contiguous, (att_size, vocab_size), for decoding (rows, att_size) on a
-        CPU: MKL's product with this layout is a little faster than `F.linear`'s at the row counts of a server's
-        beams and of in-process batches alike (`benchmarks/decode_kernels.py`). Built in eval mode without
-        autograd, dropped by `train()` and `eval()`, and rebuilt if the weight is replaced or written in place (a
-        load, a plain optimizer step)."""
+        """The output weight transposed, contiguous (att_size, vocab_size): MKL multiplies this layout a little faster
+        on a CPU (`benchmarks/decode_kernels.py`). Dropped by `train()`/`eval()`, rebuilt when the weight changes."""
         weight = self.output_weight
         key = (weight.data_ptr(), weight._version, weight.dtype)
         if self._transposed is None or self._transposed[0] != key:
@@ -404,8 +345,8 @@ class Seq2Seq(nn.Module):
         return self._transposed[1]
 
     def train(self, mode: bool = True) -> Seq2Seq:
-        """As `nn.Module.train`, dropping the decoding copy of the output weight (training changes the weight,
-        and a fused optimizer step does so without bumping its version)."""
+        """As `nn.Module.train`, dropping the decoding copy of the output weight (a fused optimizer step changes the
+        weight without bumping its version)."""
         self._transposed = None
         return super().train(mode)
 
@@ -421,18 +362,8 @@ class Seq2Seq(nn.Module):
     # ------------------------------------------------------------------------------------------ search
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
                     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """One step of free-running decoding: the previous tokens (n,), the state (n rows) and the encoder output (n /
-        group rows, each serving `group` consecutive rows: a sentence's beams) → log-probabilities (n, vocab_size)
-        float32, the new state, attention weights (n, src_len)."""
+        """One free-running step: the previous tokens (n,), the state and the encoder output (as in `Decoder.step`)
+        → log-probabilities (n, vocab_size) float32, the new state, attention weights (n, src_len)."""
         gates = self.decoder.first.project_input(self.embedding(tokens))  # (n, gates)
         state, weights = self.decoder.step(gates, state, enc)
         return F.log_softmax(self.logits(state.att).float(), dim=-1), state, weights
-
-
-
-def _autocast(x: torch.Tensor) -> torch.Tensor:
-    """`x` in the autocast dtype of its device when autocast is on (e.g. bf16-mixed), else unchanged."""
-    device = x.device.type
-    if torch.is_autocast_enabled(device) and x.is_floating_point():
-        return x.to(torch.get_autocast_dtype(device))
-    return x

@@ -18,12 +18,7 @@ class AdaptiveSoftmax(nn.Module):
     vocabulary is split into a head (ids below the first cutoff, plus one logit per tail cluster) and tails
     (Grave et al., 2017). Each tail is scored only for the tokens whose target falls in it, which makes
     training several times faster with large vocabularies; `log_prob` still gives exact full
-    distributions. Tails keep the full width so that every row of the weight can be tied.
-
-    Args:
-        vocab_size: number of output words.
-        in_size: features of the hidden vectors.
-        cutoffs: increasing ids in (0, vocab_size); empty for a plain softmax.
+    distributions. Tails keep the full width (`in_size`) so that every row of the weight can be tied.
     """
 
     def __init__(self, vocab_size: int, in_size: int, cutoffs: Sequence[int] = ()) -> None:

@@ -1,20 +1,9 @@
-"""Predictors behind the public API: load a bundle, predict in batches, reading text through the bundle's reading
-spec (`seq2text.text.reading`, `seq2text.text.series`) exactly as training did. No Lightning is imported here.
-
-    language_model.py   LanguageModel, LanguageModelEnsemble (perplexity, scores, sampling)
-    classifier.py       Classifier, ClassifierEnsemble
-    regressor.py        Regressor, RegressorEnsemble
-    translator.py       Translator, TranslatorEnsemble, Translation
-    forecaster.py       Forecaster, ForecasterEnsemble
-    loading.py          load: any bundle to the predictor of its task, a list of bundles to an ensemble
-    metrics.py          the one evaluation of each task (perplexity, BLEU/chrF/TER, classification, regression and
-                        forecast scores), which the training tasks share
-    evaluation.py       `seq2text evaluate`'s part of each task: files in, the predictor's evaluation out
-    shared.py           what the predictors share (the network built from a bundle, input checks, the ensemble rule)
+"""Predictors behind the public API: one module per task (its predictor and ensemble), `load` (any bundle to its
+task's predictor), `metrics` (the one evaluation of each task, shared with training), `evaluation` (`seq2text
+evaluate`) and `shared`. Text is read through the bundle's reading spec exactly as in training; no Lightning here.
 
 The names below load on first use (PEP 562), so that the tasks' `seq2text.predict.metrics` loads no predictor;
-`seq2text` itself exports them the same way, with `lazy_attributes`.
-"""
+`seq2text` itself exports them the same way, with `lazy_attributes`."""
 
 from __future__ import annotations
 

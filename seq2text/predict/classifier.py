@@ -9,11 +9,10 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.predict.metrics import classification_scores
-from seq2text.predict.shared import Ensemble, _build, _str_list, _TextHead
+from seq2text.predict.shared import Ensemble, _read, _str_list, _TextHead
 from seq2text.text.reading import ClassifierReading
 from seq2text.text.tokenizer import Tokenizer
 
@@ -43,19 +42,12 @@ class _LabelPredictor:
 
 
 class Classifier(_TextHead, _LabelPredictor):
-    """A trained text classifier.
-
-    Texts are read as in training (`reading`): whitespace collapsed, lowercased if the model was trained so,
-    truncated to the training `max_len`, in the training direction. An empty (or whitespace-only) string is
-    classified from the start token alone: the model's guess with no evidence, usually close to the training
-    label prior.
+    """A trained text classifier. Texts are read as in training (`reading`: whitespace, case, `max_len`,
+    direction); an empty one is classified from the start token alone (about the training label prior).
 
     Args:
-        net: the network (eval mode).
-        tokenizer: its tokenizer.
         reading: how texts are read, the class names (`reading.labels`, in class-index order) and the batch
             budget of prediction (`reading.eval_max_tokens` padded tokens).
-        metrics: the metrics recorded at training time.
     """
 
     task = "classification"
@@ -70,8 +62,7 @@ class Classifier(_TextHead, _LabelPredictor):
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
-        bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, RNNClassifier, ClassifierConfig)
+        bundle, net = _read(path, cls.task, RNNClassifier, ClassifierConfig)
         reading = ClassifierReading.from_bundle(bundle.config, path)
         classes = bundle.config["net"]["num_classes"]
         if not reading.labels:
@@ -82,20 +73,15 @@ class Classifier(_TextHead, _LabelPredictor):
         return cls(net, bundle.tokenizer, reading, bundle.metrics)
 
     def probabilities(self, texts: Sequence[str], max_tokens: int | None = None) -> torch.Tensor:
-        """Class probabilities, (len(texts), num_classes), in the order of `self.labels`.
-
-        Args:
-            max_tokens: padded tokens per batch (default: the bundle's `eval_max_tokens`).
-        """
+        """Class probabilities, (len(texts), num_classes), in the order of `self.labels`; `max_tokens` padded tokens
+        per batch (default: the bundle's `eval_max_tokens`)."""
         texts = _str_list(texts, "classifier.predict(['a sentence'])")
         return torch.softmax(self._outputs(texts, len(self.labels), max_tokens), dim=-1)
 
 
 class ClassifierEnsemble(Ensemble, _LabelPredictor):
-    """Classifiers of the same label set predicting together: the mean of their class probabilities.
-
-    Members may differ in anything else (architecture, tokenizer, lowercasing), e.g. models trained with
-    different seeds, or ULMFiT's forward and backward classifiers. `seq2text.load([dir, ...])` builds one.
+    """Classifiers of the same label set predicting together: the mean of their class probabilities. Members may
+    differ in anything else (architecture, tokenizer, seed; ULMFiT's forward and backward classifiers).
 
     Args:
         members: the classifiers; their `labels` must be equal (same classes, same order).

@@ -1,6 +1,5 @@
-"""`seq2text evaluate`'s part of each task: files in, the predictor's own evaluation out (the one its training task
-shares, `seq2text.predict.metrics`), as a JSON-ready dict. The registry gives each task its function
-(`seq2text.registry.TaskParts.evaluate`)."""
+"""`seq2text evaluate`'s part of each task (`seq2text.registry.TaskParts.evaluate`): files in, the predictor's own
+evaluation (`seq2text.predict.metrics`) out, as a JSON-ready dict."""
 
 from __future__ import annotations
 
@@ -23,10 +22,8 @@ class EvaluationFiles:
         models: the bundles (several: an ensemble).
         input: language models: a text file, one line per sentence; classifiers and regressors: a labeled TSV/CSV.
         text_column, label_column: the labeled file's columns (None: the training ones).
-        src, ref: translation: the source file and the raw reference file, aligned line by line.
-        beam: translation's beam size (None: the bundle's).
-        batch_size: translation: sentences decoded together.
-        output: translation: also write the hypotheses to this file.
+        src, ref, beam, batch_size, output: translation's source file and raw reference file (aligned line by
+            line), beam size (None: the bundle's), sentences decoded together, and a file for the hypotheses.
     """
 
     models: tuple[str, ...]

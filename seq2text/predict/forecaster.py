@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seq2text.bundles.io import read_bundle
 from seq2text.errors import ConfigError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _build
+from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _read
 from seq2text.text.series import Series, SeriesReading, read_series
 
 __all__ = ["Forecaster", "ForecasterEnsemble"]
@@ -23,9 +22,7 @@ class Forecaster:
     """A trained forecaster: the next `horizon` steps of each series from its recent history.
 
     Args:
-        net: the trained `SequenceRegressor` (eval mode).
         reading: how the training data was read (columns, lookback, step, each series' scale).
-        metrics: the bundle's metrics.
     """
 
     task = "forecasting"
@@ -36,9 +33,8 @@ class Forecaster:
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
-        bundle = read_bundle(path, task=cls.task)
-        return cls(_build(bundle, SequenceRegressor, RegressorConfig), SeriesReading.from_bundle(bundle.config, path),
-                   bundle.metrics)
+        bundle, net = _read(path, cls.task, SequenceRegressor, RegressorConfig)
+        return cls(net, SeriesReading.from_bundle(bundle.config, path), bundle.metrics)
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -47,22 +43,17 @@ class Forecaster:
 
     @torch.inference_mode()
     def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
-        """Forecasts every series of `history` (a CSV/TSV/Parquet path or a DataFrame with the training columns).
-
-        Args:
-            history: at least `lookback` time steps of each series, spaced as in training.
-            horizon: steps to forecast, at most the trained horizon (default: all of them).
+        """Forecasts the next `horizon` steps (at most the trained horizon; None: all) of every series of `history`
+        (a CSV/TSV/Parquet path or a DataFrame with the training columns: at least `lookback` steps per series).
 
         Returns:
             a DataFrame with the id column (if any), the future timestamps and the point forecast of each value
             column; a quantile model adds `<column>_q<percent>` columns (e.g. `value_q10`, `value_q90`).
-
         Raises:
             DataError: unreadable history (see `read_series`), too short, or spaced unlike the training data.
             ConfigError: a horizon beyond the trained one.
         """
         import pandas as pd
-
         reading = self.reading
         horizon = reading.horizon if horizon is None else horizon
         if not 1 <= horizon <= reading.horizon:
@@ -72,20 +63,17 @@ class Forecaster:
         series = read_series(history, reading.time_column, reading.value_columns, reading.id_column, where)
         for one in series:
             reading.check_compatible(one, where)
-        frames = []
+        frames, point = [], self.quantiles.index(0.5) if self.quantiles else 0
         for one, predicted in zip(series, self._predict(series), strict=True):  # predicted (H, V, Q)
             frame = {reading.id_column: [one.id] * horizon} if reading.id_column else {}
             frame[reading.time_column] = _future_times(one, reading.step, horizon)
             for v, column in enumerate(reading.value_columns):
-                frame[column] = predicted[:horizon, v, self._point_index()]
+                frame[column] = predicted[:horizon, v, point]
                 for q, level in enumerate(self.quantiles):
                     if level != 0.5:
                         frame[f"{column}_q{round(level * 100):02d}"] = predicted[:horizon, v, q]
             frames.append(pd.DataFrame(frame))
         return pd.concat(frames, ignore_index=True)
-
-    def _point_index(self) -> int:
-        return self.quantiles.index(0.5) if self.quantiles else 0
 
     def _predict(self, series: list[Series]) -> list[np.ndarray]:
         """Each series' forecast from its end, (horizon, V, Q) in its units."""
@@ -101,12 +89,7 @@ class Forecaster:
 
 class ForecasterEnsemble(Ensemble):
     """Forecasters of the same columns, horizon and time step forecasting together: the mean of their point
-    forecasts and of their quantiles (e.g. one recipe trained with several seeds). `seq2text.load([dir, ...])`
-    builds one from forecasting bundles.
-
-    Args:
-        members: the forecasters.
-    """
+    forecasts and of their quantiles (e.g. one recipe trained with several seeds)."""
 
     member = Forecaster
     rules = ((lambda member: _table(member.reading), "reads other columns, horizon or time step than member 0 ({mine} "
@@ -133,7 +116,6 @@ def _table(r: SeriesReading) -> tuple:
 def _future_times(series: Series, step: str | None, horizon: int) -> list:
     """The `horizon` timestamps after the series' last one."""
     import pandas as pd
-
     last = series.times[-1]
     if series.times.dtype.kind == "f":
         gap = float(step) if step is not None else float(series.times[-1] - series.times[-2])

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundles.io import read_bundle
 from seq2text.errors import ConfigError
 from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.predict.metrics import lm_scores, lm_sums
-from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _build, _str_list
+from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _read, _str_list
 from seq2text.text.reading import LMReading, batchify, count_words
 from seq2text.text.tokenizer import EOS_ID, UNK_ID, Tokenizer
 
@@ -24,11 +23,8 @@ class LanguageModel:
     """A trained language model.
 
     Args:
-        net: the network (eval mode).
-        tokenizer: its tokenizer.
         reading: how text is read (direction; the evaluation columns and windows of `perplexity`, as in
             training's test). A backward model reads text right to left and cannot `generate`.
-        metrics: the metrics recorded at training time.
     """
 
     task = "language_model"
@@ -44,15 +40,13 @@ class LanguageModel:
     @classmethod
     def load(cls, path: str | Path) -> LanguageModel:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
-        bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, RNNLanguageModel, LMConfig)
+        bundle, net = _read(path, cls.task, RNNLanguageModel, LMConfig)
         return cls(net, bundle.tokenizer, LMReading.from_bundle(bundle.config, path), bundle.metrics)
 
     @torch.inference_mode()
     def evaluate(self, texts: Sequence[str]) -> dict[str, float]:
         """Loss per token, word-level perplexity, bits per character and counts of `texts` read as one running text,
-        one line each: the test protocol (batchification and state carrying as in training's test) and its one
-        evaluation (`seq2text.predict.metrics.lm_scores`), so a bundle's scores on the test file equal the task's."""
+        one line each, exactly as training's test reads and scores it (`lm_scores`)."""
         texts = _str_list(texts, "lm.perplexity(['a sentence'])")
         if not texts:
             raise ConfigError("perplexity needs at least one text (the perplexity of no text is undefined)")
@@ -85,15 +79,8 @@ class LanguageModel:
     @torch.inference_mode()
     def generate(self, prompt: str = "", max_tokens: int = 50, temperature: float = 1.0, top_k: int | None = None,
                  seed: int | None = None, stop_at_eos: bool = True, min_tokens: int = 1) -> str:
-        """Samples a continuation of `prompt` (an empty prompt samples from the start of a line).
-
-        Args:
-            min_tokens: tokens sampled before the end of the line may be (its probability is set to zero until
-                then), so that a continuation is never empty.
-
-        Returns:
-            the generated continuation only (decoded text); `<unk>` is never sampled.
-        """
+        """The sampled continuation (decoded text only) of `prompt` (empty: from the start of a line); `<unk>` is
+        never sampled, nor the end of the line before `min_tokens` tokens (so a continuation is never empty)."""
         if max_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1) or min_tokens < 0:
             raise ConfigError("max_tokens ≥ 0, min_tokens ≥ 0, temperature ≥ 0 (0 = greedy) and top_k ≥ 1 are "
                               "required")
@@ -119,16 +106,8 @@ class LanguageModel:
 
 class LanguageModelEnsemble(Ensemble, LanguageModel):
     """Language models predicting together as their mixture: each next token's probability is the mean of the
-    members' (the log of the mean of exp log-probabilities), so `score`, `perplexity` and `evaluate` are the
-    mixture's and `generate` samples from it. Text is read as the first member reads it (its evaluation windows).
-    `seq2text.load([dir, ...])` builds one from language-model bundles.
-
-    Args:
-        members: language models with the same tokenizer and the same direction.
-
-    Raises:
-        BundleError: a member with another tokenizer or direction than member 0.
-    """
+    members', so `score`, `perplexity` and `evaluate` are the mixture's and `generate` samples from it. Text is
+    read as the first member reads it. Its `members` have one tokenizer and one direction (else a BundleError)."""
 
     member = LanguageModel
     rules = (SAME_TOKENIZER, (lambda member: member.backward, "reads text in the other direction than member 0 "

@@ -12,12 +12,9 @@ __all__ = ["load"]
 
 
 def load(path: str | Path | Sequence[str | Path], task: str | None = None) -> object:
-    """Loads any seq2text bundle and returns the predictor of its task (`LanguageModel`, `Classifier`,
-    `Regressor`, `Translator`, `Forecaster`); a list of bundles of one task gives that task's ensemble
-    (`LanguageModelEnsemble`, `ClassifierEnsemble`, ...), and a list of one bundle its predictor.
-
-    Args:
-        task: the task the bundles must hold (None: any).
+    """Loads any seq2text bundle and returns the predictor of its task (`LanguageModel`, `Classifier`, ...); a list
+    of bundles of one task gives that task's ensemble, a list of one its predictor. `task`: the task the bundles
+    must hold (None: any).
 
     Raises:
         BundleError: a missing or broken bundle, a task this version does not know, another task than `task`, or
@@ -25,7 +22,6 @@ def load(path: str | Path | Sequence[str | Path], task: str | None = None) -> ob
     """
     from seq2text.bundles.hub import resolve  # "hf://user/repo[@revision]": the repo's snapshot in the HF cache
     from seq2text.registry import task_parts
-
     if not isinstance(path, str | Path) and len(path) == 1:
         path = path[0]
     if isinstance(path, str | Path):

@@ -1,13 +1,9 @@
-"""The one evaluation of each task, shared by its training task's validation/test and its predictor's `evaluate`.
-Language models: word-level perplexity from summed NLL; translation: BLEU, chrF and TER through sacrebleu's metric
-objects; classification: accuracy, macro-F1 and the confusion matrix (torchmetrics' functions, as training's);
-regression and forecasting: error sums added across batches and processes, then scored.
+"""The one evaluation of each task, shared by its training task's validation/test and its predictor's `evaluate`:
+sums added across batches and processes, then scored; BLEU, chrF and TER through sacrebleu's metric objects.
 
-Hypotheses are decoded, detokenized sentences; references are the raw lines of the reference file
-(never pieces, never text rebuilt from a vocabulary). sacrebleu's `corpus_score(hyps, refs)` takes a
-*list of reference streams*, each with one line per hypothesis; passing a single stream un-nested, or one
-list of references per sentence, scores silently wrong, so `reference_streams` checks the layout first.
-"""
+Hypotheses are detokenized sentences, references the raw lines of the reference file. sacrebleu's `corpus_score`
+takes a *list of reference streams*, each with one line per hypothesis (anything else scores silently wrong), so
+`reference_streams` checks the layout first."""
 
 from __future__ import annotations
 
@@ -21,19 +17,13 @@ from seq2text.errors import DataError
 
 __all__ = ["CorpusScore", "reference_streams", "bleu", "chrf", "ter", "translation_scores", "classification_scores",
            "FORECAST_SUMS", "forecast_sums", "forecast_scores", "regression_sums", "regression_scores", "lm_sums",
-           "lm_scores"]
+           "lm_scores", "str_list"]
 
 
 @dataclass(frozen=True)
 class CorpusScore:
-    """A corpus-level score with what is needed to reproduce it.
-
-    Attributes:
-        name: `bleu`, `chrf` or `ter`.
-        score: the score on sacrebleu's 0–100 scale.
-        signature: sacrebleu's signature (`nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`).
-        text: sacrebleu's one-line summary (for BLEU, the n-gram precisions and brevity penalty).
-    """
+    """A corpus-level score (`bleu`, `chrf` or `ter`, on sacrebleu's 0–100 scale), sacrebleu's signature
+    (`nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`) and one-line summary `text`."""
 
     name: str
     score: float
@@ -41,16 +31,15 @@ class CorpusScore:
     text: str
 
 
-def _check_hypotheses(hypotheses: Sequence[str]) -> list[str]:
-    if isinstance(hypotheses, str):
-        raise TypeError("hypotheses must be a list of sentences, not one string")
-    hypotheses = list(hypotheses)
-    if not hypotheses:
-        raise DataError("no hypotheses to score")
-    bad = next((i for i, h in enumerate(hypotheses) if not isinstance(h, str)), None)
+def str_list(texts: Sequence[str], name: str, one_string: str) -> list[str]:
+    """`texts` (called `name`) as a list, checked to hold strings only; `one_string` is the error for one string."""
+    if isinstance(texts, str):
+        raise TypeError(one_string)
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise TypeError(f"hypotheses[{bad}] is {type(hypotheses[bad]).__name__}, not str")
-    return hypotheses
+        raise TypeError(f"{name}[{bad}] is {type(texts[bad]).__name__}, not str")
+    return texts
 
 
 def reference_streams(references: Sequence[str] | Sequence[Sequence[str]], num_hypotheses: int) -> list[list[str]]:
@@ -58,8 +47,6 @@ def reference_streams(references: Sequence[str] | Sequence[Sequence[str]], num_h
 
     Args:
         references: one stream (a list of strings, one per hypothesis) or several streams.
-        num_hypotheses: the number of hypotheses.
-
     Raises:
         TypeError: a single string, or a mix of strings and lists.
         DataError: a stream whose length is not the number of hypotheses (e.g. references given per
@@ -88,7 +75,9 @@ def reference_streams(references: Sequence[str] | Sequence[Sequence[str]], num_h
 
 def _score(name: str, metric: object, hypotheses: Sequence[str],
            references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
-    hypotheses = _check_hypotheses(hypotheses)
+    hypotheses = str_list(hypotheses, "hypotheses", "hypotheses must be a list of sentences, not one string")
+    if not hypotheses:
+        raise DataError("no hypotheses to score")
     streams = reference_streams(references, len(hypotheses))
     result = metric.corpus_score(hypotheses, streams)
     return CorpusScore(name, float(result.score), str(metric.get_signature()), str(result))
@@ -105,21 +94,18 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequenc
         lowercase: case-insensitive BLEU.
     """
     from sacrebleu.metrics import BLEU
-
     return _score("bleu", BLEU(tokenize=tokenize, lowercase=lowercase), hypotheses, references)
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
     """Corpus chrF (character n-grams, β = 2)."""
     from sacrebleu.metrics import CHRF
-
     return _score("chrf", CHRF(), hypotheses, references)
 
 
 def ter(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> CorpusScore:
     """Corpus TER (translation edit rate; lower is better)."""
     from sacrebleu.metrics import TER
-
     return _score("ter", TER(), hypotheses, references)
 
 
@@ -131,13 +117,8 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str] | Se
 
 
 def classification_scores(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str]) -> dict:
-    """Accuracy and macro-F1 (fractions, as training logs them) and the confusion counts of `predicted`
-    against `gold`.
-
-    Args:
-        predicted: one predicted label per example.
-        gold: the true labels, aligned with `predicted`.
-        labels: the model's label set; macro-F1 averages over these classes.
+    """Accuracy and macro-F1 (fractions, as training logs them; macro over `labels`, the model's label set) and the
+    confusion counts of `predicted` against `gold`, one label per example each.
 
     Returns:
         `{"acc", "f1", "examples", "confusion": {"gold->predicted": count}}`.
@@ -177,9 +158,8 @@ def lm_sums(nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def lm_scores(sums: torch.Tensor | Sequence[float], words: float | None = None, chars: float | None = None
               ) -> dict[str, float]:
-    """Token loss, word-level perplexity (summed NLL / (words + one eos per line)), bits per character (where
-    `chars` is known) and the counts, from `lm_sums` (added up): the one language-model evaluation of the task's
-    validation/test and of `LanguageModel.evaluate`.
+    """Token loss, word-level perplexity (summed NLL / (words + one eos per line)), bits per character and the
+    counts, from `lm_sums` (added up).
 
     Args:
         words: words + eos of the text (`seq2text.text.reading.count_words`); None: the tokens.
@@ -202,8 +182,7 @@ def regression_sums(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def regression_scores(sums: torch.Tensor | Sequence[float]) -> dict[str, float]:
-    """MAE, RMSE and the number of examples from `regression_sums` (added up): the one regression evaluation of
-    the task's validation/test and of `Regressor.evaluate`."""
+    """MAE, RMSE and the number of examples from `regression_sums` (added up)."""
     absolute, squared, count = (float(x) for x in sums)
     count = max(count, 1.0)
     return {"mae": absolute / count, "rmse": (squared / count) ** 0.5, "examples": int(count)}
@@ -215,17 +194,9 @@ FORECAST_SUMS = ("abs", "squared", "smape", "scaled", "naive_abs", "count")
 
 def forecast_sums(actual: torch.Tensor, predicted: torch.Tensor, mase_scale: torch.Tensor,
                   naive: torch.Tensor | None = None) -> torch.Tensor:
-    """The sums that forecast scores pool over windows, steps and variables (add them across batches and
-    processes, then call `forecast_scores`).
-
-    Args:
-        actual, predicted: (..., V) in the series' units.
-        mase_scale: MASE's denominator per window and variable, broadcastable to `actual`.
-        naive: the seasonal-naive forecast of the same windows, or None.
-
-    Returns:
-        float64 sums, (6,), in the order of `FORECAST_SUMS`.
-    """
+    """The (6,) float64 sums of `FORECAST_SUMS` over windows, steps and variables (add them across batches and
+    processes, then call `forecast_scores`) of `actual` and `predicted`, (..., V) in the series' units; `mase_scale`
+    (MASE's denominator per window and variable) broadcasts to them; `naive`: the seasonal-naive forecast or None."""
     actual, predicted = actual.double(), predicted.double()
     error = (predicted - actual).abs()
     denominator = actual.abs() + predicted.abs()

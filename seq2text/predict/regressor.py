@@ -8,11 +8,10 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, DataError
 from seq2text.nn.classifier import ClassifierConfig, RNNClassifier
 from seq2text.predict.metrics import regression_scores, regression_sums
-from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _build, _str_list, _TextHead
+from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _read, _str_list, _TextHead
 from seq2text.text.reading import ClassifierReading
 from seq2text.text.tokenizer import Tokenizer
 
@@ -49,10 +48,8 @@ class Regressor(_TextHead, _ValuePredictor):
 
     Args:
         net: the network (eval mode); its head gives one output, or one per quantile.
-        tokenizer: its tokenizer.
         reading: how texts are read (as a classifier's).
         quantiles: the quantile of each output (empty: one point output).
-        metrics: the metrics recorded at training time.
     """
 
     task = "text_regression"
@@ -67,8 +64,7 @@ class Regressor(_TextHead, _ValuePredictor):
     @classmethod
     def load(cls, path: str | Path) -> Regressor:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
-        bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, RNNClassifier, ClassifierConfig)
+        bundle, net = _read(path, cls.task, RNNClassifier, ClassifierConfig)
         quantiles = bundle.config.get("regression", {}).get("quantiles", [])
         return cls(net, bundle.tokenizer, ClassifierReading.from_bundle(bundle.config, path), quantiles,
                    bundle.metrics)
@@ -81,8 +77,6 @@ class Regressor(_TextHead, _ValuePredictor):
 
 class RegressorEnsemble(Ensemble, _ValuePredictor):
     """Regressors of the same quantiles predicting together: the mean of their outputs (point and quantiles).
-    Members may differ in anything else (architecture, tokenizer, seed), as a classifier ensemble's.
-    `seq2text.load([dir, ...])` builds one from text-regression bundles.
 
     Args:
         members: the regressors; their quantiles must be equal.

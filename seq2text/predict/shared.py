@@ -1,6 +1,5 @@
-"""What the predictors share: the network built from a bundle (quantised for an int8 bundle), the check that
-texts are a list of strings, a classifier-shaped network over texts (`_TextHead`), and every ensemble's one rule
-(`Ensemble`). No Lightning is imported here."""
+"""What the predictors share: the network read from a bundle, the check of texts, a classifier-shaped network over
+texts (`_TextHead`) and every ensemble's one rule (`Ensemble`). No Lightning is imported here."""
 
 from __future__ import annotations
 
@@ -11,33 +10,30 @@ from typing import Any
 import torch
 
 from seq2text.bundles.compression import quantize_network
-from seq2text.bundles.io import Bundle
+from seq2text.bundles.io import Bundle, read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.config import config_from
+from seq2text.predict.metrics import str_list
 from seq2text.text.reading import pad_ids
 
 
-def _build(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type) -> torch.nn.Module:
+def _read(path: str | Path, task: str, module_class: type[torch.nn.Module], config_class: type
+          ) -> tuple[Bundle, torch.nn.Module]:
+    """The bundle of `task` at `path` and its network (eval mode; quantised for an int8 bundle)."""
+    bundle = read_bundle(path, task=task)
     try:
         net = module_class(config_from(config_class, bundle.config["net"]))
         net.load_state_dict(bundle.weights, strict=True)
     except (TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{bundle.path}: the weights do not fit the configured network ({error}); "
                           "the bundle is corrupt or mixes files of two models") from None
-    if (bundle.config.get("compression") or {}).get("kind") == "int8":  # seq2text compress --int8
-        return quantize_network(net.eval())
-    return net.eval()
+    int8 = (bundle.config.get("compression") or {}).get("kind") == "int8"  # seq2text compress --int8
+    return bundle, quantize_network(net.eval()) if int8 else net.eval()
 
 
 def _str_list(texts: Sequence[str], example: str) -> list[str]:
-    """`texts` as a list, checked to hold strings only; `example` shows the right call in the TypeError."""
-    if isinstance(texts, str):
-        raise TypeError(f"pass a list of strings, e.g. {example}")
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"texts[{bad}] is {type(texts[bad]).__name__}, not str")
-    return texts
+    """`texts` as a list of strings; `example` shows the right call in the TypeError."""
+    return str_list(texts, "texts", f"pass a list of strings, e.g. {example}")
 
 
 Rule = tuple[Callable[[Any], object], str]
@@ -52,10 +48,9 @@ SAME_QUANTILES: Rule = (lambda member: member.quantiles, "predicts quantiles {mi
 
 
 class Ensemble:
-    """Every task's ensemble follows one rule: `load(paths)` reads one `member` bundle per path (a failing one named
-    by its number), and the constructor takes at least one member (`_join`), each agreeing with member 0 on the
-    subclass' `rules`; its `task` is the members' and its `metrics` are `{"members": [each member's]}`.
-    `seq2text.load([dir, ...])` builds the ensemble of the bundles' task."""
+    """Every task's ensemble: `load(paths)` reads one `member` bundle per path (a failing one named by its number);
+    the constructor takes at least one member (`_join`), each agreeing with member 0 on the subclass' `rules`. Its
+    `task` is the members' and its `metrics` `{"members": [each member's]}`."""
 
     member: type
     rules: tuple[Rule, ...] = ()
@@ -66,7 +61,6 @@ class Ensemble:
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Any:  # noqa: ANN401 - the subclass
         """Loads one member bundle per path (a list of directories) and checks that they combine.
-
         Raises:
             BundleError: a broken member, one of another task, or one that does not agree with member 0.
         """
@@ -83,7 +77,6 @@ class Ensemble:
 
     def _join(self, members: Sequence[Any]) -> list:
         """Keeps `members` (as `self.members`, and their metrics) once checked.
-
         Raises:
             ConfigError: no members.
             BundleError: a member that differs from member 0 in a rule's value, named by its number.

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 
-from seq2text.bundles.io import read_bundle
 from seq2text.errors import BundleError, ConfigError
 from seq2text.nn.ensemble import Seq2SeqEnsemble
 from seq2text.nn.search import ContinuousBeamSearch, Hypothesis, SearchConfig
 from seq2text.nn.search import search as search_hypotheses
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _build, _str_list
+from seq2text.predict.shared import SAME_TOKENIZER, Ensemble, _read, _str_list
 from seq2text.text.reading import TranslationReading, pad_ids
 from seq2text.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
@@ -26,15 +25,10 @@ __all__ = ["Translation", "Translator", "TranslatorEnsemble", "served_info"]
 
 @dataclass(frozen=True)
 class Translation:
-    """One hypothesis of `Translator.translate_nbest`.
-
-    Attributes:
-        text: the detokenized translation.
-        score: the search score (length-normalized log-probability for beam search).
-        tokens: the target pieces.
-        source_tokens: the source pieces as the model read them (after any cut; `</s>` last).
-        attention: weights (len(tokens) + 1, len(source_tokens)), the last row for `</s>`; None unless asked.
-    """
+    """One hypothesis of `Translator.translate_nbest`: the detokenized `text`, the search `score` (length-normalized
+    log-probability for beam search), the target pieces `tokens`, the `source_tokens` as the model read them (after
+    any cut; `</s>` last) and, if asked, the `attention` weights (len(tokens) + 1, len(source_tokens)), the last row
+    for `</s>`."""
 
     text: str
     score: float
@@ -44,19 +38,13 @@ class Translation:
 
 
 class Translator:
-    """A trained translation model.
-
-    Inputs are read as in evaluation (`reading`): an empty or whitespace-only text translates to an empty
-    string (the model is not run); a text longer than `max_src_len` pieces is cut to its first `max_src_len`
-    pieces, with a warning; characters never seen in training become `<unk>` pieces. Decoding starts from the
-    bundle's `search` settings (the training run's test decoding); every call may override them.
+    """A trained translation model. Inputs are read as in evaluation (`reading`): an empty text translates to ""
+    without running the model, one longer than `max_src_len` pieces is cut (with a warning). Decoding starts from
+    the bundle's `search` settings (the training run's test decoding); every call may override them.
 
     Args:
-        net: the network (eval mode).
-        tokenizer: its joint tokenizer.
         reading: how sources are read, and the padded-token budget of a decoding batch.
         search: the default beam size, length penalty and length limit.
-        metrics: the metrics recorded at training time.
     """
 
     task = "translation"
@@ -69,8 +57,7 @@ class Translator:
     @classmethod
     def load(cls, path: str | Path) -> Translator:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
-        bundle = read_bundle(path, task=cls.task)
-        net = _build(bundle, Seq2Seq, Seq2SeqConfig)
+        bundle, net = _read(path, cls.task, Seq2Seq, Seq2SeqConfig)
         if (net.pad_id, net.bos_id, net.eos_id) != (PAD_ID, BOS_ID, EOS_ID):
             raise BundleError(f"{bundle.path}: the network's pad/bos/eos ids differ from the tokenizer's")
         search = {k: v for k, v in bundle.config.get("search", {}).items() if k in SearchConfig.__dataclass_fields__}
@@ -102,7 +89,10 @@ class Translator:
         attention weights; the other arguments as in `translate`."""
         search = replace(self.search, beam_size=self.search.beam_size if beam_size is None else beam_size,
                          length_penalty=self.search.length_penalty if length_penalty is None else length_penalty)
-        texts = _translation_inputs(texts, search.beam_size, n_best, batch_size)
+        texts = _str_list(texts, "translator.translate(['ein Satz'])")
+        if search.beam_size < 1 or batch_size < 1 or not 1 <= n_best <= search.beam_size:
+            raise ConfigError(f"need beam_size ≥ 1, batch_size ≥ 1 and 1 ≤ n_best ≤ beam_size (got beam_size="
+                              f"{search.beam_size}, n_best={n_best}, batch_size={batch_size})")
         rows = [i for i, text in enumerate(texts) if text.strip()]
         src_ids = self.source_ids([texts[i] for i in rows])
         results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in texts]
@@ -140,16 +130,9 @@ class Translator:
 
 
 class TranslatorEnsemble(Ensemble, Translator):
-    """Several translation bundles decoding together: at every step of greedy or beam search the next-token
-    distribution is the mean of the members' (`seq2text.nn.ensemble`). Sources are read as the first member
-    reads them, and it gives the default search settings.
-
-    Args:
-        members: translators trained with the same tokenizer.
-
-    Raises:
-        BundleError: a member with another tokenizer than member 0.
-    """
+    """Translators decoding together: at every search step the next-token distribution is the mean of the
+    members' (`seq2text.nn.ensemble`). The first member reads the sources and gives the search settings; all
+    `members` have one tokenizer (else a BundleError)."""
 
     member, rules = Translator, (SAME_TOKENIZER,)
 
@@ -166,11 +149,3 @@ def served_info(translator: Translator) -> dict:
     signatures = [m.get("test/bleu_signature") for m in members or [translator.metrics] if isinstance(m, dict)]
     return {"languages": {"source": translator.reading.src_lang, "target": translator.reading.trg_lang},
             "sacrebleu_signature": signatures if members is not None else signatures[0]}
-
-
-def _translation_inputs(texts: Sequence[str], beam_size: int, n_best: int, batch_size: int) -> list[str]:
-    texts = _str_list(texts, "translator.translate(['ein Satz'])")
-    if beam_size < 1 or batch_size < 1 or not 1 <= n_best <= beam_size:
-        raise ConfigError(f"need beam_size ≥ 1, batch_size ≥ 1 and 1 ≤ n_best ≤ beam_size (got beam_size={beam_size}, "
-                          f"n_best={n_best}, batch_size={batch_size})")
-    return texts

@@ -1,10 +1,6 @@
-"""Batching for `seq2text serve`: the texts of concurrent requests are decoded together.
-
-`DynamicBatcher` batches per group of requests (every task); `ContinuousBatcher` lets translations join and
-leave a running beam search between steps, in a worker thread of the server's process; `ProcessBatcher` runs a
-`ContinuousBatcher` in each of several model processes (`--workers`) and sends every request to the one with
-the fewest sentences in flight. Nothing here needs the HTTP side.
-"""
+"""Batching for `seq2text serve` (nothing of the HTTP side): `DynamicBatcher` per group of requests (every task),
+`ContinuousBatcher` (translations join and leave a running beam search between steps), `ProcessBatcher` (a
+`ContinuousBatcher` in each of several model processes, `--workers`)."""
 
 from __future__ import annotations
 
@@ -21,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -45,22 +41,18 @@ class BatchCounters:
     failed_batches: int = 0
     steps: int = 0  # continuous batching: decoding steps, and sentences summed over them
     step_sentences: int = 0
-    sizes: list[int] = field(default_factory=list, repr=False)
+
+
+def _settle(future: asyncio.Future, result: object = None, error: BaseException | None = None) -> None:
+    if not future.done():  # a client that went away cancelled its future
+        future.set_exception(error) if error is not None else future.set_result(result)
 
 
 class DynamicBatcher:
-    """Gathers the texts of concurrent requests into batches for one function run in one worker thread.
-
-    A batch starts with the oldest waiting request; it waits until `max_batch_size` texts are waiting or the
-    oldest has waited `max_wait` seconds (so requests that queued while the model was busy leave at once), then
-    takes the waiting requests in arrival order while they fit.
-
-    Args:
-        run: texts → one result per text, in order (called in the worker thread, one batch at a time).
-        max_batch_size: most texts per batch (a larger request runs alone).
-        max_wait: seconds a batch's first request waits for others.
-        executor: the worker thread (shared with the unbatched endpoints, so the model runs one call at a time).
-    """
+    """Gathers the texts of concurrent requests into batches for `run` (texts → one result each), called in the
+    `executor`'s one worker thread (shared with the unbatched endpoints). A batch starts with the oldest waiting
+    request; it waits until `max_batch_size` texts are waiting or the oldest has waited `max_wait` seconds, then
+    takes the waiting requests in arrival order while they fit (a larger request runs alone)."""
 
     def __init__(self, run: Callable[[list[Any]], list[Any]], max_batch_size: int, max_wait: float,
                  executor: ThreadPoolExecutor) -> None:
@@ -71,18 +63,15 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        """Starts the batching loop on the running event loop."""
         self._arrived = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stops the loop (after the server has finished the requests in flight)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def submit(self, items: list[Any]) -> list[Any]:
-        """Queues one request's texts and waits for their results."""
         if self._arrived is None:
             raise RuntimeError("the batcher is not started (the server's lifespan starts it)")
         loop = asyncio.get_running_loop()
@@ -91,9 +80,6 @@ class DynamicBatcher:
         self._arrived.set()
         return await future
 
-    def _waiting(self) -> int:
-        return sum(len(items) for items, _, _ in self._pending)
-
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -101,7 +87,7 @@ class DynamicBatcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             deadline = self._pending[0][2] + self.max_wait
-            while self._waiting() < self.max_batch_size and loop.time() < deadline:
+            while sum(len(items) for items, _, _ in self._pending) < self.max_batch_size and loop.time() < deadline:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
@@ -125,27 +111,18 @@ class DynamicBatcher:
         except Exception as error:  # noqa: BLE001 - handed to every request of the batch (a 500 each)
             counters.failed_batches += 1
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+                _settle(future, error=error)
             return
         start = 0
         for items, future in batch:
-            if not future.done():  # a client that went away cancelled its future
-                future.set_result(results[start: start + len(items)])
+            _settle(future, results[start: start + len(items)])
             start += len(items)
 
 
 class ContinuousBatcher:
-    """Continuous batching for translation: one worker thread runs a `ContinuousBeamSearch`; between two steps
-    it admits the waiting requests (in arrival order, while at most `max_batch_size` sentences decode, once a
-    third of the places are free; a larger request runs alone), and answers a request once all its sentences
-    have ended.
-
-    Args:
-        translator: a `Translator` (or ensemble): `source_ids`, `continuous_search`, `detokenize`.
-        max_batch_size: most sentences decoded together.
-        max_wait: seconds an idle worker waits, after a first request, for others to start with it.
-    """
+    """Continuous batching for a `Translator` (or ensemble): one worker thread runs a `ContinuousBeamSearch`;
+    between two steps it admits the waiting requests (see `_admit`), and answers a request once all its
+    sentences have ended. An idle worker waits `max_wait` seconds after a first request for others."""
 
     def __init__(self, translator: Any, max_batch_size: int, max_wait: float) -> None:  # noqa: ANN401
         self.translator, self.max_batch_size, self.max_wait = translator, max_batch_size, max_wait
@@ -156,19 +133,16 @@ class ContinuousBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        """Starts the worker thread, answering on the running event loop."""
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._work, name="seq2text-model", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:
-        """Stops the worker (after the server has finished the requests in flight)."""
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
 
     async def submit(self, items: list[str]) -> list[str]:
-        """Queues one request's texts and waits for their translations."""
         if self._loop is None:
             raise RuntimeError("the batcher is not started (the server's lifespan starts it)")
         future = self._loop.create_future()
@@ -259,29 +233,16 @@ class ContinuousBatcher:
         return future.done()
 
     def _answer(self, future: asyncio.Future, result: list | None = None, error: Exception | None = None) -> None:
-        def settle() -> None:
-            if not future.done():  # a client that went away cancelled its future
-                future.set_exception(error) if error is not None else future.set_result(result)
-
-        self._loop.call_soon_threadsafe(settle)
+        self._loop.call_soon_threadsafe(_settle, future, result, error)
 
 
 # ---------------------------------------------------------------------------------------------- model processes
 class ProcessBatcher:
-    """Continuous batching in `workers` model processes behind the server's one HTTP process: each process loads
-    the bundles and runs a `ContinuousBatcher` with `threads` torch threads; a request goes to the process with
-    the fewest sentences in flight, whatever connection it came on. On a CPU this keeps every core busy, where
-    one process leaves a core idle while its search runs the serial parts of a step (Python, small ops), and
-    neither the HTTP side nor another search waits for the model's Python. The processes ignore SIGINT and
-    SIGTERM: the server stops them itself, once it has answered the requests in flight.
-
-    Args:
-        models: the bundles (several: an ensemble), loaded in each process.
-        max_batch_size, max_wait: each process's `ContinuousBatcher`'s.
-        workers: model processes.
-        threads: torch's threads in each process.
-        start_timeout: seconds a process may take to load the bundles.
-    """
+    """Continuous batching in `workers` model processes behind the server's one HTTP process: each loads the
+    bundles `models` and runs a `ContinuousBatcher` with `threads` torch threads; a request goes to the process
+    with the fewest sentences in flight. On a CPU this keeps every core busy, where one process leaves a core
+    idle while its search runs the serial parts of a step. The processes ignore SIGINT and SIGTERM: the server
+    stops them once it has answered the requests in flight. `start_timeout`: seconds a process may take to load."""
 
     def __init__(self, models: Sequence[str], max_batch_size: int, max_wait: float, workers: int, threads: int,
                  start_timeout: float = 300.0) -> None:
@@ -294,11 +255,10 @@ class ProcessBatcher:
     @property
     def counters(self) -> BatchCounters:
         """The front's requests and texts, with the processes' batches and steps summed."""
-        reports = [p.report for p in self._processes]  # each process's own BatchCounters
-        return BatchCounters(self._front.requests, self._front.texts, batches=sum(r.batches for r in reports),
-                             largest_batch=max((r.largest_batch for r in reports), default=0),
-                             steps=sum(r.steps for r in reports), step_sentences=sum(r.step_sentences for r in reports),
-                             failed_batches=sum(r.failed_batches for r in reports))
+        parts = [p.report for p in self._processes]  # each process's own BatchCounters
+        sums = {k: sum(getattr(r, k) for r in parts) for k in ("batches", "failed_batches", "steps", "step_sentences")}
+        return BatchCounters(self._front.requests, self._front.texts, largest_batch=max(
+            (r.largest_batch for r in parts), default=0), **sums)
 
     def describe(self) -> dict:
         """Each process's pid, whether it is alive, and the texts sent to it (for /info)."""
@@ -327,7 +287,6 @@ class ProcessBatcher:
                 process.process.kill()
 
     async def stop(self) -> None:
-        """Stops the processes (after the server has finished the requests in flight)."""
         await asyncio.to_thread(lambda: [p.stop() for p in self._processes])
         atexit.unregister(self._kill)
 
@@ -398,13 +357,7 @@ class _ModelProcess:
 
     def _settle(self, message: tuple) -> None:
         number, result, error, self.report = message
-        future, _ = self._in_flight.pop(number)
-        if future.done():  # the client went away
-            return
-        if error is not None:
-            future.set_exception(RuntimeError(error))
-        else:
-            future.set_result(result)
+        _settle(self._in_flight.pop(number)[0], result, None if error is None else RuntimeError(error))
 
     def _exited(self) -> None:
         self.alive = False
@@ -413,8 +366,7 @@ class _ModelProcess:
         log.error("model process %s exited with code %s; %d requests failed", self.process.name,
                   self.process.exitcode, len(self._in_flight))
         for future, _ in self._in_flight.values():
-            if not future.done():
-                future.set_exception(RuntimeError(f"model process {self.process.name} exited"))
+            _settle(future, error=RuntimeError(f"model process {self.process.name} exited"))
         self._in_flight.clear()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -437,10 +389,6 @@ class _PipeBatcher(ContinuousBatcher):
         super().__init__(translator, max_batch_size, max_wait)
         self._requests, self._answers = requests, answers
 
-    def serve(self) -> None:
-        """Decodes until the front stops it."""
-        self._work()
-
     def _receive(self, timeout: float) -> tuple[list[str], int] | None:
         if self._stop.is_set() or not self._requests.poll(timeout):
             return None
@@ -451,15 +399,14 @@ class _PipeBatcher(ContinuousBatcher):
         if message is None:
             self._stop.set()
             return None
-        number, items = message
-        return items, number
+        return message[1], message[0]  # (texts, request number)
 
     def _cancelled(self, future: Any) -> bool:  # noqa: ANN401 - a request number: the front drops late answers
         return False
 
     def _answer(self, future: Any, result: list | None = None, error: Exception | None = None) -> None:  # noqa: ANN401
         self._answers.send((future, result, None if error is None else f"{type(error).__name__}: {error}",
-                            replace(self.counters, sizes=[])))  # the counters by name (without the size history)
+                            self.counters))
 
 
 def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads: int, requests: Any,  # noqa: ANN401
@@ -477,4 +424,4 @@ def _model_main(models: list[str], max_batch_size: int, max_wait: float, threads
         return
     batcher = _PipeBatcher(translator, max_batch_size, max_wait, requests, answers)
     answers.send(("ready", os.getpid()))
-    batcher.serve()
+    batcher._work()  # until the front stops it

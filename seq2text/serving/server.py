@@ -8,19 +8,10 @@
     POST /forecast   {"history": [{"time": ..., "<value column>": ...}, ...], "horizon": null}
     GET  /health, GET /info (task, languages, metrics, sacreBLEU signature, limits, batching counters)
 
-Texts of concurrent requests are decoded together. Translation batches continuously (`--batching continuous`,
-the default): sentences join the running beam search between two decoding steps and leave it when they end, so
-a client just answered sends its next sentence into the batch being decoded instead of waiting for a whole
-batch to finish; at most `max_batch_size` sentences decode together, and an idle server waits `max_wait` for
-more before its first step. The other tasks (and `--batching dynamic`) batch per request: a batch starts with the
-first waiting request and takes the others that arrive within `max_wait` seconds, up to `max_batch_size` texts
-(a request is never split). The model runs in one worker thread, so the event loop keeps accepting requests
-while it decodes. With `--workers N` (translation, continuous batching) the searches run in N model processes
-instead, each with its own copy of the model and `cores // N` torch threads, and each request goes to the one
-with the fewest sentences in flight (`seq2text.serving.batching.ProcessBatcher`).
-Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters
-413, an unknown route 404. On SIGINT/SIGTERM uvicorn stops accepting connections and finishes the requests
-in flight before the process exits.
+Texts of concurrent requests are decoded together (seq2text.serving.batching): translation continuously by
+default (sentences join and leave the running beam search between steps), the other tasks per group of requests.
+Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters 413,
+an unknown route 404. On SIGINT/SIGTERM uvicorn finishes the requests in flight before the process exits.
 """
 
 from __future__ import annotations
@@ -63,22 +54,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """How the server listens, batches and limits requests.
-
-    Attributes:
-        host, port: where to listen (127.0.0.1: this machine only).
-        max_batch_size: most texts decoded together across requests.
-        max_wait: seconds the first request of a batch waits for others to join it.
-        max_chars: longest text (characters) a request may hold.
-        max_lines: most texts in one request.
-        graceful_timeout: seconds that shutdown waits for the requests in flight.
-        batching: `continuous` (translation: sentences join and leave the running search between steps) or
-            `dynamic` (a batch per group of requests, decoded to its end); the other tasks always batch dynamically.
-        threads: torch's intra-op threads for the model, in each model process with `workers` > 1 (None: the
-            cores divided among the workers; with one, torch's default of one per core).
-        workers: model processes (translation with continuous batching); 1: the model runs in a thread of the
-            server's process.
-    """
+    """How the server listens, batches and limits requests (the `seq2text serve` options; `max_wait` in seconds,
+    `threads` None: the cores divided among the `workers` model processes, or torch's default with one)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -136,16 +113,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _check_texts(texts: list[str], config: ServeConfig) -> None:
-    """413 for a request over the limits."""
-    if len(texts) > config.max_lines:
-        raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {config.max_lines} (--max-lines)")
-    for number, text in enumerate(texts):
-        if len(text) > config.max_chars:
-            raise HTTPException(413, f"text {number} has {len(text)} characters; the limit is {config.max_chars} "
-                                f"(--max-chars)")
-
-
 def _info(predictor: object, models: Sequence[str], config: ServeConfig,
           batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None, routes: list[str]) -> dict:
     parts, one_process = task_parts(predictor.task), {"count": 1, "pids": [os.getpid()], "alive": [True]}
@@ -160,7 +127,7 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig,
                         "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}}
     if batcher is not None:
         counters = batcher.counters
-        shown = {k: v for k, v in asdict(counters).items() if k != "sizes"}
+        shown = asdict(counters)
         shown["mean_batch_size"] = round(counters.texts / counters.batches, 2) if counters.batches else 0.0
         if counters.steps:  # continuous batching: sentences decoded together, on average over the steps
             shown["mean_sentences_per_step"] = round(counters.step_sentences / counters.steps, 2)
@@ -188,8 +155,7 @@ def _batcher(predictor: object, config: ServeConfig, models: Sequence[str], exec
 
 
 def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = ()) -> FastAPI:
-    """The FastAPI application serving `predictor` (any object `seq2text.load` returns): its task's text route and
-    own route (the task registry's), /health and /info."""
+    """The app serving `predictor` (from `seq2text.load`): its task's routes (the registry's), /health and /info."""
     if config.workers > 1 and not _continuous(predictor, config):
         raise ConfigError(f"--workers {config.workers}: model processes serve translation with continuous batching; "
                           f"a {predictor.task} model (or --batching dynamic) runs in the server's process: drop "
@@ -248,36 +214,38 @@ def _problem(error: dict) -> str:
 
 def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher | ContinuousBatcher,
                     config: ServeConfig) -> None:
+    @app.post(path)
     async def handle(request: TextsIn) -> dict:
-        _check_texts(request.texts, config)
-        results = await batcher.submit(request.texts)
+        texts = request.texts
+        if len(texts) > config.max_lines:  # 413 for a request over the limits
+            raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {config.max_lines} "
+                                "(--max-lines)")
+        for number, text in enumerate(texts):
+            if len(text) > config.max_chars:
+                raise HTTPException(413, f"text {number} has {len(text)} characters; the limit is {config.max_chars} "
+                                    f"(--max-chars)")
+        results = await batcher.submit(texts)
         if key == "probabilities":  # a classifier: the label and its probabilities
             return {"labels": [max(p, key=p.get) for p in results], "probabilities": results}
         return {key: results}
 
-    app.post(path)(handle)
-
 
 def _add_generate(app: FastAPI, predictor: object, executor: ThreadPoolExecutor) -> None:
+    @app.post("/generate")
     async def generate(request: GenerateIn) -> dict:
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(executor, lambda: predictor.generate(
+        text = await asyncio.get_running_loop().run_in_executor(executor, lambda: predictor.generate(
             request.prompt, request.max_tokens, request.temperature, request.top_k, request.seed))
         return {"text": text}
 
-    app.post("/generate")(generate)
-
 
 def _add_forecast(app: FastAPI, predictor: object, executor: ThreadPoolExecutor) -> None:
+    @app.post("/forecast")
     async def forecast(request: ForecastIn) -> dict:
         import pandas as pd
 
-        loop = asyncio.get_running_loop()
-        table = await loop.run_in_executor(executor, lambda: predictor.forecast(pd.DataFrame(request.history),
-                                                                                request.horizon))
+        table = await asyncio.get_running_loop().run_in_executor(
+            executor, lambda: predictor.forecast(pd.DataFrame(request.history), request.horizon))
         return {"forecast": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]}
-
-    app.post("/forecast")(forecast)
 
 
 _OWN_ROUTES = {"/generate": _add_generate, "/forecast": _add_forecast}  # the registry's `own_route`s
@@ -291,18 +259,15 @@ def _plain(value: object) -> object:
 
 
 def _model_threads(config: ServeConfig) -> int:
-    """torch's threads for each model: `config.threads`, else the cores divided among the workers (one worker:
-    torch's current setting)."""
+    """torch's threads for each model: `config.threads`, else the cores divided among the workers."""
     if config.threads is not None:
         return config.threads
-    if config.workers == 1:
-        return torch.get_num_threads()
-    return max(1, usable_cores() // config.workers)
+    return torch.get_num_threads() if config.workers == 1 else max(1, usable_cores() // config.workers)
 
 
 def serve(models: Sequence[str | Path], config: ServeConfig) -> None:
-    """Loads the bundles (several: one ensemble) and serves them until SIGINT/SIGTERM (with `config.workers` > 1,
-    each model process loads them too: this first load checks them before any starts)."""
+    """Loads the bundles (several: one ensemble; this first load checks them before any model process starts)
+    and serves them until SIGINT/SIGTERM."""
     from seq2text.predict.loading import load
 
     if config.threads is not None and config.workers == 1:

@@ -1,16 +1,12 @@
-"""The base of the tasks: what every LightningModule here does the same way.
-
-`Task` builds the optimizer of `optim`, applies the learning-rate schedule before each training step (warm-up × the
-schedule's shape at the training progress × any task factor), logs throughput and the learning rate after it,
-normalises the loss over the global batch, routes validation and test batches to one `_eval_step`, gathers
-evaluation sums across processes, and gives a bundle its weights. Each task keeps only what differs: its loss, its
-metrics, and the hooks below that it overrides.
-"""
+"""`Task`, what every LightningModule here does the same way: optimizer and learning-rate schedule, loss
+normalised over the global batch, one `_eval_step` for validation and test, evaluation sums gathered across
+processes, throughput logs and the bundle's weights. Each task keeps its loss, its metrics and its overrides."""
 
 from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 
 import pytorch_lightning as pl
@@ -24,15 +20,13 @@ __all__ = ["Task"]
 
 
 class Task(pl.LightningModule):
-    """Shared training plumbing; subclasses set `bundle_task` and `net`, and define `_eval_step`.
-
-    Args:
-        optim: the optimizer and schedule (`seq2text.tasks.config.Optimization`), checked here.
-        language_model: the task may use `sgd` and the `plateau` schedule.
-    """
+    """Shared training plumbing; subclasses set `bundle_task` and `net`, and define `_eval_step` and `_log_eval`.
+    `optim` is checked here; `language_model`: the task may use `sgd` and the `plateau` schedule."""
 
     bundle_task: str
     net: torch.nn.Module
+    _eval_step: Callable[[object, str], None]  # a validation or test batch of `stage`
+    _log_eval: Callable[[str], None]  # logs the scores of `stage` at the end of its pass
 
     def __init__(self, optim: Optimization, language_model: bool = False) -> None:
         super().__init__()
@@ -48,9 +42,8 @@ class Task(pl.LightningModule):
         self.hparams.update({k: asdict(v) for k, v in self.hparams.items() if is_dataclass(v)})
 
     def global_mean(self, total: torch.Tensor, count: int) -> torch.Tensor:
-        """`total / count` on one process. Under DDP, `total × world / (count summed over the ranks)`: DDP averages
-        the ranks' gradients, so the result is the gradient of the mean over the whole global batch, whatever share
-        of it each rank holds (fairseq's normalisation), and N processes train like one that sees all N batches.
+        """`total / count`; under DDP `total × world / (count summed over the ranks)`, so that DDP's gradient average
+        is the gradient of the mean over the whole global batch (fairseq's normalisation).
 
         Args:
             total: the summed loss of this rank's batch, ().
@@ -64,9 +57,6 @@ class Task(pl.LightningModule):
         return total * world / counts.clamp_min(1.0)
 
     # ------------------------------------------------------------------------------------------ evaluation
-    def _eval_step(self, batch: object, stage: str) -> None:
-        raise NotImplementedError
-
     def validation_step(self, batch: object, batch_idx: int) -> None:
         budget = budget_callback(self.trainer)
         if budget is None or budget.keep_validation_batch(self.trainer):  # a budgeted fit caps each pass
@@ -77,19 +67,21 @@ class Task(pl.LightningModule):
         budget = budget_callback(self.trainer)
         return 1.0 if budget is None else budget.validation_fraction(self.trainer)
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
     def test_step(self, batch: object, batch_idx: int) -> None:
-        """In float32 whatever the training precision: the test figures stored in the bundle are then the ones
-        its predictors (float32) give, on every machine."""
+        """In float32 whatever the training precision, as the bundle's predictors run."""
         with torch.autocast(self.device.type, enabled=False):
             self._eval_step(batch, "test")
 
     def add_sums(self, stage: str, *values: torch.Tensor) -> None:
         """Adds one batch's sums (scalars) to the running float64 sums of `stage`."""
         row = torch.stack([v.double() for v in values])  # (width,)
-        if stage in self._sums:
-            self._sums[stage] += row
-        else:
-            self._sums[stage] = row
+        self._sums[stage] = self._sums[stage] + row if stage in self._sums else row
 
     def gathered_sums(self, stage: str, width: int) -> torch.Tensor:
         """The sums of `stage` over every process, (width,) float64; the running sums start again."""
@@ -101,20 +93,16 @@ class Task(pl.LightningModule):
         """Share of training done (0 → 1): the wall-clock budget if one is set, else optimizer steps."""
         return training_progress(self.trainer)
 
-    def schedule_factor(self) -> float:
-        """The schedule's shape at the current progress."""
-        o = self.optim
-        return schedule_shape(o.lr_schedule, self.progress(), o.min_lr_ratio, o.stlr_cut_frac, o.stlr_ratio)
-
     def lr_factor(self) -> float:
         """A task's own factor on the learning rate (the language model's plateau decays); 1 by default."""
         return 1.0
 
     def current_lr(self) -> float:
         """Peak learning rate × warm-up × the schedule's shape × the task's factor."""
-        steps = self.optim.warmup_steps
-        warm = min(1.0, (self.trainer.global_step + 1) / steps) if steps else 1.0
-        return self.optim.lr * warm * self.schedule_factor() * self.lr_factor()
+        o = self.optim
+        warm = min(1.0, (self.trainer.global_step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
+        shape = schedule_shape(o.lr_schedule, self.progress(), o.min_lr_ratio, o.stlr_cut_frac, o.stlr_ratio)
+        return o.lr * warm * shape * self.lr_factor()
 
     def apply_lr(self, batch: object) -> None:
         """Sets every parameter group's learning rate for the coming step."""
@@ -126,9 +114,8 @@ class Task(pl.LightningModule):
         return self.make_optimizer(self.parameters())
 
     def make_optimizer(self, params: object) -> torch.optim.Optimizer:
-        """`optim.optimizer` over `params` (parameters or parameter groups). Adam/AdamW run the fused kernel (many
-        times faster than the per-tensor loop on a CPU, where large embeddings dominate) except with a loss scaler
-        (`16-mixed`), for which Lightning clips the gradients (see `configure_gradient_clipping`)."""
+        """`optim.optimizer` over `params` (parameters or groups). Adam/AdamW run the fused kernel (far faster on a
+        CPU) except under a loss scaler (`16-mixed`), for which Lightning clips (`configure_gradient_clipping`)."""
         o = self.optim
         if o.optimizer == "sgd":
             return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
@@ -140,8 +127,8 @@ class Task(pl.LightningModule):
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
-        """Lightning refuses to clip for an optimizer that unscales internally (fused), since under a loss scaler the
-        gradients would be clipped while still scaled; without a scaler (fp32, bf16) the clipping is done here."""
+        """Lightning refuses to clip for a fused optimizer (under a loss scaler it would clip scaled gradients);
+        without a scaler (fp32, bf16) the clipping is done here."""
         if self._loss_scaled() or not gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
         elif gradient_clip_algorithm == "value":

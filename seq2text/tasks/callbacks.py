@@ -1,4 +1,4 @@
-"""Training callbacks: a wall-clock budget that stops training and drives budget-aware LR schedules."""
+"""Training callbacks: a wall-clock budget, exact resumes, startup time, throughput and one line per validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from seq2text.errors import ConfigError
 
-__all__ = ["ExactResume", "StartupTime", "ThroughputStats", "ValidationLine", "WallClockBudget", "parse_duration"]
+__all__ = ["ExactResume", "StartupTime", "ThroughputStats", "ValidationLine", "WallClockBudget", "budget_callback",
+           "parse_duration"]
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -35,18 +36,11 @@ def parse_duration(text: str | float | int) -> float:
 class WallClockBudget(pl.Callback):
     """Stops training so that it (training and validation) ends within `budget` of wall-clock time.
 
-    After each training batch it stops if the time spent plus a reserve would pass the budget. The reserve is
-    the longest of the last 20 training steps plus the last validation pause (from the training batch before a
-    validation pass to the next one: the pass itself, checkpointing and epoch-end work), because Lightning
-    validates once more after a stop. So a run ends within its budget unless a step or a pause takes longer
-    than any seen before. (Before the first pause has been timed, the reserve is one step.)
-    Tasks read `progress()` (0 → 1) so that their learning-rate schedules anneal to the end of the budget
-    rather than to an epoch count. Time already spent before a resume is kept in checkpoints.
-
-    The budget bounds what a user waits for, not only training: a validation pass during the fit may take at
-    most `val_share` of the budget (tasks skip the rest of a pass through `keep_validation_batch`, and score the
-    batches run, saying so in the log), and before the final test, which always covers the whole test split,
-    the log says how long it should take at the validation speed measured.
+    After each training batch it stops if the time spent plus a reserve (the longest of the last 20 steps plus
+    the last validation pause, since Lightning validates once more after a stop) would pass the budget. Tasks
+    read `progress()` (0 → 1) so that their schedules anneal to the end of the budget; checkpoints keep the time
+    spent. A validation pass of the fit may take at most `val_share` of the budget (tasks skip the rest through
+    `keep_validation_batch` and score the batches run); the final test is whole, and its expected time logged.
 
     Args:
         budget: a duration such as `15m`, `1h`, `900s`, or seconds.
@@ -54,20 +48,12 @@ class WallClockBudget(pl.Callback):
     """
 
     def __init__(self, budget: str | float, val_share: float = 0.1) -> None:
-        self.seconds = parse_duration(budget)
-        self.val_share = val_share
+        self.seconds, self.val_share = parse_duration(budget), val_share
         self._val_start: float | None = None
-        self._val_run = 0
-        self._val_cut = False
-        self._val_seconds_per_batch: float | None = None
-        self._start: float | None = None
-        self._end: float | None = None
-        self._spent_before = 0.0
-        self._step_start: float | None = None
+        self._val_run, self._val_cut, self._val_seconds_per_batch = 0, False, None
+        self._start = self._end = self._step_start = self._batch_end = self._pause_start = None
+        self._spent_before, self._pause = 0.0, 0.0
         self._steps: list[float] = []
-        self._batch_end: float | None = None
-        self._pause_start: float | None = None
-        self._pause = 0.0
 
     def elapsed(self) -> float:
         """Seconds of this fit so far (frozen when the fit ends), plus those before a resume."""
@@ -113,8 +99,7 @@ class WallClockBudget(pl.Callback):
         self._val_start, self._val_run, self._val_cut = time.monotonic(), 0, False
 
     def keep_validation_batch(self, trainer: pl.Trainer) -> bool:
-        """False once the current validation pass of a fit has used its share of the budget: the task skips
-        the batch (and every later one of the pass)."""
+        """False once the current validation pass of a fit has used its share of the budget (skip the batch)."""
         if trainer.sanity_checking or self._val_start is None or trainer.state.fn != "fit":
             return True
         if not self._val_cut and time.monotonic() - self._val_start >= self.val_share * self.seconds:
@@ -148,15 +133,17 @@ class WallClockBudget(pl.Callback):
         return {"spent": self.elapsed(), "pause": self._pause}
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        self._spent_before = float(state_dict.get("spent", 0.0))
-        self._pause = float(state_dict.get("pause", 0.0))
+        self._spent_before, self._pause = float(state_dict.get("spent", 0.0)), float(state_dict.get("pause", 0.0))
+
+
+def budget_callback(trainer: pl.Trainer) -> WallClockBudget | None:
+    """The fit's wall-clock budget, if it has one."""
+    return next((c for c in trainer.callbacks if isinstance(c, WallClockBudget)), None)
 
 
 class StartupTime(pl.Callback):
-    """Logs how long the command took to reach its first training step, from `start` (the command's start) and
-    from `ready` (its imports done: what remains is the recipe, the data, the model and the trainer), both
-    `time.perf_counter()` values; `seconds` and `after_imports` keep the two."""
-
+    """Logs (and keeps as `seconds`, `after_imports`) how long the command took to reach its first training step
+    from `start` (the command's start) and from `ready` (its imports done), both `time.perf_counter()` values."""
     def __init__(self, start: float, ready: float) -> None:
         self.start, self.ready, self.seconds, self.after_imports = start, ready, None, None
 
@@ -171,10 +158,8 @@ class StartupTime(pl.Callback):
 
 class ExactResume(pl.Callback):
     """Stores the random-number generators (torch, CUDA, NumPy, Python) in every checkpoint and restores them
-    just before the first training batch of a resumed run, so that dropout masks continue exactly where the
-    interrupted run left off. Together with the resumable training loaders (seq2text.data.base), a seeded run
-    killed mid-epoch and resumed from its last checkpoint ends with the weights of an uninterrupted run.
-    """
+    before the first batch of a resumed run: with the resumable loaders (seq2text.data.base), a seeded run killed
+    mid-epoch and resumed ends with the weights of an uninterrupted run."""
 
     def __init__(self) -> None:
         self._pending: dict | None = None
@@ -204,12 +189,9 @@ class ExactResume(pl.Callback):
 
 
 class ThroughputStats(pl.Callback):
-    """Measures training throughput and peak accelerator memory and writes them to a JSON file at the end.
-
-    Tokens/s counts every batch's `num_tokens` after `warmup` steps (one device synchronisation at the start
-    and end of the timed span, so the figure is the real rate). Example:
-    `seq2text fit --config R.yaml --trainer.callbacks+=seq2text.tasks.callbacks.ThroughputStats
-    --trainer.callbacks.output=stats.json`
+    """Measures training throughput (every batch's `num_tokens` after `warmup` steps, the device synchronised at
+    both ends) and peak accelerator memory and writes them to a JSON file at the end, e.g. `seq2text fit --config
+    R.yaml --trainer.callbacks+=seq2text.tasks.callbacks.ThroughputStats --trainer.callbacks.output=stats.json`
 
     Args:
         output: the JSON file to write (atomically).
@@ -220,10 +202,10 @@ class ThroughputStats(pl.Callback):
         self.output, self.warmup = output, warmup
         self._tokens, self._start, self._steps = 0, None, 0
 
-    def _sync(self, pl_module: pl.LightningModule) -> None:
+    @staticmethod
+    def _sync(pl_module: pl.LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
@@ -239,7 +221,6 @@ class ThroughputStats(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from seq2text.text.textio import atomic_write_text
-
         self._sync(pl_module)
         seconds = time.perf_counter() - self._start if self._start is not None else float("nan")
         cuda = pl_module.device.type == "cuda"
@@ -254,10 +235,8 @@ class ThroughputStats(pl.Callback):
 
 class ValidationLine(pl.Callback):
     """One console line per validation of a fit, for runs without a progress bar: epoch, step, the validation
-    metrics the task logged, the median training tokens/s since the last line, and the budget left.
-
-    Example: `epoch 3 step 4,812: val/ppl 131.20 · 6,105 tokens/s · 9m12s of the 15m budget left`
-    """
+    metrics the task logged, the median training tokens/s since the last line, and the budget left, e.g.
+    `epoch 3 step 4,812: val/ppl 131.20 · 6,105 tokens/s · 9m12s of the 15m budget left`."""
 
     def __init__(self) -> None:
         self._speeds: list[float] = []
@@ -276,7 +255,7 @@ class ValidationLine(pl.Callback):
         if self._speeds:
             parts.append(f"{sorted(self._speeds)[len(self._speeds) // 2]:,.0f} tokens/s")
             self._speeds = []
-        budget = next((c for c in trainer.callbacks if isinstance(c, WallClockBudget)), None)
+        budget = budget_callback(trainer)
         if budget is not None:
             left = max(0.0, budget.seconds - budget.elapsed())
             parts.append(f"{_minutes(left)} of the {_minutes(budget.seconds)} budget left")

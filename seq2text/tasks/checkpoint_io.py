@@ -17,13 +17,9 @@ __all__ = ["AtomicCheckpointIO", "check_checkpoint"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside it, syncs it to disk, then renames it over the target.
-
-    Lightning's own writer stages the file in the system temporary folder and moves it, which is a copy, not
-    an atomic rename, when that folder is on another filesystem: a kill during the copy leaves a truncated
-    `last.ckpt`. A rename within one folder is atomic, so readers see the old file or the new one, never half.
-    Remote paths (`s3://...`) go to Lightning's writer.
-    """
+    """Writes each checkpoint to a temporary file beside it, syncs it, then renames it over the target (atomic
+    within one folder, unlike Lightning's move from the system temporary folder: a kill never leaves a truncated
+    `last.ckpt`). Remote paths (`s3://...`) go to Lightning's writer."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
                         ) -> None:
@@ -35,11 +31,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def check_checkpoint(path: str, model: object) -> None:
-    """A clear error for a missing, unsafe, damaged or foreign `--ckpt_path`, before Lightning loads it.
-
-    The file is opened the way Lightning opens it, `torch.load(weights_only=True)`, which refuses pickled
-    objects without running them. Lightning resumes with the checkpoint's model hyperparameters, so a recipe
-    or override that says otherwise (another task, another size) is an error rather than silently ignored.
+    """A clear error for a missing, unsafe (pickled objects: `weights_only=True`, as Lightning), damaged or foreign
+    `--ckpt_path`, and for recipe settings that differ from the checkpoint's (Lightning resumes with the latter).
 
     Args:
         path: the `--ckpt_path` value.
@@ -60,12 +53,11 @@ def check_checkpoint(path: str, model: object) -> None:
         raise BundleError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict); model bundles are "
                           "loaded with seq2text.load, not resumed")
     saved = dict(checkpoint.get("hyper_parameters") or {})
-    saved_class = saved.pop("_class_path", None)
-    wanted_class = getattr(model, "class_path", None)
-    if saved_class and wanted_class and saved_class.rsplit(".", 1)[-1] != wanted_class.rsplit(".", 1)[-1]:
-        raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class.rsplit('.', 1)[-1]}, but this "
-                          f"recipe trains a {wanted_class.rsplit('.', 1)[-1]}; resume with the recipe the "
-                          "checkpoint was trained with")
+    saved_class, wanted_class = (str(c or "").rsplit(".", 1)[-1] for c in (saved.pop("_class_path", None),
+                                                                          getattr(model, "class_path", None)))
+    if saved_class and wanted_class and saved_class != wanted_class:
+        raise ConfigError(f"--ckpt_path {path} is a checkpoint of a {saved_class}, but this recipe trains a "
+                          f"{wanted_class}; resume with the recipe the checkpoint was trained with")
     wanted = _flat(getattr(model, "init_args", None) or {})
     unknown = sorted(k for k in saved if not k.startswith("_") and not any(w.split(".")[0] == k for w in wanted))
     if wanted and unknown:
@@ -81,8 +73,7 @@ def check_checkpoint(path: str, model: object) -> None:
 
 
 def _flat(values: object, prefix: str = "") -> dict[str, object]:
-    """A config's init_args (a Namespace) or a checkpoint's hyperparameters (a dict) as `group.key` → value, with
-    lists for tuples, so that the two compare by content."""
+    """A config's init_args (a Namespace) or a checkpoint's hyperparameters as `group.key` → value (tuples as lists)."""
     flat = {}
     for key, value in (vars(values) if hasattr(values, "as_dict") else dict(values)).items():
         if isinstance(value, dict) or hasattr(value, "as_dict"):

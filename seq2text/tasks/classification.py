@@ -29,16 +29,13 @@ class ClassificationTask(Task):
 
     Args:
         vocab_size: tokenizer size (linked from `data.vocab_size` by the CLI).
-        num_classes: number of labels; None takes it from the data module's training labels (the CLI
-            case). When given, it must match the data.
+        num_classes: number of labels; None takes it from the data module's labels (checked when given).
         labels: the class names in index order; None takes the data module's (checked when given).
         network: the architecture and dropouts (`seq2text.tasks.config.ClassifierNetwork`).
-        fine_tuning: discriminative learning rates, gradual unfreezing, label smoothing, distillation
-            (`FineTuning`).
+        fine_tuning: discriminative learning rates, gradual unfreezing, label smoothing, distillation.
         optim: see `Optimization` (`lr` is the head's).
-        pretrained_lm: a language-model bundle whose embedding and recurrent stack initialise the encoder;
-            the data module must use its tokenizer (`data.tokenizer_model: <bundle>/tokenizer.model`) and read
-            in its direction (`data.backward: true` for a backward LM); both are checked.
+        pretrained_lm: a language-model bundle whose embedding and recurrent stack initialise the encoder; the
+            data must use its tokenizer (`data.tokenizer_model`) and direction (`data.backward`), both checked.
         word_vectors: a GloVe/word2vec/fastText text file to initialise the embeddings (width `emb_size`).
     """
 
@@ -67,12 +64,10 @@ class ClassificationTask(Task):
             raise ConfigError("model: vocab_size and num_classes must be positive integers")
         self.network, self.fine_tuning = network, fine_tuning
         self.save_settings()
-        self._pending_lm = None
-        self._lm_origin: LMOrigin | None = None
+        self._pending_lm, self._lm_origin = None, None
         self.architecture = self._architecture()
         self.net: RNNClassifier | None = None
-        self._vectors_loaded = False
-        self._unfrozen: int | None = None
+        self._vectors_loaded, self._unfrozen = False, None
         self.test_confusion: list[list[int]] | None = None
         if num_classes is not None:
             self._build(num_classes)
@@ -132,11 +127,9 @@ class ClassificationTask(Task):
             self._load_word_vectors(tokenizer.pieces())
 
     def _take_labels(self, datamodule: object) -> None:
-        if getattr(datamodule, "labels", None) is not None:
-            self._check_labels(list(datamodule.labels))
-
-    def _check_labels(self, labels: list[str]) -> None:
-        hp = self.hparams
+        if getattr(datamodule, "labels", None) is None:
+            return
+        hp, labels = self.hparams, list(datamodule.labels)
         if hp.num_classes is not None and hp.num_classes != len(labels):
             raise ConfigError(f"model.num_classes={hp.num_classes} but the training data has {len(labels)} labels "
                               f"{labels}; fix model.init_args.num_classes or leave it out (it is taken from the data)")
@@ -188,20 +181,16 @@ class ClassificationTask(Task):
             self.confusion.update(preds, labels)
 
     def _log_eval(self, stage: str) -> None:
-        """Metrics synced across processes by torchmetrics; every text counted once. The values are the same
-        on every rank, so `sync_dist` (a mean) leaves them unchanged."""
+        """Metrics synced across processes by torchmetrics (the same on every rank: `sync_dist` changes nothing);
+        the test adds the confusion counts."""
         values = self.metrics[stage].compute()
         self.log(f"{stage}/acc", values["acc"], prog_bar=True, sync_dist=True)
         self.log(f"{stage}/f1", values["f1"], sync_dist=True)
         self.log(f"{stage}/loss", self.losses[stage].compute(), sync_dist=True)
         self.metrics[stage].reset()
         self.losses[stage].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_eval("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_eval("test")
+        if stage != "test":
+            return
         matrix = self.confusion.compute().long().cpu()  # (true, predicted)
         self.confusion.reset()
         self.test_confusion = matrix.tolist()
@@ -242,8 +231,8 @@ class ClassificationTask(Task):
             self._set_trainable(unfrozen)
 
     def _set_trainable(self, unfrozen: int) -> None:
-        """Frozen groups get lr 0 (always exact); on one process their gradients are also skipped (speed).
-        Under DDP every parameter keeps requires_grad, so that the gradient buckets stay valid."""
+        """Frozen groups get lr 0; on one process their gradients are also skipped (under DDP every parameter keeps
+        requires_grad, so that the gradient buckets stay valid)."""
         self._unfrozen = unfrozen
         if self.trainer.world_size == 1:
             groups = self.net.layer_groups()
@@ -261,4 +250,3 @@ class ClassificationTask(Task):
     def throughput_metrics(self, batch: ClassificationBatch, seconds: float) -> dict[str, float]:
         return {"train/tokens_per_sec": batch.num_tokens / seconds,
                 "train/examples_per_sec": batch.text.size(0) / seconds}
-

@@ -4,15 +4,15 @@ or two tasks. A field left out of a recipe keeps the task's default for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields, make_dataclass
 from typing import Literal
 
 from seq2text.errors import ConfigError
-from seq2text.nn.attention import AttentionType
-from seq2text.nn.classifier import Pooling
-from seq2text.nn.normalization import BetweenLayers
-from seq2text.nn.rnn import RNNType
-from seq2text.nn.seq2seq import CellType, TieWeights
+from seq2text.nn.classifier import ClassifierConfig
+from seq2text.nn.regressor import RegressorConfig
+from seq2text.nn.seq2seq import Seq2SeqConfig
 
 __all__ = ["ClassifierNetwork", "FineTuning", "ForecastNetwork", "Objective", "Optimization", "Regularization",
            "Seq2SeqNetwork", "check_ranges"]
@@ -31,9 +31,8 @@ def check_ranges(group: str, settings: object) -> None:
 
 @dataclass(frozen=True)
 class Optimization:
-    """How a task trains (`optim`). The learning rate of a step is `lr` × linear warm-up × the schedule's shape at
-    the training progress (the wall-clock budget if one is set, else max_steps/max_epochs) × the task's own factor
-    (the language model's plateau decays).
+    """How a task trains (`optim`): a step's learning rate is `lr` × linear warm-up × the schedule's shape at the
+    training progress (of the wall-clock budget, else max_steps/max_epochs) × the language model's plateau decays.
 
     Attributes:
         optimizer: `sgd` (language models, AWD-LSTM), `adam` or `adamw`.
@@ -42,8 +41,8 @@ class Optimization:
         momentum: SGD momentum.
         betas: Adam's betas (ULMFiT uses (0.8, 0.99)).
         lr_schedule: `constant`; `cosine` / `linear` annealing to `min_lr_ratio`; `slanted_triangular` (ULMFiT:
-            rises for `stlr_cut_frac` of training from lr / stlr_ratio to lr, then falls back); `plateau`
-            (language models: × `plateau_factor` each time validation stops improving).
+            from lr / stlr_ratio up to lr for `stlr_cut_frac` of training, then back); `plateau` (language models:
+            × `plateau_factor` each time validation stops improving).
         warmup_steps: linear warm-up steps, on top of the schedule.
         min_lr_ratio: floor of the cosine/linear schedules, as a share of `lr`.
         plateau_factor: learning-rate factor applied on a plateau.
@@ -78,15 +77,14 @@ class Optimization:
 
 @dataclass(frozen=True)
 class Regularization:
-    """A language model's regularizers (`regularization`, AWD-LSTM): its dropouts (see `LMConfig`), activation
-    regularization and NT-ASGD weight averaging.
+    """A language model's regularizers (`regularization`, AWD-LSTM).
 
     Attributes:
         dropout, dropout_hidden, dropout_input, dropout_embedding, weight_dropout: see `LMConfig`.
         alpha: activation regularization (AR) weight.
         beta: temporal activation regularization (TAR) weight.
-        asgd: NT-ASGD: start averaging the weights when validation has not improved for `nonmono` epochs;
-            evaluation and the exported bundle use the averaged weights.
+        asgd: NT-ASGD: average the weights once validation has not improved for `nonmono` epochs (evaluation and
+            the bundle use the average).
         nonmono: NT-ASGD's non-monotone interval.
     """
 
@@ -106,36 +104,42 @@ class Regularization:
             raise ConfigError("model.regularization: alpha and beta must be ≥ 0, nonmono ≥ 1")
 
 
-@dataclass(frozen=True)
-class ClassifierNetwork:
-    """A classifier's network (`network`); every field as in `ClassifierConfig`. The architecture fields left at
-    None take the from-scratch defaults (`SCRATCH`), or, with `pretrained_lm`, the language model's
-    (unidirectional); a value given must then agree with the language model's."""
+def _network(name: str, doc: str, config: type, drop: tuple[str, ...], optional: tuple[str, ...] = (),
+             check: Callable[[object], None] | None = None, **namespace: object) -> type:
+    """A `network` group: a frozen dataclass with the fields of the nn `config` (its types and defaults) but `drop`;
+    those in `optional` default to None, and tuples are lists (None: empty), as a recipe writes them. Its `check()`
+    runs `check_ranges`, then `check`."""
+    hints, specs = typing.get_type_hints(config), []
+    for f in fields(config):
+        kind, default = hints[f.name], f.default
+        if f.name in optional or typing.get_origin(kind) is tuple:
+            kind = list[typing.get_args(kind)[0]] if typing.get_origin(kind) is tuple else kind
+            kind, default = kind | None, None
+        specs += [] if f.name in drop else [(f.name, kind, default)]
 
-    emb_size: int | None = None
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    rnn_type: RNNType | None = None
-    bidirectional: bool | None = None
-    between_layers: BetweenLayers | None = None
-    pooling: Pooling = "concat"
-    head_sizes: list[int] | None = None
-    dropout: float = 0.3
-    dropout_hidden: float = 0.2
-    dropout_input: float = 0.2
-    dropout_embedding: float = 0.05
-    weight_dropout: float = 0.0
-    dropout_head: float = 0.2
-    bptt: int | None = None
-    max_grad_len: int | None = None
-
-    SCRATCH = {"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True,
-               "between_layers": "none"}
-
-    def check(self) -> None:
+    def check_group(self: object) -> None:
         check_ranges("network", self)
-        if min(self.head_sizes or [1]) < 1:
-            raise ConfigError(f"model.network.head_sizes={self.head_sizes} must be positive integers")
+        if check is not None:
+            check(self)
+
+    group = make_dataclass(name, specs, frozen=True, namespace={"__doc__": doc, "check": check_group, **namespace})
+    group.__module__ = __name__
+    return group
+
+
+def _positive_head(network: object) -> None:
+    if min(network.head_sizes or [1]) < 1:
+        raise ConfigError(f"model.network.head_sizes={network.head_sizes} must be positive integers")
+
+
+ClassifierNetwork = _network(
+    "ClassifierNetwork", """A classifier's network (`network`); every field as in `ClassifierConfig`. The
+    architecture fields left at None take the from-scratch defaults (`SCRATCH`), or, with `pretrained_lm`, the
+    language model's (unidirectional); a value given must then agree with the language model's.""",
+    ClassifierConfig, ("vocab_size", "num_classes", "output_size"), check=_positive_head,
+    optional=("emb_size", "hidden_size", "num_layers", "rnn_type", "bidirectional", "between_layers"),
+    SCRATCH={"emb_size": 300, "hidden_size": 256, "num_layers": 1, "rnn_type": "lstm", "bidirectional": True,
+             "between_layers": "none"})
 
 
 @dataclass(frozen=True)
@@ -148,13 +152,11 @@ class FineTuning:
         gradual_unfreezing: train the head alone first, then unfreeze one more layer group (top down) every
             `unfreeze_interval` epochs (fractions allowed, e.g. 0.25).
         unfreeze_interval: see `gradual_unfreezing`.
-        embedding_lr_scale: the embedding learns at this share of its learning rate (on top of
-            `discriminative_lr`); 0 freezes it, e.g. to keep `word_vectors` as they are, so that the words the
-            labeled data lacks (`data.tokenizer_extra_text`) stay in the same space as those it trains.
+        embedding_lr_scale: the embedding's share of its learning rate (on top of `discriminative_lr`); 0 freezes
+            it, e.g. to keep `word_vectors` in one space with the words the labeled data lacks.
         label_smoothing: cross-entropy label smoothing.
-        soft_target_weight: with a teacher's probabilities in the data (`data.train_soft_targets`: knowledge
-            distillation), the loss is this weight × the cross-entropy against them + the rest × the
-            cross-entropy against the gold labels (1: the teacher's alone).
+        soft_target_weight: with a teacher's probabilities in the data (`data.train_soft_targets`, distillation),
+            the loss is this weight × the cross-entropy against them + the rest × that against the gold labels.
     """
 
     discriminative_lr: float = 1.0
@@ -174,45 +176,19 @@ class FineTuning:
                 raise ConfigError(f"model.fine_tuning.{name}={value} lies in [0, 1]")
 
 
-@dataclass(frozen=True)
-class Seq2SeqNetwork:
-    """A translation network (`network`); every field as in `Seq2SeqConfig`."""
-
-    emb_size: int = 256
-    hidden_size: int = 256
-    encoder_hidden_size: int | None = None
-    num_encoder_layers: int = 1
-    num_decoder_layers: int = 1
-    rnn_type: CellType = "gru"
-    attention: AttentionType = "bahdanau"
-    attention_size: int | None = None
-    dropout: float = 0.2
-    tie_weights: TieWeights = "all"
-
-    def check(self) -> None:
-        check_ranges("network", self)
-        encoder = self.encoder_hidden_size or self.hidden_size // 2
-        if self.attention == "luong_dot" and 2 * encoder != self.hidden_size:
-            raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
-                              "network.encoder_hidden_size unset or use luong_general / bahdanau")
+def _luong_dot_width(network: object) -> None:
+    encoder = network.encoder_hidden_size or network.hidden_size // 2
+    if network.attention == "luong_dot" and 2 * encoder != network.hidden_size:
+        raise ConfigError("luong_dot attention needs 2 × encoder_hidden_size == hidden_size; leave "
+                          "network.encoder_hidden_size unset or use luong_general / bahdanau")
 
 
-@dataclass(frozen=True)
-class ForecastNetwork:
-    """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive: the linear
-    highway's steps, at most data.lookback)."""
-
-    hidden_size: int = 64
-    num_layers: int = 2
-    rnn_type: RNNType = "lstm"
-    bidirectional: bool = False
-    dropout: float = 0.1
-    head_sizes: list[int] | None = None
-    between_layers: BetweenLayers = "none"
-    autoregressive: int = 0
-
-    def check(self) -> None:
-        check_ranges("network", self)
+Seq2SeqNetwork = _network("Seq2SeqNetwork", "A translation network (`network`); every field as in `Seq2SeqConfig`.",
+                          Seq2SeqConfig, ("vocab_size", "pad_id", "bos_id", "eos_id"), check=_luong_dot_width)
+ForecastNetwork = _network(
+    "ForecastNetwork", """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive:
+    the linear highway's steps, at most data.lookback).""", RegressorConfig,
+    ("input_size", "output_size", "horizon", "quantiles"))
 
 
 @dataclass(frozen=True)
@@ -221,8 +197,7 @@ class Objective:
 
     Attributes:
         loss: `mse`, `mae`, `huber` or `quantile` (pinball loss on `quantiles`: prediction intervals).
-        quantiles: the quantiles of `quantile` (must include 0.5, the point prediction); None with `quantile`:
-            0.1, 0.5 and 0.9.
+        quantiles: the quantiles of `quantile` (with 0.5, the point prediction; None: 0.1, 0.5 and 0.9).
         huber_delta: where `huber` turns linear (in units of the (scaled) target).
     """
 

@@ -22,8 +22,8 @@ class ForecastingTask(Task):
     and the seasonal-naive forecast's MAE on the same windows (`rel_mae_snaive` < 1: better than it).
 
     Args:
-        input_size, output_size, output_steps: the network's shape (features per step, variables, the
-            horizon); None takes it from the data module (the CLI case), and a given value must match it.
+        input_size, output_size, output_steps: features per step, variables, horizon; None takes them from the
+            data module (checked when given).
         network: the architecture (`seq2text.tasks.config.ForecastNetwork`).
         objective: the loss and its quantiles (`Objective`; huber_delta in units of the series' scale).
         optim: see `Optimization`.
@@ -66,11 +66,9 @@ class ForecastingTask(Task):
             if self.net is None:
                 raise ConfigError("model.input_size/output_size/output_steps are not set and there is no data module")
             return
-        shape = (reading.input_size, reading.num_values, reading.horizon)
-        given = (self.hparams.input_size, self.hparams.output_size, self.hparams.output_steps)
-        wrong = [f"model.{name}={g} but the data gives {s}" for name, g, s in
-                 zip(("input_size", "output_size", "output_steps"), given, shape, strict=True)
-                 if g is not None and g != s]
+        hp, shape = self.hparams, (reading.input_size, reading.num_values, reading.horizon)
+        wrong = [f"model.{name}={hp[name]} but the data gives {s}" for name, s in
+                 zip(("input_size", "output_size", "output_steps"), shape, strict=True) if hp[name] not in (None, s)]
         if wrong:
             raise ConfigError("; ".join(wrong) + "; leave them unset (the data module sets them)")
         if self.network.autoregressive > reading.lookback:
@@ -119,13 +117,6 @@ class ForecastingTask(Task):
         self.log(f"{stage}/windows", count / (self.net.config.horizon * self.net.config.output_size),
                  rank_zero_only=True)
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_eval("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_eval("test")
-
-    # ------------------------------------------------------------------------------------------ throughput
     def throughput_metrics(self, batch: SeriesBatch, seconds: float) -> dict[str, float]:
         return {"train/steps_per_sec": batch.num_tokens / seconds,
                 "train/windows_per_sec": batch.input.size(0) / seconds}

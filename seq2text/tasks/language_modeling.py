@@ -33,11 +33,9 @@ class LanguageModelTask(Task):
         emb_size, hidden_size, num_layers, rnn_type, tie_weights, adaptive_cutoffs, between_layers: the
             architecture, see `LMConfig`.
         regularization: dropouts, AR/TAR and NT-ASGD (`seq2text.tasks.config.Regularization`).
-        optim: see `Optimization`; `sgd`, the `plateau` schedule and `slanted_triangular` (ULMFiT's target-domain
-            fine-tuning) all apply here.
-        pretrained_lm: a language-model bundle to start from (ULMFiT's target-domain fine-tuning stage): its
-            weights, and its architecture, which replaces the one given here. The data module must use the
-            bundle's tokenizer and read text in its direction, `data.backward` (both checked).
+        optim: see `Optimization`; `sgd` and the `plateau` schedule apply here too.
+        pretrained_lm: a language-model bundle to start from (ULMFiT's target-domain fine-tuning): its weights and
+            architecture (replacing the one given); the data must use its tokenizer and direction (checked).
     """
 
     bundle_task = "language_model"
@@ -80,11 +78,9 @@ class LanguageModelTask(Task):
                            f"{config.num_layers} {config.rnn_type} layers)")
         self._state: dict[str, list | None] = {}
         self._resumed_state: list | None = None  # the training hidden state of a checkpoint being resumed
-        self._lr_factor = 1.0
-        self._val_history: list[float] = []
-        self._average: dict[str, torch.Tensor] | None = None
-        self._averaged_steps = 0
-        self._backup: dict[str, torch.Tensor] | None = None
+        self._lr_factor, self._val_history, self._averaged_steps = 1.0, [], 0
+        self._average: dict[str, torch.Tensor] | None = None  # NT-ASGD's running average, once started
+        self._backup: dict[str, torch.Tensor] | None = None  # the current weights while the average is swapped in
 
     def setup(self, stage: str) -> None:
         """Checks that the data module uses the tokenizer and direction of the LM bundle this model started from."""
@@ -102,8 +98,7 @@ class LanguageModelTask(Task):
     def training_step(self, batch: LMBatch, batch_idx: int) -> torch.Tensor:
         features, raw, nll = self._forward(batch, "train")
         tokens = batch.mask.sum().clamp(min=1)
-        loss = nll.sum() / tokens
-        objective = loss
+        objective = loss = nll.sum() / tokens
         reg = self.regularization
         if reg.alpha:
             objective = objective + reg.alpha * features.float().pow(2).mean()
@@ -130,15 +125,12 @@ class LanguageModelTask(Task):
             words, chars = words * fraction if words else words, chars * fraction if chars else chars
         return {f"{stage}/{name}": value for name, value in lm_scores(sums, words, chars).items()}
 
-    def on_validation_epoch_end(self) -> None:
-        metrics = self._eval_metrics("val")
-        self.log("val/ppl", metrics.pop("val/ppl"), prog_bar=True)
+    def _log_eval(self, stage: str) -> None:
+        metrics = self._eval_metrics(stage)
+        self.log(f"{stage}/ppl", metrics.pop(f"{stage}/ppl"), prog_bar=stage == "val")
         self.log_dict(metrics)
-        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+        if stage == "val" and not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self._after_validation(metrics["val/loss"])
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self._eval_metrics("test"))
 
     def _after_validation(self, val_loss: float) -> None:
         """Plateau decay and the NT-ASGD trigger."""
@@ -184,6 +176,7 @@ class LanguageModelTask(Task):
         self._swap_out_average()
 
     def _swap_in_average(self) -> None:
+        """The NT-ASGD average (if any) becomes the weights of an evaluation pass."""
         if self._average is not None and self._backup is None:
             self._backup = {k: p.detach().clone() for k, p in self.net.named_parameters()}
             with torch.no_grad():
@@ -211,19 +204,14 @@ class LanguageModelTask(Task):
     def _gathered_train_state(self) -> object:
         """The training hidden state of every process, stacked along a new first (rank) dimension; every rank
         calls this (Lightning builds checkpoints on all ranks), so that each shard resumes with its own state."""
-        state = self._state.get("train")
-        if state is None:
-            return None
-        if self.trainer.world_size == 1:
-            return tree_map(lambda t: t.detach().unsqueeze(0), state)
-        return tree_map(lambda t: self.all_gather(t.detach()), state)
+        state, alone = self._state.get("train"), self.trainer.world_size == 1
+        gather = (lambda t: t.detach().unsqueeze(0)) if alone else (lambda t: self.all_gather(t.detach()))
+        return None if state is None else tree_map(gather, state)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         extra = checkpoint.get("seq2text", {})
-        self._lr_factor = extra.get("lr_factor", 1.0)
-        self._val_history = list(extra.get("val_history", []))
-        self._average = extra.get("average")
-        self._averaged_steps = extra.get("averaged_steps", 0)
+        self._lr_factor, self._val_history = extra.get("lr_factor", 1.0), list(extra.get("val_history", []))
+        self._average, self._averaged_steps = extra.get("average"), extra.get("averaged_steps", 0)
         self._resumed_state = extra.get("state")
 
     # ------------------------------------------------------------------------------------------ optimization
@@ -250,4 +238,3 @@ class LanguageModelTask(Task):
 
     def throughput_metrics(self, batch: LMBatch, seconds: float) -> dict[str, float]:
         return {"train/tokens_per_sec": batch.input.numel() / seconds}
-

@@ -14,9 +14,8 @@ __all__ = ["TextRegressionTask"]
 
 
 class TextRegressionTask(ClassificationTask):
-    """Trains an `RNNClassifier` whose head gives one number (or one per quantile) instead of class scores;
-    reports MAE and RMSE. The arguments are `ClassificationTask`'s (encoder, pooling, schedule, an LM to start
-    from), without the label ones, and:
+    """Trains an `RNNClassifier` whose head gives one number (or one per quantile); reports MAE and RMSE. The
+    arguments are `ClassificationTask`'s without the label ones, and:
 
     Args:
         objective: the loss and its quantiles (`seq2text.tasks.config.Objective`).
@@ -79,9 +78,6 @@ class TextRegressionTask(ClassificationTask):
         self.log(f"{stage}/rmse", scores["rmse"], rank_zero_only=True)
         self.log(f"{stage}/loss", float(sums[3]) / max(scores["examples"], 1), rank_zero_only=True)
         self.log(f"{stage}/examples", float(scores["examples"]), rank_zero_only=True)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_eval("test")
 
     def bundle_extra(self) -> dict:
         """What the `Regressor` needs beside the network: the loss and the quantiles of its outputs."""

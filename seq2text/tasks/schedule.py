@@ -7,9 +7,9 @@ import math
 
 import pytorch_lightning as pl
 
-from seq2text.tasks.callbacks import WallClockBudget
+from seq2text.tasks.callbacks import budget_callback
 
-__all__ = ["epochs_done", "schedule_shape", "step_progress", "training_progress"]
+__all__ = ["budget_callback", "epochs_done", "schedule_shape", "step_progress", "training_progress"]
 
 
 def schedule_shape(schedule: str, progress: float, min_lr_ratio: float = 0.0, cut_frac: float = 0.1,
@@ -35,16 +35,9 @@ def training_progress(trainer: pl.Trainer) -> float:
     return budget.progress() if budget is not None else step_progress(trainer)
 
 
-def budget_callback(trainer: pl.Trainer) -> WallClockBudget | None:
-    """The fit's wall-clock budget, if it has one."""
-    return next((c for c in trainer.callbacks if isinstance(c, WallClockBudget)), None)
-
-
 def step_progress(trainer: pl.Trainer) -> float:
-    """Optimizer steps taken / steps that `max_steps` or `max_epochs` allow (0 when unbounded).
-
-    Counted in optimizer steps, which checkpoints restore exactly, so a resumed run follows the same schedule.
-    """
+    """Optimizer steps taken (which checkpoints restore exactly) / steps that `max_steps` or `max_epochs` allow (0
+    when unbounded)."""
     total = trainer.estimated_stepping_batches
     return min(1.0, trainer.global_step / total) if math.isfinite(total) and total > 0 else 0.0
 

@@ -13,10 +13,8 @@ __all__ = ["LMOrigin", "check_lm_origin", "read_lm_bundle"]
 
 
 def read_lm_bundle(path: str, vocab_size: int) -> object:
-    """The language-model bundle at `path` to start from, which must have as many token ids as the data's
-    tokenizer (`vocab_size`)."""
+    """The language-model bundle at `path` to start from, with as many token ids as the data's tokenizer."""
     from seq2text.bundles.io import read_bundle  # lazy: the bundle module sits above tasks
-
     bundle = read_bundle(path, task="language_model")
     if bundle.config["net"]["vocab_size"] != vocab_size:
         raise ConfigError(f"the LM bundle {path} has {bundle.config['net']['vocab_size']} token ids but the data's "
@@ -26,8 +24,7 @@ def read_lm_bundle(path: str, vocab_size: int) -> object:
 
 @dataclass(frozen=True)
 class LMOrigin:
-    """Where a task's starting weights came from (an LM bundle), and so how its text must be read: with that
-    bundle's tokenizer and in its direction."""
+    """The LM bundle a task started from, and so how its text must be read (tokenizer and direction)."""
 
     path: str
     fingerprint: str
@@ -40,8 +37,7 @@ class LMOrigin:
 
 
 def check_lm_origin(module: pl.LightningModule, reading: LMOrigin | None) -> None:
-    """The trainer's data module must use the tokenizer of the LM bundle the module started from and read text in
-    that LM's direction (None: no bundle)."""
+    """The trainer's data module must use the tokenizer and direction of the LM bundle `reading` (None: no bundle)."""
     datamodule = getattr(module.trainer, "datamodule", None) if module._trainer is not None else None
     if reading is None or datamodule is None:
         return

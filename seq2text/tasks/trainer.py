@@ -14,13 +14,10 @@ __all__ = ["Trainer"]
 
 
 class Trainer(pl.Trainer):
-    """`pytorch_lightning.Trainer` whose `precision` may be `auto` (the default of every recipe).
-
-    `auto` becomes bf16-mixed where the hardware runs bf16 natively (CUDA with bf16, CPUs with
-    AVX512-BF16 or AMX), 16-mixed on CUDA without bf16, and 32-true elsewhere (AVX2-only CPUs, MPS); see
-    `seq2text.hardware`. The choice is logged once and kept in `precision_choice` (the bundle records it). An
-    explicit precision wins, but one the hardware cannot run is refused with a `ConfigError` before anything
-    is written.
+    """`pytorch_lightning.Trainer` whose `precision` may be `auto` (every recipe's default): bf16-mixed where the
+    hardware runs bf16 natively, 16-mixed on CUDA without bf16, else 32-true (`seq2text.hardware`). The choice is
+    logged and kept in `precision_choice` (the bundle records it); an explicit precision the hardware cannot run is
+    refused with a `ConfigError`.
 
     Args:
         precision: `auto`, or a Lightning precision (`32-true`, `bf16-mixed`, `16-mixed`, `bf16-true`,

@@ -1,8 +1,5 @@
-"""TranslationTask: attentional LSTM/GRU encoder–decoder, label-smoothed cross-entropy, sacreBLEU evaluation.
-
-BLEU, chrF and TER are computed on decoded, detokenized hypotheses against the raw lines of the reference
-file (the data module's `references`), with every pair counted once across DDP ranks.
-"""
+"""TranslationTask: attentional LSTM/GRU encoder–decoder, label-smoothed cross-entropy, and sacreBLEU's BLEU, chrF
+and TER of the decoded lines against the raw reference lines (the data module's `references`), each counted once."""
 
 from __future__ import annotations
 
@@ -62,9 +59,9 @@ class TranslationTask(Task):
         self.search = search
         self.save_settings()
         self.net = Seq2Seq(Seq2SeqConfig(vocab_size, **asdict(network)))
-        self._outputs: dict[str, list[tuple[int, str]]] = {}
+        self._outputs: dict[str, list[tuple[int, str]]] = {}  # stage → (line, hypothesis) pairs
         self.hypotheses: dict[str, list[str]] = {}
-        self.details: dict[str, str] = {}
+        self.details: dict[str, str] = {}  # sacreBLEU signatures and summaries
 
     # ------------------------------------------------------------------------------------------ loss
     def _losses(self, batch: TranslationBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,8 +83,10 @@ class TranslationTask(Task):
         self.add_sums(stage, loss_sum, nll_sum, batch.trg_mask.sum())
         beam = self.search.beam_size if stage == "test" else self.hparams.val_beam_size
         decode = stage == "test" or (self.hparams.val_bleu and not self.trainer.sanity_checking)
-        tokenizer = self._tokenizer() if decode else None
-        if tokenizer is not None:
+        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None) if decode else None
+        if decode and tokenizer is None:
+            rank_zero_warn("no data module with a tokenizer: BLEU is not computed")
+        elif decode:
             texts = tokenizer.decode(self.decode(batch.src, batch.src_lengths, beam))
             self._outputs.setdefault(stage, []).extend(zip(batch.indices.tolist(), texts, strict=True))
 
@@ -97,19 +96,6 @@ class TranslationTask(Task):
         return [hyps[0].tokens for hyps in beam_search(self.net, src, src_lengths, config)]
 
     # ------------------------------------------------------------------------------------------ metrics
-    def _tokenizer(self) -> object | None:
-        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
-        if tokenizer is None:
-            rank_zero_warn("no data module with a tokenizer: BLEU is not computed")
-        return tokenizer
-
-    def _loss_metrics(self, stage: str) -> dict[str, float]:
-        """Token-level loss and perplexity, summed over every process."""
-        sums = self.gathered_sums(stage, 3)
-        tokens = max(float(sums[2]), 1.0)
-        return {f"{stage}/loss": float(sums[0]) / tokens, f"{stage}/nll": float(sums[1]) / tokens,
-                f"{stage}/ppl": math.exp(min(float(sums[1]) / tokens, 700.0)), f"{stage}/tokens": tokens}
-
     def _gathered_hypotheses(self, stage: str) -> list[str] | None:
         """Every process's (line, hypothesis) pairs, in line order; None when nothing was decoded."""
         pairs = self._outputs.pop(stage, [])
@@ -117,36 +103,26 @@ class TranslationTask(Task):
             gathered: list[list[tuple[int, str]]] = [[] for _ in range(dist.get_world_size())]
             dist.all_gather_object(gathered, pairs)
             pairs = [pair for part in gathered for pair in part]
-        if not pairs:
-            return None
-        pairs.sort()
-        return [text for _, text in pairs]
+        return [text for _, text in sorted(pairs)] if pairs else None
 
-    def _references(self, split: str, count: int) -> list[str] | None:
-        references = getattr(self.trainer.datamodule, "references", {}).get(split)
-        if references is None or len(references) != count:
-            rank_zero_warn(f"{count} hypotheses but {len(references or [])} {split} references: BLEU is not computed")
-            return None
-        return references
-
-    def on_validation_epoch_end(self) -> None:
-        # every value logged here is already computed over all ranks (the same on each): sync_dist=True
-        # only tells Lightning so (averaging equal values changes nothing)
-        metrics = self._loss_metrics("val")
-        self.log("val/ppl", metrics.pop("val/ppl"), prog_bar=True, sync_dist=True)
-        self.log_dict(metrics, sync_dist=True)
-        hypotheses = self._gathered_hypotheses("val")
-        references = self._references("valid", len(hypotheses)) if hypotheses is not None else None
-        if references is not None:
+    def _log_eval(self, stage: str) -> None:
+        """Token-level loss and perplexity; BLEU (validation) or BLEU, chrF and TER (test) of the decoded lines.
+        Every value is already computed over all ranks: sync_dist=True only tells Lightning so."""
+        sums = self.gathered_sums(stage, 3)  # loss, NLL, tokens
+        tokens, nll = max(float(sums[2]), 1.0), float(sums[1])
+        self.log(f"{stage}/ppl", math.exp(min(nll / tokens, 700.0)), prog_bar=stage == "val", sync_dist=True)
+        self.log_dict({f"{stage}/loss": float(sums[0]) / tokens, f"{stage}/nll": nll / tokens,
+                       f"{stage}/tokens": tokens}, sync_dist=True)
+        hypotheses, split = self._gathered_hypotheses(stage), "valid" if stage == "val" else stage
+        references = getattr(self.trainer.datamodule, "references", {}).get(split) if hypotheses else None
+        if hypotheses is not None and (references is None or len(references) != len(hypotheses)):
+            rank_zero_warn(f"{len(hypotheses)} hypotheses but {len(references or [])} {split} references: BLEU is "
+                           "not computed")
+        elif hypotheses is not None and stage == "val":
             score = bleu(hypotheses, references)
             self.hypotheses["val"], self.details["val/bleu_signature"] = hypotheses, score.signature
             self.log("val/bleu", score.score, prog_bar=True, sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self._loss_metrics("test"), sync_dist=True)
-        hypotheses = self._gathered_hypotheses("test")
-        references = self._references("test", len(hypotheses)) if hypotheses is not None else None
-        if references is not None:
+        elif hypotheses is not None:
             self.hypotheses["test"] = hypotheses
             for name, score in translation_scores(hypotheses, references).items():
                 self.log(f"test/{name}", score.score, sync_dist=True)
@@ -159,17 +135,11 @@ class TranslationTask(Task):
         """Non-numeric results stored next to the numbers in the bundle: sacreBLEU signatures and summaries."""
         return dict(self.details)
 
-    def search_defaults(self) -> SearchConfig:
-        """The test decoding, stored in the bundle (the `Translator` starts from it)."""
-        return self.search
-
     def search_config(self) -> dict:
+        """The test decoding, stored in the bundle (the `Translator` starts from it)."""
         return asdict(self.search)
-
-    # ------------------------------------------------------------------------------------------ throughput
 
     def throughput_metrics(self, batch: TranslationBatch, seconds: float) -> dict[str, float]:
         target = batch.num_tokens
         return {"train/tokens_per_sec": (target + int(batch.src_lengths.sum())) / seconds,
                 "train/trg_tokens_per_sec": target / seconds}
-

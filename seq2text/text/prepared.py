@@ -9,9 +9,8 @@ inputs' paths, sizes and modification times, the tokenizer's fingerprint, the op
                            ids, else uint32 (an LM stream also starts with one context `</s>`)
     <array>.idx.npy        int64 offsets into `.bin`, (lines + 1,): line i is `bin[idx[i]:idx[i + 1]]`
 
-A cache is built in a temporary folder beside its final name and renamed into place when whole, so a kill leaves
-only a `.tmp` folder that no reader takes; a folder whose files do not match its `meta.json` (truncated, another
-tokenizer, other options) is rebuilt. `data/README.md` describes the layout for other tools.
+A cache is built in a temporary folder and renamed into place when whole; a folder whose files do not match its
+`meta.json` is rebuilt. `data/README.md` describes the layout for other tools.
 """
 
 from __future__ import annotations
@@ -56,12 +55,7 @@ def id_dtype(vocab_size: int) -> np.dtype:
 
 
 def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files, folders' files are not searched: each item is a path or a glob (`wiki/*.txt`), expanded in sorted
-    order; the result keeps the items' order.
-
-    Raises:
-        DataError: an item that names no file (the message says which).
-    """
+    """Files of each item, a path or a glob (`wiki/*.txt`, expanded in sorted order), in the items' order."""
     items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     if not items:
         raise DataError("no input files given; pass a path or a glob such as 'corpus/*.txt'")
@@ -93,8 +87,7 @@ def file_identity(path: Path) -> dict:
 # ----------------------------------------------------------------------------------------------- reading
 @dataclass(frozen=True)
 class Ragged:
-    """The ids of many lines back to back (memory-mapped from a cache: nothing is read until used): `ids` (total,)
-    and `offsets` (lines + 1,)."""
+    """The ids of many lines back to back (maybe memory-mapped): `ids` (total,) and `offsets` (lines + 1,)."""
 
     ids: np.ndarray
     offsets: np.ndarray
@@ -198,7 +191,7 @@ def cache_key(parts: dict) -> str:
 
 # ----------------------------------------------------------------------------------------------- writing
 class _ArrayWriter:
-    """Appends the ids of lines to `<name>.bin` and collects offsets and counts."""
+    """Appends ids to `<name>.bin`, collecting offsets and counts."""
 
     def __init__(self, folder: Path, name: str, dtype: np.dtype, lead: Sequence[int] = ()) -> None:
         self.folder, self.name, self.dtype = folder, name, dtype
@@ -227,10 +220,9 @@ class _ArrayWriter:
 
 def _open_or_build(prepared_dir: str | Path | None, name: str, parts: dict, meta: dict, fill: Callable[[Path], dict],
                    info: dict | None = None) -> PreparedCache:
-    """The whole cache keyed by `parts` under `prepared_dir` (default `default_prepared_dir()`), whatever its name
-    prefix; else one built in a temporary folder (`fill(tmp)` writes the arrays and returns their stats; `info`,
-    filled meanwhile, is kept in meta.json) and renamed to `<name>-<key>`. A whole cache another process renamed
-    there first is kept; a broken one is replaced."""
+    """The whole cache keyed by `parts` under `prepared_dir`, whatever its name prefix; else one built in a temporary
+    folder (`fill(tmp)` writes the arrays and returns their stats; `info` goes into meta.json) and renamed to
+    `<name>-<key>`."""
     key, root = cache_key(parts), Path(prepared_dir or default_prepared_dir())
     for found in sorted(root.glob(f"*-{key}")) if root.is_dir() else []:
         if (cache := PreparedCache.open(found, key)) is not None:
@@ -287,8 +279,7 @@ def _init_worker(proto: bytes) -> None:
 
 
 def _lines_of_chunk(path: Path, start: int, stop: int) -> list[str]:
-    """The lines of bytes `[start, stop)` of `path` (a chunk starts and ends at line boundaries), read as
-    `textio.iter_lines` reads them."""
+    """The lines of bytes `[start, stop)` of `path`, read as `textio.iter_lines` reads them."""
     with path.open("rb") as handle:
         handle.seek(start)
         raw = handle.read(stop - start)
@@ -342,21 +333,9 @@ def _encode_all(tasks: Iterable[tuple], tokenizer: Tokenizer, workers: int) -> I
 # ----------------------------------------------------------------------------------------------- entry points
 def prepare_lm(source: Sequence[Path], tokenizer: Tokenizer, name: str, prepared_dir: str | Path | None = None,
                workers: int | None = None) -> PreparedCache:
-    """Tokenizes a language-model corpus once into a cache holding one array, `stream` (`</s>`, then every line's
-    ids and its `</s>`: `reading.encode_stream`), or opens the cache already there.
-
-    Args:
-        source: the corpus's files, read in order, in chunks, never whole (hub datasets reach here as files:
-            `data.catalog` streams them to disk).
-        tokenizer: the tokenizer of the ids.
-        name: the cache folder's readable prefix (`wikitext103-train`); not part of the key, so a corpus prepared
-            under one name is found under any other.
-        prepared_dir: where caches live (default `default_prepared_dir()`).
-        workers: processes that encode (default: every core this process may use).
-
-    Raises:
-        DataError: a missing, empty or non-UTF-8 file (named, with the line), or a full disk.
-    """
+    """Tokenizes a language-model corpus (files read in order, in chunks) once into a cache holding one array,
+    `stream` (as `reading.encode_stream`), or opens the cache already there. `name` is the folder's readable prefix,
+    not part of the key; `workers` default to every usable core."""
     for path in source:
         if require_file(path).stat().st_size == 0:
             raise DataError(f"{path} is empty; give a file with at least one line of text")
@@ -381,12 +360,9 @@ def prepare_lm(source: Sequence[Path], tokenizer: Tokenizer, name: str, prepared
 
 def prepare_texts(build: Callable[[], dict], name: str, key_parts: dict, vocab_size: int,
                   prepared_dir: str | Path | None = None) -> PreparedCache:
-    """Stores the ids a data module chose (classification texts, translation sides) in one cache keyed by
-    `key_parts`, or opens the cache already there; `build` is only called when building.
-
-    `build()` returns name → a list of id lists (a ragged array: `ragged(name)`), a 1-D numpy array (`array(name)`),
-    or, under the name `info`, a small JSON dict kept in meta.json (`meta["info"]`).
-    """
+    """Stores the ids a data module chose in one cache keyed by `key_parts`, or opens the cache already there.
+    `build()` returns name → a list of id lists (`ragged(name)`), a 1-D array (`array(name)`), or, under `info`, a
+    small JSON dict (`meta["info"]`)."""
     info: dict = {}
 
     def fill(tmp: Path) -> dict:

@@ -1,13 +1,8 @@
 """How each task reads text, for training and for prediction alike (no Lightning here).
 
-One frozen spec per task says how its text becomes ids: `LMReading` (a running stream, its direction, the
-evaluation windows), `ClassifierReading` (normalisation, lowercasing, truncation, direction, evaluation batch
-budget) and `TranslationReading` (source cut, evaluation batch budget). A data module builds its batches
-through its spec and writes it into the bundle; a predictor reads it back and predicts through it, so a bundle
-predicts on text read exactly as in training.
-
-Also here, the pieces both roads share: the text readers (`read_labeled`, `read_parallel`), the encoders, the
-padding, and the one length-bucketing batcher (`cut_batches`, `length_batches`).
+One frozen spec per task (`LMReading`, `ClassifierReading`, `TranslationReading`) says how its text becomes ids; a
+data module writes it into the bundle and a predictor reads through it, so text is read exactly as in training.
+Also here: the text readers, the encoders, the padding and the one length-bucketing batcher (`cut_batches`).
 """
 
 from __future__ import annotations
@@ -50,7 +45,7 @@ class _Spec:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON values (tuples as lists, also as the values of a dict field)."""
+        """The fields as JSON values (tuples as lists, also inside a dict field)."""
         def plain(v: object) -> object:
             return list(v) if isinstance(v, tuple) else {k: plain(x) for k, x in v.items()} if isinstance(v, dict) \
                 else v
@@ -59,7 +54,7 @@ class _Spec:
 
     @classmethod
     def from_bundle(cls, config: Mapping[str, Any], path: str | Path = "bundle") -> Any:  # noqa: ANN401
-        """The spec in a bundle's config.json (`reading`, or the `data` entry of bundles written before it)."""
+        """The spec in a bundle's config.json (`reading`, or `data` in older bundles)."""
         source = config.get("reading") or config.get("data") or {}
         known = {f.name for f in fields(cls)}
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in source.items() if k in known}
@@ -72,13 +67,8 @@ class _Spec:
 
 @dataclass(frozen=True)
 class LMReading(_Spec):
-    """A language model's text: one running stream of lines, each ended by `</s>`.
-
-    Attributes:
-        backward: the stream is read right to left (ULMFiT's backward LM).
-        eval_batch_size: stream columns of evaluation (test perplexity, `LanguageModel.perplexity`).
-        eval_bptt: window length of evaluation.
-    """
+    """A language model's text: one running stream of lines, each ended by `</s>`, read right to left if `backward`;
+    evaluated in `eval_batch_size` columns and `eval_bptt` windows."""
 
     backward: bool = False
     eval_batch_size: int = 10
@@ -99,17 +89,9 @@ class LMReading(_Spec):
 
 @dataclass(frozen=True)
 class ClassifierReading(_Spec):
-    """A classifier's text: normalised, optionally lowercased, `[eos] pieces`, truncated, in a direction.
-
-    Attributes:
-        lowercase: lowercase before encoding.
-        max_len: longest text in tokens (start token included); None keeps texts whole.
-        truncation: keep the `head`, the `tail`, or both halves (`head_tail`) of a longer text.
-        backward: read right to left (a classifier fine-tuned from a backward LM).
-        eval_max_tokens: padded tokens per evaluation/prediction batch.
-        labels: class names in class-index order.
-        text_column, label_column: the training files' columns (the defaults of `seq2text evaluate`).
-    """
+    """A classifier's text: normalised, optionally lowercased, `[eos] pieces`, truncated (see `encode_texts`), in a
+    direction; `eval_max_tokens` padded tokens per prediction batch, `labels` in class-index order, and the training
+    files' columns (the defaults of `seq2text evaluate`)."""
 
     lowercase: bool = False
     max_len: int | None = None
@@ -141,13 +123,8 @@ class ClassifierReading(_Spec):
 
 @dataclass(frozen=True)
 class TranslationReading(_Spec):
-    """A translation model's source text: pieces cut to `max_src_len`, then `</s>`.
-
-    Attributes:
-        max_src_len: longest source in pieces; longer ones are cut (with a count or a warning).
-        eval_max_tokens: padded source tokens per evaluation/decoding batch.
-        src_lang, trg_lang: the language codes it was trained on.
-    """
+    """A translation model's source text: pieces cut to `max_src_len`, then `</s>`; `eval_max_tokens` padded source
+    tokens per decoding batch; the language codes it was trained on."""
 
     max_src_len: int = 250
     eval_max_tokens: int = TRANSLATION_MAX_TOKENS
@@ -172,26 +149,15 @@ _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def normalize_text(text: str, lowercase: bool = False) -> str:
-    """Turns HTML line breaks (`<br />`, as in IMDb reviews) into spaces, collapses whitespace (newlines and tabs
-    included) to single spaces; optionally lowercases."""
+    """HTML line breaks (IMDb's `<br />`) and runs of whitespace → single spaces; optionally lowercased."""
     text = " ".join(_HTML_BREAK.sub(" ", text).split())
     return text.lower() if lowercase else text
 
 
 def read_labeled(path: str | Path, text_column: str = "text", label_column: str | None = "label",
                  file_format: FileFormat = "auto", lowercase: bool = False) -> tuple[list[str], list[str]]:
-    """Reads the text and label columns of a TSV (`csv.QUOTE_NONE`) or CSV (Python csv quoting) file.
-
-    The first row is the header. Blank lines are skipped; texts are normalized by `normalize_text`.
-
-    Returns:
-        (texts, labels): one entry per row, labels as stripped strings (an empty list when `label_column`
-        is None: the texts alone).
-
-    Raises:
-        DataError: missing file or column, invalid UTF-8, a row with the wrong number of fields, or an
-            empty text or label; the message names the file and the line.
-    """
+    """(texts, labels) of a TSV (`csv.QUOTE_NONE`) or CSV file with a header row: texts normalized, labels stripped
+    (none when `label_column` is None); blank lines skipped. A DataError names the file and line of a bad row."""
     path = Path(path)
     suffixes = {".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".csv": "csv"}
     fmt = file_format if file_format != "auto" else suffixes.get(path.suffix.lower())
@@ -227,7 +193,7 @@ def read_labeled(path: str | Path, text_column: str = "text", label_column: str 
 
 
 def read_parallel(src_path: str | Path, trg_path: str | Path) -> tuple[list[str], list[str]]:
-    """Reads two line-aligned UTF-8 files (a DataError for a missing, empty or non-UTF-8 file, or a misalignment)."""
+    """Reads two line-aligned UTF-8 files."""
     src_lines, trg_lines = read_lines(src_path), read_lines(trg_path)
     if len(src_lines) != len(trg_lines):
         raise DataError(f"{src_path} has {len(src_lines)} lines but {trg_path} has {len(trg_lines)}; "
@@ -251,12 +217,8 @@ def count_words(lines: Sequence[str]) -> int:
 
 
 def encode_stream(tokenizer: Tokenizer, lines: Sequence[str], backward: bool = False) -> torch.Tensor:
-    """Encodes lines as one stream `[eos] line1 [eos] line2 [eos] ...`, (num_tokens + 1,).
-
-    The leading eos is context only: every token after it, each line's eos included, is predicted once.
-    Empty lines contribute just their eos, as in the standard PTB/WikiText setups. `backward` reverses the
-    whole stream, `[eos] reversed(line_n) [eos] ... reversed(line1) [eos]`: the same tokens, right to left.
-    """
+    """Lines as one stream `[eos] line1 [eos] line2 [eos] ...`, (num_tokens + 1,); the leading eos is context only.
+    `backward` reverses the whole stream (the same tokens, right to left)."""
     pieces = tokenizer.encode(lines, add_eos=True)
     flat = np.fromiter((i for seq in pieces for i in seq), dtype=np.int64, count=sum(map(len, pieces)))
     stream = torch.cat([torch.tensor([EOS_ID]), torch.from_numpy(flat)])
@@ -264,11 +226,7 @@ def encode_stream(tokenizer: Tokenizer, lines: Sequence[str], backward: bool = F
 
 
 def stream_layout(tokens: int, batch_size: int, world_size: int = 1, pad: bool = False) -> tuple[int, int]:
-    """(targets per rank, columns per rank) of a stream of `tokens` ids cut as `batchify` cuts it.
-
-    Raises:
-        DataError: the stream is too short for one column per batch row on every rank.
-    """
+    """(targets per rank, columns per rank) of a stream of `tokens` ids cut as `batchify` cuts it."""
     targets = tokens - 1
     per_rank = math.ceil(targets / world_size) if pad else targets // world_size
     columns = math.ceil(per_rank / batch_size) if pad else per_rank // batch_size
@@ -280,9 +238,8 @@ def stream_layout(tokens: int, batch_size: int, world_size: int = 1, pad: bool =
 
 def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
              pad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cuts this rank's contiguous shard of `stream` (num_tokens,) into `batch_size` contiguous columns that overlap
-    by one token (column i ends with the token column i+1 starts from), so every token after the first is a target
-    once. `pad`: pad the end (mask False) so that no target is dropped (evaluation), else drop the remainder.
+    """This rank's shard of `stream` (num_tokens,) in `batch_size` columns overlapping by one token, so every token
+    after the first is a target once. `pad`: pad the end (mask False) instead of dropping the remainder.
 
     Returns:
         (data, mask): (batch_size, columns + 1) ids, and a bool mask that is True where the id is real text.
@@ -297,12 +254,8 @@ def batchify(stream: torch.Tensor, batch_size: int, rank: int = 0, world_size: i
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None = None,
                  truncation: Truncation = "head", backward: bool = False) -> list[list[int]]:
-    """Encodes texts as `[eos] ids...`, at most `max_len` tokens (start token included).
-
-    `truncation` keeps the first (`head`), the last (`tail`) or the first and last halves (`head_tail`)
-    of a longer text. An empty text becomes the start token alone. `backward` reverses the ids after
-    truncation (`[eos] last ... first`), the order a backward language model reads.
-    """
+    """Texts as `[eos] ids...`, at most `max_len` tokens, keeping the `head`, `tail` or both halves (`head_tail`) of a
+    longer text; `backward` reverses the ids after truncation (`[eos] last ... first`)."""
     encoded = []
     for ids in tokenizer.encode(list(texts)):
         if max_len is not None and len(ids) > max_len - 1:
@@ -314,8 +267,7 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int | None
 
 
 def encode_sources(tokenizer: Tokenizer, texts: Sequence[str], max_src_len: int) -> tuple[list[list[int]], int]:
-    """Source ids as the model reads them (in evaluation and in the `Translator`): the pieces, cut to the
-    first `max_src_len`, then eos; and how many texts were cut."""
+    """Source ids as the model reads them (pieces cut to `max_src_len`, then eos), and how many texts were cut."""
     pieces = tokenizer.encode(list(texts))
     cut = sum(len(ids) > max_src_len for ids in pieces)
     return [ids[:max_src_len] + [EOS_ID] for ids in pieces], cut
@@ -333,10 +285,9 @@ def pad_ids(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Ten
 # ------------------------------------------------------------------------------------------------ batcher
 def cut_batches(order: np.ndarray, sizes: np.ndarray, max_tokens: float, max_items: float = math.inf,
                 parts: int = 1) -> list[list[int]]:
-    """Greedy cut of `order` (indices sorted by size) into batches of at least `parts` items that can be dealt
-    to `parts` processes (every `parts`-th item) so that each part's padded size, items × largest size, stays
-    within `max_tokens` and its item count within `max_items` (a text longer than the budget still gets a
-    batch). The cut points depend on the sizes alone. Training and prediction both batch through it.
+    """Greedy cut of `order` into batches of at least `parts` items, dealt to `parts` processes (every `parts`-th
+    item), each part within `max_tokens` padded (items × largest size) and `max_items` items (an item larger than
+    the budget still gets a batch). The cut points depend on the sizes alone.
 
     Args:
         order: indices sorted by size, (n,).
@@ -357,7 +308,6 @@ def cut_batches(order: np.ndarray, sizes: np.ndarray, max_tokens: float, max_ite
 
 
 def length_batches(lengths: Sequence[int], max_tokens: float, max_items: float = math.inf) -> list[list[int]]:
-    """Prediction batches: indices sorted by length (stable), cut by `cut_batches` into groups within
-    `max_items` items and `max_tokens` padded tokens (one longer item still gets a group)."""
+    """Prediction batches: indices sorted by length (stable), cut by `cut_batches`."""
     sizes = np.asarray(lengths, dtype=np.int64)
     return cut_batches(np.argsort(sizes, kind="stable"), sizes, max_tokens, max_items)

@@ -1,15 +1,9 @@
-"""How a forecaster reads numbers, for training and for prediction alike (no Lightning; pandas is imported
-only when a table is read, so `import seq2text` stays light).
+"""How a forecaster reads numbers, for training and for prediction alike (pandas imported only to read a table).
 
-A table (CSV, TSV, Parquet or a pandas DataFrame) has a time column, one or more value columns and,
-optionally, a series-id column. `read_series` checks it where it enters: missing or non-numeric cells, unsorted
-or duplicated timestamps, irregular spacing each give a `DataError` that names the row and the fix.
-
-`SeriesReading` is the frozen spec written into the bundle: columns, lookback and horizon, the season of the
-seasonal-naive baseline, calendar features, the step between timestamps, and each series' scale fitted on its
-training part only (never on validation or test values: no leakage). A window is read relative to its last
-observed value and divided by its series' scale; the network predicts the next `horizon` steps in the same
-units, and `SeriesReading.restore` maps them back.
+A table (CSV, TSV, Parquet or a DataFrame) has a time column, value columns and optionally a series-id column;
+`read_series` checks it where it enters. `SeriesReading` is the frozen spec written into the bundle, with each
+series' scale fitted on its training part only. A window is read relative to its last value and divided by its
+scale; the network predicts the next `horizon` steps in those units, and `SeriesReading.restore` maps them back.
 """
 
 from __future__ import annotations
@@ -40,15 +34,8 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 @dataclass(frozen=True)
 class Series:
-    """One series of a table.
-
-    Attributes:
-        id: the series id ("" for a table without an id column).
-        times: timestamps, (T,) datetime64[ns] or float64 (a numeric time column).
-        values: (T, V) float64, one column per value column.
-        rows: the table row of each time step (1-based, header excluded), for error messages, (T,).
-        step: the regular spacing of `times` (see `infer_step`); None for fewer than 3 steps.
-    """
+    """One series of a table: its id ("" without an id column), `times` (T,) datetime64[ns] or float64, `values`
+    (T, V) float64, the 1-based table `rows` (T,) for error messages, and its `step` (see `infer_step`)."""
 
     id: str
     times: np.ndarray
@@ -70,12 +57,10 @@ class SeriesReading(_Spec):
         horizon: time steps it forecasts (direct multi-step: all at once).
         season: the seasonal period of the seasonal-naive baseline and of MASE (1: naive).
         calendar: calendar features added to each step (sin and cos of month, day of week, day of year, hour).
-        step: the spacing of the training timestamps (a pandas offset alias such as `MS`, or a number for a
-            numeric time column); history given for a forecast must have the same.
+        step: the spacing of the training timestamps (a pandas offset alias such as `MS`, or a number).
         scales: each series' scale per value column, fitted on its training part: {id: [scale, ...]}.
-        normalize: `series` divides every window by its series' scale; `window` by the spread of the window's
-            own history (instance normalisation: for series whose amplitude drifts, such as sunspot cycles),
-            never below `min_window_scale` × the series' scale.
+        normalize: `series` divides every window by its series' scale; `window` by the spread of its own history
+            (for series whose amplitude drifts), at least a tenth of the series' scale.
     """
 
     time_column: str = "time"
@@ -120,8 +105,7 @@ class SeriesReading(_Spec):
         return series_scale(series.values)
 
     def window_scale(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
-        """The scale of the window before `origin`, (V,): the series' scale, or (`normalize: window`) the standard
-        deviation of the window's history, at least a tenth of the series' scale."""
+        """The scale of the window before `origin`, (V,) (see `normalize`)."""
         if self.normalize == "series":
             return scale
         spread = series.values[origin - self.lookback: origin].std(axis=0)
@@ -142,8 +126,7 @@ class SeriesReading(_Spec):
 
     @staticmethod
     def restore(predicted: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Network units back to the series' units: predicted (..., V) with the window's last value and
-        scale, (V,) each (or broadcastable)."""
+        """Network units back to the series': predicted (..., V), last and scale (V,) each."""
         return predicted * scale + last
 
     def check_compatible(self, series: Series, where: str) -> None:
@@ -159,11 +142,7 @@ class SeriesReading(_Spec):
 
 # ------------------------------------------------------------------------------------------------- reading
 def read_table(source: object) -> pd.DataFrame:
-    """A CSV/TSV/Parquet file, or a DataFrame (copied), as a DataFrame.
-
-    Raises:
-        DataError: a missing file, or a file that is not one of these tables (text goes to a classifier).
-    """
+    """A CSV/TSV/Parquet file, or a DataFrame (copied), as a DataFrame."""
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
@@ -188,12 +167,7 @@ def read_table(source: object) -> pd.DataFrame:
 
 def read_series(source: object, time_column: str, value_columns: Sequence[str], id_column: str | None = None,
                 where: str | None = None) -> list[Series]:
-    """Reads and checks a table's series (in order of first appearance), each with its time step.
-
-    Raises:
-        DataError: missing columns, an empty table, empty/NaN or non-numeric cells, unparseable, unsorted or
-            duplicated timestamps, irregular spacing; each names the row and says how to fix it.
-    """
+    """Reads and checks a table's series (in order of first appearance), each with its time step."""
     frame = read_table(source)
     where = where or (str(source) if not hasattr(source, "columns") else "the DataFrame")
     needed = [time_column, *value_columns, *([id_column] if id_column else [])]
@@ -259,11 +233,7 @@ def _in(series: Series) -> str:
 
 
 def infer_step(series: Series, where: str) -> str | None:
-    """The regular spacing of a series (a pandas offset alias, or a number); None for fewer than 3 steps.
-
-    Raises:
-        DataError: irregular spacing.
-    """
+    """The regular spacing of a series (a pandas offset alias, or a number); None for fewer than 3 steps."""
     if len(series) < 3:
         return None
     if series.times.dtype.kind == "f":
@@ -290,11 +260,7 @@ def _irregular(series: Series, where: str, gaps: np.ndarray) -> str:
 
 # ------------------------------------------------------------------------------------------------- features
 def calendar_features(times: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """sin and cos of each calendar feature at each timestamp, (T, 2 × len(names)) float64.
-
-    Raises:
-        ConfigError: calendar features of a numeric time column (they need dates).
-    """
+    """sin and cos of each calendar feature at each timestamp, (T, 2 × len(names)) float64."""
     import pandas as pd
 
     if times.dtype.kind != "M":
@@ -309,8 +275,7 @@ def calendar_features(times: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 
 def series_scale(values: np.ndarray) -> np.ndarray:
-    """The scale of each column, (V,): the standard deviation of its steps' changes (1 where it is 0), so that a
-    window read relative to its last value has changes of about unit size."""
+    """The scale of each column, (V,): the standard deviation of its steps' changes (1 where it is 0)."""
     changes = np.diff(values, axis=0) if len(values) > 1 else values - values
     scale = changes.std(axis=0) if len(changes) else np.ones(values.shape[1])
     return np.where(scale > 0, scale, 1.0)

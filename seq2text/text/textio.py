@@ -30,11 +30,7 @@ def not_utf8(path: str | Path, line: int, detail: str) -> DataError:
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
-    """Yields the lines of a UTF-8 file without their line endings.
-
-    Raises:
-        DataError: the file is missing or a line is not valid UTF-8 (the message names the line).
-    """
+    """Yields the lines of a UTF-8 file without their line endings (a DataError names a bad line)."""
     with require_file(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -62,10 +58,8 @@ def read_lines(path: str | Path, allow_empty_file: bool = False) -> list[str]:
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Opens a temporary file beside `path` for writing (`w` text as UTF-8, or `wb`); when the block ends it is
-    synced and renamed over `path`, so readers see the old file or the new one, never half of one. On any error
-    (a kill between the two leaves only a stray `.tmp`) the temporary file is removed and `path` is untouched.
-    The one atomic writer: text files, tokenizer models and checkpoints all go through it."""
+    """A temporary file beside `path` (`w` UTF-8 text, or `wb`), synced and renamed over `path` when the block ends,
+    so readers never see half a file; on an error it is removed and `path` is untouched. The one atomic writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -30,10 +30,7 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NUM_SPECIAL = 4
 ModelType = Literal["unigram", "bpe", "word", "char"]
 _CACHE_FORMAT = 1
-# Below this many texts, sentencepiece is called once per text: its batch calls start a thread pool each time,
-# which costs more than encoding a handful of texts, and far more on a busy machine (a server's model threads
-# hold the cores).
-_THREADED_BATCH = 64
+_THREADED_BATCH = 64  # fewer texts are encoded one by one: a batch call starts a thread pool each time
 
 
 def default_cache_dir() -> Path:
@@ -42,11 +39,7 @@ def default_cache_dir() -> Path:
 
 
 class Tokenizer:
-    """A trained SentencePiece model with seq2text's fixed special ids.
-
-    Args:
-        model_proto: the serialized SentencePiece model (the bytes of a `.model` file).
-    """
+    """A trained SentencePiece model (the bytes of a `.model` file) with seq2text's fixed special ids."""
 
     def __init__(self, model_proto: bytes) -> None:
         self._proto = bytes(model_proto)
@@ -58,8 +51,7 @@ class Tokenizer:
         ids = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id())
         if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
             raise DataError(f"SentencePiece model has special ids {ids}, expected (0, 1, 2, 3) for pad/unk/bos/eos")
-        # SentencePiece merges runs of unknown words into one <unk>; word models map word by word instead,
-        # so that token counts (and word-level perplexity) match the standard closed-vocabulary setups.
+        # word models map word by word (SentencePiece merges runs of unknown words), so counts match closed vocabs
         self._word_ids: dict[str, int] | None = None
         if self.model_type == "word":
             self._word_ids = {self._sp.IdToPiece(i)[1:]: i for i in range(NUM_SPECIAL, self.vocab_size)}
@@ -79,15 +71,11 @@ class Tokenizer:
 
         Args:
             files: UTF-8 text files, one sentence or paragraph per line (empty lines are ignored).
-            model_type: `unigram`, `bpe`, `word` (whitespace words: reproduces closed LM vocabularies) or `char`.
+            model_type: `unigram`, `bpe`, `word` (whitespace words: closed LM vocabularies) or `char`.
             vocab_size: total size including the 4 special ids; `None` (word/char only) keeps every type seen.
             user_symbols: pieces that are never split (e.g. `<sep>`).
             character_coverage: share of characters covered by the model (1.0 keeps all).
             cache_dir: where trained models are cached (default `default_cache_dir()/tokenizers`).
-
-        Raises:
-            ConfigError: a vocabulary size that cannot hold the special ids, or `None` for unigram/bpe.
-            DataError: missing, empty or non-UTF-8 files.
         """
         if model_type not in ("unigram", "bpe", "word", "char"):
             raise ConfigError(f"unknown tokenizer model_type {model_type!r}; use unigram, bpe, word or char")
@@ -127,8 +115,7 @@ class Tokenizer:
     @classmethod
     def load_or_train(cls, model: str | Path | None, files: Sequence[str | Path], model_type: ModelType,
                       vocab_size: int | None, cache_dir: str | Path | None = None) -> Tokenizer:
-        """The data modules' one road to a tokenizer: the trained `.model` file `model` if given, else one
-        trained on `files` (cached under `<cache_dir>/tokenizers`, default `default_cache_dir()/tokenizers`)."""
+        """The `.model` file `model` if given, else one trained on `files` (cached under `<cache_dir>/tokenizers`)."""
         if model is not None:
             return cls.load(model)
         return cls.train(files, model_type, vocab_size, cache_dir=Path(cache_dir) / "tokenizers" if cache_dir else None)
@@ -168,8 +155,7 @@ class Tokenizer:
         return [head + [lookup(word, UNK_ID) for word in text.split()] + tail for text in texts]
 
     def encode_flat(self, texts: Sequence[str], add_eos: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """`encode` for bulk work: (every text's ids back to back, int64; ids per text, int64 (texts,)), with no
-        Python list per text for word models (each text's words are looked up in one pass)."""
+        """`encode` for bulk work: (every text's ids back to back, ids per text (texts,)), int64 each."""
         if self._word_ids is None:
             pieces = self.encode(texts, add_eos=add_eos)
             lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
@@ -223,14 +209,6 @@ def _hash_inputs(files: Sequence[str | Path], options: dict) -> str:
     return digest.hexdigest()[:24]
 
 
-def _read_sentences(files: Sequence[str | Path]) -> list[str]:
-    sentences = [line.strip() for file in files for line in iter_lines(file)]
-    sentences = [s for s in sentences if s]
-    if not sentences:
-        raise DataError(f"tokenizer training files {[str(f) for f in files]} contain no text (all empty)")
-    return sentences
-
-
 def _closed_vocab_size(sentences: Iterable[str], model_type: str, user_symbols: Sequence[str]) -> int:
     """Every word (or character) type seen, plus the special ids; `<unk>` in the text maps to UNK_ID."""
     types: set[str] = set()
@@ -242,9 +220,10 @@ def _closed_vocab_size(sentences: Iterable[str], model_type: str, user_symbols: 
 
 
 def _train_proto(files: Sequence[str | Path], options: dict) -> bytes:
-    sentences = _read_sentences(files)
-    model_type = options["model_type"]
-    vocab_size = options["vocab_size"]
+    sentences = [s for file in files for line in iter_lines(file) if (s := line.strip())]
+    if not sentences:
+        raise DataError(f"tokenizer training files {[str(f) for f in files]} contain no text (all empty)")
+    model_type, vocab_size = options["model_type"], options["vocab_size"]
     if vocab_size is None:
         vocab_size = _closed_vocab_size(sentences, model_type, options["user_symbols"])
     writer = io.BytesIO()

@@ -36,8 +36,8 @@ def ptb_words(text: str, lowercase: bool = True) -> list[str]:
 
 
 def _cooccurrences(ids: np.ndarray, vocab_size: int, window: int) -> torch.Tensor:
-    """Symmetric co-occurrence weights (1/distance within `window`) of `ids` (N,) int64, with at least `window` -1
-    entries between texts → (vocab_size, vocab_size) coalesced sparse COO float32 tensor."""
+    """Symmetric co-occurrence weights (1/distance within `window`) of `ids` (N,), texts apart by `window` -1 entries
+    → (vocab_size, vocab_size) coalesced sparse float32."""
     rows, cols, weights = [], [], []
     for distance in range(1, window + 1):
         left, right = ids[:-distance], ids[distance:]
@@ -76,9 +76,6 @@ def train_word_vectors(texts: Iterable[Sequence[str]], dim: int = 300, window: i
 
     Returns:
         (words by descending frequency, vectors (len(words), dim) with unit-length rows).
-
-    Raises:
-        DataError: fewer words than `dim` reach `min_count`.
     """
     texts = [list(words) for words in texts]
     frequency = Counter(word for words in texts for word in words)
@@ -120,22 +117,11 @@ def _piece_words(pieces: Sequence[str]) -> tuple[dict[str, list[int]], dict[str,
 
 
 def load_word_vectors(path: str | Path, pieces: Sequence[str], emb_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reads GloVe / word2vec / fastText text vectors for the words of a tokenizer's pieces.
-
-    A piece `▁word` (or a continuation piece `ing`) takes the vector of `word`, else that of its lowercase
-    form. A word2vec/fastText header line (`count dim`) is skipped; GloVe lines whose word holds spaces
-    are read too. Only the needed vectors are kept, so files of any size stream through.
-
-    Args:
-        path: the UTF-8 text file, one `word v1 ... vD` per line.
-        pieces: the tokenizer's pieces, by id.
-        emb_size: the embedding width; must equal D.
+    """Reads GloVe / word2vec / fastText text vectors (`word v1 ... vD` lines, D = `emb_size`, streamed) for the
+    tokenizer's `pieces`: a piece `▁word` (or `ing`) takes the vector of `word`, else of its lowercase form.
 
     Returns:
         (vectors (vocab, emb_size) with zero rows where none was found, found (vocab,) bool).
-
-    Raises:
-        DataError: missing file, invalid UTF-8, or vectors of another width (the message names the line).
     """
     exact, lower = _piece_words(pieces)
     vectors = torch.zeros(len(pieces), emb_size)
