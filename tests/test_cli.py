@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,20 @@ def test_a_fit_shows_seq2text_lines_only_and_one_line_per_validation(tmp_path: P
     assert noise == []
     lines = [line for line in output.splitlines() if line.startswith("epoch ") and "val/ppl" in line]
     assert len(lines) == 2 and "budget left" in lines[0] and "tokens/s" in lines[0], output
+
+
+def test_translate_and_evaluate_print_no_dependency_warnings(translator_bundle: Path, tmp_path: Path) -> None:
+    """`translate` and `evaluate` in fresh processes (no pytest warning filters): their output is seq2text's."""
+    src, ref = tmp_path / "src.de", tmp_path / "ref.en"
+    src.write_text("ein mann fährt rad .\nzwei hunde spielen .\n", encoding="utf-8")
+    ref.write_text("a man rides a bike .\ntwo dogs play .\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.run([sys.executable, "-m", "seq2text.cli", *args], input=stdin, capture_output=True, text=True,
+                           cwd=REPO, env=env, timeout=300)
+            for args, stdin in ((["translate", "--model", str(translator_bundle)], src.read_text(encoding="utf-8")),
+                                (["evaluate", "--model", str(translator_bundle), "--src", str(src), "--ref", str(ref)],
+                                 None))]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        assert [line for line in (done.stdout + done.stderr).splitlines() if "Warning" in line] == []
+    assert len(runs[0].stdout.splitlines()) == 2 and "bleu" in runs[1].stdout.lower()

@@ -169,6 +169,7 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
     assert [r.status_code for r in responses] == [200] * len(SENTENCES)
     assert [r.json()["translations"][0] for r in responses] == seq2text.load(translator_bundle).translate(SENTENCES)
     assert "Finished server process" in log.read_text()
+    assert [line for line in log.read_text().splitlines() if "Warning" in line] == []  # no dependency warnings
     assert not any(_alive(pid) for pid in pids if pid != server.pid)  # the model processes stopped with it
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health")
