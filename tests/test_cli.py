@@ -85,7 +85,8 @@ def test_a_fit_shows_seq2text_lines_only_and_one_line_per_validation(tmp_path: P
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     noise = [line for line in output.splitlines()
-             if "Warning" in line or "warn(" in line or "💡" in line or "LeafSpec" in line]
+             if "Warning" in line or "warn(" in line or "💡" in line or "LeafSpec" in line
+             or line.startswith(("Seed set to", "GPU available", "TPU available"))]
     assert noise == []
     lines = [line for line in output.splitlines() if line.startswith("epoch ") and "val/ppl" in line]
     assert len(lines) == 2 and "budget left" in lines[0] and "tokens/s" in lines[0], output

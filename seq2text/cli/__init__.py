@@ -33,12 +33,15 @@ __all__ = ["main"]
 QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)", r".*is not supported by the model summary",
                   r".*does not have many workers", r".*torch\.ao\.quantization", r".*`srun` command is available",
                   r"LightningCLI's args parameter is intended")
-QUIET_LOG_STARTS = ("💡 Tip",)
+# (the seed is in the recipe, and seq2text's own line names the device and precision it chose)
+QUIET_LOG_STARTS = ("💡 Tip", "Seed set to", "GPU available: False", "TPU available", "HPU available",
+                    "IPU available")
 
 
 class _DropAdvertisements(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(QUIET_LOG_STARTS)
+        message = str(record.msg)
+        return not message.startswith(QUIET_LOG_STARTS) and "] Seed set to" not in message  # "[rank: 1] Seed …"
 
 
 def quiet_dependencies() -> None:
@@ -46,7 +49,7 @@ def quiet_dependencies() -> None:
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
-                 "lightning_fabric.utilities.rank_zero"):
+                 "lightning_fabric.utilities.rank_zero", "lightning_fabric.utilities.seed"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropAdvertisements) for f in logger.filters):
             logger.addFilter(_DropAdvertisements())
