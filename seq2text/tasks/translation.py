@@ -14,7 +14,7 @@ from seq2text.data.batches import TranslationBatch
 from seq2text.errors import ConfigError
 from seq2text.nn.loss import label_smoothed_nll
 from seq2text.nn.search import SearchConfig
-from seq2text.nn.search import search as beam_search
+from seq2text.nn.search import search as search_hypotheses
 from seq2text.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seq2text.predict.metrics import bleu, translation_scores
 from seq2text.tasks.base import Task
@@ -93,7 +93,7 @@ class TranslationTask(Task):
     def decode(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int) -> list[list[int]]:
         """Best hypothesis ids of each source (greedy when `beam_size` is 1)."""
         config = replace(self.search, beam_size=beam_size)
-        return [hyps[0].tokens for hyps in beam_search(self.net, src, src_lengths, config)]
+        return [hyps[0].tokens for hyps in search_hypotheses(self.net, src, src_lengths, config)]
 
     # ------------------------------------------------------------------------------------------ metrics
     def _gathered_hypotheses(self, stage: str) -> list[str] | None:
