@@ -243,24 +243,6 @@ def test_the_serve_command_sets_passive_openmp_before_torch_loads_without_a_rela
         assert out.stdout.strip().splitlines()[-1] == expected, out.stderr
 
 
-def test_model_processes_share_the_load_and_outlive_a_lost_one(translator_bundle: Path) -> None:
-    translator = seq2text.load(translator_bundle)
-    app = create_app(translator, ServeConfig(workers=2, threads=1, max_wait=0.05), [str(translator_bundle)])
-    texts = [text for text in SENTENCES if text] * 2
-    with running(app) as url:
-        responses = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [text]} for text in texts]))
-        workers = httpx.get(f"{url}/info").json()["workers"]
-        assert [r.json()["translations"][0] for r in responses] == translator.translate(texts)
-        assert workers["count"] == 2 and min(workers["texts"]) > 0 and sum(workers["texts"]) == len(texts)
-        os.kill(workers["pids"][0], signal.SIGKILL)  # a process lost: the other one serves on
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/info").json()["workers"]["alive"] != [False, True]:
-            assert time.monotonic() < deadline, "the lost process was not noticed"
-            time.sleep(0.1)
-        after = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [text]} for text in texts]))
-    assert [r.json()["translations"][0] for r in after] == translator.translate(texts)
-
-
 def test_a_model_process_that_cannot_load_stops_the_start(tmp_path: Path) -> None:
     batcher = ProcessBatcher([str(tmp_path / "gone")], max_batch_size=8, max_wait=0.01, workers=1, threads=1)
 

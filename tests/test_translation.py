@@ -319,6 +319,26 @@ def test_continuous_search_gives_every_sentence_its_beam_search_result(rnn_type:
         search.add(src[:1], lengths[:1], ["a", "b"])
 
 
+def test_sentences_removed_from_a_running_search_leave_the_others_their_results() -> None:
+    """A client that went away: its sentences leave the search mid-way; the others still get beam search's."""
+    model = sharp_model("lstm", "luong_general", 0.0, 1)
+    src, lengths = random_batch(6)
+    expected = beam_search(model, src, lengths, SearchConfig(beam_size=3), n_best=1)
+    search = ContinuousBeamSearch(model, SearchConfig(beam_size=3))
+    search.add(src, lengths, list(range(6)))
+    found = dict(search.step())
+    live = {key for key in (1, 4) if key not in found}  # still decoding after one step
+    assert live and search.remove(lambda key: key in (1, 4)) == len(live)
+    assert search.remove(lambda key: key == 99) == 0
+    while len(search):
+        found.update(search.step())
+    assert not live & set(found)  # removed: never handed back
+    for row in (0, 2, 3, 5):
+        assert found[row][0].tokens == expected[row][0].tokens
+    search.add(src[:1], lengths[:1], ["last"])
+    assert search.remove(lambda key: True) == 1 and len(search) == 0 and search.step() == []
+
+
 def test_continuous_search_decodes_ensembles() -> None:
     torch.manual_seed(0)
     config = Seq2SeqConfig(vocab_size=30, emb_size=8, hidden_size=8, rnn_type="gru", attention="bahdanau")

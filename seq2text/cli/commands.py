@@ -57,7 +57,8 @@ def _run_tool(args: argparse.Namespace) -> None:
         from seq2text.serving.server import ServeConfig, serve
         serve(args.model, ServeConfig(args.host, args.port, args.max_batch_size, args.max_wait_ms / 1000,
                                       args.max_chars, args.max_lines, batching=args.batching,
-                                      threads=args.threads, workers=args.workers))
+                                      threads=args.threads, workers=args.workers,
+                                      timeout=args.timeout or None))
 
 
 def _vectors(args: argparse.Namespace) -> None:

@@ -116,6 +116,8 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--workers", type=int, default=1, help="translation with continuous batching: model processes "
                      "behind the one HTTP process, each with its own copy of the model (on a CPU, one per core keeps "
                      "every core busy)")
+    srv.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait for its answer "
+                     "before a 504 (0: no limit)")
     pic = sub.add_parser("plot", help="draw a run's training curves (loss, perplexity, BLEU/accuracy, learning rate "
                          "against the step) from its CSVLogger metrics.csv (needs seq2text[plot])")
     pic.add_argument("--run", required=True, help="run directory (its newest metrics.csv is read) or a metrics.csv")

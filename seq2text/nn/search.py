@@ -14,6 +14,7 @@ ended with eos); the search stops when every sentence has.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -305,6 +306,31 @@ class ContinuousBeamSearch:
         self._tokens = torch.cat([self._tokens, tokens])
         self._steps = torch.cat([self._steps, torch.zeros_like(limits)])
         self._limits = torch.cat([self._limits, limits])
+
+    @torch.inference_mode()
+    def remove(self, gone: Callable[[object], bool]) -> int:
+        """Drops the live sentences whose key `gone(key)` is true (their client went away) → how many."""
+        beams = self._beams
+        if beams is None:
+            return 0
+        slots = beams.sentences.tolist()
+        drop = [gone(self._keys[slot]) for slot in slots]
+        if not any(drop):
+            return 0
+        keep = torch.tensor([i for i, d in enumerate(drop) if not d], dtype=torch.long, device=beams.scores.device)
+        rows = (keep.unsqueeze(1) * self.k + torch.arange(self.k, device=keep.device)).view(-1)  # (kept × k,)
+        beams.sentences, beams.scores, beams.history = beams.sentences[keep], beams.scores[keep], beams.history[keep]
+        if beams.attention is not None:
+            beams.attention = beams.attention[keep]
+        beams.state, beams.enc = beams.state.index_select(rows), beams.enc.index_select(keep)
+        self._tokens = self._tokens.view(len(slots), self.k)[keep].view(-1)
+        self._steps, self._limits = self._steps[keep], self._limits[keep]
+        for slot, dropped in zip(slots, drop, strict=True):
+            if dropped:
+                del self._keys[slot], self._finished[slot]
+        if keep.numel() == 0:
+            self._beams = None
+        return sum(drop)
 
     @torch.inference_mode()
     def step(self) -> list[tuple[object, list[Hypothesis]]]:

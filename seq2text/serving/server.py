@@ -6,12 +6,17 @@
     POST /score      {"texts": [...]}                 → {"log_probs": [...]}               (language models)
     POST /generate   {"prompt": "...", "max_tokens": 50, "temperature": 1.0, "top_k": null, "seed": null}
     POST /forecast   {"history": [{"time": ..., "<value column>": ...}, ...], "horizon": null}
-    GET  /health, GET /info (task, languages, metrics, sacreBLEU signature, limits, batching counters)
+    GET  /health, /health/live (the process answers), /health/ready (a model can take work; else 503)
+    GET  /info (task, languages, metrics, sacreBLEU signature, limits, batching counters, model processes)
+    GET  /metrics (Prometheus text format: requests by route and status, latency, sentences per decoding step,
+         queue depth, sentences in flight per model process, restarts)
 
 Texts of concurrent requests are decoded together (seq2text.serving.batching): translation continuously by
 default (sentences join and leave the running beam search between steps), the other tasks per group of requests.
 Bad requests get a JSON 4xx (`{"error": ...}`): malformed JSON or fields 422, too many texts or characters 413,
-an unknown route 404. On SIGINT/SIGTERM uvicorn finishes the requests in flight before the process exits.
+an unknown route 404, a request unanswered within `--timeout` seconds 504; a client that disconnects has its
+sentences taken out of the batch. A model thread or process that dies is started again, its requests decoded again
+(seq2text.serving.batching). On SIGINT/SIGTERM uvicorn finishes the requests in flight before the process exits.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import datetime
 import logging
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -34,17 +40,19 @@ import torch
 from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
 from seq2text.registry import task_parts
-from seq2text.serving.batching import ContinuousBatcher, DynamicBatcher, ProcessBatcher
+from seq2text.serving.batching import STEP_BUCKETS, ContinuousBatcher, DynamicBatcher, ProcessBatcher
 
 try:
     import uvicorn
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI, Request, Response
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.exceptions import HTTPException
 except ImportError as missing:  # an optional extra: the core install stays small
-    raise Seq2TextError(f"seq2text serve needs FastAPI and uvicorn ({missing}): "
+    raise Seq2TextError(f"seq2text serve needs FastAPI, uvicorn and prometheus_client ({missing}): "
                         "pip install 'seq2text[serve]'") from None
 
 __all__ = ["ServeConfig", "create_app", "serve"]
@@ -54,8 +62,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """How the server listens, batches and limits requests (the `seq2text serve` options; `max_wait` in seconds,
-    `threads` None: the cores divided among the `workers` model processes, or torch's default with one)."""
+    """How the server listens, batches and limits requests (the `seq2text serve` options; `max_wait` and `timeout`
+    in seconds, `timeout` None: no limit; `threads` None: the cores divided among the `workers` model processes, or
+    torch's default with one)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -67,8 +76,11 @@ class ServeConfig:
     batching: Literal["continuous", "dynamic"] = "continuous"
     threads: int | None = None
     workers: int = 1
+    timeout: float | None = 60.0
 
     def __post_init__(self) -> None:
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be ≥ 1, got {self.threads}")
         if self.workers < 1:
@@ -115,10 +127,12 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _info(predictor: object, models: Sequence[str], config: ServeConfig,
           batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None, routes: list[str]) -> dict:
-    parts, one_process = task_parts(predictor.task), {"count": 1, "pids": [os.getpid()], "alive": [True]}
+    parts = task_parts(predictor.task)
+    one_process = {"count": 1, "pids": [os.getpid()], "alive": [batcher is None or batcher.ready],
+                   "restarts": [batcher.counters.restarts if batcher is not None else 0]}
     info = {"task": predictor.task, "models": [str(m) for m in models], "routes": routes,
             "metrics": {k: v for k, v in predictor.metrics.items() if isinstance(v, int | float | str | list | dict)},
-            "limits": {"max_lines": config.max_lines, "max_chars": config.max_chars},
+            "limits": {"max_lines": config.max_lines, "max_chars": config.max_chars, "timeout_s": config.timeout},
             "batching": {"mode": "continuous" if _continuous(predictor, config) else "dynamic",
                          "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait * 1000},
             **(parts.info(predictor) if parts.info else {}),
@@ -127,7 +141,7 @@ def _info(predictor: object, models: Sequence[str], config: ServeConfig,
                         "openmp_wait_policy": os.environ.get(OPENMP_WAIT_POLICY, "unset (OpenMP's default)")}}
     if batcher is not None:
         counters = batcher.counters
-        shown = asdict(counters)
+        shown = {k: v for k, v in asdict(counters).items() if k != "step_sizes"}  # /metrics has the histogram
         shown["mean_batch_size"] = round(counters.texts / counters.batches, 2) if counters.batches else 0.0
         if counters.steps:  # continuous batching: sentences decoded together, on average over the steps
             shown["mean_sentences_per_step"] = round(counters.step_sentences / counters.steps, 2)
@@ -155,7 +169,8 @@ def _batcher(predictor: object, config: ServeConfig, models: Sequence[str], exec
 
 
 def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = ()) -> FastAPI:
-    """The app serving `predictor` (from `seq2text.load`): its task's routes (the registry's), /health and /info."""
+    """The app serving `predictor` (from `seq2text.load`): its task's routes (the registry's), the probes, /info and
+    /metrics."""
     if config.workers > 1 and not _continuous(predictor, config):
         raise ConfigError(f"--workers {config.workers}: model processes serve translation with continuous batching; "
                           f"a {predictor.task} model (or --batching dynamic) runs in the server's process: drop "
@@ -175,16 +190,32 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
 
     app = FastAPI(title="seq2text", lifespan=lifespan)
     _add_error_handlers(app)
-    app.get("/health")(lambda: {"status": "ok", "task": predictor.task})
     routes = ["/health", "/info"]
+    _add_probes(app, predictor, batcher)
     if batcher is not None:
         _add_text_route(app, parts.route.path, parts.route.key, batcher, config)
         routes.append(parts.route.path)
     if parts.own_route is not None:
-        _OWN_ROUTES[parts.own_route](app, predictor, executor)
+        _OWN_ROUTES[parts.own_route](app, predictor, executor, config.timeout)
         routes.append(parts.own_route)
+    from seq2text.serving.playground import add_playground  # GET /, the page (and a translator's /translate/details)
+    add_playground(app, predictor, executor, config.max_chars)
     app.get("/info")(lambda: _info(predictor, models, config, batcher, routes))
+    _add_metrics(app, batcher, [*routes, "/health/live", "/health/ready", "/metrics"])
     return app
+
+
+def _add_probes(app: FastAPI, predictor: object, batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None
+                ) -> None:
+    """/health (as always), /health/live (the server answers) and /health/ready (a model can take work, else 503)."""
+    app.get("/health")(lambda: {"status": "ok", "task": predictor.task})
+    app.get("/health/live")(lambda: {"status": "live"})
+
+    @app.get("/health/ready")
+    async def ready() -> JSONResponse:
+        if batcher is None or batcher.ready:
+            return JSONResponse({"status": "ready", "task": predictor.task})
+        return _error(503, "no model can take work now (a model process is starting again; see /info)")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -212,11 +243,11 @@ def _problem(error: dict) -> str:
     return f"{where}: {error.get('msg')}"
 
 
-def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher | ContinuousBatcher,
+def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher,
                     config: ServeConfig) -> None:
     @app.post(path)
-    async def handle(request: TextsIn) -> dict:
-        texts = request.texts
+    async def handle(body: TextsIn, request: Request) -> dict:
+        texts = body.texts
         if len(texts) > config.max_lines:  # 413 for a request over the limits
             raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {config.max_lines} "
                                 "(--max-lines)")
@@ -224,31 +255,126 @@ def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher |
             if len(text) > config.max_chars:
                 raise HTTPException(413, f"text {number} has {len(text)} characters; the limit is {config.max_chars} "
                                     f"(--max-chars)")
-        results = await batcher.submit(texts)
+        results = await _within(batcher.submit(texts), request, config.timeout)
         if key == "probabilities":  # a classifier: the label and its probabilities
             return {"labels": [max(p, key=p.get) for p in results], "probabilities": results}
         return {key: results}
 
 
-def _add_generate(app: FastAPI, predictor: object, executor: ThreadPoolExecutor) -> None:
+async def _within(work: Awaitable, request: Request, timeout: float | None) -> Any:  # noqa: ANN401
+    """`work`'s result; past `timeout` seconds a 504, and a client that disconnects cancels it (a batcher drops a
+    cancelled request's sentences)."""
+    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if task in done:
+        return task.result()
+    await asyncio.gather(task, return_exceptions=True)
+    if gone in done:
+        raise HTTPException(499, "the client closed the connection")  # nobody reads it
+    raise HTTPException(504, f"no answer within {timeout:g} s (the server's --timeout); try again, or send fewer "
+                        "texts per request")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has closed the connection (the body is read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _add_generate(app: FastAPI, predictor: object, executor: ThreadPoolExecutor, timeout: float | None) -> None:
     @app.post("/generate")
-    async def generate(request: GenerateIn) -> dict:
-        text = await asyncio.get_running_loop().run_in_executor(executor, lambda: predictor.generate(
-            request.prompt, request.max_tokens, request.temperature, request.top_k, request.seed))
+    async def generate(body: GenerateIn, request: Request) -> dict:
+        text = await _within(asyncio.get_running_loop().run_in_executor(executor, lambda: predictor.generate(
+            body.prompt, body.max_tokens, body.temperature, body.top_k, body.seed)), request, timeout)
         return {"text": text}
 
 
-def _add_forecast(app: FastAPI, predictor: object, executor: ThreadPoolExecutor) -> None:
+def _add_forecast(app: FastAPI, predictor: object, executor: ThreadPoolExecutor, timeout: float | None) -> None:
     @app.post("/forecast")
-    async def forecast(request: ForecastIn) -> dict:
+    async def forecast(body: ForecastIn, request: Request) -> dict:
         import pandas as pd
 
-        table = await asyncio.get_running_loop().run_in_executor(
-            executor, lambda: predictor.forecast(pd.DataFrame(request.history), request.horizon))
+        table = await _within(asyncio.get_running_loop().run_in_executor(
+            executor, lambda: predictor.forecast(pd.DataFrame(body.history), body.horizon)), request, timeout)
         return {"forecast": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]}
 
 
 _OWN_ROUTES = {"/generate": _add_generate, "/forecast": _add_forecast}  # the registry's `own_route`s
+
+
+# ---------------------------------------------------------------------------------------------- /metrics
+def _add_metrics(app: FastAPI, batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher | None,
+                 paths: list[str]) -> None:
+    """/metrics in Prometheus' text format, from prometheus_client, in a registry of this app's own: requests by
+    route and status and their latency (measured around every request), and the batcher's counts read at scrape."""
+    registry = CollectorRegistry()
+    requests = Counter("seq2text_requests", "HTTP requests answered, by route and status", ["route", "status"],
+                       registry=registry)
+    latency = Histogram("seq2text_request_duration_seconds", "time from a request's arrival to its answer",
+                        ["route"], registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+    if batcher is not None:
+        registry.register(_BatcherMetrics(batcher))
+    app.add_middleware(_Measured, requests=requests, latency=latency, paths=frozenset(paths))
+    app.get("/metrics")(lambda: Response(generate_latest(registry), media_type="text/plain; version=0.0.4"))
+
+
+class _Measured:
+    """ASGI middleware counting every HTTP request by route (a path outside `paths`: "other") and status, and
+    observing its latency. Plain ASGI, not Starlette's BaseHTTPMiddleware, so that handlers still see the client
+    disconnect."""
+
+    def __init__(self, app: Any, requests: Counter, latency: Histogram, paths: frozenset[str]) -> None:  # noqa: ANN401
+        self.app, self.requests, self.latency, self.paths = app, requests, latency, paths
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:  # noqa: ANN401
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope["path"] if scope["path"] in self.paths else "other"
+            self.requests.labels(route, str(status[0])).inc()
+            self.latency.labels(route).observe(time.perf_counter() - start)
+
+
+class _BatcherMetrics:
+    """A prometheus_client collector of a batcher's counters (each process's, with --workers), read at scrape."""
+
+    def __init__(self, batcher: DynamicBatcher | ContinuousBatcher | ProcessBatcher) -> None:
+        self.batcher = batcher
+
+    def collect(self) -> list:
+        batcher, counters = self.batcher, self.batcher.counters
+        cumulative = [sum(counters.step_sizes[: i + 1]) for i in range(len(STEP_BUCKETS))]
+        steps = HistogramMetricFamily("seq2text_sentences_per_step", "sentences decoded together in a decoding step",
+                                      buckets=[*zip(map(str, STEP_BUCKETS), cumulative, strict=True),
+                                               ("+Inf", counters.steps)], sum_value=counters.step_sentences)
+        in_flight = GaugeMetricFamily("seq2text_sentences_in_flight", "sentences sent to a model process and not "
+                                      "answered yet", labels=["process"])
+        for number, sentences in enumerate(batcher.describe()["in_flight"] if isinstance(batcher, ProcessBatcher)
+                                           else [batcher.in_flight]):
+            in_flight.add_metric([str(number)], sentences)
+        return [steps, in_flight,
+                GaugeMetricFamily("seq2text_queue_depth", "requests waiting for a model", value=batcher.queued),
+                GaugeMetricFamily("seq2text_ready", "1 while a model can take work", value=int(batcher.ready)),
+                CounterMetricFamily("seq2text_restarts", "model threads or processes started again after dying",
+                                    value=counters.restarts),
+                CounterMetricFamily("seq2text_cancelled_requests", "requests dropped undecoded (the client went "
+                                    "away or ran past --timeout)", value=counters.cancelled),
+                CounterMetricFamily("seq2text_texts", "texts received", value=counters.texts)]
 
 
 def _plain(value: object) -> object:
