@@ -37,6 +37,8 @@ TARGETS = {
     "forecast_sunspots": "test MASE < 1 and ≤ the best peer's",
     "imdb_rating": "test MAE below the training mean's and the classifier's expected rating's",
     "serve_load": "ratio_to_in_process ≥ 0.7, 0 failed or lost requests, malformed ones 4xx",
+    "serve_faults": "0 failed requests with 2 model processes and 2 kills; each restarted ≤ 10 s; throughput after "
+                    "within 10 % of before",
     "decode_kernels": "> 1 (the decoding shortcuts are faster), on AVX-512 and AVX2 kernels",
     "multi30k_average_ensemble": "BLEU of the averaged checkpoints and of the ensemble, against the single model",
     "multi30k_int8": "sentences/s ratio ≥ 1.5, BLEU drop ≤ 0.5",
@@ -67,7 +69,8 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "test_ppl_per_cell", "teacher_bleu", "bleu_gap", "param_ratio", "speed_ratio", "ensemble_dev_acc",
         "ensemble_test_acc", "teacher_dev_acc", "speedups", "seq2text_ppl", "textbook_ppl", "seq2text_valid_ppl",
         "textbook_valid_ppl", "seq2text_tokens_per_sec", "textbook_tokens_per_sec", "seq2text_epochs",
-        "textbook_epochs", "ms_per_step", "load_average_1m")  # shown beside the main value
+        "textbook_epochs", "ms_per_step", "restart_seconds", "throughput_ratio_after_to_before",
+        "requests_per_sec_during_faults", "load_average_1m")  # shown beside the main value
 
 
 
