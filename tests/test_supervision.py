@@ -60,6 +60,7 @@ def test_a_killed_model_process_is_started_again_and_its_requests_are_decoded_by
         _until(lambda: _workers(url)["alive"] == [True, True], "the killed process started again")
         after = _workers(url)
         assert after["restarts"] == [1, 0] and after["pids"][0] != victim and after["pids"][1] == before["pids"][1]
+        assert len(after["restart_seconds"][0]) == 1 and after["restart_seconds"][1] == []
         assert httpx.get(f"{url}/health/ready").status_code == 200
         again = asyncio.run(_concurrent(f"{url}/translate", [{"texts": [text]} for text in TEXTS]))
         assert _translations(again) == translator.translate(TEXTS)

@@ -429,10 +429,12 @@ class ProcessBatcher:
         self._processes: list[_ModelProcess] = []
         self._backoffs = [Backoff() for _ in range(workers)]
         self.restarts = [0] * workers
+        self.restart_seconds: list[list[float]] = [[] for _ in range(workers)]  # from each death to loaded again
+        self._died: list[float] = [0.0] * workers
         self._waiting: deque[_Job] = deque()
         self._numbers = count()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or OpenMP forked
+        self._context = _context()
         self._stopping = False
         self._restarting: set[asyncio.Task] = set()
 
@@ -462,7 +464,8 @@ class ProcessBatcher:
         processes = self._processes
         return {"count": len(processes), "pids": [p.process.pid for p in processes],
                 "alive": [p.alive for p in processes], "texts": [p.texts for p in processes],
-                "in_flight": [p.sentences for p in processes], "restarts": list(self.restarts)}
+                "in_flight": [p.sentences for p in processes], "restarts": list(self.restarts),
+                "restart_seconds": [list(seconds) for seconds in self.restart_seconds]}
 
     def start(self) -> None:
         """Starts the processes and waits until each has loaded the bundles (so the server answers only then)."""
@@ -528,8 +531,10 @@ class ProcessBatcher:
         if process not in self._processes:  # a new one that died before taking its slot: `_restart` sees it
             return
         slot, jobs = self._processes.index(process), process.take()
-        log.error("model process %s (pid %s) exited with code %s; its %d requests are decoded again",
-                  process.process.name, process.process.pid, process.process.exitcode, len(jobs))
+        self._died[slot] = time.monotonic()  # reported in /info, never used to decide
+        code = process.process.exitcode  # None where the fork server has not told it yet
+        log.error("model process %s (pid %s) exited%s; its %d requests are decoded again", process.process.name,
+                  process.process.pid, "" if code is None else f" with code {code}", len(jobs))
         for job in jobs:
             job.tries += 1
             if job.tries >= MAX_TRIES:
@@ -563,7 +568,9 @@ class ProcessBatcher:
         self._past.add(old.report)
         self._processes[slot] = new
         self.restarts[slot] += 1
-        log.info("model process %s started again (pid %s)", new.process.name, new.process.pid)
+        self.restart_seconds[slot].append(round(time.monotonic() - self._died[slot], 2))
+        log.warning("model process %s started again (pid %s) %.1f s after it died", new.process.name,
+                    new.process.pid, self.restart_seconds[slot][-1])
         while self._waiting:
             self._dispatch(self._waiting.popleft())
 
@@ -575,6 +582,18 @@ class ProcessBatcher:
             process.process.kill()
             raise
         return process
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Where model processes come from: forked from multiprocessing's fork server, a process that has imported
+    torch and seq2text once but never ran an operator (so no threads or OpenMP state are forked), which makes a
+    restart cost a fork and the bundle's load instead of a new interpreter's imports; "spawn" where there is
+    no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["seq2text.serving.batching", "seq2text.predict.loading"])
+    return context
 
 
 class _ModelProcess:
