@@ -7,8 +7,9 @@ Multi30k test sentence per request (test_2016_flickr.de, in order, cycled), thre
 1. before: requests/s with both processes up (after a warm-up);
 2. faults: 2 s into the phase model process 0 is killed with SIGKILL, and 6 s in its replacement (once it is up);
    `restart_seconds` is the time from each kill until /info shows a new, loaded process in its place (polled every
-   20 ms); every request must still get the in-process translation (`failed` counts those that did not: an error,
-   no answer, or another translation);
+   20 ms, so it includes /info's wait behind the load; the server's own count, from the death it noticed to the
+   new process loaded, is `restart_seconds_in_server`); every request must still get the in-process translation
+   (`failed` counts those that did not: an error, no answer, or another translation);
 3. after: requests/s once both processes are up again. `throughput_ratio_after_to_before` = 3 / 1.
 Every phase has a bounded number of requests and a time limit, so the benchmark always stops by itself.
 Writes benchmarks/results/serve_faults.json: value = failed requests over all phases.
@@ -143,6 +144,7 @@ def main() -> None:
            requests_per_sec_before=before["requests_per_sec"], requests_per_sec_after=after["requests_per_sec"],
            requests_per_sec_during_faults=faults["requests_per_sec"],
            p99_latency_ms_during_faults=faults["p99_latency_ms"], p99_latency_ms_before=before["p99_latency_ms"],
+           restart_seconds_in_server=up["workers"]["restart_seconds"],  # from each death to loaded, as /info says
            phases=phases, restarts_in_info=up["workers"]["restarts"], restarts_in_metrics=up["metrics_restarts"],
            ready_after=up["ready_status"], requests_per_phase=args.requests, clients=args.clients,
            workers=args.workers, server_threads=1, kill_at_seconds=args.kill_at, model=args.model, split=SPLIT,
