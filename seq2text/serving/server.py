@@ -6,6 +6,7 @@
     POST /score      {"texts": [...]}                 → {"log_probs": [...]}               (language models)
     POST /generate   {"prompt": "...", "max_tokens": 50, "temperature": 1.0, "top_k": null, "seed": null}
     POST /forecast   {"history": [{"time": ..., "<value column>": ...}, ...], "horizon": null}
+    GET  /  (the playground: a page to try the model in a browser; seq2text.serving.playground)
     GET  /health, /health/live (the process answers), /health/ready (a model can take work; else 503)
     GET  /info (task, languages, metrics, sacreBLEU signature, limits, batching counters, model processes)
     GET  /metrics (Prometheus text format: requests by route and status, latency, sentences per decoding step,
@@ -41,6 +42,7 @@ from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
 from seq2text.registry import task_parts
 from seq2text.serving.batching import STEP_BUCKETS, ContinuousBatcher, DynamicBatcher, ProcessBatcher
+from seq2text.serving.playground import add_playground
 
 try:
     import uvicorn
@@ -198,10 +200,9 @@ def create_app(predictor: object, config: ServeConfig, models: Sequence[str] = (
     if parts.own_route is not None:
         _OWN_ROUTES[parts.own_route](app, predictor, executor, config.timeout)
         routes.append(parts.own_route)
-    from seq2text.serving.playground import add_playground  # GET /, the page (and a translator's /translate/details)
-    add_playground(app, predictor, executor, config.max_chars)
+    page = add_playground(app, predictor, executor, config.max_chars, config.timeout)  # GET / and its helpers
     app.get("/info")(lambda: _info(predictor, models, config, batcher, routes))
-    _add_metrics(app, batcher, [*routes, "/health/live", "/health/ready", "/metrics"])
+    _add_metrics(app, batcher, [*routes, *page, "/health/live", "/health/ready", "/metrics"])
     return app
 
 
