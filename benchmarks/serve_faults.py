@@ -4,7 +4,7 @@
 
 One server with two model processes (one torch thread each) on 127.0.0.1, 32 concurrent clients sending one
 Multi30k test sentence per request (test_2016_flickr.de, in order, cycled), three phases of `--requests` each:
-1. before: requests/s with both processes up (after a warm-up);
+1. before: requests/s with both processes up (after a warm-up phase of as many requests, not counted);
 2. faults: 2 s into the phase model process 0 is killed with SIGKILL, and 6 s in its replacement (once it is up);
    `restart_seconds` is the time from each kill until /info shows a new, loaded process in its place (polled every
    20 ms, so it includes /info's wait behind the load; the server's own count, from the death it noticed to the
@@ -128,7 +128,8 @@ def main() -> None:
     server = _start_server(args.model, port, args.max_batch_size, args.max_wait_ms, log, args.workers, threads=1)
     try:
         asyncio.run(_wait_healthy(url, server, log, 180))
-        asyncio.run(_load(url, [_good_body(s) for s in sentences[: args.clients]], args.clients, 60))  # warm-up
+        # warm-up: one whole phase, so that "before" does not pay for the kernels' first calls on each batch shape
+        asyncio.run(_load(url, [_good_body(s) for s in sentences], args.clients, args.time_limit))
         before = asyncio.run(_phase(url, sentences, expected, args))
         faults = asyncio.run(_phase(url, sentences, expected, args, tuple(args.kill_at)))
         up = asyncio.run(_all_up(url, args.restart_limit))
