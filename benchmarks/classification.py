@@ -23,10 +23,12 @@ With `--ensemble K`, K models (seeds 1234, 1235, ...) share the budget and their
 first trained on the unlabeled IMDb + SST-2 training text (`seq2text.text.vectors`: PPMI + SVD; no pretrained
 weights, no test or dev text) inside the budget; the classifier (recipes/sst2_bilstm_vectors.yaml) takes the
 rest of it and starts its embedding from them; the run is recorded as <name>_vectors, with the vectors' time.
-`imdb_rating` trains recipes/imdb_rating.yaml (a text regressor) and, with the same budget, the sentiment
-classifier of recipes/imdb_bilstm.yaml; on the 25,000 test reviews it records the regressor's MAE and RMSE (`value`
-= MAE) against predicting the training mean and against the classifier's expected rating, P(pos) × the mean
-positive training rating + P(neg) × the mean negative one.
+`imdb_rating` trains recipes/imdb_rating.yaml (a text regressor: ordinal probabilities over the training ratings,
+their median the prediction) and, with the same budget, the sentiment classifier of recipes/imdb_bilstm.yaml; on the
+25,000 test reviews it records the regressor's MAE and RMSE (`value` = MAE) against predicting the training mean and
+against the classifier's expected rating, P(pos) × the mean positive training rating + P(neg) × the mean negative
+one; the same on the 1,250 training reviews both recipes hold out for validation (`dev_*`, where recipes are
+compared).
 `sst2_distill` trains recipes/sst2_bilstm.yaml twice (forward, seed 1234; backward, seed 1235), writes their
 ensemble's class probabilities of every SST-2 training sentence (`data.train_soft_targets`, as `seq2text classify
 --proba` prints them), and trains a student, the same forward recipe with seed 1234, on them
@@ -45,6 +47,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from common import RESULTS, ROOT, fit_to_budget, record
 
 BENCHMARKS = {
@@ -249,31 +252,49 @@ def movie_lm(minutes: float, extra: list[str], from_bundle: str | None = None, n
     print(f"movie LM bundle: {bundle} (python benchmarks/classification.py sst2_finetune --lm-bundle {bundle})")
 
 
+def _held_out_rows(count: int, fraction: float = 0.05, seed: int = 1) -> list[int]:
+    """The training rows a data module with `valid_fraction` and `seed` (both recipes': 0.05, 1) holds out for
+    validation, as `ClassificationDataModule._hold_out` draws them."""
+    return sorted(np.random.default_rng(seed).permutation(count)[:max(1, round(count * fraction))].tolist())
+
+
+def _rating_errors(predictions: dict[str, np.ndarray], gold: np.ndarray) -> dict[str, dict[str, float]]:
+    """MAE and RMSE of each named prediction, (N,), against `gold`, (N,)."""
+    return {name: {"mae": round(float(np.abs(pred - gold).mean()), 4),
+                   "rmse": round(float(np.sqrt(np.square(pred - gold).mean())), 4)}
+            for name, pred in predictions.items()}
+
+
 def imdb_rating(minutes: float, extra: list[str]) -> dict:
     """The text-regression benchmark of issue 14 (see the module docstring)."""
-    import numpy as np
-
     import seq2text
     from seq2text.data.catalog import resolve
     from seq2text.text.reading import read_labeled
 
     files = resolve("imdb", splits=("train", "test"), allow_hub=False)
-    _, train_ratings = read_labeled(files["train"], "text", "rating")
+    train_texts, train_ratings = read_labeled(files["train"], "text", "rating")
     _, train_labels = read_labeled(files["train"], "text", "label")
     test_texts, test_ratings = read_labeled(files["test"], "text", "rating")
     train_y, test_y = np.asarray(train_ratings, dtype=float), np.asarray(test_ratings, dtype=float)
-    positive = np.asarray(train_labels) == "1"
+    positive = np.asarray(train_labels) == "1"  # the baselines' means: over the whole training file, as before
+    held = _held_out_rows(len(train_texts))
+    dev_texts, dev_y = [train_texts[i] for i in held], train_y[held]
     runs = ROOT / "benchmarks" / "runs"
     wall = {"regressor": fit_to_budget("recipes/imdb_rating.yaml", runs / "imdb_rating", minutes, extra),
             "classifier": fit_to_budget("recipes/imdb_bilstm.yaml", runs / "imdb_rating_classifier", minutes, extra)}
     metrics = json.loads((runs / "imdb_rating" / "bundle" / "metrics.json").read_text())
+    regressor = seq2text.load(runs / "imdb_rating" / "bundle")
     classifier = seq2text.load(runs / "imdb_rating_classifier" / "bundle")
-    p_pos = classifier.probabilities(test_texts)[:, classifier.labels.index("1")].numpy()
-    expected = p_pos * train_y[positive].mean() + (1 - p_pos) * train_y[~positive].mean()
-    baselines = {"train_mean": np.full_like(test_y, train_y.mean()), "classifier_expected": expected}
-    errors = {name: {"mae": round(float(np.abs(pred - test_y).mean()), 4),
-                     "rmse": round(float(np.sqrt(np.square(pred - test_y).mean())), 4)}
-              for name, pred in baselines.items()}
+    errors = {}
+    for split, texts, gold in (("test", test_texts, test_y), ("dev", dev_texts, dev_y)):
+        p_pos = classifier.probabilities(texts)[:, classifier.labels.index("1")].numpy()
+        expected = p_pos * train_y[positive].mean() + (1 - p_pos) * train_y[~positive].mean()
+        predictions = {"train_mean": np.full_like(gold, train_y.mean()), "classifier_expected": expected}
+        if split == "dev":
+            predictions["regressor"] = np.asarray(regressor.predict(texts))
+        errors[split] = _rating_errors(predictions, gold)
+    dev = errors["dev"]
+    errors = errors["test"]
     classifier_metrics = json.loads((runs / "imdb_rating_classifier" / "bundle" / "metrics.json").read_text())
     return record("imdb_rating", recipe="recipes/imdb_rating.yaml", metric="test_mae",
                   value=round(metrics["test/mae"], 4),
@@ -282,6 +303,10 @@ def imdb_rating(minutes: float, extra: list[str]) -> dict:
                   mae_classifier_expected=errors["classifier_expected"]["mae"],
                   rmse_classifier_expected=errors["classifier_expected"]["rmse"],
                   classifier_test_acc=round(100 * classifier_metrics["test/acc"], 2),
+                  dev_mae=dev["regressor"]["mae"], dev_mae_classifier_expected=dev["classifier_expected"]["mae"],
+                  dev_mae_train_mean=dev["train_mean"]["mae"],
+                  dev_split="the 1,250 training reviews both recipes hold out for validation",
+                  objective=json.loads((runs / "imdb_rating" / "bundle" / "config.json").read_text())["regression"],
                   train_mean=round(float(train_y.mean()), 4), budget_minutes=minutes,
                   train_seconds=round(metrics.get("train_seconds", float("nan")), 1),
                   classifier_train_seconds=round(classifier_metrics.get("train_seconds", float("nan")), 1),

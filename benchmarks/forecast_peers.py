@@ -96,6 +96,37 @@ def _sunspots() -> Series:
 
 DATASETS: dict[str, Callable[[], Series]] = {"co2": _co2, "sunspots": _sunspots}
 
+# statsmodels' macrodata (US quarterly, 1959Q1-2009Q3, 203 quarters): the columns that are levels of real activity,
+# prices, money and population, all trending upward with a yearly (season 4) pattern left in some, so one global model
+# can learn from all of them. Left out: tbilrate, unemp, infl and realint, rates that wander around a level (and
+# infl/realint are derived from cpi and tbilrate), a different kind of series.
+MACRO_COLUMNS = ("realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "pop")
+
+
+def _macro_panel() -> list[Series]:
+    """The MACRO_COLUMNS of statsmodels' macrodata as a panel of quarterly series (horizon 8, season 4); the last 40
+    quarters (1999Q4-2009Q3, the 2008 recession included) are the test part, the 24 before them the validation part."""
+    from statsmodels.datasets import macrodata
+
+    frame = macrodata.load_pandas().data
+    index = pd.DatetimeIndex(pd.PeriodIndex.from_fields(year=frame["year"].astype(int),
+                                                        quarter=frame["quarter"].astype(int), freq="Q")
+                             .to_timestamp(), freq="QS-OCT")
+    source = (f"statsmodels.datasets.macrodata (US quarterly 1959Q1-2009Q3), columns {list(MACRO_COLUMNS)} as a panel "
+              "(long table: time, series, value), used as is")
+    return [Series(f"macro_{c}", frame[c].to_numpy(np.float64), index, season=4, horizon=8, valid_size=24,
+                   test_size=40, source=source) for c in MACRO_COLUMNS]
+
+
+PANELS: dict[str, Callable[[], list[Series]]] = {"macro_panel": _macro_panel}
+
+
+def load_panel(name: str) -> list[Series]:
+    """The named dataset as a list of `Series` sharing one index and protocol (a one-series dataset: a list of one)."""
+    if name in PANELS:
+        return PANELS[name]()
+    return [load_series(name)]
+
 
 def load_series(name: str) -> Series:
     """The named dataset as a `Series`; values (n,) float64 without missing values."""
@@ -309,11 +340,56 @@ def run_darts_rnn(series: Series, origins: Sequence[int]) -> Forecast:
     return np.stack(rows), seconds, note
 
 
+# ---------------------------------------------------------------------------------------------------- statsforecast
+
+
+def _statsforecast(kind: str, series: Series, origins: Sequence[int]) -> Forecast:
+    """statsforecast's AutoARIMA or AutoETS (Hyndman–Khandakar automatic order / model selection by AICc), fitted
+    once on train + valid; per origin `model.forward(values[:o], h)`: the fitted model (order and parameters) applied
+    to the history up to o, no refit. Predictions (n_origins, horizon)."""
+    try:
+        from statsforecast.models import AutoARIMA, AutoETS
+    except ImportError as error:
+        raise ImportError(f"statsforecast unavailable ({error}); pip install -r benchmarks/peers.txt") from error
+    model = {"autoarima": AutoARIMA, "autoets": AutoETS}[kind](season_length=series.season)
+    start = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(series.values[:series.fit_end])
+        seconds = time.monotonic() - start
+        rows = [np.asarray(model.forward(y=series.values[:o], h=series.horizon)["mean"], dtype=np.float64)
+                for o in origins]
+    return np.stack(rows), seconds, f"statsforecast {model.__class__.__name__}(season_length={series.season}) " \
+        f"chose {_statsforecast_model(model)}, fitted once on train+valid; per origin: forward(values[:o], h), no refit"
+
+
+def _statsforecast_model(model: object) -> str:
+    """The model AutoARIMA / AutoETS chose, in words."""
+    fitted = getattr(model, "model_", {})
+    if "method" in fitted:  # ETS
+        return str(fitted["method"])
+    try:
+        from statsforecast.arima import arima_string
+        return arima_string(fitted).strip()
+    except (ImportError, KeyError, TypeError):
+        return "its model"
+
+
+def run_autoarima(series: Series, origins: Sequence[int]) -> Forecast:
+    """statsforecast AutoARIMA (see `_statsforecast`)."""
+    return _statsforecast("autoarima", series, origins)
+
+
+def run_autoets(series: Series, origins: Sequence[int]) -> Forecast:
+    """statsforecast AutoETS (see `_statsforecast`)."""
+    return _statsforecast("autoets", series, origins)
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
 PEERS: dict[str, Callable[[Series, Sequence[int]], Forecast]] = {
-    "ets": run_ets, "arima": run_arima, "darts_rnn": run_darts_rnn,
+    "ets": run_ets, "arima": run_arima, "autoarima": run_autoarima, "autoets": run_autoets, "darts_rnn": run_darts_rnn,
 }
 
 

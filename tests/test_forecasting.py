@@ -3,7 +3,10 @@ losses, forecast metrics, the task through the CLI, the bundle's Forecaster, and
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -243,7 +246,8 @@ def test_prediction_refuses_what_the_model_cannot_read(bundle: Path, table: Path
     assert read_series(table, "month", ["load"])[0].values.shape == (180, 1)
 
 
-@pytest.mark.parametrize("recipe", ["forecast_co2.yaml", "forecast_sunspots.yaml", "imdb_rating.yaml"])
+@pytest.mark.parametrize("recipe", ["forecast_co2.yaml", "forecast_sunspots.yaml", "forecast_auto.yaml",
+                                    "imdb_rating.yaml"])
 def test_recipes_parse(recipe: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(Path(__file__).parent.parent / "recipes" / recipe), "--print_config"])
@@ -298,3 +302,130 @@ def test_the_forecast_endpoint_serves_the_forecaster(bundle: Path, table: Path) 
     rows = served.json()["forecast"]
     assert len(rows) == 3 and [r["load"] for r in rows] == pytest.approx(expected["load"].tolist())
     assert short.status_code == 422 and "lookback" in short.json()["error"]
+
+
+# ----------------------------------------------------------------------------------------------- issue 30: tuning
+needs_optuna = pytest.mark.skipif(importlib.util.find_spec("optuna") is None and not os.environ.get("CI"),
+                                  reason="optuna is not installed (pip install seq2text[tune]); CI always runs these")
+AUTO = "forecast_auto.yaml"
+TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_columns", "[load]",
+             "--data.init_args.valid_size", "30", "--data.init_args.test_size", "24", "--data.init_args.horizon", "6",
+             "--data.init_args.season", "12", "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1",
+             "--trainer.precision", "32", *QUIET]
+
+
+def _tiny_tuning(frame: pd.DataFrame) -> dict:
+    """Two trials of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
+
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
+                                       valid_size=30, test_size=24, batch_size=32)
+    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true")
+    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
+    return result.record
+
+
+@needs_optuna
+def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(table: Path, tmp_path: Path) -> None:
+    lightning = logging.getLogger("pytorch_lightning")
+    level = lightning.level
+    bundle = fit(AUTO, tmp_path, "--data.init_args.path", str(table), *TUNE_TINY, "--tune_trials", "2")
+    assert lightning.level == level  # quieted for the search only: later fits in this process log as before
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    search = metrics["search"]
+    assert len(search["trials"]) == 2 and search["valid_mase"] == min(t["valid_mase"] for t in search["trials"])
+    assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
+                                     "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
+    assert "test/mase" in metrics and metrics["val/mase"] == search["valid_mase"]
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["calibration"]["band"] == [0.1, 0.9] and len(config["calibration"]["offsets"]) == 6
+    forecaster = seq2text.load(bundle)
+    assert forecaster.quantiles == (0.1, 0.5, 0.9)
+    future = forecaster.forecast(pd.read_csv(table))
+    assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
+
+
+@needs_optuna
+def test_the_tuner_never_reads_the_test_part() -> None:
+    """Poisoned test values (huge) leave the chosen configuration, every trial's validation MASE and the calibration
+    as they were: the tuner sees train | valid only."""
+    frame = monthly(150)
+    poisoned = frame.copy()
+    poisoned.loc[len(frame) - 24:, "load"] = 1e9
+    clean, dirty = _tiny_tuning(frame), _tiny_tuning(poisoned)
+    assert clean["chosen"] == dirty["chosen"] and clean["valid_mase"] == dirty["valid_mase"]
+    assert [t["valid_mase"] for t in clean["trials"]] == [t["valid_mase"] for t in dirty["trials"]]
+    assert clean["calibration"]["offsets"] == dirty["calibration"]["offsets"]
+
+
+def test_conformal_offsets_bring_a_band_to_its_nominal_coverage() -> None:
+    from seq2text.predict.conformal import calibrated_band, conformal_offsets
+
+    rng = np.random.default_rng(0)
+    step_scale = np.array([1.0, 2.0, 3.0])[None, :, None]
+    actual = rng.standard_t(4, size=(4000, 3, 1)) * step_scale  # wider with the step
+    point = np.zeros_like(actual)
+    narrow, wide = np.broadcast_to(0.3 * step_scale, actual.shape), np.broadcast_to(4.0 * step_scale, actual.shape)
+    for half in (point, narrow, wide):  # a point model, a band that covers too little, one that covers too much
+        offsets = conformal_offsets(point[:2000], -half[:2000], half[:2000], actual[:2000], 0.8)
+        assert offsets.shape == (3, 1)
+        low, high = calibrated_band(point[2000:], -half[2000:], half[2000:], offsets)
+        inside = (low <= actual[2000:]) & (actual[2000:] <= high)
+        assert abs(inside.mean() - 0.8) < 0.02 and np.all(np.abs(inside.mean(axis=0) - 0.8) < 0.04), inside.mean(0)
+    with pytest.raises(DataError, match="raise data.valid_size"):
+        conformal_offsets(point[:1], narrow[:1], narrow[:1], actual[:1], 0.8)
+
+
+def test_a_panel_trains_one_model_with_a_series_embedding(tmp_path: Path) -> None:
+    frame = monthly(120, ids=("north", "south", "east"))
+    table = tmp_path / "panel.csv"
+    frame.to_csv(table, index=False)
+    bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--data.init_args.id_column", "site",
+                 "--data.init_args.lookback", "12", "--model.init_args.network.autoregressive", "12",
+                 "--model.init_args.network.series_embedding", "4", "--data.init_args.valid_size", "12",
+                 "--data.init_args.test_size", "12", "--trainer.max_epochs", "2")
+    forecaster = seq2text.load(bundle)
+    assert forecaster.net.config.num_series == 3 and forecaster.net.series.weight.shape == (3, 4)
+    future = forecaster.forecast(frame)  # every series of the panel at once
+    assert list(dict.fromkeys(future["site"])) == ["north", "south", "east"] and len(future) == 3 * 6
+    alone = forecaster.forecast(frame[frame["site"] == "east"])
+    assert np.allclose(alone["load"], future[future["site"] == "east"]["load"], atol=1e-5)
+    with pytest.raises(DataError, match="not in the training panel"):
+        forecaster.forecast(frame[frame["site"] == "east"].assign(site="west"))
+
+
+def test_season_and_horizon_come_from_the_time_step() -> None:
+    quarterly = pd.DataFrame({"time": pd.date_range("1990-01-01", periods=120, freq="QS"), "value": np.arange(120.0)})
+    data = SeriesDataModule.from_frame(quarterly, lookback=8, horizon=None, season=None, valid_size=16, test_size=16)
+    assert (data.reading.season, data.reading.horizon) == (4, 8)
+    numbers = quarterly.assign(time=np.arange(120.0))
+    with pytest.raises(ConfigError, match="set data.season and data.horizon"):
+        SeriesDataModule.from_frame(numbers, lookback=8, horizon=None, season=None)
+
+
+@pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials"])
+def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    short = tmp_path / "short.csv"
+    monthly(70).to_csv(short, index=False)
+    recipes = Path(__file__).parent.parent / "recipes"
+    auto = ["--config", str(recipes / AUTO), *TUNE_TINY, "--bundle", str(tmp_path / "never")]
+    argv, expect = {
+        "not a forecaster": (["fit", "--config", str(recipes / "sst2_bilstm.yaml"), "--tune", "1m"],
+                             "configures forecasters"),
+        "validate": (["validate", *auto, "--data.init_args.path", str(table), "--tune", "1m"],
+                     "go with `seq2text fit`"),
+        "too short": (["fit", *auto, "--data.init_args.path", str(short), "--data.init_args.lookback", "6",
+                       "--tune_trials", "1"],
+                      "too few for a lookback"),
+        "no validation part": (["fit", *auto, "--data.init_args.path", str(table), "--data.init_args.valid_size", "0",
+                                "--tune_trials", "1"], "validation part"),
+        "bad trials": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "two"],
+                       "--tune_trials two"),
+    }[case]
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err, err[-1500:]
+    assert not (tmp_path / "never").exists()

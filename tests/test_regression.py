@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from fastapi.testclient import TestClient
 
 import seq2text
 from seq2text.cli import main
+from seq2text.predict.regressor import distribution_median, ordinal_median
 from seq2text.serving.server import ServeConfig, create_app
+from seq2text.tasks.config import TextObjective
 from seq2text.text.reading import read_labeled
 from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
 
@@ -44,7 +47,8 @@ def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def point_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fit("imdb_rating.yaml", tmp_path_factory.mktemp("point"), *_files(reviews), "--trainer.max_epochs", "6",
-               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0")
+               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+               "--model.init_args.objective.loss", "huber")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,20 @@ def quantile_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return fit("imdb_rating.yaml", tmp_path_factory.mktemp("quantile"), *_files(reviews), "--trainer.max_epochs", "6",
                "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
                "--model.init_args.objective.loss", "quantile")
+
+
+@pytest.fixture(scope="module")
+def distribution_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("distribution"), *_files(reviews), "--trainer.max_epochs",
+               "12", "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+               "--model.init_args.objective.loss", "distribution")
+
+
+@pytest.fixture(scope="module")
+def ordinal_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("ordinal"), *_files(reviews), "--trainer.max_epochs", "6",
+               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+               "--model.init_args.objective.loss", "ordinal")
 
 
 def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(reviews: Path, point_bundle: Path) -> None:
@@ -109,6 +127,108 @@ def test_a_regressor_ensemble_averages_its_members(reviews: Path, point_bundle: 
         seq2text.load([point_bundle, quantile_bundle])
     with pytest.raises(seq2text.DataError, match="not a number"):
         first.evaluate(["a film"], ["great"])
+
+
+def test_the_median_of_a_distribution_is_the_first_value_whose_cumulative_probability_reaches_half() -> None:
+    probabilities = torch.tensor([[0.2, 0.2, 0.6], [0.5, 0.1, 0.4], [0.1, 0.3, 0.6], [0.0, 0.0, 1.0]])
+    assert distribution_median(probabilities, torch.tensor([1.0, 2.0, 4.0])).tolist() == [4.0, 1.0, 4.0, 4.0]
+
+
+def test_a_distribution_head_learns_the_training_values_and_predicts_their_median(
+        reviews: Path, distribution_bundle: Path) -> None:
+    """The support is the distinct training ratings, kept in the bundle; the regressor gives their probabilities and
+    predicts the median, as the test run scored it."""
+    metrics = json.loads((distribution_bundle / "metrics.json").read_text())
+    config = json.loads((distribution_bundle / "config.json").read_text())
+    assert config["regression"] == {"loss": "distribution", "quantiles": [], "support": [2.0, 3.0, 4.0, 7.0, 8.0, 9.0]}
+    texts, ratings = read_labeled(reviews / "test.tsv", "text", "rating")
+    targets = np.asarray([float(r) for r in ratings])
+    assert metrics["test/mae"] < 0.5 * float(np.mean(np.abs(targets - targets.mean()))), metrics
+    regressor = seq2text.load(distribution_bundle)
+    assert regressor.support == (2.0, 3.0, 4.0, 7.0, 8.0, 9.0) and regressor.quantiles == ()
+    probabilities = regressor.outputs(texts)
+    assert probabilities.shape == (len(texts), 6) and torch.allclose(probabilities.sum(1), torch.ones(len(texts)))
+    predicted = regressor.predict(texts)
+    assert set(predicted) <= set(regressor.support)
+    assert predicted == distribution_median(probabilities, torch.tensor(regressor.support)).tolist()
+    assert regressor.evaluate(texts, ratings)["mae"] == pytest.approx(metrics["test/mae"], rel=1e-4)
+    good, bad = regressor.predict(["a superb film", "an awful film"])
+    assert good >= 7 > 4 >= bad
+
+
+def test_the_ordinal_median_is_the_value_above_as_many_gaps_as_are_likely_exceeded() -> None:
+    exceed = torch.tensor([[0.9, 0.6, 0.2], [0.4, 0.1, 0.0], [1.0, 0.9, 0.7]])  # P(y > 1), P(y > 2), P(y > 4)
+    assert ordinal_median(exceed, torch.tensor([1.0, 2.0, 4.0, 7.0])).tolist() == [4.0, 1.0, 7.0]
+
+
+def test_an_ordinal_head_learns_each_gap_and_predicts_the_median(reviews: Path, ordinal_bundle: Path,
+                                                                  distribution_bundle: Path) -> None:
+    """One output per gap between the training ratings, P(rating > value); the bundle keeps the support, the
+    regressor predicts as the test run scored; members of another head are refused."""
+    metrics = json.loads((ordinal_bundle / "metrics.json").read_text())
+    config = json.loads((ordinal_bundle / "config.json").read_text())
+    assert config["regression"] == {"loss": "ordinal", "quantiles": [], "support": [2.0, 3.0, 4.0, 7.0, 8.0, 9.0]}
+    assert config["net"]["num_classes"] == 5
+    texts, ratings = read_labeled(reviews / "test.tsv", "text", "rating")
+    targets = np.asarray([float(r) for r in ratings])
+    assert metrics["test/mae"] < 0.5 * float(np.mean(np.abs(targets - targets.mean()))), metrics
+    regressor = seq2text.load(ordinal_bundle)
+    assert regressor.ordinal and regressor.support == (2.0, 3.0, 4.0, 7.0, 8.0, 9.0)
+    exceed = regressor.outputs(texts)
+    assert exceed.shape == (len(texts), 5) and ((exceed > 0) & (exceed < 1)).all()
+    assert regressor.predict(texts) == ordinal_median(exceed, torch.tensor(regressor.support)).tolist()
+    assert regressor.evaluate(texts, ratings)["mae"] == pytest.approx(metrics["test/mae"], rel=1e-4)
+    good, bad = regressor.predict(["a superb film", "an awful film"])
+    assert good >= 7 > 4 >= bad
+    ensemble = seq2text.load([ordinal_bundle, ordinal_bundle])
+    assert ensemble.predict(texts) == regressor.predict(texts)
+    with pytest.raises(seq2text.BundleError, match=r"member 1 predicts over the values \(support, ordinal\) "
+                                                   r"\(\(2.0, 3.0, 4.0, 7.0, 8.0, 9.0\), False\)"):
+        seq2text.load([ordinal_bundle, distribution_bundle])
+
+
+def test_a_distribution_ensemble_takes_the_median_of_the_mean_probabilities(
+        reviews: Path, point_bundle: Path, distribution_bundle: Path) -> None:
+    first, second = seq2text.Regressor.load(distribution_bundle), seq2text.Regressor.load(distribution_bundle)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a second member that predicts otherwise
+        for parameter in second.net.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    ensemble = seq2text.RegressorEnsemble([first, second])
+    texts, _ = read_labeled(reviews / "test.tsv", "text", "rating")
+    mean = (first.outputs(texts) + second.outputs(texts)) / 2
+    assert torch.allclose(ensemble.outputs(texts), mean)
+    assert ensemble.predict(texts) == distribution_median(mean, torch.tensor(first.support)).tolist()
+    with pytest.raises(seq2text.BundleError,
+                       match=r"member 1 predicts over the values \(support, ordinal\) \(\(\), False\), member 0"):
+        seq2text.load([distribution_bundle, point_bundle])
+
+
+def test_a_bundle_without_a_support_entry_loads_as_a_point_regressor(point_bundle: Path, tmp_path: Path) -> None:
+    """Bundles written before distribution heads have no `support` in their `regression` entry."""
+    old = tmp_path / "old"
+    shutil.copytree(point_bundle, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["regression"]["support"]
+    (old / "config.json").write_text(json.dumps(config))
+    regressor, current = seq2text.load(old), seq2text.load(point_bundle)
+    assert regressor.support == () and regressor.predict(["a superb film"]) == current.predict(["a superb film"])
+
+
+def test_distribution_settings_are_checked(reviews: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(seq2text.ConfigError, match="support needs objective.loss: distribution or ordinal"):
+        TextObjective(loss="huber", support=[1.0, 2.0]).resolved()
+    with pytest.raises(seq2text.ConfigError, match="distinct finite values, increasing; got \\[3.0, 1.0\\]"):
+        TextObjective(loss="distribution", support=[3.0, 1.0]).resolved()
+    many = tmp_path / "many"
+    many.mkdir()
+    for name in ("train", "dev", "test"):  # continuous targets: far too many values for a distribution
+        rows = [f"{text}\t{i / 7:.4f}\n" for i, (text, _) in enumerate(toy_rows(120, 0))]
+        (many / f"{name}.tsv").write_text("text\trating\n" + "".join(rows))
+    capsys.readouterr()
+    assert run_fit("imdb_rating.yaml", tmp_path / "out", *_files(many), "--trainer.max_epochs", "1",
+                   "--model.init_args.objective.loss", "distribution") == 1
+    assert "the training targets: objective.loss distribution or ordinal needs 2 to 100" in capsys.readouterr().err
 
 
 def test_non_numeric_targets_are_refused(reviews: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,4 +1,5 @@
-"""`seq2text fit|validate|test`: LightningCLI with seq2text's options (`--budget`, `--bundle`, `--test_after_fit`),
+"""`seq2text fit|validate|test`: LightningCLI with seq2text's options (`--budget`, `--bundle`, `--test_after_fit`;
+`--tune` for forecasters: `seq2text.cli.tuning`),
 its `Trainer` (`precision: auto`), the checks of `--ckpt_path` and the bundle export after fit; and
 `seq2text prepare` (a recipe's data, or corpus files, tokenized once into prepared caches)."""
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from seq2text.errors import ConfigError, Seq2TextError
 
 __all__ = ["LIGHTNING_COMMANDS", "_lightning_cli_class", "_lightning_main", "_prepare", "check_moved_keys",
-           "moved_keys"]
+           "moved_keys", "recipe_model_class"]
 
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
@@ -31,9 +32,8 @@ def moved_keys(task: type) -> dict[str, str]:
     return {old: new for old, new in table.items() if old not in hints}
 
 
-def check_moved_keys(args: list[str]) -> None:
-    """Refuses a recipe (`--config`) or override (`--model.init_args.KEY`) that sets a task setting by its flat
-    key from before the settings were grouped, naming where each one went."""
+def _recipe_model(args: list[str]) -> tuple[str | None, list[str]]:
+    """The model's class path and the `model.init_args` keys that a recipe (`--config`) and overrides set."""
     import yaml
     words = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--") else [arg])]
     class_path, keys = None, []
@@ -47,6 +47,18 @@ def check_moved_keys(args: list[str]) -> None:
             class_path = value
         elif option.startswith("--model."):
             keys.append(option.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
+    return class_path, keys
+
+
+def recipe_model_class(args: list[str]) -> str | None:
+    """The model class path a recipe (`--config`) and its overrides name (None: none named)."""
+    return _recipe_model(args)[0]
+
+
+def check_moved_keys(args: list[str]) -> None:
+    """Refuses a recipe (`--config`) or override (`--model.init_args.KEY`) that sets a task setting by its flat
+    key from before the settings were grouped, naming where each one went."""
+    class_path, keys = _recipe_model(args)
     from seq2text import tasks
     task = getattr(tasks, str(class_path).rsplit(".", 1)[-1], None)
     table = moved_keys(task) if isinstance(task, type) else {}
@@ -79,6 +91,11 @@ def _lightning_cli_class() -> type:
                                 help="where fit writes the model bundle (default: <log dir>/bundle)")
             parser.add_argument("--test_after_fit", type=bool, default=True,
                                 help="after fit, evaluate on the test split and store the metrics in the bundle")
+            parser.add_argument("--tune", type=str | None, default=None,
+                                help="forecasters: search the configuration on the validation part for this long "
+                                "(e.g. 10m; Optuna, pip install seq2text[tune]), then refit (docs/forecasting.md)")
+            parser.add_argument("--tune_trials", type=int | None, default=None,
+                                help="with or instead of --tune: stop the search after this many trials")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature
@@ -146,6 +163,11 @@ def _lightning_cli_class() -> type:
 
 def _lightning_main(args: list[str]) -> None:
     check_moved_keys(args)
+    from seq2text.cli.tuning import split_tune_options, tune_main
+    args, tune = split_tune_options(args)
+    if tune:  # seq2text fit --tune 10m: a forecaster configured automatically (seq2text.tasks.tuning)
+        tune_main(args, tune)
+        return
     cli_class = _lightning_cli_class()
     cli_class(model_class=None, datamodule_class=None, subclass_mode_model=True, subclass_mode_data=True,
               args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)

@@ -104,6 +104,7 @@ class SeriesBatch(_Batch):
         scale: the series' scale, (batch, V): `target × scale + last` is the series' future.
         mase_scale: MASE's denominator of each window's series, (batch, V).
         naive: the seasonal-naive forecast in the units of `target`, (batch, horizon, V).
+        series: the number of each window's series in the table (its row of a series embedding), (batch,) int64.
         indices: window number within its split, (batch,).
     """
 
@@ -113,6 +114,7 @@ class SeriesBatch(_Batch):
     scale: torch.Tensor
     mase_scale: torch.Tensor
     naive: torch.Tensor
+    series: torch.Tensor
     indices: torch.Tensor
 
     @property

@@ -302,9 +302,15 @@ class TextRegressionDataModule(ClassificationDataModule):
         return replace(super().reading, labels=())
 
     @property
+    def train_targets(self) -> np.ndarray:
+        """The training targets, (texts,) float32: a regressor's head starts from them (their mean, or the frequency
+        of each value of a distribution, whose support they give)."""
+        return self._class_indices(self._splits["train"])
+
+    @property
     def target_mean(self) -> float:
-        """The mean training target (the head starts there, and it is the baseline to beat)."""
-        return float(self._class_indices(self._splits["train"]).mean())
+        """The mean training target (the baseline to beat)."""
+        return float(self.train_targets.mean())
 
     def _class_indices(self, split: _Split) -> np.ndarray:
         """The targets, (texts,) float32."""

@@ -2,12 +2,14 @@
 
 Each series is cut into consecutive train, valid and test parts; scales are fitted on the training part only. A
 validation or test forecast starts at every step of its part (rolling origin) from the history before it.
+`SeriesDataModule.view` reads the same series otherwise: the test part cut off (what a tuner may see), or training
+on train + valid (a refit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -21,6 +23,7 @@ from seq2text.text.series import (
     Calendar,
     Series,
     SeriesReading,
+    frequency_defaults,
     read_series,
     seasonal_scale,
     series_scale,
@@ -85,20 +88,22 @@ class SeriesDataModule(SplitDataModule):
         value_columns: the numeric columns to forecast (one or many variables per step).
         id_column: the series id of each row (None: the table is one series).
         lookback: time steps of history the network reads.
-        horizon: time steps forecast at once.
-        season: the seasonal period of the seasonal-naive baseline and MASE (12: monthly, yearly cycle; 1: naive).
+        horizon: time steps forecast at once (None: from the time step, as in the M4 competition: 6 yearly, 8
+            quarterly, 18 monthly, 13 weekly, 14 daily, 48 hourly).
+        season: the seasonal period of the seasonal-naive baseline and MASE (12: monthly, yearly cycle; 1: naive;
+            None: from the time step: 1 yearly, 4 quarterly, 12 monthly, 52 weekly, 7 daily, 24 hourly).
         calendar: calendar features of each step: `month`, `dayofweek`, `dayofyear`, `hour` (date columns).
         normalize: `series` (each window divided by its series' training scale) or `window` (by the spread of
             its own history: series whose amplitude drifts).
         valid_size: the validation part before the test part (fraction or steps); 0: no validation.
-        test_size: the test part at the end of each series (fraction or steps).
+        test_size: the test part at the end of each series (fraction or steps); 0: none (no test after fit).
         batch_size: training windows per batch (per process).
         eval_batch_size: windows per evaluation batch.
         seed: seeds the training order.
     """
 
     def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
-                 id_column: str | None = None, lookback: int = 48, horizon: int = 12, season: int = 1,
+                 id_column: str | None = None, lookback: int = 48, horizon: int | None = 12, season: int | None = 1,
                  calendar: Sequence[Calendar] = (), normalize: Literal["series", "window"] = "series",
                  valid_size: float = 0.1, test_size: float = 0.1,
                  batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
@@ -106,9 +111,10 @@ class SeriesDataModule(SplitDataModule):
         self.save_hyperparameters()
         if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
             raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
-        self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback, horizon, season,
-                                   tuple(calendar), normalize=normalize)
-        self._series, self._parts, self.datasets = [], [], {}
+        self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback,
+                                   1 if horizon is None else horizon, 1 if season is None else season,
+                                   tuple(calendar), normalize=normalize)  # season/horizon None: set in _load
+        self._series, self._parts, self.datasets, self._step = [], [], {}, None
         if path is not None:
             self._load(path)
 
@@ -121,31 +127,69 @@ class SeriesDataModule(SplitDataModule):
 
     # ------------------------------------------------------------------------------------------ reading
     def _load(self, source: object) -> None:
-        base, hp = self._base, self.hparams
-        self._series = read_series(source, base.time_column, base.value_columns, base.id_column)
-        if base.calendar and self._series[0].times.dtype.kind != "M":
+        base = self._base
+        series = read_series(source, base.time_column, base.value_columns, base.id_column)
+        self._resolve_defaults(series, source)
+        hp = self.hparams
+        self._adopt(series, [self._part(s, hp.valid_size, hp.test_size) for s in series])
+
+    def _resolve_defaults(self, series: list[Series], source: object) -> None:
+        """Checks the series share one time step; season and horizon left unset come from it."""
+        if self._base.calendar and series[0].times.dtype.kind != "M":
             raise ConfigError("data.calendar needs a date/time column; remove it for a numeric time column")
-        steps = {s.step for s in self._series} - {None}
+        steps = {s.step for s in series} - {None}
         if len(steps) > 1:
             raise DataError(f"the series of {source} have different time steps {sorted(steps)}; resample them to "
                             "one step")
-        self._parts = [self._part(s, hp.valid_size, hp.test_size) for s in self._series]
-        scales = {s.id: tuple(series_scale(s.values[:p.valid])) for s, p in zip(self._series, self._parts, strict=True)}
-        self._reading = SeriesReading(**{**base.to_dict(), "step": next(iter(steps), None), "scales": scales})
+        self._step = next(iter(steps), None)
+        if self.hparams.season is None or self.hparams.horizon is None:
+            season, horizon = frequency_defaults(self._step)
+            self._base = replace(self._base, season=self.hparams.season or season,
+                                 horizon=self.hparams.horizon or horizon)
+
+    def _adopt(self, series: list[Series], parts: list[_Part]) -> None:
+        """Takes `series` split at `parts`; fits each series' scale on its training part."""
+        base = self._base
+        for one, part in zip(series, parts, strict=True):
+            if part.valid < base.lookback + base.horizon:
+                name = f"series {one.id!r}" if one.id else "the series"
+                raise DataError(f"{name} has {len(one)} time steps; its training part ({part.valid}) is shorter than "
+                                f"lookback + horizon = {base.lookback + base.horizon}; lower data.lookback or "
+                                "data.valid_size / data.test_size")
+        self._series, self._parts, self.datasets = series, parts, {}
+        scales = {s.id: tuple(series_scale(s.values[:p.valid])) for s, p in zip(series, parts, strict=True)}
+        self._reading = SeriesReading(**{**base.to_dict(), "step": self._step, "scales": scales})
 
     def _part(self, series: Series, valid_size: float, test_size: float) -> _Part:
-        base = self._base
         train, valid, test = split_sizes(len(series), valid_size, test_size)
         name = f"series {series.id!r}" if series.id else "the series"
-        if train < base.lookback + base.horizon:
-            raise DataError(f"{name} has {len(series)} time steps; its training part ({train}) is shorter than "
-                            f"lookback + horizon = {base.lookback + base.horizon}; lower data.lookback or "
-                            "data.valid_size / data.test_size")
         for part, size in (("valid", valid), ("test", test)):
-            if 0 < size < base.horizon or (part == "test" and size == 0):
+            if 0 < size < self._base.horizon:
                 raise DataError(f"{name}: its {part} part has {size} time steps, fewer than the horizon "
-                                f"{base.horizon}; raise data.{part}_size")
+                                f"{self._base.horizon}; raise data.{part}_size")
         return _Part(train, train + valid, len(series))
+
+    def view(self, fit_until: Literal["valid", "test"], **changes: Any) -> SeriesDataModule:  # noqa: ANN401
+        """The same series with `changes` to this module's options (e.g. another lookback or normalize).
+
+        Args:
+            fit_until: `valid`: train | valid, each series cut where its test part starts (its test values are
+                never read: what a tuner may see); `test`: train on train + valid, scales refitted there, and the
+                test part after it (a refit).
+        """
+        if not self._series:
+            raise ConfigError("data.path is not set: give the table to forecast (CSV, TSV or Parquet)")
+        fixed = {"season": self._base.season, "horizon": self._base.horizon}
+        options = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # not LightningCLI's _class_path
+        module = SeriesDataModule(**{**options, **fixed, **changes, "path": None})
+        module._step = self._step
+        if fit_until == "valid":
+            cut = [replace(s, times=s.times[:p.test], values=s.values[:p.test], rows=s.rows[:p.test])
+                   for s, p in zip(self._series, self._parts, strict=True)]
+            module._adopt(cut, [_Part(p.valid, p.test, p.test) for p in self._parts])
+        else:
+            module._adopt(self._series, [_Part(p.test, p.test, p.end) for p in self._parts])
+        return module
 
     @property
     def reading(self) -> SeriesReading:
@@ -158,6 +202,14 @@ class SeriesDataModule(SplitDataModule):
     def tokenizer(self) -> None:
         """Numbers need no tokenizer (the bundle has none)."""
         return None
+
+    def training_steps(self) -> int:
+        """The shortest training part of the series, in time steps."""
+        return min(part.valid for part in self._parts)
+
+    def has_test(self) -> bool:
+        """Whether some series has a test part."""
+        return any(part.end > part.test for part in self._parts)
 
     def bundle_config(self) -> dict:
         return {"num_series": len(self._series), "valid_size": self.hparams.valid_size,
@@ -176,8 +228,8 @@ class SeriesDataModule(SplitDataModule):
         """The windows of one split, built once."""
         if split not in self.datasets:
             reading, columns = self.reading, {k: [] for k in ("input", "target", "last", "scale", "mase_scale",
-                                                               "naive")}
-            for series, part in zip(self._series, self._parts, strict=True):
+                                                               "naive", "series")}
+            for number, (series, part) in enumerate(zip(self._series, self._parts, strict=True)):
                 series_scale_ = reading.scale_of(series)
                 mase = seasonal_scale(series.values[: part.valid], reading.season)
                 for origin in self._origins(split, part):
@@ -188,6 +240,7 @@ class SeriesDataModule(SplitDataModule):
                                        ("target", reading.targets(series, origin, scale)), ("scale", scale),
                                        ("naive", (naive - last) / scale), ("mase_scale", mase)):
                         columns[key].append(value.astype(np.float32, copy=False))
+                    columns["series"].append(np.int64(number))
             if not columns["input"]:
                 raise DataError(f"no {split} windows: the {split} parts are empty; raise data.{split}_size")
             self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})

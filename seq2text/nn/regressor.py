@@ -9,6 +9,8 @@ input projection where they have an embedding).
       `autoregressive` values of each variable → Linear → (B, horizon, output_size, 1), added to every output,
       so the recurrent stack learns what a linear forecast misses (trend and season extrapolate linearly;
       the network's output stays in the range it was trained on).
+    + (series_embedding > 0) a learned vector per series of a panel, concatenated to every input step: one global
+      model over many series that still tells them apart.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class RegressorConfig(Config):
         between_layers: normalisation between recurrent layers: `none`, `layernorm` or `batchnorm`.
         autoregressive: steps of each variable's most recent history fed to the linear highway (0: none); at
             most the lookback. Its weights are shared by all variables, as in LSTNet.
+        num_series: the series of the panel it was trained on (their embedding rows; 0: none).
+        series_embedding: width of each series' learned vector, concatenated to every input step (0: none).
     """
 
     input_size: int
@@ -60,6 +64,8 @@ class RegressorConfig(Config):
     quantiles: tuple[float, ...] = ()
     between_layers: BetweenLayers = "none"
     autoregressive: int = 0
+    num_series: int = 0
+    series_embedding: int = 0
 
     def __post_init__(self) -> None:
         if min(self.input_size, self.output_size, self.horizon, self.hidden_size, self.num_layers) < 1:
@@ -67,6 +73,9 @@ class RegressorConfig(Config):
         if self.autoregressive < 0 or self.output_size > self.input_size:
             raise ValueError(f"autoregressive={self.autoregressive} must be ≥ 0 (0: no linear highway) and "
                              f"output_size={self.output_size} at most input_size={self.input_size}")
+        if self.series_embedding < 0 or (self.series_embedding > 0 and self.num_series < 1):
+            raise ValueError(f"series_embedding={self.series_embedding} must be ≥ 0 and needs num_series ≥ 1 (the "
+                             f"panel's series; got {self.num_series})")
         if self.quantiles and (0.5 not in self.quantiles or not all(0 < q < 1 for q in self.quantiles)
                                or list(self.quantiles) != sorted(set(self.quantiles))):
             raise ValueError(f"quantiles={list(self.quantiles)} must increase strictly within (0, 1) and include "
@@ -84,7 +93,8 @@ class SequenceRegressor(nn.Module):
     def __init__(self, config: RegressorConfig) -> None:
         super().__init__()
         self.config = config
-        self.project = nn.Linear(config.input_size, config.hidden_size)
+        self.series = nn.Embedding(config.num_series, config.series_embedding) if config.series_embedding else None
+        self.project = nn.Linear(config.input_size + config.series_embedding, config.hidden_size)
         self.rnn = RNNStack(config.rnn_type, config.hidden_size, config.hidden_size, config.hidden_size,
                             config.num_layers, config.dropout, bidirectional=config.bidirectional,
                             between_layers=config.between_layers)
@@ -96,11 +106,11 @@ class SequenceRegressor(nn.Module):
             nn.init.zeros_(self.highway.weight)
             nn.init.zeros_(self.highway.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, lookback, input_size), the predicted variables first → predictions
-        (batch, horizon, output_size, Q), Q = `num_outputs`."""
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (batch, lookback, input_size), the predicted variables first; series: each window's series number
+        (batch,), needed with a series embedding → predictions (batch, horizon, output_size, Q), Q = `num_outputs`."""
         c = self.config
-        out, _ = self.rnn(self.project(x))  # (B, L, hidden × directions)
+        out, _ = self.rnn(self.project(self._with_series(x, series)))  # (B, L, hidden × directions)
         lengths = torch.full((x.size(0),), x.size(1), device=x.device)
         last = pool(self.output_dropout(out), lengths, "last", c.bidirectional)  # (B, features)
         predictions = self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
@@ -111,6 +121,15 @@ class SequenceRegressor(nn.Module):
         recent = x[:, -c.autoregressive:, : c.output_size].transpose(1, 2)  # (B, V, k)
         linear = self.highway(recent).transpose(1, 2).unsqueeze(-1)  # (B, H, V, 1)
         return predictions + linear.float()
+
+    def _with_series(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
+        """x with its series' embedding appended to every step, (B, L, input_size + series_embedding)."""
+        if self.series is None:
+            return x
+        if series is None:
+            raise ValueError("this network embeds series: pass each window's series number")
+        vectors = self.series(series).unsqueeze(1).expand(-1, x.size(1), -1)  # (B, L, E)
+        return torch.cat([x, vectors.to(x.dtype)], dim=-1)
 
     def point(self, predictions: torch.Tensor) -> torch.Tensor:
         """The point forecast, (..., output_size): the median where quantiles are predicted."""

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seq2text.errors import ConfigError
+from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
+from seq2text.predict.conformal import calibrated_band
 from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _read
 from seq2text.text.series import Series, SeriesReading, read_series
 
@@ -23,22 +24,31 @@ class Forecaster:
 
     Args:
         reading: how the training data was read (columns, lookback, step, each series' scale).
+        calibration: the band's conformal calibration (`seq2text.predict.conformal`), as a tuned bundle stores it:
+            `{"band": [lower, upper], "level": upper - lower, "offsets": (horizon, V) in scaled units}`; None: the
+            network's quantiles as they are.
     """
 
     task = "forecasting"
 
-    def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None) -> None:
-        self.net, self.reading, self.metrics = net.eval(), reading, metrics or {}
+    def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None,
+                 calibration: dict | None = None) -> None:
+        self.net, self.reading, self.metrics, self.calibration = net.eval(), reading, metrics or {}, calibration
+        self._series_numbers = {series_id: k for k, series_id in enumerate(reading.scales)}
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle, net = _read(path, cls.task, SequenceRegressor, RegressorConfig)
-        return cls(net, SeriesReading.from_bundle(bundle.config, path), bundle.metrics)
+        reading = SeriesReading.from_bundle(bundle.config, path)
+        return cls(net, reading, bundle.metrics, bundle.config.get("calibration"))
 
     @property
     def quantiles(self) -> tuple[float, ...]:
-        """The quantiles it predicts (empty: point forecasts only)."""
+        """The quantiles it forecasts (empty: point forecasts only); a calibrated band's edges and the median."""
+        if self.calibration:
+            lower, upper = self.calibration["band"]
+            return (lower, 0.5, upper)
         return self.net.config.quantiles
 
     @torch.inference_mode()
@@ -82,9 +92,32 @@ class Forecaster:
                                                                                                    strict=True)]
         inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
                                             for one, origin, scale in zip(series, origins, scales, strict=True)]))
-        predicted = self.net(inputs).numpy()  # (N, H, V, Q)
+        predicted = self._calibrated(self.net(inputs, self._numbers(series)).numpy())  # (N, H, V, Q)
         return [reading.restore(p, one.values[-1][None, :, None], scale[None, :, None])
                 for p, one, scale in zip(predicted, series, scales, strict=True)]
+
+    def _numbers(self, series: list[Series]) -> torch.Tensor | None:
+        """Each series' row of the series embedding, (N,); None for a network without one."""
+        if not self.net.config.series_embedding:
+            return None
+        unknown = [one.id for one in series if one.id not in self._series_numbers]
+        if unknown:
+            raise DataError(f"series {unknown[:5]} were not in the training panel (it had {len(self._series_numbers)}:"
+                            f" {list(self._series_numbers)[:5]}...); a model with a series embedding forecasts the "
+                            "series it was trained on: check the id column, or train on a panel with these series")
+        return torch.tensor([self._series_numbers[one.id] for one in series], dtype=torch.long)
+
+    def _calibrated(self, predicted: np.ndarray) -> np.ndarray:
+        """The network's output (N, H, V, Q) → (N, H, V, 3): the calibrated band's lower edge, the point forecast and
+        its upper edge (unchanged without a calibration)."""
+        if not self.calibration:
+            return predicted
+        config, (lower, upper) = self.net.config, self.calibration["band"]
+        point = self.net.point(torch.from_numpy(predicted)).numpy()  # (N, H, V)
+        low = predicted[..., config.quantiles.index(lower)] if config.quantiles else point
+        high = predicted[..., config.quantiles.index(upper)] if config.quantiles else point
+        low, high = calibrated_band(point, low, high, np.asarray(self.calibration["offsets"], dtype=np.float32))
+        return np.stack([low, point, high], axis=-1)
 
 
 class ForecasterEnsemble(Ensemble):

@@ -4,6 +4,7 @@ or two tasks. A field left out of a recipe keeps the task's default for it."""
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields, make_dataclass
@@ -15,7 +16,7 @@ from seq2text.nn.regressor import RegressorConfig
 from seq2text.nn.seq2seq import Seq2SeqConfig
 
 __all__ = ["ClassifierNetwork", "FineTuning", "ForecastNetwork", "Objective", "Optimization", "Regularization",
-           "Seq2SeqNetwork", "check_ranges"]
+           "Seq2SeqNetwork", "TextObjective", "check_ranges", "check_support"]
 
 
 def check_ranges(group: str, settings: object) -> None:
@@ -187,8 +188,9 @@ Seq2SeqNetwork = _network("Seq2SeqNetwork", "A translation network (`network`); 
                           Seq2SeqConfig, ("vocab_size", "pad_id", "bos_id", "eos_id"), check=_luong_dot_width)
 ForecastNetwork = _network(
     "ForecastNetwork", """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive:
-    the linear highway's steps, at most data.lookback).""", RegressorConfig,
-    ("input_size", "output_size", "horizon", "quantiles"))
+    the linear highway's steps, at most data.lookback; series_embedding: a learned vector per series of a panel, the
+    number of series taken from the data).""", RegressorConfig,
+    ("input_size", "output_size", "horizon", "quantiles", "num_series"))
 
 
 @dataclass(frozen=True)
@@ -218,3 +220,46 @@ class Objective:
         if self.huber_delta <= 0:
             raise ConfigError("model.objective.huber_delta must be > 0")
         return quantiles
+
+
+MAX_SUPPORT = 100
+"""The most target values a `distribution` or `ordinal` head learns probabilities for."""
+
+
+@dataclass(frozen=True)
+class TextObjective(Objective):
+    """A text regressor's loss (`objective`): `Objective`'s, or one over the target values (for targets of few
+    values, e.g. ratings; each target counts as the nearest value of `support`).
+
+    Attributes:
+        loss: as `Objective`'s, or `distribution`: a softmax over the values of `support`, trained with cross-entropy,
+            its median the point prediction (the value that minimises the expected absolute error); or `ordinal`: one
+            sigmoid per gap between neighbouring values, P(target > value), each trained with binary cross-entropy
+            weighted by the gap's width (their sum bounds the absolute error), the point prediction the value above
+            as many gaps as have P > 1/2 (the median).
+        support: the values of `distribution` or `ordinal`, increasing; None: the distinct training targets (at most
+            `MAX_SUPPORT`), which the bundle keeps.
+    """
+
+    loss: Literal["mse", "mae", "huber", "quantile", "distribution", "ordinal"] = "mse"
+    support: list[float] | None = None
+
+    def resolved(self) -> tuple[float, ...]:
+        """The quantiles the head predicts (empty for a point loss, a distribution or ordinal), checked."""
+        if self.support is not None and self.loss not in ("distribution", "ordinal"):
+            raise ConfigError("model.objective.support needs objective.loss: distribution or ordinal")
+        if self.support is not None:
+            check_support(self.support)
+        return super().resolved()
+
+
+def check_support(values: list[float]) -> tuple[float, ...]:
+    """The values of a `distribution` or `ordinal` head as a tuple, checked: 2 to `MAX_SUPPORT` finite values,
+    increasing."""
+    support = tuple(float(v) for v in values)
+    if not 2 <= len(support) <= MAX_SUPPORT or list(support) != sorted(set(support)) or not all(
+            math.isfinite(v) for v in support):
+        shown = list(support) if len(support) <= 12 else f"{len(support)} values"
+        raise ConfigError(f"objective.loss distribution or ordinal needs 2 to {MAX_SUPPORT} distinct finite values, "
+                          f"increasing; got {shown}: targets of many values take mse, mae, huber or quantile")
+    return support

@@ -24,6 +24,8 @@ class ForecastingTask(Task):
     Args:
         input_size, output_size, output_steps: features per step, variables, horizon; None takes them from the
             data module (checked when given).
+        num_series: the panel's series (rows of the series embedding, with network.series_embedding > 0); None takes
+            it from the data module.
         network: the architecture (`seq2text.tasks.config.ForecastNetwork`).
         objective: the loss and its quantiles (`Objective`; huber_delta in units of the series' scale).
         optim: see `Optimization`.
@@ -36,6 +38,7 @@ class ForecastingTask(Task):
         input_size: int | None = None,
         output_size: int | None = None,
         output_steps: int | None = None,
+        num_series: int | None = None,
         network: ForecastNetwork = ForecastNetwork(),
         objective: Objective = Objective(),
         optim: Optimization = Optimization("adam", 3e-3),
@@ -45,18 +48,20 @@ class ForecastingTask(Task):
         self.network, self.objective, self.quantiles = network, objective, objective.resolved()
         self.save_settings()
         self.net: SequenceRegressor | None = None
+        self.calibration: dict | None = None  # conformal offsets of the band (seq2text.tasks.tuning), for the bundle
         if None not in (input_size, output_size, output_steps):
-            self._build(input_size, output_size, output_steps)
+            self._build(input_size, output_size, output_steps, num_series or 0)
 
-    def _build(self, input_size: int, output_size: int, horizon: int) -> None:
+    def _build(self, input_size: int, output_size: int, horizon: int, num_series: int) -> None:
         values = {**asdict(self.network), "head_sizes": tuple(self.network.head_sizes or ()),
-                  "quantiles": self.quantiles}
+                  "quantiles": self.quantiles, "num_series": num_series if self.network.series_embedding else 0}
         try:
             config = RegressorConfig(input_size, output_size, horizon, **values)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         self.net = SequenceRegressor(config)
-        self.hparams.update(input_size=input_size, output_size=output_size, output_steps=horizon)
+        self.hparams.update(input_size=input_size, output_size=output_size, output_steps=horizon,
+                            num_series=config.num_series)
 
     def setup(self, stage: str) -> None:
         """Takes (or checks) the network's shape from the data module's reading spec."""
@@ -75,13 +80,13 @@ class ForecastingTask(Task):
             raise ConfigError(f"model.network.autoregressive={self.network.autoregressive} reads more steps than "
                               f"data.lookback={reading.lookback}; lower it or raise the lookback")
         if self.net is None:
-            self._build(*shape)
+            self._build(*shape, len(reading.scales))
 
     # ------------------------------------------------------------------------------------------ steps
     def _predict(self, batch: SeriesBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions (n, H, V, Q) and targets (n, H, V) of the real (non-filler) windows, in scaled units."""
         real = batch.indices >= 0
-        return self.net(batch.input[real]), batch.target[real]
+        return self.net(batch.input[real], batch.series[real]), batch.target[real]
 
     def _loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The objective's loss of each prediction, (n, H, V)."""
@@ -116,6 +121,10 @@ class ForecastingTask(Task):
         self.log(f"{stage}/loss", float(sums[-1]) / count, rank_zero_only=True)
         self.log(f"{stage}/windows", count / (self.net.config.horizon * self.net.config.output_size),
                  rank_zero_only=True)
+
+    def bundle_extra(self) -> dict:
+        """The band's conformal calibration, when a tuner measured it (`Forecaster` applies it)."""
+        return {"calibration": self.calibration} if self.calibration else {}
 
     def throughput_metrics(self, batch: SeriesBatch, seconds: float) -> dict[str, float]:
         return {"train/steps_per_sec": batch.num_tokens / seconds,

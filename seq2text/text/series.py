@@ -22,14 +22,17 @@ from seq2text.text.reading import _Spec
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CALENDAR_FEATURES", "Calendar", "Series", "SeriesReading", "read_series", "read_table",
-           "seasonal_scale", "split_sizes"]
+__all__ = ["CALENDAR_FEATURES", "FREQUENCY_DEFAULTS", "Calendar", "Series", "SeriesReading", "frequency_defaults",
+           "read_series", "read_table", "seasonal_scale", "split_sizes"]
 
 Calendar = Literal["month", "dayofweek", "dayofyear", "hour"]
 CALENDAR_FEATURES: dict[str, tuple[str, float]] = {  # feature: (pandas attribute, period)
     "month": ("month", 12.0), "dayofweek": ("dayofweek", 7.0), "dayofyear": ("dayofyear", 365.25),
     "hour": ("hour", 24.0)}
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+# pandas offset alias (its letters) → (season, horizon): the seasons of the usual cycles, the M4 competition's horizons
+FREQUENCY_DEFAULTS: dict[str, tuple[int, int]] = {
+    "Y": (1, 6), "A": (1, 6), "Q": (4, 8), "M": (12, 18), "W": (52, 13), "D": (7, 14), "B": (5, 10), "H": (24, 48)}
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,16 @@ def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
         return np.ones(values.shape[1])
     scale = np.abs(values[season:] - values[:-season]).mean(axis=0)
     return np.where(scale > 0, scale, 1.0)
+
+
+def frequency_defaults(step: str | None) -> tuple[int, int]:
+    """(season, horizon) for a series spaced by `step` (a pandas offset alias such as `MS`, `QS-OCT`, `YS-JAN`)."""
+    letters = (step or "").lstrip("0123456789").upper()
+    for prefix, defaults in FREQUENCY_DEFAULTS.items():
+        if letters.startswith(prefix) and not letters.startswith("MIN"):
+            return defaults
+    raise ConfigError(f"the time step {step!r} has no default season and horizon (known: yearly, quarterly, monthly, "
+                      "weekly, daily, business-daily, hourly); set data.season and data.horizon")
 
 
 def split_sizes(length: int, valid_size: float, test_size: float) -> tuple[int, int, int]:

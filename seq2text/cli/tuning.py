@@ -1,0 +1,99 @@
+"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 30]`: the recipe's forecaster configured automatically
+(`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from seq2text.errors import ConfigError
+
+__all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
+
+TUNE_OPTIONS = ("--tune", "--tune_trials")
+
+
+def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`args` without the tuning options, and those options (`--tune 10m`, `--tune=10m`, `--tune_trials 30`)."""
+    rest, found, words = [], {}, iter(args)
+    for word in words:
+        option, eq, value = word.partition("=")
+        if option in TUNE_OPTIONS:
+            value = value if eq else next(words, None)
+            if value is None or value.startswith("--"):
+                raise ConfigError(f"{option} needs a value, e.g. --tune 10m or --tune_trials 30")
+            found[option] = value
+        else:
+            rest.append(word)
+    return rest, found
+
+
+def tune_main(args: list[str], options: dict[str, str]) -> None:
+    """Tunes, refits and writes the bundle; `args` start with the subcommand (only `fit` tunes)."""
+    from seq2text.tasks.callbacks import parse_duration
+    from seq2text.tasks.tuning import TuningBudget
+
+    if args[:1] != ["fit"]:
+        raise ConfigError(f"{' and '.join(options)} go with `seq2text fit` (not {args[:1] or 'no command'})")
+    trials = options.get("--tune_trials")
+    if trials is not None and not trials.isdigit():
+        raise ConfigError(f"--tune_trials {trials}: give a positive whole number of trials")
+    budget = (parse_duration(options["--tune"]) if "--tune" in options else None, int(trials) if trials else None)
+    cli = _parse(args[1:])
+    config = cli.config
+    seed = config.get("seed_everything")
+    budget = TuningBudget(*budget, seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0)
+    budget.check()
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
+        logger.setLevel(logging.WARNING)
+    try:
+        _tune_and_export(cli, budget)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _parse(args: list[str]) -> object:
+    """The recipe parsed and its classes built by LightningCLI (nothing run); a forecasting recipe only."""
+    from seq2text.cli.training import _lightning_cli_class, recipe_model_class
+
+    class_path = recipe_model_class(args)
+    if not str(class_path).endswith("ForecastingTask"):
+        raise ConfigError(f"--tune configures forecasters; this recipe's model is {class_path}. Use a forecasting "
+                          "recipe (e.g. recipes/forecast_auto.yaml) or drop --tune")
+    return _lightning_cli_class()(model_class=None, datamodule_class=None, subclass_mode_model=True,
+                                  subclass_mode_data=True, args=args, run=False, save_config_callback=None,
+                                  auto_configure_optimizers=False)
+
+
+def _tune_and_export(cli: object, budget: object) -> None:
+    from seq2text.bundles.io import check_bundle_target, export_bundle
+    from seq2text.tasks.tuning import TrialSettings, tune_forecaster
+
+    config, trainer = cli.config, cli.config.get("trainer") or {}
+    if config.get("budget"):
+        raise ConfigError("--budget times one fit; with --tune, --tune is the search's time and trainer.max_epochs "
+                          "each trial's length: drop --budget")
+    target = Path(config.get("bundle") or Path(cli.trainer.log_dir or "runs") / "bundle")
+    check_bundle_target(target)
+    settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30,
+                             check_every=trainer.get("check_val_every_n_epoch") or 5,
+                             precision=trainer.get("precision") or "auto",
+                             gradient_clip_val=trainer.get("gradient_clip_val"))
+    result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
+    search = result.record
+    metrics = {"val/mase": search["valid_mase"], "search": search}
+    if config.get("test_after_fit") and result.data.has_test():
+        from seq2text.tasks.trainer import Trainer
+        tester = Trainer(precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         devices=1)
+        metrics.update({k: float(v) for k, v in tester.test(result.task, datamodule=result.data,
+                                                           verbose=False)[0].items()})
+    path = export_bundle(result.task, result.data, target, metrics)
+    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    print(f"\nbundle: {path}\nchosen: {json.dumps(search['chosen'])}\nmetrics: {json.dumps(shown)}\n"
+          f"trials: {search['completed']} completed, {search['pruned']} pruned in {search['search_seconds']} s",
+          flush=True)

@@ -1,0 +1,55 @@
+"""Calibrated prediction intervals: split-conformal quantile regression (CQR, Romano, Patterson & Candès 2019).
+
+A band [lower, upper] (two predicted quantiles, or the point forecast twice for a point model, which makes this the
+plain split-conformal interval) is scored on held-out windows the model never trained on: each window's conformity
+score is E = max(lower - y, y - upper), the distance by which y falls outside the band (negative inside it). The band
+widened by the ⌈(n + 1)·level⌉-th smallest of n scores covers a new value with probability ≥ level (exchangeable
+windows); the offset may be negative, narrowing a band that covered too much.
+
+Errors grow with the horizon step, and a validation part holds few windows (20 for 30 yearly values and horizon 11),
+so the scores are pooled over the steps after dividing each step's by its spread (the mean absolute error of the
+point forecast at that step: normalised conformal prediction, Papadopoulos et al. 2002): one quantile q from n × H
+scores, and step h's offset is q × spread_h. One offset per horizon step and variable, in the network's scaled units
+(restored with the window's scale, as the forecast is).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from seq2text.errors import DataError
+
+__all__ = ["calibrated_band", "conformal_offsets"]
+
+
+def conformal_offsets(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
+                      level: float) -> np.ndarray:
+    """The offsets that make [lower - offset, upper + offset] cover `level` of held-out values.
+
+    Args:
+        point, lower, upper, actual: the point forecast, the band's edges and the true values of n held-out windows,
+            (n, H, V) each.
+        level: the nominal coverage, e.g. 0.8 for the 10 %–90 % band.
+    Returns:
+        offsets (H, V), float64.
+    """
+    n, horizon = actual.shape[:2]
+    if not 0 < level < 1:
+        raise ValueError(f"level={level} lies in (0, 1)")
+    count = n * horizon
+    rank = math.ceil((count + 1) * level)
+    if n == 0 or rank > count or n < 2:
+        raise DataError(f"{n} held-out windows cannot calibrate a {level:.0%} band; raise data.valid_size")
+    spread = np.abs(actual - point).astype(np.float64).mean(axis=0)  # (H, V)
+    spread = np.where(spread > 0, spread, max(float(spread.max()), 1e-6))
+    scores = np.maximum(lower - actual, actual - upper).astype(np.float64) / spread  # (n, H, V)
+    q = np.sort(scores.reshape(count, -1), axis=0)[rank - 1]  # (V,)
+    return q[None, :] * spread
+
+
+def calibrated_band(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The band widened by `offsets` (H, V), never crossing the point forecast; arrays (..., H, V)."""
+    return np.minimum(lower - offsets, point), np.maximum(upper + offsets, point)

@@ -1,0 +1,308 @@
+"""Automatic configuration of a forecaster (`seq2text fit --tune`): an Optuna search on the validation part only,
+conformal calibration of the band, and a refit on training + validation.
+
+    data.view("valid", ...)  train | valid, each series cut where its test part starts (the tuner never reads test)
+      → trials: TPE (seeded) over lookback, width, depth, cell, highway, normalisation, calendar, learning rate,
+        loss (and, for a panel, the series embedding); each trains on train and is scored by its validation MASE
+        (rolling origins, stride 1, as the test protocol); the median pruner stops a trial whose intermediate
+        validation MASE is worse than the median of earlier trials at the same epoch
+      → the best trial's model forecasts the validation windows: the band's conformal offsets (`predict.conformal`)
+    data.view("test", ...)  the chosen configuration retrained on train + valid (same epochs), the offsets kept
+
+The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
+and no time cap hit, the result depends on the seed only, not on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from seq2text.errors import ConfigError, DataError
+from seq2text.predict.conformal import conformal_offsets
+from seq2text.tasks.forecasting import ForecastingTask
+from seq2text.tasks.trainer import Trainer
+
+__all__ = ["SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "tune_forecaster"]
+
+SEARCH_SPACE: dict[str, tuple] = {
+    "lookback_seasons": (1, 2, 3, 4),  # the lookback in units of max(season, horizon)
+    "hidden_size": (16, 32, 64, 128),
+    "num_layers": (1, 2),
+    "rnn_type": ("lstm", "gru"),
+    "highway": ("none", "season", "lookback"),  # the linear autoregressive highway's steps
+    "normalize": ("series", "window"),
+    "calendar": (False, True),  # the calendar feature of the time step (month, day of week, hour), dated series only
+    "lr": (1e-3, 3e-2),  # log-uniform
+    "loss": ("quantile", "mae", "huber"),
+    "series_embedding": (0, 4, 16),  # panels only
+}
+CALENDAR_OF_STEP = {"M": "month", "Q": "month", "W": "dayofyear", "D": "dayofweek", "B": "dayofweek", "H": "hour"}
+BAND = (0.1, 0.9)  # the calibrated band: 10 % – 90 %, nominal coverage 80 %
+
+
+class SeriesViews(Protocol):
+    """What the tuner needs of the data (`seq2text.data.SeriesDataModule`)."""
+
+    reading: Any
+
+    def view(self, fit_until: str, **changes: Any) -> Any: ...  # noqa: ANN401, D102
+
+    def training_steps(self) -> int: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class TuningBudget:
+    """When the search stops: after `trials` trials or `seconds` of wall-clock time, whichever comes first.
+
+    Attributes:
+        seconds: the wall-clock cap of the search (the refit comes on top); None: none.
+        trials: the number of trials; None: as many as `seconds` allows.
+        seed: seeds the sampler and every trial's initialisation and batch order.
+    """
+
+    seconds: float | None = None
+    trials: int | None = None
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.seconds is None and self.trials is None:
+            raise ConfigError("--tune needs a time budget (e.g. --tune 10m) or a trial count (--tune_trials 30)")
+        if (self.seconds is not None and self.seconds <= 0) or (self.trials is not None and self.trials < 1):
+            raise ConfigError("--tune must be a positive duration and --tune_trials a positive integer")
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """How each trial and the refit train (from the recipe's trainer section).
+
+    Attributes:
+        max_epochs: epochs of every trial and of the refit.
+        check_every: validate (and report to the pruner) every this many epochs.
+        precision: the trainer's precision (`auto`: from the hardware).
+        gradient_clip_val: gradient norm clipping (None: none).
+    """
+
+    max_epochs: int = 30
+    check_every: int = 5
+    precision: str | int = "auto"
+    gradient_clip_val: float | None = 1.0
+
+
+@dataclass
+class TuningResult:
+    """The refitted task and its data (train + valid | test), and the search record the bundle keeps."""
+
+    task: ForecastingTask
+    data: Any
+    record: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------- the space
+def _unit(reading: Any) -> int:  # noqa: ANN401
+    return max(reading.season, reading.horizon)
+
+
+def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: ANN401
+    """Lookbacks of 1 to 4 × max(season, horizon) that leave at least 2 × horizon training windows in the shortest
+    series' training part of `training_steps`."""
+    fits = [k * _unit(reading) for k in SEARCH_SPACE["lookback_seasons"]
+            if k * _unit(reading) + 3 * reading.horizon <= training_steps]
+    if not fits:
+        raise ConfigError(f"the shortest series' training part has {training_steps} steps, too few for a lookback of "
+                          f"max(season, horizon) = {_unit(reading)} plus 3 × horizon = {3 * reading.horizon}; give "
+                          "a longer series, a smaller data.valid_size / data.test_size, or a shorter data.horizon")
+    return fits
+
+
+def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool) -> dict:  # noqa: ANN401
+    """One trial's configuration, drawn by `trial` (an optuna.Trial)."""
+    space = SEARCH_SPACE
+    params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
+              **{name: trial.suggest_categorical(name, space[name])
+                 for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize", "loss")},
+              "lr": trial.suggest_float("lr", *space["lr"], log=True)}
+    if _calendar_feature(reading) is not None:
+        params["calendar"] = trial.suggest_categorical("calendar", space["calendar"])
+    if panel:
+        params["series_embedding"] = trial.suggest_categorical("series_embedding", space["series_embedding"])
+    return params
+
+
+def _calendar_feature(reading: Any) -> str | None:  # noqa: ANN401
+    letters = (reading.step or "").lstrip("0123456789").upper()
+    if reading.calendar or not letters[:1].isalpha() or letters.startswith("MIN"):
+        return None  # a recipe's own calendar, or a numeric time column
+    return CALENDAR_OF_STEP.get(letters[:1])
+
+
+def data_changes(params: dict, reading: Any) -> dict:  # noqa: ANN401
+    """The data module's options of a configuration."""
+    changes = {"lookback": params["lookback"], "normalize": params["normalize"]}
+    if params.get("calendar"):
+        changes["calendar"] = [_calendar_feature(reading)]
+    return changes
+
+
+def make_task(base: ForecastingTask, params: dict, reading: Any) -> ForecastingTask:  # noqa: ANN401
+    """A fresh task with the recipe's settings but the configuration's."""
+    highway = {"none": 0, "season": min(reading.season, params["lookback"]), "lookback": params["lookback"]}
+    network = replace(base.network, hidden_size=params["hidden_size"], num_layers=params["num_layers"],
+                      rnn_type=params["rnn_type"], autoregressive=highway[params["highway"]],
+                      series_embedding=params.get("series_embedding", base.network.series_embedding))
+    quantiles = list(BAND[:1]) + [0.5] + list(BAND[1:]) if params["loss"] == "quantile" else None
+    objective = replace(base.objective, loss=params["loss"], quantiles=quantiles)
+    return ForecastingTask(network=network, objective=objective, optim=replace(base.optim, lr=params["lr"]))
+
+
+# ---------------------------------------------------------------------------------------------------- trials
+class _Report(pl.Callback):
+    """Reports each validation MASE to the Optuna trial; stops the fit when the pruner says so."""
+
+    def __init__(self, trial: Any) -> None:  # noqa: ANN401
+        self.trial, self.pruned, self.history = trial, False, []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = _score(trainer)
+        self.history.append(round(value, 5))
+        self.trial.report(value, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            self.pruned, trainer.should_stop = True, True
+
+
+def _score(trainer: pl.Trainer) -> float:
+    value = float(trainer.callback_metrics.get("val/mase", math.inf))
+    return value if math.isfinite(value) else 1e6
+
+
+def _train(task: ForecastingTask, data: Any, settings: TrialSettings, seed: int,  # noqa: ANN401
+           callbacks: list[pl.Callback], validate: bool) -> pl.Trainer:
+    pl.seed_everything(seed, verbose=False)
+    trainer = Trainer(max_epochs=settings.max_epochs, precision=settings.precision, logger=False,
+                      gradient_clip_val=settings.gradient_clip_val, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                      check_val_every_n_epoch=settings.check_every if validate else 1,
+                      limit_val_batches=1.0 if validate else 0, callbacks=callbacks,
+                      use_distributed_sampler=False, devices=1)
+    trainer.fit(task, datamodule=data)
+    return trainer
+
+
+def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budget: TuningBudget,
+               best: dict, log: Callable[[str], None]) -> Callable[[Any], float]:
+    import optuna
+
+    lookbacks = lookback_choices(data.reading, data.training_steps())
+    panel = len(data.reading.scales) > 1
+
+    def objective(trial: optuna.Trial) -> float:
+        start = time.monotonic()
+        params = suggest(trial, data.reading, lookbacks, panel)
+        view = data.view("valid", **data_changes(params, data.reading))
+        task, report = make_task(base, params, view.reading), _Report(trial)
+        trainer = _train(task, view, settings, budget.seed, [report], validate=True)
+        score = _score(trainer)
+        trial.set_user_attr("valid_mase_history", report.history)
+        trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
+        log(f"trial {trial.number}: valid MASE {score:.4f}{' (pruned)' if report.pruned else ''} "
+            f"{time.monotonic() - start:.0f}s {params}")
+        if report.pruned:
+            raise optuna.TrialPruned()
+        if score < best.get("score", math.inf):
+            best.update(score=score, params=params, net=task.net, view=view)
+        return score
+
+    return objective
+
+
+def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budget: TuningBudget,
+            log: Callable[[str], None]) -> tuple[Any, dict]:  # noqa: ANN401
+    """Runs the study; returns it and the best trial's model, configuration and validation view."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    startup = min(10, max(3, (budget.trials or 30) // 3))
+    study = optuna.create_study(direction="minimize",
+                                sampler=optuna.samplers.TPESampler(seed=budget.seed, n_startup_trials=startup,
+                                                                   multivariate=True),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0))
+    best: dict = {}
+    study.optimize(_objective(data, base, settings, budget, best, log), n_trials=budget.trials,
+                   timeout=budget.seconds, gc_after_trial=True)
+    if not best:
+        raise ConfigError("no tuning trial completed; give a longer --tune budget or more --tune_trials")
+    return study, best
+
+
+# ---------------------------------------------------------------------------------------------------- calibration
+@torch.no_grad()
+def calibrate(net: torch.nn.Module, windows: Any) -> dict:  # noqa: ANN401
+    """The band's conformal offsets from `net`'s forecasts of the validation `windows` (it never trained on them)."""
+    batch = windows[list(range(len(windows)))]
+    predicted = net.eval()(batch.input, batch.series).float()  # (n, H, V, Q)
+    point = net.point(predicted).numpy()
+    quantiles = net.config.quantiles
+    lower = predicted[..., quantiles.index(BAND[0])].numpy() if quantiles else point
+    upper = predicted[..., quantiles.index(BAND[1])].numpy() if quantiles else point
+    actual = batch.target.numpy()
+    level = BAND[1] - BAND[0]
+    offsets = conformal_offsets(point, lower, upper, actual, level)
+    covered = float(np.mean((lower <= actual) & (actual <= upper)))
+    return {"method": "split-conformal quantile regression (CQR) on the validation windows, scores normalised by "
+                      "each horizon step's mean absolute error and pooled over the steps",
+            "band": list(BAND), "level": round(level, 6), "offsets": offsets.round(6).tolist(),
+            "windows": len(actual), "valid_coverage_before": round(covered, 4)}
+
+
+# ---------------------------------------------------------------------------------------------------- entry
+def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudget, settings: TrialSettings,
+                    log: Callable[[str], None] = print) -> TuningResult:
+    """Searches a configuration on `data`'s validation part, calibrates the band there, and refits on train + valid.
+
+    Args:
+        data: the loaded data module (its test part is cut off before any trial sees the data).
+        base: the recipe's task: the settings the search leaves alone (dropout, head, optimizer, ...).
+        budget: when the search stops, and its seed.
+        settings: how every trial and the refit train.
+        log: where each trial's line goes.
+    Returns:
+        the refitted task, its data (train + valid | test) and the search record.
+    """
+    budget.check()
+    try:
+        data.view("valid").load_split("valid")
+    except DataError:
+        raise ConfigError("tuning scores trials on the validation part: set data.valid_size > 0 (e.g. 0.1), at "
+                          "least the horizon") from None
+    start = time.monotonic()
+    study, best = _search(data, base, settings, budget, log)
+    search_seconds = time.monotonic() - start
+    calibration = calibrate(best["net"], best["view"].load_split("valid"))
+    final_data = data.view("test", **data_changes(best["params"], data.reading))
+    task = make_task(base, best["params"], final_data.reading)
+    task.calibration = calibration
+    _train(task, final_data, settings, budget.seed, [], validate=False)
+    record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)
+    return TuningResult(task, final_data, {**record, "calibration": calibration})
+
+
+def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSettings, search_seconds: float,  # noqa: ANN401
+            refit_seconds: float) -> dict:
+    trials = [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value, "params": t.params,
+               **t.user_attrs} for t in study.trials]
+    return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
+                       "MedianPruner on the validation MASE",
+            "budget": asdict(budget), "trial_settings": asdict(settings), "space": {k: list(v) for k, v in
+                                                                                   SEARCH_SPACE.items()},
+            "chosen": best["params"], "valid_mase": best["score"], "trials": trials,
+            "completed": sum(t["state"] == "complete" for t in trials),
+            "pruned": sum(t["state"] == "pruned" for t in trials),
+            "search_seconds": round(search_seconds, 1), "refit_seconds": round(refit_seconds, 1),
+            "refit": "the chosen configuration trained on train + valid, same epochs, the calibration kept"}
