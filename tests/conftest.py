@@ -164,6 +164,16 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def perturbed(member: object, scale: float = 0.3, seed: int = 0) -> object:
+    """`member` (a predictor) with `scale` × N(0, 1) added to every weight: an ensemble member that predicts
+    otherwise. Returns it."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in member.net.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+    return member
+
+
 # ------------------------------------------------------------------------------------------ toy bundles
 @pytest.fixture(scope="session")
 def lm_bundle(toy_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -17,7 +17,7 @@ from seq2text.tasks import LanguageModelTask, WallClockBudget
 from seq2text.tasks.callbacks import parse_duration
 from seq2text.tasks.config import Optimization, Regularization
 from seq2text.text.tokenizer import EOS_ID, UNK_ID
-from tests.conftest import QUIET, REPO, TINY_LM, fit, run_fit, toy_lines
+from tests.conftest import QUIET, REPO, TINY_LM, fit, perturbed, run_fit, toy_lines
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,7 @@ def test_a_language_model_ensemble_is_the_mixture_of_its_members(toy_bundle: Pat
     """Scores, perplexity and sampling of the mean of the members' next-token probabilities; members must share
     the tokenizer and the direction."""
     first, second = seq2text.LanguageModel.load(toy_bundle), seq2text.LanguageModel.load(toy_bundle)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # a second member that predicts otherwise
-        for parameter in second.net.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    perturbed(second)  # a second member that predicts otherwise
     ensemble = seq2text.LanguageModelEnsemble([first, second])
     text = "the cat sat on the mat"
     seq = torch.tensor([[EOS_ID, *first.reading.ids(first.tokenizer, text), EOS_ID]])  # (1, T + 1)

@@ -18,7 +18,7 @@ from seq2text.predict.regressor import distribution_median, ordinal_median
 from seq2text.serving.server import ServeConfig, create_app
 from seq2text.tasks.config import TextObjective
 from seq2text.text.reading import read_labeled
-from tests.conftest import TINY_CLS, fit, run_fit, toy_rows
+from tests.conftest import TINY_CLS, fit, perturbed, run_fit, toy_rows
 
 
 def _write(root: Path, seed: int = 0) -> None:
@@ -44,32 +44,31 @@ def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _rating_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory, loss: str, epochs: int = 6) -> Path:
+    """The imdb_rating recipe on the toy reviews with the head of `loss`."""
+    return fit("imdb_rating.yaml", tmp_path_factory.mktemp(loss), *_files(reviews), "--trainer.max_epochs",
+               str(epochs), "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
+               "--model.init_args.objective.loss", loss)
+
+
 @pytest.fixture(scope="module")
 def point_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("point"), *_files(reviews), "--trainer.max_epochs", "6",
-               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
-               "--model.init_args.objective.loss", "huber")
+    return _rating_bundle(reviews, tmp_path_factory, "huber")
 
 
 @pytest.fixture(scope="module")
 def quantile_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("quantile"), *_files(reviews), "--trainer.max_epochs", "6",
-               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
-               "--model.init_args.objective.loss", "quantile")
+    return _rating_bundle(reviews, tmp_path_factory, "quantile")
 
 
 @pytest.fixture(scope="module")
 def distribution_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("distribution"), *_files(reviews), "--trainer.max_epochs",
-               "12", "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
-               "--model.init_args.objective.loss", "distribution")
+    return _rating_bundle(reviews, tmp_path_factory, "distribution", epochs=12)
 
 
 @pytest.fixture(scope="module")
 def ordinal_bundle(reviews: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit("imdb_rating.yaml", tmp_path_factory.mktemp("ordinal"), *_files(reviews), "--trainer.max_epochs", "6",
-               "--model.init_args.optim.lr", "0.01", "--model.init_args.optim.warmup_steps", "0",
-               "--model.init_args.objective.loss", "ordinal")
+    return _rating_bundle(reviews, tmp_path_factory, "ordinal")
 
 
 def test_text_regression_learns_and_the_regressor_reproduces_the_test_run(reviews: Path, point_bundle: Path) -> None:
@@ -190,10 +189,7 @@ def test_an_ordinal_head_learns_each_gap_and_predicts_the_median(reviews: Path, 
 def test_a_distribution_ensemble_takes_the_median_of_the_mean_probabilities(
         reviews: Path, point_bundle: Path, distribution_bundle: Path) -> None:
     first, second = seq2text.Regressor.load(distribution_bundle), seq2text.Regressor.load(distribution_bundle)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # a second member that predicts otherwise
-        for parameter in second.net.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    perturbed(second)  # a second member that predicts otherwise
     ensemble = seq2text.RegressorEnsemble([first, second])
     texts, _ = read_labeled(reviews / "test.tsv", "text", "rating")
     mean = (first.outputs(texts) + second.outputs(texts)) / 2
