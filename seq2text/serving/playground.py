@@ -13,12 +13,13 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from seq2text.predict.translator import Translation, Translator
+from seq2text.serving.requests import check_limits, within
 
 __all__ = ["DetailsIn", "add_playground"]
 
@@ -48,21 +49,14 @@ def add_playground(app: FastAPI, predictor: object, executor: ThreadPoolExecutor
 def _add_details(app: FastAPI, translator: Translator, executor: ThreadPoolExecutor, max_chars: int,
                  timeout: float | None) -> None:
     @app.post("/translate/details")
-    async def details(request: DetailsIn) -> dict:
-        if len(request.text) > max_chars:
-            raise HTTPException(413, f"the text has {len(request.text)} characters; the limit is {max_chars} "
-                                "(--max-chars)")
-        beam_size = max(request.n_best, translator.search.beam_size) if request.beam_size is None \
-            else request.beam_size
-        if request.n_best > beam_size:
-            raise HTTPException(422, f"n_best={request.n_best} exceeds beam_size={beam_size}: ask for at most "
+    async def details(body: DetailsIn, request: Request) -> dict:
+        check_limits([body.text], 1, max_chars)
+        beam_size = max(body.n_best, translator.search.beam_size) if body.beam_size is None else body.beam_size
+        if body.n_best > beam_size:
+            raise HTTPException(422, f"n_best={body.n_best} exceeds beam_size={beam_size}: ask for at most "
                                 "beam_size hypotheses")
-        work = asyncio.get_running_loop().run_in_executor(executor, lambda: translator.translate_nbest(
-            [request.text], request.n_best, beam_size, return_attention=True))
-        try:
-            found = await asyncio.wait_for(work, timeout)
-        except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10 has its own
-            raise HTTPException(504, f"no answer within {timeout:g} s (the server's --timeout)") from None
+        found = await within(asyncio.get_running_loop().run_in_executor(executor, lambda: translator.translate_nbest(
+            [body.text], body.n_best, beam_size, return_attention=True)), request, timeout)
         return _described(found[0], beam_size)
 
 

@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -42,7 +42,6 @@ from seq2text.errors import ConfigError, Seq2TextError
 from seq2text.hardware import OPENMP_WAIT_POLICY, usable_cores
 from seq2text.registry import task_parts
 from seq2text.serving.batching import STEP_BUCKETS, ContinuousBatcher, DynamicBatcher, ProcessBatcher
-from seq2text.serving.playground import add_playground
 
 try:
     import uvicorn
@@ -56,6 +55,9 @@ try:
 except ImportError as missing:  # an optional extra: the core install stays small
     raise Seq2TextError(f"seq2text serve needs FastAPI, uvicorn and prometheus_client ({missing}): "
                         "pip install 'seq2text[serve]'") from None
+
+from seq2text.serving.playground import add_playground  # noqa: E402 - these need FastAPI, checked above
+from seq2text.serving.requests import check_limits, within  # noqa: E402
 
 __all__ = ["ServeConfig", "create_app", "serve"]
 
@@ -249,48 +251,17 @@ def _add_text_route(app: FastAPI, path: str, key: str, batcher: DynamicBatcher |
     @app.post(path)
     async def handle(body: TextsIn, request: Request) -> dict:
         texts = body.texts
-        if len(texts) > config.max_lines:  # 413 for a request over the limits
-            raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {config.max_lines} "
-                                "(--max-lines)")
-        for number, text in enumerate(texts):
-            if len(text) > config.max_chars:
-                raise HTTPException(413, f"text {number} has {len(text)} characters; the limit is {config.max_chars} "
-                                    f"(--max-chars)")
-        results = await _within(batcher.submit(texts), request, config.timeout)
+        check_limits(texts, config.max_lines, config.max_chars)
+        results = await within(batcher.submit(texts), request, config.timeout)
         if key == "probabilities":  # a classifier: the label and its probabilities
             return {"labels": [max(p, key=p.get) for p in results], "probabilities": results}
         return {key: results}
 
 
-async def _within(work: Awaitable, request: Request, timeout: float | None) -> Any:  # noqa: ANN401
-    """`work`'s result; past `timeout` seconds a 504, and a client that disconnects cancels it (a batcher drops a
-    cancelled request's sentences)."""
-    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
-    if task in done:
-        return task.result()
-    await asyncio.gather(task, return_exceptions=True)
-    if gone in done:
-        raise HTTPException(499, "the client closed the connection")  # nobody reads it
-    raise HTTPException(504, f"no answer within {timeout:g} s (the server's --timeout); try again, or send fewer "
-                        "texts per request")
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns once the client has closed the connection (the body is read already)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 def _add_generate(app: FastAPI, predictor: object, executor: ThreadPoolExecutor, timeout: float | None) -> None:
     @app.post("/generate")
     async def generate(body: GenerateIn, request: Request) -> dict:
-        text = await _within(asyncio.get_running_loop().run_in_executor(executor, lambda: predictor.generate(
+        text = await within(asyncio.get_running_loop().run_in_executor(executor, lambda: predictor.generate(
             body.prompt, body.max_tokens, body.temperature, body.top_k, body.seed)), request, timeout)
         return {"text": text}
 
@@ -300,7 +271,7 @@ def _add_forecast(app: FastAPI, predictor: object, executor: ThreadPoolExecutor,
     async def forecast(body: ForecastIn, request: Request) -> dict:
         import pandas as pd
 
-        table = await _within(asyncio.get_running_loop().run_in_executor(
+        table = await within(asyncio.get_running_loop().run_in_executor(
             executor, lambda: predictor.forecast(pd.DataFrame(body.history), body.horizon)), request, timeout)
         return {"forecast": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]}
 
