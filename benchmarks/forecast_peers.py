@@ -94,7 +94,37 @@ def _sunspots() -> Series:
                   valid_size=30, test_size=60, source=source)
 
 
-DATASETS: dict[str, Callable[[], Series]] = {"co2": _co2, "sunspots": _sunspots}
+def _pmdarima(name: str, season: int, horizon: int, valid_size: int, test_size: int, start: str, step: str,
+              about: str) -> Series:
+    """One of pmdarima's bundled series (offline, inside its wheel), indexed from `start` every `step`."""
+    from pmdarima import datasets
+
+    values = np.asarray(getattr(datasets, f"load_{name}")(), dtype=np.float64)
+    index = pd.date_range(start, periods=len(values), freq=step)
+    return Series(name, values, index, season=season, horizon=horizon, valid_size=valid_size, test_size=test_size,
+                  source=f"pmdarima.datasets.load_{name} ({about}), used as is")
+
+
+def _airpassengers() -> Series:
+    from statsforecast.utils import AirPassengers
+
+    values = np.asarray(AirPassengers, dtype=np.float64)
+    return Series("airpassengers", values, pd.date_range("1949-01-01", periods=len(values), freq="MS"), season=12,
+                  horizon=12, valid_size=24, test_size=24,
+                  source="statsforecast.utils.AirPassengers (monthly airline passengers 1949-1960), used as is")
+
+
+# The development series: the tuner's method (cross-validation folds, calibration) was chosen on these, never on
+# the benchmark series above (benchmarks/forecast.py forecast_dev). Each has its own protocol, set before any run.
+DEV_DATASETS: dict[str, Callable[[], Series]] = {
+    "lynx": lambda: _pmdarima("lynx", 10, 10, 15, 24, "1821-01-01", "YS", "yearly lynx trappings 1821-1934"),
+    "wineind": lambda: _pmdarima("wineind", 12, 12, 24, 36, "1980-01-01", "MS", "monthly Australian wine sales "
+                                 "1980-1994"),
+    "woolyrnq": lambda: _pmdarima("woolyrnq", 4, 8, 16, 24, "1965-01-01", "QS-JAN", "quarterly Australian woollen "
+                                  "yarn production 1965-1994"),
+    "airpassengers": _airpassengers,
+}
+DATASETS: dict[str, Callable[[], Series]] = {"co2": _co2, "sunspots": _sunspots, **DEV_DATASETS}
 
 # statsmodels' macrodata (US quarterly, 1959Q1-2009Q3, 203 quarters): the columns that are levels of real activity,
 # prices, money and population, all trending upward with a yearly (season 4) pattern left in some, so one global model

@@ -96,6 +96,9 @@ def _lightning_cli_class() -> type:
                                 "(e.g. 10m; Optuna, pip install seq2text[tune]), then refit (docs/forecasting.md)")
             parser.add_argument("--tune_trials", type=int | None, default=None,
                                 help="with or instead of --tune: stop the search after this many trials")
+            parser.add_argument("--tune_folds", type=int | None, default=None,
+                                help="with --tune: rolling-origin validation blocks each trial is scored on "
+                                "(default 3)")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

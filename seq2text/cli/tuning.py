@@ -1,5 +1,5 @@
-"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 30]`: the recipe's forecaster configured automatically
-(`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
+"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 30] [--tune_folds 3]`: the recipe's forecaster configured
+automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from seq2text.errors import ConfigError
 
 __all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
 
-TUNE_OPTIONS = ("--tune", "--tune_trials")
+TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds")
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -36,9 +36,11 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
 
     if args[:1] != ["fit"]:
         raise ConfigError(f"{' and '.join(options)} go with `seq2text fit` (not {args[:1] or 'no command'})")
-    trials = options.get("--tune_trials")
+    trials, folds = options.get("--tune_trials"), options.get("--tune_folds", "3")
     if trials is not None and not trials.isdigit():
         raise ConfigError(f"--tune_trials {trials}: give a positive whole number of trials")
+    if not folds.isdigit() or int(folds) < 1:
+        raise ConfigError(f"--tune_folds {folds}: give a positive whole number of validation blocks (default 3)")
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, int(trials) if trials else None)
     cli = _parse(args[1:])
     config = cli.config
@@ -50,7 +52,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
         logger.setLevel(logging.WARNING)
     try:
-        _tune_and_export(cli, budget)
+        _tune_and_export(cli, budget, int(folds))
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -69,7 +71,7 @@ def _parse(args: list[str]) -> object:
                                   auto_configure_optimizers=False)
 
 
-def _tune_and_export(cli: object, budget: object) -> None:
+def _tune_and_export(cli: object, budget: object, folds: int) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
     from seq2text.tasks.tuning import TrialSettings, tune_forecaster
 
@@ -82,7 +84,7 @@ def _tune_and_export(cli: object, budget: object) -> None:
     settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30,
                              check_every=trainer.get("check_val_every_n_epoch") or 5,
                              precision=trainer.get("precision") or "auto",
-                             gradient_clip_val=trainer.get("gradient_clip_val"))
+                             gradient_clip_val=trainer.get("gradient_clip_val"), folds=folds)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
     metrics = {"val/mase": search["valid_mase"], "search": search}

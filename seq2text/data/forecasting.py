@@ -169,13 +169,17 @@ class SeriesDataModule(SplitDataModule):
                                 f"{self._base.horizon}; raise data.{part}_size")
         return _Part(train, train + valid, len(series))
 
-    def view(self, fit_until: Literal["valid", "test"], **changes: Any) -> SeriesDataModule:  # noqa: ANN401
+    def view(self, fit_until: Literal["valid", "test"], back: int = 0,
+             **changes: Any) -> SeriesDataModule:  # noqa: ANN401
         """The same series with `changes` to this module's options (e.g. another lookback or normalize).
 
         Args:
             fit_until: `valid`: train | valid, each series cut where its test part starts (its test values are
                 never read: what a tuner may see); `test`: train on train + valid, scales refitted there, and the
                 test part after it (a refit).
+            back: with `valid`, an earlier fold of a rolling-origin cross-validation: the validation block moved
+                `back` validation lengths earlier (each series cut where that block ends; scales refitted on the
+                shorter training part before it).
         """
         if not self._series:
             raise ConfigError("data.path is not set: give the table to forecast (CSV, TSV or Parquet)")
@@ -184,9 +188,10 @@ class SeriesDataModule(SplitDataModule):
         module = SeriesDataModule(**{**options, **fixed, **changes, "path": None})
         module._step = self._step
         if fit_until == "valid":
+            parts = [self._fold(p, back) for p in self._parts]
             cut = [replace(s, times=s.times[:p.test], values=s.values[:p.test], rows=s.rows[:p.test])
-                   for s, p in zip(self._series, self._parts, strict=True)]
-            module._adopt(cut, [_Part(p.valid, p.test, p.test) for p in self._parts])
+                   for s, p in zip(self._series, parts, strict=True)]
+            module._adopt(cut, parts)
         else:
             module._adopt(self._series, [_Part(p.test, p.test, p.end) for p in self._parts])
         return module
@@ -203,9 +208,15 @@ class SeriesDataModule(SplitDataModule):
         """Numbers need no tokenizer (the bundle has none)."""
         return None
 
-    def training_steps(self) -> int:
-        """The shortest training part of the series, in time steps."""
-        return min(part.valid for part in self._parts)
+    @staticmethod
+    def _fold(part: _Part, back: int) -> _Part:
+        """Train | valid of the cross-validation fold `back` validation lengths before the last (0: the last)."""
+        shift = back * (part.test - part.valid)
+        return _Part(part.valid - shift, part.test - shift, part.test - shift)
+
+    def training_steps(self, back: int = 0) -> int:
+        """The shortest training part of the series, in time steps (of the fold `back`: see `view`)."""
+        return min(self._fold(part, back).valid for part in self._parts)
 
     def has_test(self) -> bool:
         """Whether some series has a test part."""
