@@ -45,7 +45,7 @@ from forecast_peers import DATASETS, DEV_DATASETS, PANELS, PEERS, Series, evalua
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}  # the value column of the exported table (else `value`)
 AUTO_RECIPE = "recipes/forecast_auto.yaml"
-TRIALS, BUDGET, FOLDS = 20, "10m", 3  # the same for every dataset
+TRIALS, BUDGET, FOLDS, MEMBERS = 20, "10m", 3, 5  # the same for every dataset
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -110,12 +110,13 @@ def _score(panel: list[Series], points: list[np.ndarray], bands: list[np.ndarray
     return result
 
 
-def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, folds: int = FOLDS) -> dict:
+def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, folds: int = FOLDS,
+          members: int = MEMBERS) -> dict:
     """The headline: one `seq2text fit --tune` command on the exported table; its test scores and search record."""
     table = export(panel, name, out / f"{name}.csv")
     bundle = out / "auto" / "bundle"
     extra = [*_protocol_args(name, panel[0], table), "--tune", budget, "--tune_trials", str(trials),
-             "--tune_folds", str(folds)]
+             "--tune_folds", str(folds), "--tune_members", str(members)]
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     points, bands = _forecasts(bundle, name, panel, table)
@@ -124,8 +125,9 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
     if all(b is not None for b in raw_bands):
         result["interval_coverage_10_90_uncalibrated"] = _score(panel, raw_points, raw_bands)["interval_coverage_10_90"]
     stopped = "trials" if len(search["trials"]) >= trials else "time budget"
-    tuning = {"folds": search.get("folds", 1), "trials": len(search["trials"]), "completed": search["completed"],
-              "pruned": search["pruned"],
+    tuning = {"folds": search["folds"], "members": len(search["ensemble"]["members"]),
+              "ensemble_valid_mase": search["ensemble"]["valid_mase"], "trials": len(search["trials"]),
+              "completed": search["completed"], "pruned": search["pruned"],
               "trial_limit": trials, "budget": budget, "stopped_by": stopped, "chosen": search["chosen"],
               "valid_mase": round(search["valid_mase"], 4), "search_seconds": search["search_seconds"],
               "refit_seconds": search["refit_seconds"], "sampler": search["sampler"],
@@ -161,12 +163,13 @@ def _peers(panel: list[Series], peers: list[str]) -> dict[str, dict]:
     return results
 
 
-def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], examples: bool, folds: int) -> dict:
+def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], examples: bool, folds: int,
+                       members: int) -> dict:
     panel = load_panel(name)
     first = panel[0]
     out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
     start = time.monotonic()
-    auto = _auto(name, panel, out, trials, budget, folds)
+    auto = _auto(name, panel, out, trials, budget, folds, members)
     example = _recipe_example(name, first, out) if examples and len(panel) == 1 else None
     results = _peers(panel, peers)
     scored = {peer: r["mase"] for peer, r in results.items() if "mase" in r}
@@ -178,7 +181,8 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                         f"origins × horizon {first.horizon}; valid: the {first.valid_size} steps before (the tuner's "
                         "only score); train: the rest", data=first.source,
                   season=first.season, horizon=first.horizon, recipe=AUTO_RECIPE, tune_trials=trials,
-                  tune_budget=budget, tune_folds=folds, train_seconds=auto["wall_seconds"], seq2text=auto,
+                  tune_budget=budget, tune_folds=folds, tune_members=members, train_seconds=auto["wall_seconds"],
+                  seq2text=auto,
                   mase_seq2text=value, interval_coverage_10_90=auto.get("interval_coverage_10_90"),
                   interval_coverage_10_90_uncalibrated=auto.get("interval_coverage_10_90_uncalibrated"),
                   **{f"mase_{peer}": round(v, 4) for peer, v in scored.items()},
@@ -188,9 +192,11 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   peers=results, total_seconds=round(time.monotonic() - start, 1))
 
 
-def forecast_dev(trials: int, budget: str, folds: list[int]) -> dict:
-    """The development benchmark: each of DEV_DATASETS (never the benchmark series) tuned with each fold count in
-    `folds`, the same trials and budget, against its peers; where the tuner's method is chosen."""
+def forecast_dev(trials: int, budget: str, variants: list[str]) -> dict:
+    """The development benchmark: each of DEV_DATASETS (never the benchmark series) tuned with each variant
+    `FOLDSxMEMBERS` (e.g. `1x1`: the single validation block and the best configuration alone; `3x5`: three blocks
+    and the mean of the five best), the same trials and budget, against its peers: where the tuner's method is
+    chosen."""
     start, runs = time.monotonic(), {}
     for name in DEV_DATASETS:
         panel = load_panel(name)
@@ -199,29 +205,30 @@ def forecast_dev(trials: int, budget: str, folds: list[int]) -> dict:
         runs[name] = {"peers": peers, "best_peer_mase": round(best, 4), "protocol": {
             "season": panel[0].season, "horizon": panel[0].horizon, "valid_size": panel[0].valid_size,
             "test_size": panel[0].test_size, "source": panel[0].source}}
-        for count in folds:
-            auto = _auto(name, panel, ROOT / "benchmarks" / "runs" / "forecast_dev" / name / f"folds{count}", trials,
-                         budget, count)
-            runs[name][f"folds_{count}"] = {
+        for variant in variants:
+            folds, members = (int(x) for x in variant.split("x"))
+            auto = _auto(name, panel, ROOT / "benchmarks" / "runs" / "forecast_dev" / name / variant, trials, budget,
+                         folds, members)
+            runs[name][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
-                "valid_mase": auto["tuning"]["valid_mase"], "folds_used": auto["tuning"]["folds"],
-                "chosen": auto["tuning"]["chosen"], "search_seconds": auto["tuning"]["search_seconds"]}
-    summary = {f"folds_{count}": {
-        "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[f"folds_{count}"]["relative_to_best_peer"])
+                **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members", "chosen",
+                                                  "search_seconds", "refit_seconds")}}
+    summary = {variant: {
+        "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[variant]["relative_to_best_peer"])
                                                                    for r in runs.values()]))), 4),
-        "beats_best_peer": sum(r[f"folds_{count}"]["relative_to_best_peer"] <= 1 for r in runs.values()),
-        "mean_abs_coverage_gap": round(float(np.mean([abs(r[f"folds_{count}"]["interval_coverage_10_90"] - 0.8)
-                                                      for r in runs.values()])), 4)} for count in folds}
-    headline = summary[f"folds_{folds[-1]}"]["geometric_mean_relative_mase"]
+        "beats_best_peer": sum(r[variant]["relative_to_best_peer"] <= 1 for r in runs.values()),
+        "mean_abs_coverage_gap": round(float(np.mean([abs(r[variant]["interval_coverage_10_90"] - 0.8)
+                                                      for r in runs.values()])), 4)} for variant in variants}
+    headline = summary[variants[-1]]["geometric_mean_relative_mase"]
     return record("forecast_dev", metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,
                   split="each series' own protocol (see runs.*.protocol): test the last test_size steps, rolling "
                         "origins × horizon; valid the valid_size before; the tuner scores on train | valid only",
                   data="development series: " + ", ".join(DEV_DATASETS), tune_trials=trials, tune_budget=budget,
-                  folds_compared=folds, summary=summary, runs=runs, total_seconds=round(time.monotonic() - start, 1),
-                  note="where the tuner's method was chosen (cross-validation folds against the single validation "
-                       "block), before the benchmark series were run again")
+                  variants=variants, summary=summary, runs=runs, total_seconds=round(time.monotonic() - start, 1),
+                  note="where the tuner's method was chosen: variants FOLDSxMEMBERS (cross-validation blocks × "
+                       "configurations averaged), before the benchmark series were run again")
 
 
 def main() -> None:
@@ -231,18 +238,20 @@ def main() -> None:
     parser.add_argument("--budget", default=BUDGET, help="tuning wall-clock cap (the same for every dataset)")
     parser.add_argument("--peers", nargs="+", default=list(PANEL_PEERS), choices=["seasonal_naive", *PEERS])
     parser.add_argument("--no-examples", action="store_true", help="skip the hand-tuned recipes (co2, sunspots)")
-    parser.add_argument("--folds", type=int, nargs="+", default=[FOLDS],
-                        help="cross-validation folds of the search (forecast_dev: each count in turn)")
+    parser.add_argument("--folds", type=int, default=FOLDS, help="cross-validation blocks of the search")
+    parser.add_argument("--members", type=int, default=MEMBERS, help="configurations the bundle averages")
+    parser.add_argument("--variants", nargs="+", default=["1x1", "3x1", "1x5", "3x5"],
+                        help="forecast_dev: FOLDSxMEMBERS variants compared")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":
         if len(rest) != 2:
             raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
         print(export(load_panel(rest[0]), rest[0], Path(rest[1])))
     elif args.benchmark == "forecast_dev" and not rest:
-        forecast_dev(args.trials, args.budget, args.folds)
+        forecast_dev(args.trials, args.budget, args.variants)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
-                           not args.no_examples, args.folds[0])
+                           not args.no_examples, args.folds, args.members)
     else:
         sys.exit(f"unknown benchmark or arguments {[args.benchmark, *rest]}; use forecast_co2, forecast_sunspots, "
                  "forecast_macro_panel or export")

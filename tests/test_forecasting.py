@@ -22,6 +22,7 @@ from seq2text.data.forecasting import SeriesDataModule, seasonal_naive
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.loss import regression_loss
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
+from seq2text.predict.forecaster import Forecaster
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.text.series import read_series, seasonal_scale
 from tests.conftest import QUIET, fit
@@ -314,14 +315,14 @@ TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_co
              "--trainer.precision", "32", *QUIET]
 
 
-def _tiny_tuning(frame: pd.DataFrame) -> dict:
+def _tiny_tuning(frame: pd.DataFrame, folds: int = 3) -> dict:
     """Two trials of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
     from seq2text.tasks.forecasting import ForecastingTask
     from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
 
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
                                        valid_size=30, test_size=24, batch_size=32)
-    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true")
+    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds)
     result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
     return result.record
 
@@ -337,13 +338,19 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     assert len(search["trials"]) == 2 and search["valid_mase"] == min(t["valid_mase"] for t in search["trials"])
     assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
                                      "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
-    assert "test/mase" in metrics and metrics["val/mase"] == search["valid_mase"]
+    assert {"test/mase", "test/coverage"} <= set(metrics) and metrics["val/mase"] == search["ensemble"]["valid_mase"]
+    assert [m["trial"] for m in search["ensemble"]["members"]] == sorted(
+        (0, 1), key=lambda n: search["trials"][n]["valid_mase"])  # both trials, the best first
     config = json.loads((bundle / "config.json").read_text())
     assert config["calibration"]["band"] == [0.1, 0.9] and len(config["calibration"]["offsets"]) == 6
+    assert config["calibration"]["units"] == "series" and len(config["members"]) == 1
     forecaster = seq2text.load(bundle)
-    assert forecaster.quantiles == (0.1, 0.5, 0.9)
-    future = forecaster.forecast(pd.read_csv(table))
+    assert forecaster.quantiles == (0.1, 0.5, 0.9) and len(forecaster.members) == 2
+    history = pd.read_csv(table)
+    future = forecaster.forecast(history)
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
+    alone = [Forecaster(net, reading).forecast(history)["load"] for net, reading in forecaster.members]
+    assert np.allclose(future["load"], np.mean(alone, axis=0), atol=1e-4)  # the members' mean point forecast
 
 
 @needs_optuna
@@ -357,6 +364,38 @@ def test_the_tuner_never_reads_the_test_part() -> None:
     assert clean["chosen"] == dirty["chosen"] and clean["valid_mase"] == dirty["valid_mase"]
     assert [t["valid_mase"] for t in clean["trials"]] == [t["valid_mase"] for t in dirty["trials"]]
     assert clean["calibration"]["offsets"] == dirty["calibration"]["offsets"]
+
+
+def test_cross_validation_folds_move_the_validation_block_back_and_never_reach_the_test_part() -> None:
+    frame = monthly(150)
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=6,
+                                       season=12, valid_size=30, test_size=24)
+    assert [data.training_steps(back=b) for b in range(3)] == [96, 66, 36]
+    for back in range(3):
+        fold = data.view("valid", back=back)
+        valid = fold.load_split("valid")
+        end = 126 - 30 * back  # where the fold's series is cut: its validation block's end
+        assert fold.training_steps() == 96 - 30 * back and len(valid) == 30 - 6 + 1
+        batch = valid[[len(valid) - 1]]
+        last = batch.target[0, -1, 0] * batch.scale[0, 0] + batch.last[0, 0]
+        assert np.isclose(last, frame["load"].iloc[end - 1], atol=1e-4)  # the block's last value, nothing after
+    with pytest.raises(DataError, match="shorter than"):
+        data.view("valid", back=4)
+
+
+@needs_optuna
+def test_each_trial_is_scored_on_every_fold_and_the_band_calibrated_on_all_their_windows() -> None:
+    from seq2text.tasks.tuning import folds_and_lookbacks
+
+    record = _tiny_tuning(monthly(180))  # the third block's training part (66 steps) fits every lookback
+    assert record["folds"] == 3 and all(len(t["fold_valid_mase"]) == 3 for t in record["trials"])
+    assert all(t["valid_mase"] == pytest.approx(np.mean(t["fold_valid_mase"]), abs=1e-4) for t in record["trials"])
+    assert record["calibration"]["folds"] == 3 and record["calibration"]["windows"] == 3 * 25
+    single = _tiny_tuning(monthly(150), folds=1)
+    assert single["folds"] == 1 and single["calibration"]["windows"] == 25
+    short = SeriesDataModule.from_frame(monthly(110), time_column="month", value_columns=["load"], horizon=6,
+                                        season=12, valid_size=20, test_size=24)
+    assert folds_and_lookbacks(short, 3) == (2, [12, 24])  # a third block would leave one lookback of the two
 
 
 def test_conformal_offsets_bring_a_band_to_its_nominal_coverage() -> None:

@@ -1,5 +1,6 @@
-"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 30] [--tune_folds 3]`: the recipe's forecaster configured
-automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
+"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 3] [--tune_members 5]`: the recipe's
+forecaster configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the
+band's calibration."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from seq2text.errors import ConfigError
 
 __all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
 
-TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds")
+TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members")
+COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 3),
+          "--tune_members": ("ensemble members", 5)}  # option: (what it counts, default)
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -36,12 +39,13 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
 
     if args[:1] != ["fit"]:
         raise ConfigError(f"{' and '.join(options)} go with `seq2text fit` (not {args[:1] or 'no command'})")
-    trials, folds = options.get("--tune_trials"), options.get("--tune_folds", "3")
-    if trials is not None and not trials.isdigit():
-        raise ConfigError(f"--tune_trials {trials}: give a positive whole number of trials")
-    if not folds.isdigit() or int(folds) < 1:
-        raise ConfigError(f"--tune_folds {folds}: give a positive whole number of validation blocks (default 3)")
-    budget = (parse_duration(options["--tune"]) if "--tune" in options else None, int(trials) if trials else None)
+    counts = {}
+    for option, (what, default) in COUNTS.items():
+        value = options.get(option)
+        if value is not None and (not value.isdigit() or int(value) < 1):
+            raise ConfigError(f"{option} {value}: give a positive whole number of {what}")
+        counts[option] = default if value is None else int(value)
+    budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])
     config = cli.config
     seed = config.get("seed_everything")
@@ -52,7 +56,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
         logger.setLevel(logging.WARNING)
     try:
-        _tune_and_export(cli, budget, int(folds))
+        _tune_and_export(cli, budget, counts["--tune_folds"], counts["--tune_members"])
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -71,9 +75,9 @@ def _parse(args: list[str]) -> object:
                                   auto_configure_optimizers=False)
 
 
-def _tune_and_export(cli: object, budget: object, folds: int) -> None:
+def _tune_and_export(cli: object, budget: object, folds: int, members: int) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
-    from seq2text.tasks.tuning import TrialSettings, tune_forecaster
+    from seq2text.tasks.tuning import TrialSettings, ensemble_test_scores, tune_forecaster
 
     config, trainer = cli.config, cli.config.get("trainer") or {}
     if config.get("budget"):
@@ -84,16 +88,13 @@ def _tune_and_export(cli: object, budget: object, folds: int) -> None:
     settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30,
                              check_every=trainer.get("check_val_every_n_epoch") or 5,
                              precision=trainer.get("precision") or "auto",
-                             gradient_clip_val=trainer.get("gradient_clip_val"), folds=folds)
+                             gradient_clip_val=trainer.get("gradient_clip_val"), folds=folds,
+                             members=members)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
-    metrics = {"val/mase": search["valid_mase"], "search": search}
-    if config.get("test_after_fit") and result.data.has_test():
-        from seq2text.tasks.trainer import Trainer
-        tester = Trainer(precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         devices=1)
-        metrics.update({k: float(v) for k, v in tester.test(result.task, datamodule=result.data,
-                                                           verbose=False)[0].items()})
+    metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search}
+    if config.get("test_after_fit") and result.data.has_test():  # the ensemble's, its calibrated band's coverage
+        metrics.update(ensemble_test_scores(result))
     path = export_bundle(result.task, result.data, target, metrics)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
     print(f"\nbundle: {path}\nchosen: {json.dumps(search['chosen'])}\nmetrics: {json.dumps(shown)}\n"

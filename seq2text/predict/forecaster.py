@@ -12,8 +12,8 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.conformal import calibrated_band
-from seq2text.predict.shared import SAME_QUANTILES, Ensemble, _read
+from seq2text.predict.conformal import BAND, calibrated_band
+from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
 from seq2text.text.series import Series, SeriesReading, read_series
 
 __all__ = ["Forecaster", "ForecasterEnsemble"]
@@ -25,15 +25,21 @@ class Forecaster:
     Args:
         reading: how the training data was read (columns, lookback, step, each series' scale).
         calibration: the band's conformal calibration (`seq2text.predict.conformal`), as a tuned bundle stores it:
-            `{"band": [lower, upper], "level": upper - lower, "offsets": (horizon, V) in scaled units}`; None: the
+            `{"band": [lower, upper], "level": upper - lower, "offsets": (horizon, V), "units": "series"}`, the
+            offsets in units of each series' scale (older bundles: of the network's scaled units); None: the
             network's quantiles as they are.
+        members: a tuned ensemble's further networks and their readings (each may read another lookback or
+            normalisation); the forecast is the mean of every network's point forecast and band edges, in the
+            series' units, before the calibration widens the band.
     """
 
     task = "forecasting"
 
     def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None,
-                 calibration: dict | None = None) -> None:
+                 calibration: dict | None = None,
+                 members: Sequence[tuple[SequenceRegressor, SeriesReading]] = ()) -> None:
         self.net, self.reading, self.metrics, self.calibration = net.eval(), reading, metrics or {}, calibration
+        self.members = [(self.net, reading), *((member.eval(), member_reading) for member, member_reading in members)]
         self._series_numbers = {series_id: k for k, series_id in enumerate(reading.scales)}
 
     @classmethod
@@ -41,15 +47,25 @@ class Forecaster:
         """Loads a bundle written by `seq2text fit` (raises BundleError for other tasks or broken bundles)."""
         bundle, net = _read(path, cls.task, SequenceRegressor, RegressorConfig)
         reading = SeriesReading.from_bundle(bundle.config, path)
-        return cls(net, reading, bundle.metrics, bundle.config.get("calibration"))
+        members = []
+        for number, member in enumerate(bundle.config.get("members") or [], start=1):
+            prefix = f"{MEMBERS}{number}."
+            weights = {k.removeprefix(prefix): v for k, v in bundle.weights.items() if k.startswith(prefix)}
+            members.append((_network(bundle, SequenceRegressor, RegressorConfig, member.get("net") or {}, weights),
+                            SeriesReading.from_bundle(member, path)))
+        return cls(net, reading, bundle.metrics, bundle.config.get("calibration"), members)
 
     @property
     def quantiles(self) -> tuple[float, ...]:
         """The quantiles it forecasts (empty: point forecasts only); a calibrated band's edges and the median."""
-        if self.calibration:
-            lower, upper = self.calibration["band"]
+        if self.calibration or len(self.members) > 1:
+            lower, upper = self._band
             return (lower, 0.5, upper)
         return self.net.config.quantiles
+
+    @property
+    def _band(self) -> tuple[float, float]:
+        return tuple(self.calibration["band"]) if self.calibration else BAND
 
     @torch.inference_mode()
     def forecast(self, history: object, horizon: int | None = None) -> Any:  # noqa: ANN401 - a pandas DataFrame
@@ -72,7 +88,8 @@ class Forecaster:
         where = str(history) if isinstance(history, str | Path) else "the history DataFrame"
         series = read_series(history, reading.time_column, reading.value_columns, reading.id_column, where)
         for one in series:
-            reading.check_compatible(one, where)
+            for _, member_reading in self.members:
+                member_reading.check_compatible(one, where)
         frames, point = [], self.quantiles.index(0.5) if self.quantiles else 0
         for one, predicted in zip(series, self._predict(series), strict=True):  # predicted (H, V, Q)
             frame = {reading.id_column: [one.id] * horizon} if reading.id_column else {}
@@ -85,20 +102,44 @@ class Forecaster:
             frames.append(pd.DataFrame(frame))
         return pd.concat(frames, ignore_index=True)
 
-    def _predict(self, series: list[Series]) -> list[np.ndarray]:
-        """Each series' forecast from its end, (horizon, V, Q) in its units."""
-        reading, origins = self.reading, [len(one) for one in series]
-        scales = [reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in zip(series, origins,
-                                                                                                   strict=True)]
-        inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
-                                            for one, origin, scale in zip(series, origins, scales, strict=True)]))
-        predicted = self._calibrated(self.net(inputs, self._numbers(series)).numpy())  # (N, H, V, Q)
-        return [reading.restore(p, one.values[-1][None, :, None], scale[None, :, None])
-                for p, one, scale in zip(predicted, series, scales, strict=True)]
+    def _predict(self, series: list[Series]) -> np.ndarray:
+        """Each series' forecast from its end in its units, (N, horizon, V, Q): the network's quantiles, or (an
+        ensemble, or a calibrated model) the band's lower edge, the point forecast and its upper edge."""
+        if len(self.members) == 1 and not self.calibration:
+            return self._restored(self.net, self.reading, series, band=False)
+        low, point, high = np.moveaxis(np.mean([self._restored(net, reading, series, band=True)
+                                                for net, reading in self.members], axis=0), -1, 0)  # (N, H, V) each
+        if self.calibration:
+            offsets = np.asarray(self.calibration["offsets"], dtype=np.float64)  # (H, V)
+            low, high = calibrated_band(point, low, high, offsets[None] * self._offset_units(series)[:, None, :])
+        return np.stack([low, point, high], axis=-1)
 
-    def _numbers(self, series: list[Series]) -> torch.Tensor | None:
+    def _restored(self, net: SequenceRegressor, reading: SeriesReading, series: list[Series], band: bool
+                  ) -> np.ndarray:
+        """One network's forecast of each series from its end, in the series' units: (N, H, V, Q), or with `band`
+        (N, H, V, 3): the band's edges (the point forecast for a network without those quantiles) and the point."""
+        scales = [reading.window_scale(one, len(one), reading.scale_of(one)) for one in series]
+        inputs = torch.from_numpy(np.stack([reading.inputs(one, len(one), scale)
+                                            for one, scale in zip(series, scales, strict=True)]))
+        predicted = net(inputs, self._numbers(net, series)).float()  # (N, H, V, Q)
+        if band:
+            point, quantiles = net.point(predicted), net.config.quantiles or ()
+            edges = [predicted[..., quantiles.index(q)] if q in quantiles else point for q in self._band]
+            predicted = torch.stack([edges[0], point, edges[1]], dim=-1)
+        last = np.stack([one.values[-1] for one in series])[:, None, :, None]  # (N, 1, V, 1)
+        return reading.restore(predicted.numpy().astype(np.float64), last, np.stack(scales)[:, None, :, None])
+
+    def _offset_units(self, series: list[Series]) -> np.ndarray:
+        """What the calibration's offsets are in, per series, (N, V): the series' scale, or (older bundles) the
+        scale of the window the network read."""
+        reading = self.reading
+        if self.calibration.get("units") == "series":
+            return np.stack([reading.scale_of(one) for one in series])
+        return np.stack([reading.window_scale(one, len(one), reading.scale_of(one)) for one in series])
+
+    def _numbers(self, net: SequenceRegressor, series: list[Series]) -> torch.Tensor | None:
         """Each series' row of the series embedding, (N,); None for a network without one."""
-        if not self.net.config.series_embedding:
+        if not net.config.series_embedding:
             return None
         unknown = [one.id for one in series if one.id not in self._series_numbers]
         if unknown:
@@ -106,18 +147,6 @@ class Forecaster:
                             f" {list(self._series_numbers)[:5]}...); a model with a series embedding forecasts the "
                             "series it was trained on: check the id column, or train on a panel with these series")
         return torch.tensor([self._series_numbers[one.id] for one in series], dtype=torch.long)
-
-    def _calibrated(self, predicted: np.ndarray) -> np.ndarray:
-        """The network's output (N, H, V, Q) → (N, H, V, 3): the calibrated band's lower edge, the point forecast and
-        its upper edge (unchanged without a calibration)."""
-        if not self.calibration:
-            return predicted
-        config, (lower, upper) = self.net.config, self.calibration["band"]
-        point = self.net.point(torch.from_numpy(predicted)).numpy()  # (N, H, V)
-        low = predicted[..., config.quantiles.index(lower)] if config.quantiles else point
-        high = predicted[..., config.quantiles.index(upper)] if config.quantiles else point
-        low, high = calibrated_band(point, low, high, np.asarray(self.calibration["offsets"], dtype=np.float32))
-        return np.stack([low, point, high], axis=-1)
 
 
 class ForecasterEnsemble(Ensemble):

@@ -16,19 +16,28 @@ from seq2text.nn.config import config_from
 from seq2text.predict.metrics import str_list
 from seq2text.text.reading import pad_ids
 
+MEMBERS = "members."  # the prefix of the weights of a bundle's further members (a tuned forecaster's ensemble)
+
 
 def _read(path: str | Path, task: str, module_class: type[torch.nn.Module], config_class: type
           ) -> tuple[Bundle, torch.nn.Module]:
     """The bundle of `task` at `path` and its network (eval mode; quantised for an int8 bundle)."""
     bundle = read_bundle(path, task=task)
+    weights = {k: v for k, v in bundle.weights.items() if not k.startswith(MEMBERS)}
+    return bundle, _network(bundle, module_class, config_class, bundle.config["net"], weights)
+
+
+def _network(bundle: Bundle, module_class: type[torch.nn.Module], config_class: type, config: dict,
+             weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """One network of `bundle` from its `config` and `weights` (eval mode; quantised for an int8 bundle)."""
     try:
-        net = module_class(config_from(config_class, bundle.config["net"]))
-        net.load_state_dict(bundle.weights, strict=True)
+        net = module_class(config_from(config_class, config))
+        net.load_state_dict(weights, strict=True)
     except (TypeError, ValueError, RuntimeError) as error:
         raise BundleError(f"{bundle.path}: the weights do not fit the configured network ({error}); "
                           "the bundle is corrupt or mixes files of two models") from None
     int8 = (bundle.config.get("compression") or {}).get("kind") == "int8"  # seq2text compress --int8
-    return bundle, quantize_network(net.eval()) if int8 else net.eval()
+    return quantize_network(net.eval()) if int8 else net.eval()
 
 
 def _str_list(texts: Sequence[str], example: str) -> list[str]:

@@ -49,6 +49,7 @@ class ForecastingTask(Task):
         self.save_settings()
         self.net: SequenceRegressor | None = None
         self.calibration: dict | None = None  # conformal offsets of the band (seq2text.tasks.tuning), for the bundle
+        self.members: list[tuple[SequenceRegressor, dict]] = []  # a tuned ensemble's further networks and readings
         if None not in (input_size, output_size, output_steps):
             self._build(input_size, output_size, output_steps, num_series or 0)
 
@@ -123,8 +124,20 @@ class ForecastingTask(Task):
                  rank_zero_only=True)
 
     def bundle_extra(self) -> dict:
-        """The band's conformal calibration, when a tuner measured it (`Forecaster` applies it)."""
-        return {"calibration": self.calibration} if self.calibration else {}
+        """The band's conformal calibration, when a tuner measured it (`Forecaster` applies it), and the further
+        members of a tuned ensemble: each one's network configuration and reading (its weights: `export_state`)."""
+        extra = {"calibration": self.calibration} if self.calibration else {}
+        if self.members:
+            extra["members"] = [{"net": net.config.to_dict(), "reading": reading} for net, reading in self.members]
+        return extra
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The network's weights, and each further member's under `members.<number>.` (numbered from 1)."""
+        state = super().export_state()
+        for number, (net, _) in enumerate(self.members, start=1):
+            state.update({f"members.{number}.{k}": v.detach().float().cpu().contiguous()
+                          for k, v in net.state_dict().items()})
+        return state
 
     def throughput_metrics(self, batch: SeriesBatch, seconds: float) -> dict[str, float]:
         return {"train/steps_per_sec": batch.num_tokens / seconds,

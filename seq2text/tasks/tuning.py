@@ -35,11 +35,12 @@ import pytorch_lightning as pl
 import torch
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.predict.conformal import conformal_offsets
+from seq2text.predict.conformal import BAND, conformal_offsets
+from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
 
-__all__ = ["SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "tune_forecaster"]
+__all__ = ["SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "ensemble_test_scores", "tune_forecaster"]
 
 SEARCH_SPACE: dict[str, tuple] = {
     "lookback_seasons": (1, 2, 3, 4),  # the lookback in units of max(season, horizon)
@@ -54,7 +55,6 @@ SEARCH_SPACE: dict[str, tuple] = {
     "series_embedding": (0, 4, 16),  # panels only
 }
 CALENDAR_OF_STEP = {"M": "month", "Q": "month", "W": "dayofyear", "D": "dayofweek", "B": "dayofweek", "H": "hour"}
-BAND = (0.1, 0.9)  # the calibrated band: 10 % – 90 %, nominal coverage 80 %
 
 
 class SeriesViews(Protocol):
@@ -96,6 +96,8 @@ class TrialSettings:
         max_epochs: epochs of every trial and of the refit.
         check_every: validate (and report to the pruner) every this many epochs.
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
+        members: the refit trains the configurations of this many best trials (by their cross-validation score) and
+            the bundle forecasts with their mean (1: the best alone).
         precision: the trainer's precision (`auto`: from the hardware).
         gradient_clip_val: gradient norm clipping (None: none).
     """
@@ -103,17 +105,20 @@ class TrialSettings:
     max_epochs: int = 30
     check_every: int = 5
     folds: int = 3
+    members: int = 5
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
 
 @dataclass
 class TuningResult:
-    """The refitted task and its data (train + valid | test), and the search record the bundle keeps."""
+    """The refitted task and its data (train + valid | test), the search record the bundle keeps, and every member
+    of the ensemble (the task first) with its data."""
 
     task: ForecastingTask
     data: Any
     record: dict = field(default_factory=dict)
+    members: list[tuple[ForecastingTask, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------- the space
@@ -240,7 +245,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
             if report.pruned:
                 break
             scores.append(_score(trainer))
-            windows.append(band_forecasts(task.net, view.load_split("valid")))
+            windows.append(band_forecasts(task.net, view, "valid"))
         score = float(np.mean(scores)) if scores and not report.pruned else math.inf
         trial.set_user_attr("fold_valid_mase", [round(v, 5) for v in scores])
         trial.set_user_attr("valid_mase_history", history)
@@ -249,8 +254,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
             f"{[round(v, 4) for v in scores]} {time.monotonic() - start:.0f}s {params}")
         if report.pruned:
             raise optuna.TrialPruned()
-        if score < best.get("score", math.inf):
-            best.update(score=score, params=params, windows=windows)
+        best["kept"][trial.number] = (score, params, windows)
         return score
 
     return objective
@@ -258,7 +262,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
 def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budget: TuningBudget,
             log: Callable[[str], None]) -> tuple[Any, dict]:  # noqa: ANN401
-    """Runs the study; returns it and the best trial's configuration, score, folds and fold forecasts."""
+    """Runs the study; returns it and every completed trial's score, configuration and fold forecasts."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -270,39 +274,72 @@ def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, b
     folds, lookbacks = folds_and_lookbacks(data, settings.folds)
     if folds < settings.folds:
         log(f"the series leave room for {folds} of {settings.folds} cross-validation folds")
-    best: dict = {"folds": folds, "lookbacks": lookbacks}
+    best: dict = {"folds": folds, "lookbacks": lookbacks, "kept": {}}
     study.optimize(_objective(data, base, settings, budget, best, log), n_trials=budget.trials,
                    timeout=budget.seconds, gc_after_trial=True)
-    if not best.get("params"):
+    if not best["kept"]:
         raise ConfigError("no tuning trial completed; give a longer --tune budget or more --tune_trials")
     return study, best
 
 
 # ---------------------------------------------------------------------------------------------------- calibration
 @torch.no_grad()
-def band_forecasts(net: torch.nn.Module, windows: Any) -> tuple[np.ndarray, ...]:  # noqa: ANN401
-    """`net`'s point forecast, band edges and the true values of held-out `windows`: 4 arrays (n, H, V), scaled."""
+def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.ndarray]:  # noqa: ANN401
+    """`net`'s forecasts of the `split` windows of `data`, in the series' units: the point forecast, the band's edges
+    (the point for a network without those quantiles), the true values and the seasonal-naive forecast, (n, H, V)
+    each; and per window the series' scale (`norm`) and MASE's denominator (`mase`), (n, 1, V). Networks that read
+    the series differently (lookback, normalisation) give windows of the same origins, so their forecasts average."""
+    windows = data.load_split(split)
     batch = windows[list(range(len(windows)))]
     predicted = net.eval()(batch.input, batch.series).float()  # (n, H, V, Q)
-    point = net.point(predicted).numpy()
-    quantiles = net.config.quantiles
-    lower = predicted[..., quantiles.index(BAND[0])].numpy() if quantiles else point
-    upper = predicted[..., quantiles.index(BAND[1])].numpy() if quantiles else point
-    return point, lower, upper, batch.target.numpy()
+    point, quantiles = net.point(predicted), net.config.quantiles or ()
+    edges = [predicted[..., quantiles.index(q)] if q in quantiles else point for q in BAND]
+    scale, last = batch.scale.double().unsqueeze(1), batch.last.double().unsqueeze(1)  # (n, 1, V)
+    units = {name: (value.double() * scale + last).numpy() for name, value in
+             (("point", point), ("lower", edges[0]), ("upper", edges[1]), ("actual", batch.target),
+              ("naive", batch.naive))}
+    norms = np.asarray(list(data.reading.scales.values()), dtype=np.float64)  # (series, V)
+    return {**units, "norm": norms[batch.series.numpy()][:, None, :],
+            "mase": batch.mase_scale.double().unsqueeze(1).numpy()}
 
 
-def calibrate(windows: list[tuple[np.ndarray, ...]]) -> dict:
-    """The band's conformal offsets from each fold model's forecasts of its validation windows (`band_forecasts`;
-    no model trained on the windows it is scored on), pooled over the folds."""
-    point, lower, upper, actual = (np.concatenate(part) for part in zip(*windows, strict=True))
+def mean_forecasts(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The members' forecasts of the same windows averaged (point and band edges); the rest as member 0's."""
+    if len({len(m["actual"]) for m in members}) > 1:
+        raise ConfigError("ensemble members forecast different windows; every lookback must fit the training part")
+    return {**members[0], **{k: np.mean([m[k] for m in members], axis=0) for k in ("point", "lower", "upper")}}
+
+
+def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
+    """MAE, RMSE, sMAPE, MASE, rel_mae_snaive (as a task evaluates: `predict.metrics`) and the band's coverage."""
+    as_tensor = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in forecasts.items()}
+    scores = forecast_scores(forecast_sums(as_tensor["actual"], as_tensor["point"], as_tensor["mase"],
+                                           as_tensor["naive"]))
+    inside = (forecasts["lower"] <= forecasts["actual"]) & (forecasts["actual"] <= forecasts["upper"])
+    return {**scores, "coverage": float(inside.mean()), "windows": float(len(forecasts["actual"]))}
+
+
+def calibrate(folds: list[dict[str, np.ndarray]]) -> dict:
+    """The band's conformal offsets, in units of each series' scale, from the ensemble's forecasts of every fold's
+    validation windows (`band_forecasts`: each by models trained before its block), pooled over the folds."""
+    point, lower, upper, actual = (np.concatenate([f[k] / f["norm"] for f in folds])
+                                   for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
     offsets = conformal_offsets(point, lower, upper, actual, level)
     covered = float(np.mean((lower <= actual) & (actual <= upper)))
     return {"method": "split-conformal quantile regression (CQR) on the validation windows of every cross-validation "
-                      "fold (each forecast by the model trained before its block), scores normalised by each horizon "
-                      "step's mean absolute error and pooled over the steps and folds",
-            "band": list(BAND), "level": round(level, 6), "offsets": offsets.round(6).tolist(),
-            "windows": len(actual), "folds": len(windows), "valid_coverage_before": round(covered, 4)}
+                      "fold (each forecast by the models trained before its block), scores in units of the series' "
+                      "scale, normalised by each horizon step's mean absolute error and pooled over the steps and "
+                      "folds", "band": list(BAND), "level": round(level, 6), "units": "series",
+            "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
+            "valid_coverage_before": round(covered, 4)}
+
+
+def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str, np.ndarray]:
+    """`forecasts` with the band widened by the calibration's offsets (in units of each window's series scale)."""
+    offsets = np.asarray(calibration["offsets"])[None] * forecasts["norm"]  # (n, H, V)
+    lower = np.minimum(forecasts["lower"] - offsets, forecasts["point"])
+    return {**forecasts, "lower": lower, "upper": np.maximum(forecasts["upper"] + offsets, forecasts["point"])}
 
 
 # ---------------------------------------------------------------------------------------------------- entry
@@ -328,25 +365,48 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     start = time.monotonic()
     study, best = _search(data, base, settings, budget, log)
     search_seconds = time.monotonic() - start
-    calibration = calibrate(best["windows"])
-    final_data = data.view("test", **data_changes(best["params"], data.reading))
-    task = make_task(base, best["params"], final_data.reading)
+    ranked = sorted(best["kept"].items(), key=lambda item: item[1][0])[:max(settings.members, 1)]
+    folds = [mean_forecasts([windows[f] for _, (_, _, windows) in ranked]) for f in range(best["folds"])]
+    calibration = calibrate(folds)
+    members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
+    task, final_data = members[0]
     task.calibration = calibration
-    _train(task, final_data, settings, budget.seed, [], validate=False)
+    task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
     record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)
-    return TuningResult(task, final_data, {**record, "calibration": calibration})
+    ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params}
+                            for number, (score, params, _) in ranked],
+                "valid_mase": round(float(np.mean([scores_of(f)["mase"] for f in folds])), 5)}
+    return TuningResult(task, final_data, {**record, "ensemble": ensemble, "calibration": calibration}, members)
+
+
+def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, budget: TuningBudget
+           ) -> tuple[ForecastingTask, Any]:  # noqa: ANN401
+    """A configuration trained on train + valid (same epochs): the task and its data (test part after it)."""
+    final_data = data.view("test", **data_changes(params, data.reading))
+    task = make_task(base, params, final_data.reading)
+    _train(task, final_data, settings, budget.seed, [], validate=False)
+    return task, final_data
+
+
+def ensemble_test_scores(result: TuningResult) -> dict[str, float]:
+    """The refitted ensemble's scores on the test part (the calibrated band's coverage too), as `test/<name>`."""
+    forecasts = mean_forecasts([band_forecasts(task.net, data, "test") for task, data in result.members])
+    scores = scores_of(calibrated(forecasts, result.task.calibration))
+    return {f"test/{name}": value for name, value in scores.items()}
 
 
 def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSettings, search_seconds: float,  # noqa: ANN401
             refit_seconds: float) -> dict:
     trials = [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value, "params": t.params,
                **t.user_attrs} for t in study.trials]
+    score, chosen, _ = min(best["kept"].values(), key=lambda kept: kept[0])
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
             "budget": asdict(budget), "trial_settings": asdict(settings), "space": {k: list(v) for k, v in
                                                                                    SEARCH_SPACE.items()},
-            "folds": best["folds"], "chosen": best["params"], "valid_mase": best["score"], "trials": trials,
+            "folds": best["folds"], "chosen": chosen, "valid_mase": score, "trials": trials,
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
             "search_seconds": round(search_seconds, 1), "refit_seconds": round(refit_seconds, 1),
-            "refit": "the chosen configuration trained on train + valid, same epochs, the calibration kept"}
+            "refit": "the ensemble's configurations (the chosen one first) each trained on train + valid, same "
+                     "epochs; the calibration kept"}
