@@ -192,24 +192,24 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   peers=results, total_seconds=round(time.monotonic() - start, 1))
 
 
-def forecast_dev(trials: int, budget: str, variants: list[str]) -> dict:
+def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[str], name: str) -> dict:
     """The development benchmark: each of DEV_DATASETS (never the benchmark series) tuned with each variant
     `FOLDSxMEMBERS` (e.g. `1x1`: the single validation block and the best configuration alone; `3x5`: three blocks
     and the mean of the five best), the same trials and budget, against its peers: where the tuner's method is
     chosen."""
     start, runs = time.monotonic(), {}
-    for name in DEV_DATASETS:
-        panel = load_panel(name)
+    for dataset in datasets:
+        panel = load_panel(dataset)
         peers = {peer: r["mase"] for peer, r in _peers(panel, list(DEV_PEERS)).items() if "mase" in r}
         best = min(peers.values())
-        runs[name] = {"peers": peers, "best_peer_mase": round(best, 4), "protocol": {
+        runs[dataset] = {"peers": peers, "best_peer_mase": round(best, 4), "protocol": {
             "season": panel[0].season, "horizon": panel[0].horizon, "valid_size": panel[0].valid_size,
             "test_size": panel[0].test_size, "source": panel[0].source}}
         for variant in variants:
             folds, members = (int(x) for x in variant.split("x"))
-            auto = _auto(name, panel, ROOT / "benchmarks" / "runs" / "forecast_dev" / name / variant, trials, budget,
+            auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, trials, budget,
                          folds, members)
-            runs[name][variant] = {
+            runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
@@ -222,10 +222,10 @@ def forecast_dev(trials: int, budget: str, variants: list[str]) -> dict:
         "mean_abs_coverage_gap": round(float(np.mean([abs(r[variant]["interval_coverage_10_90"] - 0.8)
                                                       for r in runs.values()])), 4)} for variant in variants}
     headline = summary[variants[-1]]["geometric_mean_relative_mase"]
-    return record("forecast_dev", metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,
+    return record(name, metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,
                   split="each series' own protocol (see runs.*.protocol): test the last test_size steps, rolling "
                         "origins × horizon; valid the valid_size before; the tuner scores on train | valid only",
-                  data="development series: " + ", ".join(DEV_DATASETS), tune_trials=trials, tune_budget=budget,
+                  data="development series: " + ", ".join(datasets), tune_trials=trials, tune_budget=budget,
                   variants=variants, summary=summary, runs=runs, total_seconds=round(time.monotonic() - start, 1),
                   note="where the tuner's method was chosen: variants FOLDSxMEMBERS (cross-validation blocks × "
                        "configurations averaged), before the benchmark series were run again")
@@ -242,13 +242,16 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=MEMBERS, help="configurations the bundle averages")
     parser.add_argument("--variants", nargs="+", default=["1x1", "3x1", "1x5", "3x5"],
                         help="forecast_dev: FOLDSxMEMBERS variants compared")
+    parser.add_argument("--datasets", nargs="+", default=list(DEV_DATASETS)[:4], choices=list(DEV_DATASETS),
+                        help="forecast_dev: the development series")
+    parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":
         if len(rest) != 2:
             raise SystemExit("usage: python benchmarks/forecast.py export DATASET PATH")
         print(export(load_panel(rest[0]), rest[0], Path(rest[1])))
     elif args.benchmark == "forecast_dev" and not rest:
-        forecast_dev(args.trials, args.budget, args.variants)
+        forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
                            not args.no_examples, args.folds, args.members)

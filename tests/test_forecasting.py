@@ -398,6 +398,28 @@ def test_each_trial_is_scored_on_every_fold_and_the_band_calibrated_on_all_their
     assert folds_and_lookbacks(short, 3) == (2, [12, 24])  # a third block would leave one lookback of the two
 
 
+def test_calibration_offsets_widen_the_band_in_the_units_the_bundle_names() -> None:
+    """New bundles keep offsets in units of the series' scale; older ones in the network's (window) units."""
+    frame = monthly(60)
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, normalize="window", valid_size=0, test_size=0)
+    torch.manual_seed(0)
+    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
+    offsets = np.array([0.5, 1.0, 1.5])
+    band = {"band": [0.1, 0.9], "level": 0.8, "offsets": offsets[:, None].tolist()}
+    plain = Forecaster(net, data.reading).forecast(frame)
+    older = Forecaster(net, data.reading, calibration=band).forecast(frame)
+    newer = Forecaster(net, data.reading, calibration={**band, "units": "series"}).forecast(frame)
+    series_scale = float(next(iter(data.reading.scales.values()))[0])
+    window_scale = max(float(np.std(frame["load"].to_numpy()[-12:])), 0.1 * series_scale)
+    for forecast, unit in ((older, window_scale), (newer, series_scale)):
+        assert np.allclose(forecast["load"], plain["load"], atol=1e-5)
+        assert np.allclose(forecast["load_q10"], np.minimum(plain["load_q10"] - offsets * unit, plain["load"]),
+                           atol=1e-4)
+        assert np.allclose(forecast["load_q90"], np.maximum(plain["load_q90"] + offsets * unit, plain["load"]),
+                           atol=1e-4)
+
+
 def test_conformal_offsets_bring_a_band_to_its_nominal_coverage() -> None:
     from seq2text.predict.conformal import calibrated_band, conformal_offsets
 
