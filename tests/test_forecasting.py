@@ -465,7 +465,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
         SeriesDataModule.from_frame(numbers, lookback=8, horizon=None, season=None)
 
 
-@pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials"])
+@pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
+                                  "bad folds", "bad members"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -484,6 +485,10 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                                 "--tune_trials", "1"], "validation part"),
         "bad trials": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "two"],
                        "--tune_trials two"),
+        "bad folds": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_folds", "0"],
+                      "--tune_folds 0: give a positive whole number of validation blocks"),
+        "bad members": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_members=x"],
+                        "--tune_members x: give a positive whole number of ensemble members"),
     }[case]
     capsys.readouterr()
     assert main(argv) == 1
