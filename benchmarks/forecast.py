@@ -45,7 +45,7 @@ from forecast_peers import DATASETS, DEV_DATASETS, PANELS, PEERS, Series, evalua
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}  # the value column of the exported table (else `value`)
 AUTO_RECIPE = "recipes/forecast_auto.yaml"
-TRIALS, BUDGET, FOLDS, MEMBERS = 20, "10m", 3, 5  # the same for every dataset
+TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 3  # the same for every dataset
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -111,12 +111,12 @@ def _score(panel: list[Series], points: list[np.ndarray], bands: list[np.ndarray
 
 
 def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, folds: int = FOLDS,
-          members: int = MEMBERS) -> dict:
+          members: int = MEMBERS, calibration: int = CALIBRATION) -> dict:
     """The headline: one `seq2text fit --tune` command on the exported table; its test scores and search record."""
     table = export(panel, name, out / f"{name}.csv")
     bundle = out / "auto" / "bundle"
     extra = [*_protocol_args(name, panel[0], table), "--tune", budget, "--tune_trials", str(trials),
-             "--tune_folds", str(folds), "--tune_members", str(members)]
+             "--tune_folds", str(folds), "--tune_members", str(members), "--tune_calibration_folds", str(calibration)]
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     points, bands = _forecasts(bundle, name, panel, table)
@@ -126,6 +126,7 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
         result["interval_coverage_10_90_uncalibrated"] = _score(panel, raw_points, raw_bands)["interval_coverage_10_90"]
     stopped = "trials" if len(search["trials"]) >= trials else "time budget"
     tuning = {"folds": search["folds"], "members": len(search["ensemble"]["members"]),
+              "calibration_folds": search["calibration"]["folds"],
               "ensemble_valid_mase": search["ensemble"]["valid_mase"], "trials": len(search["trials"]),
               "completed": search["completed"], "pruned": search["pruned"],
               "trial_limit": trials, "budget": budget, "stopped_by": stopped, "chosen": search["chosen"],
@@ -164,12 +165,12 @@ def _peers(panel: list[Series], peers: list[str]) -> dict[str, dict]:
 
 
 def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], examples: bool, folds: int,
-                       members: int) -> dict:
+                       members: int, calibration: int) -> dict:
     panel = load_panel(name)
     first = panel[0]
     out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
     start = time.monotonic()
-    auto = _auto(name, panel, out, trials, budget, folds, members)
+    auto = _auto(name, panel, out, trials, budget, folds, members, calibration)
     example = _recipe_example(name, first, out) if examples and len(panel) == 1 else None
     results = _peers(panel, peers)
     scored = {peer: r["mase"] for peer, r in results.items() if "mase" in r}
@@ -181,7 +182,8 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                         f"origins × horizon {first.horizon}; valid: the {first.valid_size} steps before (the tuner's "
                         "only score); train: the rest", data=first.source,
                   season=first.season, horizon=first.horizon, recipe=AUTO_RECIPE, tune_trials=trials,
-                  tune_budget=budget, tune_folds=folds, tune_members=members, train_seconds=auto["wall_seconds"],
+                  tune_budget=budget, tune_folds=folds, tune_members=members,
+                  tune_calibration_folds=calibration, train_seconds=auto["wall_seconds"],
                   seq2text=auto,
                   mase_seq2text=value, interval_coverage_10_90=auto.get("interval_coverage_10_90"),
                   interval_coverage_10_90_uncalibrated=auto.get("interval_coverage_10_90_uncalibrated"),
@@ -194,9 +196,10 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
 
 def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[str], name: str) -> dict:
     """The development benchmark: each of DEV_DATASETS (never the benchmark series) tuned with each variant
-    `FOLDSxMEMBERS` (e.g. `1x1`: the single validation block and the best configuration alone; `3x5`: three blocks
-    and the mean of the five best), the same trials and budget, against its peers: where the tuner's method is
-    chosen."""
+    `FOLDSxMEMBERS[cCALIBRATION]` (e.g. `1x1`: the single validation block and the best configuration alone; `3x5`:
+    three blocks and the mean of the five best; `1x5c3`: one block to choose, three to calibrate the band; without
+    `c`, the band is calibrated on the blocks that chose), the same trials and budget, against its peers: where the
+    tuner's method is chosen."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -206,14 +209,16 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             "season": panel[0].season, "horizon": panel[0].horizon, "valid_size": panel[0].valid_size,
             "test_size": panel[0].test_size, "source": panel[0].source}}
         for variant in variants:
-            folds, members = (int(x) for x in variant.split("x"))
+            folds, _, rest = variant.partition("x")
+            members, _, calibration = rest.partition("c")
             auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, trials, budget,
-                         folds, members)
+                         int(folds), int(members), int(calibration or folds))
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
-                **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members", "chosen",
+                **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members",
+                                                  "calibration_folds", "chosen",
                                                   "search_seconds", "refit_seconds")}}
     summary = {variant: {
         "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[variant]["relative_to_best_peer"])
@@ -240,8 +245,9 @@ def main() -> None:
     parser.add_argument("--no-examples", action="store_true", help="skip the hand-tuned recipes (co2, sunspots)")
     parser.add_argument("--folds", type=int, default=FOLDS, help="cross-validation blocks of the search")
     parser.add_argument("--members", type=int, default=MEMBERS, help="configurations the bundle averages")
+    parser.add_argument("--calibration", type=int, default=CALIBRATION, help="validation blocks the band calibrates on")
     parser.add_argument("--variants", nargs="+", default=["1x1", "3x1", "1x5", "3x5"],
-                        help="forecast_dev: FOLDSxMEMBERS variants compared")
+                        help="forecast_dev: FOLDSxMEMBERS[cCALIBRATION] variants compared")
     parser.add_argument("--datasets", nargs="+", default=list(DEV_DATASETS)[:4], choices=list(DEV_DATASETS),
                         help="forecast_dev: the development series")
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
@@ -254,7 +260,7 @@ def main() -> None:
         forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
-                           not args.no_examples, args.folds, args.members)
+                           not args.no_examples, args.folds, args.members, args.calibration)
     else:
         sys.exit(f"unknown benchmark or arguments {[args.benchmark, *rest]}; use forecast_co2, forecast_sunspots, "
                  "forecast_macro_panel or export")

@@ -315,14 +315,15 @@ TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_co
              "--trainer.precision", "32", *QUIET]
 
 
-def _tiny_tuning(frame: pd.DataFrame, folds: int = 3) -> dict:
+def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3) -> dict:
     """Two trials of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
     from seq2text.tasks.forecasting import ForecastingTask
     from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
 
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
                                        valid_size=30, test_size=24, batch_size=32)
-    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds)
+    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds,
+                             calibration_folds=calibration_folds)
     result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
     return result.record
 
@@ -391,8 +392,11 @@ def test_each_trial_is_scored_on_every_fold_and_the_band_calibrated_on_all_their
     assert record["folds"] == 3 and all(len(t["fold_valid_mase"]) == 3 for t in record["trials"])
     assert all(t["valid_mase"] == pytest.approx(np.mean(t["fold_valid_mase"]), abs=1e-4) for t in record["trials"])
     assert record["calibration"]["folds"] == 3 and record["calibration"]["windows"] == 3 * 25
-    single = _tiny_tuning(monthly(150), folds=1)
+    single = _tiny_tuning(monthly(180), folds=1, calibration_folds=1)
     assert single["folds"] == 1 and single["calibration"]["windows"] == 25
+    hybrid = _tiny_tuning(monthly(180), folds=1)  # one block chooses; the members trained before 2 more calibrate
+    assert hybrid["folds"] == 1 and all(len(t["fold_valid_mase"]) == 1 for t in hybrid["trials"])
+    assert hybrid["calibration"]["folds"] == 3 and hybrid["calibration"]["windows"] == 3 * 25
     short = SeriesDataModule.from_frame(monthly(110), time_column="month", value_columns=["load"], horizon=6,
                                         season=12, valid_size=20, test_size=24)
     assert folds_and_lookbacks(short, 3) == (2, [12, 24])  # a third block would leave one lookback of the two

@@ -98,9 +98,11 @@ def _lightning_cli_class() -> type:
                                 help="with or instead of --tune: stop the search after this many trials")
             parser.add_argument("--tune_folds", type=int | None, default=None,
                                 help="with --tune: rolling-origin validation blocks each trial is scored on "
-                                "(default 3)")
+                                "(default 1)")
             parser.add_argument("--tune_members", type=int | None, default=None,
                                 help="with --tune: the bundle averages this many best configurations (default 5)")
+            parser.add_argument("--tune_calibration_folds", type=int | None, default=None,
+                                help="with --tune: validation blocks the band is calibrated on (default 3)")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

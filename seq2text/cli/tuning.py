@@ -1,6 +1,6 @@
-"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 3] [--tune_members 5]`: the recipe's
-forecaster configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the
-band's calibration."""
+"""`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
+[--tune_calibration_folds 3]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle
+written with the search record and the band's calibration."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from seq2text.errors import ConfigError
 
 __all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
 
-TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members")
-COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 3),
-          "--tune_members": ("ensemble members", 5)}  # option: (what it counts, default)
+TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--tune_calibration_folds")
+COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
+          "--tune_members": ("ensemble members", 5),
+          "--tune_calibration_folds": ("calibration blocks", 3)}  # option: (what it counts, default)
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -56,7 +57,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
         logger.setLevel(logging.WARNING)
     try:
-        _tune_and_export(cli, budget, counts["--tune_folds"], counts["--tune_members"])
+        _tune_and_export(cli, budget, counts)
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -75,7 +76,7 @@ def _parse(args: list[str]) -> object:
                                   auto_configure_optimizers=False)
 
 
-def _tune_and_export(cli: object, budget: object, folds: int, members: int) -> None:
+def _tune_and_export(cli: object, budget: object, counts: dict[str, int]) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
     from seq2text.tasks.tuning import TrialSettings, ensemble_test_scores, tune_forecaster
 
@@ -88,8 +89,9 @@ def _tune_and_export(cli: object, budget: object, folds: int, members: int) -> N
     settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30,
                              check_every=trainer.get("check_val_every_n_epoch") or 5,
                              precision=trainer.get("precision") or "auto",
-                             gradient_clip_val=trainer.get("gradient_clip_val"), folds=folds,
-                             members=members)
+                             gradient_clip_val=trainer.get("gradient_clip_val"),
+                             folds=counts["--tune_folds"], members=counts["--tune_members"],
+                             calibration_folds=counts["--tune_calibration_folds"])
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
     metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search}

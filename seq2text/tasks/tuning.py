@@ -98,14 +98,17 @@ class TrialSettings:
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
             the bundle forecasts with their mean (1: the best alone).
+        calibration_folds: validation blocks the band is calibrated on (at least `folds`; fewer if the members'
+            lookbacks leave no room): the members trained before each further block forecast it.
         precision: the trainer's precision (`auto`: from the hardware).
         gradient_clip_val: gradient norm clipping (None: none).
     """
 
     max_epochs: int = 30
     check_every: int = 5
-    folds: int = 3
+    folds: int = 1
     members: int = 5
+    calibration_folds: int = 3
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
@@ -367,7 +370,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     search_seconds = time.monotonic() - start
     ranked = sorted(best["kept"].items(), key=lambda item: item[1][0])[:max(settings.members, 1)]
     folds = [mean_forecasts([windows[f] for _, (_, _, windows) in ranked]) for f in range(best["folds"])]
-    calibration = calibrate(folds)
+    calibration = calibrate(folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings,
+                                                 budget, best["folds"]))
     members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
     task, final_data = members[0]
     task.calibration = calibration
@@ -377,6 +381,25 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                             for number, (score, params, _) in ranked],
                 "valid_mase": round(float(np.mean([scores_of(f)["mase"] for f in folds])), 5)}
     return TuningResult(task, final_data, {**record, "ensemble": ensemble, "calibration": calibration}, members)
+
+
+def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], settings: TrialSettings,
+                 budget: TuningBudget, scored: int) -> list[dict[str, np.ndarray]]:
+    """The members' mean forecasts of the blocks after the `scored` ones, up to `settings.calibration_folds` blocks
+    (as many as leave every member's lookback room to train): each member trained before each block."""
+    blocks = []
+    for back in range(scored, settings.calibration_folds):
+        steps = data.training_steps(back=back)
+        if any(params["lookback"] + 3 * data.reading.horizon > steps for params in members):
+            break
+        forecasts = []
+        for params in members:
+            view = data.view("valid", back=back, **data_changes(params, data.reading))
+            task = make_task(base, params, view.reading)
+            _train(task, view, settings, budget.seed, [], validate=False)
+            forecasts.append(band_forecasts(task.net, view, "valid"))
+        blocks.append(mean_forecasts(forecasts))
+    return blocks
 
 
 def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, budget: TuningBudget
