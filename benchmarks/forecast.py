@@ -45,7 +45,7 @@ from forecast_peers import DATASETS, DEV_DATASETS, PANELS, PEERS, Series, evalua
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}  # the value column of the exported table (else `value`)
 AUTO_RECIPE = "recipes/forecast_auto.yaml"
-TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 3  # the same for every dataset
+TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 

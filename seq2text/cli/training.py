@@ -102,7 +102,7 @@ def _lightning_cli_class() -> type:
             parser.add_argument("--tune_members", type=int | None, default=None,
                                 help="with --tune: the bundle averages this many best configurations (default 5)")
             parser.add_argument("--tune_calibration_folds", type=int | None, default=None,
-                                help="with --tune: validation blocks the band is calibrated on (default 3)")
+                                help="with --tune: validation blocks the band is calibrated on (default 1)")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

@@ -1,5 +1,5 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_calibration_folds 3]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle
+[--tune_calibration_folds 1]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle
 written with the search record and the band's calibration."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
 TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--tune_calibration_folds")
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
-          "--tune_calibration_folds": ("calibration blocks", 3)}  # option: (what it counts, default)
+          "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
