@@ -134,3 +134,10 @@ class SequenceRegressor(nn.Module):
     def point(self, predictions: torch.Tensor) -> torch.Tensor:
         """The point forecast, (..., output_size): the median where quantiles are predicted."""
         return predictions[..., self.config.quantiles.index(0.5) if self.config.quantiles else 0]
+
+    def band(self, predictions: torch.Tensor, levels: tuple[float, float]) -> torch.Tensor:
+        """The band's lower edge, the point forecast and its upper edge, (..., output_size, 3): each edge the quantile
+        of its level, or the point forecast for a network that does not predict that quantile."""
+        point, quantiles = self.point(predictions), self.config.quantiles or ()
+        low, high = (predictions[..., quantiles.index(q)] if q in quantiles else point for q in levels)
+        return torch.stack([low, point, high], dim=-1)

@@ -123,9 +123,7 @@ class Forecaster:
                                             for one, scale in zip(series, scales, strict=True)]))
         predicted = net(inputs, self._numbers(net, series)).float()  # (N, H, V, Q)
         if band:
-            point, quantiles = net.point(predicted), net.config.quantiles or ()
-            edges = [predicted[..., quantiles.index(q)] if q in quantiles else point for q in self._band]
-            predicted = torch.stack([edges[0], point, edges[1]], dim=-1)
+            predicted = net.band(predicted, self._band)
         last = np.stack([one.values[-1] for one in series])[:, None, :, None]  # (N, 1, V, 1)
         return reading.restore(predicted.numpy().astype(np.float64), last, np.stack(scales)[:, None, :, None])
 

@@ -300,12 +300,10 @@ def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.
     the series differently (lookback, normalisation) give windows of the same origins, so their forecasts average."""
     windows = data.load_split(split)
     batch = windows[list(range(len(windows)))]
-    predicted = net.eval()(batch.input, batch.series).float()  # (n, H, V, Q)
-    point, quantiles = net.point(predicted), net.config.quantiles or ()
-    edges = [predicted[..., quantiles.index(q)] if q in quantiles else point for q in BAND]
+    lower, point, upper = net.eval().band(net(batch.input, batch.series).float(), BAND).unbind(-1)  # (n, H, V)
     scale, last = batch.scale.double().unsqueeze(1), batch.last.double().unsqueeze(1)  # (n, 1, V)
     units = {name: (value.double() * scale + last).numpy() for name, value in
-             (("point", point), ("lower", edges[0]), ("upper", edges[1]), ("actual", batch.target),
+             (("point", point), ("lower", lower), ("upper", upper), ("actual", batch.target),
               ("naive", batch.naive))}
     norms = np.asarray(list(data.reading.scales.values()), dtype=np.float64)  # (series, V)
     return {**units, "norm": norms[batch.series.numpy()][:, None, :],
