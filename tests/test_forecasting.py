@@ -352,6 +352,12 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
     alone = [Forecaster(net, reading).forecast(history)["load"] for net, reading in forecaster.members]
     assert np.allclose(future["load"], np.mean(alone, axis=0), atol=1e-4)  # the members' mean point forecast
+    from seq2text.bundles.compression import compress_bundle
+
+    for kind in ("fp16", "int8"):  # every member's weights compressed and read back
+        smaller = seq2text.load(compress_bundle(bundle, tmp_path / kind, kind))
+        assert len(smaller.members) == 2
+        assert np.allclose(smaller.forecast(history)["load"], future["load"], rtol=0.05, atol=0.05)
 
 
 @needs_optuna
