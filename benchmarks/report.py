@@ -40,6 +40,9 @@ TARGETS = {
     "forecast_dev": "development series only (where the tuner's method is chosen): geometric mean over the series of "
                     "test MASE / the best peer's, per variant FOLDSxMEMBERS",
     "forecast_dev_longer": "two longer development series, the same comparison",
+    "forecast_dev_calibration": "the six development series: the band calibrated on three blocks (1x5c3)",
+    "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
+                            "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
                             "per-series peer's; 10-90 % band coverage in [0.75, 0.85]",
     "imdb_rating": "test MAE below the training mean's and the classifier's expected rating's",
@@ -67,7 +70,7 @@ ALSO = ("test_acc", "dev_acc", "ensemble", "member_dev_acc", "chrf", "vectors_se
         "total_train_seconds", "lm_train_seconds", "lm_bundle", "mase_seq2text_refit", "mase_arima", "mase_ets",
         "mase_darts_rnn", "mase_seasonal_naive", "mase_autoarima", "mase_autoets", "best_peer_mase",
         "mase_recipe_example", "interval_coverage_10_90", "interval_coverage_10_90_uncalibrated", "tune_trials",
-        "tune_folds", "tune_members", "summary",
+        "tune_folds", "tune_members", "summary", "geometric_mean_mase", "wins",
         "test_rmse", "mae_train_mean",
         "mae_classifier_expected", "errors", "ratio_to_in_process", "ratio_to_in_process_range", "p50_latency_ms",
         "p99_latency_ms",
