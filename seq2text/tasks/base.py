@@ -16,7 +16,7 @@ import torch.distributed as dist
 from seq2text.tasks.config import Optimization
 from seq2text.tasks.schedule import budget_callback, schedule_shape, training_progress
 
-__all__ = ["Task"]
+__all__ = ["Task", "shipped"]
 
 
 class Task(pl.LightningModule):
@@ -159,4 +159,9 @@ class Task(pl.LightningModule):
     # ------------------------------------------------------------------------------------------ export
     def export_state(self) -> dict[str, torch.Tensor]:
         """The weights a bundle ships (float32, CPU)."""
-        return {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        return shipped(self.net.state_dict())
+
+
+def shipped(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Weights as a bundle ships them: float32, CPU, contiguous, each name after `prefix`."""
+    return {f"{prefix}{k}": v.detach().float().cpu().contiguous() for k, v in state.items()}

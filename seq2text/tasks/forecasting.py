@@ -11,7 +11,8 @@ from seq2text.errors import ConfigError
 from seq2text.nn.loss import regression_loss
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.predict.metrics import FORECAST_SUMS, forecast_scores, forecast_sums
-from seq2text.tasks.base import Task
+from seq2text.predict.shared import MEMBERS
+from seq2text.tasks.base import Task, shipped
 from seq2text.tasks.config import ForecastNetwork, Objective, Optimization
 
 __all__ = ["ForecastingTask"]
@@ -135,8 +136,7 @@ class ForecastingTask(Task):
         """The network's weights, and each further member's under `members.<number>.` (numbered from 1)."""
         state = super().export_state()
         for number, (net, _) in enumerate(self.members, start=1):
-            state.update({f"members.{number}.{k}": v.detach().float().cpu().contiguous()
-                          for k, v in net.state_dict().items()})
+            state.update(shipped(net.state_dict(), f"{MEMBERS}{number}."))
         return state
 
     def throughput_metrics(self, batch: SeriesBatch, seconds: float) -> dict[str, float]:

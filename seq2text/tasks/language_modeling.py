@@ -15,7 +15,7 @@ from seq2text.nn.lm import LMConfig, RNNLanguageModel
 from seq2text.nn.normalization import BetweenLayers
 from seq2text.nn.rnn import RNNType
 from seq2text.predict.metrics import lm_scores, lm_sums
-from seq2text.tasks.base import Task
+from seq2text.tasks.base import Task, shipped
 from seq2text.tasks.config import Optimization, Regularization
 from seq2text.tasks.shared import LMOrigin, check_lm_origin, read_lm_bundle
 
@@ -194,7 +194,7 @@ class LanguageModelTask(Task):
         """The weights to ship: the NT-ASGD average if averaging started, else the current weights."""
         if self._average is None:
             return super().export_state()
-        return {k: v.detach().float().cpu().contiguous() for k, v in self._average.items()}
+        return shipped(self._average)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["seq2text"] = {"lr_factor": self._lr_factor, "val_history": self._val_history,

@@ -19,10 +19,10 @@ airpassengers, ausbeer, elnino), never on the benchmark series. Averaging the fi
 geometric mean of test MASE / the best peer's than the best alone in both records (1.0337 against 1.0588 on the four
 short series, 1.1203 against 1.1465 on the two longer), though not on every series; scoring trials on three blocks
 instead of one did worse there at three times the cost (a block before the validation part trains on less data than
-the refit will have). Calibrating the band on three blocks instead of
-one left its coverage where it was (mean distance from 0.8: 0.108 over the six with three blocks; with one, 0.118
-over the four short series and 0.083 over the two longer), so the cheaper one is the default. A series too short
-for the blocks asked for gets as many as leave the lookbacks room to train.
+the refit will have). Calibrating the band on three blocks instead of one left its coverage where it was (mean
+distance from 0.8: 0.108 over the six with three blocks; with one, 0.118 over the four short series and 0.083 over
+the two longer), so the cheaper one is the default. A series too short for the blocks asked for gets as many as leave
+the lookbacks room to train.
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
@@ -41,7 +41,7 @@ import pytorch_lightning as pl
 import torch
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.predict.conformal import BAND, conformal_offsets
+from seq2text.predict.conformal import BAND, calibrated_band, conformal_offsets
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
@@ -135,11 +135,16 @@ def _unit(reading: Any) -> int:  # noqa: ANN401
     return max(reading.season, reading.horizon)
 
 
+def _fits(lookback: int, reading: Any, training_steps: int) -> bool:  # noqa: ANN401
+    """Whether `lookback` leaves at least 2 × horizon training windows in a training part of `training_steps`."""
+    return lookback + 3 * reading.horizon <= training_steps
+
+
 def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: ANN401
-    """Lookbacks of 1 to 4 × max(season, horizon) that leave at least 2 × horizon training windows in the shortest
-    series' training part of `training_steps`."""
+    """Lookbacks of 1 to 4 × max(season, horizon) that fit (`_fits`) the shortest series' training part of
+    `training_steps`."""
     fits = [k * _unit(reading) for k in SEARCH_SPACE["lookback_seasons"]
-            if k * _unit(reading) + 3 * reading.horizon <= training_steps]
+            if _fits(k * _unit(reading), reading, training_steps)]
     if not fits:
         raise ConfigError(f"the shortest series' training part has {training_steps} steps, too few for a lookback of "
                           f"max(season, horizon) = {_unit(reading)} plus 3 × horizon = {3 * reading.horizon}; give "
@@ -345,8 +350,8 @@ def calibrate(folds: list[dict[str, np.ndarray]]) -> dict:
 def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str, np.ndarray]:
     """`forecasts` with the band widened by the calibration's offsets (in units of each window's series scale)."""
     offsets = np.asarray(calibration["offsets"])[None] * forecasts["norm"]  # (n, H, V)
-    lower = np.minimum(forecasts["lower"] - offsets, forecasts["point"])
-    return {**forecasts, "lower": lower, "upper": np.maximum(forecasts["upper"] + offsets, forecasts["point"])}
+    lower, upper = calibrated_band(forecasts["point"], forecasts["lower"], forecasts["upper"], offsets)
+    return {**forecasts, "lower": lower, "upper": upper}
 
 
 # ---------------------------------------------------------------------------------------------------- entry
@@ -394,7 +399,7 @@ def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], 
     blocks = []
     for back in range(scored, settings.calibration_folds):
         steps = data.training_steps(back=back)
-        if any(params["lookback"] + 3 * data.reading.horizon > steps for params in members):
+        if not all(_fits(params["lookback"], data.reading, steps) for params in members):
             break
         forecasts = []
         for params in members:
