@@ -41,11 +41,24 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from common import ROOT, fit_recipe, record  # noqa: E402
-from forecast_peers import DATASETS, DEV_DATASETS, PANELS, PEERS, Series, evaluate, load_panel, rolling_windows, scores  # noqa: E402
+from forecast_peers import (  # noqa: E402
+    DATASETS,
+    DEV_DATASETS,
+    DEV_PANELS,
+    PANELS,
+    PEERS,
+    Series,
+    evaluate,
+    load_panel,
+    rolling_windows,
+    scores,
+)
 
 COLUMNS = {"co2": "co2", "sunspots": "sunspots"}  # the value column of the exported table (else `value`)
 AUTO_RECIPE = "recipes/forecast_auto.yaml"
 TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
+DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
+                       "nolinear": ["--tune_linear", "false"]}  # forecast_dev variants' -suffixes
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -59,37 +72,44 @@ def export(panel: list[Series], name: str, path: Path) -> Path:
     if len(panel) == 1:
         frame = pd.DataFrame({"time": panel[0].index, COLUMNS.get(name, "value"): panel[0].values})
     else:
-        frame = pd.concat([pd.DataFrame({"time": s.index, "series": s.name.removeprefix("macro_"), "value": s.values})
+        frame = pd.concat([pd.DataFrame({"time": s.index, "series": _series_id(s), "value": s.values})
                            for s in panel], ignore_index=True)
     frame.to_csv(path, index=False)
     return path
 
 
-def _protocol_args(name: str, series: Series, table: Path) -> list[str]:
+def _series_id(series: Series) -> str:
+    """A panel member's id in the exported table: its name without the panel's prefix (`macro_cpi` → `cpi`)."""
+    return series.name.partition("_")[2]
+
+
+def _protocol_args(name: str, series: Series, table: Path, panel: bool = False) -> list[str]:
     extra = ["--data.init_args.path", str(table), "--data.init_args.value_columns", f"[{COLUMNS.get(name, 'value')}]",
              "--data.init_args.valid_size", str(series.valid_size), "--data.init_args.test_size",
              str(series.test_size), "--data.init_args.horizon", str(series.horizon), "--data.init_args.season",
              str(series.season)]
-    return extra + (["--data.init_args.id_column", "series"] if name in ("macro_panel",) else [])
+    return extra + (["--data.init_args.id_column", "series"] if panel else [])
 
 
-def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibrated: bool = True
+def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibration: str = "bundle"
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each series' point forecasts (n_origins, horizon) and 10 %–90 % bands (n_origins, horizon, 2) from every test
-    origin (a panel: all series forecast together from the history before each origin)."""
+    origin (a panel: all series forecast together from the history before each origin); `calibration`: the bundle's,
+    `none` or the search record's `alternative` (the band in the other units)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
-    if not calibrated:
-        forecaster.calibration = None
+    if calibration != "bundle":
+        forecaster.calibration = forecaster.metrics["search"]["calibration_alternative"] \
+            if calibration == "alternative" else None
     frame, column = pd.read_csv(table, parse_dates=["time"]), COLUMNS.get(name, "value")
     points, bands = [[] for _ in panel], [[] for _ in panel]
     for origin in rolling_windows(panel[0]):
         future = forecaster.forecast(frame[frame["time"] < panel[0].index[origin]])
         for k, series in enumerate(panel):
-            rows = future[future["series"] == series.name.removeprefix("macro_")] if len(panel) > 1 else future
+            rows = future[future["series"] == _series_id(series)] if len(panel) > 1 else future
             points[k].append(rows[column].to_numpy())
             if f"{column}_q10" in rows:
                 bands[k].append(rows[[f"{column}_q10", f"{column}_q90"]].to_numpy())
@@ -111,19 +131,22 @@ def _score(panel: list[Series], points: list[np.ndarray], bands: list[np.ndarray
 
 
 def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, folds: int = FOLDS,
-          members: int = MEMBERS, calibration: int = CALIBRATION) -> dict:
+          members: int = MEMBERS, calibration: int = CALIBRATION, options: list[str] = ()) -> dict:
     """The headline: one `seq2text fit --tune` command on the exported table; its test scores and search record."""
     table = export(panel, name, out / f"{name}.csv")
     bundle = out / "auto" / "bundle"
-    extra = [*_protocol_args(name, panel[0], table), "--tune", budget, "--tune_trials", str(trials),
-             "--tune_folds", str(folds), "--tune_members", str(members), "--tune_calibration_folds", str(calibration)]
+    extra = [*_protocol_args(name, panel[0], table, len(panel) > 1), "--tune", budget, "--tune_trials", str(trials),
+             "--tune_folds", str(folds), "--tune_members", str(members), "--tune_calibration_folds", str(calibration),
+             *options]
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     points, bands = _forecasts(bundle, name, panel, table)
     result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
-    raw_points, raw_bands = _forecasts(bundle, name, panel, table, calibrated=False)
-    if all(b is not None for b in raw_bands):
-        result["interval_coverage_10_90_uncalibrated"] = _score(panel, raw_points, raw_bands)["interval_coverage_10_90"]
+    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units")):
+        other_points, other_bands = _forecasts(bundle, name, panel, table, calibration)
+        if all(b is not None for b in other_bands):
+            other = _score(panel, other_points, other_bands)
+            result[f"interval_coverage_10_90_{key}"] = other["interval_coverage_10_90"]
     stopped = "trials" if len(search["trials"]) >= trials else "time budget"
     tuning = {"folds": search["folds"], "members": len(search["ensemble"]["members"]),
               "calibration_folds": search["calibration"]["folds"],
@@ -132,7 +155,9 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
               "trial_limit": trials, "budget": budget, "stopped_by": stopped, "chosen": search["chosen"],
               "valid_mase": round(search["valid_mase"], 4), "search_seconds": search["search_seconds"],
               "refit_seconds": search["refit_seconds"], "sampler": search["sampler"],
-              "calibration_offsets": search["calibration"]["offsets"],
+              "calibration_offsets": search["calibration"]["offsets"], "band_units": search["calibration"]["units"],
+              "alternative_units": search["calibration_alternative"]["units"],
+              "linear_members": sum(m["params"]["rnn_type"] == "linear" for m in search["ensemble"]["members"]),
               "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"]}
     return {**result, "tuning": tuning, "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
 
@@ -187,6 +212,7 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   seq2text=auto,
                   mase_seq2text=value, interval_coverage_10_90=auto.get("interval_coverage_10_90"),
                   interval_coverage_10_90_uncalibrated=auto.get("interval_coverage_10_90_uncalibrated"),
+                  interval_coverage_10_90_alternative_units=auto.get("interval_coverage_10_90_alternative_units"),
                   **{f"mase_{peer}": round(v, 4) for peer, v in scored.items()},
                   best_peer=min(scored, key=scored.get) if scored else None,
                   best_peer_mase=round(best, 4), beats_best_peer=bool(value <= best),
@@ -195,11 +221,13 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
 
 
 def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[str], name: str) -> dict:
-    """The development benchmark: each of DEV_DATASETS (never the benchmark series) tuned with each variant
-    `FOLDSxMEMBERS[cCALIBRATION]` (e.g. `1x1`: the single validation block and the best configuration alone; `3x5`:
-    three blocks and the mean of the five best; `1x5c3`: one block to choose, three to calibrate the band; without
-    `c`, the band is calibrated on the blocks that chose), the same trials and budget, against its peers: where the
-    tuner's method is chosen."""
+    """The development benchmark: each of DEV_DATASETS and DEV_PANELS (never the benchmark series) tuned with each
+    variant `FOLDSxMEMBERS[cCALIBRATION][-OPTION...]` (e.g. `1x1`: the single validation block and the best
+    configuration alone; `3x5`: three blocks and the mean of the five best; `1x5c3`: one block to choose, three to
+    calibrate the band; without `c`, the band is calibrated on the blocks that chose; options DEV_VARIANT_OPTIONS:
+    `-local` / `-series` the band's units, `-nolinear` the search without the linear cell), the same trials and
+    budget, against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in
+    the other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -209,23 +237,31 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             "season": panel[0].season, "horizon": panel[0].horizon, "valid_size": panel[0].valid_size,
             "test_size": panel[0].test_size, "source": panel[0].source}}
         for variant in variants:
-            folds, _, rest = variant.partition("x")
+            counts, *options = variant.split("-")
+            folds, _, rest = counts.partition("x")
             members, _, calibration = rest.partition("c")
             auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, trials, budget,
-                         int(folds), int(members), int(calibration or folds))
+                         int(folds), int(members), int(calibration or folds),
+                         [word for option in options for word in DEV_VARIANT_OPTIONS[option]])
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
+                "interval_coverage_10_90_alternative_units": auto.get("interval_coverage_10_90_alternative_units"),
+                **({"mase_per_series": auto["mase_per_series"]} if "mase_per_series" in auto else {}),
                 **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members",
-                                                  "calibration_folds", "chosen",
+                                                  "calibration_folds", "chosen", "band_units", "alternative_units",
+                                                  "linear_members",
                                                   "search_seconds", "refit_seconds")}}
     summary = {variant: {
         "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[variant]["relative_to_best_peer"])
                                                                    for r in runs.values()]))), 4),
         "beats_best_peer": sum(r[variant]["relative_to_best_peer"] <= 1 for r in runs.values()),
         "mean_abs_coverage_gap": round(float(np.mean([abs(r[variant]["interval_coverage_10_90"] - 0.8)
-                                                      for r in runs.values()])), 4)} for variant in variants}
+                                                      for r in runs.values()])), 4),
+        "mean_abs_coverage_gap_alternative_units": round(float(np.mean([
+            abs(r[variant]["interval_coverage_10_90_alternative_units"] - 0.8) for r in runs.values()])), 4)}
+        for variant in variants}
     headline = summary[variants[-1]]["geometric_mean_relative_mase"]
     return record(name, metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,
                   split="each series' own protocol (see runs.*.protocol): test the last test_size steps, rolling "
@@ -248,8 +284,8 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=CALIBRATION, help="validation blocks the band calibrates on")
     parser.add_argument("--variants", nargs="+", default=["1x1", "3x1", "1x5", "3x5"],
                         help="forecast_dev: FOLDSxMEMBERS[cCALIBRATION] variants compared")
-    parser.add_argument("--datasets", nargs="+", default=list(DEV_DATASETS)[:4], choices=list(DEV_DATASETS),
-                        help="forecast_dev: the development series")
+    parser.add_argument("--datasets", nargs="+", default=[*DEV_DATASETS, *DEV_PANELS],
+                        choices=[*DEV_DATASETS, *DEV_PANELS], help="forecast_dev: the development series and panels")
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":

@@ -164,7 +164,33 @@ def _macro_panel() -> list[Series]:
                    test_size=40, source=source) for c in MACRO_COLUMNS]
 
 
-PANELS: dict[str, Callable[[], list[Series]]] = {"macro_panel": _macro_panel}
+FERTILITY_COUNTRIES = 8
+
+
+def _fertility_panel() -> list[Series]:
+    """A development panel (never a benchmark): statsmodels' fertility (World Bank births per woman, yearly
+    1960-2011; 2012 and 2013 are empty), the first FERTILITY_COUNTRIES countries by code with every year present
+    and no two equal years in a row in the training part (a flat stretch leaves MASE no scale: Afghanistan's first
+    32 years hold 20 repeats), as a panel of trending yearly series (horizon 6, season 1); the last 12 years the test
+    part, the 8 before them the validation part."""
+    from statsmodels.datasets import fertility
+
+    frame = fertility.load_pandas().data.set_index("Country Code")
+    years = [c for c in frame.columns if c.isdigit() and frame[c].notna().any()]
+    table = frame[years].dropna().sort_index()
+    train = table.to_numpy()[:, : len(years) - 12 - 8]
+    table = table[(np.diff(train, axis=1) != 0).all(axis=1)].head(FERTILITY_COUNTRIES)
+    index = pd.date_range(f"{years[0]}-01-01", periods=len(years), freq="YS")
+    source = (f"statsmodels.datasets.fertility (World Bank, births per woman, {years[0]}-{years[-1]}): the first "
+              f"{FERTILITY_COUNTRIES} countries by code with no missing year and no repeat in training "
+              f"({', '.join(table.index)}) as a panel, "
+              "used as is")
+    return [Series(f"fertility_{code}", row.to_numpy(np.float64), index, season=1, horizon=6, valid_size=8,
+                   test_size=12, source=source) for code, row in table.iterrows()]
+
+
+DEV_PANELS: dict[str, Callable[[], list[Series]]] = {"fertility_panel": _fertility_panel}
+PANELS: dict[str, Callable[[], list[Series]]] = {"macro_panel": _macro_panel, **DEV_PANELS}
 
 
 def load_panel(name: str) -> list[Series]:
@@ -297,7 +323,8 @@ def run_arima(series: Series, origins: Sequence[int]) -> Forecast:
 
     Per origin: `results.apply(values[:o])` (Kalman filter with the fitted parameters, refit=False), then forecast.
     """
-    grid = ARIMA_GRIDS.get(series.name, [ArimaSpec((1, 0, 0), (0, 1, 1, series.season), "n")])
+    grid = ARIMA_GRIDS.get(series.name, [ArimaSpec((1, 0, 0), (0, 1, 1, series.season), "n") if series.season > 1
+                                         else ArimaSpec((1, 1, 0), (0, 0, 0, 0), "c")])  # no season: with drift
     start = time.monotonic()
     fits = [(_fit_sarimax(series.values[:series.fit_end], spec), spec) for spec in grid]
     fitted, spec = min(fits, key=lambda pair: pair[0].aic)

@@ -103,6 +103,12 @@ def _lightning_cli_class() -> type:
                                 help="with --tune: the bundle averages this many best configurations (default 5)")
             parser.add_argument("--tune_calibration_folds", type=int | None, default=None,
                                 help="with --tune: validation blocks the band is calibrated on (default 1)")
+            parser.add_argument("--tune_band", type=str | None, default=None,
+                                help="with --tune: the calibrated band's units: series (one width per series) or "
+                                     "local (widens where the series moved more lately)")
+            parser.add_argument("--tune_linear", type=str | None, default=None,
+                                help="with --tune: also search the linear autoregression (true, the default, or "
+                                     "false)")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

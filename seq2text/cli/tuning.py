@@ -1,6 +1,7 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_calibration_folds 1]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle
-written with the search record and the band's calibration."""
+[--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]`: the recipe's forecaster
+configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's
+calibration."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from seq2text.errors import ConfigError
 
 __all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
 
-TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--tune_calibration_folds")
+TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--tune_calibration_folds",
+                "--tune_band", "--tune_linear")
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
+CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("true", "false"))}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -46,6 +49,12 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if value is not None and (not value.isdigit() or int(value) < 1):
             raise ConfigError(f"{option} {value}: give a positive whole number of {what}")
         counts[option] = default if value is None else int(value)
+    for option, (_, allowed) in CHOICES.items():
+        if options.get(option, allowed[0]) not in allowed:
+            raise ConfigError(f"{option} {options[option]}: give one of {', '.join(allowed)}")
+    choices = {name: options[option] for option, (name, _) in CHOICES.items() if option in options}
+    if "linear" in choices:
+        choices["linear"] = choices["linear"] == "true"
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])
     config = cli.config
@@ -57,7 +66,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
         logger.setLevel(logging.WARNING)
     try:
-        _tune_and_export(cli, budget, counts)
+        _tune_and_export(cli, budget, counts, choices)
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -76,7 +85,7 @@ def _parse(args: list[str]) -> object:
                                   auto_configure_optimizers=False)
 
 
-def _tune_and_export(cli: object, budget: object, counts: dict[str, int]) -> None:
+def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choices: dict) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
     from seq2text.tasks.tuning import TrialSettings, ensemble_test_scores, tune_forecaster
 
@@ -91,7 +100,7 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int]) -> Non
                              precision=trainer.get("precision") or "auto",
                              gradient_clip_val=trainer.get("gradient_clip_val"),
                              folds=counts["--tune_folds"], members=counts["--tune_members"],
-                             calibration_folds=counts["--tune_calibration_folds"])
+                             calibration_folds=counts["--tune_calibration_folds"], **choices)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
     metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search}

@@ -257,6 +257,13 @@ class SeriesDataModule(SplitDataModule):
             self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})
         return self.datasets[split]
 
+    def local_scales(self, split: str, steps: int) -> np.ndarray:
+        """Each `split` window's `SeriesReading.local_scale` at its origin, over `steps` steps, (n, V), in the order
+        of `load_split`'s windows."""
+        return np.stack([self.reading.local_scale(series, origin, steps)
+                         for series, part in zip(self._series, self._parts, strict=True)
+                         for origin in self._origins(split, part)])
+
     def _no_validation(self) -> bool:
         return all(part.test == part.valid for part in self._parts)  # valid_size 0
 

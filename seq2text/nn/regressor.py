@@ -11,6 +11,9 @@ input projection where they have an embedding).
       the network's output stays in the range it was trained on).
     + (series_embedding > 0) a learned vector per series of a panel, concatenated to every input step: one global
       model over many series that still tells them apart.
+    num_layers = 0: no recurrent stack: the linear highway alone plus a learned constant per output (with quantiles,
+      each quantile's offset from the linear forecast): a linear autoregression of the lookback, direct multi-step,
+      the classical candidate a tuner weighs against the recurrent ones.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class RegressorConfig(Config):
         output_size: variables predicted at each future step.
         horizon: future steps predicted at once.
         hidden_size: width of the projection and of every recurrent layer (per direction).
-        num_layers: recurrent depth.
+        num_layers: recurrent depth; 0: none, the linear highway alone (needs autoregressive > 0; see the module
+            docstring).
         rnn_type: `lstm`, `gru`, `rnn`, `lstm_peephole` or `lstm_layernorm`.
         bidirectional: read the history both ways.
         dropout: locked dropout between recurrent layers and dropout before each layer of the head.
@@ -68,8 +72,11 @@ class RegressorConfig(Config):
     series_embedding: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.input_size, self.output_size, self.horizon, self.hidden_size, self.num_layers) < 1:
-            raise ValueError("input_size, output_size, horizon, hidden_size and num_layers must be positive")
+        if min(self.input_size, self.output_size, self.horizon, self.hidden_size) < 1 or self.num_layers < 0:
+            raise ValueError("input_size, output_size, horizon and hidden_size must be positive, num_layers ≥ 0")
+        if self.num_layers == 0 and (self.autoregressive < 1 or self.series_embedding):
+            raise ValueError("num_layers=0 is the linear highway alone: it needs autoregressive ≥ 1 and no "
+                             "series_embedding")
         if self.autoregressive < 0 or self.output_size > self.input_size:
             raise ValueError(f"autoregressive={self.autoregressive} must be ≥ 0 (0: no linear highway) and "
                              f"output_size={self.output_size} at most input_size={self.input_size}")
@@ -93,14 +100,17 @@ class SequenceRegressor(nn.Module):
     def __init__(self, config: RegressorConfig) -> None:
         super().__init__()
         self.config = config
-        self.series = nn.Embedding(config.num_series, config.series_embedding) if config.series_embedding else None
-        self.project = nn.Linear(config.input_size + config.series_embedding, config.hidden_size)
-        self.rnn = RNNStack(config.rnn_type, config.hidden_size, config.hidden_size, config.hidden_size,
-                            config.num_layers, config.dropout, bidirectional=config.bidirectional,
-                            between_layers=config.between_layers)
-        self.output_dropout = LockedDropout(config.dropout)
         outputs = config.horizon * config.output_size * config.num_outputs
-        self.head = _mlp(self.rnn.output_size, config.head_sizes, outputs, config.dropout)
+        self.series = nn.Embedding(config.num_series, config.series_embedding) if config.series_embedding else None
+        if config.num_layers:
+            self.project = nn.Linear(config.input_size + config.series_embedding, config.hidden_size)
+            self.rnn = RNNStack(config.rnn_type, config.hidden_size, config.hidden_size, config.hidden_size,
+                                config.num_layers, config.dropout, bidirectional=config.bidirectional,
+                                between_layers=config.between_layers)
+            self.output_dropout = LockedDropout(config.dropout)
+            self.head = _mlp(self.rnn.output_size, config.head_sizes, outputs, config.dropout)
+        else:  # the linear highway alone: a constant per output
+            self.constant = nn.Parameter(torch.zeros(outputs))
         self.highway = nn.Linear(config.autoregressive, config.horizon) if config.autoregressive else None
         if self.highway is not None:  # starts as the last-value forecast; the stack's output is added to it
             nn.init.zeros_(self.highway.weight)
@@ -110,10 +120,8 @@ class SequenceRegressor(nn.Module):
         """x: (batch, lookback, input_size), the predicted variables first; series: each window's series number
         (batch,), needed with a series embedding → predictions (batch, horizon, output_size, Q), Q = `num_outputs`."""
         c = self.config
-        out, _ = self.rnn(self.project(self._with_series(x, series)))  # (B, L, hidden × directions)
-        lengths = torch.full((x.size(0),), x.size(1), device=x.device)
-        last = pool(self.output_dropout(out), lengths, "last", c.bidirectional)  # (B, features)
-        predictions = self.head(last).view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
+        predictions = self._recurrent(x, series) if c.num_layers else self.constant.expand(x.size(0), -1)
+        predictions = predictions.view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
         if self.highway is None:
             return predictions
         if x.size(1) < c.autoregressive:
@@ -121,6 +129,12 @@ class SequenceRegressor(nn.Module):
         recent = x[:, -c.autoregressive:, : c.output_size].transpose(1, 2)  # (B, V, k)
         linear = self.highway(recent).transpose(1, 2).unsqueeze(-1)  # (B, H, V, 1)
         return predictions + linear.float()
+
+    def _recurrent(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
+        """The recurrent stack's outputs from the state after the last step, (B, horizon × output_size × Q)."""
+        out, _ = self.rnn(self.project(self._with_series(x, series)))  # (B, L, hidden × directions)
+        lengths = torch.full((x.size(0),), x.size(1), device=x.device)
+        return self.head(pool(self.output_dropout(out), lengths, "last", self.config.bidirectional))
 
     def _with_series(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
         """x with its series' embedding appended to every step, (B, L, input_size + series_embedding)."""

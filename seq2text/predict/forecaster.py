@@ -26,8 +26,9 @@ class Forecaster:
         reading: how the training data was read (columns, lookback, step, each series' scale).
         calibration: the band's conformal calibration (`seq2text.predict.conformal`), as a tuned bundle stores it:
             `{"band": [lower, upper], "level": upper - lower, "offsets": (horizon, V), "units": "series"}`, the
-            offsets in units of each series' scale (older bundles: of the network's scaled units); None: the
-            network's quantiles as they are.
+            offsets in units of each series' scale, or (`"units": "local"`, with `"local_steps"`) of its recent
+            scale at the forecast origin (`SeriesReading.local_scale`; older bundles: of the network's scaled
+            units); None: the network's quantiles as they are.
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
             normalisation); the forecast is the mean of every network's point forecast and band edges, in the
             series' units, before the calibration widens the band.
@@ -128,11 +129,14 @@ class Forecaster:
         return reading.restore(predicted.numpy().astype(np.float64), last, np.stack(scales)[:, None, :, None])
 
     def _offset_units(self, series: list[Series]) -> np.ndarray:
-        """What the calibration's offsets are in, per series, (N, V): the series' scale, or (older bundles) the
-        scale of the window the network read."""
-        reading = self.reading
-        if self.calibration.get("units") == "series":
+        """What the calibration's offsets are in, per series, (N, V): the series' scale, its recent scale, or (older
+        bundles) the scale of the window the network read."""
+        reading, units = self.reading, self.calibration.get("units")
+        if units == "series":
             return np.stack([reading.scale_of(one) for one in series])
+        if units == "local":
+            return np.stack([reading.local_scale(one, len(one), int(self.calibration["local_steps"]))
+                             for one in series])
         return np.stack([reading.window_scale(one, len(one), reading.scale_of(one)) for one in series])
 
     def _numbers(self, net: SequenceRegressor, series: list[Series]) -> torch.Tensor | None:

@@ -19,15 +19,17 @@ __all__ = ["ClassifierNetwork", "FineTuning", "ForecastNetwork", "Objective", "O
            "Seq2SeqNetwork", "TextObjective", "check_ranges", "check_support"]
 
 
-def check_ranges(group: str, settings: object) -> None:
+def check_ranges(group: str, settings: object, zero_allowed: tuple[str, ...] = ()) -> None:
     """Each dropout and smoothing of `settings` (a group, under `model.<group>`) lies in [0, 1); each size, depth
-    and length is a positive integer (or None where allowed)."""
+    and length is a positive integer (or None where allowed; ≥ 0 for those in `zero_allowed`)."""
     for field in fields(settings):
         name, value = field.name, getattr(settings, field.name)
         if name.startswith(("dropout", "weight_dropout", "label_smoothing")) and not 0.0 <= value < 1.0:
             raise ConfigError(f"model.{group}.{name}={value} is out of range; it lies in [0, 1)")
-        if name.endswith(("_size", "_layers", "bptt", "_len")) and isinstance(value, int) and value < 1:
-            raise ConfigError(f"model.{group}.{name}={value} must be a positive integer")
+        if name.endswith(("_size", "_layers", "bptt", "_len")) and isinstance(value, int) and value < 1 \
+                and not (name in zero_allowed and value == 0):
+            raise ConfigError(f"model.{group}.{name}={value} must be a positive integer"
+                              + (" (or 0, see its docstring)" if name in zero_allowed else ""))
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,11 @@ class Regularization:
 
 
 def _network(name: str, doc: str, config: type, drop: tuple[str, ...], optional: tuple[str, ...] = (),
-             check: Callable[[object], None] | None = None, **namespace: object) -> type:
+             check: Callable[[object], None] | None = None, zero_allowed: tuple[str, ...] = (),
+             **namespace: object) -> type:
     """A `network` group: a frozen dataclass with the fields of the nn `config` (its types and defaults) but `drop`;
     those in `optional` default to None, and tuples are lists (None: empty), as a recipe writes them. Its `check()`
-    runs `check_ranges`, then `check`."""
+    runs `check_ranges` (`zero_allowed`: sizes that may be 0), then `check`."""
     hints, specs = typing.get_type_hints(config), []
     for f in fields(config):
         kind, default = hints[f.name], f.default
@@ -119,7 +122,7 @@ def _network(name: str, doc: str, config: type, drop: tuple[str, ...], optional:
         specs += [] if f.name in drop else [(f.name, kind, default)]
 
     def check_group(self: object) -> None:
-        check_ranges("network", self)
+        check_ranges("network", self, zero_allowed)
         if check is not None:
             check(self)
 
@@ -189,8 +192,8 @@ Seq2SeqNetwork = _network("Seq2SeqNetwork", "A translation network (`network`); 
 ForecastNetwork = _network(
     "ForecastNetwork", """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive:
     the linear highway's steps, at most data.lookback; series_embedding: a learned vector per series of a panel, the
-    number of series taken from the data).""", RegressorConfig,
-    ("input_size", "output_size", "horizon", "quantiles", "num_series"))
+    number of series taken from the data; num_layers 0: the linear highway alone).""", RegressorConfig,
+    ("input_size", "output_size", "horizon", "quantiles", "num_series"), zero_allowed=("num_layers",))
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ SEARCH_SPACE: dict[str, tuple] = {
     "lookback_seasons": (1, 2, 3, 4),  # the lookback in units of max(season, horizon)
     "hidden_size": (16, 32, 64, 128),
     "num_layers": (1, 2),
-    "rnn_type": ("lstm", "gru"),
+    "rnn_type": ("lstm", "gru", "linear"),  # linear: no recurrent stack, the highway over the lookback alone
     "highway": ("none", "season", "lookback"),  # the linear autoregressive highway's steps
     "normalize": ("series", "window"),
     "calendar": (False, True),  # the calendar feature of the time step (month, day of week, hour), dated series only
@@ -106,6 +106,8 @@ class TrialSettings:
             the bundle forecasts with their mean (1: the best alone).
         calibration_folds: validation blocks the band is calibrated on (at least `folds`; fewer if the members'
             lookbacks leave no room): the members trained before each further block forecast it.
+        band: the calibrated band's units (`calibrate`): `series` or `local`; the record keeps the other's too.
+        linear: search the linear autoregression (`rnn_type` linear: the highway alone) beside the recurrent cells.
         precision: the trainer's precision (`auto`: from the hardware).
         gradient_clip_val: gradient norm clipping (None: none).
     """
@@ -115,6 +117,8 @@ class TrialSettings:
     folds: int = 1
     members: int = 5
     calibration_folds: int = 1
+    band: str = "series"
+    linear: bool = True
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
@@ -152,9 +156,10 @@ def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: A
     return fits
 
 
-def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool) -> dict:  # noqa: ANN401
-    """One trial's configuration, drawn by `trial` (an optuna.Trial)."""
-    space = SEARCH_SPACE
+def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = True  # noqa: ANN401
+            ) -> dict:
+    """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices."""
+    space = {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
               **{name: trial.suggest_categorical(name, space[name])
                  for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize", "loss")},
@@ -184,9 +189,12 @@ def data_changes(params: dict, reading: Any) -> dict:  # noqa: ANN401
 def make_task(base: ForecastingTask, params: dict, reading: Any) -> ForecastingTask:  # noqa: ANN401
     """A fresh task with the recipe's settings but the configuration's."""
     highway = {"none": 0, "season": min(reading.season, params["lookback"]), "lookback": params["lookback"]}
-    network = replace(base.network, hidden_size=params["hidden_size"], num_layers=params["num_layers"],
-                      rnn_type=params["rnn_type"], autoregressive=highway[params["highway"]],
-                      series_embedding=params.get("series_embedding", base.network.series_embedding))
+    if params["rnn_type"] == "linear":  # a linear autoregression of the whole lookback (nn.regressor, num_layers 0)
+        network = replace(base.network, num_layers=0, autoregressive=params["lookback"], series_embedding=0)
+    else:
+        network = replace(base.network, hidden_size=params["hidden_size"], num_layers=params["num_layers"],
+                          rnn_type=params["rnn_type"], autoregressive=highway[params["highway"]],
+                          series_embedding=params.get("series_embedding", base.network.series_embedding))
     quantiles = list(BAND[:1]) + [0.5] + list(BAND[1:]) if params["loss"] == "quantile" else None
     objective = replace(base.objective, loss=params["loss"], quantiles=quantiles)
     return ForecastingTask(network=network, objective=objective, optim=replace(base.optim, lr=params["lr"]))
@@ -249,7 +257,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
     def objective(trial: optuna.Trial) -> float:
         start = time.monotonic()
-        params = suggest(trial, data.reading, lookbacks, panel)
+        params = suggest(trial, data.reading, lookbacks, panel, settings.linear)
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
@@ -301,8 +309,9 @@ def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, b
 def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.ndarray]:  # noqa: ANN401
     """`net`'s forecasts of the `split` windows of `data`, in the series' units: the point forecast, the band's edges
     (the point for a network without those quantiles), the true values and the seasonal-naive forecast, (n, H, V)
-    each; and per window the series' scale (`norm`) and MASE's denominator (`mase`), (n, 1, V). Networks that read
-    the series differently (lookback, normalisation) give windows of the same origins, so their forecasts average."""
+    each; and per window the series' scale (`norm`), its recent scale (`local`: `SeriesReading.local_scale` over
+    `local_steps`) and MASE's denominator (`mase`), (n, 1, V). Networks that read the series differently (lookback,
+    normalisation) give windows of the same origins, so their forecasts average."""
     windows = data.load_split(split)
     batch = windows[list(range(len(windows)))]
     lower, point, upper = net.eval().band(net(batch.input, batch.series).float(), BAND).unbind(-1)  # (n, H, V)
@@ -312,7 +321,13 @@ def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.
               ("naive", batch.naive))}
     norms = np.asarray(list(data.reading.scales.values()), dtype=np.float64)  # (series, V)
     return {**units, "norm": norms[batch.series.numpy()][:, None, :],
+            "local": data.local_scales(split, local_steps(data.reading))[:, None, :],
             "mase": batch.mase_scale.double().unsqueeze(1).numpy()}
+
+
+def local_steps(reading: Any) -> int:  # noqa: ANN401
+    """The steps a window's recent scale is measured over (a band in `local` units): 2 × max(season, horizon)."""
+    return 2 * _unit(reading)
 
 
 def mean_forecasts(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -331,25 +346,32 @@ def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
     return {**scores, "coverage": float(inside.mean()), "windows": float(len(forecasts["actual"]))}
 
 
-def calibrate(folds: list[dict[str, np.ndarray]]) -> dict:
-    """The band's conformal offsets, in units of each series' scale, from the ensemble's forecasts of every fold's
-    validation windows (`band_forecasts`: each by models trained before its block), pooled over the folds."""
-    point, lower, upper, actual = (np.concatenate([f[k] / f["norm"] for f in folds])
+UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band_forecasts` they are read from
+
+
+def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int) -> dict:
+    """The band's conformal offsets from the ensemble's forecasts of every fold's validation windows
+    (`band_forecasts`: each by models trained before its block), pooled over the folds; in `units`: `series` (each
+    series' scale: one width for every window) or `local` (each window's recent scale over `steps` steps: the band
+    widens where the series moves more)."""
+    point, lower, upper, actual = (np.concatenate([f[k] / f[UNITS[units]] for f in folds])
                                    for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
     offsets = conformal_offsets(point, lower, upper, actual, level)
     covered = float(np.mean((lower <= actual) & (actual <= upper)))
+    scale = "the series' scale" if units == "series" else f"each window's recent scale ({steps} steps)"
     return {"method": "split-conformal quantile regression (CQR) on the validation windows of every cross-validation "
-                      "fold (each forecast by the models trained before its block), scores in units of the series' "
-                      "scale, normalised by each horizon step's mean absolute error and pooled over the steps and "
-                      "folds", "band": list(BAND), "level": round(level, 6), "units": "series",
+                      f"fold (each forecast by the models trained before its block), scores in units of {scale}, "
+                      "normalised by each horizon step's mean absolute error and pooled over the steps and folds",
+            "band": list(BAND), "level": round(level, 6), "units": units,
+            **({"local_steps": steps} if units == "local" else {}),
             "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
             "valid_coverage_before": round(covered, 4)}
 
 
 def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str, np.ndarray]:
-    """`forecasts` with the band widened by the calibration's offsets (in units of each window's series scale)."""
-    offsets = np.asarray(calibration["offsets"])[None] * forecasts["norm"]  # (n, H, V)
+    """`forecasts` with the band widened by the calibration's offsets (in its units, per window)."""
+    offsets = np.asarray(calibration["offsets"])[None] * forecasts[UNITS[calibration["units"]]]  # (n, H, V)
     lower, upper = calibrated_band(forecasts["point"], forecasts["lower"], forecasts["upper"], offsets)
     return {**forecasts, "lower": lower, "upper": upper}
 
@@ -379,8 +401,10 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     search_seconds = time.monotonic() - start
     ranked = sorted(best["kept"].items(), key=lambda item: item[1][0])[:max(settings.members, 1)]
     folds = [mean_forecasts([windows[f] for _, (_, _, windows) in ranked]) for f in range(best["folds"])]
-    calibration = calibrate(folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings,
-                                                 budget, best["folds"]))
+    blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
+                                  best["folds"])
+    other = next(units for units in UNITS if units != settings.band)
+    calibration, alternative = (calibrate(blocks, units, local_steps(data.reading)) for units in (settings.band, other))
     members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
     task, final_data = members[0]
     task.calibration = calibration
@@ -389,7 +413,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params}
                             for number, (score, params, _) in ranked],
                 "valid_mase": round(float(np.mean([scores_of(f)["mase"] for f in folds])), 5)}
-    return TuningResult(task, final_data, {**record, "ensemble": ensemble, "calibration": calibration}, members)
+    return TuningResult(task, final_data, {**record, "ensemble": ensemble, "calibration": calibration,
+                                           "calibration_alternative": alternative}, members)
 
 
 def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], settings: TrialSettings,

@@ -114,6 +114,14 @@ class SeriesReading(_Spec):
         spread = series.values[origin - self.lookback: origin].std(axis=0)
         return np.maximum(spread, 0.1 * scale)
 
+    def local_scale(self, series: Series, origin: int, steps: int) -> np.ndarray:
+        """How much the series moved lately, (V,): the standard deviation of its step changes over the `steps` steps
+        before `origin` (fewer where the history is shorter), at least a tenth of the series' scale. A calibrated
+        band in these units widens when the series gets louder (`seq2text.predict.conformal`)."""
+        floor = 0.1 * self.scale_of(series)
+        changes = np.diff(series.values[max(0, origin - steps - 1): origin], axis=0)  # (≤ steps, V)
+        return np.maximum(changes.std(axis=0), floor) if len(changes) > 1 else floor
+
     def inputs(self, series: Series, origin: int, scale: np.ndarray) -> np.ndarray:
         """The network input for a forecast from `origin` (steps before it are history), (lookback, input_size)."""
         history = series.values[origin - self.lookback: origin]  # (L, V)
