@@ -371,6 +371,7 @@ def test_the_tuner_never_reads_the_test_part() -> None:
     assert clean["chosen"] == dirty["chosen"] and clean["valid_mase"] == dirty["valid_mase"]
     assert [t["valid_mase"] for t in clean["trials"]] == [t["valid_mase"] for t in dirty["trials"]]
     assert clean["calibration"]["offsets"] == dirty["calibration"]["offsets"]
+    assert clean["calibration_alternative"]["offsets"] == dirty["calibration_alternative"]["offsets"]
 
 
 def test_cross_validation_folds_move_the_validation_block_back_and_never_reach_the_test_part() -> None:
@@ -430,6 +431,78 @@ def test_calibration_offsets_widen_the_band_in_the_units_the_bundle_names() -> N
                            atol=1e-4)
 
 
+def test_a_band_in_local_units_widens_where_the_series_moved_more_lately() -> None:
+    """`units: local`: the offsets scale with the standard deviation of the last `local_steps` step changes."""
+    quiet = monthly(60)
+    loud = quiet.copy()
+    loud.loc[48:, "load"] += np.tile([3.0, -3.0], 6)  # the last year swings
+    data = SeriesDataModule.from_frame(quiet, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, valid_size=0, test_size=0)
+    torch.manual_seed(0)
+    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
+    offsets = np.array([0.5, 1.0, 1.5])
+    band = {"band": [0.1, 0.9], "level": 0.8, "offsets": offsets[:, None].tolist(), "units": "local",
+            "local_steps": 24}
+    widths = {}
+    for name, frame in (("quiet", quiet), ("loud", loud)):
+        plain = Forecaster(net, data.reading).forecast(frame)
+        calibrated = Forecaster(net, data.reading, calibration=band).forecast(frame)
+        series = read_series(frame, "month", ["load"], None, "test")[0]
+        recent = float(np.std(np.diff(frame["load"].to_numpy()[-25:])))
+        assert np.isclose(data.reading.local_scale(series, len(series), 24)[0], recent)
+        assert np.allclose(calibrated["load_q90"], np.maximum(plain["load_q90"] + offsets * recent, plain["load"]),
+                           atol=1e-4)
+        widths[name] = (calibrated["load_q90"] - calibrated["load_q10"]).to_numpy()
+    assert np.all(widths["loud"] > 3 * widths["quiet"])
+    flat = quiet.assign(load=5.0)  # no movement: the floor, a tenth of the series' (training) scale
+    series = read_series(flat, "month", ["load"], None, "test")[0]
+    floor = 0.1 * float(next(iter(data.reading.scales.values()))[0])
+    assert np.isclose(data.reading.local_scale(series, 60, 24)[0], floor)
+    assert data.local_scales("train", 24).shape == (len(data.load_split("train")), 1)
+
+
+def test_the_linear_cell_is_the_highway_alone() -> None:
+    """num_layers 0: a linear autoregression of the lookback plus a constant per output, nothing recurrent."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import make_task
+
+    config = RegressorConfig(2, 1, 3, num_layers=0, autoregressive=4, quantiles=(0.1, 0.5, 0.9))
+    net = SequenceRegressor(config)
+    assert not any("rnn" in name for name, _ in net.named_parameters())
+    with torch.no_grad():
+        net.highway.weight.normal_()
+        net.constant.copy_(torch.arange(9.0))
+    x = torch.randn(5, 6, 2)
+    expected = x[:, -4:, 0] @ net.highway.weight.T + net.highway.bias  # (5, 3): the first variable's last 4 steps
+    out = net(x)
+    assert out.shape == (5, 3, 1, 3)
+    assert torch.allclose(out, expected[:, :, None, None] + torch.arange(9.0).view(1, 3, 1, 3), atol=1e-5)
+    for bad in ({"autoregressive": 0}, {"autoregressive": 4, "series_embedding": 2, "num_series": 3}):
+        with pytest.raises(ValueError, match="linear highway alone"):
+            RegressorConfig(2, 1, 3, num_layers=0, **bad)
+    reading = SeriesDataModule.from_frame(monthly(60), time_column="month", value_columns=["load"], lookback=12,
+                                          horizon=3, season=12, valid_size=0, test_size=0).reading
+    params = {"lookback": 24, "hidden_size": 64, "num_layers": 2, "rnn_type": "linear", "highway": "none",
+              "normalize": "series", "loss": "mae", "lr": 0.01, "series_embedding": 4}
+    task = make_task(ForecastingTask(), params, reading)
+    assert (task.network.num_layers, task.network.autoregressive, task.network.series_embedding) == (0, 24, 0)
+
+
+def test_a_linear_forecaster_trains_ships_and_compresses(table: Path, tmp_path: Path) -> None:
+    from seq2text.bundles.compression import compress_bundle
+
+    bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--model.init_args.network.num_layers",
+                 "0", "--trainer.max_epochs", "3")
+    forecaster = seq2text.load(bundle)
+    assert forecaster.net.config.num_layers == 0 and not hasattr(forecaster.net, "rnn")
+    history = pd.read_csv(table)
+    future = forecaster.forecast(history)
+    assert len(future) == 6 and np.isfinite(future["load"]).all()
+    assert np.isfinite(json.loads((bundle / "metrics.json").read_text())["test/mase"])
+    smaller = seq2text.load(compress_bundle(bundle, tmp_path / "int8", "int8"))
+    assert np.allclose(smaller.forecast(history)["load"], future["load"], rtol=0.05, atol=0.05)
+
+
 def test_conformal_offsets_bring_a_band_to_its_nominal_coverage() -> None:
     from seq2text.predict.conformal import calibrated_band, conformal_offsets
 
@@ -476,7 +549,7 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
-                                  "bad folds", "bad members"])
+                                  "bad folds", "bad members", "bad band", "bad linear"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -499,6 +572,10 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                       "--tune_folds 0: give a positive whole number of validation blocks"),
         "bad members": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_members=x"],
                         "--tune_members x: give a positive whole number of ensemble members"),
+        "bad band": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_band", "wide"],
+                     "--tune_band wide: give one of series, local"),
+        "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
+                       "--tune_linear yes: give one of true, false"),
     }[case]
     capsys.readouterr()
     assert main(argv) == 1
