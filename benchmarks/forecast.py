@@ -58,7 +58,8 @@ COLUMNS = {"co2": "co2", "sunspots": "sunspots"}  # the value column of the expo
 AUTO_RECIPE = "recipes/forecast_auto.yaml"
 TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
 DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
-                       "nolinear": ["--tune_linear", "false"]}  # forecast_dev variants' -suffixes
+                       "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
+                       "steps": ["--trainer.min_steps"]}  # forecast_dev variants' -suffixes (`steps500`: N appended)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -225,9 +226,10 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     variant `FOLDSxMEMBERS[cCALIBRATION][-OPTION...]` (e.g. `1x1`: the single validation block and the best
     configuration alone; `3x5`: three blocks and the mean of the five best; `1x5c3`: one block to choose, three to
     calibrate the band; without `c`, the band is calibrated on the blocks that chose; options DEV_VARIANT_OPTIONS:
-    `-local` / `-series` the band's units, `-nolinear` the search without the linear cell), the same trials and
-    budget, against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in
-    the other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
+    `-local` / `-series` the band's units, `-linear` / `-nolinear` the search with or without the linear cell,
+    `-stepsN` every fit at least N optimizer steps, `-trialsN` N trials instead of `trials`), the same budget,
+    against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
+    other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -240,9 +242,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             counts, *options = variant.split("-")
             folds, _, rest = counts.partition("x")
             members, _, calibration = rest.partition("c")
-            auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, trials, budget,
-                         int(folds), int(members), int(calibration or folds),
-                         [word for option in options for word in DEV_VARIANT_OPTIONS[option]])
+            limit = next((int(o.removeprefix("trials")) for o in options if o.startswith("trials")), trials)
+            auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, limit, budget,
+                         int(folds), int(members), int(calibration or folds), _variant_args(options))
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
@@ -270,6 +272,18 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                   variants=variants, summary=summary, runs=runs, total_seconds=round(time.monotonic() - start, 1),
                   note="where the tuner's method was chosen: variants FOLDSxMEMBERS (cross-validation blocks × "
                        "configurations averaged), before the benchmark series were run again")
+
+
+def _variant_args(options: list[str]) -> list[str]:
+    """The command-line words of a forecast_dev variant's options (`-local`, `-steps500`, ...; `-trialsN` is the trial
+    limit, not a word)."""
+    words = []
+    for option in options:
+        name = option.rstrip("0123456789")
+        if name not in DEV_VARIANT_OPTIONS and name != "trials":
+            raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
+        words += [*DEV_VARIANT_OPTIONS.get(name, []), *([option[len(name):]] if name == "steps" else [])]
+    return words
 
 
 def main() -> None:

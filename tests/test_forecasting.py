@@ -461,6 +461,18 @@ def test_a_band_in_local_units_widens_where_the_series_moved_more_lately() -> No
     assert data.local_scales("train", 24).shape == (len(data.load_split("train")), 1)
 
 
+def test_min_steps_lengthens_the_fits_of_a_short_series_only() -> None:
+    from seq2text.tasks.tuning import TrialSettings, epochs_of
+
+    data = SeriesDataModule.from_frame(monthly(150), time_column="month", value_columns=["load"], lookback=12,
+                                       horizon=6, season=12, valid_size=30, test_size=24, batch_size=16)
+    windows = len(data.load_split("train"))
+    assert windows == 96 - 12 - 6 + 1  # 79 windows: 5 batches of 16 per epoch
+    assert epochs_of(data, TrialSettings(max_epochs=30)) == 30
+    assert epochs_of(data, TrialSettings(max_epochs=30, min_steps=500)) == 100  # ⌈500 / 5⌉
+    assert epochs_of(data, TrialSettings(max_epochs=30, min_steps=100)) == 30  # 150 steps already
+
+
 def test_the_linear_cell_is_the_highway_alone() -> None:
     """num_layers 0: a linear autoregression of the lookback plus a constant per output, nothing recurrent."""
     from seq2text.tasks.forecasting import ForecastingTask
@@ -575,7 +587,7 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
         "bad band": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_band", "wide"],
                      "--tune_band wide: give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
-                       "--tune_linear yes: give one of true, false"),
+                       "--tune_linear yes: give one of false, true"),
     }[case]
     capsys.readouterr()
     assert main(argv) == 1

@@ -107,8 +107,8 @@ def _lightning_cli_class() -> type:
                                 help="with --tune: the calibrated band's units: series (one width per series) or "
                                      "local (widens where the series moved more lately)")
             parser.add_argument("--tune_linear", type=str | None, default=None,
-                                help="with --tune: also search the linear autoregression (true, the default, or "
-                                     "false)")
+                                help="with --tune: also search the linear autoregression (true, or false: the "
+                                     "default)")
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

@@ -18,7 +18,7 @@ TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
-CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("true", "false"))}
+CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("false", "true"))}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -95,7 +95,7 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                           "each trial's length: drop --budget")
     target = Path(config.get("bundle") or Path(cli.trainer.log_dir or "runs") / "bundle")
     check_bundle_target(target)
-    settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30,
+    settings = TrialSettings(max_epochs=trainer.get("max_epochs") or 30, min_steps=trainer.get("min_steps") or 0,
                              check_every=trainer.get("check_val_every_n_epoch") or 5,
                              precision=trainer.get("precision") or "auto",
                              gradient_clip_val=trainer.get("gradient_clip_val"),

@@ -100,6 +100,9 @@ class TrialSettings:
 
     Attributes:
         max_epochs: epochs of every trial and of the refit.
+        min_steps: at least this many optimizer steps (the recipe's `trainer.min_steps`): a fit trains
+            max(max_epochs, ⌈min_steps / its batches per epoch⌉) epochs, so a short series, whose epoch is a few
+            batches, trains as many steps as a long one (0: max_epochs).
         check_every: validate (and report to the pruner) every this many epochs.
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
@@ -113,12 +116,13 @@ class TrialSettings:
     """
 
     max_epochs: int = 30
+    min_steps: int = 0
     check_every: int = 5
     folds: int = 1
     members: int = 5
     calibration_folds: int = 1
     band: str = "series"
-    linear: bool = True
+    linear: bool = False
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
@@ -156,7 +160,7 @@ def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: A
     return fits
 
 
-def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = True  # noqa: ANN401
+def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False  # noqa: ANN401
             ) -> dict:
     """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices."""
     space = {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
@@ -201,6 +205,9 @@ def make_task(base: ForecastingTask, params: dict, reading: Any) -> ForecastingT
 
 
 # ---------------------------------------------------------------------------------------------------- trials
+FOLD_STEPS = 1_000_000  # the pruner's steps of block b start at b × FOLD_STEPS (then one per epoch)
+
+
 class _Report(pl.Callback):
     """Reports the trial's running score to the Optuna trial (the mean of the finished folds' MASE and this fold's
     latest) at step `offset` + epoch; stops the fit when the pruner says so."""
@@ -221,10 +228,16 @@ def _score(trainer: pl.Trainer) -> float:
     return value if math.isfinite(value) else 1e6
 
 
+def epochs_of(data: Any, settings: TrialSettings) -> int:  # noqa: ANN401
+    """The epochs a fit on `data`'s training part trains: max_epochs, or more to reach settings.min_steps."""
+    batches = math.ceil(len(data.load_split("train")) / data.hparams.batch_size)
+    return max(settings.max_epochs, math.ceil(settings.min_steps / batches))
+
+
 def _train(task: ForecastingTask, data: Any, settings: TrialSettings, seed: int,  # noqa: ANN401
            callbacks: list[pl.Callback], validate: bool) -> pl.Trainer:
     pl.seed_everything(seed, verbose=False)
-    trainer = Trainer(max_epochs=settings.max_epochs, precision=settings.precision, logger=False,
+    trainer = Trainer(max_epochs=epochs_of(data, settings), precision=settings.precision, logger=False,
                       gradient_clip_val=settings.gradient_clip_val, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                       check_val_every_n_epoch=settings.check_every if validate else 1,
@@ -261,7 +274,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
-            task, report = make_task(base, params, view.reading), _Report(trial, scores, back * settings.max_epochs)
+            task, report = make_task(base, params, view.reading), _Report(trial, scores, back * FOLD_STEPS)
             trainer = _train(task, view, settings, budget.seed, [report], validate=True)
             history.append(report.history)
             if report.pruned:
