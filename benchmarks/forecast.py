@@ -59,7 +59,8 @@ AUTO_RECIPE = "recipes/forecast_auto.yaml"
 TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
 DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
                        "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
-                       "steps": ["--trainer.min_steps"]}  # forecast_dev variants' -suffixes (`steps500`: N appended)
+                       "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"]}  # forecast_dev variants'
+# -suffixes (`steps500`, `epochs15`: the number appended)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -227,7 +228,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     configuration alone; `3x5`: three blocks and the mean of the five best; `1x5c3`: one block to choose, three to
     calibrate the band; without `c`, the band is calibrated on the blocks that chose; options DEV_VARIANT_OPTIONS:
     `-local` / `-series` the band's units, `-linear` / `-nolinear` the search with or without the linear cell,
-    `-stepsN` every fit at least N optimizer steps, `-trialsN` N trials instead of `trials`), the same budget,
+    `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`),
+    the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}
@@ -282,7 +284,7 @@ def _variant_args(options: list[str]) -> list[str]:
         name = option.rstrip("0123456789")
         if name not in DEV_VARIANT_OPTIONS and name != "trials":
             raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
-        words += [*DEV_VARIANT_OPTIONS.get(name, []), *([option[len(name):]] if name == "steps" else [])]
+        words += [*DEV_VARIANT_OPTIONS.get(name, []), *([option[len(name):]] if name in ("steps", "epochs") else [])]
     return words
 
 
