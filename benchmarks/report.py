@@ -43,7 +43,10 @@ TARGETS = {
     "forecast_dev_calibration": "the six development series: the band calibrated on three blocks (1x5c3)",
     "forecast_dev_linear": "six development series and the fertility panel: the linear cell searched or not (1x5 "
                            "against 1x5-nolinear); the band in series or local units",
-    "forecast_dev_trials": "the seven development sets: 20 trials against more within the same 10-minute cap",
+    "forecast_dev_trials": "the seven development sets: at least 500 optimizer steps per fit, or 40 trials instead "
+                           "of 20 (against forecast_dev_linear's 1x5-nolinear)",
+    "forecast_dev_members": "the seven development sets: ten members instead of five, or 15 epochs instead of 30 "
+                            "(against forecast_dev_linear's 1x5-nolinear)",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
