@@ -91,24 +91,10 @@ def _lightning_cli_class() -> type:
                                 help="where fit writes the model bundle (default: <log dir>/bundle)")
             parser.add_argument("--test_after_fit", type=bool, default=True,
                                 help="after fit, evaluate on the test split and store the metrics in the bundle")
-            parser.add_argument("--tune", type=str | None, default=None,
-                                help="forecasters: search the configuration on the validation part for this long "
-                                "(e.g. 10m; Optuna, pip install seq2text[tune]), then refit (docs/forecasting.md)")
-            parser.add_argument("--tune_trials", type=int | None, default=None,
-                                help="with or instead of --tune: stop the search after this many trials")
-            parser.add_argument("--tune_folds", type=int | None, default=None,
-                                help="with --tune: rolling-origin validation blocks each trial is scored on "
-                                "(default 1)")
-            parser.add_argument("--tune_members", type=int | None, default=None,
-                                help="with --tune: the bundle averages this many best configurations (default 5)")
-            parser.add_argument("--tune_calibration_folds", type=int | None, default=None,
-                                help="with --tune: validation blocks the band is calibrated on (default 1)")
-            parser.add_argument("--tune_band", type=str | None, default=None,
-                                help="with --tune: the calibrated band's units: series (one width per series) or "
-                                     "local (widens where the series moved more lately)")
-            parser.add_argument("--tune_linear", type=str | None, default=None,
-                                help="with --tune: also search the linear autoregression (true, or false: the "
-                                     "default)")
+            from seq2text.cli.tuning import TUNE_ARGUMENTS
+
+            for option, (kind, text) in TUNE_ARGUMENTS.items():  # read by seq2text.cli.tuning before the CLI parses
+                parser.add_argument(option, type=kind | None, default=None, help=text)
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
         def instantiate_trainer(self, **kwargs: object):  # noqa: ANN201 - Lightning's signature

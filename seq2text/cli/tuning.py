@@ -11,10 +11,20 @@ from pathlib import Path
 
 from seq2text.errors import ConfigError
 
-__all__ = ["TUNE_OPTIONS", "split_tune_options", "tune_main"]
+__all__ = ["TUNE_ARGUMENTS", "TUNE_OPTIONS", "split_tune_options", "tune_main"]
 
-TUNE_OPTIONS = ("--tune", "--tune_trials", "--tune_folds", "--tune_members", "--tune_calibration_folds",
-                "--tune_band", "--tune_linear")
+TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq2text fit --help` lists them
+    "--tune": (str, "forecasters: search the configuration on the validation part for this long (e.g. 10m; Optuna, "
+                    "pip install seq2text[tune]), then refit (docs/forecasting.md)"),
+    "--tune_trials": (int, "with or instead of --tune: stop the search after this many trials"),
+    "--tune_folds": (int, "with --tune: rolling-origin validation blocks each trial is scored on (default 1)"),
+    "--tune_members": (int, "with --tune: the bundle averages this many best configurations (default 5)"),
+    "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
+    "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
+                         "local (widens where the series moved more lately)"),
+    "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
+}
+TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
