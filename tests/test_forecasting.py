@@ -337,6 +337,7 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     metrics = json.loads((bundle / "metrics.json").read_text())
     search = metrics["search"]
     assert len(search["trials"]) == 2 and search["valid_mase"] == min(t["valid_mase"] for t in search["trials"])
+    assert "linear" not in search["space"]["rnn_type"]  # the space it searched: the linear cell is off by default
     assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
                                      "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
     assert {"test/mase", "test/coverage"} <= set(metrics) and metrics["val/mase"] == search["ensemble"]["valid_mase"]

@@ -132,6 +132,10 @@ class TrialSettings:
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
+    def __post_init__(self) -> None:
+        if self.band not in UNITS:
+            raise ConfigError(f"band={self.band!r}: give one of {', '.join(UNITS)}")
+
 
 @dataclass
 class TuningResult:
@@ -166,10 +170,15 @@ def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: A
     return fits
 
 
+def search_space(linear: bool) -> dict[str, tuple]:
+    """SEARCH_SPACE, without the linear cell unless `linear`."""
+    return {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
+
+
 def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False  # noqa: ANN401
             ) -> dict:
     """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices."""
-    space = {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
+    space = search_space(linear)
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
               **{name: trial.suggest_categorical(name, space[name])
                  for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize", "loss")},
@@ -479,7 +488,7 @@ def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSetting
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
             "budget": asdict(budget), "trial_settings": asdict(settings), "space": {k: list(v) for k, v in
-                                                                                   SEARCH_SPACE.items()},
+                                                                                   search_space(settings.linear).items()},
             "folds": best["folds"], "chosen": chosen, "valid_mase": score, "trials": trials,
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
