@@ -45,6 +45,8 @@ TARGETS = {
                            "against 1x5-nolinear); the band in series or local units",
     "forecast_dev_trials": "the seven development sets: at least 500 optimizer steps per fit, or 40 trials instead "
                            "of 20 (against forecast_dev_linear's 1x5-nolinear)",
+    "forecast_dev_fewer_trials": "the seven development sets: 10 trials instead of 20 (against forecast_dev_linear's "
+                                 "1x5-nolinear)",
     "forecast_dev_members": "the seven development sets: ten members instead of five, or 15 epochs instead of 30 "
                             "(against forecast_dev_linear's 1x5-nolinear)",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
