@@ -59,8 +59,10 @@ AUTO_RECIPE = "recipes/forecast_auto.yaml"
 TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
 DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
                        "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
-                       "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"]}  # forecast_dev variants'
-# -suffixes (`steps500`, `epochs15`: the number appended)
+                       "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"],
+                       "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"]}  # forecast_dev
+# variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
+# written to a file beside the run)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -228,7 +230,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     configuration alone; `3x5`: three blocks and the mean of the five best; `1x5c3`: one block to choose, three to
     calibrate the band; without `c`, the band is calibrated on the blocks that chose; options DEV_VARIANT_OPTIONS:
     `-local` / `-series` the band's units, `-linear` / `-nolinear` the search with or without the linear cell,
-    `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`),
+    `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`,
+    `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
+    configurations or not),
     the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
@@ -245,8 +249,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             folds, _, rest = counts.partition("x")
             members, _, calibration = rest.partition("c")
             limit = next((int(o.removeprefix("trials")) for o in options if o.startswith("trials")), trials)
-            auto = _auto(dataset, panel, ROOT / "benchmarks" / "runs" / name / dataset / variant, limit, budget,
-                         int(folds), int(members), int(calibration or folds), _variant_args(options))
+            out = ROOT / "benchmarks" / "runs" / name / dataset / variant
+            auto = _auto(dataset, panel, out, limit, budget, int(folds), int(members), int(calibration or folds),
+                         _variant_args(options, dataset, out))
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
@@ -276,15 +281,22 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                        "configurations averaged), before the benchmark series were run again")
 
 
-def _variant_args(options: list[str]) -> list[str]:
+def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
     """The command-line words of a forecast_dev variant's options (`-local`, `-steps500`, ...; `-trialsN` is the trial
-    limit, not a word)."""
+    limit, not a word). `-portfolio` starts from PORTFOLIO without `dataset`'s own configuration (leave one out: the
+    portfolio is judged on series that did not choose it), written to `out`/start.json."""
+    from seq2text.tasks.tuning import PORTFOLIO
+
     words = []
     for option in options:
         name = option.rstrip("0123456789")
         if name not in DEV_VARIANT_OPTIONS and name != "trials":
             raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
         words += [*DEV_VARIANT_OPTIONS.get(name, []), *([option[len(name):]] if name in ("steps", "epochs") else [])]
+        if name == "portfolio":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "start.json").write_text(json.dumps({k: v for k, v in PORTFOLIO.items() if k != dataset}, indent=1))
+            words.append(str(out / "start.json"))
     return words
 
 

@@ -315,16 +315,18 @@ TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_co
              "--trainer.precision", "32", *QUIET]
 
 
-def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3) -> dict:
-    """Two trials of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
+def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3, trials: int = 2,
+                 start: tuple[dict, ...] = ()) -> dict:
+    """`trials` trials (two) of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
     from seq2text.tasks.forecasting import ForecastingTask
     from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
 
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
                                        valid_size=30, test_size=24, batch_size=32)
     settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds,
-                             calibration_folds=calibration_folds)
-    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
+                             calibration_folds=calibration_folds, start=start)
+    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=trials, seed=3), settings,
+                             log=lambda _: None)
     return result.record
 
 
@@ -408,6 +410,44 @@ def test_each_trial_is_scored_on_every_fold_and_the_band_calibrated_on_all_their
     short = SeriesDataModule.from_frame(monthly(110), time_column="month", value_columns=["load"], horizon=6,
                                         season=12, valid_size=20, test_size=24)
     assert folds_and_lookbacks(short, 3) == (2, [12, 24])  # a third block would leave one lookback of the two
+
+
+@needs_optuna
+def test_the_search_starts_from_the_configurations_it_is_given() -> None:
+    """`start` configurations are the first trials, in order, as given (the lookback in seasons resolved to one
+    that fits); the search then goes on drawing; they keep every member's record like any trial."""
+    start = ({"lookback_seasons": 2, "hidden_size": 16, "num_layers": 1, "rnn_type": "gru", "highway": "season",
+              "normalize": "series", "loss": "mae", "lr": 0.01, "calendar": False},
+             {"lookback": 100, "rnn_type": "lstm", "loss": "quantile"})  # 100: the longest that fits
+    record = _tiny_tuning(monthly(150), folds=1, calibration_folds=1, trials=3, start=start)
+    first, second, third = (t["params"] for t in record["trials"])
+    assert first == {**{k: v for k, v in start[0].items() if k != "lookback_seasons"}, "lookback": 24}
+    assert second["lookback"] == 48 and second["rnn_type"] == "lstm" and second["loss"] == "quantile"
+    assert set(second) == set(first) and third != first and third != second
+    assert list(record["trial_settings"]["start"]) == list(start)
+
+
+def test_start_configurations_fit_the_data_and_are_checked_where_they_enter() -> None:
+    from seq2text.tasks.tuning import PORTFOLIO, TrialSettings, start_params
+
+    data = SeriesDataModule.from_frame(monthly(150), time_column="month", value_columns=["load"], horizon=6,
+                                       season=12, valid_size=30, test_size=24)
+    undated = SeriesDataModule.from_frame(monthly(150).assign(month=np.arange(150.0)), time_column="month",
+                                          value_columns=["load"], horizon=6, season=12, valid_size=30, test_size=24)
+    lookbacks = [12, 24, 36]
+    assert start_params(PORTFOLIO["woolyrnq"], data.reading, lookbacks, panel=False)["lookback"] == 36  # 4 x 12
+    assert start_params(PORTFOLIO["woolyrnq"], data.reading, lookbacks, panel=False)["calendar"] is True
+    assert "calendar" not in start_params(PORTFOLIO["woolyrnq"], undated.reading, lookbacks, panel=False)
+    assert "series_embedding" not in start_params(PORTFOLIO["fertility_panel"], data.reading, lookbacks, False)
+    assert start_params(PORTFOLIO["fertility_panel"], data.reading, lookbacks, True)["series_embedding"] == 0
+    assert start_params({"lookback": 6}, data.reading, lookbacks, False) == {"lookback": 12}  # the shortest that fits
+    assert len(TrialSettings(start=tuple(PORTFOLIO.values())).start) == len(PORTFOLIO)
+    for bad, message in (({"width": 3}, "unknown name 'width'"), ({"rnn_type": "linear"}, "rnn_type 'linear'"),
+                         ({"lr": 1.0}, "lr 1.0"), ({"lookback": -2}, "lookback -2"), ([1, 2], "a mapping"),
+                         ({"lookback": 12, "lookback_seasons": 1}, "not both")):
+        with pytest.raises(ConfigError, match=message):
+            TrialSettings(start=(bad,))
+    assert TrialSettings(linear=True, start=({"rnn_type": "linear"},)).start  # the linear cell when searched
 
 
 def test_calibration_offsets_widen_the_band_in_the_units_the_bundle_names() -> None:
@@ -562,11 +602,14 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
-                                  "bad folds", "bad members", "bad band", "bad linear"])
+                                  "bad folds", "bad members", "bad band", "bad linear", "no start file",
+                                  "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
     monthly(70).to_csv(short, index=False)
+    (tmp_path / "latin1.json").write_bytes('[{"rnn_type": "gr\u00fc"}]'.encode("latin-1"))
+    (tmp_path / "typo.json").write_text('[{"rnn_type": "gru", "hiden_size": 32}]')
     recipes = Path(__file__).parent.parent / "recipes"
     auto = ["--config", str(recipes / AUTO), *TUNE_TINY, "--bundle", str(tmp_path / "never")]
     argv, expect = {
@@ -589,6 +632,12 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                      "--tune_band wide: give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
                        "--tune_linear yes: give one of false, true"),
+        "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",
+                           "portfolo"], "--tune_start portfolo: no such file; give none, portfolio or a JSON file"),
+        "bad start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",
+                            str(tmp_path / "latin1.json")], "not UTF-8 JSON"),
+        "bad start": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",
+                       str(tmp_path / "typo.json")], "start configuration 0: unknown name 'hiden_size'"),
     }[case]
     capsys.readouterr()
     assert main(argv) == 1

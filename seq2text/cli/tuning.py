@@ -1,5 +1,6 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]`: the recipe's forecaster
+[--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
+[--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
 configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's
 calibration."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from seq2text.errors import ConfigError
 
-__all__ = ["TUNE_ARGUMENTS", "TUNE_OPTIONS", "split_tune_options", "tune_main"]
+__all__ = ["TUNE_ARGUMENTS", "TUNE_OPTIONS", "split_tune_options", "start_configurations", "tune_main"]
 
 TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq2text fit --help` lists them
     "--tune": (str, "forecasters: search the configuration on the validation part for this long (e.g. 10m; Optuna, "
@@ -23,6 +24,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
+    "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
+                          "(the default) or a JSON file holding a list of configurations"),
 }
 TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
@@ -65,6 +68,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     choices = {name: options[option] for option, (name, _) in CHOICES.items() if option in options}
     if "linear" in choices:
         choices["linear"] = choices["linear"] == "true"
+    choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])
     config = cli.config
@@ -80,6 +84,28 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def start_configurations(value: str) -> tuple[dict, ...]:
+    """The configurations `--tune_start` names: none, the built-in portfolio, or a JSON file's list (or mapping of
+    names to configurations); `TrialSettings` checks each."""
+    from seq2text.tasks.tuning import PORTFOLIO
+
+    if value in ("none", "portfolio"):
+        return tuple(PORTFOLIO.values()) if value == "portfolio" else ()
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"--tune_start {value}: no such file; give none, portfolio or a JSON file of configurations")
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--tune_start {value}: not UTF-8 JSON ({error}); give a list of configurations such as "
+                          '[{"lookback_seasons": 2, "rnn_type": "gru"}]') from None
+    configurations = list(loaded.values()) if isinstance(loaded, dict) else loaded
+    if not isinstance(configurations, list) or not configurations:
+        raise ConfigError(f"--tune_start {value}: give a non-empty list of configurations (or a mapping of names to "
+                          "them)")
+    return tuple(configurations)
 
 
 def _parse(args: list[str]) -> object:

@@ -36,6 +36,7 @@ and no time cap hit, the result depends on the seed only, not on the machine's s
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -52,7 +53,8 @@ from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
 
-__all__ = ["SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "ensemble_test_scores", "tune_forecaster"]
+__all__ = ["PORTFOLIO", "SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "ensemble_test_scores",
+           "tune_forecaster"]
 
 SEARCH_SPACE: dict[str, tuple] = {
     "lookback_seasons": (1, 2, 3, 4),  # the lookback in units of max(season, horizon)
@@ -67,6 +69,26 @@ SEARCH_SPACE: dict[str, tuple] = {
     "series_embedding": (0, 4, 16),  # panels only
 }
 CALENDAR_OF_STEP = {"M": "month", "Q": "month", "W": "dayofyear", "D": "dayofweek", "B": "dayofweek", "H": "hour"}
+# Each development series' best configuration by its validation score (forecast_dev_linear at b5a738c, variant
+# 1x5-nolinear: benchmarks/results/forecast_dev_linear.json `chosen`), the lookback in units of max(season, horizon):
+# the configurations `--tune_start portfolio` tries first. Never a benchmark series'.
+PORTFOLIO: dict[str, dict] = {
+    "lynx": {"lookback_seasons": 3, "hidden_size": 128, "num_layers": 1, "rnn_type": "gru", "highway": "none",
+             "normalize": "series", "loss": "huber", "lr": 0.003253},
+    "wineind": {"lookback_seasons": 2, "hidden_size": 32, "num_layers": 1, "rnn_type": "gru", "highway": "season",
+                "normalize": "series", "loss": "huber", "lr": 0.02782, "calendar": True},
+    "woolyrnq": {"lookback_seasons": 4, "hidden_size": 64, "num_layers": 1, "rnn_type": "gru", "highway": "season",
+                 "normalize": "series", "loss": "mae", "lr": 0.009286, "calendar": True},
+    "airpassengers": {"lookback_seasons": 2, "hidden_size": 32, "num_layers": 1, "rnn_type": "lstm",
+                      "highway": "season", "normalize": "series", "loss": "mae", "lr": 0.0282, "calendar": False},
+    "ausbeer": {"lookback_seasons": 2, "hidden_size": 64, "num_layers": 1, "rnn_type": "gru", "highway": "lookback",
+                "normalize": "series", "loss": "huber", "lr": 0.01416, "calendar": True},
+    "elnino": {"lookback_seasons": 3, "hidden_size": 64, "num_layers": 2, "rnn_type": "gru", "highway": "none",
+               "normalize": "series", "loss": "mae", "lr": 0.006224, "calendar": True},
+    "fertility_panel": {"lookback_seasons": 1, "hidden_size": 32, "num_layers": 1, "rnn_type": "gru",
+                        "highway": "lookback", "normalize": "window", "loss": "quantile", "lr": 0.01784,
+                        "series_embedding": 0},
+}
 
 
 class SeriesViews(Protocol):
@@ -117,6 +139,10 @@ class TrialSettings:
             lookbacks leave no room): the members trained before each further block forecast it.
         band: the calibrated band's units (`calibrate`): `series` or `local`; the record keeps the other's too.
         linear: search the linear autoregression (`rnn_type` linear: the highway alone) beside the recurrent cells.
+        start: configurations tried first, in order, and never pruned (a portfolio that did well on other series,
+            e.g. PORTFOLIO's; `check_configuration`): the search then goes on from them. Each gives the lookback
+            in units of max(season, horizon) (`lookback_seasons`) or in steps (`lookback`); what it leaves out is
+            drawn.
         precision: the trainer's precision (`auto`: from the hardware).
         gradient_clip_val: gradient norm clipping (None: none).
     """
@@ -129,12 +155,15 @@ class TrialSettings:
     calibration_folds: int = 1
     band: str = "series"
     linear: bool = False
+    start: tuple[dict, ...] = ()
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.band not in UNITS:
             raise ConfigError(f"band={self.band!r}: give one of {', '.join(UNITS)}")
+        for number, configuration in enumerate(self.start):
+            check_configuration(configuration, self.linear, f"start configuration {number}")
 
 
 @dataclass
@@ -190,6 +219,38 @@ def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear:
     return params
 
 
+def check_configuration(configuration: dict, linear: bool, where: str) -> None:
+    """Refuses a configuration to start from (`TrialSettings.start`) with names or values outside the space."""
+    if not isinstance(configuration, dict):
+        raise ConfigError(f"{where}: give a mapping of names to values, e.g. {json.dumps(PORTFOLIO['lynx'])}")
+    space = {**search_space(linear), "lookback": None}
+    for name, value in configuration.items():
+        if name not in space:
+            raise ConfigError(f"{where}: unknown name {name!r}; known: {', '.join(space)}")
+        if name == "lookback" and not (isinstance(value, int) and value > 0):
+            raise ConfigError(f"{where}: lookback {value!r}: give a positive whole number of steps")
+        if name == "lr" and not (isinstance(value, float | int) and space["lr"][0] <= value <= space["lr"][1]):
+            raise ConfigError(f"{where}: lr {value!r}: give a number from {space['lr'][0]} to {space['lr'][1]}")
+        if name not in ("lookback", "lr") and value not in space[name]:
+            raise ConfigError(f"{where}: {name} {value!r}: give one of {', '.join(map(str, space[name]))}")
+    if "lookback" in configuration and "lookback_seasons" in configuration:
+        raise ConfigError(f"{where}: give lookback or lookback_seasons, not both")
+
+
+def start_params(configuration: dict, reading: Any, lookbacks: list[int], panel: bool) -> dict:  # noqa: ANN401
+    """A configuration to start from as the trial's parameters: its lookback the longest of `lookbacks` up to the one
+    it asks for (the shortest if none), the calendar and series embedding only where the data have them."""
+    params = {k: v for k, v in configuration.items() if k not in ("lookback_seasons", "calendar", "series_embedding")}
+    wanted = configuration.get("lookback") or configuration.get("lookback_seasons", 0) * _unit(reading)
+    if wanted:
+        params["lookback"] = max((k for k in lookbacks if k <= wanted), default=min(lookbacks))
+    if _calendar_feature(reading) is not None and "calendar" in configuration:
+        params["calendar"] = configuration["calendar"]
+    if panel and "series_embedding" in configuration:
+        params["series_embedding"] = configuration["series_embedding"]
+    return params
+
+
 def _calendar_feature(reading: Any) -> str | None:  # noqa: ANN401
     letters = (reading.step or "").lstrip("0123456789").upper()
     if reading.calendar or not letters[:1].isalpha() or letters.startswith("MIN"):
@@ -227,14 +288,15 @@ class _Report(pl.Callback):
     """Reports the trial's running score to the Optuna trial (the mean of the finished folds' MASE and this fold's
     latest) at step `offset` + epoch; stops the fit when the pruner says so."""
 
-    def __init__(self, trial: Any, finished: list[float], offset: int) -> None:  # noqa: ANN401
+    def __init__(self, trial: Any, finished: list[float], offset: int, prunable: bool) -> None:  # noqa: ANN401
         self.trial, self.finished, self.offset, self.pruned, self.history = trial, finished, offset, False, []
+        self.prunable = prunable
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = _score(trainer)
         self.history.append(round(value, 5))
         self.trial.report(float(np.mean([*self.finished, value])), step=self.offset + trainer.current_epoch)
-        if self.trial.should_prune():
+        if self.prunable and self.trial.should_prune():
             self.pruned, trainer.should_stop = True, True
 
 
@@ -289,7 +351,8 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
-            task, report = make_task(base, params, view.reading), _Report(trial, scores, back * FOLD_STEPS)
+            task = make_task(base, params, view.reading)
+            report = _Report(trial, scores, back * FOLD_STEPS, prunable=trial.number >= len(settings.start))
             trainer = _train(task, view, settings, budget.seed, [report], validate=True)
             history.append(report.history)
             if report.pruned:
@@ -325,6 +388,8 @@ def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, b
     if folds < settings.folds:
         log(f"the series leave room for {folds} of {settings.folds} cross-validation folds")
     best: dict = {"folds": folds, "lookbacks": lookbacks, "kept": {}}
+    for configuration in settings.start:  # tried first, in order (trial numbers 0, 1, ...), never pruned
+        study.enqueue_trial(start_params(configuration, data.reading, lookbacks, len(data.reading.scales) > 1))
     study.optimize(_objective(data, base, settings, budget, best, log), n_trials=budget.trials,
                    timeout=budget.seconds, gc_after_trial=True)
     if not best["kept"]:
