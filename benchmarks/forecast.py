@@ -60,7 +60,8 @@ TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for
 DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
                        "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
                        "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"],
-                       "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"]}  # forecast_dev
+                       "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"],
+                       "online": ["--tune_online", "true"], "offline": ["--tune_online", "false"]}  # forecast_dev
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
@@ -99,13 +100,16 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each series' point forecasts (n_origins, horizon) and 10 %–90 % bands (n_origins, horizon, 2) from every test
     origin (a panel: all series forecast together from the history before each origin); `calibration`: the bundle's,
-    `none` or the search record's `alternative` (the band in the other units)."""
+    `none`, the search record's `alternative` (the band in the other units), or the bundle's `online` / `offline`
+    (with or without the scores of the windows the history holds after the fit)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
-    if calibration != "bundle":
+    if calibration in ("online", "offline"):
+        forecaster.calibration = {**forecaster.calibration, "online": calibration == "online"}
+    elif calibration != "bundle":
         forecaster.calibration = forecaster.metrics["search"]["calibration_alternative"] \
             if calibration == "alternative" else None
     frame, column = pd.read_csv(table, parse_dates=["time"]), COLUMNS.get(name, "value")
@@ -146,7 +150,8 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     points, bands = _forecasts(bundle, name, panel, table)
     result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
-    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units")):
+    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"), ("online", "online"),
+                             ("offline", "offline")):
         other_points, other_bands = _forecasts(bundle, name, panel, table, calibration)
         if all(b is not None for b in other_bands):
             other = _score(panel, other_points, other_bands)
@@ -217,6 +222,8 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   mase_seq2text=value, interval_coverage_10_90=auto.get("interval_coverage_10_90"),
                   interval_coverage_10_90_uncalibrated=auto.get("interval_coverage_10_90_uncalibrated"),
                   interval_coverage_10_90_alternative_units=auto.get("interval_coverage_10_90_alternative_units"),
+                  interval_coverage_10_90_online=auto.get("interval_coverage_10_90_online"),
+                  interval_coverage_10_90_offline=auto.get("interval_coverage_10_90_offline"),
                   **{f"mase_{peer}": round(v, 4) for peer, v in scored.items()},
                   best_peer=min(scored, key=scored.get) if scored else None,
                   best_peer_mase=round(best, 4), beats_best_peer=bool(value <= best),
@@ -257,6 +264,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
                 "interval_coverage_10_90_alternative_units": auto.get("interval_coverage_10_90_alternative_units"),
+                **{f"interval_coverage_10_90_{key}": auto.get(f"interval_coverage_10_90_{key}")
+                   for key in ("online", "offline")},
                 **({"mase_per_series": auto["mase_per_series"]} if "mase_per_series" in auto else {}),
                 **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members",
                                                   "calibration_folds", "chosen", "band_units", "alternative_units",
@@ -268,8 +277,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
         "beats_best_peer": sum(r[variant]["relative_to_best_peer"] <= 1 for r in runs.values()),
         "mean_abs_coverage_gap": round(float(np.mean([abs(r[variant]["interval_coverage_10_90"] - 0.8)
                                                       for r in runs.values()])), 4),
-        "mean_abs_coverage_gap_alternative_units": round(float(np.mean([
-            abs(r[variant]["interval_coverage_10_90_alternative_units"] - 0.8) for r in runs.values()])), 4)}
+        **{f"mean_abs_coverage_gap_{key}": round(float(np.mean([
+            abs(r[variant][f"interval_coverage_10_90_{key}"] - 0.8) for r in runs.values()])), 4)
+           for key in ("alternative_units", "online", "offline")}}
         for variant in variants}
     headline = summary[variants[-1]]["geometric_mean_relative_mase"]
     return record(name, metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,

@@ -502,6 +502,49 @@ def test_a_band_in_local_units_widens_where_the_series_moved_more_lately() -> No
     assert data.local_scales("train", 24).shape == (len(data.load_split("train")), 1)
 
 
+def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> None:
+    """`online: true`: each forecast pools the kept validation scores with the scores of every full window after
+    the fit's end (nothing before it, nothing of an unknown series); a series that got louder widens the band."""
+    from seq2text.predict.conformal import conformal_offsets, conformal_scores, offsets_of
+
+    frame = monthly(96)
+    data = SeriesDataModule.from_frame(frame.iloc[:60], time_column="month", value_columns=["load"], lookback=12,
+                                       horizon=3, season=12, valid_size=0, test_size=0)
+    torch.manual_seed(0)
+    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
+    rng = np.random.default_rng(1)
+    valid = {k: rng.normal(size=(10, 3, 1)) for k in ("point", "actual")}
+    scores, spread = conformal_scores(valid["point"], valid["point"] - 1, valid["point"] + 1, valid["actual"])
+    offsets = offsets_of(scores, spread, 0.8)
+    assert np.allclose(offsets, conformal_offsets(valid["point"], valid["point"] - 1, valid["point"] + 1,
+                                                  valid["actual"], 0.8))
+    assert data.training_ends() == {"": "2004-12-01T00:00:00"}  # the 60th month
+    band = {"band": [0.1, 0.9], "level": 0.8, "units": "series", "offsets": offsets.tolist(),
+            "scores": np.sort(scores, axis=0).tolist(), "spread": spread.tolist(), "fit_end": data.training_ends()}
+    online = Forecaster(net, data.reading, calibration={**band, "online": True})
+    offline = Forecaster(net, data.reading, calibration={**band, "online": False})
+    history = read_series(frame, "month", ["load"], None, "test")
+    assert np.allclose(online.offsets(read_series(frame.iloc[:62], "month", ["load"], None, "t")), offsets)  # none
+    assert np.allclose(offline.offsets(history), offsets)
+    origins = [(history[0], o) for o in range(60, 96 - 3 + 1)]  # every full window after month 60: 34
+    low, point, high = online._mean_band(origins)
+    actual = np.stack([history[0].values[o:o + 3] for _, o in origins])
+    unit = float(data.reading.scales[""][0])
+    new, _ = conformal_scores(point / unit, low / unit, high / unit, actual / unit, spread)
+    assert new.shape == (34 * 3, 1)
+    assert np.allclose(online.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8))
+    loud = frame.copy()
+    loud.loc[60:, "load"] += np.tile([30.0, -30.0], 18)
+    widened = online.forecast(loud)
+    assert np.all((widened["load_q90"] - widened["load_q10"]).to_numpy()
+                  > (offline.forecast(loud)["load_q90"] - offline.forecast(loud)["load_q10"]).to_numpy() + 10)
+    other = loud.assign(id="elsewhere")  # a series the model has no fit end for: the kept scores alone
+    unknown = read_series(other, "month", ["load"], "id", "t")
+    assert np.allclose(online.offsets(unknown), offsets)
+    with pytest.raises(DataError, match="trained up to"):
+        online.offsets(read_series(frame.assign(month=np.arange(96.0)), "month", ["load"], None, "t"))
+
+
 def test_min_steps_lengthens_the_fits_of_a_short_series_only() -> None:
     from seq2text.tasks.tuning import TrialSettings, epochs_of
 

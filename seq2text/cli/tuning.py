@@ -1,6 +1,6 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
+[--tune_online true|false] [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
 configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's
 calibration."""
 
@@ -24,6 +24,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
+    "--tune_online": (str, "with --tune: the band adds the errors of the windows a history holds after the fit to "
+                           "its calibration at each forecast (true, or false: the default)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
                           "(the default) or a JSON file holding a list of configurations"),
 }
@@ -31,7 +33,8 @@ TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
-CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("false", "true"))}
+CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("false", "true")),
+           "--tune_online": ("online", ("false", "true"))}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -66,8 +69,9 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if options.get(option, allowed[0]) not in allowed:
             raise ConfigError(f"{option} {options[option]}: give one of {', '.join(allowed)}")
     choices = {name: options[option] for option, (name, _) in CHOICES.items() if option in options}
-    if "linear" in choices:
-        choices["linear"] = choices["linear"] == "true"
+    for name in ("linear", "online"):  # true / false
+        if name in choices:
+            choices[name] = choices[name] == "true"
     choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])

@@ -28,6 +28,7 @@ from seq2text.text.series import (
     seasonal_scale,
     series_scale,
     split_sizes,
+    time_value,
 )
 
 __all__ = ["SeriesDataModule", "Windows", "WindowSampler", "seasonal_naive"]
@@ -217,6 +218,11 @@ class SeriesDataModule(SplitDataModule):
     def training_steps(self, back: int = 0) -> int:
         """The shortest training part of the series, in time steps (of the fold `back`: see `view`)."""
         return min(self._fold(part, back).valid for part in self._parts)
+
+    def training_ends(self) -> dict[str, str | float]:
+        """Each series' last time step in its training part (an ISO date, or the number of a numeric time column):
+        where a refitted forecaster's unseen values begin."""
+        return {s.id: time_value(s.times[p.valid - 1]) for s, p in zip(self._series, self._parts, strict=True)}
 
     def has_test(self) -> bool:
         """Whether some series has a test part."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from seq2text.errors import DataError
 
-__all__ = ["BAND", "calibrated_band", "conformal_offsets"]
+__all__ = ["BAND", "calibrated_band", "conformal_offsets", "conformal_scores", "offsets_of"]
 
 BAND = (0.1, 0.9)  # the band a tuned forecaster calibrates: 10 % – 90 %, nominal coverage 80 %
 
@@ -37,17 +37,37 @@ def conformal_offsets(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, a
     Returns:
         offsets (H, V), float64.
     """
-    n, horizon = actual.shape[:2]
+    return offsets_of(*conformal_scores(point, lower, upper, actual), level)
+
+
+def conformal_scores(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
+                     spread: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each held-out value's conformity score divided by its step's spread, and the spread.
+
+    Args:
+        point, lower, upper, actual: as `conformal_offsets`, (n, H, V) each.
+        spread: each step's spread (H, V) to divide by; None: these windows' mean absolute error per step.
+    Returns:
+        scores (n × H, V) and spread (H, V), float64.
+    """
+    if spread is None:
+        spread = np.abs(actual - point).astype(np.float64).mean(axis=0)  # (H, V)
+        spread = np.where(spread > 0, spread, max(float(spread.max()), 1e-6))
+    scores = np.maximum(lower - actual, actual - upper).astype(np.float64) / spread  # (n, H, V)
+    return scores.reshape(-1, scores.shape[-1]), np.asarray(spread, dtype=np.float64)
+
+
+def offsets_of(scores: np.ndarray, spread: np.ndarray, level: float) -> np.ndarray:
+    """The offsets (H, V) from pooled scores (m, V) (`conformal_scores`): the ⌈(m + 1)·level⌉-th smallest of each
+    variable's scores times each step's spread."""
     if not 0 < level < 1:
         raise ValueError(f"level={level} lies in (0, 1)")
-    count = n * horizon
+    count, horizon = len(scores), len(spread)
     rank = math.ceil((count + 1) * level)
-    if n == 0 or rank > count or n < 2:
-        raise DataError(f"{n} held-out windows cannot calibrate a {level:.0%} band; raise data.valid_size")
-    spread = np.abs(actual - point).astype(np.float64).mean(axis=0)  # (H, V)
-    spread = np.where(spread > 0, spread, max(float(spread.max()), 1e-6))
-    scores = np.maximum(lower - actual, actual - upper).astype(np.float64) / spread  # (n, H, V)
-    q = np.sort(scores.reshape(count, -1), axis=0)[rank - 1]  # (V,)
+    if count < 2 * horizon or rank > count:
+        raise DataError(f"{count // max(horizon, 1)} held-out windows cannot calibrate a {level:.0%} band; raise "
+                        "data.valid_size")
+    q = np.sort(scores, axis=0)[rank - 1]  # (V,)
     return q[None, :] * spread
 
 

@@ -12,9 +12,9 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.conformal import BAND, calibrated_band
+from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
-from seq2text.text.series import Series, SeriesReading, read_series
+from seq2text.text.series import Series, SeriesReading, read_series, steps_after
 
 __all__ = ["Forecaster", "ForecasterEnsemble"]
 
@@ -28,7 +28,9 @@ class Forecaster:
             `{"band": [lower, upper], "level": upper - lower, "offsets": (horizon, V), "units": "series"}`, the
             offsets in units of each series' scale, or (`"units": "local"`, with `"local_steps"`) of its recent
             scale at the forecast origin (`SeriesReading.local_scale`; older bundles: of the network's scaled
-            units); None: the network's quantiles as they are.
+            units); None: the network's quantiles as they are. Newer bundles keep the validation windows' scores,
+            each step's spread and each series' `fit_end`; with `"online": true` the forecast adds the scores of
+            the windows the history holds after the fit (`offsets`).
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
             normalisation); the forecast is the mean of every network's point forecast and band edges, in the
             series' units, before the calibration widens the band.
@@ -106,38 +108,74 @@ class Forecaster:
     def _predict(self, series: list[Series]) -> np.ndarray:
         """Each series' forecast from its end in its units, (N, horizon, V, Q): the network's quantiles, or (an
         ensemble, or a calibrated model) the band's lower edge, the point forecast and its upper edge."""
+        ends = [(one, len(one)) for one in series]
         if len(self.members) == 1 and not self.calibration:
-            return self._restored(self.net, self.reading, series, band=False)
-        low, point, high = np.moveaxis(np.mean([self._restored(net, reading, series, band=True)
-                                                for net, reading in self.members], axis=0), -1, 0)  # (N, H, V) each
+            return self._restored(self.net, self.reading, ends, band=False)
+        low, point, high = self._mean_band(ends)
         if self.calibration:
-            offsets = np.asarray(self.calibration["offsets"], dtype=np.float64)  # (H, V)
-            low, high = calibrated_band(point, low, high, offsets[None] * self._offset_units(series)[:, None, :])
+            offsets = self.offsets(series)[None] * self._offset_units(ends)[:, None, :]  # (N, H, V)
+            low, high = calibrated_band(point, low, high, offsets)
         return np.stack([low, point, high], axis=-1)
 
-    def _restored(self, net: SequenceRegressor, reading: SeriesReading, series: list[Series], band: bool
-                  ) -> np.ndarray:
-        """One network's forecast of each series from its end, in the series' units: (N, H, V, Q), or with `band`
-        (N, H, V, 3): the band's edges (the point forecast for a network without those quantiles) and the point."""
-        scales = [reading.window_scale(one, len(one), reading.scale_of(one)) for one in series]
-        inputs = torch.from_numpy(np.stack([reading.inputs(one, len(one), scale)
-                                            for one, scale in zip(series, scales, strict=True)]))
-        predicted = net(inputs, self._numbers(net, series)).float()  # (N, H, V, Q)
+    @torch.inference_mode()
+    def _mean_band(self, origins: list[tuple[Series, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The members' mean band edges and point forecast from each origin, (N, H, V) each."""
+        return tuple(np.moveaxis(np.mean([self._restored(net, reading, origins, band=True)
+                                          for net, reading in self.members], axis=0), -1, 0))
+
+    @torch.inference_mode()
+    def offsets(self, series: list[Series]) -> np.ndarray:
+        """The calibration's offsets (H, V). An online calibration (`calibration["online"]`) recomputes them from
+        the validation scores it keeps and the scores of every window whose true values `series` hold after the fit
+        (each series past its `fit_end`): the band follows the series as it goes on, without refitting."""
+        stored = np.asarray(self.calibration["offsets"], dtype=np.float64)
+        if not self.calibration.get("online"):
+            return stored
+        new = self._scores_after_fit(series)
+        if not len(new):
+            return stored
+        scores = np.concatenate([np.asarray(self.calibration["scores"], dtype=np.float64), new])
+        return offsets_of(scores, np.asarray(self.calibration["spread"]), float(self.calibration["level"]))
+
+    def _scores_after_fit(self, series: list[Series]) -> np.ndarray:
+        """The conformity scores (m, V) of every full window of `series` whose true values all lie after the fit."""
+        ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
+        lookback = max(reading.lookback for _, reading in self.members)
+        origins = [(one, origin) for one in series if one.id in ends
+                   for origin in range(max(steps_after(one, ends[one.id]), lookback), len(one) - horizon + 1)]
+        if not origins:
+            return np.zeros((0, self.reading.num_values))
+        low, point, high = self._mean_band(origins)
+        actual = np.stack([one.values[origin:origin + horizon] for one, origin in origins])  # (m, H, V)
+        units = self._offset_units(origins)[:, None, :]
+        scores, _ = conformal_scores(point / units, low / units, high / units, actual / units,
+                                     np.asarray(self.calibration["spread"], dtype=np.float64))
+        return scores
+
+    def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
+                  band: bool) -> np.ndarray:
+        """One network's forecast of each series from its origin (the steps before it are the history), in the
+        series' units: (N, H, V, Q), or with `band` (N, H, V, 3): the band's edges (the point forecast for a network
+        without those quantiles) and the point."""
+        scales = [reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in origins]
+        inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
+                                            for (one, origin), scale in zip(origins, scales, strict=True)]))
+        predicted = net(inputs, self._numbers(net, [one for one, _ in origins])).float()  # (N, H, V, Q)
         if band:
             predicted = net.band(predicted, self._band)
-        last = np.stack([one.values[-1] for one in series])[:, None, :, None]  # (N, 1, V, 1)
+        last = np.stack([one.values[origin - 1] for one, origin in origins])[:, None, :, None]  # (N, 1, V, 1)
         return reading.restore(predicted.numpy().astype(np.float64), last, np.stack(scales)[:, None, :, None])
 
-    def _offset_units(self, series: list[Series]) -> np.ndarray:
-        """What the calibration's offsets are in, per series, (N, V): the series' scale, its recent scale, or (older
+    def _offset_units(self, origins: list[tuple[Series, int]]) -> np.ndarray:
+        """What the calibration's offsets are in, per origin, (N, V): the series' scale, its recent scale, or (older
         bundles) the scale of the window the network read."""
         reading, units = self.reading, self.calibration.get("units")
         if units == "series":
-            return np.stack([reading.scale_of(one) for one in series])
+            return np.stack([reading.scale_of(one) for one, _ in origins])
         if units == "local":
-            return np.stack([reading.local_scale(one, len(one), int(self.calibration["local_steps"]))
-                             for one in series])
-        return np.stack([reading.window_scale(one, len(one), reading.scale_of(one)) for one in series])
+            return np.stack([reading.local_scale(one, origin, int(self.calibration["local_steps"]))
+                             for one, origin in origins])
+        return np.stack([reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in origins])
 
     def _numbers(self, net: SequenceRegressor, series: list[Series]) -> torch.Tensor | None:
         """Each series' row of the series embedding, (N,); None for a network without one."""

@@ -48,7 +48,7 @@ import pytorch_lightning as pl
 import torch
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.predict.conformal import BAND, calibrated_band, conformal_offsets
+from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
@@ -139,6 +139,9 @@ class TrialSettings:
             lookbacks leave no room): the members trained before each further block forecast it.
         band: the calibrated band's units (`calibrate`): `series` or `local`; the record keeps the other's too.
         linear: search the linear autoregression (`rnn_type` linear: the highway alone) beside the recurrent cells.
+        online: the bundle's band adds the scores of the windows a history holds after the fit (each window's
+            true values past the training part's end) to the validation part's before it widens (`Forecaster`):
+            calibration that follows the series as it goes on.
         start: configurations tried first, in order, and never pruned (a portfolio that did well on other series,
             e.g. PORTFOLIO's; `check_configuration`): the search then goes on from them. Each gives the lookback
             in units of max(season, horizon) (`lookback_seasons`) or in steps (`lookback`); what it leaves out is
@@ -155,6 +158,7 @@ class TrialSettings:
     calibration_folds: int = 1
     band: str = "series"
     linear: bool = False
+    online: bool = False
     start: tuple[dict, ...] = ()
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
@@ -442,15 +446,18 @@ def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
 UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band_forecasts` they are read from
 
 
-def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int) -> dict:
+def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False) -> dict:
     """The band's conformal offsets from the ensemble's forecasts of every fold's validation windows
     (`band_forecasts`: each by models trained before its block), pooled over the folds; in `units`: `series` (each
     series' scale: one width for every window) or `local` (each window's recent scale over `steps` steps: the band
-    widens where the series moves more)."""
+    widens where the series moves more). It keeps the scores and each step's spread: with `online`, `Forecaster`
+    adds the scores of the windows a history holds after the fit (`Forecaster.offsets`)."""
     point, lower, upper, actual = (np.concatenate([f[k] / f[UNITS[units]] for f in folds])
                                    for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
-    offsets = conformal_offsets(point, lower, upper, actual, level)
+    scores, spread = conformal_scores(point, lower, upper, actual)
+    scores, spread = np.sort(scores, axis=0).round(6), spread.round(6)
+    offsets = offsets_of(scores, spread, level)
     covered = float(np.mean((lower <= actual) & (actual <= upper)))
     scale = "the series' scale" if units == "series" else f"each window's recent scale ({steps} steps)"
     return {"method": "split-conformal quantile regression (CQR) on the validation windows of every cross-validation "
@@ -459,7 +466,8 @@ def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int) -> dic
             "band": list(BAND), "level": round(level, 6), "units": units,
             **({"local_steps": steps} if units == "local" else {}),
             "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
-            "valid_coverage_before": round(covered, 4)}
+            "valid_coverage_before": round(covered, 4), "online": online, "scores": scores.tolist(),
+            "spread": spread.tolist()}
 
 
 def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str, np.ndarray]:
@@ -497,9 +505,10 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
-    calibration, alternative = (calibrate(blocks, units, local_steps(data.reading)) for units in (settings.band, other))
     members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
     task, final_data = members[0]
+    calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online),
+                                 "fit_end": final_data.training_ends()} for units in (settings.band, other))
     task.calibration = calibration
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
     record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)

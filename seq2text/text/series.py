@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CALENDAR_FEATURES", "FREQUENCY_DEFAULTS", "Calendar", "Series", "SeriesReading", "frequency_defaults",
-           "read_series", "read_table", "seasonal_scale", "split_sizes"]
+           "read_series", "read_table", "seasonal_scale", "split_sizes", "steps_after", "time_value"]
 
 Calendar = Literal["month", "dayofweek", "dayofyear", "hour"]
 CALENDAR_FEATURES: dict[str, tuple[str, float]] = {  # feature: (pandas attribute, period)
@@ -226,6 +226,22 @@ def _times(column: pd.Series, where: str, name: str) -> np.ndarray:
         raise DataError(f"{where}, row {int(bad[0]) + 1}: column {name!r} holds {column.iloc[int(bad[0])]!r}, "
                         "not a date or time")
     return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def time_value(time: object) -> str | float:
+    """A time step as JSON holds it: a date's ISO text, or a number."""
+    time = np.asarray(time)
+    return str(np.datetime_as_string(time, unit="s")) if time.dtype.kind == "M" else float(time)
+
+
+def steps_after(series: Series, value: str | float) -> int:
+    """The index of the series' first time step after `value` (`time_value`); len(series) if none."""
+    try:
+        bound = np.datetime64(value, "ns") if series.times.dtype.kind == "M" else float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{_in(series)}: its time column holds {series.times.dtype} values, but the model was "
+                        f"trained up to {value!r}; give the history with the training table's time column") from None
+    return int(np.searchsorted(series.times, bound, side="right"))
 
 
 def _check_order(series: Series, where: str) -> None:
