@@ -615,6 +615,12 @@ def test_conformal_offsets_bring_a_band_to_its_nominal_coverage() -> None:
         assert abs(inside.mean() - 0.8) < 0.02 and np.all(np.abs(inside.mean(axis=0) - 0.8) < 0.04), inside.mean(0)
     with pytest.raises(DataError, match="raise data.valid_size"):
         conformal_offsets(point[:1], narrow[:1], narrow[:1], actual[:1], 0.8)
+    from seq2text.predict.conformal import conformal_scores, offsets_of, summarised
+
+    scores, spread = conformal_scores(point, -narrow, narrow, actual)  # 12000 scores kept as 500, each worth 24
+    kept, weights = summarised(scores, 500)
+    assert kept.shape == (500, 1) and np.allclose(weights, 24.0)
+    assert np.allclose(offsets_of(kept, spread, 0.8, weights), offsets_of(scores, spread, 0.8), rtol=0.01)
 
 
 def test_a_panel_trains_one_model_with_a_series_embedding(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from seq2text.errors import DataError
 
-__all__ = ["BAND", "calibrated_band", "conformal_offsets", "conformal_scores", "offsets_of"]
+__all__ = ["BAND", "calibrated_band", "conformal_offsets", "conformal_scores", "offsets_of", "summarised"]
 
 BAND = (0.1, 0.9)  # the band a tuned forecaster calibrates: 10 % – 90 %, nominal coverage 80 %
 
@@ -57,18 +57,34 @@ def conformal_scores(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, ac
     return scores.reshape(-1, scores.shape[-1]), np.asarray(spread, dtype=np.float64)
 
 
-def offsets_of(scores: np.ndarray, spread: np.ndarray, level: float) -> np.ndarray:
+def offsets_of(scores: np.ndarray, spread: np.ndarray, level: float, weights: np.ndarray | None = None
+               ) -> np.ndarray:
     """The offsets (H, V) from pooled scores (m, V) (`conformal_scores`): the ⌈(m + 1)·level⌉-th smallest of each
-    variable's scores times each step's spread."""
+    variable's scores times each step's spread; with `weights` (m,), each score counts as that many (a kept summary
+    of many scores: `summarised`)."""
     if not 0 < level < 1:
         raise ValueError(f"level={level} lies in (0, 1)")
-    count, horizon = len(scores), len(spread)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    count, horizon = float(weights.sum()), len(spread)
     rank = math.ceil((count + 1) * level)
     if count < 2 * horizon or rank > count:
-        raise DataError(f"{count // max(horizon, 1)} held-out windows cannot calibrate a {level:.0%} band; raise "
+        raise DataError(f"{int(count) // max(horizon, 1)} held-out windows cannot calibrate a {level:.0%} band; raise "
                         "data.valid_size")
-    q = np.sort(scores, axis=0)[rank - 1]  # (V,)
+    q = np.empty(scores.shape[1])
+    for v in range(scores.shape[1]):  # the smallest score whose cumulative weight reaches the rank
+        order = np.argsort(scores[:, v], kind="stable")
+        q[v] = scores[order, v][np.searchsorted(np.cumsum(weights[order]), rank - 1e-9)]
     return q[None, :] * spread
+
+
+def summarised(scores: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `most` of the sorted scores (m, V), evenly spaced order statistics, and the weight (m / kept) each
+    stands for: a bundle's summary of many windows' scores."""
+    ordered = np.sort(scores, axis=0)
+    if len(ordered) <= most:
+        return ordered, np.ones(len(ordered))
+    kept = ordered[np.linspace(0, len(ordered) - 1, most).round().astype(int)]
+    return kept, np.full(most, len(ordered) / most)
 
 
 def calibrated_band(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray

@@ -134,8 +134,11 @@ class Forecaster:
         new = self._scores_after_fit(series)
         if not len(new):
             return stored
-        scores = np.concatenate([np.asarray(self.calibration["scores"], dtype=np.float64), new])
-        return offsets_of(scores, np.asarray(self.calibration["spread"]), float(self.calibration["level"]))
+        kept = np.asarray(self.calibration["scores"], dtype=np.float64)
+        weights = np.concatenate([np.full(len(kept), float(self.calibration.get("score_weight", 1.0))),
+                                  np.ones(len(new))])
+        return offsets_of(np.concatenate([kept, new]), np.asarray(self.calibration["spread"]),
+                          float(self.calibration["level"]), weights)
 
     def _scores_after_fit(self, series: list[Series]) -> np.ndarray:
         """The conformity scores (m, V) of every full window of `series` whose true values all lie after the fit."""

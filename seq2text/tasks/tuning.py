@@ -48,7 +48,7 @@ import pytorch_lightning as pl
 import torch
 
 from seq2text.errors import ConfigError, DataError
-from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of
+from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of, summarised
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
@@ -444,6 +444,7 @@ def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band_forecasts` they are read from
+KEPT_SCORES = 2000  # a bundle keeps at most this many validation scores per variable (`summarised`)
 
 
 def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False) -> dict:
@@ -456,8 +457,8 @@ def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online
                                    for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
     scores, spread = conformal_scores(point, lower, upper, actual)
-    scores, spread = np.sort(scores, axis=0).round(6), spread.round(6)
     offsets = offsets_of(scores, spread, level)
+    kept, weights = summarised(scores, KEPT_SCORES)
     covered = float(np.mean((lower <= actual) & (actual <= upper)))
     scale = "the series' scale" if units == "series" else f"each window's recent scale ({steps} steps)"
     return {"method": "split-conformal quantile regression (CQR) on the validation windows of every cross-validation "
@@ -466,8 +467,8 @@ def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online
             "band": list(BAND), "level": round(level, 6), "units": units,
             **({"local_steps": steps} if units == "local" else {}),
             "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
-            "valid_coverage_before": round(covered, 4), "online": online, "scores": scores.tolist(),
-            "spread": spread.tolist()}
+            "valid_coverage_before": round(covered, 4), "online": online, "scores": kept.round(6).tolist(),
+            "score_weight": float(weights[0]), "spread": spread.round(6).tolist()}
 
 
 def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str, np.ndarray]:
