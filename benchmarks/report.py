@@ -49,6 +49,10 @@ TARGETS = {
                                  "1x5-nolinear)",
     "forecast_dev_members": "the seven development sets: ten members instead of five, or 15 epochs instead of 30 "
                             "(against forecast_dev_linear's 1x5-nolinear)",
+    "forecast_dev_portfolio": "the seven development sets: a portfolio of the other sets' best configurations alone, "
+                              "or tried first before the search (against forecast_dev_linear's 1x5-nolinear)",
+    "forecast_dev_online": "the seven development sets, the default method: the band's coverage with and without "
+                           "the windows after the fit added to its calibration (online / offline)",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
