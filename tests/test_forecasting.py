@@ -348,6 +348,8 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     config = json.loads((bundle / "config.json").read_text())
     assert config["calibration"]["band"] == [0.1, 0.9] and len(config["calibration"]["offsets"]) == 6
     assert config["calibration"]["units"] == "series" and len(config["members"]) == 1
+    assert config["calibration"]["online"] is True and list(config["calibration"]["fit_end"]) == [""]  # the default
+    assert len(config["calibration"]["scores"]) == config["calibration"]["windows"] * 6
     forecaster = seq2text.load(bundle)
     assert forecaster.quantiles == (0.1, 0.5, 0.9) and len(forecaster.members) == 2
     history = pd.read_csv(table)
@@ -651,7 +653,7 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
-                                  "bad folds", "bad members", "bad band", "bad linear", "no start file",
+                                  "bad folds", "bad members", "bad band", "bad linear", "bad online", "no start file",
                                   "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
@@ -681,6 +683,8 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                      "--tune_band wide: give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
                        "--tune_linear yes: give one of false, true"),
+        "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
+                       "--tune_online 1: give one of true, false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",
                            "portfolo"], "--tune_start portfolo: no such file; give none, portfolio or a JSON file"),
         "bad start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

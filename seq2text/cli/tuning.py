@@ -25,7 +25,7 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
     "--tune_online": (str, "with --tune: the band adds the errors of the windows a history holds after the fit to "
-                           "its calibration at each forecast (true, or false: the default)"),
+                           "its calibration at each forecast (true: the default, or false)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
                           "(the default) or a JSON file holding a list of configurations"),
 }
@@ -34,7 +34,7 @@ COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
 CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("false", "true")),
-           "--tune_online": ("online", ("false", "true"))}
+           "--tune_online": ("online", ("true", "false"))}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
