@@ -37,7 +37,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -62,7 +61,9 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
                        "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"],
                        "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"],
-                       "online": ["--tune_online", "true"], "offline": ["--tune_online", "false"]}  # forecast_dev
+                       "online": ["--tune_online", "true"], "offline": ["--tune_online", "false"],
+                       "transform": ["--data.init_args.transform", "auto"],
+                       "notransform": ["--data.init_args.transform", "none"]}  # forecast_dev
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
@@ -139,42 +140,9 @@ def _score(panel: list[Series], points: list[np.ndarray], bands: list[np.ndarray
     return result
 
 
-def power_choice(panel: list[Series]) -> float:
-    """The power transform the range-mean rule picks from the training parts (Box-Cox λ: 0 log, 0.5 square root,
-    1 none): over chunks of max(season, horizon) steps, the slope b of log(spread) on log(level); λ = 1 − b, the
-    nearest of the three that the values allow (log: all positive; square root: none negative)."""
-    chunk = max(panel[0].season, panel[0].horizon)
-    levels, spreads = [], []
-    for series in panel:
-        train = series.values[:series.train_end]
-        for end in range(len(train), chunk - 1, -chunk):
-            part = train[end - chunk:end]
-            if part.mean() > 0 and part.std() > 0:
-                levels.append(np.log(part.mean()))
-                spreads.append(np.log(part.std()))
-    lowest = min(float(s.values[:s.train_end].min()) for s in panel)
-    if len(levels) < 4 or np.ptp(levels) < np.log(1.2):
-        return 1.0  # too few chunks, or too narrow a range of levels, to read a slope from
-    slope = float(np.polyfit(levels, spreads, 1)[0])
-    allowed = [lam for lam, ok in ((0.0, lowest > 0), (0.5, lowest >= 0), (1.0, True)) if ok]
-    return min(allowed, key=lambda lam: abs(lam - (1 - slope)))
-
-
-def _powered(values: np.ndarray, lam: float, inverse: bool = False) -> np.ndarray:
-    if lam == 1.0:
-        return values
-    if lam == 0.0:
-        return np.exp(values) if inverse else np.log(values)
-    return np.maximum(values, 0.0) ** 2 if inverse else np.sqrt(values)
-
-
 def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, folds: int = FOLDS,
-          members: int = MEMBERS, calibration: int = CALIBRATION, options: list[str] = (), power: float = 1.0
-          ) -> dict:
-    """The headline: one `seq2text fit --tune` command on the exported table; its test scores and search record.
-    `power` < 1 (a forecast_dev prototype): the table holds the transformed values (`power_choice`), and the forecasts
-    are transformed back before they are scored against the original series."""
-    original, panel = panel, [replace(s, values=_powered(s.values, power)) for s in panel]
+          members: int = MEMBERS, calibration: int = CALIBRATION, options: list[str] = ()) -> dict:
+    """The headline: one `seq2text fit --tune` command on the exported table; its test scores and search record."""
     table = export(panel, name, out / f"{name}.csv")
     bundle = out / "auto" / "bundle"
     extra = [*_protocol_args(name, panel[0], table, len(panel) > 1), "--tune", budget, "--tune_trials", str(trials),
@@ -183,12 +151,12 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     points, bands = _forecasts(bundle, name, panel, table)
-    result = {**_score(original, *_back(points, bands, power)), "wall_seconds": round(wall, 1), "power": power}
+    result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
     for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"), ("online", "online"),
                              ("offline", "offline")):
         other_points, other_bands = _forecasts(bundle, name, panel, table, calibration)
         if all(b is not None for b in other_bands):
-            other = _score(original, *_back(other_points, other_bands, power))
+            other = _score(panel, other_points, other_bands)
             result[f"interval_coverage_10_90_{key}"] = other["interval_coverage_10_90"]
     stopped = "trials" if len(search["trials"]) >= trials else "time budget"
     tuning = {"folds": search["folds"], "members": len(search["ensemble"]["members"]),
@@ -201,15 +169,9 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
               "calibration_offsets": search["calibration"]["offsets"], "band_units": search["calibration"]["units"],
               "alternative_units": search["calibration_alternative"]["units"],
               "linear_members": sum(m["params"]["rnn_type"] == "linear" for m in search["ensemble"]["members"]),
-              "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"]}
+              "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"],
+              "transform": json.loads((bundle / "config.json").read_text())["reading"].get("power", 1.0)}
     return {**result, "tuning": tuning, "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
-
-
-def _back(points: list[np.ndarray], bands: list[np.ndarray | None], power: float
-          ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """Forecasts of transformed values (`power_choice`) in the series' own units (quantiles map through)."""
-    return ([_powered(p, power, inverse=True) for p in points],
-            [None if b is None else _powered(b, power, inverse=True) for b in bands])
 
 
 def _recipe_example(name: str, series: Series, out: Path) -> dict:
@@ -280,7 +242,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-local` / `-series` the band's units, `-linear` / `-nolinear` the search with or without the linear cell,
     `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`,
     `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
-    configurations or not, `-power` the values power-transformed first by the range-mean rule: `power_choice`),
+    configurations or not, `-transform` / `-notransform` the values power-transformed by the range-mean rule
+    (`data.transform auto`, the recipe's default) or not),
     the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
@@ -298,9 +261,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             members, _, calibration = rest.partition("c")
             limit = next((int(o.removeprefix("trials")) for o in options if o.startswith("trials")), trials)
             out = ROOT / "benchmarks" / "runs" / name / dataset / variant
-            power = power_choice(panel) if "power" in options else 1.0
             auto = _auto(dataset, panel, out, limit, budget, int(folds), int(members), int(calibration or folds),
-                         _variant_args([o for o in options if o != "power"], dataset, out), power)
+                         _variant_args(options, dataset, out))
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
@@ -309,7 +271,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                 **{f"interval_coverage_10_90_{key}": auto.get(f"interval_coverage_10_90_{key}")
                    for key in ("online", "offline")},
                 **({"mase_per_series": auto["mase_per_series"]} if "mase_per_series" in auto else {}),
-                "power": auto["power"],
+                "transform": auto["tuning"]["transform"],
                 **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members",
                                                   "calibration_folds", "chosen", "band_units", "alternative_units",
                                                   "linear_members",

@@ -547,6 +547,47 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
         online.offsets(read_series(frame.assign(month=np.arange(96.0)), "month", ["load"], None, "t"))
 
 
+def test_the_range_mean_rule_picks_a_log_where_the_spread_grows_with_the_level() -> None:
+    from seq2text.text.series import power_choice
+
+    t = np.arange(144.0)
+    season = np.sin(2 * np.pi * t / 12)
+    growing = (np.exp(t / 48) * (1 + 0.3 * season))[:, None]  # multiplicative: the swing grows with the level
+    additive = (1 + t / 12 + 0.3 * season)[:, None]  # the same swing (and the same slope) at every level
+    assert power_choice([growing], 12) == 0.0 and power_choice([additive], 12) == 1.0
+    assert power_choice([np.vstack([[0.0], growing])], 12) == 0.5  # a zero: no log; the square root is the nearest
+    assert power_choice([1000 + additive], 12) == 1.0  # levels within 20 % of each other: no slope to read
+    assert power_choice([growing[:30]], 12) == 1.0  # two chunks: too few
+
+
+def test_a_transformed_series_is_read_in_logs_and_forecast_in_its_own_units() -> None:
+    """data.transform log: the network reads and forecasts logs (views keep them, never twice); `forecast` gives
+    the series' units back: the same network on a log-reading forecaster gives exp of its forecasts of the logs."""
+    frame = monthly(120)
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, transform="log", valid_size=24, test_size=12)
+    assert data.reading.power == 0.0
+    assert np.allclose(data._series[0].values[:, 0], np.log(frame["load"]))
+    view = data.view("test", lookback=24)
+    assert view.reading.power == 0.0 and np.allclose(view._series[0].values, data._series[0].values)
+    torch.manual_seed(0)
+    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
+    logs = Forecaster(net, replace(data.reading, power=1.0)).forecast(frame.assign(load=np.log(frame["load"])))
+    units = Forecaster(net, data.reading).forecast(frame)
+    for column in ("load", "load_q10", "load_q90"):
+        assert np.allclose(units[column], np.exp(logs[column]), rtol=1e-5)
+    with pytest.raises(DataError, match="log transform .* data.transform none"):
+        Forecaster(net, data.reading).forecast(frame.assign(load=frame["load"] - 20))
+    with pytest.raises(DataError, match="data.transform none"):
+        SeriesDataModule.from_frame(frame.assign(load=frame["load"] - 20), time_column="month",
+                                    value_columns=["load"], transform="log", horizon=3, season=12)
+    with pytest.raises(ConfigError, match="data.transform 'cube'"):
+        SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], transform="cube")
+    auto = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, transform="auto", valid_size=24, test_size=12)
+    assert auto.reading.power == 1.0  # monthly(): the same swing at every level
+
+
 def test_min_steps_lengthens_the_fits_of_a_short_series_only() -> None:
     from seq2text.tasks.tuning import TrialSettings, epochs_of
 

@@ -20,10 +20,13 @@ from seq2text.data.base import _STAGE_SPLITS, BatchSampler, SplitDataModule
 from seq2text.data.batches import SeriesBatch
 from seq2text.errors import ConfigError, DataError
 from seq2text.text.series import (
+    POWERS,
     Calendar,
     Series,
     SeriesReading,
     frequency_defaults,
+    power_choice,
+    powered,
     read_series,
     seasonal_scale,
     series_scale,
@@ -96,6 +99,9 @@ class SeriesDataModule(SplitDataModule):
         calendar: calendar features of each step: `month`, `dayofweek`, `dayofyear`, `hour` (date columns).
         normalize: `series` (each window divided by its series' training scale) or `window` (by the spread of
             its own history: series whose amplitude drifts).
+        transform: the values the network reads and forecasts: `none`, `sqrt`, `log`, or `auto` (the range-mean
+            rule on the training parts, `power_choice`: log where a series' spread grows with its level); forecasts
+            are transformed back. The validation and test metrics of training are of the transformed values.
         valid_size: the validation part before the test part (fraction or steps); 0: no validation.
         test_size: the test part at the end of each series (fraction or steps); 0: none (no test after fit).
         batch_size: training windows per batch (per process).
@@ -106,12 +112,15 @@ class SeriesDataModule(SplitDataModule):
     def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
                  id_column: str | None = None, lookback: int = 48, horizon: int | None = 12, season: int | None = 1,
                  calendar: Sequence[Calendar] = (), normalize: Literal["series", "window"] = "series",
-                 valid_size: float = 0.1, test_size: float = 0.1,
+                 transform: Literal["none", "sqrt", "log", "auto"] = "none", valid_size: float = 0.1,
+                 test_size: float = 0.1,
                  batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
             raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
+        if transform not in (*POWERS, "auto"):
+            raise ConfigError(f"data.transform {transform!r}: give one of {', '.join(POWERS)}, auto")
         self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback,
                                    1 if horizon is None else horizon, 1 if season is None else season,
                                    tuple(calendar), normalize=normalize)  # season/horizon None: set in _load
@@ -132,7 +141,14 @@ class SeriesDataModule(SplitDataModule):
         series = read_series(source, base.time_column, base.value_columns, base.id_column)
         self._resolve_defaults(series, source)
         hp = self.hparams
-        self._adopt(series, [self._part(s, hp.valid_size, hp.test_size) for s in series])
+        parts = [self._part(s, hp.valid_size, hp.test_size) for s in series]
+        power = POWERS.get(hp.transform) if hp.transform != "auto" else power_choice(
+            [s.values[:p.valid] for s, p in zip(series, parts, strict=True)], max(self._base.season,
+                                                                                   self._base.horizon))
+        where = f"the data (data.transform {hp.transform}, λ = {power})"
+        series = [replace(s, values=powered(s.values, power, where=where)) for s in series]
+        self._base = replace(self._base, power=power)
+        self._adopt(series, parts)
 
     def _resolve_defaults(self, series: list[Series], source: object) -> None:
         """Checks the series share one time step; season and horizon left unset come from it."""
@@ -187,7 +203,7 @@ class SeriesDataModule(SplitDataModule):
         fixed = {"season": self._base.season, "horizon": self._base.horizon}
         options = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # not LightningCLI's _class_path
         module = SeriesDataModule(**{**options, **fixed, **changes, "path": None})
-        module._step = self._step
+        module._step, module._base = self._step, replace(module._base, power=self._base.power)  # values transformed
         if fit_until == "valid":
             parts = [self._fold(p, back) for p in self._parts]
             cut = [replace(s, times=s.times[:p.test], values=s.values[:p.test], rows=s.rows[:p.test])

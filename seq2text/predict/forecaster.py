@@ -4,6 +4,7 @@ timestamps) and the ensemble of forecasters (mean point forecasts and quantiles)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
 from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
-from seq2text.text.series import Series, SeriesReading, read_series, steps_after
+from seq2text.text.series import Series, SeriesReading, powered, read_series, steps_after
 
 __all__ = ["Forecaster", "ForecasterEnsemble"]
 
@@ -93,8 +94,11 @@ class Forecaster:
         for one in series:
             for _, member_reading in self.members:
                 member_reading.check_compatible(one, where)
+        series = [replace(one, values=powered(one.values, reading.power, where=f"{where}, series {one.id!r},"))
+                  for one in series]  # the values the networks read (reading.power; every member's the same)
         frames, point = [], self.quantiles.index(0.5) if self.quantiles else 0
-        for one, predicted in zip(series, self._predict(series), strict=True):  # predicted (H, V, Q)
+        for one, predicted in zip(series, powered(self._predict(series), reading.power, inverse=True),
+                                  strict=True):  # predicted (H, V, Q), in the series' units
             frame = {reading.id_column: [one.id] * horizon} if reading.id_column else {}
             frame[reading.time_column] = _future_times(one, reading.step, horizon)
             for v, column in enumerate(reading.value_columns):
@@ -125,9 +129,10 @@ class Forecaster:
 
     @torch.inference_mode()
     def offsets(self, series: list[Series]) -> np.ndarray:
-        """The calibration's offsets (H, V). An online calibration (`calibration["online"]`) recomputes them from
-        the validation scores it keeps and the scores of every window whose true values `series` hold after the fit
-        (each series past its `fit_end`): the band follows the series as it goes on, without refitting."""
+        """The calibration's offsets (H, V), in the values the networks read (`series` transformed by
+        `reading.power`, as `forecast` passes them). An online calibration (`calibration["online"]`) recomputes them
+        from the validation scores it keeps and the scores of every window whose true values `series` hold after the
+        fit (each series past its `fit_end`): the band follows the series as it goes on, without refitting."""
         stored = np.asarray(self.calibration["offsets"], dtype=np.float64)
         if not self.calibration.get("online"):
             return stored

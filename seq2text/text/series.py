@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CALENDAR_FEATURES", "FREQUENCY_DEFAULTS", "Calendar", "Series", "SeriesReading", "frequency_defaults",
-           "read_series", "read_table", "seasonal_scale", "split_sizes", "steps_after", "time_value"]
+           "POWERS", "power_choice", "powered", "read_series", "read_table", "seasonal_scale", "split_sizes",
+           "steps_after", "time_value"]
 
 Calendar = Literal["month", "dayofweek", "dayofyear", "hour"]
 CALENDAR_FEATURES: dict[str, tuple[str, float]] = {  # feature: (pandas attribute, period)
@@ -64,6 +65,8 @@ class SeriesReading(_Spec):
         scales: each series' scale per value column, fitted on its training part: {id: [scale, ...]}.
         normalize: `series` divides every window by its series' scale; `window` by the spread of its own history
             (for series whose amplitude drifts), at least a tenth of the series' scale.
+        power: the power transform of the values the network reads and forecasts (Box-Cox λ: 1 none, 0.5 square
+            root, 0 log; `powered`); forecasts are transformed back.
     """
 
     time_column: str = "time"
@@ -76,6 +79,7 @@ class SeriesReading(_Spec):
     step: str | None = None
     scales: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     normalize: Literal["series", "window"] = "series"
+    power: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, int) and self.horizon == 0:
@@ -85,6 +89,9 @@ class SeriesReading(_Spec):
             raise ConfigError("value_columns is empty; name at least one numeric column to forecast")
         if self.normalize not in ("series", "window"):
             raise ConfigError(f"normalize={self.normalize!r}: use series or window")
+        if self.power not in POWERS.values():
+            raise ConfigError(f"power={self.power!r}: use one of {sorted(POWERS.values())} (data.transform "
+                              f"{', '.join(POWERS)})")
         unknown = sorted(set(self.calendar) - set(CALENDAR_FEATURES))
         if unknown:
             raise ConfigError(f"unknown calendar features {unknown}; use {sorted(CALENDAR_FEATURES)}")
@@ -299,6 +306,44 @@ def calendar_features(times: np.ndarray, names: Sequence[str]) -> np.ndarray:
         phase = 2 * np.pi * np.asarray(getattr(index, attribute), dtype=np.float64) / period
         columns += [np.sin(phase), np.cos(phase)]
     return np.stack(columns, axis=1)
+
+
+POWERS = {"none": 1.0, "sqrt": 0.5, "log": 0.0}  # data.transform: each name's Box-Cox λ
+
+
+def power_choice(parts: Sequence[np.ndarray], chunk: int) -> float:
+    """The power transform the range-mean rule picks (Box-Cox λ: 0 log, 0.5 square root, 1 none) from each series'
+    training values, (n, V) each: over chunks of `chunk` steps (from each part's end), the slope b of the log of each
+    chunk's standard deviation on the log of its mean; λ = 1 − b, the nearest of the three that the values allow (log:
+    all positive; square root: none negative). None with fewer than 4 chunks or levels within 20 % of each other."""
+    levels, spreads = [], []
+    for part in parts:
+        for column in np.asarray(part, dtype=np.float64).T:
+            for end in range(len(column), chunk - 1, -chunk):
+                piece = column[end - chunk:end]
+                if piece.mean() > 0 and piece.std() > 0:
+                    levels.append(math.log(piece.mean()))
+                    spreads.append(math.log(piece.std()))
+    if len(levels) < 4 or max(levels) - min(levels) < math.log(1.2):
+        return POWERS["none"]
+    slope = float(np.polyfit(levels, spreads, 1)[0])
+    lowest = min(float(np.min(part)) for part in parts)
+    allowed = [power for power, ok in ((0.0, lowest > 0), (0.5, lowest >= 0), (1.0, True)) if ok]
+    return min(allowed, key=lambda power: abs(power - (1 - slope)))
+
+
+def powered(values: np.ndarray, power: float, inverse: bool = False, where: str = "the series") -> np.ndarray:
+    """`values` power-transformed (Box-Cox λ `power`: 0 log, 0.5 square root, 1 as they are), or transformed back
+    (`inverse`; a negative square root counts as 0). Raises DataError for values the transform cannot read."""
+    if power == 1.0:
+        return values
+    if inverse:
+        return np.exp(values) if power == 0.0 else np.maximum(values, 0.0) ** 2
+    name, bad = ("log", values <= 0) if power == 0.0 else ("square root", values < 0)
+    if np.any(bad):
+        raise DataError(f"{where} holds {float(values[bad][0])!r}, which the {name} transform of this model's values "
+                        f"cannot read (data.transform); train with data.transform none for such series")
+    return np.log(values) if power == 0.0 else np.sqrt(values)
 
 
 def series_scale(values: np.ndarray) -> np.ndarray:
