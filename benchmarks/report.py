@@ -53,6 +53,10 @@ TARGETS = {
                               "or tried first before the search (against forecast_dev_linear's 1x5-nolinear)",
     "forecast_dev_online": "the seven development sets, the default method: the band's coverage with and without "
                            "the windows after the fit added to its calibration (online / offline)",
+    "forecast_dev_power": "the four development sets the range-mean rule log-transforms: the transform's prototype "
+                          "(against forecast_dev_linear's 1x5-nolinear on the same four: 1.071)",
+    "forecast_dev_transform": "the seven development sets, the default method with data.transform auto (against "
+                              "forecast_dev_linear's 1x5-nolinear: 1.1038)",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "

@@ -586,6 +586,14 @@ def test_a_transformed_series_is_read_in_logs_and_forecast_in_its_own_units() ->
     auto = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
                                        season=12, transform="auto", valid_size=24, test_size=12)
     assert auto.reading.power == 1.0  # monthly(): the same swing at every level
+    t = np.arange(120.0)
+    growing = frame.assign(load=np.exp(t / 40) * (1 + 0.3 * np.sin(2 * np.pi * t / 12)))
+    poisoned = growing.copy()
+    poisoned.loc[108:, "load"] *= 1000  # the test part: never read by the rule
+    chosen = [SeriesDataModule.from_frame(f, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                          season=12, transform="auto", valid_size=24, test_size=12).reading
+              for f in (growing, poisoned)]
+    assert chosen[0].power == chosen[1].power == 0.0 and chosen[0].scales == chosen[1].scales
 
 
 def test_min_steps_lengthens_the_fits_of_a_short_series_only() -> None:

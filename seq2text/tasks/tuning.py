@@ -32,6 +32,9 @@ their test part), and a band in units of each window's recent scale (`band="loca
 other development series' best configurations, alone (1.2198) or before the search (1.1895). One won
 (forecast_dev_online): calibrating online, with the windows a forecast's history holds after the fit pooled with the
 validation part's, brought the coverage closer to 0.8 (mean distance 0.0764 against 0.0926), so it is on by default.
+And the values' power transform (`data.transform auto` in recipes/forecast_auto.yaml, forecast_dev_power): log where
+the range-mean rule reads a spread growing with the level took the four development sets it transforms from 1.071 to
+0.9593.
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
