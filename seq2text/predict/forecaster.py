@@ -110,8 +110,9 @@ class Forecaster:
         return pd.concat(frames, ignore_index=True)
 
     def _predict(self, series: list[Series]) -> np.ndarray:
-        """Each series' forecast from its end in its units, (N, horizon, V, Q): the network's quantiles, or (an
-        ensemble, or a calibrated model) the band's lower edge, the point forecast and its upper edge."""
+        """Each series' forecast from its end in the values the networks read (`reading.power`), (N, horizon, V, Q):
+        the network's quantiles, or (an ensemble, or a calibrated model) the band's lower edge, the point forecast and
+        its upper edge."""
         ends = [(one, len(one)) for one in series]
         if len(self.members) == 1 and not self.calibration:
             return self._restored(self.net, self.reading, ends, band=False)
@@ -162,9 +163,9 @@ class Forecaster:
 
     def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
                   band: bool) -> np.ndarray:
-        """One network's forecast of each series from its origin (the steps before it are the history), in the
-        series' units: (N, H, V, Q), or with `band` (N, H, V, 3): the band's edges (the point forecast for a network
-        without those quantiles) and the point."""
+        """One network's forecast of each series from its origin (the steps before it are the history), restored from
+        the network's scaling (in the values it reads): (N, H, V, Q), or with `band` (N, H, V, 3): the band's edges
+        (the point forecast for a network without those quantiles) and the point."""
         scales = [reading.window_scale(one, origin, reading.scale_of(one)) for one, origin in origins]
         inputs = torch.from_numpy(np.stack([reading.inputs(one, origin, scale)
                                             for (one, origin), scale in zip(origins, scales, strict=True)]))
