@@ -535,6 +535,9 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     new, _ = conformal_scores(point / unit, low / unit, high / unit, actual / unit, spread)
     assert new.shape == (34 * 3, 1)
     assert np.allclose(online.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8))
+    capped = Forecaster(net, data.reading, calibration={**band, "online": True}, online_windows=10)
+    assert len(capped._scores_after_fit(history)) == 10 * 3  # the 10 most recent windows
+    assert np.allclose(capped._scores_after_fit(history), new[-30:])
     loud = frame.copy()
     loud.loc[60:, "load"] += np.tile([30.0, -30.0], 18)
     widened = online.forecast(loud)

@@ -35,14 +35,17 @@ class Forecaster:
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
             normalisation); the forecast is the mean of every network's point forecast and band edges, in the
             series' units, before the calibration widens the band.
+        online_windows: an online calibration scores at most this many windows after the fit per forecast, the
+            most recent of each series (an equal share each), so a long history costs a bounded time.
     """
 
     task = "forecasting"
 
     def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None,
                  calibration: dict | None = None,
-                 members: Sequence[tuple[SequenceRegressor, SeriesReading]] = ()) -> None:
+                 members: Sequence[tuple[SequenceRegressor, SeriesReading]] = (), online_windows: int = 1000) -> None:
         self.net, self.reading, self.metrics, self.calibration = net.eval(), reading, metrics or {}, calibration
+        self.online_windows = online_windows
         self.members = [(self.net, reading), *((member.eval(), member_reading) for member, member_reading in members)]
         self._series_numbers = {series_id: k for k, series_id in enumerate(reading.scales)}
 
@@ -150,8 +153,11 @@ class Forecaster:
         """The conformity scores (m, V) of every full window of `series` whose true values all lie after the fit."""
         ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
         lookback = max(reading.lookback for _, reading in self.members)
-        origins = [(one, origin) for one in series if one.id in ends
-                   for origin in range(max(steps_after(one, ends[one.id]), lookback), len(one) - horizon + 1)]
+        known = [one for one in series if one.id in ends]
+        share = max(1, self.online_windows // max(len(known), 1))  # the most recent windows of each series
+        origins = [(one, origin) for one in known
+                   for origin in range(max(steps_after(one, ends[one.id]), lookback, len(one) - horizon + 1 - share),
+                                       len(one) - horizon + 1)]
         if not origins:
             return np.zeros((0, self.reading.num_values))
         low, point, high = self._mean_band(origins)
