@@ -366,6 +366,22 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
 
 
 @needs_optuna
+def test_a_tuned_bundle_of_a_growing_series_reads_logs_and_forecasts_in_its_units(tmp_path: Path) -> None:
+    """The auto recipe's transform (auto): a series whose swing grows with its level is read in logs by every trial
+    and member; the bundle names the power, and `forecast` returns the series' units, its band around the point."""
+    t = np.arange(150.0)
+    frame = monthly(150).assign(load=np.exp(t / 50) * (10 + 3 * np.sin(2 * np.pi * t / 12)))
+    frame.to_csv(tmp_path / "growing.csv", index=False)
+    bundle = fit(AUTO, tmp_path, "--data.init_args.path", str(tmp_path / "growing.csv"), *TUNE_TINY,
+                 "--tune_trials", "2")
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["reading"]["power"] == 0.0 and all(m["reading"]["power"] == 0.0 for m in config["members"])
+    future = seq2text.load(bundle).forecast(frame)
+    assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
+    assert 0.3 * frame["load"].iloc[-12:].mean() < future["load"].mean() < 3 * frame["load"].iloc[-12:].mean()
+
+
+@needs_optuna
 def test_the_tuner_never_reads_the_test_part() -> None:
     """Poisoned test values (huge) leave the chosen configuration, every trial's validation MASE and the calibration
     as they were: the tuner sees train | valid only."""
