@@ -150,10 +150,12 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
              *options]
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
     search = json.loads((bundle / "metrics.json").read_text())["search"]
+    config = json.loads((bundle / "config.json").read_text())
     points, bands = _forecasts(bundle, name, panel, table)
     result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
-    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"), ("online", "online"),
-                             ("offline", "offline")):
+    own, other = ("online", "offline") if config["calibration"]["online"] else ("offline", "online")
+    result[f"interval_coverage_10_90_{own}"] = result.get("interval_coverage_10_90")  # the bundle's own band
+    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"), (other, other)):
         other_points, other_bands = _forecasts(bundle, name, panel, table, calibration)
         if all(b is not None for b in other_bands):
             other = _score(panel, other_points, other_bands)
@@ -170,7 +172,7 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
               "alternative_units": search["calibration_alternative"]["units"],
               "linear_members": sum(m["params"]["rnn_type"] == "linear" for m in search["ensemble"]["members"]),
               "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"],
-              "transform": json.loads((bundle / "config.json").read_text())["reading"].get("power", 1.0)}
+              "transform": config["reading"].get("power", 1.0)}
     return {**result, "tuning": tuning, "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
 
 
