@@ -309,7 +309,8 @@ def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
         name = option.rstrip("0123456789")
         if name not in DEV_VARIANT_OPTIONS and name != "trials":
             raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
-        words += [*DEV_VARIANT_OPTIONS.get(name, []), *([option[len(name):]] if name in ("steps", "epochs") else [])]
+        number = option[len(name):] if name != "trials" else ""  # steps500 → 500 after --trainer.min_steps
+        words += [*DEV_VARIANT_OPTIONS.get(name, []), *([number] if number else [])]
         if name == "portfolio":
             out.mkdir(parents=True, exist_ok=True)
             (out / "start.json").write_text(json.dumps({k: v for k, v in PORTFOLIO.items() if k != dataset}, indent=1))

@@ -68,10 +68,8 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     for option, (_, allowed) in CHOICES.items():
         if options.get(option, allowed[0]) not in allowed:
             raise ConfigError(f"{option} {options[option]}: give one of {', '.join(allowed)}")
-    choices = {name: options[option] for option, (name, _) in CHOICES.items() if option in options}
-    for name in ("linear", "online"):  # true / false
-        if name in choices:
-            choices[name] = choices[name] == "true"
+    choices = {name: options[option] == "true" if set(allowed) == {"true", "false"} else options[option]
+               for option, (name, allowed) in CHOICES.items() if option in options}
     choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])
