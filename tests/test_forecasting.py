@@ -574,6 +574,8 @@ def test_the_range_mean_rule_picks_a_log_where_the_spread_grows_with_the_level()
     growing = (np.exp(t / 48) * (1 + 0.3 * season))[:, None]  # multiplicative: the swing grows with the level
     additive = (1 + t / 12 + 0.3 * season)[:, None]  # the same swing (and the same slope) at every level
     assert power_choice([growing], 12) == 0.0 and power_choice([additive], 12) == 1.0
+    steep = (3 * np.exp(t / 48) + 0.3 * season)[:, None]  # the same swing on a level that grows twentyfold
+    assert power_choice([steep], 12) == 1.0  # the chunk's spread is measured around its line, not the level's climb
     assert power_choice([np.vstack([[0.0], growing])], 12) == 0.5  # a zero: no log; the square root is the nearest
     assert power_choice([1000 + additive], 12) == 1.0  # levels within 20 % of each other: no slope to read
     assert power_choice([growing[:30]], 12) == 1.0  # two chunks: too few
@@ -748,11 +750,11 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
         "bad members": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_members=x"],
                         "--tune_members x: give a positive whole number of ensemble members"),
         "bad band": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_band", "wide"],
-                     "--tune_band wide: give one of series, local"),
+                     "band 'wide' (--tune_band): give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
-                       "--tune_linear yes: give one of false, true"),
+                       "--tune_linear yes: give true or false"),
         "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
-                       "--tune_online 1: give one of true, false"),
+                       "--tune_online 1: give true or false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",
                            "portfolo"], "--tune_start portfolo: no such file; give none, portfolio or a JSON file"),
         "bad start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

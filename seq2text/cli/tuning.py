@@ -33,8 +33,7 @@ TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
-CHOICES = {"--tune_band": ("band", ("series", "local")), "--tune_linear": ("linear", ("false", "true")),
-           "--tune_online": ("online", ("true", "false"))}
+BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online"}  # option: the TrialSettings field it sets
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -65,11 +64,12 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if value is not None and (not value.isdigit() or int(value) < 1):
             raise ConfigError(f"{option} {value}: give a positive whole number of {what}")
         counts[option] = default if value is None else int(value)
-    for option, (_, allowed) in CHOICES.items():
-        if options.get(option, allowed[0]) not in allowed:
-            raise ConfigError(f"{option} {options[option]}: give one of {', '.join(allowed)}")
-    choices = {name: options[option] == "true" if set(allowed) == {"true", "false"} else options[option]
-               for option, (name, allowed) in CHOICES.items() if option in options}
+    for option in BOOLEANS:
+        if options.get(option, "true") not in ("true", "false"):
+            raise ConfigError(f"{option} {options[option]}: give true or false")
+    choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
+    if "--tune_band" in options:  # TrialSettings checks it against the units it knows
+        choices["band"] = options["--tune_band"]
     choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])

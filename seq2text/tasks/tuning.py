@@ -171,7 +171,7 @@ class TrialSettings:
 
     def __post_init__(self) -> None:
         if self.band not in UNITS:
-            raise ConfigError(f"band={self.band!r}: give one of {', '.join(UNITS)}")
+            raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
         for number, configuration in enumerate(self.start):
             check_configuration(configuration, self.linear, f"start configuration {number}")
 

@@ -314,16 +314,19 @@ POWERS = {"none": 1.0, "sqrt": 0.5, "log": 0.0}  # data.transform: each name's B
 def power_choice(parts: Sequence[np.ndarray], chunk: int) -> float:
     """The power transform the range-mean rule picks (Box-Cox λ: 0 log, 0.5 square root, 1 none) from each series'
     training values, (n, V) each: over chunks of `chunk` steps (from each part's end), the slope b of the log of each
-    chunk's standard deviation on the log of its mean; λ = 1 − b, the nearest of the three that the values allow (log:
-    all positive; square root: none negative). None with fewer than 4 chunks or levels within 20 % of each other."""
+    chunk's spread (the standard deviation around the chunk's least-squares line, so a steep level is not read as a
+    wide swing) on the log of its mean; λ = 1 − b, the nearest of the three that the values allow (log: all positive;
+    square root: none negative). None with fewer than 4 chunks or levels within 20 % of each other."""
     levels, spreads = [], []
+    steps = np.arange(chunk, dtype=np.float64)
     for part in parts:
         for column in np.asarray(part, dtype=np.float64).T:
             for end in range(len(column), chunk - 1, -chunk):
                 piece = column[end - chunk:end]
-                if piece.mean() > 0 and piece.std() > 0:
+                spread = (piece - np.polyval(np.polyfit(steps, piece, 1), steps)).std()
+                if piece.mean() > 0 and spread > 0:
                     levels.append(math.log(piece.mean()))
-                    spreads.append(math.log(piece.std()))
+                    spreads.append(math.log(spread))
     if len(levels) < 4 or max(levels) - min(levels) < math.log(1.2):
         return POWERS["none"]
     slope = float(np.polyfit(levels, spreads, 1)[0])
