@@ -104,15 +104,19 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each series' point forecasts (n_origins, horizon) and 10 %–90 % bands (n_origins, horizon, 2) from every test
     origin (a panel: all series forecast together from the history before each origin); `calibration`: the bundle's,
-    `none`, the search record's `alternative` (the band in the other units), or the bundle's `online` / `offline`
-    (with or without the scores of the windows the history holds after the fit)."""
+    `none`, the search record's `alternative` (the band in the other units), the bundle's `online` / `offline`
+    (with or without the scores of the windows the history holds after the fit, at the nominal level), or `adaptR`
+    (online, the level moved by adaptive conformal inference at rate R)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
     if calibration in ("online", "offline"):
-        forecaster.calibration = {**forecaster.calibration, "online": calibration == "online"}
+        forecaster.calibration = {**forecaster.calibration, "online": calibration == "online", "adapt": 0.0}
+    elif calibration.startswith("adapt"):
+        forecaster.calibration = {**forecaster.calibration, "online": True,
+                                  "adapt": float(calibration.removeprefix("adapt"))}
     elif calibration != "bundle":
         forecaster.calibration = forecaster.metrics["search"]["calibration_alternative"] \
             if calibration == "alternative" else None
@@ -300,6 +304,33 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                        "configurations averaged), before the benchmark series were run again")
 
 
+def forecast_rescore(source: str, variant: str, calibrations: list[str], datasets: list[str], name: str) -> dict:
+    """The bands of record `source`'s development bundles (variant `variant`, as its run left them) under each of
+    `calibrations` (see `_forecasts`), without training anything: where a calibration's method is chosen (the point
+    forecasts, and so MASE, are the bundles' own)."""
+    start, runs = time.monotonic(), {}
+    for dataset in datasets:
+        panel, out = load_panel(dataset), ROOT / "benchmarks" / "runs" / source / dataset / variant
+        bundle, table = out / "auto" / "bundle", out / f"{dataset}.csv"
+        if not bundle.is_dir():
+            raise SystemExit(f"{bundle} is missing: run forecast_dev --record {source} --variants {variant} first")
+        runs[dataset] = {"mase": None, "bundle": str(bundle.relative_to(ROOT))}
+        for calibration in calibrations:
+            scored = _score(panel, *_forecasts(bundle, dataset, panel, table, calibration))
+            runs[dataset]["mase"] = scored["mase"]
+            runs[dataset][f"interval_coverage_10_90_{calibration}"] = scored["interval_coverage_10_90"]
+    summary = {calibration: {"mean_abs_coverage_gap": round(float(np.mean([
+        abs(r[f"interval_coverage_10_90_{calibration}"] - 0.8) for r in runs.values()])), 4)}
+        for calibration in calibrations}
+    return record(name, metric=f"mean_abs_coverage_gap_{calibrations[-1]}",
+                  value=summary[calibrations[-1]]["mean_abs_coverage_gap"],
+                  split="each series' own protocol (forecast_dev): the test part's rolling origins",
+                  data="development series: " + ", ".join(datasets), source_record=source, variant=variant,
+                  calibrations=calibrations, summary=summary, runs=runs,
+                  total_seconds=round(time.monotonic() - start, 1),
+                  note="the same bundles under each calibration; the point forecasts do not change")
+
+
 def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
     """The command-line words of a forecast_dev variant's options (`-local`, `-steps500`, ...; `-trialsN` is the trial
     limit, not a word). `-portfolio` starts from PORTFOLIO without `dataset`'s own configuration (leave one out: the
@@ -335,6 +366,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=[*DEV_DATASETS, *DEV_PANELS],
                         choices=[*DEV_DATASETS, *DEV_PANELS], help="forecast_dev: the development series and panels")
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
+    parser.add_argument("--source", default="forecast_dev_defaults",
+                        help="forecast_rescore: the forecast_dev record whose bundles are scored again")
+    parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
+                        help="forecast_rescore: the calibrations compared (online, offline, adaptR)")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":
         if len(rest) != 2:
@@ -342,6 +377,8 @@ def main() -> None:
         print(export(load_panel(rest[0]), rest[0], Path(rest[1])))
     elif args.benchmark == "forecast_dev" and not rest:
         forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
+    elif args.benchmark == "forecast_rescore" and not rest:
+        forecast_rescore(args.source, args.variants[0], args.calibrations, args.datasets, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
                            not args.no_examples, args.folds, args.members, args.calibration)

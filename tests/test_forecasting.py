@@ -520,6 +520,27 @@ def test_a_band_in_local_units_widens_where_the_series_moved_more_lately() -> No
     assert data.local_scales("train", 24).shape == (len(data.load_split("train")), 1)
 
 
+def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_could_know() -> None:
+    """`adapted_level`: each window is judged by the band its origin had (the kept scores and the windows known by
+    then, at the level then), and moves the level by rate × (its misses − 0.2) once known; held in ADAPTED_LEVELS."""
+    from seq2text.predict.conformal import ADAPTED_LEVELS, adapted_level
+
+    kept, weights = np.linspace(0, 1, 101)[:, None], np.ones(101)
+    far = (5.0 + np.arange(10.0)).reshape(10, 1, 1)  # ten one-step windows, each further outside than the last
+    starts = np.arange(10.0)
+    assert adapted_level(0.8, 0.0, kept, weights, far, starts, starts) == 0.8
+    assert adapted_level(0.8, 0.01, kept, weights, far, starts, starts) == pytest.approx(0.8 + 0.01 * 10 * 0.8)
+    assert adapted_level(0.8, 0.01, kept, weights, -far, starts, starts) == pytest.approx(0.8 - 0.01 * 10 * 0.2)
+    assert adapted_level(0.8, 1.0, kept, weights, far, starts, starts) == ADAPTED_LEVELS[1]
+    assert adapted_level(0.8, 1.0, kept, weights, -far, starts, starts) == ADAPTED_LEVELS[0]
+    # an eleventh window at 0.9: outside the nominal band (0.81), inside the band of a level the ten misses raised
+    scores, at = np.concatenate([far, [[[0.9]]]]), np.append(starts, 10.0)
+    known = adapted_level(0.8, 0.01, kept, weights, scores, at, at)  # the ten known before its origin: inside
+    unknown = adapted_level(0.8, 0.01, kept, weights, scores, at, np.append(starts + 20, 10.0))  # not yet: a miss
+    assert known == pytest.approx(0.8 + 0.01 * (10 * 0.8 - 0.2))
+    assert unknown == pytest.approx(0.8 + 0.01 * (11 * 0.8))
+
+
 def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> None:
     """`online: true`: each forecast pools the kept validation scores with the scores of every full window after
     the fit's end (nothing before it, nothing of an unknown series); a series that got louder widens the band."""
@@ -552,8 +573,9 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     assert new.shape == (34 * 3, 1)
     assert np.allclose(online.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8))
     capped = Forecaster(net, data.reading, calibration={**band, "online": True}, online_windows=10)
-    assert len(capped._scores_after_fit(history)) == 10 * 3  # the 10 most recent windows
-    assert np.allclose(capped._scores_after_fit(history), new[-30:])
+    kept, starts, ends = capped._scores_after_fit(history)
+    assert kept.shape == (10, 3, 1) and np.allclose(kept.reshape(-1, 1), new[-30:])  # the 10 most recent windows
+    assert list(starts) == list(history[0].times[84:94]) and list(ends) == list(history[0].times[86:96])
     loud = frame.copy()
     loud.loc[60:, "load"] += np.tile([30.0, -30.0], 18)
     widened = online.forecast(loud)
@@ -723,8 +745,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
-                                  "bad folds", "bad members", "bad band", "bad linear", "bad online", "no start file",
-                                  "bad start file", "bad start"])
+                                  "bad folds", "bad members", "bad band", "bad linear", "bad online", "bad adapt",
+                                  "adapt offline", "no start file", "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -753,6 +775,10 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                      "band 'wide' (--tune_band): give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
                        "--tune_linear yes: give true or false"),
+        "bad adapt": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt", "x"],
+                      "--tune_adapt x: give a number in [0, 1)"),
+        "adapt offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt",
+                           "0.05", "--tune_online", "false"], "adapt 0.05 (--tune_adapt): give a rate in [0, 1), with"),
         "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
                        "--tune_online 1: give true or false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

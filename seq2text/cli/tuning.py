@@ -1,6 +1,6 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_online true|false] [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
+[--tune_online true|false] [--tune_adapt RATE] [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
 configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's
 calibration."""
 
@@ -26,6 +26,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
     "--tune_online": (str, "with --tune: the band adds the errors of the windows a history holds after the fit to "
                            "its calibration at each forecast (true: the default, or false)"),
+    "--tune_adapt": (str, "with --tune and an online band: the rate of adaptive conformal inference over the windows "
+                          "after the fit (0: none)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
                           "(the default) or a JSON file holding a list of configurations"),
 }
@@ -70,6 +72,11 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
     if "--tune_band" in options:  # TrialSettings checks it against the units it knows
         choices["band"] = options["--tune_band"]
+    if "--tune_adapt" in options:  # and the rate's range
+        try:
+            choices["adapt"] = float(options["--tune_adapt"])
+        except ValueError:
+            raise ConfigError(f"--tune_adapt {options['--tune_adapt']}: give a number in [0, 1), e.g. 0.01") from None
     choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])

@@ -21,7 +21,8 @@ import numpy as np
 
 from seq2text.errors import DataError
 
-__all__ = ["BAND", "calibrated_band", "conformal_offsets", "conformal_scores", "offsets_of", "summarised"]
+__all__ = ["ADAPTED_LEVELS", "BAND", "adapted_level", "calibrated_band", "conformal_offsets", "conformal_scores",
+           "offsets_of", "summarised"]
 
 BAND = (0.1, 0.9)  # the band a tuned forecaster calibrates: 10 % – 90 %, nominal coverage 80 %
 
@@ -66,15 +67,55 @@ def offsets_of(scores: np.ndarray, spread: np.ndarray, level: float, weights: np
         raise ValueError(f"level={level} lies in (0, 1)")
     weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
     count, horizon = float(weights.sum()), len(spread)
-    rank = math.ceil((count + 1) * level)
-    if count < 2 * horizon or rank > count:
+    if count < 2 * horizon or math.ceil((count + 1) * level) > count:
         raise DataError(f"{int(count) // max(horizon, 1)} held-out windows cannot calibrate a {level:.0%} band; raise "
                         "data.valid_size")
+    return _quantile(scores, weights, level)[None, :] * spread
+
+
+def _quantile(scores: np.ndarray, weights: np.ndarray, level: float) -> np.ndarray:
+    """Each variable's ⌈(m + 1)·level⌉-th smallest of the weighted scores (m, V) (the largest where the rank passes
+    their count), (V,)."""
+    rank = min(math.ceil((float(weights.sum()) + 1) * level), float(weights.sum()))
     q = np.empty(scores.shape[1])
     for v in range(scores.shape[1]):  # the smallest score whose cumulative weight reaches the rank
         order = np.argsort(scores[:, v], kind="stable")
-        q[v] = scores[order, v][np.searchsorted(np.cumsum(weights[order]), rank - 1e-9)]
-    return q[None, :] * spread
+        q[v] = scores[order, v][min(np.searchsorted(np.cumsum(weights[order]), rank - 1e-9), len(order) - 1)]
+    return q
+
+
+ADAPTED_LEVELS = (0.5, 0.99)  # where an adapted level is held
+
+
+def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarray, new: np.ndarray,
+                  starts: np.ndarray, ends: np.ndarray) -> float:
+    """Adaptive conformal inference (Gibbs & Candès 2021) replayed over the windows after the fit, in time order: the
+    level moves by `rate` × (the window's share of values outside its band − (1 − level)) once the window's last true
+    value is known, so a band that has lately missed more than it should widens, and one that covered too much
+    narrows. Each window's band is the one its origin had: the quantile, at the level then, of the kept scores and
+    of the windows known before that origin.
+
+    Args:
+        level: the nominal coverage (0.8 for the 10 %–90 % band).
+        rate: γ, how far one window moves the level (0: the nominal level).
+        kept, weights: the stored scores (k, V) and the weight of each (k,).
+        new: the scores of the windows after the fit (m, H, V), normalised as `conformal_scores` does.
+        starts, ends: each new window's origin and the time of its last true value (m,) each, comparable values.
+    Returns:
+        the adapted level, held within ADAPTED_LEVELS.
+    """
+    low, high = ADAPTED_LEVELS
+    order = np.argsort(starts, kind="stable")
+    misses = np.zeros(len(new))
+    for start in np.unique(starts):
+        known = ends < start
+        pooled = np.concatenate([kept, new[known].reshape(-1, new.shape[-1])])
+        pooled_weights = np.concatenate([weights, np.ones(int(known.sum()) * new.shape[1])])
+        now = float(np.clip(level + rate * (misses[known] - (1 - level)).sum(), low, high))
+        q = _quantile(pooled, pooled_weights, now)  # (V,)
+        here = order[starts[order] == start]
+        misses[here] = (new[here] > q).mean(axis=(1, 2))
+    return float(np.clip(level + rate * (misses - (1 - level)).sum(), low, high))
 
 
 def summarised(scores: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of
+from seq2text.predict.conformal import BAND, adapted_level, calibrated_band, conformal_scores, offsets_of
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
 from seq2text.text.series import Series, SeriesReading, powered, read_series, steps_after
 
@@ -31,7 +31,8 @@ class Forecaster:
             scale at the forecast origin (`SeriesReading.local_scale`; older bundles: of the network's scaled
             units); None: the network's quantiles as they are. Newer bundles keep the validation windows' scores,
             each step's spread and each series' `fit_end`; with `"online": true` the forecast adds the scores of
-            the windows the history holds after the fit (`offsets`).
+            the windows the history holds after the fit (`offsets`), and with `"adapt": γ` calibrates at the level
+            adaptive conformal inference reaches over those windows (`seq2text.predict.conformal.adapted_level`).
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
             normalisation); the forecast is the mean of every network's point forecast and band edges, in the
             series' units, before the calibration widens the band.
@@ -137,20 +138,25 @@ class Forecaster:
         `reading.power`, as `forecast` passes them). An online calibration (`calibration["online"]`) recomputes them
         from the validation scores it keeps and the scores of every window whose true values `series` hold after the
         fit (each series past its `fit_end`): the band follows the series as it goes on, without refitting."""
-        stored = np.asarray(self.calibration["offsets"], dtype=np.float64)
-        if not self.calibration.get("online"):
+        calibration = self.calibration
+        stored = np.asarray(calibration["offsets"], dtype=np.float64)
+        if not calibration.get("online"):
             return stored
-        new = self._scores_after_fit(series)
+        new, starts, ends = self._scores_after_fit(series)
         if not len(new):
             return stored
-        kept = np.asarray(self.calibration["scores"], dtype=np.float64)
-        weights = np.concatenate([np.full(len(kept), float(self.calibration.get("score_weight", 1.0))),
-                                  np.ones(len(new))])
-        return offsets_of(np.concatenate([kept, new]), np.asarray(self.calibration["spread"]),
-                          float(self.calibration["level"]), weights)
+        kept, spread = (np.asarray(calibration[key], dtype=np.float64) for key in ("scores", "spread"))
+        kept_weights = np.full(len(kept), float(calibration.get("score_weight", 1.0)))
+        level = float(calibration["level"])
+        if calibration.get("adapt"):
+            level = adapted_level(level, float(calibration["adapt"]), kept, kept_weights, new, starts, ends)
+        scores = np.concatenate([kept, new.reshape(-1, new.shape[-1])])
+        weights = np.concatenate([kept_weights, np.ones(len(scores) - len(kept))])
+        return offsets_of(scores, spread, min(level, weights.sum() / (weights.sum() + 1)), weights)
 
-    def _scores_after_fit(self, series: list[Series]) -> np.ndarray:
-        """The conformity scores (m, V) of every full window of `series` whose true values all lie after the fit."""
+    def _scores_after_fit(self, series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The conformity scores (m, H, V) of every full window of `series` whose true values all lie after the fit,
+        and each window's origin time and the time of its last true value (m,) each."""
         ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
         lookback = max(reading.lookback for _, reading in self.members)
         known = [one for one in series if one.id in ends]
@@ -159,13 +165,15 @@ class Forecaster:
                    for origin in range(max(steps_after(one, ends[one.id]), lookback, len(one) - horizon + 1 - share),
                                        len(one) - horizon + 1)]
         if not origins:
-            return np.zeros((0, self.reading.num_values))
+            return np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0)
         low, point, high = self._mean_band(origins)
         actual = np.stack([one.values[origin:origin + horizon] for one, origin in origins])  # (m, H, V)
         units = self._offset_units(origins)[:, None, :]
         scores, _ = conformal_scores(point / units, low / units, high / units, actual / units,
                                      np.asarray(self.calibration["spread"], dtype=np.float64))
-        return scores
+        starts = np.array([one.times[origin] for one, origin in origins])
+        last = np.array([one.times[origin + horizon - 1] for one, origin in origins])
+        return scores.reshape(len(origins), horizon, -1), starts, last
 
     def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
                   band: bool) -> np.ndarray:

@@ -148,6 +148,8 @@ class TrialSettings:
         online: the bundle's band adds the scores of the windows a history holds after the fit (each window's
             true values past the training part's end) to the validation part's before it widens (`Forecaster`):
             calibration that follows the series as it goes on (False: the validation part's alone).
+        adapt: with `online`, the rate γ of adaptive conformal inference over those windows (0: the nominal level):
+            a band that lately missed more than 20 % of the values widens, one that missed fewer narrows.
         start: configurations tried first, in order, and never pruned (a portfolio that did well on other series,
             e.g. PORTFOLIO's; `check_configuration`): the search then goes on from them. Each gives the lookback
             in units of max(season, horizon) (`lookback_seasons`) or in steps (`lookback`); what it leaves out is
@@ -165,6 +167,7 @@ class TrialSettings:
     band: str = "series"
     linear: bool = False
     online: bool = True
+    adapt: float = 0.0
     start: tuple[dict, ...] = ()
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
@@ -172,6 +175,9 @@ class TrialSettings:
     def __post_init__(self) -> None:
         if self.band not in UNITS:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
+        if not 0 <= self.adapt < 1 or (self.adapt and not self.online):
+            raise ConfigError(f"adapt {self.adapt} (--tune_adapt): give a rate in [0, 1), with an online band "
+                              "(--tune_online true)")
         for number, configuration in enumerate(self.start):
             check_configuration(configuration, self.linear, f"start configuration {number}")
 
@@ -453,12 +459,14 @@ UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band
 KEPT_SCORES = 2000  # a bundle keeps at most this many validation scores per variable (`summarised`)
 
 
-def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False) -> dict:
+def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False, adapt: float = 0.0
+              ) -> dict:
     """The band's conformal offsets from the ensemble's forecasts of every fold's validation windows
     (`band_forecasts`: each by models trained before its block), pooled over the folds; in `units`: `series` (each
     series' scale: one width for every window) or `local` (each window's recent scale over `steps` steps: the band
     widens where the series moves more). It keeps the scores and each step's spread: with `online`, `Forecaster`
-    adds the scores of the windows a history holds after the fit (`Forecaster.offsets`)."""
+    adds the scores of the windows a history holds after the fit (`Forecaster.offsets`), and with `adapt` > 0 moves
+    the level by adaptive conformal inference over them (`seq2text.predict.conformal.adapted_level`)."""
     point, lower, upper, actual = (np.concatenate([f[k] / f[UNITS[units]] for f in folds])
                                    for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
@@ -473,7 +481,8 @@ def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online
             "band": list(BAND), "level": round(level, 6), "units": units,
             **({"local_steps": steps} if units == "local" else {}),
             "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
-            "valid_coverage_before": round(covered, 4), "online": online, "scores": kept.round(6).tolist(),
+            "valid_coverage_before": round(covered, 4), "online": online, "adapt": adapt,
+            "scores": kept.round(6).tolist(),
             "score_weight": float(weights[0]), "spread": spread.round(6).tolist()}
 
 
@@ -514,7 +523,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     other = next(units for units in UNITS if units != settings.band)
     members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
     task, final_data = members[0]
-    calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online),
+    calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
+                                           settings.adapt),
                                  "fit_end": final_data.training_ends()} for units in (settings.band, other))
     task.calibration = calibration
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
