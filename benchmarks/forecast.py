@@ -65,7 +65,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "transform": ["--data.init_args.transform", "auto"],
                        "notransform": ["--data.init_args.transform", "none"],
                        "log": ["--data.init_args.transform", "log"],
-                       "sqrt": ["--data.init_args.transform", "sqrt"]}  # forecast_dev
+                       "sqrt": ["--data.init_args.transform", "sqrt"],
+                       "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"]}
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
@@ -251,8 +252,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`,
     `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
     configurations or not, `-transform` / `-notransform` the values power-transformed by the range-mean rule
-    (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt` that transform whatever the rule picks),
-    the same budget,
+    (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt` that transform whatever the rule picks,
+    `-forward` / `-best` the ensemble by forward selection or the best scores), the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}

@@ -520,11 +520,34 @@ def test_a_band_in_local_units_widens_where_the_series_moved_more_lately() -> No
     assert data.local_scales("train", 24).shape == (len(data.load_split("train")), 1)
 
 
+def test_forward_selection_adds_the_configurations_that_lower_the_mean_forecasts_error() -> None:
+    """`select_members`: `best` takes the best scores; `forward` starts from the best trial and adds whichever
+    lowers the validation MASE of the mean most, and stops when none does."""
+    from seq2text.tasks.tuning import select_members
+
+    actual = np.zeros((20, 2, 1))
+
+    def trial(error: np.ndarray) -> list[dict[str, np.ndarray]]:
+        point = actual + error.reshape(20, 1, 1)
+        return [{"point": point, "lower": point - 1, "upper": point + 1, "actual": actual,
+                 "naive": actual + 1, "mase": np.ones((20, 1, 1))}]
+
+    up, down = np.full(20, 0.5), np.full(20, -0.6)  # opposite errors: their mean is nearly right
+    kept = {0: (0.5, {"n": 0}, trial(up)), 1: (0.55, {"n": 1}, trial(up * 1.1)), 2: (0.6, {"n": 2}, trial(down)),
+            3: (0.9, {"n": 3}, trial(up * 1.8))}
+    best = {"folds": 1, "kept": kept}
+    assert [number for number, _ in select_members(best, 3, "best")] == [0, 1, 2]
+    assert [number for number, _ in select_members(best, 3, "forward")] == [0, 2]  # 0 + 2: 0.05; a third adds error
+    assert [number for number, _ in select_members(best, 1, "forward")] == [0]
+
+
 def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_could_know() -> None:
     """`adapted_level`: each window is judged by the band its origin had (the kept scores and the windows known by
     then, at the level then), and moves the level by rate × (its misses − 0.2) once known; held in ADAPTED_LEVELS."""
     from seq2text.predict.conformal import ADAPTED_LEVELS, adapted_level
+    from seq2text.tasks.tuning import ADAPT, TrialSettings
 
+    assert TrialSettings().adapt == ADAPT and TrialSettings(online=False).adapt == 0.0  # an offline band: none
     kept, weights = np.linspace(0, 1, 101)[:, None], np.ones(101)
     far = (5.0 + np.arange(10.0)).reshape(10, 1, 1)  # ten one-step windows, each further outside than the last
     starts = np.arange(10.0)
@@ -746,7 +769,7 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
                                   "bad folds", "bad members", "bad band", "bad linear", "bad online", "bad adapt",
-                                  "adapt offline", "no start file", "bad start file", "bad start"])
+                                  "adapt offline", "bad selection", "no start file", "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -775,6 +798,8 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                      "band 'wide' (--tune_band): give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],
                        "--tune_linear yes: give true or false"),
+        "bad selection": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1",
+                           "--tune_selection", "greedy"], "selection 'greedy' (--tune_selection): give one of best, "),
         "bad adapt": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt", "x"],
                       "--tune_adapt x: give a number in [0, 1)"),
         "adapt offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt",

@@ -1,8 +1,8 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_online true|false] [--tune_adapt RATE] [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster
-configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record and the band's
-calibration."""
+[--tune_online true|false] [--tune_adapt RATE] [--tune_selection best|forward]
+[--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically
+(`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_online": (str, "with --tune: the band adds the errors of the windows a history holds after the fit to "
                            "its calibration at each forecast (true: the default, or false)"),
     "--tune_adapt": (str, "with --tune and an online band: the rate of adaptive conformal inference over the windows "
-                          "after the fit (0: none)"),
+                          "after the fit (default 0.05; 0: none)"),
+    "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
+                              "default) or forward (forward selection on the validation MASE of their mean)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
                           "(the default) or a JSON file holding a list of configurations"),
 }
@@ -70,8 +72,9 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if options.get(option, "true") not in ("true", "false"):
             raise ConfigError(f"{option} {options[option]}: give true or false")
     choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
-    if "--tune_band" in options:  # TrialSettings checks it against the units it knows
-        choices["band"] = options["--tune_band"]
+    for option, name in (("--tune_band", "band"), ("--tune_selection", "selection")):  # TrialSettings checks them
+        if option in options:
+            choices[name] = options[option]
     if "--tune_adapt" in options:  # and the rate's range
         try:
             choices["adapt"] = float(options["--tune_adapt"])
