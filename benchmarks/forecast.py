@@ -69,6 +69,9 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"]}
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
+# the band's calibrations a record scores (`_forecasts`), by key: online with its level adapting (a bundle that does
+# not adapt: at the tuner's default rate, tasks.tuning.ADAPT), online at the nominal level, the validation part's alone
+BANDS = ("adaptive", "online", "offline")
 DEV_PEERS = ("seasonal_naive", "arima", "autoarima", "autoets")
 PANEL_PEERS = ("seasonal_naive", "ets", "arima", "autoarima", "autoets", "darts_rnn")
 
@@ -133,6 +136,13 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     return [np.stack(p) for p in points], [np.stack(b) if b else None for b in bands]
 
 
+def _band_calibration(key: str) -> str:
+    """The `_forecasts` calibration of a BANDS key."""
+    from seq2text.tasks.tuning import ADAPT
+
+    return f"adapt{ADAPT}" if key == "adaptive" else key
+
+
 def _score(panel: list[Series], points: list[np.ndarray], bands: list[np.ndarray | None]) -> dict:
     """Scores averaged over the series (MASE: each series' own scale), and the band's coverage of all test values."""
     per_series = [scores(s.values, p, rolling_windows(s), s.horizon, s.season, s.train_end)
@@ -160,9 +170,11 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
     config = json.loads((bundle / "config.json").read_text())
     points, bands = _forecasts(bundle, name, panel, table)
     result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
-    own, other = ("online", "offline") if config["calibration"]["online"] else ("offline", "online")
+    band = config["calibration"]
+    own = "adaptive" if band.get("adapt") else "online" if band["online"] else "offline"
     result[f"interval_coverage_10_90_{own}"] = result.get("interval_coverage_10_90")  # the bundle's own band
-    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"), (other, other)):
+    for calibration, key in (("none", "uncalibrated"), ("alternative", "alternative_units"),
+                             *((_band_calibration(key), key) for key in BANDS if key != own)):
         other_points, other_bands = _forecasts(bundle, name, panel, table, calibration)
         if all(b is not None for b in other_bands):
             other = _score(panel, other_points, other_bands)
@@ -234,8 +246,7 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   mase_seq2text=value, interval_coverage_10_90=auto.get("interval_coverage_10_90"),
                   interval_coverage_10_90_uncalibrated=auto.get("interval_coverage_10_90_uncalibrated"),
                   interval_coverage_10_90_alternative_units=auto.get("interval_coverage_10_90_alternative_units"),
-                  interval_coverage_10_90_online=auto.get("interval_coverage_10_90_online"),
-                  interval_coverage_10_90_offline=auto.get("interval_coverage_10_90_offline"),
+                  **{f"interval_coverage_10_90_{key}": auto.get(f"interval_coverage_10_90_{key}") for key in BANDS},
                   **{f"mase_{peer}": round(v, 4) for peer, v in scored.items()},
                   best_peer=min(scored, key=scored.get) if scored else None,
                   best_peer_mase=round(best, 4), beats_best_peer=bool(value <= best),
@@ -278,7 +289,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                 "interval_coverage_10_90_uncalibrated": auto.get("interval_coverage_10_90_uncalibrated"),
                 "interval_coverage_10_90_alternative_units": auto.get("interval_coverage_10_90_alternative_units"),
                 **{f"interval_coverage_10_90_{key}": auto.get(f"interval_coverage_10_90_{key}")
-                   for key in ("online", "offline")},
+                   for key in BANDS},
                 **({"mase_per_series": auto["mase_per_series"]} if "mase_per_series" in auto else {}),
                 "transform": auto["tuning"]["transform"],
                 **{k: auto["tuning"][k] for k in ("valid_mase", "ensemble_valid_mase", "folds", "members",
@@ -293,7 +304,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                                                       for r in runs.values()])), 4),
         **{f"mean_abs_coverage_gap_{key}": round(float(np.mean([
             abs(r[variant][f"interval_coverage_10_90_{key}"] - 0.8) for r in runs.values()])), 4)
-           for key in ("alternative_units", "online", "offline")}}
+           for key in ("alternative_units", *BANDS)
+           if all(r[variant].get(f"interval_coverage_10_90_{key}") is not None for r in runs.values())}}
         for variant in variants}
     headline = summary[variants[-1]]["geometric_mean_relative_mase"]
     return record(name, metric="geometric_mean_test_mase_relative_to_best_peer", value=headline,

@@ -57,6 +57,14 @@ TARGETS = {
                           "(against forecast_dev_linear's 1x5-nolinear on the same four: 1.071)",
     "forecast_dev_transform": "the seven development sets, the default method with data.transform auto (against "
                               "forecast_dev_linear's 1x5-nolinear: 1.1038)",
+    "forecast_dev_spread": "the three development sets where the two range-mean rules pick differently: square root "
+                           "(the spread around each chunk's line) against log (the raw spread); none for reference",
+    "forecast_dev_defaults": "the ten development sets (the employment and Australian production panels added), the "
+                             "current defaults: a record, not a decision",
+    "forecast_dev_adaptive": "the ten development sets' bundles (forecast_dev_defaults): the band's coverage online "
+                             "at the nominal level and adapting at rates 0.01 and 0.05",
+    "forecast_dev_forward": "the ten development sets: forward selection of the ensemble (against "
+                            "forecast_dev_defaults' five best: 1.0109)",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
