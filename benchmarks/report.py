@@ -64,7 +64,8 @@ TARGETS = {
     "forecast_dev_adaptive": "the ten development sets' bundles (forecast_dev_defaults): the band's coverage online "
                              "at the nominal level and adapting at rates 0.01 and 0.05",
     "forecast_dev_forward": "the ten development sets: forward selection of the ensemble (against "
-                            "forecast_dev_defaults' five best: 1.0109)",
+                            "forecast_dev_defaults' five best: 1.0109); its `online` coverage is the bundle's own "
+                            "(adapting) band",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
