@@ -105,7 +105,6 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
         the adapted level, held within ADAPTED_LEVELS.
     """
     low, high = ADAPTED_LEVELS
-    order = np.argsort(starts, kind="stable")
     misses = np.zeros(len(new))
     for start in np.unique(starts):
         known = ends < start
@@ -113,7 +112,7 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
         pooled_weights = np.concatenate([weights, np.ones(int(known.sum()) * new.shape[1])])
         now = float(np.clip(level + rate * (misses[known] - (1 - level)).sum(), low, high))
         q = _quantile(pooled, pooled_weights, now)  # (V,)
-        here = order[starts[order] == start]
+        here = starts == start
         misses[here] = (new[here] > q).mean(axis=(1, 2))
     return float(np.clip(level + rate * (misses - (1 - level)).sum(), low, high))
 

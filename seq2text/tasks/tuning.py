@@ -566,12 +566,13 @@ def select_members(best: dict, members: int, selection: str) -> list[tuple[int, 
                               for f in range(best["folds"])]))
 
     chosen, left = ranked[:1], ranked[1:]
+    current = score(chosen)
     while len(chosen) < members and left:
-        scored = [(score([*chosen, candidate]), k) for k, candidate in enumerate(left)]
-        value, k = min(scored)
-        if value >= score(chosen):
+        value, k = min((score([*chosen, candidate]), k) for k, candidate in enumerate(left))
+        if value >= current:
             break
         chosen.append(left.pop(k))
+        current = value
     return chosen
 
 
