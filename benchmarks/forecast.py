@@ -37,6 +37,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -300,10 +301,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
         "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[variant]["relative_to_best_peer"])
                                                                    for r in runs.values()]))), 4),
         "beats_best_peer": sum(r[variant]["relative_to_best_peer"] <= 1 for r in runs.values()),
-        "mean_abs_coverage_gap": round(float(np.mean([abs(r[variant]["interval_coverage_10_90"] - 0.8)
-                                                      for r in runs.values()])), 4),
-        **{f"mean_abs_coverage_gap_{key}": round(float(np.mean([
-            abs(r[variant][f"interval_coverage_10_90_{key}"] - 0.8) for r in runs.values()])), 4)
+        "mean_abs_coverage_gap": _coverage_gap(r[variant]["interval_coverage_10_90"] for r in runs.values()),
+        **{f"mean_abs_coverage_gap_{key}": _coverage_gap(r[variant][f"interval_coverage_10_90_{key}"]
+                                                         for r in runs.values())
            for key in ("alternative_units", *BANDS)
            if all(r[variant].get(f"interval_coverage_10_90_{key}") is not None for r in runs.values())}}
         for variant in variants}
@@ -327,14 +327,12 @@ def forecast_rescore(source: str, variant: str, calibrations: list[str], dataset
         bundle, table = out / "auto" / "bundle", out / f"{dataset}.csv"
         if not bundle.is_dir():
             raise SystemExit(f"{bundle} is missing: run forecast_dev --record {source} --variants {variant} first")
-        runs[dataset] = {"mase": None, "bundle": str(bundle.relative_to(ROOT))}
-        for calibration in calibrations:
-            scored = _score(panel, *_forecasts(bundle, dataset, panel, table, calibration))
-            runs[dataset]["mase"] = scored["mase"]
-            runs[dataset][f"interval_coverage_10_90_{calibration}"] = scored["interval_coverage_10_90"]
-    summary = {calibration: {"mean_abs_coverage_gap": round(float(np.mean([
-        abs(r[f"interval_coverage_10_90_{calibration}"] - 0.8) for r in runs.values()])), 4)}
-        for calibration in calibrations}
+        scored = [_score(panel, *_forecasts(bundle, dataset, panel, table, c)) for c in calibrations]
+        runs[dataset] = {"mase": scored[0]["mase"], "bundle": str(bundle.relative_to(ROOT)),
+                         **{f"interval_coverage_10_90_{c}": one["interval_coverage_10_90"]
+                            for c, one in zip(calibrations, scored, strict=True)}}
+    summary = {c: {"mean_abs_coverage_gap": _coverage_gap(r[f"interval_coverage_10_90_{c}"] for r in runs.values())}
+               for c in calibrations}
     return record(name, metric=f"mean_abs_coverage_gap_{calibrations[-1]}",
                   value=summary[calibrations[-1]]["mean_abs_coverage_gap"],
                   split="each series' own protocol (forecast_dev): the test part's rolling origins",
@@ -342,6 +340,11 @@ def forecast_rescore(source: str, variant: str, calibrations: list[str], dataset
                   calibrations=calibrations, summary=summary, runs=runs,
                   total_seconds=round(time.monotonic() - start, 1),
                   note="the same bundles under each calibration; the point forecasts do not change")
+
+
+def _coverage_gap(coverages: Iterable[float]) -> float:
+    """The mean distance of the bands' coverages from their nominal 80 %."""
+    return round(float(np.mean([abs(c - 0.8) for c in coverages])), 4)
 
 
 def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
