@@ -67,7 +67,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "notransform": ["--data.init_args.transform", "none"],
                        "log": ["--data.init_args.transform", "log"],
                        "sqrt": ["--data.init_args.transform", "sqrt"],
-                       "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"]}
+                       "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"],
+                       "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"]}
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 # the band's calibrations a record scores (`_forecasts`), by key: online with its level adapting (a bundle that does
@@ -265,7 +266,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
     configurations or not, `-transform` / `-notransform` the values power-transformed by the range-mean rule
     (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt` that transform whatever the rule picks,
-    `-forward` / `-best` the ensemble by forward selection or the best scores), the same budget,
+    `-forward` / `-best` the ensemble by forward selection or the best scores, `-choose` / `-rule` the transform
+    chosen on the validation part between the rule's pick and none, or the rule's pick), the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}

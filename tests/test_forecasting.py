@@ -316,16 +316,18 @@ TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_co
 
 
 def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3, trials: int = 2,
-                 start: tuple[dict, ...] = ()) -> dict:
-    """`trials` trials (two) of two epochs on `frame` (valid 30, test 24 steps), straight through the library."""
+                 start: tuple[dict, ...] = (), transform: str = "rule", seed: int = 3) -> dict:
+    """`trials` trials (two) of two epochs on `frame` (valid 30, test 24 steps), straight through the library; with
+    `transform` validation, the data's transform `auto` and the search choosing it."""
     from seq2text.tasks.forecasting import ForecastingTask
     from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
 
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
-                                       valid_size=30, test_size=24, batch_size=32)
+                                       valid_size=30, test_size=24, batch_size=32,
+                                       transform="auto" if transform == "validation" else "none")
     settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds,
-                             calibration_folds=calibration_folds, start=start)
-    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=trials, seed=3), settings,
+                             calibration_folds=calibration_folds, start=start, transform=transform)
+    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=trials, seed=seed), settings,
                              log=lambda _: None)
     return result.record
 
@@ -379,6 +381,54 @@ def test_a_tuned_bundle_of_a_growing_series_reads_logs_and_forecasts_in_its_unit
     future = seq2text.load(bundle).forecast(frame)
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
     assert 0.3 * frame["load"].iloc[-12:].mean() < future["load"].mean() < 3 * frame["load"].iloc[-12:].mean()
+
+
+@needs_optuna
+def test_the_search_chooses_the_transform_in_the_values_as_read_and_never_reads_the_test_part() -> None:
+    """--tune_transform validation on a series whose swing grows with its level: the trials draw log or none, each
+    scored by its validation MASE in the values as read (so the two compare); the members share the best trial's
+    transform, which the calibration and refit read. Poisoned test values change none of it."""
+    t = np.arange(150.0)
+    frame = monthly(150).assign(load=np.exp(t / 50) * (10 + 3 * np.sin(2 * np.pi * t / 12)))
+    poisoned = frame.copy()
+    poisoned.loc[len(frame) - 24:, "load"] = 1e9
+    clean, dirty = (_tiny_tuning(f, folds=1, calibration_folds=1, trials=6, transform="validation", seed=0)
+                    for f in (frame, poisoned))
+    drawn = [t["params"]["transform"] for t in clean["trials"]]
+    assert set(drawn) == {"log", "none"}, drawn
+    members = clean["ensemble"]["members"]
+    assert {m["params"]["transform"] for m in members} == {clean["chosen"]["transform"]}
+    kept = [t for t in clean["trials"] if t["state"] == "complete"]
+    assert len(members) == sum(t["params"]["transform"] == clean["chosen"]["transform"] for t in kept) < len(kept)
+    assert [t["valid_mase"] for t in clean["trials"]] == [t["valid_mase"] for t in dirty["trials"]]
+    assert clean["chosen"] == dirty["chosen"] and clean["calibration"]["offsets"] == dirty["calibration"]["offsets"]
+
+
+def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
+    """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
+    the same forecasts computed by hand in the series' units."""
+    from seq2text.tasks.tuning import raw_scores, scores_of
+
+    t = np.arange(120.0)
+    frame = monthly(120).assign(load=np.exp(t / 40) * (1 + 0.3 * np.sin(2 * np.pi * t / 12)))
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, transform="auto", valid_size=24, test_size=12)
+    view = data.view("valid")
+    assert view.reading.power == 0.0 and data.transform_choices() == ("log", "none")
+    assert view.view("valid", transform="none").reading.power == 1.0
+    split = view.load_split("valid")
+    windows = split[list(range(len(split)))]
+    logs = (windows.target.double() * windows.scale.double()[:, None] + windows.last.double()[:, None]).numpy()
+    rng = np.random.default_rng(0)
+    forecasts = {"point": logs + rng.normal(0, 0.05, logs.shape), "actual": logs, "series": np.zeros(len(logs), int),
+                 "naive": (windows.naive.double() * windows.scale.double()[:, None]
+                           + windows.last.double()[:, None]).numpy()}
+    forecasts |= {"lower": forecasts["point"] - 0.1, "upper": forecasts["point"] + 0.1}
+    values = frame["load"].to_numpy()
+    denominator = np.abs(values[12:84] - values[:72]).mean()  # the training part's (84 steps) seasonal naive
+    by_hand = np.abs(np.exp(forecasts["point"]) - np.exp(logs)).mean() / denominator
+    assert scores_of(raw_scores(forecasts, view))["mase"] == pytest.approx(by_hand, rel=1e-6)
+    assert np.allclose(np.exp(logs)[:, :, 0], [values[o:o + 3] for o in range(84, 106)])
 
 
 @needs_optuna
@@ -769,7 +819,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
                                   "bad folds", "bad members", "bad band", "bad linear", "bad online", "bad adapt",
-                                  "adapt offline", "bad selection", "no start file", "bad start file", "bad start"])
+                                  "adapt offline", "bad selection", "bad transform", "no start file",
+                                  "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -800,6 +851,8 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                        "--tune_linear yes: give true or false"),
         "bad selection": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1",
                            "--tune_selection", "greedy"], "selection 'greedy' (--tune_selection): give one of best, "),
+        "bad transform": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1",
+                           "--tune_transform", "auto"], "transform 'auto' (--tune_transform): give one of rule, "),
         "bad adapt": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt", "x"],
                       "--tune_adapt x: give a number in [0, 1)"),
         "adapt offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt",

@@ -1,6 +1,6 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_online true|false] [--tune_adapt RATE] [--tune_selection best|forward]
+[--tune_online true|false] [--tune_adapt RATE] [--tune_selection best|forward] [--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically
 (`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
 
@@ -30,6 +30,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                           "after the fit (default 0.05; 0: none)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
                               "default) or forward (forward selection on the validation MASE of their mean)"),
+    "--tune_transform": (str, "with --tune and data.transform auto: rule (the range-mean rule's pick, the default) or "
+                              "validation (the search chooses between the rule's pick and none)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "
                           "(the default) or a JSON file holding a list of configurations"),
 }
@@ -72,7 +74,8 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if options.get(option, "true") not in ("true", "false"):
             raise ConfigError(f"{option} {options[option]}: give true or false")
     choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
-    for option, name in (("--tune_band", "band"), ("--tune_selection", "selection")):  # TrialSettings checks them
+    for option, name in (("--tune_band", "band"), ("--tune_selection", "selection"),
+                         ("--tune_transform", "transform")):  # TrialSettings checks them
         if option in options:
             choices[name] = options[option]
     if "--tune_adapt" in options:  # and the rate's range

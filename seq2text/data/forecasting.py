@@ -125,6 +125,7 @@ class SeriesDataModule(SplitDataModule):
                                    1 if horizon is None else horizon, 1 if season is None else season,
                                    tuple(calendar), normalize=normalize)  # season/horizon None: set in _load
         self._series, self._parts, self.datasets, self._step = [], [], {}, None
+        self._raw: list[Series] = []  # the series as read, before the power transform
         if path is not None:
             self._load(path)
 
@@ -145,10 +146,19 @@ class SeriesDataModule(SplitDataModule):
         power = POWERS.get(hp.transform) if hp.transform != "auto" else power_choice(
             [s.values[:p.valid] for s, p in zip(series, parts, strict=True)], max(self._base.season,
                                                                                    self._base.horizon))
-        where = f"the data (data.transform {hp.transform}, λ = {power})"
-        series = [replace(s, values=powered(s.values, power, where=where)) for s in series]
-        self._base = replace(self._base, power=power)
-        self._adopt(series, parts)
+        self._raw, self._base = series, replace(self._base, power=power)
+        self._adopt(self._powered(power), parts)
+
+    def _powered(self, power: float) -> list[Series]:
+        """The series as read, power-transformed (Box-Cox λ `power`)."""
+        where = f"the data (data.transform {self.hparams.transform}, λ = {power})"
+        return [replace(s, values=powered(s.values, power, where=where)) for s in self._raw]
+
+    def transform_choices(self) -> tuple[str, ...]:
+        """The transforms a tuner may choose among on the validation part: with data.transform `auto` and a rule
+        that picks one, that one and `none`; else the transform in use alone."""
+        picked = next(name for name, power in POWERS.items() if power == self._base.power)
+        return (picked, "none") if self.hparams.transform == "auto" and picked != "none" else (picked,)
 
     def _resolve_defaults(self, series: list[Series], source: object) -> None:
         """Checks the series share one time step; season and horizon left unset come from it."""
@@ -197,20 +207,23 @@ class SeriesDataModule(SplitDataModule):
             back: with `valid`, an earlier fold of a rolling-origin cross-validation: the validation block moved
                 `back` validation lengths earlier (each series cut where that block ends; scales refitted on the
                 shorter training part before it).
+            changes: `transform` (`none`, `sqrt`, `log`) powers the values as read anew; `auto` keeps this one's.
         """
         if not self._series:
             raise ConfigError("data.path is not set: give the table to forecast (CSV, TSV or Parquet)")
         fixed = {"season": self._base.season, "horizon": self._base.horizon}
         options = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # not LightningCLI's _class_path
         module = SeriesDataModule(**{**options, **fixed, **changes, "path": None})
-        module._step, module._base = self._step, replace(module._base, power=self._base.power)  # values transformed
+        power = POWERS.get(changes.get("transform"), self._base.power)
+        series = self._series if power == self._base.power else self._powered(power)
+        module._step, module._raw, module._base = self._step, self._raw, replace(module._base, power=power)
         if fit_until == "valid":
             parts = [self._fold(p, back) for p in self._parts]
             cut = [replace(s, times=s.times[:p.test], values=s.values[:p.test], rows=s.rows[:p.test])
-                   for s, p in zip(self._series, parts, strict=True)]
+                   for s, p in zip(series, parts, strict=True)]
             module._adopt(cut, parts)
         else:
-            module._adopt(self._series, [_Part(p.test, p.test, p.end) for p in self._parts])
+            module._adopt(series, [_Part(p.test, p.test, p.end) for p in self._parts])
         return module
 
     @property
@@ -239,6 +252,12 @@ class SeriesDataModule(SplitDataModule):
         """Each series' last time step in its training part (an ISO date, or the number of a numeric time column):
         where a refitted forecaster's unseen values begin."""
         return {s.id: time_value(s.times[p.valid - 1]) for s, p in zip(self._series, self._parts, strict=True)}
+
+    def raw_mase_scales(self) -> np.ndarray:
+        """Each series' MASE denominator in the values as read (before the power transform), fitted on its training
+        part: (series, V), in the order of the windows' series index."""
+        return np.stack([seasonal_scale(s.values[:p.valid], self._base.season)
+                         for s, p in zip(self._raw, self._parts, strict=True)])
 
     def has_test(self) -> bool:
         """Whether some series has a test part."""

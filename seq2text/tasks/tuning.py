@@ -62,6 +62,7 @@ from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, 
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
+from seq2text.text.series import powered
 
 __all__ = ["PORTFOLIO", "SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "ensemble_test_scores",
            "tune_forecaster"]
@@ -110,6 +111,8 @@ class SeriesViews(Protocol):
 
     def training_steps(self, back: int = 0) -> int: ...  # noqa: D102
 
+    def transform_choices(self) -> tuple[str, ...]: ...  # noqa: D102
+
 
 @dataclass(frozen=True)
 class TuningBudget:
@@ -154,6 +157,10 @@ class TrialSettings:
             calibration that follows the series as it goes on (False: the validation part's alone).
         selection: how the ensemble's configurations are chosen (`select_members`): `best`, the `members` with
             the best validation scores, or `forward`, forward selection on the validation MASE of their mean.
+        transform: how the values' power transform is chosen where the data's is `auto`: `rule`, the range-mean
+            rule's pick (`power_choice`); `validation`, the search draws it too, among the rule's pick and none
+            (`transform_choices`), every trial scored in the values as read (`raw_scores`), and the ensemble is the
+            best trials with the best one's transform.
         adapt: with `online`, the rate γ of adaptive conformal inference over those windows (0: the nominal level):
             a band that lately missed more than 20 % of the values widens, one that missed fewer narrows. None:
             ADAPT with an online band, else 0.
@@ -176,6 +183,7 @@ class TrialSettings:
     online: bool = True
     adapt: float | None = None
     selection: str = "best"
+    transform: str = "rule"
     start: tuple[dict, ...] = ()
     precision: str | int = "auto"
     gradient_clip_val: float | None = 1.0
@@ -185,6 +193,9 @@ class TrialSettings:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection {self.selection!r} (--tune_selection): give one of {', '.join(SELECTIONS)}")
+        if self.transform not in TRANSFORM_CHOICES:
+            raise ConfigError(f"transform {self.transform!r} (--tune_transform): give one of "
+                              f"{', '.join(TRANSFORM_CHOICES)}")
         if self.adapt is None:
             object.__setattr__(self, "adapt", ADAPT if self.online else 0.0)
         if not 0 <= self.adapt < 1 or (self.adapt and not self.online):
@@ -232,9 +243,10 @@ def search_space(linear: bool) -> dict[str, tuple]:
     return {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
 
 
-def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False  # noqa: ANN401
-            ) -> dict:
-    """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices."""
+def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False,  # noqa: ANN401
+            transforms: tuple[str, ...] = ()) -> dict:
+    """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices;
+    `transforms`: the power transforms to draw from (fewer than two: the data's own)."""
     space = search_space(linear)
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
               **{name: trial.suggest_categorical(name, space[name])
@@ -244,6 +256,8 @@ def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear:
         params["calendar"] = trial.suggest_categorical("calendar", space["calendar"])
     if panel:
         params["series_embedding"] = trial.suggest_categorical("series_embedding", space["series_embedding"])
+    if len(transforms) > 1:
+        params["transform"] = trial.suggest_categorical("transform", transforms)
     return params
 
 
@@ -291,6 +305,8 @@ def data_changes(params: dict, reading: Any) -> dict:  # noqa: ANN401
     changes = {"lookback": params["lookback"], "normalize": params["normalize"]}
     if params.get("calendar"):
         changes["calendar"] = [_calendar_feature(reading)]
+    if "transform" in params:
+        changes["transform"] = params["transform"]
     return changes
 
 
@@ -314,18 +330,27 @@ FOLD_STEPS = 1_000_000  # the pruner's steps of block b start at b × FOLD_STEPS
 
 class _Report(pl.Callback):
     """Reports the trial's running score to the Optuna trial (the mean of the finished folds' MASE and this fold's
-    latest) at step `offset` + epoch; stops the fit when the pruner says so."""
+    latest) at step `offset` + epoch; stops the fit when the pruner says so. With `raw` (the fold's data), this
+    fold's MASE is of the values as read (`raw_scores`), else the task's validation MASE."""
 
-    def __init__(self, trial: Any, finished: list[float], offset: int, prunable: bool) -> None:  # noqa: ANN401
+    def __init__(self, trial: Any, finished: list[float], offset: int, prunable: bool,  # noqa: ANN401
+                 raw: Any = None) -> None:  # noqa: ANN401
         self.trial, self.finished, self.offset, self.pruned, self.history = trial, finished, offset, False, []
-        self.prunable = prunable
+        self.prunable, self.raw = prunable, raw
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = _score(trainer)
+        value = _score(trainer) if self.raw is None else _raw_mase(pl_module.net, self.raw)
+        pl_module.train()
         self.history.append(round(value, 5))
         self.trial.report(float(np.mean([*self.finished, value])), step=self.offset + trainer.current_epoch)
         if self.prunable and self.trial.should_prune():
             self.pruned, trainer.should_stop = True, True
+
+
+def _raw_mase(net: torch.nn.Module, data: Any) -> float:  # noqa: ANN401
+    """`net`'s validation MASE on `data` in the values as read (`raw_scores`)."""
+    value = scores_of(raw_scores(band_forecasts(net, data, "valid"), data))["mase"]
+    return value if math.isfinite(value) else 1e6
 
 
 def _score(trainer: pl.Trainer) -> float:
@@ -372,21 +397,24 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
     folds, lookbacks = best["folds"], best["lookbacks"]
     panel = len(data.reading.scales) > 1
+    transforms = data.transform_choices() if settings.transform == "validation" else ()
 
     def objective(trial: optuna.Trial) -> float:
         start = time.monotonic()
-        params = suggest(trial, data.reading, lookbacks, panel, settings.linear)
+        params = suggest(trial, data.reading, lookbacks, panel, settings.linear, transforms)
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
             task = make_task(base, params, view.reading)
-            report = _Report(trial, scores, back * FOLD_STEPS, prunable=trial.number >= len(settings.start))
+            raw = bool(transforms) and view.reading.power != 1  # else val/mase is already in the values as read
+            report = _Report(trial, scores, back * FOLD_STEPS, prunable=trial.number >= len(settings.start),
+                             raw=view if raw else None)
             trainer = _train(task, view, settings, budget.seed, [report], validate=True)
             history.append(report.history)
             if report.pruned:
                 break
-            scores.append(_score(trainer))
             windows.append(band_forecasts(task.net, view, "valid"))
+            scores.append(_raw_mase(task.net, view) if raw else _score(trainer))
         score = float(np.mean(scores)) if scores and not report.pruned else math.inf
         trial.set_user_attr("fold_valid_mase", [round(v, 5) for v in scores])
         trial.set_user_attr("valid_mase_history", history)
@@ -430,9 +458,10 @@ def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, b
 def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.ndarray]:  # noqa: ANN401
     """`net`'s forecasts of the `split` windows of `data`, in the series' units: the point forecast, the band's edges
     (the point for a network without those quantiles), the true values and the seasonal-naive forecast, (n, H, V)
-    each; and per window the series' scale (`norm`), its recent scale (`local`: `SeriesReading.local_scale` over
-    `local_steps`) and MASE's denominator (`mase`), (n, 1, V). Networks that read the series differently (lookback,
-    normalisation) give windows of the same origins, so their forecasts average."""
+    each; per window its series' index (`series`, (n,)); and per window the series' scale (`norm`), its recent scale
+    (`local`: `SeriesReading.local_scale` over `local_steps`) and MASE's denominator (`mase`), (n, 1, V). Networks
+    that read the series differently (lookback, normalisation) give windows of the same origins, so their forecasts
+    average. The series' units are the values the network reads (power-transformed: `raw_scores` transforms back)."""
     windows = data.load_split(split)
     batch = windows[list(range(len(windows)))]
     lower, point, upper = net.eval().band(net(batch.input, batch.series).float(), BAND).unbind(-1)  # (n, H, V)
@@ -441,7 +470,7 @@ def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.
              (("point", point), ("lower", lower), ("upper", upper), ("actual", batch.target),
               ("naive", batch.naive))}
     norms = np.asarray(list(data.reading.scales.values()), dtype=np.float64)  # (series, V)
-    return {**units, "norm": norms[batch.series.numpy()][:, None, :],
+    return {**units, "norm": norms[batch.series.numpy()][:, None, :], "series": batch.series.numpy(),
             "local": data.local_scales(split, local_steps(data.reading))[:, None, :],
             "mase": batch.mase_scale.double().unsqueeze(1).numpy()}
 
@@ -449,6 +478,15 @@ def band_forecasts(net: torch.nn.Module, data: Any, split: str) -> dict[str, np.
 def local_steps(reading: Any) -> int:  # noqa: ANN401
     """The steps a window's recent scale is measured over (a band in `local` units): 2 × max(season, horizon)."""
     return 2 * _unit(reading)
+
+
+def raw_scores(forecasts: dict[str, np.ndarray], data: Any) -> dict[str, np.ndarray]:  # noqa: ANN401
+    """`band_forecasts` of `data`'s windows in the values as read: the point, band, true values and seasonal-naive
+    forecast transformed back from the power `data.reading.power`, MASE's denominator fitted there
+    (`raw_mase_scales`): scores comparable between transforms."""
+    power = data.reading.power
+    back = {k: powered(forecasts[k], power, inverse=True) for k in ("point", "lower", "upper", "actual", "naive")}
+    return {**forecasts, **back, "mase": data.raw_mase_scales()[forecasts["series"]][:, None, :]}
 
 
 def mean_forecasts(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -470,6 +508,7 @@ def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
 # Adaptive conformal inference's rate for an online band: 0.05 brought the ten development sets' test coverage closest
 # to 0.8 (mean distance 0.0517, against 0.0612 at 0.01 and 0.0664 without; forecast_dev_adaptive, rule set before).
 ADAPT = 0.05
+TRANSFORM_CHOICES = ("rule", "validation")  # how the power transform is chosen (`TrialSettings.transform`)
 SELECTIONS = ("best", "forward")  # how the ensemble's configurations are chosen (`select_members`)
 UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band_forecasts` they are read from
 KEPT_SCORES = 2000  # a bundle keeps at most this many validation scores per variable (`summarised`)
@@ -558,6 +597,7 @@ def select_members(best: dict, members: int, selection: str) -> list[tuple[int, 
     add the one that most lowers the validation MASE of the members' mean forecasts, while one does, up to
     `members`."""
     ranked = sorted(best["kept"].items(), key=lambda item: item[1][0])
+    ranked = [item for item in ranked if item[1][1].get("transform") == ranked[0][1][1].get("transform")]
     if selection == "best":
         return ranked[:max(members, 1)]
 
