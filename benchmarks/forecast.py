@@ -60,7 +60,7 @@ AUTO_RECIPE = "recipes/forecast_auto.yaml"
 TRIALS, BUDGET, FOLDS, MEMBERS, CALIBRATION = 20, "10m", 1, 5, 1  # the same for every dataset
 DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_band", "series"],
                        "nolinear": ["--tune_linear", "false"], "linear": ["--tune_linear", "true"],
-                       "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"],
+                       "steps": ["--trainer.min_steps"], "epochs": ["--trainer.max_epochs"], "seeds": ["--tune_seeds"],
                        "portfolio": ["--tune_start"], "noportfolio": ["--tune_start", "none"],
                        "online": ["--tune_online", "true"], "offline": ["--tune_online", "false"],
                        "transform": ["--data.init_args.transform", "auto"],
@@ -262,14 +262,15 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     configuration alone; `3x5`: three blocks and the mean of the five best; `1x5c3`: one block to choose, three to
     calibrate the band; without `c`, the band is calibrated on the blocks that chose; options DEV_VARIANT_OPTIONS:
     `-local` / `-series` the band's units, `-linear` / `-nolinear` the search with or without the linear cell,
-    `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-trialsN` N trials instead of `trials`,
-    `-portfolio` / `-noportfolio` the search starts from the portfolio of the other development series' best
-    configurations or not, `-transform` / `-notransform` the values power-transformed by the range-mean rule
-    (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt` that transform whatever the rule picks,
-    `-forward` / `-best` the ensemble by forward selection or the best scores, `-choose` / `-rule` the transform
-    chosen on the validation part between the rule's pick and none, or the rule's pick), the same budget,
-    against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
-    other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
+    `-stepsN` every fit at least N optimizer steps, `-epochsN` N epochs, `-seedsN` each member refitted from N
+    seeds, `-trialsN` N trials instead of `trials`, `-portfolio` / `-noportfolio` the search starts from the
+    portfolio of the other development series' best configurations or not, `-transform` / `-notransform` the values
+    power-transformed by the range-mean rule (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt`
+    that transform whatever the rule picks, `-forward` / `-best` the ensemble by forward selection or the best
+    scores, `-choose` / `-rule` the transform chosen on the validation part between the rule's pick and none, or the
+    rule's pick), the same budget, against its peers: where the tuner's method is chosen. Each run also records the
+    coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the
+    other calibration)."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
         panel = load_panel(dataset)

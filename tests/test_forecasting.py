@@ -404,6 +404,25 @@ def test_the_search_chooses_the_transform_in_the_values_as_read_and_never_reads_
     assert clean["chosen"] == dirty["chosen"] and clean["calibration"]["offsets"] == dirty["calibration"]["offsets"]
 
 
+@needs_optuna
+def test_each_member_refitted_from_several_seeds_joins_the_ensemble() -> None:
+    """--tune_seeds 2: each of the ensemble's configurations trained twice (seeds 3 and 4): four networks for two
+    configurations, the best configuration's first seed first; same configuration, other weights."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster
+
+    data = SeriesDataModule.from_frame(monthly(150), time_column="month", value_columns=["load"], horizon=6,
+                                       season=12, valid_size=30, test_size=24, batch_size=32)
+    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", seeds=2)
+    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
+    assert len(result.members) == 4 and len(result.task.members) == 3 and result.task is result.members[0][0]
+    first, second = (task.net.state_dict() for task, _ in result.members[:2])
+    assert first.keys() == second.keys() and any(not torch.equal(first[k], second[k]) for k in first)
+    assert "2 seed(s)" in result.record["refit"] and len(result.record["ensemble"]["members"]) == 2
+    with pytest.raises(ConfigError, match="seeds 0 .--tune_seeds.: give a positive whole number"):
+        TrialSettings(seeds=0)
+
+
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
     """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
     the same forecasts computed by hand in the series' units."""
@@ -818,8 +837,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
-                                  "bad folds", "bad members", "bad band", "bad linear", "bad online", "bad adapt",
-                                  "adapt offline", "bad selection", "bad transform", "no start file",
+                                  "bad folds", "bad members", "bad seeds", "bad band", "bad linear", "bad online",
+                                  "bad adapt", "adapt offline", "bad selection", "bad transform", "no start file",
                                   "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
@@ -845,6 +864,8 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                       "--tune_folds 0: give a positive whole number of validation blocks"),
         "bad members": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_members=x"],
                         "--tune_members x: give a positive whole number of ensemble members"),
+        "bad seeds": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_seeds", "0"],
+                      "--tune_seeds 0: give a positive whole number of seeds"),
         "bad band": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_band", "wide"],
                      "band 'wide' (--tune_band): give one of series, local"),
         "bad linear": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_linear=yes"],

@@ -1,5 +1,5 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
+[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_selection best|forward] [--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically
 (`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
@@ -20,6 +20,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_trials": (int, "with or instead of --tune: stop the search after this many trials"),
     "--tune_folds": (int, "with --tune: rolling-origin validation blocks each trial is scored on (default 1)"),
     "--tune_members": (int, "with --tune: the bundle averages this many best configurations (default 5)"),
+    "--tune_seeds": (int, "with --tune: the refit trains each member from this many seeds and averages them all "
+                          "(default 1)"),
     "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
@@ -37,7 +39,7 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
 }
 TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
-          "--tune_members": ("ensemble members", 5),
+          "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
 BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online"}  # option: the TrialSettings field it sets
 
@@ -151,7 +153,8 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                              precision=trainer.get("precision") or "auto",
                              gradient_clip_val=trainer.get("gradient_clip_val"),
                              folds=counts["--tune_folds"], members=counts["--tune_members"],
-                             calibration_folds=counts["--tune_calibration_folds"], **choices)
+                             seeds=counts["--tune_seeds"], calibration_folds=counts["--tune_calibration_folds"],
+                             **choices)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
     metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search}

@@ -149,6 +149,10 @@ class TrialSettings:
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
             the bundle forecasts with their mean (1: the best alone).
+        seeds: the refit trains each of those configurations this many times, from the seeds seed, seed + 1, ...
+            (initialisation and batch order), and the bundle averages them all: a mean over seeds lowers the variance
+            a single network's forecast owes to its initialisation. The band's calibration stays that of the
+            seed-`seed` members' validation forecasts (and, online, of the whole ensemble's windows after the fit).
         calibration_folds: validation blocks the band is calibrated on (at least `folds`; fewer if the members'
             lookbacks leave no room): the members trained before each further block forecast it.
         band: the calibrated band's units (`calibrate`): `series` or `local`; the record keeps the other's too.
@@ -178,6 +182,7 @@ class TrialSettings:
     check_every: int = 5
     folds: int = 1
     members: int = 5
+    seeds: int = 1
     calibration_folds: int = 1
     band: str = "series"
     linear: bool = False
@@ -190,6 +195,8 @@ class TrialSettings:
     gradient_clip_val: float | None = 1.0
 
     def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"seeds {self.seeds} (--tune_seeds): give a positive whole number")
         if self.band not in UNITS:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
         if self.selection not in SELECTIONS:
@@ -577,7 +584,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
-    members = [_refit(data, base, params, settings, budget) for _, (_, params, _) in ranked]
+    members = [_refit(data, base, params, settings, budget.seed + k) for _, (_, params, _) in ranked
+               for k in range(settings.seeds)]  # the best configuration's first seed first
     task, final_data = members[0]
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
                                            settings.adapt),
@@ -636,12 +644,13 @@ def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], 
     return blocks
 
 
-def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, budget: TuningBudget
+def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int
            ) -> tuple[ForecastingTask, Any]:  # noqa: ANN401
-    """A configuration trained on train + valid (same epochs): the task and its data (test part after it)."""
+    """A configuration trained on train + valid (same epochs) from `seed`: the task and its data (test part after
+    it)."""
     final_data = data.view("test", **data_changes(params, data.reading))
     task = make_task(base, params, final_data.reading)
-    _train(task, final_data, settings, budget.seed, [], validate=False)
+    _train(task, final_data, settings, seed, [], validate=False)
     return task, final_data
 
 
@@ -665,5 +674,5 @@ def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSetting
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
             "search_seconds": round(search_seconds, 1), "refit_seconds": round(refit_seconds, 1),
-            "refit": "the ensemble's configurations (the chosen one first) each trained on train + valid, same "
-                     "epochs; the calibration kept"}
+            "refit": f"the ensemble's configurations (the chosen one first) each trained on train + valid from "
+                     f"{settings.seeds} seed(s), same epochs; the calibration kept"}
