@@ -59,11 +59,11 @@ TARGETS = {
                               "forecast_dev_linear's 1x5-nolinear: 1.1038)",
     "forecast_dev_spread": "the three development sets where the two range-mean rules pick differently: square root "
                            "(the spread around each chunk's line) against log (the raw spread); none for reference",
-    "forecast_dev_defaults": "the ten development sets (the employment and Australian production panels added), the "
+    "forecast_dev_defaults": "the nine development sets (the employment and Australian production panels added), the "
                              "current defaults: a record, not a decision",
-    "forecast_dev_adaptive": "the ten development sets' bundles (forecast_dev_defaults): the band's coverage online "
+    "forecast_dev_adaptive": "the nine development sets' bundles (forecast_dev_defaults): the band's coverage online "
                              "at the nominal level and adapting at rates 0.01 and 0.05",
-    "forecast_dev_forward": "the ten development sets: forward selection of the ensemble (against "
+    "forecast_dev_forward": "the nine development sets: forward selection of the ensemble (against "
                             "forecast_dev_defaults' five best: 1.0109); its `online` coverage is the bundle's own "
                             "(adapting) band",
     "forecast_dev_within": "the fertility panel with log, the one pick a within-series range-mean slope would change "

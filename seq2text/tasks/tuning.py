@@ -36,7 +36,7 @@ And the values' power transform (`data.transform auto` in recipes/forecast_auto.
 the range-mean rule reads a spread growing with the level took the four development sets it transforms from 1.071 to
 0.9593; measuring each chunk's spread around its own line picks the square root for three sets where that rule
 picked log (forecast_dev_spread: 1.0621 against 1.1176 on those three). Adaptive conformal inference over the windows
-after the fit (`adapt`, ADAPT) brought the coverage of ten development sets closer to 0.8 (forecast_dev_adaptive).
+after the fit (`adapt`, ADAPT) brought the coverage of nine development sets closer to 0.8 (forecast_dev_adaptive).
 Forward selection of the ensemble (`selection="forward"`) lost to the five best averaged (forecast_dev_forward: 1.0527
 against 1.0109), and so did letting the search choose the transform between the rule's pick and none
 (`transform="validation"`, forecast_dev_choose: 0.964 against 0.9482 on the six sets the rule transforms), and
@@ -514,7 +514,7 @@ def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
     return {**scores, "coverage": float(inside.mean()), "windows": float(len(forecasts["actual"]))}
 
 
-# Adaptive conformal inference's rate for an online band: 0.05 brought the ten development sets' test coverage closest
+# Adaptive conformal inference's rate for an online band: 0.05 brought the nine development sets' test coverage closest
 # to 0.8 (mean distance 0.0517, against 0.0612 at 0.01 and 0.0664 without; forecast_dev_adaptive, rule set before).
 ADAPT = 0.05
 TRANSFORM_CHOICES = ("rule", "validation")  # how the power transform is chosen (`TrialSettings.transform`)
