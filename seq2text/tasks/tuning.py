@@ -348,8 +348,7 @@ class _Report(pl.Callback):
         self.prunable, self.raw = prunable, raw
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = _score(trainer) if self.raw is None else _raw_mase(pl_module.net, self.raw)
-        pl_module.train()
+        value = _score(trainer) if self.raw is None else _raw_mase(pl_module.net, self.raw)  # the loop then restores
         self.history.append(round(value, 5))
         self.trial.report(float(np.mean([*self.finished, value])), step=self.offset + trainer.current_epoch)
         if self.prunable and self.trial.should_prune():
