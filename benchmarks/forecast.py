@@ -41,7 +41,7 @@ from collections.abc import Iterable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from common import ROOT, fit_recipe, record  # noqa: E402
+from common import RESULTS, ROOT, fit_recipe, record  # noqa: E402
 from forecast_peers import (  # noqa: E402
     DATASETS,
     DEV_DATASETS,
@@ -345,6 +345,31 @@ def forecast_rescore(source: str, variant: str, calibrations: list[str], dataset
                   note="the same bundles under each calibration; the point forecasts do not change")
 
 
+def forecast_compare(source: str, variant: str, against: str, name: str) -> dict:
+    """Record `source`'s variant `variant` against another record's variant (`against`: RECORD:VARIANT) on the
+    development sets of `source`, without training anything: the geometric mean of test MASE / the best peer's and
+    the coverage gaps of the bands both records hold, each over the same sets (a decision rule's two sides)."""
+    start = time.monotonic()
+    other, _, other_variant = against.partition(":")
+    mine, theirs = (json.loads((RESULTS / f"{one}.json").read_text())["runs"] for one in (source, other))
+    sides = {f"{source}:{variant}": {d: mine[d][variant] for d in mine},
+             against: {d: theirs[d][other_variant] for d in mine}}
+    keys = [k for k in ("online", "offline", "adaptive") if all(f"interval_coverage_10_90_{k}" in run
+                                                                 for side in sides.values() for run in side.values())]
+    summary = {side: {"geometric_mean_relative_mase": round(float(np.exp(np.mean(
+        [np.log(run["relative_to_best_peer"]) for run in runs.values()]))), 4),
+        **{f"mean_abs_coverage_gap_{k}": _coverage_gap(run[f"interval_coverage_10_90_{k}"] for run in runs.values())
+           for k in keys}} for side, runs in sides.items()}
+    per_set = {d: {side: {"relative_to_best_peer": runs[d]["relative_to_best_peer"], "transform": runs[d]["transform"]}
+                   for side, runs in sides.items()} for d in mine}
+    return record(name, metric="geometric_mean_test_mase_relative_to_best_peer",
+                  value=summary[f"{source}:{variant}"]["geometric_mean_relative_mase"],
+                  split="each series' own protocol (forecast_dev): the test part's rolling origins",
+                  data="development series: " + ", ".join(mine), summary=summary, runs=per_set,
+                  total_seconds=round(time.monotonic() - start, 1),
+                  note="two records' runs on the same development sets, compared without training")
+
+
 def _coverage_gap(coverages: Iterable[float]) -> float:
     """The mean distance of the bands' coverages from their nominal 80 %."""
     return round(float(np.mean([abs(c - 0.8) for c in coverages])), 4)
@@ -387,6 +412,7 @@ def main() -> None:
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     parser.add_argument("--source", default="forecast_dev_defaults",
                         help="forecast_rescore: the forecast_dev record whose bundles are scored again")
+    parser.add_argument("--against", help="forecast_compare: RECORD:VARIANT compared with --source's --variants")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR)")
     args, rest = parser.parse_known_args()
@@ -398,6 +424,8 @@ def main() -> None:
         forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
     elif args.benchmark == "forecast_rescore" and not rest:
         forecast_rescore(args.source, args.variants[0], args.calibrations, args.datasets, args.record)
+    elif args.benchmark == "forecast_compare" and args.against and not rest:
+        forecast_compare(args.source, args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
                            not args.no_examples, args.folds, args.members, args.calibration)

@@ -75,6 +75,10 @@ TARGETS = {
                            "instead (against forecast_dev_defaults' 0.8464 with log on the same three)",
     "forecast_dev_seeds": "the nine development sets: each ensemble member refitted from three seeds (against "
                           "forecast_dev_defaults' one seed: 1.0109)",
+    "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
+                               "two sides; coverage like for like: the online band at the nominal level)",
+    "forecast_compare_gentle": "forecast_dev_gentle against forecast_dev_defaults on the same three sets",
+    "forecast_compare_seeds": "forecast_dev_seeds against forecast_dev_defaults on the same nine sets",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
