@@ -301,8 +301,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                                                   "linear_members",
                                                   "search_seconds", "refit_seconds")}}
     summary = {variant: {
-        "geometric_mean_relative_mase": round(float(np.exp(np.mean([np.log(r[variant]["relative_to_best_peer"])
-                                                                   for r in runs.values()]))), 4),
+        "geometric_mean_relative_mase": _geometric_mean(r[variant]["relative_to_best_peer"] for r in runs.values()),
         "beats_best_peer": sum(r[variant]["relative_to_best_peer"] <= 1 for r in runs.values()),
         "mean_abs_coverage_gap": _coverage_gap(r[variant]["interval_coverage_10_90"] for r in runs.values()),
         **{f"mean_abs_coverage_gap_{key}": _coverage_gap(r[variant][f"interval_coverage_10_90_{key}"]
@@ -356,8 +355,8 @@ def forecast_compare(source: str, variant: str, against: str, name: str) -> dict
              against: {d: theirs[d][other_variant] for d in mine}}
     keys = [k for k in ("online", "offline", "adaptive") if all(f"interval_coverage_10_90_{k}" in run
                                                                  for side in sides.values() for run in side.values())]
-    summary = {side: {"geometric_mean_relative_mase": round(float(np.exp(np.mean(
-        [np.log(run["relative_to_best_peer"]) for run in runs.values()]))), 4),
+    summary = {side: {"geometric_mean_relative_mase": _geometric_mean(run["relative_to_best_peer"]
+                                                                      for run in runs.values()),
         **{f"mean_abs_coverage_gap_{k}": _coverage_gap(run[f"interval_coverage_10_90_{k}"] for run in runs.values())
            for k in keys}} for side, runs in sides.items()}
     per_set = {d: {side: {"relative_to_best_peer": runs[d]["relative_to_best_peer"], "transform": runs[d]["transform"]}
@@ -368,6 +367,11 @@ def forecast_compare(source: str, variant: str, against: str, name: str) -> dict
                   data="development series: " + ", ".join(mine), summary=summary, runs=per_set,
                   total_seconds=round(time.monotonic() - start, 1),
                   note="two records' runs on the same development sets, compared without training")
+
+
+def _geometric_mean(ratios: Iterable[float]) -> float:
+    """The geometric mean of MASE ratios (to the best peer's), rounded as the records hold it."""
+    return round(float(np.exp(np.mean(np.log(list(ratios))))), 4)
 
 
 def _coverage_gap(coverages: Iterable[float]) -> float:

@@ -348,21 +348,25 @@ class _Report(pl.Callback):
         self.prunable, self.raw = prunable, raw
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = _score(trainer) if self.raw is None else _raw_mase(pl_module.net, self.raw)  # the loop then restores
+        value = _score(trainer) if self.raw is None else _raw_mase(band_forecasts(pl_module.net, self.raw, "valid"),
+                                                                   self.raw)  # the loop then restores the mode
         self.history.append(round(value, 5))
         self.trial.report(float(np.mean([*self.finished, value])), step=self.offset + trainer.current_epoch)
         if self.prunable and self.trial.should_prune():
             self.pruned, trainer.should_stop = True, True
 
 
-def _raw_mase(net: torch.nn.Module, data: Any) -> float:  # noqa: ANN401
-    """`net`'s validation MASE on `data` in the values as read (`raw_scores`)."""
-    value = scores_of(raw_scores(band_forecasts(net, data, "valid"), data))["mase"]
-    return value if math.isfinite(value) else 1e6
+def _raw_mase(forecasts: dict[str, np.ndarray], data: Any) -> float:  # noqa: ANN401
+    """The MASE of `band_forecasts` of `data`'s validation windows in the values as read (`raw_scores`)."""
+    return _finite(scores_of(raw_scores(forecasts, data))["mase"])
 
 
 def _score(trainer: pl.Trainer) -> float:
-    value = float(trainer.callback_metrics.get("val/mase", math.inf))
+    return _finite(float(trainer.callback_metrics.get("val/mase", math.inf)))
+
+
+def _finite(value: float) -> float:
+    """A trial's score as the pruner and sampler take it: 1e6 for a diverged fit."""
     return value if math.isfinite(value) else 1e6
 
 
@@ -422,7 +426,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
             if report.pruned:
                 break
             windows.append(band_forecasts(task.net, view, "valid"))
-            scores.append(_raw_mase(task.net, view) if raw else _score(trainer))
+            scores.append(_raw_mase(windows[-1], view) if raw else _score(trainer))
         score = float(np.mean(scores)) if scores and not report.pruned else math.inf
         trial.set_user_attr("fold_valid_mase", [round(v, 5) for v in scores])
         trial.set_user_attr("valid_mase_history", history)
