@@ -68,7 +68,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "log": ["--data.init_args.transform", "log"],
                        "sqrt": ["--data.init_args.transform", "sqrt"],
                        "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"],
-                       "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"]}
+                       "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"],
+                       "damped": ["--model.init_args.network.damping"]}
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 # the band's calibrations a record scores (`_forecasts`), by key: online with its level adapting (a bundle that does
@@ -268,7 +269,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     power-transformed by the range-mean rule (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt`
     that transform whatever the rule picks, `-forward` / `-best` the ensemble by forward selection or the best
     scores, `-choose` / `-rule` the transform chosen on the validation part between the rule's pick and none, or the
-    rule's pick), the same budget, against its peers: where the tuner's method is chosen. Each run also records the
+    rule's pick, `-dampedN` every network's forecast relative to a damped-trend baseline of φ = N / 100), the same
+    budget, against its peers: where the tuner's method is chosen. Each run also records the
     coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the
     other calibration)."""
     start, runs = time.monotonic(), {}
@@ -391,6 +393,7 @@ def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
         if name not in DEV_VARIANT_OPTIONS and name != "trials":
             raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
         number = option[len(name):] if name != "trials" else ""  # steps500 → 500 after --trainer.min_steps
+        number = str(int(number) / 100) if name == "damped" and number else number  # damped90 → φ 0.9
         words += [*DEV_VARIANT_OPTIONS.get(name, []), *([number] if number else [])]
         if name == "portfolio":
             out.mkdir(parents=True, exist_ok=True)

@@ -143,6 +143,46 @@ def test_linear_highway_adds_a_linear_forecast_of_each_variable_to_every_output(
         RegressorConfig(4, autoregressive=-1)
 
 
+def test_a_damped_trend_baseline_is_added_under_every_output() -> None:
+    """damping φ: step h adds the drift per step of the input's last trend_steps steps × (φ + … + φ^h), the same for
+    every quantile, on top of what the network learns; φ = 1 extrapolates a straight line exactly."""
+    config = RegressorConfig(2, 1, 4, num_layers=0, autoregressive=3, quantiles=(0.1, 0.5, 0.9), damping=0.5,
+                             trend_steps=2)
+    net = SequenceRegressor(config).eval()  # highway and constant zero: the baseline alone
+    x = torch.randn(5, 6, 2)
+    x[:, -1, 0] = 0.0  # the values are read relative to the last one
+    drift = -x[:, -3, 0] / 2  # (5,)
+    profile = torch.tensor([0.5, 0.75, 0.875, 0.9375])
+    expected = (drift[:, None] * profile).view(5, 4, 1, 1).expand(5, 4, 1, 3)
+    assert torch.allclose(net(x), expected, atol=1e-6)
+    line = torch.arange(-5.0, 1.0).view(1, 6, 1) * 0.5  # a series rising 0.5 a step, read relative to its last value
+    straight = SequenceRegressor(replace(config, damping=1.0, trend_steps=5)).eval()
+    assert torch.allclose(straight(torch.cat([line, torch.zeros(1, 6, 1)], -1))[0, :, 0, 1],
+                          torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    with pytest.raises(ValueError, match="reads 3 steps"):
+        net(x[:, -2:])
+    for bad in ({"damping": 1.5, "trend_steps": 2}, {"damping": 0.9}):
+        with pytest.raises(ValueError, match="damping="):
+            RegressorConfig(2, **bad)
+
+
+def test_a_damped_forecaster_takes_its_trend_steps_from_the_data_and_ships_them(table: Path, tmp_path: Path) -> None:
+    """network.damping with trend_steps left at 0: one season (12), at most lookback − 1; the bundle keeps the steps
+    and reproduces the test run."""
+    from seq2text.tasks.forecasting import trend_steps
+
+    assert [trend_steps(*args) for args in ((12, 6, 24), (12, 6, 10), (1, 6, 24), (1, 6, 2))] == [12, 9, 6, 1]
+    bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--model.init_args.network.damping",
+                 "0.9", "--trainer.max_epochs", "3")
+    forecaster = seq2text.load(bundle)
+    assert (forecaster.net.config.damping, forecaster.net.config.trend_steps) == (0.9, 12)
+    frame, errors = pd.read_csv(table), []
+    for origin in range(len(frame) - 24, len(frame) - 6 + 1):
+        future = forecaster.forecast(frame.iloc[:origin])
+        errors.append(np.abs(future["load"].to_numpy() - frame["load"].iloc[origin: origin + 6].to_numpy()))
+    assert np.mean(errors) == pytest.approx(json.loads((bundle / "metrics.json").read_text())["test/mae"], rel=1e-4)
+
+
 # ----------------------------------------------------------------------------------------------- task + bundle
 def test_fit_beats_seasonal_naive_and_the_forecaster_reproduces_the_test_run(bundle: Path, table: Path) -> None:
     metrics = json.loads((bundle / "metrics.json").read_text())

@@ -11,6 +11,9 @@ input projection where they have an embedding).
       the network's output stays in the range it was trained on).
     + (series_embedding > 0) a learned vector per series of a panel, concatenated to every input step: one global
       model over many series that still tells them apart.
+    + (damping > 0) a damped-trend baseline (Gardner & McKenzie's damped trend, fixed, not learned): the drift per step
+      over the input's last `trend_steps` steps, step h of the forecast adding drift × (φ + φ² + … + φ^h), φ =
+      `damping`; the network learns the deviation from it instead of from the last value.
     num_layers = 0: no recurrent stack: the linear highway alone plus a learned constant per output (with quantiles,
       each quantile's offset from the linear forecast): a linear autoregression of the lookback, direct multi-step,
       the classical candidate a tuner weighs against the recurrent ones.
@@ -54,6 +57,10 @@ class RegressorConfig(Config):
             most the lookback. Its weights are shared by all variables, as in LSTNet.
         num_series: the series of the panel it was trained on (their embedding rows; 0: none).
         series_embedding: width of each series' learned vector, concatenated to every input step (0: none).
+        damping: the damped-trend baseline's φ in [0, 1] (see the module docstring; 0: none, the forecast is relative
+            to the last value alone; 1: the drift undamped).
+        trend_steps: the steps the baseline's drift is measured over (the mean step change of the input's last
+            `trend_steps` + 1 values); with damping > 0, at least 1 and less than the lookback.
     """
 
     input_size: int
@@ -70,6 +77,8 @@ class RegressorConfig(Config):
     autoregressive: int = 0
     num_series: int = 0
     series_embedding: int = 0
+    damping: float = 0.0
+    trend_steps: int = 0
 
     def __post_init__(self) -> None:
         if min(self.input_size, self.output_size, self.horizon, self.hidden_size) < 1 or self.num_layers < 0:
@@ -83,6 +92,9 @@ class RegressorConfig(Config):
         if self.series_embedding < 0 or (self.series_embedding > 0 and self.num_series < 1):
             raise ValueError(f"series_embedding={self.series_embedding} must be ≥ 0 and needs num_series ≥ 1 (the "
                              f"panel's series; got {self.num_series})")
+        if not 0.0 <= self.damping <= 1.0 or (self.damping > 0 and self.trend_steps < 1):
+            raise ValueError(f"damping={self.damping} must lie in [0, 1] (0: no trend baseline), and with damping > 0 "
+                             f"trend_steps={self.trend_steps} must be ≥ 1")
         if self.quantiles and (0.5 not in self.quantiles or not all(0 < q < 1 for q in self.quantiles)
                                or list(self.quantiles) != sorted(set(self.quantiles))):
             raise ValueError(f"quantiles={list(self.quantiles)} must increase strictly within (0, 1) and include "
@@ -122,6 +134,8 @@ class SequenceRegressor(nn.Module):
         c = self.config
         predictions = self._recurrent(x, series) if c.num_layers else self.constant.expand(x.size(0), -1)
         predictions = predictions.view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
+        if c.damping > 0:
+            predictions = predictions + self._trend(x)
         if self.highway is None:
             return predictions
         if x.size(1) < c.autoregressive:
@@ -129,6 +143,17 @@ class SequenceRegressor(nn.Module):
         recent = x[:, -c.autoregressive:, : c.output_size].transpose(1, 2)  # (B, V, k)
         linear = self.highway(recent).transpose(1, 2).unsqueeze(-1)  # (B, H, V, 1)
         return predictions + linear.float()
+
+    def _trend(self, x: torch.Tensor) -> torch.Tensor:
+        """The damped-trend baseline, (B, horizon, output_size, 1), from x (B, L, input_size) read relative to its last
+        value (so the drift per step is −x[:, −1 − trend_steps] / trend_steps)."""
+        c = self.config
+        if x.size(1) <= c.trend_steps:
+            raise ValueError(f"the trend baseline reads {c.trend_steps + 1} steps but the input has {x.size(1)}")
+        drift = -x[:, -1 - c.trend_steps, : c.output_size].float() / c.trend_steps  # (B, V)
+        powers = c.damping ** torch.arange(1, c.horizon + 1, device=x.device, dtype=torch.float32)
+        profile = powers.cumsum(0)  # (H,): φ + … + φ^h
+        return (profile.view(1, -1, 1) * drift.unsqueeze(1)).unsqueeze(-1)
 
     def _recurrent(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
         """The recurrent stack's outputs from the state after the last step, (B, horizon × output_size × Q)."""

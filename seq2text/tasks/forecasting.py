@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -15,7 +15,13 @@ from seq2text.predict.shared import MEMBERS
 from seq2text.tasks.base import Task, shipped
 from seq2text.tasks.config import ForecastNetwork, Objective, Optimization
 
-__all__ = ["ForecastingTask"]
+__all__ = ["ForecastingTask", "trend_steps"]
+
+
+def trend_steps(season: int, horizon: int, lookback: int) -> int:
+    """The steps a damped-trend baseline measures its drift over where the recipe leaves it at 0: one season (its
+    changes cancel the seasonal pattern), or the horizon for a series without one; at most lookback − 1."""
+    return max(1, min(season if season > 1 else horizon, lookback - 1))
 
 
 class ForecastingTask(Task):
@@ -81,6 +87,9 @@ class ForecastingTask(Task):
         if self.network.autoregressive > reading.lookback:
             raise ConfigError(f"model.network.autoregressive={self.network.autoregressive} reads more steps than "
                               f"data.lookback={reading.lookback}; lower it or raise the lookback")
+        if self.network.damping > 0 and not self.network.trend_steps:
+            self.network = replace(self.network, trend_steps=trend_steps(reading.season, reading.horizon,
+                                                                         reading.lookback))
         if self.net is None:
             self._build(*shape, len(reading.scales))
 
