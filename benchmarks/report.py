@@ -75,6 +75,12 @@ TARGETS = {
                            "instead (against forecast_dev_defaults' 0.8464 with log on the same three)",
     "forecast_dev_seeds": "the nine development sets: each ensemble member refitted from three seeds (against "
                           "forecast_dev_defaults' one seed: 1.0109)",
+    "forecast_dev_damped90": "the nine development sets: every network's forecast relative to a damped-trend "
+                             "baseline, φ 0.9 (against forecast_dev_defaults' 1.0109 without)",
+    "forecast_dev_damped80": "the nine development sets: the damped-trend baseline with φ 0.8 (against "
+                             "forecast_dev_defaults' 1.0109 without)",
+    "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
+    "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
                                "two sides; coverage like for like: the online band at the nominal level)",
     "forecast_compare_gentle": "forecast_dev_gentle against forecast_dev_defaults on the same three sets",

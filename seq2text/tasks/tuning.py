@@ -40,7 +40,9 @@ after the fit (`adapt`, ADAPT) brought the coverage of nine development sets clo
 Forward selection of the ensemble (`selection="forward"`) lost to the five best averaged (forecast_dev_forward: 1.0527
 against 1.0109), and so did letting the search choose the transform between the rule's pick and none
 (`transform="validation"`, forecast_dev_choose: 0.964 against 0.9482 on the six sets the rule transforms), and
-refitting each member from three seeds (`seeds`, forecast_dev_seeds: 1.0152 against 1.0109 on the nine).
+refitting each member from three seeds (`seeds`, forecast_dev_seeds: 1.0152 against 1.0109 on the nine), and a
+damped-trend baseline under every network's forecast (`network.damping`, forecast_dev_damped90 and _damped80: 1.1115
+and 1.1484 against 1.0109 on the nine, worse on every set with either φ).
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
