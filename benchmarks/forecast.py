@@ -69,7 +69,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "sqrt": ["--data.init_args.transform", "sqrt"],
                        "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"],
                        "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"],
-                       "damped": ["--model.init_args.network.damping"]}
+                       "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"]}
+PERCENT_OPTIONS = ("damped", "recency")  # their number is a percentage: damped90 → 0.9
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
 # the band's calibrations a record scores (`_forecasts`), by key: online with its level adapting (a bundle that does
@@ -269,10 +270,10 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     power-transformed by the range-mean rule (`data.transform auto`, the recipe's default) or not, `-log` / `-sqrt`
     that transform whatever the rule picks, `-forward` / `-best` the ensemble by forward selection or the best
     scores, `-choose` / `-rule` the transform chosen on the validation part between the rule's pick and none, or the
-    rule's pick, `-dampedN` every network's forecast relative to a damped-trend baseline of φ = N / 100), the same
-    budget, against its peers: where the tuner's method is chosen. Each run also records the
-    coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the
-    other calibration)."""
+    rule's pick, `-dampedN` every network's forecast relative to a damped-trend baseline of φ = N / 100,
+    `-recencyN` training windows weighted by recency with a half-life of N % of the training part), the same budget,
+    against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
+    other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -346,15 +347,23 @@ def forecast_rescore(source: str, variant: str, calibrations: list[str], dataset
                   note="the same bundles under each calibration; the point forecasts do not change")
 
 
-def forecast_compare(source: str, variant: str, against: str, name: str) -> dict:
-    """Record `source`'s variant `variant` against another record's variant (`against`: RECORD:VARIANT) on the
-    development sets of `source`, without training anything: the geometric mean of test MASE / the best peer's and
-    the coverage gaps of the bands both records hold, each over the same sets (a decision rule's two sides)."""
+def forecast_compare(source: str, variant: str, against: list[str], name: str) -> dict:
+    """Record `source`'s variant `variant` against other records' variant (`against`: RECORD:VARIANT, ...; each set
+    taken from the first that holds it) on the development sets of `source`, without training anything: the
+    geometric mean of test MASE / the best peer's and the coverage gaps of the bands both sides hold, each over the
+    same sets (a decision rule's two sides)."""
     start = time.monotonic()
-    other, _, other_variant = against.partition(":")
-    mine, theirs = (json.loads((RESULTS / f"{one}.json").read_text())["runs"] for one in (source, other))
+    mine = json.loads((RESULTS / f"{source}.json").read_text())["runs"]
+    theirs = {}
+    for one in against:
+        other, _, other_variant = one.partition(":")
+        for dataset, run in json.loads((RESULTS / f"{other}.json").read_text())["runs"].items():
+            theirs.setdefault(dataset, run[other_variant])
+    missing = sorted(set(mine) - set(theirs))
+    if missing:
+        raise SystemExit(f"forecast_compare: no record in --against holds {', '.join(missing)}")
     sides = {f"{source}:{variant}": {d: mine[d][variant] for d in mine},
-             against: {d: theirs[d][other_variant] for d in mine}}
+             " + ".join(against): {d: theirs[d] for d in mine}}
     keys = [k for k in ("online", "offline", "adaptive") if all(f"interval_coverage_10_90_{k}" in run
                                                                  for side in sides.values() for run in side.values())]
     summary = {side: {"geometric_mean_relative_mase": _geometric_mean(run["relative_to_best_peer"]
@@ -393,7 +402,7 @@ def _variant_args(options: list[str], dataset: str, out: Path) -> list[str]:
         if name not in DEV_VARIANT_OPTIONS and name != "trials":
             raise SystemExit(f"unknown variant option {option!r}; known: {', '.join(DEV_VARIANT_OPTIONS)}, trialsN")
         number = option[len(name):] if name != "trials" else ""  # steps500 → 500 after --trainer.min_steps
-        number = str(int(number) / 100) if name == "damped" and number else number  # damped90 → φ 0.9
+        number = str(int(number) / 100) if name in PERCENT_OPTIONS and number else number
         words += [*DEV_VARIANT_OPTIONS.get(name, []), *([number] if number else [])]
         if name == "portfolio":
             out.mkdir(parents=True, exist_ok=True)
@@ -419,7 +428,8 @@ def main() -> None:
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     parser.add_argument("--source", default="forecast_dev_defaults",
                         help="forecast_rescore: the forecast_dev record whose bundles are scored again")
-    parser.add_argument("--against", help="forecast_compare: RECORD:VARIANT compared with --source's --variants")
+    parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT (several: each set from the "
+                        "first that holds it) compared with --source's --variants")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR)")
     args, rest = parser.parse_known_args()

@@ -85,6 +85,37 @@ def test_splits_are_chronological_and_scales_see_only_the_training_part(table: P
     assert float(first) == pytest.approx(frame["load"].iloc[180 - 24], rel=1e-5)
 
 
+def test_recency_weights_halve_every_half_life_with_a_mean_of_one_per_series() -> None:
+    """data.recency r: a training window's weight halves every r × the training part's steps, scaled to a mean of 1
+    per series (a refit's training part is train + valid); evaluation windows weigh 1; the loss weighs by it."""
+    from seq2text.tasks.forecasting import ForecastingTask
+
+    options = {"time_column": "month", "value_columns": ["load"], "id_column": "site", "lookback": 24, "horizon": 6,
+               "season": 12, "valid_size": 24, "test_size": 24}
+    dm = SeriesDataModule.from_frame(monthly(ids=("a", "b")), recency=0.5, **options)
+    train = dm.load_split("train")
+    weights, series = train.arrays["weight"].double(), train.arrays["series"]
+    first = weights[series == 0]
+    assert len(first) == 103 and float(first.mean()) == pytest.approx(1.0)
+    assert float(first[-1] / first[-67]) == pytest.approx(2.0)  # 66 steps = half of the 132-step training part
+    assert torch.allclose(weights[series == 1], first)
+    assert torch.equal(dm.load_split("valid").arrays["weight"], torch.ones(2 * 19))
+    refit = dm.view("test").load_split("train").arrays["weight"].double()
+    assert float(refit[:127][-1] / refit[:127][-79]) == pytest.approx(2.0)  # train + valid: 156 steps
+    plain = SeriesDataModule.from_frame(monthly(ids=("a", "b")), **options).load_split("train")
+    assert torch.equal(plain.arrays["weight"], torch.ones(len(plain)))
+    task = ForecastingTask(input_size=1, output_size=1, output_steps=6)
+    task.log = lambda *args, **kwargs: None
+    task.global_mean = lambda total, count: total / count
+    batch = train[list(range(8))]
+    task.eval()  # no dropout: the two forward passes agree
+    losses = task._loss(*task._predict(batch))  # (8, 6, 1)
+    expected = (losses * batch.weight.view(-1, 1, 1)).sum() / losses.numel()
+    assert torch.allclose(task.training_step(batch, 0), expected)
+    with pytest.raises(ConfigError, match="recency"):
+        SeriesDataModule(recency=-1)
+
+
 def test_many_series_and_variables_from_a_dataframe() -> None:
     frame = monthly(ids=("a", "b"))
     frame["temp"] = np.cos(np.arange(len(frame)))

@@ -105,6 +105,8 @@ class SeriesBatch(_Batch):
         mase_scale: MASE's denominator of each window's series, (batch, V).
         naive: the seasonal-naive forecast in the units of `target`, (batch, horizon, V).
         series: the number of each window's series in the table (its row of a series embedding), (batch,) int64.
+        weight: each window's weight in the training loss, (batch,): 1, or less for older training windows with
+            data.recency (mean 1 over each series' training windows).
         indices: window number within its split, (batch,).
     """
 
@@ -115,6 +117,7 @@ class SeriesBatch(_Batch):
     mase_scale: torch.Tensor
     naive: torch.Tensor
     series: torch.Tensor
+    weight: torch.Tensor
     indices: torch.Tensor
 
     @property

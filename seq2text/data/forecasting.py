@@ -102,6 +102,9 @@ class SeriesDataModule(SplitDataModule):
         transform: the values the network reads and forecasts: `none`, `sqrt`, `log`, or `auto` (the range-mean
             rule on the training parts, `power_choice`: log where a series' spread grows with its level); forecasts
             are transformed back. The validation and test metrics of training are of the transformed values.
+        recency: the half-life of a training window's weight in the loss, as a share of its series' training part
+            (0: every window weighs the same): the window r steps before the last one weighs 0.5^(r / (recency ×
+            the training part's length)), scaled to a mean of 1 per series, so recent behaviour counts more.
         valid_size: the validation part before the test part (fraction or steps); 0: no validation.
         test_size: the test part at the end of each series (fraction or steps); 0: none (no test after fit).
         batch_size: training windows per batch (per process).
@@ -112,13 +115,14 @@ class SeriesDataModule(SplitDataModule):
     def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
                  id_column: str | None = None, lookback: int = 48, horizon: int | None = 12, season: int | None = 1,
                  calendar: Sequence[Calendar] = (), normalize: Literal["series", "window"] = "series",
-                 transform: Literal["none", "sqrt", "log", "auto"] = "none", valid_size: float = 0.1,
-                 test_size: float = 0.1,
+                 transform: Literal["none", "sqrt", "log", "auto"] = "none", recency: float = 0.0,
+                 valid_size: float = 0.1, test_size: float = 0.1,
                  batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
-            raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
+        if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0 or recency < 0:
+            raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size, test_size and recency "
+                              "≥ 0")
         if transform not in (*POWERS, "auto"):
             raise ConfigError(f"data.transform {transform!r}: give one of {', '.join(POWERS)}, auto")
         self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback,
@@ -280,11 +284,14 @@ class SeriesDataModule(SplitDataModule):
         """The windows of one split, built once."""
         if split not in self.datasets:
             reading, columns = self.reading, {k: [] for k in ("input", "target", "last", "scale", "mase_scale",
-                                                               "naive", "series")}
+                                                               "naive", "series", "weight")}
             for number, (series, part) in enumerate(zip(self._series, self._parts, strict=True)):
                 series_scale_ = reading.scale_of(series)
                 mase = seasonal_scale(series.values[: part.valid], reading.season)
-                for origin in self._origins(split, part):
+                origins = self._origins(split, part)
+                columns["weight"] += list(self._weights(origins, part) if split == "train"
+                                          else np.ones(len(origins), np.float32))
+                for origin in origins:
                     scale = reading.window_scale(series, origin, series_scale_)
                     last = series.values[origin - 1]
                     naive = seasonal_naive(series.values, origin, reading.horizon, reading.season)
@@ -297,6 +304,15 @@ class SeriesDataModule(SplitDataModule):
                 raise DataError(f"no {split} windows: the {split} parts are empty; raise data.{split}_size")
             self.datasets[split] = Windows({k: np.stack(v) for k, v in columns.items()})
         return self.datasets[split]
+
+    def _weights(self, origins: range, part: _Part) -> np.ndarray:
+        """The training windows' weights (see `recency`), (len(origins),) float32, mean 1."""
+        recency = self.hparams.recency
+        if not recency or not len(origins):
+            return np.ones(len(origins), np.float32)
+        age = origins[-1] - np.asarray(origins, dtype=np.float64)  # steps before the last window
+        weights = 0.5 ** (age / (recency * part.valid))
+        return (weights / weights.mean()).astype(np.float32)
 
     def local_scales(self, split: str, steps: int) -> np.ndarray:
         """Each `split` window's `SeriesReading.local_scale` at its origin, over `steps` steps, (n, V), in the order

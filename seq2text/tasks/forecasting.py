@@ -106,7 +106,7 @@ class ForecastingTask(Task):
     def training_step(self, batch: SeriesBatch, batch_idx: int) -> torch.Tensor:
         predicted, target = self._predict(batch)
         losses = self._loss(predicted, target)  # (n, H, V)
-        total = losses.sum()
+        total = (losses * batch.weight[batch.indices >= 0].view(-1, 1, 1)).sum()
         self.log("train/loss", total.detach() / max(losses.numel(), 1), prog_bar=True, batch_size=target.size(0))
         return self.global_mean(total, losses.numel())
 
