@@ -79,6 +79,8 @@ TARGETS = {
                              "baseline, φ 0.9 (against forecast_dev_defaults' 1.0109 without)",
     "forecast_dev_damped80": "the nine development sets: the damped-trend baseline with φ 0.8 (against "
                              "forecast_dev_defaults' 1.0109 without)",
+    "forecast_dev_macro_history": "diagnostic: the default tuner on the macro panel's history before its test part "
+                                  "(test 1993Q4-1999Q3, the benchmark's validation part), against the peers",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
