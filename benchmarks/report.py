@@ -81,6 +81,12 @@ TARGETS = {
                              "forecast_dev_defaults' 1.0109 without)",
     "forecast_dev_macro_history": "diagnostic: the default tuner on the macro panel's history before its test part "
                                   "(test 1993Q4-1999Q3, the benchmark's validation part), against the peers",
+    "forecast_dev_recency50": "the ten development sets: training windows weighted by recency, half-life half the "
+                              "training part (against 1.0064 without)",
+    "forecast_dev_recency25": "the ten development sets: recency weighting with a half-life of a quarter of the "
+                              "training part (against 1.0064 without)",
+    "forecast_compare_recency50": "forecast_dev_recency50 against forecast_dev_defaults + forecast_dev_macro_history",
+    "forecast_compare_recency25": "forecast_dev_recency25 against forecast_dev_defaults + forecast_dev_macro_history",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "

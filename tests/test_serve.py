@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,20 +40,20 @@ def _free_port() -> int:
 
 @contextmanager
 def running(app: object) -> Iterator[str]:
-    """A real uvicorn server for `app` in a thread on a free port; yields its URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    """A real uvicorn server for `app` in a thread; yields its URL. Its socket listens before the thread starts, so
+    a request sent at once waits in the backlog until the server accepts it (nothing to poll for)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
 
 
 async def _concurrent(url: str, bodies: list[dict]) -> list[httpx.Response]:
@@ -135,12 +134,12 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "seq2text.cli", "serve", "--model", str(translator_bundle), "--port", str(port),
                "--max-wait-ms", "2000", "--max-batch-size", "64", "--workers", str(workers)]
-    with log.open("w") as err:
-        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
-                                  env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_for_health(url, server, log)
+        ready, copier = _serving(server, log)
+        assert ready.wait(timeout=120) and server.poll() is None, log.read_text()
         # the command line set OpenMP's passive wait before torch loaded (unless the caller chose a policy)
         info = httpx.get(f"{url}/info").json()
         assert info["threads"]["openmp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
@@ -163,6 +162,7 @@ def test_shutdown_finishes_the_requests_in_flight(translator_bundle: Path, tmp_p
 
         responses = asyncio.run(requests_then_sigterm())
         server.wait(timeout=60)
+        copier.join(timeout=60)  # its stderr's last lines in the log
     finally:
         if server.poll() is None:
             server.kill()
@@ -183,15 +183,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
+def _serving(server: subprocess.Popen, log: Path) -> tuple[threading.Event, threading.Thread]:
+    """Copies the server's stderr to `log` line by line, in a thread that runs to its end (returned, to join before
+    reading the whole log); the event is set when uvicorn says it is serving, or when stderr ends first (the server
+    is gone: the caller's check of it fails). An event to wait on, not a poll."""
+    ready = threading.Event()
+
+    def copy() -> None:
+        with log.open("w") as out:
+            for line in server.stderr:
+                out.write(line)
+                out.flush()
+                if "Uvicorn running on" in line:
+                    ready.set()
+        ready.set()
+
+    copier = threading.Thread(target=copy, daemon=True)
+    copier.start()
+    return ready, copier
 
 
 # ------------------------------------------------------------------------------------------ other tasks
