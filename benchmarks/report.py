@@ -87,6 +87,12 @@ TARGETS = {
                               "training part (against 1.0064 without)",
     "forecast_compare_recency50": "forecast_dev_recency50 against forecast_dev_defaults + forecast_dev_macro_history",
     "forecast_compare_recency25": "forecast_dev_recency25 against forecast_dev_defaults + forecast_dev_macro_history",
+    "forecast_dev_fresh": "two fresh development panels (arrivals, accommodation), the defaults: the baseline of the "
+                          "panel recency rule's confirmation",
+    "forecast_dev_fresh_recency50": "the two fresh panels with recency weighting (half-life 0.5), the rule formed on "
+                                    "the ten sets (against forecast_dev_fresh)",
+    "forecast_compare_fresh_recency50": "forecast_dev_fresh_recency50 against forecast_dev_fresh: the confirmation "
+                                        "(pre-registered in 72f169d)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "

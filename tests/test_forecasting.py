@@ -85,7 +85,7 @@ def test_splits_are_chronological_and_scales_see_only_the_training_part(table: P
     assert float(first) == pytest.approx(frame["load"].iloc[180 - 24], rel=1e-5)
 
 
-def test_recency_weights_halve_every_half_life_with_a_mean_of_one_per_series() -> None:
+def test_recency_weights_halve_every_half_life_with_a_mean_of_one_per_series(table: Path, tmp_path: Path) -> None:
     """data.recency r: a training window's weight halves every r × the training part's steps, scaled to a mean of 1
     per series (a refit's training part is train + valid); evaluation windows weigh 1; the loss weighs by it."""
     from seq2text.tasks.forecasting import ForecastingTask
@@ -104,6 +104,13 @@ def test_recency_weights_halve_every_half_life_with_a_mean_of_one_per_series() -
     assert float(refit[:127][-1] / refit[:127][-79]) == pytest.approx(2.0)  # train + valid: 156 steps
     plain = SeriesDataModule.from_frame(monthly(ids=("a", "b")), **options).load_split("train")
     assert torch.equal(plain.arrays["weight"], torch.ones(len(plain)))
+    auto = SeriesDataModule.from_frame(monthly(ids=("a", "b")), recency="auto", **options)  # a panel: PANEL_RECENCY
+    assert torch.equal(auto.load_split("train").arrays["weight"], train.arrays["weight"])
+    assert torch.equal(auto.view("valid", lookback=12).load_split("train").arrays["weight"],
+                       dm.view("valid", lookback=12).load_split("train").arrays["weight"])
+    single = {**options, "id_column": None}  # one series: none
+    one = SeriesDataModule.from_frame(monthly(), recency="auto", **single).view("test").load_split("train")
+    assert torch.equal(one.arrays["weight"], torch.ones(len(one)))
     task = ForecastingTask(input_size=1, output_size=1, output_steps=6)
     task.log = lambda *args, **kwargs: None
     task.global_mean = lambda total, count: total / count
@@ -112,8 +119,12 @@ def test_recency_weights_halve_every_half_life_with_a_mean_of_one_per_series() -
     losses = task._loss(*task._predict(batch))  # (8, 6, 1)
     expected = (losses * batch.weight.view(-1, 1, 1)).sum() / losses.numel()
     assert torch.allclose(task.training_step(batch, 0), expected)
-    with pytest.raises(ConfigError, match="recency"):
-        SeriesDataModule(recency=-1)
+    for bad in (-1, "recent"):
+        with pytest.raises(ConfigError, match="recency"):
+            SeriesDataModule(recency=bad)
+    for value in ("auto", "0.5"):  # a recipe's word and number both parse
+        assert (fit(RECIPE, tmp_path / value, "--data.init_args.path", str(table), *TINY, "--data.init_args.recency",
+                    value, "--trainer.max_epochs", "1") / "metrics.json").is_file()
 
 
 def test_many_series_and_variables_from_a_dataframe() -> None:

@@ -34,7 +34,11 @@ from seq2text.text.series import (
     time_value,
 )
 
-__all__ = ["SeriesDataModule", "Windows", "WindowSampler", "seasonal_naive"]
+__all__ = ["PANEL_RECENCY", "SeriesDataModule", "Windows", "WindowSampler", "seasonal_naive"]
+
+# data.recency auto on a panel: the half-life of the training windows' weights, as a share of the training part
+# (chosen on development panels, forecast_dev_fresh_recency50; one series gets none: it has no windows to spare)
+PANEL_RECENCY = 0.5
 
 def seasonal_naive(values: np.ndarray, origin: int, horizon: int, season: int) -> np.ndarray:
     """Hyndman's seasonal-naive forecast from `origin`: the last observed season repeated, (horizon, V)."""
@@ -104,7 +108,8 @@ class SeriesDataModule(SplitDataModule):
             are transformed back. The validation and test metrics of training are of the transformed values.
         recency: the half-life of a training window's weight in the loss, as a share of its series' training part
             (0: every window weighs the same): the window r steps before the last one weighs 0.5^(r / (recency ×
-            the training part's length)), scaled to a mean of 1 per series, so recent behaviour counts more.
+            the training part's length)), scaled to a mean of 1 per series, so recent behaviour counts more. `auto`:
+            PANEL_RECENCY for a table of many series (a panel has windows to spare), 0 for one series.
         valid_size: the validation part before the test part (fraction or steps); 0: no validation.
         test_size: the test part at the end of each series (fraction or steps); 0: none (no test after fit).
         batch_size: training windows per batch (per process).
@@ -115,14 +120,16 @@ class SeriesDataModule(SplitDataModule):
     def __init__(self, path: str | None = None, time_column: str = "time", value_columns: Sequence[str] = ("value",),
                  id_column: str | None = None, lookback: int = 48, horizon: int | None = 12, season: int | None = 1,
                  calendar: Sequence[Calendar] = (), normalize: Literal["series", "window"] = "series",
-                 transform: Literal["none", "sqrt", "log", "auto"] = "none", recency: float = 0.0,
+                 transform: Literal["none", "sqrt", "log", "auto"] = "none", recency: float | Literal["auto"] = 0.0,
                  valid_size: float = 0.1, test_size: float = 0.1,
                  batch_size: int = 64, eval_batch_size: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0 or recency < 0:
-            raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size, test_size and recency "
-                              "≥ 0")
+        if min(batch_size, eval_batch_size) < 1 or valid_size < 0 or test_size < 0:
+            raise ConfigError("data: batch_size and eval_batch_size must be ≥ 1, valid_size and test_size ≥ 0")
+        if recency != "auto" and not (isinstance(recency, int | float) and recency >= 0):
+            raise ConfigError(f"data.recency {recency!r}: give a half-life ≥ 0 (a share of the training part; 0: "
+                              "none) or auto")
         if transform not in (*POWERS, "auto"):
             raise ConfigError(f"data.transform {transform!r}: give one of {', '.join(POWERS)}, auto")
         self._base = SeriesReading(time_column, tuple(value_columns), id_column, lookback,
@@ -130,6 +137,7 @@ class SeriesDataModule(SplitDataModule):
                                    tuple(calendar), normalize=normalize)  # season/horizon None: set in _load
         self._series, self._parts, self.datasets, self._step = [], [], {}, None
         self._raw: list[Series] = []  # the series as read, before the power transform
+        self._recency = 0.0 if recency == "auto" else float(recency)  # auto: resolved once the table is read
         if path is not None:
             self._load(path)
 
@@ -151,6 +159,8 @@ class SeriesDataModule(SplitDataModule):
             [s.values[:p.valid] for s, p in zip(series, parts, strict=True)], max(self._base.season,
                                                                                    self._base.horizon))
         self._raw, self._base = series, replace(self._base, power=power)
+        if hp.recency == "auto":
+            self._recency = PANEL_RECENCY if len(series) > 1 else 0.0
         self._adopt(self._powered(power), parts)
 
     def _powered(self, power: float) -> list[Series]:
@@ -221,6 +231,8 @@ class SeriesDataModule(SplitDataModule):
         power = POWERS.get(changes.get("transform"), self._base.power)
         series = self._series if power == self._base.power else self._powered(power)
         module._step, module._raw, module._base = self._step, self._raw, replace(module._base, power=power)
+        if changes.get("recency", "auto") == "auto":
+            module._recency = self._recency
         if fit_until == "valid":
             parts = [self._fold(p, back) for p in self._parts]
             cut = [replace(s, times=s.times[:p.test], values=s.values[:p.test], rows=s.rows[:p.test])
@@ -307,7 +319,7 @@ class SeriesDataModule(SplitDataModule):
 
     def _weights(self, origins: range, part: _Part) -> np.ndarray:
         """The training windows' weights (see `recency`), (len(origins),) float32, mean 1."""
-        recency = self.hparams.recency
+        recency = self._recency
         if not recency or not len(origins):
             return np.ones(len(origins), np.float32)
         age = origins[-1] - np.asarray(origins, dtype=np.float64)  # steps before the last window
