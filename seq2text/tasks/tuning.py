@@ -42,7 +42,9 @@ against 1.0109), and so did letting the search choose the transform between the 
 (`transform="validation"`, forecast_dev_choose: 0.964 against 0.9482 on the six sets the rule transforms), and
 refitting each member from three seeds (`seeds`, forecast_dev_seeds: 1.0152 against 1.0109 on the nine), and a
 damped-trend baseline under every network's forecast (`network.damping`, forecast_dev_damped90 and _damped80: 1.1115
-and 1.1484 against 1.0109 on the nine, worse on every set with either φ).
+and 1.1484 against 1.0109 on the nine, worse on every set with either φ). Weighting training windows by recency
+(`data.recency`) lost on the ten sets as a whole but won on their panels; confirmed on two fresh panels
+(forecast_compare_fresh_recency50: 1.1868 against 1.3338), the auto recipe weighs a panel's windows (`recency: auto`).
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
