@@ -69,7 +69,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "sqrt": ["--data.init_args.transform", "sqrt"],
                        "forward": ["--tune_selection", "forward"], "best": ["--tune_selection", "best"],
                        "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"],
-                       "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"]}
+                       "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"],
+                       "seasonal": ["--model.init_args.network.baseline", "seasonal"]}
 PERCENT_OPTIONS = ("damped", "recency")  # their number is a percentage: damped90 → 0.9
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
@@ -271,7 +272,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     that transform whatever the rule picks, `-forward` / `-best` the ensemble by forward selection or the best
     scores, `-choose` / `-rule` the transform chosen on the validation part between the rule's pick and none, or the
     rule's pick, `-dampedN` every network's forecast relative to a damped-trend baseline of φ = N / 100,
-    `-recencyN` training windows weighted by recency with a half-life of N % of the training part), the same budget,
+    `-recencyN` training windows weighted by recency with a half-life of N % of the training part, `-seasonal`
+    every network's forecast relative to the seasonal-naive one instead of the last value), the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs = time.monotonic(), {}
@@ -347,21 +349,23 @@ def forecast_rescore(source: str, variant: str, calibrations: list[str], dataset
                   note="the same bundles under each calibration; the point forecasts do not change")
 
 
-def forecast_compare(source: str, variant: str, against: list[str], name: str) -> dict:
-    """Record `source`'s variant `variant` against other records' variant (`against`: RECORD:VARIANT, ...; each set
-    taken from the first that holds it) on the development sets of `source`, without training anything: the
-    geometric mean of test MASE / the best peer's and the coverage gaps of the bands both sides hold, each over the
-    same sets (a decision rule's two sides)."""
+def forecast_compare(sources: list[str], variant: str, against: list[str], name: str) -> dict:
+    """Record the variant `variant` of the `sources` records (their sets together) against other records' variant
+    (`against`: RECORD:VARIANT[:SET,SET...], ...; each set taken from the first that holds it, among the SETs named)
+    on the same development sets, without training anything: the geometric mean of test MASE / the best peer's and
+    the coverage gaps of the bands both sides hold, each over the same sets (a decision rule's two sides)."""
     start = time.monotonic()
-    mine = json.loads((RESULTS / f"{source}.json").read_text())["runs"]
+    mine = {d: run for one in sources for d, run in json.loads((RESULTS / f"{one}.json").read_text())["runs"].items()}
     theirs = {}
     for one in against:
-        other, _, other_variant = one.partition(":")
+        other, other_variant, *named = one.split(":")
         for dataset, run in json.loads((RESULTS / f"{other}.json").read_text())["runs"].items():
-            theirs.setdefault(dataset, run[other_variant])
+            if not named or dataset in named[0].split(","):
+                theirs.setdefault(dataset, run[other_variant])
     missing = sorted(set(mine) - set(theirs))
     if missing:
         raise SystemExit(f"forecast_compare: no record in --against holds {', '.join(missing)}")
+    source = "+".join(sources)
     sides = {f"{source}:{variant}": {d: mine[d][variant] for d in mine},
              " + ".join(against): {d: theirs[d] for d in mine}}
     keys = [k for k in ("online", "offline", "adaptive") if all(f"interval_coverage_10_90_{k}" in run
@@ -427,9 +431,10 @@ def main() -> None:
                         choices=[*DEV_DATASETS, *DEV_PANELS], help="forecast_dev: the development series and panels")
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     parser.add_argument("--source", default="forecast_dev_defaults",
-                        help="forecast_rescore: the forecast_dev record whose bundles are scored again")
-    parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT (several: each set from the "
-                        "first that holds it) compared with --source's --variants")
+                        help="forecast_rescore: the forecast_dev record whose bundles are scored again; "
+                        "forecast_compare: the record (A+B: several, their sets together)")
+    parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT[:SET,SET...] (several: "
+                        "each set from the first that holds it, among its SETs if named), against --source's variant")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR)")
     args, rest = parser.parse_known_args()
@@ -442,7 +447,7 @@ def main() -> None:
     elif args.benchmark == "forecast_rescore" and not rest:
         forecast_rescore(args.source, args.variants[0], args.calibrations, args.datasets, args.record)
     elif args.benchmark == "forecast_compare" and args.against and not rest:
-        forecast_compare(args.source, args.variants[0], args.against, args.record)
+        forecast_compare(args.source.split("+"), args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
                            not args.no_examples, args.folds, args.members, args.calibration)

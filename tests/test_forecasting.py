@@ -208,16 +208,32 @@ def test_a_damped_trend_baseline_is_added_under_every_output() -> None:
             RegressorConfig(2, **bad)
 
 
+def test_a_seasonal_baseline_adds_the_seasonal_naive_forecast_under_every_output() -> None:
+    """baseline seasonal: step h adds the input's value one season (or more) before it, as `seasonal_naive` forecasts
+    it, the same for every quantile; a series that repeats its season exactly is forecast exactly by the baseline."""
+    config = RegressorConfig(2, 1, 6, num_layers=0, autoregressive=2, quantiles=(0.1, 0.5, 0.9), baseline="seasonal",
+                             season=4)
+    net = SequenceRegressor(config).eval()  # highway and constant zero: the baseline alone
+    x = torch.randn(3, 8, 2)
+    expected = torch.from_numpy(np.stack([seasonal_naive(row[:, :1].numpy(), 8, 6, 4) for row in x]))  # (3, 6, 1)
+    assert torch.allclose(net(x), expected.unsqueeze(-1).expand(3, 6, 1, 3))
+    with pytest.raises(ValueError, match="one season"):
+        net(x[:, -3:])
+    with pytest.raises(ValueError, match="baseline="):
+        RegressorConfig(2, baseline="seasonal")
+
+
 def test_a_damped_forecaster_takes_its_trend_steps_from_the_data_and_ships_them(table: Path, tmp_path: Path) -> None:
-    """network.damping with trend_steps left at 0: one season (12), at most lookback − 1; the bundle keeps the steps
-    and reproduces the test run."""
+    """network.damping with trend_steps left at 0: one season (12), at most lookback − 1; baseline seasonal with
+    season 0: data.season; the bundle keeps both and reproduces the test run."""
     from seq2text.tasks.forecasting import trend_steps
 
     assert [trend_steps(*args) for args in ((12, 6, 24), (12, 6, 10), (1, 6, 24), (1, 6, 2))] == [12, 9, 6, 1]
     bundle = fit(RECIPE, tmp_path, "--data.init_args.path", str(table), *TINY, "--model.init_args.network.damping",
-                 "0.9", "--trainer.max_epochs", "3")
+                 "0.9", "--model.init_args.network.baseline", "seasonal", "--trainer.max_epochs", "3")
     forecaster = seq2text.load(bundle)
     assert (forecaster.net.config.damping, forecaster.net.config.trend_steps) == (0.9, 12)
+    assert (forecaster.net.config.baseline, forecaster.net.config.season) == ("seasonal", 12)  # data.season
     frame, errors = pd.read_csv(table), []
     for origin in range(len(frame) - 24, len(frame) - 6 + 1):
         future = forecaster.forecast(frame.iloc[:origin])

@@ -14,6 +14,9 @@ input projection where they have an embedding).
     + (damping > 0) a damped-trend baseline (Gardner & McKenzie's damped trend, fixed, not learned): the drift per step
       over the input's last `trend_steps` steps, step h of the forecast adding drift × (φ + φ² + … + φ^h), φ =
       `damping`; the network learns the deviation from it instead of from the last value.
+    + (baseline `seasonal`) the seasonal-naive forecast under every output (the value one season before each
+      future step, as ARIMA's seasonal difference reads it): the network learns the change from a season ago instead
+      of from the last value.
     num_layers = 0: no recurrent stack: the linear highway alone plus a learned constant per output (with quantiles,
       each quantile's offset from the linear forecast): a linear autoregression of the lookback, direct multi-step,
       the classical candidate a tuner weighs against the recurrent ones.
@@ -22,6 +25,7 @@ input projection where they have an embedding).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -61,6 +65,10 @@ class RegressorConfig(Config):
             to the last value alone; 1: the drift undamped).
         trend_steps: the steps the baseline's drift is measured over (the mean step change of the input's last
             `trend_steps` + 1 values); with damping > 0, at least 1 and less than the lookback.
+        baseline: what the outputs are relative to: `last`, the last value (the input's units), or `seasonal`, the
+            seasonal-naive forecast of each step (see the module docstring; needs `season` ≥ 1 and a lookback of at
+            least one season).
+        season: the seasonal period of the `seasonal` baseline.
     """
 
     input_size: int
@@ -79,6 +87,8 @@ class RegressorConfig(Config):
     series_embedding: int = 0
     damping: float = 0.0
     trend_steps: int = 0
+    baseline: Literal["last", "seasonal"] = "last"
+    season: int = 0
 
     def __post_init__(self) -> None:
         if min(self.input_size, self.output_size, self.horizon, self.hidden_size) < 1 or self.num_layers < 0:
@@ -95,6 +105,9 @@ class RegressorConfig(Config):
         if not 0.0 <= self.damping <= 1.0 or (self.damping > 0 and self.trend_steps < 1):
             raise ValueError(f"damping={self.damping} must lie in [0, 1] (0: no trend baseline), and with damping > 0 "
                              f"trend_steps={self.trend_steps} must be ≥ 1")
+        if self.baseline not in ("last", "seasonal") or (self.baseline == "seasonal" and self.season < 1):
+            raise ValueError(f"baseline={self.baseline!r} must be last or seasonal, and seasonal needs season ≥ 1 "
+                             f"(got {self.season})")
         if self.quantiles and (0.5 not in self.quantiles or not all(0 < q < 1 for q in self.quantiles)
                                or list(self.quantiles) != sorted(set(self.quantiles))):
             raise ValueError(f"quantiles={list(self.quantiles)} must increase strictly within (0, 1) and include "
@@ -136,6 +149,8 @@ class SequenceRegressor(nn.Module):
         predictions = predictions.view(x.size(0), c.horizon, c.output_size, c.num_outputs).float()
         if c.damping > 0:
             predictions = predictions + self._trend(x)
+        if c.baseline == "seasonal":
+            predictions = predictions + self._seasonal(x)
         if self.highway is None:
             return predictions
         if x.size(1) < c.autoregressive:
@@ -154,6 +169,16 @@ class SequenceRegressor(nn.Module):
         powers = c.damping ** torch.arange(1, c.horizon + 1, device=x.device, dtype=torch.float32)
         profile = powers.cumsum(0)  # (H,): φ + … + φ^h
         return (profile.view(1, -1, 1) * drift.unsqueeze(1)).unsqueeze(-1)
+
+    def _seasonal(self, x: torch.Tensor) -> torch.Tensor:
+        """The seasonal-naive forecast in the input's units, (B, horizon, output_size, 1): step h (from 0) reads the
+        input's position L + h − season × (h // season + 1), the same season one or more cycles before."""
+        c, length = self.config, x.size(1)
+        if length < c.season:
+            raise ValueError(f"the seasonal baseline reads one season ({c.season} steps) but the input has {length}")
+        steps = torch.arange(c.horizon, device=x.device)
+        positions = length + steps - c.season * (steps // c.season + 1)  # (H,) in [L − season, L − 1]
+        return x[:, positions, : c.output_size].float().unsqueeze(-1)
 
     def _recurrent(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
         """The recurrent stack's outputs from the state after the last step, (B, horizon × output_size × Q)."""

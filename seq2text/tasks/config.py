@@ -193,7 +193,8 @@ ForecastNetwork = _network(
     "ForecastNetwork", """A forecaster's network (`network`); every field as in `RegressorConfig` (autoregressive:
     the linear highway's steps, at most data.lookback; series_embedding: a learned vector per series of a panel, the
     number of series taken from the data; num_layers 0: the linear highway alone; trend_steps 0 with damping > 0: one
-    season, or the horizon without one, at most lookback − 1, `tasks.forecasting.trend_steps`).""", RegressorConfig,
+    season, or the horizon without one, at most lookback − 1, `tasks.forecasting.trend_steps`; season 0 with baseline
+    seasonal: data.season).""", RegressorConfig,
     ("input_size", "output_size", "horizon", "quantiles", "num_series"), zero_allowed=("num_layers",))
 
 

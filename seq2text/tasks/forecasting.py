@@ -90,6 +90,9 @@ class ForecastingTask(Task):
         if self.network.damping > 0 and not self.network.trend_steps:
             self.network = replace(self.network, trend_steps=trend_steps(reading.season, reading.horizon,
                                                                          reading.lookback))
+        if self.network.baseline == "seasonal" and not self.network.season:
+            self.network = replace(self.network, season=reading.season)
+        self.hparams["network"] = asdict(self.network)  # what the data resolved, as the checkpoint's settings
         if self.net is None:
             self._build(*shape, len(reading.scales))
 
