@@ -93,6 +93,11 @@ TARGETS = {
                                     "the ten sets (against forecast_dev_fresh)",
     "forecast_compare_fresh_recency50": "forecast_dev_fresh_recency50 against forecast_dev_fresh: the confirmation "
                                         "(pre-registered in 72f169d)",
+    "forecast_dev_seasonal_single": "the six single development series: every network's forecast relative to the "
+                                    "seasonal-naive one (against forecast_dev_defaults)",
+    "forecast_dev_seasonal_panels": "the six development panels (recency auto): the seasonal-naive baseline (against "
+                                    "forecast_dev_recency50 and forecast_dev_fresh_recency50)",
+    "forecast_compare_seasonal": "the seasonal-naive baseline against the defaults on the twelve development sets",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "

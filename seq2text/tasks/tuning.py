@@ -45,6 +45,8 @@ damped-trend baseline under every network's forecast (`network.damping`, forecas
 and 1.1484 against 1.0109 on the nine, worse on every set with either φ). Weighting training windows by recency
 (`data.recency`) lost on the ten sets as a whole but won on their panels; confirmed on two fresh panels
 (forecast_compare_fresh_recency50: 1.1868 against 1.3338), the auto recipe weighs a panel's windows (`recency: auto`).
+Forecasting relative to the seasonal-naive forecast (`network.baseline` seasonal) lost on the twelve development sets
+(forecast_compare_seasonal: 1.1218 against 1.0217).
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
