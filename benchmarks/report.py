@@ -98,6 +98,12 @@ TARGETS = {
     "forecast_dev_seasonal_panels": "the six development panels (recency auto): the seasonal-naive baseline (against "
                                     "forecast_dev_recency50 and forecast_dev_fresh_recency50)",
     "forecast_compare_seasonal": "the seasonal-naive baseline against the defaults on the twelve development sets",
+    "forecast_dev_defaults12_single": "the defaults at 8307b53 on the six single development series (a clean "
+                                      "baseline; reproduces forecast_dev_defaults)",
+    "forecast_dev_defaults12_panels": "the defaults at 8307b53 (recency auto) on the six development panels (a clean "
+                                      "baseline; reproduces forecast_dev_recency50 / forecast_dev_fresh_recency50)",
+    "forecast_compare_defaults12": "the defaults at 8307b53 on the twelve development sets against the records that "
+                                   "made the baseline of forecast_compare_seasonal (equal on every set)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
