@@ -115,12 +115,17 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     origin (a panel: all series forecast together from the history before each origin); `calibration`: the bundle's,
     `none`, the search record's `alternative` (the band in the other units), the bundle's `online` / `offline`
     (with or without the scores of the windows the history holds after the fit, at the nominal level), or `adaptR`
-    (online, the level moved by adaptive conformal inference at rate R)."""
+    (online, the level moved by adaptive conformal inference at rate R); `online+decayK` / `adaptR+decayK`: each
+    online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
+    calibration, *decay = calibration.split("+decay")  # +decayK: online scores' half-life, K × max(season, horizon)
+    if decay:
+        forecaster.calibration = {**forecaster.calibration,
+                                  "decay": float(decay[0]) * max(panel[0].season, panel[0].horizon)}
     if calibration in ("online", "offline"):
         forecaster.calibration = {**forecaster.calibration, "online": calibration == "online", "adapt": 0.0}
     elif calibration.startswith("adapt"):
@@ -324,26 +329,31 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                        "configurations averaged), before the benchmark series were run again")
 
 
-def forecast_rescore(source: str, variant: str, calibrations: list[str], datasets: list[str], name: str) -> dict:
-    """The bands of record `source`'s development bundles (variant `variant`, as its run left them) under each of
-    `calibrations` (see `_forecasts`), without training anything: where a calibration's method is chosen (the point
-    forecasts, and so MASE, are the bundles' own)."""
+def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], datasets: list[str], name: str
+                     ) -> dict:
+    """The bands of the `sources` records' development bundles (variant `variant`, as their runs left them; each set
+    from the first record that holds it) under each of `calibrations` (see `_forecasts`), without training anything:
+    where a calibration's method is chosen (the point forecasts, and so MASE, are the bundles' own)."""
     start, runs = time.monotonic(), {}
     for dataset in datasets:
-        panel, out = load_panel(dataset), ROOT / "benchmarks" / "runs" / source / dataset / variant
+        panel = load_panel(dataset)
+        outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
+        out = next((one for one in outs if (one / "auto" / "bundle").is_dir()), None)
+        if out is None:
+            raise SystemExit(f"no bundle of {dataset} in {', '.join(map(str, outs))}: run forecast_dev --record "
+                             f"{sources[0]} --variants {variant} --datasets {dataset} first")
         bundle, table = out / "auto" / "bundle", out / f"{dataset}.csv"
-        if not bundle.is_dir():
-            raise SystemExit(f"{bundle} is missing: run forecast_dev --record {source} --variants {variant} first")
         scored = [_score(panel, *_forecasts(bundle, dataset, panel, table, c)) for c in calibrations]
         runs[dataset] = {"mase": scored[0]["mase"], "bundle": str(bundle.relative_to(ROOT)),
                          **{f"interval_coverage_10_90_{c}": one["interval_coverage_10_90"]
                             for c, one in zip(calibrations, scored, strict=True)}}
-    summary = {c: {"mean_abs_coverage_gap": _coverage_gap(r[f"interval_coverage_10_90_{c}"] for r in runs.values())}
+    summary = {c: {"mean_abs_coverage_gap": _coverage_gap(r[f"interval_coverage_10_90_{c}"] for r in runs.values()),
+                   "outside_75_85": sum(not 0.75 <= r[f"interval_coverage_10_90_{c}"] <= 0.85 for r in runs.values())}
                for c in calibrations}
     return record(name, metric=f"mean_abs_coverage_gap_{calibrations[-1]}",
                   value=summary[calibrations[-1]]["mean_abs_coverage_gap"],
                   split="each series' own protocol (forecast_dev): the test part's rolling origins",
-                  data="development series: " + ", ".join(datasets), source_record=source, variant=variant,
+                  data="development series: " + ", ".join(datasets), source_record="+".join(sources), variant=variant,
                   calibrations=calibrations, summary=summary, runs=runs,
                   total_seconds=round(time.monotonic() - start, 1),
                   note="the same bundles under each calibration; the point forecasts do not change")
@@ -431,12 +441,12 @@ def main() -> None:
                         choices=[*DEV_DATASETS, *DEV_PANELS], help="forecast_dev: the development series and panels")
     parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
     parser.add_argument("--source", default="forecast_dev_defaults",
-                        help="forecast_rescore: the forecast_dev record whose bundles are scored again; "
+                        help="forecast_rescore: the forecast_dev record whose bundles are scored again (A+B: several); "
                         "forecast_compare: the record (A+B: several, their sets together)")
     parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT[:SET,SET...] (several: "
                         "each set from the first that holds it, among its SETs if named), against --source's variant")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
-                        help="forecast_rescore: the calibrations compared (online, offline, adaptR)")
+                        help="forecast_rescore: the calibrations compared (online, offline, adaptR; +decayK)")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":
         if len(rest) != 2:
@@ -445,7 +455,7 @@ def main() -> None:
     elif args.benchmark == "forecast_dev" and not rest:
         forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
     elif args.benchmark == "forecast_rescore" and not rest:
-        forecast_rescore(args.source, args.variants[0], args.calibrations, args.datasets, args.record)
+        forecast_rescore(args.source.split("+"), args.variants[0], args.calibrations, args.datasets, args.record)
     elif args.benchmark == "forecast_compare" and args.against and not rest:
         forecast_compare(args.source.split("+"), args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:

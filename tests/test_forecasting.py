@@ -708,6 +708,16 @@ def test_forward_selection_adds_the_configurations_that_lower_the_mean_forecasts
     assert [number for number, _ in select_members(best, 1, "forward")] == [0]
 
 
+def test_decayed_weights_halve_every_half_life_and_keep_their_sum() -> None:
+    from seq2text.predict.conformal import decayed
+
+    weights = decayed(np.array([2.0, 2.0, 1.0, 1.0]), np.array([8.0, 4.0, 4.0, 0.0]), 4.0)  # halves every 4 steps
+    assert weights.sum() == pytest.approx(6.0) and weights[1] / weights[0] == pytest.approx(2.0)
+    assert weights[3] / weights[2] == pytest.approx(2.0) and weights[2] / weights[1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="half_life"):
+        decayed(weights, np.zeros(4), 0.0)
+
+
 def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_could_know() -> None:
     """`adapted_level`: each window is judged by the band its origin had (the kept scores and the windows known by
     then, at the level then), and moves the level by rate × (its misses − 0.2) once known; held in ADAPTED_LEVELS."""
@@ -763,9 +773,15 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     assert new.shape == (34 * 3, 1)
     assert np.allclose(online.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8))
     capped = Forecaster(net, data.reading, calibration={**band, "online": True}, online_windows=10)
-    kept, starts, ends = capped._scores_after_fit(history)
+    kept, starts, ends, ages, kept_age = capped._scores_after_fit(history)
     assert kept.shape == (10, 3, 1) and np.allclose(kept.reshape(-1, 1), new[-30:])  # the 10 most recent windows
     assert list(starts) == list(history[0].times[84:94]) and list(ends) == list(history[0].times[86:96])
+    assert list(ages) == list(range(9, -1, -1)) and kept_age == 96 - 60  # steps before the newest origin (93)
+    decaying = Forecaster(net, data.reading, calibration={**band, "online": True, "decay": 6.0})
+    by_hand = 0.5 ** (np.concatenate([np.full(len(scores), 36.0), np.repeat(np.arange(33, -1, -1), 3)]) / 6.0)
+    by_hand *= len(by_hand) / by_hand.sum()
+    assert np.allclose(decaying.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8, by_hand))
+    assert not np.allclose(decaying.offsets(history), online.offsets(history))
     loud = frame.copy()
     loud.loc[60:, "load"] += np.tile([30.0, -30.0], 18)
     widened = online.forecast(loud)

@@ -22,7 +22,7 @@ import numpy as np
 from seq2text.errors import DataError
 
 __all__ = ["ADAPTED_LEVELS", "BAND", "adapted_level", "calibrated_band", "conformal_offsets", "conformal_scores",
-           "offsets_of", "summarised"]
+           "decayed", "offsets_of", "summarised"]
 
 BAND = (0.1, 0.9)  # the band a tuned forecaster calibrates: 10 % – 90 %, nominal coverage 80 %
 
@@ -115,6 +115,24 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
         here = starts == start
         misses[here] = (new[here] > q).mean(axis=(1, 2))
     return float(np.clip(level + rate * (misses - (1 - level)).sum(), low, high))
+
+
+def decayed(weights: np.ndarray, ages: np.ndarray, half_life: float) -> np.ndarray:
+    """`weights` halved every `half_life` steps of each score's age (steps before the newest) and scaled back to
+    their sum (a weighted quantile counts as many scores as before): non-exchangeable conformal prediction (Barber,
+    Candès, Ramdas & Tibshirani 2023), where the recent past counts more when the errors drift.
+
+    Args:
+        weights, ages: each score's weight and its age in steps (m,) each, ages ≥ 0.
+        half_life: steps, > 0.
+    Returns:
+        weights (m,), float64.
+    """
+    if half_life <= 0:
+        raise ValueError(f"half_life={half_life} must be positive")
+    weights = np.asarray(weights, dtype=np.float64)
+    moved = weights * 0.5 ** (np.asarray(ages, dtype=np.float64) / half_life)
+    return moved * weights.sum() / moved.sum()
 
 
 def summarised(scores: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.nn.regressor import RegressorConfig, SequenceRegressor
-from seq2text.predict.conformal import BAND, adapted_level, calibrated_band, conformal_scores, offsets_of
+from seq2text.predict.conformal import BAND, adapted_level, calibrated_band, conformal_scores, decayed, offsets_of
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
 from seq2text.text.series import Series, SeriesReading, powered, read_series, steps_after
 
@@ -32,7 +32,8 @@ class Forecaster:
             units); None: the network's quantiles as they are. Newer bundles keep the validation windows' scores,
             each step's spread and each series' `fit_end`; with `"online": true` the forecast adds the scores of
             the windows the history holds after the fit (`offsets`), and with `"adapt": γ` calibrates at the level
-            adaptive conformal inference reaches over those windows (`seq2text.predict.conformal.adapted_level`).
+            adaptive conformal inference reaches over those windows (`seq2text.predict.conformal.adapted_level`);
+            with `"decay": S` each score's weight halves every S steps of its age (`conformal.decayed`).
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
             normalisation); the forecast is the mean of every network's point forecast and band edges, in the
             series' units, before the calibration widens the band.
@@ -142,7 +143,7 @@ class Forecaster:
         stored = np.asarray(calibration["offsets"], dtype=np.float64)
         if not calibration.get("online"):
             return stored
-        new, starts, ends = self._scores_after_fit(series)
+        new, starts, ends, ages, kept_age = self._scores_after_fit(series)
         if not len(new):
             return stored
         kept, spread = (np.asarray(calibration[key], dtype=np.float64) for key in ("scores", "spread"))
@@ -152,11 +153,16 @@ class Forecaster:
             level = adapted_level(level, float(calibration["adapt"]), kept, kept_weights, new, starts, ends)
         scores = np.concatenate([kept, new.reshape(-1, new.shape[-1])])
         weights = np.concatenate([kept_weights, np.ones(len(scores) - len(kept))])
+        if calibration.get("decay"):
+            weights = decayed(weights, np.concatenate([np.full(len(kept), kept_age), np.repeat(ages, new.shape[1])]),
+                              float(calibration["decay"]))
         return offsets_of(scores, spread, min(level, weights.sum() / (weights.sum() + 1)), weights)
 
-    def _scores_after_fit(self, series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The conformity scores (m, H, V) of every full window of `series` whose true values all lie after the fit,
-        and each window's origin time and the time of its last true value (m,) each."""
+    def _scores_after_fit(self, series: list[Series]
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The conformity scores (m, H, V) of every full window of `series` whose true values all lie after the fit;
+        each window's origin time, the time of its last true value and its age (steps before its series' newest
+        origin), (m,) each; and the age of the validation part's newest window (the kept scores'), in steps."""
         ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
         lookback = max(reading.lookback for _, reading in self.members)
         known = [one for one in series if one.id in ends]
@@ -165,7 +171,7 @@ class Forecaster:
                    for origin in range(max(steps_after(one, ends[one.id]), lookback, len(one) - horizon + 1 - share),
                                        len(one) - horizon + 1)]
         if not origins:
-            return np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0)
+            return (np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0), np.zeros(0), 0)
         low, point, high = self._mean_band(origins)
         actual = np.stack([one.values[origin:origin + horizon] for one, origin in origins])  # (m, H, V)
         units = self._offset_units(origins)[:, None, :]
@@ -173,7 +179,9 @@ class Forecaster:
                                      np.asarray(self.calibration["spread"], dtype=np.float64))
         starts = np.array([one.times[origin] for one, origin in origins])
         last = np.array([one.times[origin + horizon - 1] for one, origin in origins])
-        return scores.reshape(len(origins), horizon, -1), starts, last
+        ages = np.array([len(one) - horizon - origin for one, origin in origins])
+        kept_age = min(len(one) - steps_after(one, ends[one.id]) for one in known)  # its newest: origin fit end - H
+        return scores.reshape(len(origins), horizon, -1), starts, last, ages, kept_age
 
     def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
                   band: bool) -> np.ndarray:
