@@ -6,6 +6,7 @@ horizon, in the same run.
     python benchmarks/forecast.py forecast_co2                # or forecast_sunspots, forecast_macro_panel
     python benchmarks/forecast.py forecast_co2 --trials 30 --budget 10m    # the defaults: the same for every dataset
     python benchmarks/forecast.py export co2 data/co2_monthly.csv          # the table the recipes read
+    python benchmarks/forecast.py forecast_precision --rounds 4   # fp32 against bf16-mixed (a CPU with native bf16)
 
 The headline (`value`, `mase_seq2text`) is ONE command with the same budget on every dataset: `seq2text fit --config
 recipes/forecast_auto.yaml --tune BUDGET --tune_trials TRIALS` on the exported table. It searches the configuration
@@ -394,6 +395,48 @@ def forecast_compare(sources: list[str], variant: str, against: list[str], name:
                   note="two records' runs on the same development sets, compared without training")
 
 
+# forecast_precision's fixed configurations: a recipe's network on a development set (no search: equal work)
+PRECISION_SETS = (("airpassengers", "recipes/forecast_co2.yaml"), ("lynx", AUTO_RECIPE),
+                  ("macro_history_panel", AUTO_RECIPE))
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+def forecast_precision(rounds: int, name: str) -> dict:
+    """The wall time of `seq2text fit` on fixed configurations (PRECISION_SETS) in 32-true and in bf16-mixed,
+    alternating (ABBA...) in one run on a CPU with native bf16, and each fit's validation MASE: whether the
+    forecaster's small networks gain anything from bf16 there. Medians over `rounds` fits each; the ratio
+    bf16-mixed / 32-true per set is the figure (below 1: bf16 faster)."""
+    from seq2text.hardware import cpu_bf16
+
+    native, reason = cpu_bf16()
+    if not native:
+        raise SystemExit(f"forecast_precision compares bf16-mixed with 32-true where bf16 is native; here: {reason}")
+    start, runs = time.monotonic(), {}
+    for dataset, recipe in PRECISION_SETS:
+        panel, out = load_panel(dataset), ROOT / "benchmarks" / "runs" / name / dataset
+        table = export(panel, dataset, out / f"{dataset}.csv")
+        extra = _protocol_args(dataset, panel[0], table, len(panel) > 1)
+        walls, valid = {p: [] for p in PRECISIONS}, {p: [] for p in PRECISIONS}
+        for r in range(rounds):
+            for precision in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
+                where = out / f"{precision}_{r}"
+                walls[precision].append(round(fit_recipe(recipe, where, [*extra, "--trainer.precision", precision]), 2))
+                metrics = json.loads((where / "bundle" / "metrics.json").read_text())
+                valid[precision].append(round(metrics["val/mase"], 4))
+        medians = {p: float(np.median(walls[p])) for p in PRECISIONS}
+        runs[dataset] = {"recipe": recipe, "wall_seconds": walls, "valid_mase": valid,
+                         "median_wall_seconds": medians,
+                         "bf16_over_fp32_wall": round(medians["bf16-mixed"] / medians["32-true"], 3)}
+    return record(name, metric="median_wall_ratio_bf16_mixed_over_32_true",
+                  value=round(float(np.median([r["bf16_over_fp32_wall"] for r in runs.values()])), 3),
+                  split="training + validation of each development set (its test part is not read)",
+                  data="development sets: " + ", ".join(d for d, _ in PRECISION_SETS), rounds=rounds, runs=runs,
+                  precision="32-true and bf16-mixed (alternating)", bf16=reason,
+                  total_seconds=round(time.monotonic() - start, 1),
+                  note="each fit is a `seq2text fit` process (start-up included: what a user waits for); the "
+                       "configurations are fixed, so both precisions do the same work")
+
+
 def _geometric_mean(ratios: Iterable[float]) -> float:
     """The geometric mean of MASE ratios (to the best peer's), rounded as the records hold it."""
     return round(float(np.exp(np.mean(np.log(list(ratios))))), 4)
@@ -447,6 +490,7 @@ def main() -> None:
                         "each set from the first that holds it, among its SETs if named), against --source's variant")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR; +decayK)")
+    parser.add_argument("--rounds", type=int, default=4, help="forecast_precision: fits per precision")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":
         if len(rest) != 2:
@@ -456,6 +500,8 @@ def main() -> None:
         forecast_dev(args.trials, args.budget, args.variants, args.datasets, args.record)
     elif args.benchmark == "forecast_rescore" and not rest:
         forecast_rescore(args.source.split("+"), args.variants[0], args.calibrations, args.datasets, args.record)
+    elif args.benchmark == "forecast_precision" and not rest:
+        forecast_precision(args.rounds, args.record if args.record != "forecast_dev" else "forecast_precision")
     elif args.benchmark == "forecast_compare" and args.against and not rest:
         forecast_compare(args.source.split("+"), args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
