@@ -521,6 +521,30 @@ def test_each_member_refitted_from_several_seeds_joins_the_ensemble() -> None:
         TrialSettings(seeds=0)
 
 
+@needs_optuna
+def test_a_panels_search_draws_the_recency_half_life_and_each_member_trains_with_its_own() -> None:
+    """--tune_recency true: a panel's trials draw data.recency among SEARCH_SPACE["recency"], and each member is
+    refitted with its own trial's half-life; one series' trials draw none (it keeps the data's)."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import SEARCH_SPACE, TrialSettings, TuningBudget, TuningResult, tune_forecaster
+
+    settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", recency=True, members=3)
+
+    def tuned(frame: pd.DataFrame, id_column: str | None) -> TuningResult:
+        data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], id_column=id_column,
+                                           horizon=6, season=12, valid_size=24, test_size=12, recency="auto")
+        return tune_forecaster(data, ForecastingTask(), TuningBudget(trials=5, seed=0), settings, log=lambda _: None)
+
+    panel = tuned(monthly(100, ids=("north", "south")), "site")
+    drawn = [t["params"]["recency"] for t in panel.record["trials"]]
+    assert set(drawn) <= set(SEARCH_SPACE["recency"]) and len(set(drawn)) > 1, drawn
+    members = panel.record["ensemble"]["members"]
+    assert [data._recency for _, data in panel.members] == [m["params"]["recency"] for m in members]
+    single = tuned(monthly(100), None)
+    assert all("recency" not in t["params"] for t in single.record["trials"])
+    assert {data._recency for _, data in single.members} == {0.0}
+
+
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
     """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
     the same forecasts computed by hand in the series' units."""

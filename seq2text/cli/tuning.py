@@ -1,6 +1,7 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_online true|false] [--tune_adapt RATE] [--tune_selection best|forward] [--tune_transform rule|validation]
+[--tune_online true|false] [--tune_adapt RATE] [--tune_recency true|false] [--tune_selection best|forward]
+[--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically
 (`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
 
@@ -30,6 +31,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                            "its calibration at each forecast (true: the default, or false)"),
     "--tune_adapt": (str, "with --tune and an online band: the rate of adaptive conformal inference over the windows "
                           "after the fit (default 0.05; 0: none)"),
+    "--tune_recency": (str, "with --tune on a panel: also search the training windows' recency half-life "
+                            "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
                               "default) or forward (forward selection on the validation MASE of their mean)"),
     "--tune_transform": (str, "with --tune and data.transform auto: rule (the range-mean rule's pick, the default) or "
@@ -41,7 +44,8 @@ TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
-BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online"}  # option: the TrialSettings field it sets
+# option: the TrialSettings field it sets
+BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency"}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:

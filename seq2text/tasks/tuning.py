@@ -86,6 +86,7 @@ SEARCH_SPACE: dict[str, tuple] = {
     "lr": (1e-3, 3e-2),  # log-uniform
     "loss": ("quantile", "mae", "huber"),
     "series_embedding": (0, 4, 16),  # panels only
+    "recency": (0.0, 0.25, 0.5),  # panels only, with TrialSettings.recency: data.recency's half-life (0: none)
 }
 CALENDAR_OF_STEP = {"M": "month", "Q": "month", "W": "dayofyear", "D": "dayofweek", "B": "dayofweek", "H": "hour"}
 # Each development series' best configuration by its validation score (forecast_dev_linear at b5a738c, variant
@@ -173,6 +174,8 @@ class TrialSettings:
             rule's pick (`power_choice`); `validation`, the search draws it too, among the rule's pick and none
             (`transform_choices`), every trial scored in the values as read (`raw_scores`), and the ensemble is the
             best trials with the best one's transform.
+        recency: a panel's search also draws the training windows' recency half-life (`data.recency`, a share of the
+            training part) among SEARCH_SPACE["recency"]; one series keeps the data's (False: every trial the data's).
         adapt: with `online`, the rate γ of adaptive conformal inference over those windows (0: the nominal level):
             a band that lately missed more than 20 % of the values widens, one that missed fewer narrows. None:
             ADAPT with an online band, else 0.
@@ -194,6 +197,7 @@ class TrialSettings:
     band: str = "series"
     linear: bool = False
     online: bool = True
+    recency: bool = False
     adapt: float | None = None
     selection: str = "best"
     transform: str = "rule"
@@ -259,9 +263,10 @@ def search_space(linear: bool) -> dict[str, tuple]:
 
 
 def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False,  # noqa: ANN401
-            transforms: tuple[str, ...] = ()) -> dict:
+            transforms: tuple[str, ...] = (), recency: bool = False) -> dict:
     """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices;
-    `transforms`: the power transforms to draw from (fewer than two: the data's own)."""
+    `transforms`: the power transforms to draw from (fewer than two: the data's own); `recency`: a panel's recency
+    half-life drawn too."""
     space = search_space(linear)
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
               **{name: trial.suggest_categorical(name, space[name])
@@ -271,6 +276,8 @@ def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear:
         params["calendar"] = trial.suggest_categorical("calendar", space["calendar"])
     if panel:
         params["series_embedding"] = trial.suggest_categorical("series_embedding", space["series_embedding"])
+        if recency:
+            params["recency"] = trial.suggest_categorical("recency", space["recency"])
     if len(transforms) > 1:
         params["transform"] = trial.suggest_categorical("transform", transforms)
     return params
@@ -296,15 +303,17 @@ def check_configuration(configuration: dict, linear: bool, where: str) -> None:
 
 def start_params(configuration: dict, reading: Any, lookbacks: list[int], panel: bool) -> dict:  # noqa: ANN401
     """A configuration to start from as the trial's parameters: its lookback the longest of `lookbacks` up to the one
-    it asks for (the shortest if none), the calendar and series embedding only where the data have them."""
-    params = {k: v for k, v in configuration.items() if k not in ("lookback_seasons", "calendar", "series_embedding")}
+    it asks for (the shortest if none), the calendar, series embedding and recency only where the data have them."""
+    params = {k: v for k, v in configuration.items()
+              if k not in ("lookback_seasons", "calendar", "series_embedding", "recency")}
     wanted = configuration.get("lookback") or configuration.get("lookback_seasons", 0) * _unit(reading)
     if wanted:
         params["lookback"] = max((k for k in lookbacks if k <= wanted), default=min(lookbacks))
     if _calendar_feature(reading) is not None and "calendar" in configuration:
         params["calendar"] = configuration["calendar"]
-    if panel and "series_embedding" in configuration:
-        params["series_embedding"] = configuration["series_embedding"]
+    for name in ("series_embedding", "recency"):
+        if panel and name in configuration:
+            params[name] = configuration[name]
     return params
 
 
@@ -322,6 +331,8 @@ def data_changes(params: dict, reading: Any) -> dict:  # noqa: ANN401
         changes["calendar"] = [_calendar_feature(reading)]
     if "transform" in params:
         changes["transform"] = params["transform"]
+    if "recency" in params:
+        changes["recency"] = params["recency"]
     return changes
 
 
@@ -419,7 +430,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
     def objective(trial: optuna.Trial) -> float:
         start = time.monotonic()
-        params = suggest(trial, data.reading, lookbacks, panel, settings.linear, transforms)
+        params = suggest(trial, data.reading, lookbacks, panel, settings.linear, transforms, settings.recency)
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
