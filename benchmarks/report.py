@@ -104,6 +104,10 @@ TARGETS = {
                                       "baseline; reproduces forecast_dev_recency50 / forecast_dev_fresh_recency50)",
     "forecast_compare_defaults12": "the defaults at 8307b53 on the twelve development sets against the records that "
                                    "made the baseline of forecast_compare_seasonal (equal on every set)",
+    "forecast_dev_rerun_single": "the defaults at cc54cd9 on the six single development series, on a CPU with native "
+                                 "bf16 under the AVX2 emulation: reproduces forecast_dev_defaults12_single",
+    "forecast_dev_rerun_panels": "the defaults at cc54cd9 on the six development panels, on a CPU with native bf16 "
+                                 "under the AVX2 emulation: reproduces forecast_dev_defaults12_panels",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
