@@ -108,6 +108,8 @@ TARGETS = {
                                  "bf16 under the AVX2 emulation: reproduces forecast_dev_defaults12_single",
     "forecast_dev_rerun_panels": "the defaults at cc54cd9 on the six development panels, on a CPU with native bf16 "
                                  "under the AVX2 emulation: reproduces forecast_dev_defaults12_panels",
+    "forecast_rescore_decay": "the twelve development sets' default bundles (forecast_dev_rerun_*): the online band "
+                              "with scores weighted by age (+decayK) against the default adaptive band (rule in d1acff1)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "

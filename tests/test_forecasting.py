@@ -414,7 +414,7 @@ TUNE_TINY = ["--data.init_args.time_column", "month", "--data.init_args.value_co
 
 
 def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3, trials: int = 2,
-                 start: tuple[dict, ...] = (), transform: str = "rule", seed: int = 3) -> dict:
+                 start: tuple[dict, ...] = (), transform: str = "rule", seed: int = 3, decay: float = 0.0) -> dict:
     """`trials` trials (two) of two epochs on `frame` (valid 30, test 24 steps), straight through the library; with
     `transform` validation, the data's transform `auto` and the search choosing it."""
     from seq2text.tasks.forecasting import ForecastingTask
@@ -424,7 +424,7 @@ def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3
                                        valid_size=30, test_size=24, batch_size=32,
                                        transform="auto" if transform == "validation" else "none")
     settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds,
-                             calibration_folds=calibration_folds, start=start, transform=transform)
+                             calibration_folds=calibration_folds, start=start, transform=transform, decay=decay)
     result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=trials, seed=seed), settings,
                              log=lambda _: None)
     return result.record
@@ -519,6 +519,16 @@ def test_each_member_refitted_from_several_seeds_joins_the_ensemble() -> None:
     assert "2 seed(s)" in result.record["refit"] and len(result.record["ensemble"]["members"]) == 2
     with pytest.raises(ConfigError, match="seeds 0 .--tune_seeds.: give a positive whole number"):
         TrialSettings(seeds=0)
+
+
+@needs_optuna
+def test_a_decaying_band_keeps_its_half_life_in_steps() -> None:
+    """--tune_decay 2 on a monthly series (season 12, horizon 6): the bundle's online band halves a score's weight
+    every 2 × 12 steps of its age; the offsets at the fit are the validation part's, as without."""
+    decaying = _tiny_tuning(monthly(150), folds=1, calibration_folds=1, trials=1, decay=2.0)
+    plain = _tiny_tuning(monthly(150), folds=1, calibration_folds=1, trials=1)
+    assert decaying["calibration"]["decay"] == 24 and "decay" not in plain["calibration"]
+    assert decaying["calibration"]["offsets"] == plain["calibration"]["offsets"]
 
 
 @needs_optuna
@@ -976,8 +986,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
                                   "bad folds", "bad members", "bad seeds", "bad band", "bad linear", "bad online",
-                                  "bad adapt", "adapt offline", "bad selection", "bad transform", "no start file",
-                                  "bad start file", "bad start"])
+                                  "bad adapt", "adapt offline", "bad decay", "decay offline", "bad selection",
+                                  "bad transform", "no start file", "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     short = tmp_path / "short.csv"
@@ -1016,6 +1026,10 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                       "--tune_adapt x: give a number in [0, 1)"),
         "adapt offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_adapt",
                            "0.05", "--tune_online", "false"], "adapt 0.05 (--tune_adapt): give a rate in [0, 1), with"),
+        "bad decay": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_decay", "-1"],
+                      "decay -1.0 (--tune_decay): give a half-life ≥ 0"),
+        "decay offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_decay",
+                           "2", "--tune_online", "false"], "with an online band"),
         "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
                        "--tune_online 1: give true or false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

@@ -1,9 +1,9 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
-[--tune_online true|false] [--tune_adapt RATE] [--tune_recency true|false] [--tune_selection best|forward]
-[--tune_transform rule|validation]
-[--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically
-(`seq2text.tasks.tuning`), its bundle written with the search record and the band's calibration."""
+[--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
+[--tune_selection best|forward] [--tune_transform rule|validation] [--tune_start none|portfolio|FILE.json]`: the
+recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record
+and the band's calibration."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                            "its calibration at each forecast (true: the default, or false)"),
     "--tune_adapt": (str, "with --tune and an online band: the rate of adaptive conformal inference over the windows "
                           "after the fit (default 0.05; 0: none)"),
+    "--tune_decay": (str, "with --tune and an online band: each error's weight in the band halves every K × "
+                          "max(season, horizon) steps of its age (default 0: none)"),
     "--tune_recency": (str, "with --tune on a panel: also search the training windows' recency half-life "
                             "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
@@ -84,11 +86,13 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
                          ("--tune_transform", "transform")):  # TrialSettings checks them
         if option in options:
             choices[name] = options[option]
-    if "--tune_adapt" in options:  # and the rate's range
-        try:
-            choices["adapt"] = float(options["--tune_adapt"])
-        except ValueError:
-            raise ConfigError(f"--tune_adapt {options['--tune_adapt']}: give a number in [0, 1), e.g. 0.01") from None
+    for option, name, example in (("--tune_adapt", "adapt", "a number in [0, 1), e.g. 0.01"),
+                                  ("--tune_decay", "decay", "a half-life ≥ 0, e.g. 2")):  # TrialSettings checks range
+        if option in options:
+            try:
+                choices[name] = float(options[option])
+            except ValueError:
+                raise ConfigError(f"{option} {options[option]}: give {example}") from None
     choices["start"] = start_configurations(options.get("--tune_start", "none"))
     budget = (parse_duration(options["--tune"]) if "--tune" in options else None, counts["--tune_trials"])
     cli = _parse(args[1:])

@@ -179,6 +179,8 @@ class TrialSettings:
         adapt: with `online`, the rate γ of adaptive conformal inference over those windows (0: the nominal level):
             a band that lately missed more than 20 % of the values widens, one that missed fewer narrows. None:
             ADAPT with an online band, else 0.
+        decay: with `online`, each score's weight in the band's quantile halves every `decay` × max(season, horizon)
+            steps of its age (`seq2text.predict.conformal.decayed`; 0: every score the same).
         start: configurations tried first, in order, and never pruned (a portfolio that did well on other series,
             e.g. PORTFOLIO's; `check_configuration`): the search then goes on from them. Each gives the lookback
             in units of max(season, horizon) (`lookback_seasons`) or in steps (`lookback`); what it leaves out is
@@ -199,6 +201,7 @@ class TrialSettings:
     online: bool = True
     recency: bool = False
     adapt: float | None = None
+    decay: float = 0.0
     selection: str = "best"
     transform: str = "rule"
     start: tuple[dict, ...] = ()
@@ -220,6 +223,9 @@ class TrialSettings:
         if not 0 <= self.adapt < 1 or (self.adapt and not self.online):
             raise ConfigError(f"adapt {self.adapt} (--tune_adapt): give a rate in [0, 1), with an online band "
                               "(--tune_online true)")
+        if not self.decay >= 0 or (self.decay and not self.online):
+            raise ConfigError(f"decay {self.decay} (--tune_decay): give a half-life ≥ 0 in units of max(season, "
+                              "horizon), with an online band (--tune_online true)")
         for number, configuration in enumerate(self.start):
             check_configuration(configuration, self.linear, f"start configuration {number}")
 
@@ -543,14 +549,15 @@ UNITS = {"series": "norm", "local": "local"}  # a band's units: the key of `band
 KEPT_SCORES = 2000  # a bundle keeps at most this many validation scores per variable (`summarised`)
 
 
-def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False, adapt: float = 0.0
-              ) -> dict:
+def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online: bool = False, adapt: float = 0.0,
+              decay: float = 0.0) -> dict:
     """The band's conformal offsets from the ensemble's forecasts of every fold's validation windows
     (`band_forecasts`: each by models trained before its block), pooled over the folds; in `units`: `series` (each
     series' scale: one width for every window) or `local` (each window's recent scale over `steps` steps: the band
     widens where the series moves more). It keeps the scores and each step's spread: with `online`, `Forecaster`
     adds the scores of the windows a history holds after the fit (`Forecaster.offsets`), and with `adapt` > 0 moves
-    the level by adaptive conformal inference over them (`seq2text.predict.conformal.adapted_level`)."""
+    the level by adaptive conformal inference over them (`seq2text.predict.conformal.adapted_level`); with `decay` >
+    0 each online score's weight halves every `decay` steps of its age (`seq2text.predict.conformal.decayed`)."""
     point, lower, upper, actual = (np.concatenate([f[k] / f[UNITS[units]] for f in folds])
                                    for k in ("point", "lower", "upper", "actual"))
     level = BAND[1] - BAND[0]
@@ -566,6 +573,7 @@ def calibrate(folds: list[dict[str, np.ndarray]], units: str, steps: int, online
             **({"local_steps": steps} if units == "local" else {}),
             "offsets": offsets.round(6).tolist(), "windows": len(actual), "folds": len(folds),
             "valid_coverage_before": round(covered, 4), "online": online, "adapt": adapt,
+            **({"decay": round(decay, 6)} if decay else {}),
             "scores": kept.round(6).tolist(),
             "score_weight": float(weights[0]), "spread": spread.round(6).tolist()}
 
@@ -608,8 +616,9 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     members = [_refit(data, base, params, settings, budget.seed + k) for _, (_, params, _) in ranked
                for k in range(settings.seeds)]  # the best configuration's first seed first
     task, final_data = members[0]
+    decay = settings.decay * _unit(data.reading)  # the half-life in steps
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
-                                           settings.adapt),
+                                           settings.adapt, decay),
                                  "fit_end": final_data.training_ends()} for units in (settings.band, other))
     task.calibration = calibration
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
