@@ -110,6 +110,11 @@ TARGETS = {
                                  "under the AVX2 emulation: reproduces forecast_dev_defaults12_panels",
     "forecast_rescore_decay": "the twelve development sets' default bundles (forecast_dev_rerun_*): the online band "
                               "with scores weighted by age (+decayK) against the default adaptive band (rule in d1acff1)",
+    "forecast_dev_searchrecency_panels_a": "three development panels: each panel's search drawing the recency "
+                                           "half-life too (against forecast_dev_rerun_panels)",
+    "forecast_dev_searchrecency_panels_b": "the other three development panels: the same",
+    "forecast_compare_searchrecency": "the recency half-life searched against the defaults on the six development "
+                                      "panels (rule in ff281c1)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
