@@ -235,10 +235,12 @@ def _peers(panel: list[Series], peers: list[str]) -> dict[str, dict]:
 
 
 def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], examples: bool, folds: int,
-                       members: int, calibration: int) -> dict:
+                       members: int, calibration: int, record_name: str | None = None) -> dict:
+    """The `forecast_<name>` benchmark (see the module docstring), recorded as `record_name` (default its own)."""
     panel = load_panel(name)
     first = panel[0]
-    out = ROOT / "benchmarks" / "runs" / f"forecast_{name}"
+    record_name = record_name or f"forecast_{name}"
+    out = ROOT / "benchmarks" / "runs" / record_name
     start = time.monotonic()
     auto = _auto(name, panel, out, trials, budget, folds, members, calibration)
     example = _recipe_example(name, first, out) if examples and len(panel) == 1 else None
@@ -247,7 +249,7 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
     best = min(scored.values(), default=float("nan"))
     value = auto["mase"]
     series_note = f" per series ({len(panel)} series, MASE averaged over them)" if len(panel) > 1 else ""
-    return record(f"forecast_{name}", metric="test_mase", value=value,
+    return record(record_name, metric="test_mase", value=value,
                   split=f"test: last {first.test_size} steps{series_note}, {len(rolling_windows(first))} rolling "
                         f"origins × horizon {first.horizon}; valid: the {first.valid_size} steps before (the tuner's "
                         "only score); train: the rest", data=first.source,
@@ -484,7 +486,8 @@ def main() -> None:
                         help="forecast_dev: FOLDSxMEMBERS[cCALIBRATION] variants compared")
     parser.add_argument("--datasets", nargs="+", default=[*DEV_DATASETS, *DEV_PANELS],
                         choices=[*DEV_DATASETS, *DEV_PANELS], help="forecast_dev: the development series and panels")
-    parser.add_argument("--record", default="forecast_dev", help="forecast_dev: the record's name")
+    parser.add_argument("--record", default="forecast_dev",
+                        help="forecast_dev: the record's name; forecast_<dataset>: the record's name if not its own")
     parser.add_argument("--source", default="forecast_dev_defaults",
                         help="forecast_rescore: the forecast_dev record whose bundles are scored again (A+B: several); "
                         "forecast_compare: the record (A+B: several, their sets together)")
@@ -508,7 +511,8 @@ def main() -> None:
         forecast_compare(args.source.split("+"), args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
         forecast_benchmark(args.benchmark.removeprefix("forecast_"), args.trials, args.budget, args.peers,
-                           not args.no_examples, args.folds, args.members, args.calibration)
+                           not args.no_examples, args.folds, args.members, args.calibration,
+                           None if args.record == "forecast_dev" else args.record)
     else:
         sys.exit(f"unknown benchmark or arguments {[args.benchmark, *rest]}; use forecast_co2, forecast_sunspots, "
                  "forecast_macro_panel or export")

@@ -109,7 +109,8 @@ TARGETS = {
     "forecast_dev_rerun_panels": "the defaults at cc54cd9 on the six development panels, on a CPU with native bf16 "
                                  "under the AVX2 emulation: reproduces forecast_dev_defaults12_panels",
     "forecast_rescore_decay": "the twelve development sets' default bundles (forecast_dev_rerun_*): the online band "
-                              "with scores weighted by age (+decayK) against the default adaptive band (rule in d1acff1)",
+                              "with scores weighted by age (+decayK) against the default adaptive band (rule in "
+                              "d1acff1)",
     "forecast_dev_searchrecency_panels_a": "three development panels: each panel's search drawing the recency "
                                            "half-life too (against forecast_dev_rerun_panels)",
     "forecast_dev_searchrecency_panels_b": "the other three development panels: the same",
