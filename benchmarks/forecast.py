@@ -118,12 +118,15 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     `none`, the search record's `alternative` (the band in the other units), the bundle's `online` / `offline`
     (with or without the scores of the windows the history holds after the fit, at the nominal level), or `adaptR`
     (online, the level moved by adaptive conformal inference at rate R); `online+decayK` / `adaptR+decayK`: each
-    online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`)."""
+    online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`); a trailing
+    `+median`: the members' median instead of their mean (point forecasts, and so MASE, change)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
+    calibration, *median = calibration.split("+median")  # +median: the members' median instead of their mean
+    forecaster.combine = "median" if median else forecaster.combine
     calibration, *decay = calibration.split("+decay")  # +decayK: online scores' half-life, K × max(season, horizon)
     if decay:
         forecaster.calibration = {**forecaster.calibration,
@@ -340,6 +343,8 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
     from the first record that holds it) under each of `calibrations` (see `_forecasts`), without training anything:
     where a calibration's method is chosen (the point forecasts, and so MASE, are the bundles' own)."""
     start, runs = time.monotonic(), {}
+    peers = {d: run["best_peer_mase"] for source in sources
+             for d, run in json.loads((RESULTS / f"{source}.json").read_text())["runs"].items()}
     for dataset in datasets:
         panel = load_panel(dataset)
         outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
@@ -350,10 +355,14 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
         bundle, table = out / "auto" / "bundle", out / f"{dataset}.csv"
         scored = [_score(panel, *_forecasts(bundle, dataset, panel, table, c)) for c in calibrations]
         runs[dataset] = {"mase": scored[0]["mase"], "bundle": str(bundle.relative_to(ROOT)),
+                         "best_peer_mase": peers[dataset],
                          **{f"interval_coverage_10_90_{c}": one["interval_coverage_10_90"]
-                            for c, one in zip(calibrations, scored, strict=True)}}
+                            for c, one in zip(calibrations, scored, strict=True)},
+                         **{f"mase_{c}": one["mase"] for c, one in zip(calibrations, scored, strict=True)}}
     summary = {c: {"mean_abs_coverage_gap": _coverage_gap(r[f"interval_coverage_10_90_{c}"] for r in runs.values()),
-                   "outside_75_85": sum(not 0.75 <= r[f"interval_coverage_10_90_{c}"] <= 0.85 for r in runs.values())}
+                   "outside_75_85": sum(not 0.75 <= r[f"interval_coverage_10_90_{c}"] <= 0.85 for r in runs.values()),
+                   "geometric_mean_relative_mase": _geometric_mean(r[f"mase_{c}"] / r["best_peer_mase"]
+                                                                   for r in runs.values())}
                for c in calibrations}
     return record(name, metric=f"mean_abs_coverage_gap_{calibrations[-1]}",
                   value=summary[calibrations[-1]]["mean_abs_coverage_gap"],
@@ -361,7 +370,7 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
                   data="development series: " + ", ".join(datasets), source_record="+".join(sources), variant=variant,
                   calibrations=calibrations, summary=summary, runs=runs,
                   total_seconds=round(time.monotonic() - start, 1),
-                  note="the same bundles under each calibration; the point forecasts do not change")
+                  note="the same bundles under each calibration; the point forecasts change only with +median")
 
 
 def forecast_compare(sources: list[str], variant: str, against: list[str], name: str) -> dict:

@@ -775,6 +775,27 @@ def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_
     assert unknown == pytest.approx(0.8 + 0.01 * (11 * 0.8))
 
 
+def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> None:
+    """`combine`: three networks' band edges and point forecasts averaged, or their middle one at each point."""
+    frame = monthly(60)
+    data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
+                                       season=12, valid_size=0, test_size=0)
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9))))
+    members = [(net, data.reading) for net in nets[1:]]
+    history = read_series(frame, "month", ["load"], None, "t")
+    origins = [(history[0], 60)]
+    alone = np.stack([Forecaster(net, data.reading)._mean_band(origins) for net in nets])  # (3, 3, N, H, V)
+    mean, median = (Forecaster(nets[0], data.reading, members=members, combine=c)._mean_band(origins)
+                    for c in ("mean", "median"))
+    assert np.allclose(mean, alone.mean(axis=0)) and np.allclose(median, np.median(alone, axis=0))
+    assert not np.allclose(mean, median)
+    with pytest.raises(ConfigError, match="combine 'mode': give one of mean, median"):
+        Forecaster(nets[0], data.reading, combine="mode")
+
+
 def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> None:
     """`online: true`: each forecast pools the kept validation scores with the scores of every full window after
     the fit's end (nothing before it, nothing of an unknown series); a series that got louder widens the band."""

@@ -17,7 +17,9 @@ from seq2text.predict.conformal import BAND, adapted_level, calibrated_band, con
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
 from seq2text.text.series import Series, SeriesReading, powered, read_series, steps_after
 
-__all__ = ["Forecaster", "ForecasterEnsemble"]
+__all__ = ["COMBINATIONS", "Forecaster", "ForecasterEnsemble"]
+
+COMBINATIONS = ("mean", "median")  # how a tuned ensemble's networks combine (`Forecaster.combine`)
 
 
 class Forecaster:
@@ -39,15 +41,19 @@ class Forecaster:
             series' units, before the calibration widens the band.
         online_windows: an online calibration scores at most this many windows after the fit per forecast, the
             most recent of each series (an equal share each), so a long history costs a bounded time.
+        combine: how an ensemble's networks combine: `mean` (each point and band edge averaged) or `median`.
     """
 
     task = "forecasting"
 
     def __init__(self, net: SequenceRegressor, reading: SeriesReading, metrics: dict | None = None,
                  calibration: dict | None = None,
-                 members: Sequence[tuple[SequenceRegressor, SeriesReading]] = (), online_windows: int = 1000) -> None:
+                 members: Sequence[tuple[SequenceRegressor, SeriesReading]] = (), online_windows: int = 1000,
+                 combine: str = "mean") -> None:
+        if combine not in COMBINATIONS:
+            raise ConfigError(f"combine {combine!r}: give one of {', '.join(COMBINATIONS)}")
         self.net, self.reading, self.metrics, self.calibration = net.eval(), reading, metrics or {}, calibration
-        self.online_windows = online_windows
+        self.online_windows, self.combine = online_windows, combine
         self.members = [(self.net, reading), *((member.eval(), member_reading) for member, member_reading in members)]
         self._series_numbers = {series_id: k for k, series_id in enumerate(reading.scales)}
 
@@ -129,9 +135,10 @@ class Forecaster:
 
     @torch.inference_mode()
     def _mean_band(self, origins: list[tuple[Series, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The members' mean band edges and point forecast from each origin, (N, H, V) each."""
-        return tuple(np.moveaxis(np.mean([self._restored(net, reading, origins, band=True)
-                                          for net, reading in self.members], axis=0), -1, 0))
+        """The members' band edges and point forecast from each origin combined (`combine`), (N, H, V) each."""
+        reduce = np.median if self.combine == "median" else np.mean
+        return tuple(np.moveaxis(reduce([self._restored(net, reading, origins, band=True)
+                                         for net, reading in self.members], axis=0), -1, 0))
 
     @torch.inference_mode()
     def offsets(self, series: list[Series]) -> np.ndarray:
