@@ -207,7 +207,8 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
               "linear_members": sum(m["params"]["rnn_type"] == "linear" for m in search["ensemble"]["members"]),
               "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"],
               "transform": config["reading"].get("power", 1.0)}
-    return {**result, "tuning": tuning, "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
+    return {**result, "tuning": tuning, "precision": json.loads((bundle / "metrics.json").read_text()).get("precision"),
+            "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
 
 
 def _recipe_example(name: str, series: Series, out: Path) -> dict:
@@ -268,7 +269,7 @@ def forecast_benchmark(name: str, trials: int, budget: str, peers: list[str], ex
                   best_peer=min(scored, key=scored.get) if scored else None,
                   best_peer_mase=round(best, 4), beats_best_peer=bool(value <= best),
                   recipe_example=example, mase_recipe_example=example["mase"] if example else None,
-                  peers=results, total_seconds=round(time.monotonic() - start, 1))
+                  peers=results, total_seconds=round(time.monotonic() - start, 1), precision=auto["precision"])
 
 
 def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[str], name: str) -> dict:
@@ -289,7 +290,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     panel's search drawing the recency half-life too), the same budget,
     against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
     other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
-    start, runs = time.monotonic(), {}
+    start, runs, precisions = time.monotonic(), {}, set()
     for dataset in datasets:
         panel = load_panel(dataset)
         peers = {peer: r["mase"] for peer, r in _peers(panel, list(DEV_PEERS)).items() if "mase" in r}
@@ -305,6 +306,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
             out = ROOT / "benchmarks" / "runs" / name / dataset / variant
             auto = _auto(dataset, panel, out, limit, budget, int(folds), int(members), int(calibration or folds),
                          _variant_args(options, dataset, out))
+            precisions.add(auto["precision"])
             runs[dataset][variant] = {
                 "mase": auto["mase"], "relative_to_best_peer": round(auto["mase"] / best, 4),
                 "interval_coverage_10_90": auto.get("interval_coverage_10_90"),
@@ -333,6 +335,7 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
                         "origins × horizon; valid the valid_size before; the tuner scores on train | valid only",
                   data="development series: " + ", ".join(datasets), tune_trials=trials, tune_budget=budget,
                   variants=variants, summary=summary, runs=runs, total_seconds=round(time.monotonic() - start, 1),
+                  precision=" and ".join(sorted(map(str, precisions))),
                   note="where the tuner's method was chosen: variants FOLDSxMEMBERS (cross-validation blocks × "
                        "configurations averaged), before the benchmark series were run again")
 

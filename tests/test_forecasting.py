@@ -443,6 +443,7 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
                                      "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
     assert {"test/mase", "test/coverage"} <= set(metrics) and metrics["val/mase"] == search["ensemble"]["valid_mase"]
+    assert metrics["precision"] == "32-true" and metrics["precision_requested"] == "32-true"  # the auto recipe's
     assert [m["trial"] for m in search["ensemble"]["members"]] == sorted(
         (0, 1), key=lambda n: search["trials"][n]["valid_mase"])  # both trials, the best first
     config = json.loads((bundle / "config.json").read_text())
@@ -456,7 +457,8 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     future = forecaster.forecast(history)
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
     alone = [Forecaster(net, reading).forecast(history)["load"] for net, reading in forecaster.members]
-    assert np.allclose(future["load"], np.mean(alone, axis=0), atol=1e-4)  # the members' mean point forecast
+    assert config["combine"] == "median" and forecaster.combine == "median"  # the default (of two: their mean)
+    assert np.allclose(future["load"], np.median(alone, axis=0), atol=1e-4)  # the members' median point forecast
     from seq2text.bundles.compression import compress_bundle
 
     for kind in ("fp16", "int8"):  # every member's weights compressed and read back
@@ -1007,7 +1009,8 @@ def test_season_and_horizon_come_from_the_time_step() -> None:
 
 @pytest.mark.parametrize("case", ["not a forecaster", "validate", "too short", "no validation part", "bad trials",
                                   "bad folds", "bad members", "bad seeds", "bad band", "bad linear", "bad online",
-                                  "bad adapt", "adapt offline", "bad decay", "decay offline", "bad selection",
+                                  "bad adapt", "adapt offline", "bad decay", "decay offline", "bad combine",
+                                  "bad selection",
                                   "bad transform", "no start file", "bad start file", "bad start"])
 def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
@@ -1051,6 +1054,8 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
                       "decay -1.0 (--tune_decay): give a half-life ≥ 0"),
         "decay offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_decay",
                            "2", "--tune_online", "false"], "with an online band"),
+        "bad combine": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_combine",
+                         "average"], "combine 'average' (--tune_combine): give one of mean, median"),
         "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
                        "--tune_online 1: give true or false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

@@ -1,9 +1,9 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
-[--tune_selection best|forward] [--tune_transform rule|validation] [--tune_start none|portfolio|FILE.json]`: the
-recipe's forecaster configured automatically (`seq2text.tasks.tuning`), its bundle written with the search record
-and the band's calibration."""
+[--tune_combine median|mean] [--tune_selection best|forward] [--tune_transform rule|validation]
+[--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`),
+its bundle written with the search record and the band's calibration."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                           "max(season, horizon) steps of its age (default 0: none)"),
     "--tune_recency": (str, "with --tune on a panel: also search the training windows' recency half-life "
                             "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
+    "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default) or mean"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
                               "default) or forward (forward selection on the validation MASE of their mean)"),
     "--tune_transform": (str, "with --tune and data.transform auto: rule (the range-mean rule's pick, the default) or "
@@ -82,8 +83,8 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
         if options.get(option, "true") not in ("true", "false"):
             raise ConfigError(f"{option} {options[option]}: give true or false")
     choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
-    for option, name in (("--tune_band", "band"), ("--tune_selection", "selection"),
-                         ("--tune_transform", "transform")):  # TrialSettings checks them
+    for option, name in (("--tune_band", "band"), ("--tune_selection", "selection"), ("--tune_transform", "transform"),
+                         ("--tune_combine", "combine")):  # TrialSettings checks them
         if option in options:
             choices[name] = options[option]
     for option, name, example in (("--tune_adapt", "adapt", "a number in [0, 1), e.g. 0.01"),
@@ -148,6 +149,7 @@ def _parse(args: list[str]) -> object:
 
 def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choices: dict) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
+    from seq2text.hardware import resolve_precision
     from seq2text.tasks.tuning import TrialSettings, ensemble_test_scores, tune_forecaster
 
     config, trainer = cli.config, cli.config.get("trainer") or {}
@@ -165,7 +167,8 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                              **choices)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record
-    metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search}
+    metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search,
+               **resolve_precision(settings.precision, trainer.get("accelerator") or "auto").as_record()}
     if config.get("test_after_fit") and result.data.has_test():  # the ensemble's, its calibrated band's coverage
         metrics.update(ensemble_test_scores(result))
     path = export_bundle(result.task, result.data, target, metrics)

@@ -68,7 +68,8 @@ class Forecaster:
             weights = {k.removeprefix(prefix): v for k, v in bundle.weights.items() if k.startswith(prefix)}
             members.append((_network(bundle, SequenceRegressor, RegressorConfig, member.get("net") or {}, weights),
                             SeriesReading.from_bundle(member, path)))
-        return cls(net, reading, bundle.metrics, bundle.config.get("calibration"), members)
+        return cls(net, reading, bundle.metrics, bundle.config.get("calibration"), members,
+                   combine=bundle.config.get("combine", "mean"))
 
     @property
     def quantiles(self) -> tuple[float, ...]:

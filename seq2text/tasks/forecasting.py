@@ -57,6 +57,7 @@ class ForecastingTask(Task):
         self.net: SequenceRegressor | None = None
         self.calibration: dict | None = None  # conformal offsets of the band (seq2text.tasks.tuning), for the bundle
         self.members: list[tuple[SequenceRegressor, dict]] = []  # a tuned ensemble's further networks and readings
+        self.combine = "mean"  # how the ensemble's networks combine (`Forecaster.combine`), as a tuner set it
         if None not in (input_size, output_size, output_steps):
             self._build(input_size, output_size, output_steps, num_series or 0)
 
@@ -138,10 +139,12 @@ class ForecastingTask(Task):
 
     def bundle_extra(self) -> dict:
         """The band's conformal calibration, when a tuner measured it (`Forecaster` applies it), and the further
-        members of a tuned ensemble: each one's network configuration and reading (its weights: `export_state`)."""
+        members of a tuned ensemble: each one's network configuration and reading (its weights: `export_state`), and
+        how they combine."""
         extra = {"calibration": self.calibration} if self.calibration else {}
         if self.members:
             extra["members"] = [{"net": net.config.to_dict(), "reading": reading} for net, reading in self.members]
+            extra["combine"] = self.combine
         return extra
 
     def export_state(self) -> dict[str, torch.Tensor]:

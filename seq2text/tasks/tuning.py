@@ -1,5 +1,5 @@
 """Automatic configuration of a forecaster (`seq2text fit --tune`): an Optuna search on the validation part only, an
-ensemble of the best configurations refitted on training + validation, and the band of their mean calibrated
+ensemble of the best configurations refitted on training + validation, and the band of their median calibrated
 (conformal) on validation blocks.
 
     data.view("valid", back=b, ...)  block b: train | valid cut b validation lengths before the test part (b = 0: the
@@ -9,10 +9,11 @@ ensemble of the best configurations refitted on training + validation, and the b
         (default 1) and is scored by the mean of their validation MASE (rolling origins, stride 1, as the test
         protocol); the median pruner stops a trial whose running score is worse than the median of earlier trials
         at the same point (block 0's epochs, then each further block)
-      → the `members` (default 5) best configurations: their mean forecasts of each of `calibration_folds` blocks
+      → the `members` (default 5) best configurations: their median forecasts of each of `calibration_folds` blocks
         (default 1; each member trained before each further block) give the band's conformal offsets
         (`predict.conformal`)
-    data.view("test", ...)  each member retrained on train + valid (same epochs); the bundle forecasts with their mean
+    data.view("test", ...)  each member retrained on train + valid (same epochs); the bundle forecasts with their
+        median (`combine`)
 
 The defaults were chosen on development series only (benchmarks/forecast.py forecast_dev: lynx, wineind, woolyrnq,
 airpassengers, ausbeer, elnino), never on the benchmark series. Averaging the five best configurations gave a lower
@@ -46,7 +47,10 @@ and 1.1484 against 1.0109 on the nine, worse on every set with either φ). Weigh
 (`data.recency`) lost on the ten sets as a whole but won on their panels; confirmed on two fresh panels
 (forecast_compare_fresh_recency50: 1.1868 against 1.3338), the auto recipe weighs a panel's windows (`recency: auto`).
 Forecasting relative to the seasonal-naive forecast (`network.baseline` seasonal) lost on the twelve development sets
-(forecast_compare_seasonal: 1.1218 against 1.0217).
+(forecast_compare_seasonal: 1.1218 against 1.0217), and so did searching a panel's recency half-life (`recency`,
+forecast_compare_searchrecency: 1.16 against 1.0559 on the six panels) and weighting the band's scores by age
+(`decay`, forecast_rescore_decay). The members' median (`combine`) replaced their mean by a hair
+(forecast_rescore_median: 1.0214 against 1.0217 on the twelve sets).
 
 The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
 and no time cap hit, the result depends on the seed only, not on the machine's speed.
@@ -67,6 +71,7 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of, summarised
+from seq2text.predict.forecaster import COMBINATIONS
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
@@ -156,7 +161,7 @@ class TrialSettings:
         check_every: validate (and report to the pruner) every this many epochs.
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
-            the bundle forecasts with their mean (1: the best alone).
+            the bundle forecasts with their median (`combine`; 1: the best alone).
         seeds: the refit trains each of those configurations this many times, from the seeds seed, seed + 1, ...
             (initialisation and batch order), and the bundle averages them all: a mean over seeds lowers the variance
             a single network's forecast owes to its initialisation. The band's calibration stays that of the
@@ -168,6 +173,8 @@ class TrialSettings:
         online: the bundle's band adds the scores of the windows a history holds after the fit (each window's
             true values past the training part's end) to the validation part's before it widens (`Forecaster`):
             calibration that follows the series as it goes on (False: the validation part's alone).
+        combine: how the ensemble's networks combine, in its calibration and its bundle (`Forecaster.combine`):
+            `median` (each point and band edge the networks' median) or `mean`.
         selection: how the ensemble's configurations are chosen (`select_members`): `best`, the `members` with
             the best validation scores, or `forward`, forward selection on the validation MASE of their mean.
         transform: how the values' power transform is chosen where the data's is `auto`: `rule`, the range-mean
@@ -202,6 +209,7 @@ class TrialSettings:
     recency: bool = False
     adapt: float | None = None
     decay: float = 0.0
+    combine: str = "median"
     selection: str = "best"
     transform: str = "rule"
     start: tuple[dict, ...] = ()
@@ -213,6 +221,8 @@ class TrialSettings:
             raise ConfigError(f"seeds {self.seeds} (--tune_seeds): give a positive whole number")
         if self.band not in UNITS:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
+        if self.combine not in COMBINATIONS:
+            raise ConfigError(f"combine {self.combine!r} (--tune_combine): give one of {', '.join(COMBINATIONS)}")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection {self.selection!r} (--tune_selection): give one of {', '.join(SELECTIONS)}")
         if self.transform not in TRANSFORM_CHOICES:
@@ -524,11 +534,13 @@ def raw_scores(forecasts: dict[str, np.ndarray], data: Any) -> dict[str, np.ndar
     return {**forecasts, **back, "mase": data.raw_mase_scales()[forecasts["series"]][:, None, :]}
 
 
-def mean_forecasts(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The members' forecasts of the same windows averaged (point and band edges); the rest as member 0's."""
+def combined_forecasts(members: list[dict[str, np.ndarray]], combine: str = "mean") -> dict[str, np.ndarray]:
+    """The members' forecasts of the same windows combined (point and band edges), by their `mean` or `median`
+    (as `Forecaster.combine` combines its networks); the rest as member 0's."""
     if len({len(m["actual"]) for m in members}) > 1:
         raise ConfigError("ensemble members forecast different windows; every lookback must fit the training part")
-    return {**members[0], **{k: np.mean([m[k] for m in members], axis=0) for k in ("point", "lower", "upper")}}
+    reduce = np.median if combine == "median" else np.mean
+    return {**members[0], **{k: reduce([m[k] for m in members], axis=0) for k in ("point", "lower", "upper")}}
 
 
 def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
@@ -608,8 +620,9 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     start = time.monotonic()
     study, best = _search(data, base, settings, budget, log)
     search_seconds = time.monotonic() - start
-    ranked = select_members(best, settings.members, settings.selection)
-    folds = [mean_forecasts([windows[f] for _, (_, _, windows) in ranked]) for f in range(best["folds"])]
+    ranked = select_members(best, settings.members, settings.selection, settings.combine)
+    folds = [combined_forecasts([windows[f] for _, (_, _, windows) in ranked], settings.combine)
+             for f in range(best["folds"])]
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
@@ -620,7 +633,7 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
                                            settings.adapt, decay),
                                  "fit_end": final_data.training_ends()} for units in (settings.band, other))
-    task.calibration = calibration
+    task.calibration, task.combine = calibration, settings.combine
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
     record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)
     ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params}
@@ -630,19 +643,20 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                                            "calibration_alternative": alternative}, members)
 
 
-def select_members(best: dict, members: int, selection: str) -> list[tuple[int, tuple[float, dict, list]]]:
+def select_members(best: dict, members: int, selection: str, combine: str = "mean"
+                   ) -> list[tuple[int, tuple[float, dict, list]]]:
     """The ensemble's trials, (number, (score, params, fold forecasts)) each: `best`, the `members` with the best
     validation scores; `forward`, forward selection (Caruana et al. 2004, without replacement): from the best trial,
-    add the one that most lowers the validation MASE of the members' mean forecasts, while one does, up to
-    `members`."""
+    add the one that most lowers the validation MASE of the members' combined forecasts (`combine`), while one does,
+    up to `members`."""
     ranked = sorted(best["kept"].items(), key=lambda item: item[1][0])
     ranked = [item for item in ranked if item[1][1].get("transform") == ranked[0][1][1].get("transform")]
     if selection == "best":
         return ranked[:max(members, 1)]
 
     def score(chosen: list) -> float:
-        return float(np.mean([scores_of(mean_forecasts([windows[f] for _, (_, _, windows) in chosen]))["mase"]
-                              for f in range(best["folds"])]))
+        return float(np.mean([scores_of(combined_forecasts([windows[f] for _, (_, _, windows) in chosen],
+                                                           combine))["mase"] for f in range(best["folds"])]))
 
     chosen, left = ranked[:1], ranked[1:]
     current = score(chosen)
@@ -670,7 +684,7 @@ def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], 
             task = make_task(base, params, view.reading)
             _train(task, view, settings, budget.seed, [], validate=False)
             forecasts.append(band_forecasts(task.net, view, "valid"))
-        blocks.append(mean_forecasts(forecasts))
+        blocks.append(combined_forecasts(forecasts, settings.combine))
     return blocks
 
 
@@ -686,7 +700,8 @@ def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: Tri
 
 def ensemble_test_scores(result: TuningResult) -> dict[str, float]:
     """The refitted ensemble's scores on the test part (the calibrated band's coverage too), as `test/<name>`."""
-    forecasts = mean_forecasts([band_forecasts(task.net, data, "test") for task, data in result.members])
+    forecasts = combined_forecasts([band_forecasts(task.net, data, "test") for task, data in result.members],
+                                   result.task.combine)
     scores = scores_of(calibrated(forecasts, result.task.calibration))
     return {f"test/{name}": value for name, value in scores.items()}
 
