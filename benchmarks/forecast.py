@@ -119,7 +119,8 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     (with or without the scores of the windows the history holds after the fit, at the nominal level), or `adaptR`
     (online, the level moved by adaptive conformal inference at rate R); `online+decayK` / `adaptR+decayK`: each
     online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`); a trailing
-    `+median`: the members' median instead of their mean (point forecasts, and so MASE, change)."""
+    `+median`: the members' median instead of their mean (point forecasts, and so MASE, change); `+origin` before
+    it: the adaptive level moved once per origin time (`conformal.adapted_level` by_origin)."""
     import pandas as pd
 
     import seq2text
@@ -127,6 +128,9 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     forecaster = seq2text.load(bundle)
     calibration, *median = calibration.split("+median")  # +median: the members' median instead of their mean
     forecaster.combine = "median" if median else forecaster.combine
+    calibration, *by_origin = calibration.split("+origin")  # +origin: adaptive level moved once per origin time
+    if by_origin:
+        forecaster.calibration = {**forecaster.calibration, "adapt_by": "origin"}
     calibration, *decay = calibration.split("+decay")  # +decayK: online scores' half-life, K × max(season, horizon)
     if decay:
         forecaster.calibration = {**forecaster.calibration,

@@ -775,6 +775,12 @@ def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_
     unknown = adapted_level(0.8, 0.01, kept, weights, scores, at, np.append(starts + 20, 10.0))  # not yet: a miss
     assert known == pytest.approx(0.8 + 0.01 * (10 * 0.8 - 0.2))
     assert unknown == pytest.approx(0.8 + 0.01 * (11 * 0.8))
+    # a panel of three series, each origin's three windows alike: per window the level moves three times as far;
+    # by origin, as far as for one series
+    three, thrice = np.repeat(far, 3, axis=0), np.repeat(starts, 3)
+    assert adapted_level(0.8, 0.005, kept, weights, three, thrice, thrice) == pytest.approx(0.8 + 0.005 * 30 * 0.8)
+    assert adapted_level(0.8, 0.005, kept, weights, three, thrice, thrice, by_origin=True) == pytest.approx(
+        adapted_level(0.8, 0.005, kept, weights, far, starts, starts))
 
 
 def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> None:

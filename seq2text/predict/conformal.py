@@ -88,7 +88,7 @@ ADAPTED_LEVELS = (0.5, 0.99)  # where an adapted level is held
 
 
 def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarray, new: np.ndarray,
-                  starts: np.ndarray, ends: np.ndarray) -> float:
+                  starts: np.ndarray, ends: np.ndarray, by_origin: bool = False) -> float:
     """Adaptive conformal inference (Gibbs & Candès 2021) replayed over the windows after the fit, in time order: the
     level moves by `rate` × (the window's share of values outside its band − (1 − level)) once the window's last true
     value is known, so a band that has lately missed more than it should widens, and one that covered too much
@@ -101,20 +101,25 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
         kept, weights: the stored scores (k, V) and the weight of each (k,).
         new: the scores of the windows after the fit (m, H, V), normalised as `conformal_scores` does.
         starts, ends: each new window's origin and the time of its last true value (m,) each, comparable values.
+        by_origin: move the level once per origin time by the share of the values outside the bands of all its
+            windows (a panel's series together), not once per window: a panel of N series then moves it as fast
+            as one series does, not N times as fast.
     Returns:
         the adapted level, held within ADAPTED_LEVELS.
     """
     low, high = ADAPTED_LEVELS
     misses = np.zeros(len(new))
+    _, inverse, counts = np.unique(starts, return_inverse=True, return_counts=True)
+    steps = 1 / counts[inverse] if by_origin else np.ones(len(new))  # each window's share of its move
     for start in np.unique(starts):
         known = ends < start
         pooled = np.concatenate([kept, new[known].reshape(-1, new.shape[-1])])
         pooled_weights = np.concatenate([weights, np.ones(int(known.sum()) * new.shape[1])])
-        now = float(np.clip(level + rate * (misses[known] - (1 - level)).sum(), low, high))
+        now = float(np.clip(level + rate * (steps[known] * (misses[known] - (1 - level))).sum(), low, high))
         q = _quantile(pooled, pooled_weights, now)  # (V,)
         here = starts == start
         misses[here] = (new[here] > q).mean(axis=(1, 2))
-    return float(np.clip(level + rate * (misses - (1 - level)).sum(), low, high))
+    return float(np.clip(level + rate * (steps * (misses - (1 - level))).sum(), low, high))
 
 
 def decayed(weights: np.ndarray, ages: np.ndarray, half_life: float) -> np.ndarray:

@@ -158,7 +158,8 @@ class Forecaster:
         kept_weights = np.full(len(kept), float(calibration.get("score_weight", 1.0)))
         level = float(calibration["level"])
         if calibration.get("adapt"):
-            level = adapted_level(level, float(calibration["adapt"]), kept, kept_weights, new, starts, ends)
+            level = adapted_level(level, float(calibration["adapt"]), kept, kept_weights, new, starts, ends,
+                                  calibration.get("adapt_by") == "origin")
         scores = np.concatenate([kept, new.reshape(-1, new.shape[-1])])
         weights = np.concatenate([kept_weights, np.ones(len(scores) - len(kept))])
         if calibration.get("decay"):
