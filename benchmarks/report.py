@@ -120,6 +120,8 @@ TARGETS = {
                           "with native bf16: pin 32-true unless bf16 is ≥ 5 % faster (rule in 1a5787e)",
     "forecast_rescore_median": "the twelve development sets' default bundles (forecast_dev_rerun_*): the networks' "
                                "median against their mean (rule in 00944fe)",
+    "forecast_rescore_origin": "the twelve development sets' default bundles, the networks' median: the adaptive "
+                               "level moved once per origin time against once per window (rule in 558f368)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
