@@ -130,6 +130,10 @@ TARGETS = {
     "forecast_compare_seeds": "forecast_dev_seeds against forecast_dev_defaults on the same nine sets",
     "forecast_combination": "development series: fixed equal-weight combinations with AutoARIMA and AutoETS (evidence "
                             "for a next step)",
+    "forecast_co2_avx512": "forecast_co2 re-measured on a CPU with AVX512-BF16 (fp32, native kernels): the same "
+                           "targets",
+    "forecast_sunspots_avx512": "forecast_sunspots re-measured on a CPU with AVX512-BF16 (fp32, native kernels)",
+    "forecast_macro_panel_avx512": "forecast_macro_panel re-measured on a CPU with AVX512-BF16 (fp32, native kernels)",
     "forecast_macro_panel": "one global model, automatic configuration: MASE averaged over the series ≤ the best "
                             "per-series peer's; 10-90 % band coverage in [0.75, 0.85]",
     "imdb_rating": "test MAE below the training mean's and the classifier's expected rating's",
