@@ -119,13 +119,16 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     (with or without the scores of the windows the history holds after the fit, at the nominal level), or `adaptR`
     (online, the level moved by adaptive conformal inference at rate R); `online+decayK` / `adaptR+decayK`: each
     online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`); a trailing
-    `+median`: the members' median instead of their mean (point forecasts, and so MASE, change); `+origin` before
-    it: the adaptive level moved once per origin time (`conformal.adapted_level` by_origin)."""
+    `+median`: the members' median instead of their mean (point forecasts, and so MASE, change), `+medianpoint`:
+    the point forecasts' median and the band edges' mean; `+origin` before either: the adaptive level moved once
+    per origin time (`conformal.adapted_level` by_origin)."""
     import pandas as pd
 
     import seq2text
 
     forecaster = seq2text.load(bundle)
+    calibration, *point = calibration.split("+medianpoint")  # +medianpoint: the point by the median, edges by mean
+    forecaster.combine = "median-point" if point else forecaster.combine
     calibration, *median = calibration.split("+median")  # +median: the members' median instead of their mean
     forecaster.combine = "median" if median else forecaster.combine
     calibration, *by_origin = calibration.split("+origin")  # +origin: adaptive level moved once per origin time

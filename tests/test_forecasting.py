@@ -784,7 +784,8 @@ def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_
 
 
 def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> None:
-    """`combine`: three networks' band edges and point forecasts averaged, or their middle one at each point."""
+    """`combine`: three networks' band edges and point forecasts averaged, or their middle one at each point, or the
+    middle point forecast within the averaged edges."""
     frame = monthly(60)
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], lookback=12, horizon=3,
                                        season=12, valid_size=0, test_size=0)
@@ -795,12 +796,13 @@ def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> No
     members = [(net, data.reading) for net in nets[1:]]
     history = read_series(frame, "month", ["load"], None, "t")
     origins = [(history[0], 60)]
-    alone = np.stack([Forecaster(net, data.reading)._mean_band(origins) for net in nets])  # (3, 3, N, H, V)
-    mean, median = (Forecaster(nets[0], data.reading, members=members, combine=c)._mean_band(origins)
-                    for c in ("mean", "median"))
+    alone = np.stack([Forecaster(net, data.reading)._combined_band(origins) for net in nets])  # (3, 3, N, H, V)
+    mean, median, point = (Forecaster(nets[0], data.reading, members=members, combine=c)._combined_band(origins)
+                           for c in ("mean", "median", "median-point"))
     assert np.allclose(mean, alone.mean(axis=0)) and np.allclose(median, np.median(alone, axis=0))
     assert not np.allclose(mean, median)
-    with pytest.raises(ConfigError, match="combine 'mode': give one of mean, median"):
+    assert np.allclose(point[1], median[1]) and np.allclose(point[0], mean[0]) and np.allclose(point[2], mean[2])
+    with pytest.raises(ConfigError, match="combine 'mode': give one of mean, median, median-point"):
         Forecaster(nets[0], data.reading, combine="mode")
 
 
@@ -829,7 +831,7 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     assert np.allclose(online.offsets(read_series(frame.iloc[:62], "month", ["load"], None, "t")), offsets)  # none
     assert np.allclose(offline.offsets(history), offsets)
     origins = [(history[0], o) for o in range(60, 96 - 3 + 1)]  # every full window after month 60: 34
-    low, point, high = online._mean_band(origins)
+    low, point, high = online._combined_band(origins)
     actual = np.stack([history[0].values[o:o + 3] for _, o in origins])
     unit = float(data.reading.scales[""][0])
     new, _ = conformal_scores(point / unit, low / unit, high / unit, actual / unit, spread)
@@ -1061,7 +1063,7 @@ def test_tuning_refuses_what_it_cannot_do(case: str, table: Path, tmp_path: Path
         "decay offline": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_decay",
                            "2", "--tune_online", "false"], "with an online band"),
         "bad combine": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_combine",
-                         "average"], "combine 'average' (--tune_combine): give one of mean, median"),
+                         "average"], "combine 'average' (--tune_combine): give one of mean, median, median-point"),
         "bad online": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_online", "1"],
                        "--tune_online 1: give true or false"),
         "no start file": (["fit", *auto, "--data.init_args.path", str(table), "--tune_trials", "1", "--tune_start",

@@ -1,7 +1,7 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
-[--tune_combine median|mean] [--tune_selection best|forward] [--tune_transform rule|validation]
+[--tune_combine median|mean|median-point] [--tune_selection best|forward] [--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`),
 its bundle written with the search record and the band's calibration."""
 
@@ -35,7 +35,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                           "max(season, horizon) steps of its age (default 0: none)"),
     "--tune_recency": (str, "with --tune on a panel: also search the training windows' recency half-life "
                             "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
-    "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default) or mean"),
+    "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default), mean, or "
+                            "median-point (the point forecasts' median, the band edges' mean)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
                               "default) or forward (forward selection on the validation MASE of their mean)"),
     "--tune_transform": (str, "with --tune and data.transform auto: rule (the range-mean rule's pick, the default) or "

@@ -3,7 +3,7 @@ timestamps) and the ensemble of forecasters (mean point forecasts and quantiles)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,16 @@ from seq2text.predict.conformal import BAND, adapted_level, calibrated_band, con
 from seq2text.predict.shared import MEMBERS, SAME_QUANTILES, Ensemble, _network, _read
 from seq2text.text.series import Series, SeriesReading, powered, read_series, steps_after
 
-__all__ = ["COMBINATIONS", "Forecaster", "ForecasterEnsemble"]
+__all__ = ["COMBINATIONS", "Forecaster", "ForecasterEnsemble", "reducer"]
 
-COMBINATIONS = ("mean", "median")  # how a tuned ensemble's networks combine (`Forecaster.combine`)
+# how a tuned ensemble's networks combine (`Forecaster.combine`): median-point, the point forecast by the median and
+# the band's edges by the mean
+COMBINATIONS = ("mean", "median", "median-point")
+
+
+def reducer(combine: str, part: str) -> Callable[..., np.ndarray]:
+    """How `combine` reduces the members' `part` (`point` or `edge`) along an axis: np.median or np.mean."""
+    return np.median if combine == "median" or (combine == "median-point" and part == "point") else np.mean
 
 
 class Forecaster:
@@ -37,11 +44,12 @@ class Forecaster:
             adaptive conformal inference reaches over those windows (`seq2text.predict.conformal.adapted_level`);
             with `"decay": S` each score's weight halves every S steps of its age (`conformal.decayed`).
         members: a tuned ensemble's further networks and their readings (each may read another lookback or
-            normalisation); the forecast is the mean of every network's point forecast and band edges, in the
-            series' units, before the calibration widens the band.
+            normalisation); the forecast combines every network's point forecast and band edges (`combine`), in
+            the series' units, before the calibration widens the band.
         online_windows: an online calibration scores at most this many windows after the fit per forecast, the
             most recent of each series (an equal share each), so a long history costs a bounded time.
-        combine: how an ensemble's networks combine: `mean` (each point and band edge averaged) or `median`.
+        combine: how an ensemble's networks combine: `mean` (each point and band edge averaged), `median`, or
+            `median-point` (the point forecasts' median, the band edges' mean).
     """
 
     task = "forecasting"
@@ -128,18 +136,19 @@ class Forecaster:
         ends = [(one, len(one)) for one in series]
         if len(self.members) == 1 and not self.calibration:
             return self._restored(self.net, self.reading, ends, band=False)
-        low, point, high = self._mean_band(ends)
+        low, point, high = self._combined_band(ends)
         if self.calibration:
             offsets = self.offsets(series)[None] * self._offset_units(ends)[:, None, :]  # (N, H, V)
             low, high = calibrated_band(point, low, high, offsets)
         return np.stack([low, point, high], axis=-1)
 
     @torch.inference_mode()
-    def _mean_band(self, origins: list[tuple[Series, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _combined_band(self, origins: list[tuple[Series, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The members' band edges and point forecast from each origin combined (`combine`), (N, H, V) each."""
-        reduce = np.median if self.combine == "median" else np.mean
-        return tuple(np.moveaxis(reduce([self._restored(net, reading, origins, band=True)
-                                         for net, reading in self.members], axis=0), -1, 0))
+        stacked = np.stack([self._restored(net, reading, origins, band=True) for net, reading in self.members])
+        low, point, high = np.moveaxis(stacked, -1, 0)  # (M, N, H, V) each
+        edge = reducer(self.combine, "edge")
+        return edge(low, axis=0), reducer(self.combine, "point")(point, axis=0), edge(high, axis=0)
 
     @torch.inference_mode()
     def offsets(self, series: list[Series]) -> np.ndarray:
@@ -181,7 +190,7 @@ class Forecaster:
                                        len(one) - horizon + 1)]
         if not origins:
             return (np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0), np.zeros(0), 0)
-        low, point, high = self._mean_band(origins)
+        low, point, high = self._combined_band(origins)
         actual = np.stack([one.values[origin:origin + horizon] for one, origin in origins])  # (m, H, V)
         units = self._offset_units(origins)[:, None, :]
         scores, _ = conformal_scores(point / units, low / units, high / units, actual / units,

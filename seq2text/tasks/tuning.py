@@ -71,7 +71,7 @@ import torch
 
 from seq2text.errors import ConfigError, DataError
 from seq2text.predict.conformal import BAND, calibrated_band, conformal_scores, offsets_of, summarised
-from seq2text.predict.forecaster import COMBINATIONS
+from seq2text.predict.forecaster import COMBINATIONS, reducer
 from seq2text.predict.metrics import forecast_scores, forecast_sums
 from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
@@ -174,7 +174,8 @@ class TrialSettings:
             true values past the training part's end) to the validation part's before it widens (`Forecaster`):
             calibration that follows the series as it goes on (False: the validation part's alone).
         combine: how the ensemble's networks combine, in its calibration and its bundle (`Forecaster.combine`):
-            `median` (each point and band edge the networks' median) or `mean`.
+            `median` (each point and band edge the networks' median), `mean`, or `median-point` (the point forecasts'
+            median, the band edges' mean).
         selection: how the ensemble's configurations are chosen (`select_members`): `best`, the `members` with
             the best validation scores, or `forward`, forward selection on the validation MASE of their mean.
         transform: how the values' power transform is chosen where the data's is `auto`: `rule`, the range-mean
@@ -535,12 +536,12 @@ def raw_scores(forecasts: dict[str, np.ndarray], data: Any) -> dict[str, np.ndar
 
 
 def combined_forecasts(members: list[dict[str, np.ndarray]], combine: str = "mean") -> dict[str, np.ndarray]:
-    """The members' forecasts of the same windows combined (point and band edges), by their `mean` or `median`
-    (as `Forecaster.combine` combines its networks); the rest as member 0's."""
+    """The members' forecasts of the same windows combined (point and band edges), by their `mean`, `median` or
+    `median-point` (as `Forecaster.combine` combines its networks: `reducer`); the rest as member 0's."""
     if len({len(m["actual"]) for m in members}) > 1:
         raise ConfigError("ensemble members forecast different windows; every lookback must fit the training part")
-    reduce = np.median if combine == "median" else np.mean
-    return {**members[0], **{k: reduce([m[k] for m in members], axis=0) for k in ("point", "lower", "upper")}}
+    return {**members[0], **{k: reducer(combine, "point" if k == "point" else "edge")([m[k] for m in members], axis=0)
+                             for k in ("point", "lower", "upper")}}
 
 
 def scores_of(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
