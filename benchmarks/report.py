@@ -122,6 +122,8 @@ TARGETS = {
                                "median against their mean (rule in 00944fe)",
     "forecast_rescore_origin": "the twelve development sets' default bundles, the networks' median: the adaptive "
                                "level moved once per origin time against once per window (rule in 558f368)",
+    "forecast_rescore_medianpoint": "the twelve development sets' default bundles: the point by the networks' median "
+                                    "and the band's edges by their mean, against the median of both (rule in 9d89db6)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
