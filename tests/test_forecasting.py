@@ -440,6 +440,7 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     search = metrics["search"]
     assert len(search["trials"]) == 2 and search["valid_mase"] == min(t["valid_mase"] for t in search["trials"])
     assert "linear" not in search["space"]["rnn_type"]  # the space it searched: the linear cell is off by default
+    assert "recency" not in search["space"]  # and so is a panel's recency half-life
     assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
                                      "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
     assert {"test/mase", "test/coverage"} <= set(metrics) and metrics["val/mase"] == search["ensemble"]["valid_mase"]
@@ -550,6 +551,7 @@ def test_a_panels_search_draws_the_recency_half_life_and_each_member_trains_with
     panel = tuned(monthly(100, ids=("north", "south")), "site")
     drawn = [t["params"]["recency"] for t in panel.record["trials"]]
     assert set(drawn) <= set(SEARCH_SPACE["recency"]) and len(set(drawn)) > 1, drawn
+    assert panel.record["space"]["recency"] == list(SEARCH_SPACE["recency"])
     members = panel.record["ensemble"]["members"]
     assert [data._recency for _, data in panel.members] == [m["params"]["recency"] for m in members]
     single = tuned(monthly(100), None)

@@ -38,7 +38,7 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default), mean, or "
                             "median-point (the point forecasts' median, the band edges' mean)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
-                              "default) or forward (forward selection on the validation MASE of their mean)"),
+                              "default) or forward (forward selection on the validation MASE of their combination)"),
     "--tune_transform": (str, "with --tune and data.transform auto: rule (the range-mean rule's pick, the default) or "
                               "validation (the search chooses between the rule's pick and none)"),
     "--tune_start": (str, "with --tune: configurations tried first: portfolio (each development series' best), none "

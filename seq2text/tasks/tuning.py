@@ -177,7 +177,8 @@ class TrialSettings:
             `median` (each point and band edge the networks' median), `mean`, or `median-point` (the point forecasts'
             median, the band edges' mean).
         selection: how the ensemble's configurations are chosen (`select_members`): `best`, the `members` with
-            the best validation scores, or `forward`, forward selection on the validation MASE of their mean.
+            the best validation scores, or `forward`, forward selection on the validation MASE of their
+            combination.
         transform: how the values' power transform is chosen where the data's is `auto`: `rule`, the range-mean
             rule's pick (`power_choice`); `validation`, the search draws it too, among the rule's pick and none
             (`transform_choices`), every trial scored in the values as read (`raw_scores`), and the ensemble is the
@@ -274,9 +275,10 @@ def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: A
     return fits
 
 
-def search_space(linear: bool) -> dict[str, tuple]:
-    """SEARCH_SPACE, without the linear cell unless `linear`."""
-    return {**SEARCH_SPACE, "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
+def search_space(linear: bool, recency: bool = True) -> dict[str, tuple]:
+    """SEARCH_SPACE, without the linear cell unless `linear`, without the recency half-life unless `recency`."""
+    return {**{k: v for k, v in SEARCH_SPACE.items() if recency or k != "recency"},
+            "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
 
 
 def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False,  # noqa: ANN401
@@ -284,7 +286,7 @@ def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear:
     """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices;
     `transforms`: the power transforms to draw from (fewer than two: the data's own); `recency`: a panel's recency
     half-life drawn too."""
-    space = search_space(linear)
+    space = search_space(linear, recency)
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
               **{name: trial.suggest_categorical(name, space[name])
                  for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize", "loss")},
@@ -714,8 +716,8 @@ def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSetting
     score, chosen, _ = min(best["kept"].values(), key=lambda kept: kept[0])
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
-            "budget": asdict(budget), "trial_settings": asdict(settings), "space": {k: list(v) for k, v in
-                                                                                   search_space(settings.linear).items()},
+            "budget": asdict(budget), "trial_settings": asdict(settings),
+            "space": {k: list(v) for k, v in search_space(settings.linear, settings.recency).items()},
             "folds": best["folds"], "chosen": chosen, "valid_mase": score, "trials": trials,
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
