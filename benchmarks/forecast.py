@@ -188,7 +188,8 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
              "--tune_folds", str(folds), "--tune_members", str(members), "--tune_calibration_folds", str(calibration),
              *options]
     wall = fit_recipe(AUTO_RECIPE, out / "auto", extra)
-    search = json.loads((bundle / "metrics.json").read_text())["search"]
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    search = metrics["search"]
     config = json.loads((bundle / "config.json").read_text())
     points, bands = _forecasts(bundle, name, panel, table)
     result = {**_score(panel, points, bands), "wall_seconds": round(wall, 1)}
@@ -214,7 +215,7 @@ def _auto(name: str, panel: list[Series], out: Path, trials: int, budget: str, f
               "linear_members": sum(m["params"]["rnn_type"] == "linear" for m in search["ensemble"]["members"]),
               "valid_coverage_before_calibration": search["calibration"]["valid_coverage_before"],
               "transform": config["reading"].get("power", 1.0)}
-    return {**result, "tuning": tuning, "precision": json.loads((bundle / "metrics.json").read_text()).get("precision"),
+    return {**result, "tuning": tuning, "precision": metrics.get("precision"),
             "command": "seq2text fit --config " + " ".join([AUTO_RECIPE, *extra])}
 
 
@@ -380,7 +381,8 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
                   data="development series: " + ", ".join(datasets), source_record="+".join(sources), variant=variant,
                   calibrations=calibrations, summary=summary, runs=runs,
                   total_seconds=round(time.monotonic() - start, 1),
-                  note="the same bundles under each calibration; the point forecasts change only with +median")
+                  note="the same bundles under each calibration; the point forecasts change only with +median or "
+                       "+medianpoint")
 
 
 def forecast_compare(sources: list[str], variant: str, against: list[str], name: str) -> dict:
@@ -513,7 +515,8 @@ def main() -> None:
     parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT[:SET,SET...] (several: "
                         "each set from the first that holds it, among its SETs if named), against --source's variant")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
-                        help="forecast_rescore: the calibrations compared (online, offline, adaptR; +decayK)")
+                        help="forecast_rescore: the calibrations compared (online, offline, adaptR; "
+                        "+decayK, +origin, +median, +medianpoint: see _forecasts)")
     parser.add_argument("--rounds", type=int, default=4, help="forecast_precision: fits per precision")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":

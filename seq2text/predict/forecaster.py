@@ -183,10 +183,11 @@ class Forecaster:
         origin), (m,) each; and the age of the validation part's newest window (the kept scores'), in steps."""
         ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
         lookback = max(reading.lookback for _, reading in self.members)
-        known = [one for one in series if one.id in ends]
+        fitted = {one.id: steps_after(one, ends[one.id]) for one in series if one.id in ends}  # first step after
+        known = [one for one in series if one.id in fitted]
         share = max(1, self.online_windows // max(len(known), 1))  # the most recent windows of each series
         origins = [(one, origin) for one in known
-                   for origin in range(max(steps_after(one, ends[one.id]), lookback, len(one) - horizon + 1 - share),
+                   for origin in range(max(fitted[one.id], lookback, len(one) - horizon + 1 - share),
                                        len(one) - horizon + 1)]
         if not origins:
             return (np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0), np.zeros(0), 0)
@@ -198,7 +199,7 @@ class Forecaster:
         starts = np.array([one.times[origin] for one, origin in origins])
         last = np.array([one.times[origin + horizon - 1] for one, origin in origins])
         ages = np.array([len(one) - horizon - origin for one, origin in origins])
-        kept_age = min(len(one) - steps_after(one, ends[one.id]) for one in known)  # its newest: origin fit end - H
+        kept_age = min(len(one) - fitted[one.id] for one in known)  # its newest window: origin fit end - H
         return scores.reshape(len(origins), horizon, -1), starts, last, ages, kept_age
 
     def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
