@@ -121,7 +121,7 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     online score's weight halving every K × max(season, horizon) steps of its age (`conformal.decayed`); a trailing
     `+median`: the members' median instead of their mean (point forecasts, and so MASE, change), `+medianpoint`:
     the point forecasts' median and the band edges' mean; `+origin` before either: the adaptive level moved once
-    per origin time (`conformal.adapted_level` by_origin)."""
+    per origin time, `+series`: a level per series (`conformal.adapted_level` by)."""
     import pandas as pd
 
     import seq2text
@@ -131,9 +131,10 @@ def _forecasts(bundle: Path, name: str, panel: list[Series], table: Path, calibr
     forecaster.combine = "median-point" if point else forecaster.combine
     calibration, *median = calibration.split("+median")  # +median: the members' median instead of their mean
     forecaster.combine = "median" if median else forecaster.combine
+    calibration, *by_series = calibration.split("+series")  # +series: an adaptive level per series
     calibration, *by_origin = calibration.split("+origin")  # +origin: adaptive level moved once per origin time
-    if by_origin:
-        forecaster.calibration = {**forecaster.calibration, "adapt_by": "origin"}
+    if by_origin or by_series:
+        forecaster.calibration = {**forecaster.calibration, "adapt_by": "origin" if by_origin else "series"}
     calibration, *decay = calibration.split("+decay")  # +decayK: online scores' half-life, K × max(season, horizon)
     if decay:
         forecaster.calibration = {**forecaster.calibration,
@@ -516,7 +517,7 @@ def main() -> None:
                         "each set from the first that holds it, among its SETs if named), against --source's variant")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR; "
-                        "+decayK, +origin, +median, +medianpoint: see _forecasts)")
+                        "+decayK, +origin, +series, +median, +medianpoint: see _forecasts)")
     parser.add_argument("--rounds", type=int, default=4, help="forecast_precision: fits per precision")
     args, rest = parser.parse_known_args()
     if args.benchmark == "export":

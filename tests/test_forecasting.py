@@ -762,27 +762,51 @@ def test_adaptive_conformal_inference_moves_the_level_by_the_misses_each_origin_
     from seq2text.predict.conformal import ADAPTED_LEVELS, adapted_level
     from seq2text.tasks.tuning import ADAPT, TrialSettings
 
+    def level(*args: object, **options: object) -> float:
+        (one,) = adapted_level(0.8, *args, **options)  # one level unless by series
+        return float(one)
+
     assert TrialSettings().adapt == ADAPT and TrialSettings(online=False).adapt == 0.0  # an offline band: none
     kept, weights = np.linspace(0, 1, 101)[:, None], np.ones(101)
     far = (5.0 + np.arange(10.0)).reshape(10, 1, 1)  # ten one-step windows, each further outside than the last
     starts = np.arange(10.0)
-    assert adapted_level(0.8, 0.0, kept, weights, far, starts, starts) == 0.8
-    assert adapted_level(0.8, 0.01, kept, weights, far, starts, starts) == pytest.approx(0.8 + 0.01 * 10 * 0.8)
-    assert adapted_level(0.8, 0.01, kept, weights, -far, starts, starts) == pytest.approx(0.8 - 0.01 * 10 * 0.2)
-    assert adapted_level(0.8, 1.0, kept, weights, far, starts, starts) == ADAPTED_LEVELS[1]
-    assert adapted_level(0.8, 1.0, kept, weights, -far, starts, starts) == ADAPTED_LEVELS[0]
+    assert level(0.0, kept, weights, far, starts, starts) == 0.8
+    assert level(0.01, kept, weights, far, starts, starts) == pytest.approx(0.8 + 0.01 * 10 * 0.8)
+    assert level(0.01, kept, weights, -far, starts, starts) == pytest.approx(0.8 - 0.01 * 10 * 0.2)
+    assert level(1.0, kept, weights, far, starts, starts) == ADAPTED_LEVELS[1]
+    assert level(1.0, kept, weights, -far, starts, starts) == ADAPTED_LEVELS[0]
     # an eleventh window at 0.9: outside the nominal band (0.81), inside the band of a level the ten misses raised
     scores, at = np.concatenate([far, [[[0.9]]]]), np.append(starts, 10.0)
-    known = adapted_level(0.8, 0.01, kept, weights, scores, at, at)  # the ten known before its origin: inside
-    unknown = adapted_level(0.8, 0.01, kept, weights, scores, at, np.append(starts + 20, 10.0))  # not yet: a miss
+    known = level(0.01, kept, weights, scores, at, at)  # the ten known before its origin: inside
+    unknown = level(0.01, kept, weights, scores, at, np.append(starts + 20, 10.0))  # not yet: a miss
     assert known == pytest.approx(0.8 + 0.01 * (10 * 0.8 - 0.2))
     assert unknown == pytest.approx(0.8 + 0.01 * (11 * 0.8))
     # a panel of three series, each origin's three windows alike: per window the level moves three times as far;
     # by origin, as far as for one series
     three, thrice = np.repeat(far, 3, axis=0), np.repeat(starts, 3)
-    assert adapted_level(0.8, 0.005, kept, weights, three, thrice, thrice) == pytest.approx(0.8 + 0.005 * 30 * 0.8)
-    assert adapted_level(0.8, 0.005, kept, weights, three, thrice, thrice, by_origin=True) == pytest.approx(
-        adapted_level(0.8, 0.005, kept, weights, far, starts, starts))
+    assert level(0.005, kept, weights, three, thrice, thrice) == pytest.approx(0.8 + 0.005 * 30 * 0.8)
+    assert level(0.005, kept, weights, three, thrice, thrice, by="origin") == pytest.approx(
+        level(0.005, kept, weights, far, starts, starts))
+
+
+def test_an_adapted_level_per_series_moves_by_that_series_misses_alone() -> None:
+    """`adapted_level(by="series")`: a panel of a series whose windows all miss and one whose windows all lie inside:
+    one level each, the first raised by its ten misses, the second lowered by its ten hits; pooled, the two cancel
+    out but for the difference of their moves."""
+    from seq2text.predict.conformal import adapted_level
+
+    kept, weights = np.linspace(0, 1, 101)[:, None], np.ones(101)
+    far = (5.0 + np.arange(10.0)).reshape(10, 1, 1)
+    scores, starts = np.concatenate([far, -far]), np.tile(np.arange(10.0), 2)
+    groups = np.repeat(["b", "a"], 10)  # the missing series is "b": levels come in sorted order, "a" first
+    inside, missing = adapted_level(0.8, 0.01, kept, weights, scores, starts, starts, "series", groups)
+    assert missing == pytest.approx(0.8 + 0.01 * 10 * 0.8) and inside == pytest.approx(0.8 - 0.01 * 10 * 0.2)
+    (pooled,) = adapted_level(0.8, 0.01, kept, weights, scores, starts, starts)
+    assert pooled == pytest.approx(0.8 + 0.01 * 10 * (0.8 - 0.2))
+    with pytest.raises(ValueError, match="groups with series only"):
+        adapted_level(0.8, 0.01, kept, weights, scores, starts, starts, "series")
+    with pytest.raises(ValueError, match="give one of window, origin, series"):
+        adapted_level(0.8, 0.01, kept, weights, scores, starts, starts, "panel")
 
 
 def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> None:
@@ -840,10 +864,11 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     assert new.shape == (34 * 3, 1)
     assert np.allclose(online.offsets(history), offsets_of(np.concatenate([scores, new]), spread, 0.8))
     capped = Forecaster(net, data.reading, calibration={**band, "online": True}, online_windows=10)
-    kept, starts, ends, ages, kept_age = capped._scores_after_fit(history)
+    kept, starts, ends, ages, kept_age, ids = capped._scores_after_fit(history)
     assert kept.shape == (10, 3, 1) and np.allclose(kept.reshape(-1, 1), new[-30:])  # the 10 most recent windows
     assert list(starts) == list(history[0].times[84:94]) and list(ends) == list(history[0].times[86:96])
     assert list(ages) == list(range(9, -1, -1)) and kept_age == 96 - 60  # steps before the newest origin (93)
+    assert list(ids) == [""] * 10
     decaying = Forecaster(net, data.reading, calibration={**band, "online": True, "decay": 6.0})
     by_hand = 0.5 ** (np.concatenate([np.full(len(scores), 36.0), np.repeat(np.arange(33, -1, -1), 3)]) / 6.0)
     by_hand *= len(by_hand) / by_hand.sum()
@@ -859,6 +884,38 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     assert np.allclose(online.offsets(unknown), offsets)
     with pytest.raises(DataError, match="trained up to"):
         online.offsets(read_series(frame.assign(month=np.arange(96.0)), "month", ["load"], None, "t"))
+
+
+def test_an_online_band_adapted_by_series_widens_the_series_that_missed() -> None:
+    """`adapt_by: series`: a panel of a quiet series and one that got louder after the fit: each series' band at its
+    own adapted level, the loud one's wider than the pooled level gives it, the quiet one's narrower."""
+    from seq2text.predict.conformal import conformal_scores
+
+    frame = monthly(96)
+    data = SeriesDataModule.from_frame(frame.iloc[:60], time_column="month", value_columns=["load"], lookback=12,
+                                       horizon=3, season=12, valid_size=0, test_size=0)
+    torch.manual_seed(0)
+    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
+    rng = np.random.default_rng(1)
+    valid = {k: rng.normal(size=(10, 3, 1)) for k in ("point", "actual")}
+    scores, spread = conformal_scores(valid["point"], valid["point"] - 1, valid["point"] + 1, valid["actual"])
+    end, reading = data.training_ends()[""], replace(data.reading, scales={"quiet": data.reading.scales[""],
+                                                                          "loud": data.reading.scales[""]})
+    band = {"band": [0.1, 0.9], "level": 0.8, "units": "series", "offsets": np.zeros((3, 1)).tolist(),
+            "scores": np.sort(scores, axis=0).tolist(), "spread": spread.tolist(), "online": True, "adapt": 0.05,
+            "fit_end": {"quiet": end, "loud": end}}
+    loud = frame.assign(id="loud")
+    loud.loc[60:, "load"] += np.tile([30.0, -30.0], 18)
+    panel = read_series(pd.concat([frame.assign(id="quiet"), loud]), "month", ["load"], "id", "t")
+    pooled = Forecaster(net, reading, calibration=band).offsets(panel)
+    by_series = Forecaster(net, reading, calibration={**band, "adapt_by": "series"})
+    quiet, noisy = by_series.offsets(panel)
+    assert pooled.shape == (2, 3, 1) and np.allclose(pooled[0], pooled[1])  # one level for both
+    assert np.all(noisy >= pooled[1]) and np.all(quiet <= pooled[0]) and np.all(noisy > quiet)
+    new, starts, ends, _, _, ids = by_series._scores_after_fit(panel)
+    kept = np.asarray(band["scores"])
+    levels = by_series._levels(kept, np.ones(len(kept)), new, starts, ends, ids)
+    assert levels["loud"] > 0.8 > levels["quiet"] and levels[None] == 0.8
 
 
 def test_the_range_mean_rule_picks_a_log_where_the_spread_grows_with_the_level() -> None:

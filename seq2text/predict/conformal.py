@@ -21,8 +21,8 @@ import numpy as np
 
 from seq2text.errors import DataError
 
-__all__ = ["ADAPTED_LEVELS", "BAND", "adapted_level", "calibrated_band", "conformal_offsets", "conformal_scores",
-           "decayed", "offsets_of", "summarised"]
+__all__ = ["ADAPTED_LEVELS", "ADAPT_BY", "BAND", "adapted_level", "calibrated_band", "conformal_offsets",
+           "conformal_scores", "decayed", "offsets_of", "summarised"]
 
 BAND = (0.1, 0.9)  # the band a tuned forecaster calibrates: 10 % – 90 %, nominal coverage 80 %
 
@@ -73,22 +73,29 @@ def offsets_of(scores: np.ndarray, spread: np.ndarray, level: float, weights: np
     return _quantile(scores, weights, level)[None, :] * spread
 
 
-def _quantile(scores: np.ndarray, weights: np.ndarray, level: float) -> np.ndarray:
+def _quantile(scores: np.ndarray, weights: np.ndarray, level: float | np.ndarray) -> np.ndarray:
     """Each variable's ⌈(m + 1)·level⌉-th smallest of the weighted scores (m, V) (the largest where the rank passes
-    their count), (V,)."""
-    rank = min(math.ceil((float(weights.sum()) + 1) * level), float(weights.sum()))
-    q = np.empty(scores.shape[1])
+    their count): (V,) for one level, (L, V) for levels (L,)."""
+    levels = np.atleast_1d(np.asarray(level, dtype=np.float64))  # (L,)
+    total = float(weights.sum())
+    ranks = np.minimum(np.ceil((total + 1) * levels), total)  # (L,)
+    q = np.empty((len(levels), scores.shape[1]))
     for v in range(scores.shape[1]):  # the smallest score whose cumulative weight reaches the rank
         order = np.argsort(scores[:, v], kind="stable")
-        q[v] = scores[order, v][min(np.searchsorted(np.cumsum(weights[order]), rank - 1e-9), len(order) - 1)]
-    return q
+        reached = np.searchsorted(np.cumsum(weights[order]), ranks - 1e-9)
+        q[:, v] = scores[order, v][np.minimum(reached, len(order) - 1)]
+    return q if np.ndim(level) else q[0]
 
 
 ADAPTED_LEVELS = (0.5, 0.99)  # where an adapted level is held
 
 
+ADAPT_BY = ("window", "origin", "series")  # what one move of an adapted level stands for (`adapted_level`)
+
+
 def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarray, new: np.ndarray,
-                  starts: np.ndarray, ends: np.ndarray, by_origin: bool = False) -> float:
+                  starts: np.ndarray, ends: np.ndarray, by: str = "window", groups: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Adaptive conformal inference (Gibbs & Candès 2021) replayed over the windows after the fit, in time order: the
     level moves by `rate` × (the window's share of values outside its band − (1 − level)) once the window's last true
     value is known, so a band that has lately missed more than it should widens, and one that covered too much
@@ -101,25 +108,36 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
         kept, weights: the stored scores (k, V) and the weight of each (k,).
         new: the scores of the windows after the fit (m, H, V), normalised as `conformal_scores` does.
         starts, ends: each new window's origin and the time of its last true value (m,) each, comparable values.
-        by_origin: move the level once per origin time by the share of the values outside the bands of all its
-            windows (a panel's series together), not once per window: a panel of N series then moves it as fast
-            as one series does, not N times as fast.
+        by: `window`: one level, each window moving it; `origin`: one level moved once per origin time by the share
+            of the values outside the bands of all its windows (a panel's series together), so a panel of N series
+            moves it as fast as one series does, not N times as fast; `series`: a level per group of `groups`
+            (a panel's series), each moved by its own windows only, so one series' misses do not widen another's
+            band. Every band's quantile pools the same scores.
+        groups: each new window's group (m,), with `by="series"`.
     Returns:
-        the adapted level, held within ADAPTED_LEVELS.
+        the adapted levels (G,), one per group in sorted order (one level unless `by="series"`), held within
+        ADAPTED_LEVELS.
     """
+    if by not in ADAPT_BY or (by == "series") != (groups is not None):
+        raise ValueError(f"by={by!r}: give one of {', '.join(ADAPT_BY)}, and groups with series only")
     low, high = ADAPTED_LEVELS
     misses = np.zeros(len(new))
     _, inverse, counts = np.unique(starts, return_inverse=True, return_counts=True)
-    steps = 1 / counts[inverse] if by_origin else np.ones(len(new))  # each window's share of its move
+    steps = 1 / counts[inverse] if by == "origin" else np.ones(len(new))  # each window's share of its move
+    labels, group = np.unique(np.zeros(len(new)) if groups is None else groups, return_inverse=True)
+
+    def levels(known: np.ndarray) -> np.ndarray:  # each group's level once the `known` windows are (G,)
+        moves = np.bincount(group[known], weights=steps[known] * (misses[known] - (1 - level)), minlength=len(labels))
+        return np.clip(level + rate * moves, low, high)
+
     for start in np.unique(starts):
         known = ends < start
         pooled = np.concatenate([kept, new[known].reshape(-1, new.shape[-1])])
         pooled_weights = np.concatenate([weights, np.ones(int(known.sum()) * new.shape[1])])
-        now = float(np.clip(level + rate * (steps[known] * (misses[known] - (1 - level))).sum(), low, high))
-        q = _quantile(pooled, pooled_weights, now)  # (V,)
         here = starts == start
-        misses[here] = (new[here] > q).mean(axis=(1, 2))
-    return float(np.clip(level + rate * (steps * (misses - (1 - level))).sum(), low, high))
+        q = _quantile(pooled, pooled_weights, levels(known)[group[here]])  # (windows here, V)
+        misses[here] = (new[here] > q[:, None, :]).mean(axis=(1, 2))
+    return levels(np.ones(len(new), dtype=bool))
 
 
 def decayed(weights: np.ndarray, ages: np.ndarray, half_life: float) -> np.ndarray:

@@ -138,7 +138,7 @@ class Forecaster:
             return self._restored(self.net, self.reading, ends, band=False)
         low, point, high = self._combined_band(ends)
         if self.calibration:
-            offsets = self.offsets(series)[None] * self._offset_units(ends)[:, None, :]  # (N, H, V)
+            offsets = self.offsets(series) * self._offset_units(ends)[:, None, :]  # (N, H, V)
             low, high = calibrated_band(point, low, high, offsets)
         return np.stack([low, point, high], axis=-1)
 
@@ -152,35 +152,49 @@ class Forecaster:
 
     @torch.inference_mode()
     def offsets(self, series: list[Series]) -> np.ndarray:
-        """The calibration's offsets (H, V), in the values the networks read (`series` transformed by
-        `reading.power`, as `forecast` passes them). An online calibration (`calibration["online"]`) recomputes them
-        from the validation scores it keeps and the scores of every window whose true values `series` hold after the
-        fit (each series past its `fit_end`): the band follows the series as it goes on, without refitting."""
+        """The calibration's offsets for each of `series` (N, H, V), in the values the networks read (`series`
+        transformed by `reading.power`, as `forecast` passes them). An online calibration (`calibration["online"]`)
+        recomputes them from the validation scores it keeps and the scores of every window whose true values `series`
+        hold after the fit (each series past its `fit_end`): the band follows the series as it goes on, without
+        refitting; with `"adapt_by": "series"` each series' level adapts to its own windows only."""
         calibration = self.calibration
         stored = np.asarray(calibration["offsets"], dtype=np.float64)
+        nominal = np.broadcast_to(stored, (len(series), *stored.shape))
         if not calibration.get("online"):
-            return stored
-        new, starts, ends, ages, kept_age = self._scores_after_fit(series)
+            return nominal
+        new, starts, ends, ages, kept_age, ids = self._scores_after_fit(series)
         if not len(new):
-            return stored
+            return nominal
         kept, spread = (np.asarray(calibration[key], dtype=np.float64) for key in ("scores", "spread"))
         kept_weights = np.full(len(kept), float(calibration.get("score_weight", 1.0)))
-        level = float(calibration["level"])
-        if calibration.get("adapt"):
-            level = adapted_level(level, float(calibration["adapt"]), kept, kept_weights, new, starts, ends,
-                                  calibration.get("adapt_by") == "origin")
+        levels = self._levels(kept, kept_weights, new, starts, ends, ids)
         scores = np.concatenate([kept, new.reshape(-1, new.shape[-1])])
         weights = np.concatenate([kept_weights, np.ones(len(scores) - len(kept))])
         if calibration.get("decay"):
             weights = decayed(weights, np.concatenate([np.full(len(kept), kept_age), np.repeat(ages, new.shape[1])]),
                               float(calibration["decay"]))
-        return offsets_of(scores, spread, min(level, weights.sum() / (weights.sum() + 1)), weights)
+        cap = weights.sum() / (weights.sum() + 1)
+        offsets = {key: offsets_of(scores, spread, min(float(one), cap), weights) for key, one in levels.items()}
+        return np.stack([offsets[one.id] if one.id in offsets else offsets[None] for one in series])
+
+    def _levels(self, kept: np.ndarray, kept_weights: np.ndarray, new: np.ndarray, starts: np.ndarray,
+                ends: np.ndarray, ids: np.ndarray) -> dict:
+        """The band's level: {None: the level} or, adapted by series (`adapt_by`), also {series id: its level}
+        (`seq2text.predict.conformal.adapted_level`; scores as `_scores_after_fit` returns them)."""
+        level, by, rate = float(self.calibration["level"]), self.calibration.get("adapt_by", "window"), \
+            float(self.calibration.get("adapt") or 0.0)
+        if not rate:
+            return {None: level}
+        adapted = adapted_level(level, rate, kept, kept_weights, new, starts, ends, by, ids if by == "series" else None)
+        return {None: level, **dict(zip(np.unique(ids), adapted, strict=True))} if by == "series" \
+            else {None: adapted[0]}
 
     def _scores_after_fit(self, series: list[Series]
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
         """The conformity scores (m, H, V) of every full window of `series` whose true values all lie after the fit;
-        each window's origin time, the time of its last true value and its age (steps before its series' newest
-        origin), (m,) each; and the age of the validation part's newest window (the kept scores'), in steps."""
+        each window's origin time, the time of its last true value, its age (steps before its series' newest
+        origin), (m,) each; the age of the validation part's newest window (the kept scores'), in steps; and each
+        window's series id (m,)."""
         ends, horizon = self.calibration.get("fit_end") or {}, self.reading.horizon
         lookback = max(reading.lookback for _, reading in self.members)
         fitted = {one.id: steps_after(one, ends[one.id]) for one in series if one.id in ends}  # first step after
@@ -190,7 +204,8 @@ class Forecaster:
                    for origin in range(max(fitted[one.id], lookback, len(one) - horizon + 1 - share),
                                        len(one) - horizon + 1)]
         if not origins:
-            return (np.zeros((0, horizon, self.reading.num_values)), np.zeros(0), np.zeros(0), np.zeros(0), 0)
+            empty = np.zeros(0)
+            return np.zeros((0, horizon, self.reading.num_values)), empty, empty, empty, 0, empty.astype(str)
         low, point, high = self._combined_band(origins)
         actual = np.stack([one.values[origin:origin + horizon] for one, origin in origins])  # (m, H, V)
         units = self._offset_units(origins)[:, None, :]
@@ -200,7 +215,8 @@ class Forecaster:
         last = np.array([one.times[origin + horizon - 1] for one, origin in origins])
         ages = np.array([len(one) - horizon - origin for one, origin in origins])
         kept_age = min(len(one) - fitted[one.id] for one in known)  # its newest window: origin fit end - H
-        return scores.reshape(len(origins), horizon, -1), starts, last, ages, kept_age
+        ids = np.array([one.id for one, _ in origins])
+        return scores.reshape(len(origins), horizon, -1), starts, last, ages, kept_age, ids
 
     def _restored(self, net: SequenceRegressor, reading: SeriesReading, origins: list[tuple[Series, int]],
                   band: bool) -> np.ndarray:
