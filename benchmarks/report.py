@@ -124,6 +124,12 @@ TARGETS = {
                                "level moved once per origin time against once per window (rule in 558f368)",
     "forecast_rescore_medianpoint": "the twelve development sets' default bundles: the point by the networks' median "
                                     "and the band's edges by their mean, against the median of both (rule in 9d89db6)",
+    "forecast_dev_median_single": "the defaults at 97525c0 (the networks' median, calibrated on itself) on the six "
+                                  "single development series, under the AVX2 emulation",
+    "forecast_dev_median_panels": "the defaults at 97525c0 (the networks' median, calibrated on itself) on the six "
+                                  "development panels, under the AVX2 emulation",
+    "forecast_compare_median": "the networks' median against their mean, each calibrated on itself, on the twelve "
+                               "development sets (forecast_dev_median_* against forecast_dev_rerun_*; rule in 97525c0)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
