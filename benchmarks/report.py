@@ -130,6 +130,8 @@ TARGETS = {
                                   "development panels, under the AVX2 emulation",
     "forecast_compare_median": "the networks' median against their mean, each calibrated on itself, on the twelve "
                                "development sets (forecast_dev_median_* against forecast_dev_rerun_*; rule in 97525c0)",
+    "forecast_rescore_series": "the six development panels' default bundles (forecast_dev_median_panels): an adaptive "
+                               "level per series against one per panel (rule in 95c2d69)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
