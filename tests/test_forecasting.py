@@ -440,7 +440,7 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
     search = metrics["search"]
     assert len(search["trials"]) == 2 and search["valid_mase"] == min(t["valid_mase"] for t in search["trials"])
     assert "linear" not in search["space"]["rnn_type"]  # the space it searched: the linear cell is off by default
-    assert "recency" not in search["space"]  # and so is a panel's recency half-life
+    assert "recency" not in search["space"] and "dropout" not in search["space"]  # and so are these two
     assert set(search["chosen"]) >= {"lookback", "hidden_size", "num_layers", "rnn_type", "highway", "normalize",
                                      "lr", "loss"} and search["budget"] == {"seconds": None, "trials": 2, "seed": 1234}
     assert {"test/mase", "test/coverage"} <= set(metrics) and metrics["val/mase"] == search["ensemble"]["valid_mase"]
@@ -557,6 +557,31 @@ def test_a_panels_search_draws_the_recency_half_life_and_each_member_trains_with
     single = tuned(monthly(100), None)
     assert all("recency" not in t["params"] for t in single.record["trials"])
     assert {data._recency for _, data in single.members} == {0.0}
+
+
+@needs_optuna
+def test_the_search_draws_the_dropout_when_asked_and_each_member_keeps_its_own() -> None:
+    """--tune_dropout true: the trials draw network.dropout among SEARCH_SPACE["dropout"], and each member is refitted
+    with its own trial's; by default every trial keeps the recipe's."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import SEARCH_SPACE, TrialSettings, TuningBudget, tune_forecaster
+
+    def tuned(dropout: bool) -> tuple[dict, list[float]]:
+        data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
+                                           season=12, valid_size=24, test_size=12)
+        settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", dropout=dropout, members=3)
+        result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=5, seed=0), settings,
+                                 log=lambda _: None)
+        return result.record, [task.network.dropout for task, _ in result.members]
+
+    record, kept = tuned(True)
+    drawn = [t["params"]["dropout"] for t in record["trials"]]
+    assert set(drawn) <= set(SEARCH_SPACE["dropout"]) and len(set(drawn)) > 1, drawn
+    assert record["space"]["dropout"] == list(SEARCH_SPACE["dropout"])
+    assert kept == [m["params"]["dropout"] for m in record["ensemble"]["members"]]
+    record, kept = tuned(False)
+    assert "dropout" not in record["space"] and all("dropout" not in t["params"] for t in record["trials"])
+    assert set(kept) == {ForecastingTask().network.dropout}
 
 
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:

@@ -1,6 +1,7 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
+[--tune_dropout true|false]
 [--tune_combine median|mean|median-point] [--tune_selection best|forward] [--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`),
 its bundle written with the search record and the band's calibration."""
@@ -35,6 +36,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                           "max(season, horizon) steps of its age (default 0: none)"),
     "--tune_recency": (str, "with --tune on a panel: also search the training windows' recency half-life "
                             "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
+    "--tune_dropout": (str, "with --tune: also search the network's dropout (none, 0.1 or 0.3; true, or false: the "
+                            "default, the recipe's)"),
     "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default), mean, or "
                             "median-point (the point forecasts' median, the band edges' mean)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
@@ -49,7 +52,8 @@ COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks
           "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
           "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
 # option: the TrialSettings field it sets
-BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency"}
+BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency",
+            "--tune_dropout": "dropout"}
 
 
 def split_tune_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
