@@ -132,6 +132,11 @@ TARGETS = {
                                "development sets (forecast_dev_median_* against forecast_dev_rerun_*; rule in 97525c0)",
     "forecast_rescore_series": "the six development panels' default bundles (forecast_dev_median_panels): an adaptive "
                                "level per series against one per panel (rule in 95c2d69)",
+    "forecast_dev_searchdropout_single": "the six single development series: the search drawing the dropout too "
+                                         "(against forecast_dev_median_single)",
+    "forecast_dev_searchdropout_panels": "the six development panels: the same (against forecast_dev_median_panels)",
+    "forecast_compare_searchdropout": "the dropout searched against the defaults on the twelve development sets (rule "
+                                      "in 0561580)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
