@@ -828,6 +828,11 @@ def test_an_adapted_level_per_series_moves_by_that_series_misses_alone() -> None
     assert missing == pytest.approx(0.8 + 0.01 * 10 * 0.8) and inside == pytest.approx(0.8 - 0.01 * 10 * 0.2)
     (pooled,) = adapted_level(0.8, 0.01, kept, weights, scores, starts, starts)
     assert pooled == pytest.approx(0.8 + 0.01 * 10 * (0.8 - 0.2))
+    # one group is the pooled level to the last bit: a rank ⌈(m + 1)·level⌉ may turn on it
+    rng = np.random.default_rng(0)
+    noisy, times = rng.normal(size=(40, 2, 1)), np.repeat(np.arange(20.0), 2)
+    assert adapted_level(0.8, 0.05, kept, weights, noisy, times, times + 1, "series", np.zeros(40)).tolist() == \
+        adapted_level(0.8, 0.05, kept, weights, noisy, times, times + 1).tolist()
     with pytest.raises(ValueError, match="groups with series only"):
         adapted_level(0.8, 0.01, kept, weights, scores, starts, starts, "series")
     with pytest.raises(ValueError, match="give one of window, origin, series"):

@@ -127,8 +127,9 @@ def adapted_level(level: float, rate: float, kept: np.ndarray, weights: np.ndarr
     labels, group = np.unique(np.zeros(len(new)) if groups is None else groups, return_inverse=True)
 
     def levels(known: np.ndarray) -> np.ndarray:  # each group's level once the `known` windows are (G,)
-        moves = np.bincount(group[known], weights=steps[known] * (misses[known] - (1 - level)), minlength=len(labels))
-        return np.clip(level + rate * moves, low, high)
+        moves = [(steps[mask] * (misses[mask] - (1 - level))).sum()  # np.sum's order: the levels of one group
+                 for mask in (known & (group == g) for g in range(len(labels)))]  # are the same to the last bit
+        return np.clip(level + rate * np.array(moves), low, high)
 
     for start in np.unique(starts):
         known = ends < start
