@@ -137,6 +137,8 @@ TARGETS = {
     "forecast_dev_searchdropout_panels": "the six development panels: the same (against forecast_dev_median_panels)",
     "forecast_compare_searchdropout": "the dropout searched against the defaults on the twelve development sets (rule "
                                       "in 0561580)",
+    "forecast_rescore_rate": "the twelve development sets' default bundles (forecast_dev_median_*): the adaptive "
+                             "level's rate 0.05 against 0.1 and 0.2 (rule in 66566f1)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
