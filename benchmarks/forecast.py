@@ -72,7 +72,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "choose": ["--tune_transform", "validation"], "rule": ["--tune_transform", "rule"],
                        "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"],
                        "seasonal": ["--model.init_args.network.baseline", "seasonal"],
-                       "searchrecency": ["--tune_recency", "true"], "searchdropout": ["--tune_dropout", "true"]}
+                       "searchrecency": ["--tune_recency", "true"], "searchdropout": ["--tune_dropout", "true"],
+                       "compact": ["--tune_space", "compact"]}
 PERCENT_OPTIONS = ("damped", "recency")  # their number is a percentage: damped90 → 0.9
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
@@ -296,10 +297,10 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     rule's pick, `-dampedN` every network's forecast relative to a damped-trend baseline of φ = N / 100,
     `-recencyN` training windows weighted by recency with a half-life of N % of the training part, `-seasonal`
     every network's forecast relative to the seasonal-naive one instead of the last value, `-searchrecency` a
-    panel's search drawing the recency half-life too, `-searchdropout` the search drawing the dropout too), the
-    same budget, against its peers: where the tuner's method is chosen. Each run also records the coverage of the
-    band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the other
-    calibration)."""
+    panel's search drawing the recency half-life too, `-searchdropout` the search drawing the dropout too, `-compact`
+    the compact search space), the same budget, against its peers: where the tuner's method is chosen. Each run also
+    records the coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same
+    members, the other calibration)."""
     start, runs, precisions = time.monotonic(), {}, set()
     for dataset in datasets:
         panel = load_panel(dataset)

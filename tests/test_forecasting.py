@@ -584,6 +584,27 @@ def test_the_search_draws_the_dropout_when_asked_and_each_member_keeps_its_own()
     assert set(kept) == {ForecastingTask().network.dropout}
 
 
+@needs_optuna
+def test_the_compact_space_fixes_the_cell_the_depth_and_the_calendar() -> None:
+    """--tune_space compact: every trial a one-layer GRU with the calendar feature (a monthly series has one), the
+    record's space saying so; the rest drawn as before. The linear cell cannot be searched in it."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import SPACES, TrialSettings, TuningBudget, tune_forecaster
+
+    data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
+                                       season=12, valid_size=24, test_size=12)
+    settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", space="compact", members=2)
+    record = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=4, seed=0), settings,
+                             log=lambda _: None).record
+    assert all({k: t["params"][k] for k in SPACES["compact"]} == SPACES["compact"] for t in record["trials"])
+    assert record["space"]["rnn_type"] == ["gru"] and record["space"]["num_layers"] == [1]
+    assert len({t["params"]["hidden_size"] for t in record["trials"]}) > 1  # the rest still drawn
+    with pytest.raises(ConfigError, match="--tune_space compact fixes it"):
+        TrialSettings(space="compact", linear=True)
+    with pytest.raises(ConfigError, match="give one of full, compact"):
+        TrialSettings(space="tiny")
+
+
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
     """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
     the same forecasts computed by hand in the series' units."""

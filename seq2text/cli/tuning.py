@@ -1,7 +1,7 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
 [--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
-[--tune_dropout true|false]
+[--tune_dropout true|false] [--tune_space full|compact]
 [--tune_combine median|mean|median-point] [--tune_selection best|forward] [--tune_transform rule|validation]
 [--tune_start none|portfolio|FILE.json]`: the recipe's forecaster configured automatically (`seq2text.tasks.tuning`),
 its bundle written with the search record and the band's calibration."""
@@ -38,6 +38,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                             "(data.recency: none, 0.25 or 0.5; true, or false: the default)"),
     "--tune_dropout": (str, "with --tune: also search the network's dropout (none, 0.1 or 0.3; true, or false: the "
                             "default, the recipe's)"),
+    "--tune_space": (str, "with --tune: the search space: full (the default) or compact (GRU, one layer and the "
+                          "calendar feature fixed: fewer choices for the same trials)"),
     "--tune_combine": (str, "with --tune: how the ensemble's networks combine: median (the default), mean, or "
                             "median-point (the point forecasts' median, the band edges' mean)"),
     "--tune_selection": (str, "with --tune: the ensemble's configurations: best (the --tune_members best, the "
@@ -89,7 +91,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
             raise ConfigError(f"{option} {options[option]}: give true or false")
     choices = {name: options[option] == "true" for option, name in BOOLEANS.items() if option in options}
     for option, name in (("--tune_band", "band"), ("--tune_selection", "selection"), ("--tune_transform", "transform"),
-                         ("--tune_combine", "combine")):  # TrialSettings checks them
+                         ("--tune_combine", "combine"), ("--tune_space", "space")):  # TrialSettings checks them
         if option in options:
             choices[name] = options[option]
     for option, name, example in (("--tune_adapt", "adapt", "a number in [0, 1), e.g. 0.01"),

@@ -80,8 +80,8 @@ from seq2text.tasks.forecasting import ForecastingTask
 from seq2text.tasks.trainer import Trainer
 from seq2text.text.series import powered
 
-__all__ = ["PORTFOLIO", "SEARCH_SPACE", "TrialSettings", "TuningBudget", "TuningResult", "ensemble_test_scores",
-           "tune_forecaster"]
+__all__ = ["PORTFOLIO", "SEARCH_SPACE", "SPACES", "TrialSettings", "TuningBudget", "TuningResult",
+           "ensemble_test_scores", "tune_forecaster"]
 
 SEARCH_SPACE: dict[str, tuple] = {
     "lookback_seasons": (1, 2, 3, 4),  # the lookback in units of max(season, horizon)
@@ -97,6 +97,10 @@ SEARCH_SPACE: dict[str, tuple] = {
     "recency": (0.0, 0.25, 0.5),  # panels only, with TrialSettings.recency: data.recency's half-life (0: none)
     "dropout": (0.0, 0.1, 0.3),  # with TrialSettings.dropout: network.dropout (else the recipe's)
 }
+# Named search spaces (TrialSettings.space): the values each fixes instead of drawing. compact: the three choices the
+# development sets' trials told apart least (fANOVA importance of the validation score, twelve sets, two records:
+# rnn_type 0.021, num_layers 0.05, calendar 0.052), each at the value whose trials ranked better on validation there.
+SPACES: dict[str, dict[str, Any]] = {"full": {}, "compact": {"rnn_type": "gru", "num_layers": 1, "calendar": True}}
 CALENDAR_OF_STEP = {"M": "month", "Q": "month", "W": "dayofyear", "D": "dayofweek", "B": "dayofweek", "H": "hour"}
 # Each development series' best configuration by its validation score (forecast_dev_linear at b5a738c, variant
 # 1x5-nolinear: benchmarks/results/forecast_dev_linear.json `chosen`), the lookback in units of max(season, horizon):
@@ -191,6 +195,8 @@ class TrialSettings:
             training part) among SEARCH_SPACE["recency"]; one series keeps the data's (False: every trial the data's).
         dropout: the search also draws the network's dropout (`network.dropout`) among SEARCH_SPACE["dropout"]
             (False: every trial the recipe's).
+        space: the named search space (SPACES): `full`, or `compact` (GRU, one layer, the calendar feature where the
+            time step has one: fewer choices for the same trials).
         adapt: with `online`, the rate γ of adaptive conformal inference over those windows (0: the nominal level):
             a band that lately missed more than 20 % of the values widens, one that missed fewer narrows. None:
             ADAPT with an online band, else 0.
@@ -216,6 +222,7 @@ class TrialSettings:
     online: bool = True
     recency: bool = False
     dropout: bool = False
+    space: str = "full"
     adapt: float | None = None
     decay: float = 0.0
     combine: str = "median"
@@ -234,6 +241,10 @@ class TrialSettings:
             raise ConfigError(f"combine {self.combine!r} (--tune_combine): give one of {', '.join(COMBINATIONS)}")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection {self.selection!r} (--tune_selection): give one of {', '.join(SELECTIONS)}")
+        if self.space not in SPACES:
+            raise ConfigError(f"space {self.space!r} (--tune_space): give one of {', '.join(SPACES)}")
+        if self.linear and "rnn_type" in SPACES[self.space]:
+            raise ConfigError(f"--tune_linear true draws the cell, and --tune_space {self.space} fixes it; give one")
         if self.transform not in TRANSFORM_CHOICES:
             raise ConfigError(f"transform {self.transform!r} (--tune_transform): give one of "
                               f"{', '.join(TRANSFORM_CHOICES)}")
@@ -282,34 +293,40 @@ def lookback_choices(reading: Any, training_steps: int) -> list[int]:  # noqa: A
     return fits
 
 
-def search_space(linear: bool, recency: bool = True, dropout: bool = True) -> dict[str, tuple]:
+def search_space(linear: bool, recency: bool = True, dropout: bool = True, space: str = "full") -> dict[str, tuple]:
     """SEARCH_SPACE, without the linear cell unless `linear`, without the recency half-life unless `recency`, without
-    the dropout unless `dropout`."""
+    the dropout unless `dropout`; the values SPACES[`space`] fixes as one-value choices."""
     left_out = {name for name, kept in (("recency", recency), ("dropout", dropout)) if not kept}
     return {**{k: v for k, v in SEARCH_SPACE.items() if k not in left_out},
-            "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear")}
+            "rnn_type": tuple(c for c in SEARCH_SPACE["rnn_type"] if linear or c != "linear"),
+            **{k: (v,) for k, v in SPACES[space].items()}}
 
 
-def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool, linear: bool = False,  # noqa: ANN401
-            transforms: tuple[str, ...] = (), recency: bool = False, dropout: bool = False) -> dict:
-    """One trial's configuration, drawn by `trial` (an optuna.Trial); `linear`: the linear cell among the choices;
-    `transforms`: the power transforms to draw from (fewer than two: the data's own); `recency`: a panel's recency
-    half-life drawn too; `dropout`: the network's dropout drawn too."""
-    space = search_space(linear, recency, dropout)
+def suggest(trial: Any, reading: Any, lookbacks: list[int], panel: bool,  # noqa: ANN401
+            settings: TrialSettings | None = None, transforms: tuple[str, ...] = ()) -> dict:
+    """One trial's configuration, drawn by `trial` (an optuna.Trial) from the space `settings` search (its linear
+    cell, recency half-life, dropout and named space; None: the defaults'); `transforms`: the power transforms to draw
+    from (fewer than two: the data's own). What the named space fixes is not drawn."""
+    settings = settings or TrialSettings()
+    space = search_space(settings.linear, settings.recency, settings.dropout, settings.space)
+
+    def draw(name: str) -> Any:  # noqa: ANN401
+        return space[name][0] if name in SPACES[settings.space] else trial.suggest_categorical(name, space[name])
+
     params = {"lookback": trial.suggest_categorical("lookback", lookbacks),
-              **{name: trial.suggest_categorical(name, space[name])
-                 for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize", "loss")},
+              **{name: draw(name) for name in ("hidden_size", "num_layers", "rnn_type", "highway", "normalize",
+                                               "loss")},
               "lr": trial.suggest_float("lr", *space["lr"], log=True)}
     if _calendar_feature(reading) is not None:
-        params["calendar"] = trial.suggest_categorical("calendar", space["calendar"])
+        params["calendar"] = draw("calendar")
     if panel:
-        params["series_embedding"] = trial.suggest_categorical("series_embedding", space["series_embedding"])
-        if recency:
-            params["recency"] = trial.suggest_categorical("recency", space["recency"])
+        params["series_embedding"] = draw("series_embedding")
+        if settings.recency:
+            params["recency"] = draw("recency")
     if len(transforms) > 1:
         params["transform"] = trial.suggest_categorical("transform", transforms)
-    if dropout:
-        params["dropout"] = trial.suggest_categorical("dropout", space["dropout"])
+    if settings.dropout:
+        params["dropout"] = draw("dropout")
     return params
 
 
@@ -461,8 +478,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
     def objective(trial: optuna.Trial) -> float:
         start = time.monotonic()
-        params = suggest(trial, data.reading, lookbacks, panel, settings.linear, transforms, settings.recency,
-                         settings.dropout)
+        params = suggest(trial, data.reading, lookbacks, panel, settings, transforms)
         scores, history, windows = [], [], []
         for back in range(folds):
             view = data.view("valid", back=back, **data_changes(params, data.reading))
@@ -480,6 +496,7 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
         trial.set_user_attr("fold_valid_mase", [round(v, 5) for v in scores])
         trial.set_user_attr("valid_mase_history", history)
         trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
+        trial.set_user_attr("fixed", {k: v for k, v in params.items() if k not in trial.params})  # not drawn
         log(f"trial {trial.number}: valid MASE {'pruned' if report.pruned else f'{score:.4f}'} over folds "
             f"{[round(v, 4) for v in scores]} {time.monotonic() - start:.0f}s {params}")
         if report.pruned:
@@ -725,13 +742,15 @@ def ensemble_test_scores(result: TuningResult) -> dict[str, float]:
 
 def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSettings, search_seconds: float,  # noqa: ANN401
             refit_seconds: float) -> dict:
-    trials = [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value, "params": t.params,
-               **t.user_attrs} for t in study.trials]
+    trials = [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value,
+               "params": {**t.params, **t.user_attrs.get("fixed", {})},
+               **{k: v for k, v in t.user_attrs.items() if k != "fixed"}} for t in study.trials]
     score, chosen, _ = min(best["kept"].values(), key=lambda kept: kept[0])
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
             "budget": asdict(budget), "trial_settings": asdict(settings),
-            "space": {k: list(v) for k, v in search_space(settings.linear, settings.recency, settings.dropout).items()},
+            "space": {k: list(v) for k, v in search_space(settings.linear, settings.recency, settings.dropout,
+                                                          settings.space).items()},
             "folds": best["folds"], "chosen": chosen, "valid_mase": score, "trials": trials,
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
