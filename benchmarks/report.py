@@ -139,6 +139,11 @@ TARGETS = {
                                       "in 0561580)",
     "forecast_rescore_rate": "the twelve development sets' default bundles (forecast_dev_median_*): the adaptive "
                              "level's rate 0.05 against 0.1 and 0.2 (rule in 66566f1)",
+    "forecast_dev_compact_single": "the six single development series: the compact search space (against "
+                                   "forecast_dev_median_single)",
+    "forecast_dev_compact_panels": "the six development panels: the same (against forecast_dev_median_panels)",
+    "forecast_compare_compact": "the compact search space against the defaults on the twelve development sets (rule in "
+                                "21a300e)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "

@@ -49,7 +49,8 @@ and 1.1484 against 1.0109 on the nine, worse on every set with either φ). Weigh
 Forecasting relative to the seasonal-naive forecast (`network.baseline` seasonal) lost on the twelve development sets
 (forecast_compare_seasonal: 1.1218 against 1.0217), and so did searching a panel's recency half-life (`recency`,
 forecast_compare_searchrecency: 1.16 against 1.0559 on the six panels), searching the dropout (`dropout`,
-forecast_compare_searchdropout: 1.0909 against 1.0215 on the twelve sets), weighting the band's scores by age
+forecast_compare_searchdropout: 1.0909 against 1.0215 on the twelve sets), a compact space (`space`,
+forecast_compare_compact: 1.0846 against 1.0215), weighting the band's scores by age
 (`decay`, forecast_rescore_decay) and an adaptive level per series of a panel (`adapt_by`, forecast_rescore_series:
 coverage gap 0.038 against 0.0338 on the six panels). The members' median (`combine`) replaced their mean by a hair
 (forecast_rescore_median: 1.0214 against 1.0217 on the twelve sets), and kept its place calibrated on itself
