@@ -361,12 +361,7 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
              for d, run in json.loads((RESULTS / f"{source}.json").read_text())["runs"].items()}
     for dataset in datasets:
         panel = load_panel(dataset)
-        outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
-        out = next((one for one in outs if (one / "auto" / "bundle").is_dir()), None)
-        if out is None:
-            raise SystemExit(f"no bundle of {dataset} in {', '.join(map(str, outs))}: run forecast_dev --record "
-                             f"{sources[0]} --variants {variant} --datasets {dataset} first")
-        bundle, table = out / "auto" / "bundle", out / f"{dataset}.csv"
+        bundle, table = _bundle_of(sources, dataset, variant)
         scored = [_score(panel, *_forecasts(bundle, dataset, panel, table, c)) for c in calibrations]
         runs[dataset] = {"mase": scored[0]["mase"], "bundle": str(bundle.relative_to(ROOT)),
                          "best_peer_mase": peers[dataset],
@@ -386,6 +381,47 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
                   total_seconds=round(time.monotonic() - start, 1),
                   note="the same bundles under each calibration; the point forecasts change only with +median or "
                        "+medianpoint")
+
+
+def _bundle_of(sources: list[str], dataset: str, variant: str) -> tuple[Path, Path]:
+    """The development bundle of `dataset` and its table, from the first of the `sources` records that holds it."""
+    outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
+    out = next((one for one in outs if (one / "auto" / "bundle").is_dir()), None)
+    if out is None:
+        raise SystemExit(f"no bundle of {dataset} in {', '.join(map(str, outs))}: run forecast_dev --record "
+                         f"{sources[0]} --variants {variant} --datasets {dataset} first")
+    return out / "auto" / "bundle", out / f"{dataset}.csv"
+
+
+def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
+    """A diagnostic (no decision rides on it): the point forecasts of each development set's bundles from several
+    records (`pooled`: RECORD[+RECORD]:VARIANT, ...; each a search along its own path), combined by their median at
+    every point, against each alone: how much of the outcome one search's path decides, and what pooling searches
+    would give. MASE only (a pooled band has no calibration)."""
+    start, runs = time.monotonic(), {}
+    peers = {d: run["best_peer_mase"] for one in pooled for record_name in one.split(":")[0].split("+")
+             for d, run in json.loads((RESULTS / f"{record_name}.json").read_text())["runs"].items()}
+    for dataset in datasets:
+        panel, points = load_panel(dataset), {}
+        unbanded = [None] * len(panel)
+        for one in pooled:
+            records, variant = one.split(":")
+            bundle, table = _bundle_of(records.split("+"), dataset, variant)
+            points[one] = _forecasts(bundle, dataset, panel, table)[0]  # each series' (origins, horizon)
+        median = [np.median(np.stack(series), axis=0) for series in zip(*points.values(), strict=True)]
+        runs[dataset] = {"best_peer_mase": peers[dataset],
+                         "mase": {one: _score(panel, p, unbanded)["mase"] for one, p in points.items()},
+                         "mase_pooled_median": _score(panel, median, unbanded)["mase"]}
+    summary = {"geometric_mean_relative_mase": {
+        **{one: _geometric_mean(r["mase"][one] / r["best_peer_mase"] for r in runs.values()) for one in pooled},
+        "pooled_median": _geometric_mean(r["mase_pooled_median"] / r["best_peer_mase"] for r in runs.values())}}
+    return record(name, metric="geometric_mean_test_mase_relative_to_best_peer_pooled",
+                  value=summary["geometric_mean_relative_mase"]["pooled_median"],
+                  split="each series' own protocol (forecast_dev): the test part's rolling origins",
+                  data="development series: " + ", ".join(datasets), pooled=pooled, summary=summary, runs=runs,
+                  total_seconds=round(time.monotonic() - start, 1),
+                  note="a diagnostic: the bundles' point forecasts as they are, combined by their median per point; "
+                       "no decision rides on it")
 
 
 def forecast_compare(sources: list[str], variant: str, against: list[str], name: str) -> dict:
@@ -532,6 +568,8 @@ def main() -> None:
         forecast_rescore(args.source.split("+"), args.variants[0], args.calibrations, args.datasets, args.record)
     elif args.benchmark == "forecast_precision" and not rest:
         forecast_precision(args.rounds, args.record if args.record != "forecast_dev" else "forecast_precision")
+    elif args.benchmark == "forecast_pool" and args.against and not rest:
+        forecast_pool(args.against, args.datasets, args.record)
     elif args.benchmark == "forecast_compare" and args.against and not rest:
         forecast_compare(args.source.split("+"), args.variants[0], args.against, args.record)
     elif args.benchmark.removeprefix("forecast_") in (*DATASETS, *PANELS) and not rest:
