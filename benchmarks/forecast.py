@@ -73,7 +73,7 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"],
                        "seasonal": ["--model.init_args.network.baseline", "seasonal"],
                        "searchrecency": ["--tune_recency", "true"], "searchdropout": ["--tune_dropout", "true"],
-                       "compact": ["--tune_space", "compact"]}
+                       "compact": ["--tune_space", "compact"], "seed": ["--seed_everything"]}
 PERCENT_OPTIONS = ("damped", "recency")  # their number is a percentage: damped90 → 0.9
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
@@ -298,9 +298,9 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-recencyN` training windows weighted by recency with a half-life of N % of the training part, `-seasonal`
     every network's forecast relative to the seasonal-naive one instead of the last value, `-searchrecency` a
     panel's search drawing the recency half-life too, `-searchdropout` the search drawing the dropout too, `-compact`
-    the compact search space), the same budget, against its peers: where the tuner's method is chosen. Each run also
-    records the coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same
-    members, the other calibration)."""
+    the compact search space, `-seedN` the recipe's seed N: the search's sampler and every fit's), the same budget,
+    against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
+    other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
     start, runs, precisions = time.monotonic(), {}, set()
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -552,7 +552,8 @@ def main() -> None:
                         help="forecast_rescore: the forecast_dev record whose bundles are scored again (A+B: several); "
                         "forecast_compare: the record (A+B: several, their sets together)")
     parser.add_argument("--against", nargs="+", help="forecast_compare: RECORD:VARIANT[:SET,SET...] (several: "
-                        "each set from the first that holds it, among its SETs if named), against --source's variant")
+                        "each set from the first that holds it, among its SETs if named), against --source's variant; "
+                        "forecast_pool: RECORD[+RECORD]:VARIANT, the records pooled")
     parser.add_argument("--calibrations", nargs="+", default=["online", "adapt0.01", "adapt0.05"],
                         help="forecast_rescore: the calibrations compared (online, offline, adaptR; "
                         "+decayK, +origin, +series, +median, +medianpoint: see _forecasts)")

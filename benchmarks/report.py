@@ -144,6 +144,9 @@ TARGETS = {
     "forecast_dev_compact_panels": "the six development panels: the same (against forecast_dev_median_panels)",
     "forecast_compare_compact": "the compact search space against the defaults on the twelve development sets (rule in "
                                 "21a300e)",
+    "forecast_pool_paths": "a diagnostic: the twelve development sets' bundles of three searches along different paths "
+                           "(the defaults, the dropout searched, the compact space) combined by the median of their "
+                           "point forecasts, against each alone",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
