@@ -883,10 +883,10 @@ def test_an_ensemble_combines_its_networks_by_their_mean_or_their_median() -> No
         Forecaster(nets[0], data.reading, combine="mode")
 
 
-def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> None:
-    """`online: true`: each forecast pools the kept validation scores with the scores of every full window after
-    the fit's end (nothing before it, nothing of an unknown series); a series that got louder widens the band."""
-    from seq2text.predict.conformal import conformal_offsets, conformal_scores, offsets_of
+def _online_setup() -> tuple[pd.DataFrame, SeriesDataModule, SequenceRegressor, dict, np.ndarray, np.ndarray]:
+    """96 months of a series, a data module of its first 60 (lookback 12, horizon 3), an untrained quantile network,
+    ten validation windows of normal noise (point, actual: (10, 3, 1) each) and their conformity scores and spread."""
+    from seq2text.predict.conformal import conformal_scores
 
     frame = monthly(96)
     data = SeriesDataModule.from_frame(frame.iloc[:60], time_column="month", value_columns=["load"], lookback=12,
@@ -896,6 +896,15 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
     rng = np.random.default_rng(1)
     valid = {k: rng.normal(size=(10, 3, 1)) for k in ("point", "actual")}
     scores, spread = conformal_scores(valid["point"], valid["point"] - 1, valid["point"] + 1, valid["actual"])
+    return frame, data, net, valid, scores, spread
+
+
+def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> None:
+    """`online: true`: each forecast pools the kept validation scores with the scores of every full window after
+    the fit's end (nothing before it, nothing of an unknown series); a series that got louder widens the band."""
+    from seq2text.predict.conformal import conformal_offsets, conformal_scores, offsets_of
+
+    frame, data, net, valid, scores, spread = _online_setup()
     offsets = offsets_of(scores, spread, 0.8)
     assert np.allclose(offsets, conformal_offsets(valid["point"], valid["point"] - 1, valid["point"] + 1,
                                                   valid["actual"], 0.8))
@@ -940,16 +949,7 @@ def test_an_online_band_adds_the_windows_after_the_fit_to_its_calibration() -> N
 def test_an_online_band_adapted_by_series_widens_the_series_that_missed() -> None:
     """`adapt_by: series`: a panel of a quiet series and one that got louder after the fit: each series' band at its
     own adapted level, the loud one's wider than the pooled level gives it, the quiet one's narrower."""
-    from seq2text.predict.conformal import conformal_scores
-
-    frame = monthly(96)
-    data = SeriesDataModule.from_frame(frame.iloc[:60], time_column="month", value_columns=["load"], lookback=12,
-                                       horizon=3, season=12, valid_size=0, test_size=0)
-    torch.manual_seed(0)
-    net = SequenceRegressor(RegressorConfig(1, 1, 3, hidden_size=8, quantiles=(0.1, 0.5, 0.9)))
-    rng = np.random.default_rng(1)
-    valid = {k: rng.normal(size=(10, 3, 1)) for k in ("point", "actual")}
-    scores, spread = conformal_scores(valid["point"], valid["point"] - 1, valid["point"] + 1, valid["actual"])
+    frame, data, net, _, scores, spread = _online_setup()
     end, reading = data.training_ends()[""], replace(data.reading, scales={"quiet": data.reading.scales[""],
                                                                           "loud": data.reading.scales[""]})
     band = {"band": [0.1, 0.9], "level": 0.8, "units": "series", "offsets": np.zeros((3, 1)).tolist(),
