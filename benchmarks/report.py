@@ -147,6 +147,15 @@ TARGETS = {
     "forecast_pool_paths": "a diagnostic: the twelve development sets' bundles of three searches along different paths "
                            "(the defaults, the dropout searched, the compact space) combined by the median of their "
                            "point forecasts, against each alone",
+    "forecast_dev_seed1235_single": "a diagnostic: the defaults with the recipe's seed 1235 (the search's sampler and "
+                                    "every fit) on the six single development series",
+    "forecast_dev_seed1235_panels": "a diagnostic: the same on the six development panels",
+    "forecast_dev_seed1236_single": "a diagnostic: the defaults with the recipe's seed 1236 on the six single "
+                                    "development series",
+    "forecast_dev_seed1236_panels": "a diagnostic: the same on the six development panels",
+    "forecast_pool_seeds": "a diagnostic: the defaults' bundles with seeds 1234 and 1235 combined by the median of "
+                           "their point forecasts, against each alone, on the twelve development sets",
+    "forecast_pool_seeds3": "a diagnostic: the same with seeds 1234, 1235 and 1236",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
