@@ -603,6 +603,9 @@ def test_the_compact_space_fixes_the_cell_the_depth_and_the_calendar() -> None:
         TrialSettings(space="compact", linear=True)
     with pytest.raises(ConfigError, match="give one of full, compact"):
         TrialSettings(space="tiny")
+    with pytest.raises(ConfigError, match=r"sets \{'rnn_type': 'lstm'\}, which --tune_space compact fixes"):
+        TrialSettings(space="compact", start=({"rnn_type": "lstm", "hidden_size": 32},))
+    assert TrialSettings(space="compact", start=({"rnn_type": "gru", "hidden_size": 32},)).start  # agrees: fine
 
 
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:

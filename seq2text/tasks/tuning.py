@@ -259,6 +259,10 @@ class TrialSettings:
                               "horizon), with an online band (--tune_online true)")
         for number, configuration in enumerate(self.start):
             check_configuration(configuration, self.linear, f"start configuration {number}")
+            clash = {k: v for k, v in configuration.items() if SPACES[self.space].get(k, v) != v}
+            if clash:
+                raise ConfigError(f"start configuration {number} sets {clash}, which --tune_space {self.space} fixes "
+                                  f"to {({k: SPACES[self.space][k] for k in clash})}; drop them or use the full space")
 
 
 @dataclass
