@@ -73,7 +73,8 @@ DEV_VARIANT_OPTIONS = {"local": ["--tune_band", "local"], "series": ["--tune_ban
                        "damped": ["--model.init_args.network.damping"], "recency": ["--data.init_args.recency"],
                        "seasonal": ["--model.init_args.network.baseline", "seasonal"],
                        "searchrecency": ["--tune_recency", "true"], "searchdropout": ["--tune_dropout", "true"],
-                       "compact": ["--tune_space", "compact"], "seed": ["--seed_everything"]}
+                       "compact": ["--tune_space", "compact"], "seed": ["--seed_everything"],
+                       "searches": ["--tune_searches"]}
 PERCENT_OPTIONS = ("damped", "recency")  # their number is a percentage: damped90 → 0.9
 # variants' -suffixes (`steps500`, `epochs15`: the number appended; `portfolio`: PORTFOLIO without the series itself,
 # written to a file beside the run)
@@ -298,9 +299,10 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     `-recencyN` training windows weighted by recency with a half-life of N % of the training part, `-seasonal`
     every network's forecast relative to the seasonal-naive one instead of the last value, `-searchrecency` a
     panel's search drawing the recency half-life too, `-searchdropout` the search drawing the dropout too, `-compact`
-    the compact search space, `-seedN` the recipe's seed N: the search's sampler and every fit's), the same budget,
-    against its peers: where the tuner's method is chosen. Each run also records the coverage of the band in the
-    other units (`interval_coverage_10_90_alternative_units`: the same members, the other calibration)."""
+    the compact search space, `-seedN` the recipe's seed N: the search's sampler and every fit's, `-searchesK` K
+    searches pooled), the same budget, against its peers: where the tuner's method is chosen. Each run also records
+    the coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the
+    other calibration)."""
     start, runs, precisions = time.monotonic(), {}, set()
     for dataset in datasets:
         panel = load_panel(dataset)
@@ -412,9 +414,10 @@ def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
         runs[dataset] = {"best_peer_mase": peers[dataset],
                          "mase": {one: _score(panel, p, unbanded)["mase"] for one, p in points.items()},
                          "mase_pooled_median": _score(panel, median, unbanded)["mase"]}
+    alone = {one: _geometric_mean(r["mase"][one] / r["best_peer_mase"] for r in runs.values()) for one in pooled}
     summary = {"geometric_mean_relative_mase": {
-        **{one: _geometric_mean(r["mase"][one] / r["best_peer_mase"] for r in runs.values()) for one in pooled},
-        "pooled_median": _geometric_mean(r["mase_pooled_median"] / r["best_peer_mase"] for r in runs.values())}}
+        **alone, "pooled_median": _geometric_mean(r["mase_pooled_median"] / r["best_peer_mase"] for r in runs.values()),
+        "each_alone_geometric_mean": _geometric_mean(alone.values())}}  # a typical one of them
     return record(name, metric="geometric_mean_test_mase_relative_to_best_peer_pooled",
                   value=summary["geometric_mean_relative_mase"]["pooled_median"],
                   split="each series' own protocol (forecast_dev): the test part's rolling origins",

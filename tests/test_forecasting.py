@@ -608,6 +608,29 @@ def test_the_compact_space_fixes_the_cell_the_depth_and_the_calendar() -> None:
     assert TrialSettings(space="compact", start=({"rnn_type": "gru", "hidden_size": 32},)).start  # agrees: fine
 
 
+@needs_optuna
+def test_pooled_searches_refit_the_best_of_each_from_its_own_seed() -> None:
+    """--tune_searches 2: two searches with seeds seed and seed + 1 (the time cap shared), the best `members` of each
+    refitted and combined, the best configuration first; the record keeps the second search's trials."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, search_budgets, tune_forecaster
+
+    assert [(b.seed, b.seconds, b.trials) for b in search_budgets(TuningBudget(60.0, 4, seed=7), 3)] == \
+        [(7, 20.0, 4), (8, 20.0, 4), (9, 20.0, 4)]
+    data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
+                                       season=12, valid_size=24, test_size=12)
+    settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", searches=2, members=2)
+    result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=3, seed=0), settings, log=lambda _: None)
+    members = result.record["ensemble"]["members"]
+    assert len(result.members) == 4 and sorted(m["search"] for m in members) == [0, 0, 1, 1]
+    assert [m["valid_mase"] for m in members] == sorted(m["valid_mase"] for m in members)  # the best first
+    (further,) = result.record["further_searches"]
+    assert further["seed"] == 1 and len(further["trials"]) == 3
+    assert {m["trial"] for m in members if m["search"] == 1} <= {t["number"] for t in further["trials"]}
+    with pytest.raises(ConfigError, match="--tune_searches"):
+        TrialSettings(searches=0)
+
+
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
     """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
     the same forecasts computed by hand in the series' units."""

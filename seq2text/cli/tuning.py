@@ -1,5 +1,5 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_band series|local] [--tune_linear true|false]
+[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_searches 1] [--tune_band series|local] [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
 [--tune_dropout true|false] [--tune_space full|compact]
 [--tune_combine median|mean|median-point] [--tune_selection best|forward] [--tune_transform rule|validation]
@@ -25,6 +25,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_seeds": (int, "with --tune: the refit trains each member from this many seeds and averages them all "
                           "(default 1)"),
     "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
+    "--tune_searches": (int, "with --tune: independent searches (seeds seed, seed + 1, ...; --tune_trials each, the "
+                             "--tune time shared), the --tune_members best of each refitted and combined (default 1)"),
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
@@ -52,7 +54,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
 TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
-          "--tune_calibration_folds": ("calibration blocks", 1)}  # option: (what it counts, default)
+          "--tune_calibration_folds": ("calibration blocks", 1),
+          "--tune_searches": ("searches", 1)}  # option: (what it counts, default)
 # option: the TrialSettings field it sets
 BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency",
             "--tune_dropout": "dropout"}
@@ -171,6 +174,7 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                              gradient_clip_val=trainer.get("gradient_clip_val"),
                              folds=counts["--tune_folds"], members=counts["--tune_members"],
                              seeds=counts["--tune_seeds"], calibration_folds=counts["--tune_calibration_folds"],
+                             searches=counts["--tune_searches"],
                              **choices)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
     search = result.record

@@ -171,6 +171,9 @@ class TrialSettings:
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
             the bundle forecasts with their median (`combine`; 1: the best alone).
+        searches: independent searches (`search_budgets`: seeds seed, seed + 1, ...; each `trials` trials, the time
+            cap shared), pooled: the `members` best of each are refitted (each from its search's seed) and combined,
+            so the ensemble owes less to one search's path.
         seeds: the refit trains each of those configurations this many times, from the seeds seed, seed + 1, ...
             (initialisation and batch order), and the bundle averages them all: a mean over seeds lowers the variance
             a single network's forecast owes to its initialisation. The band's calibration stays that of the
@@ -216,6 +219,7 @@ class TrialSettings:
     check_every: int = 5
     folds: int = 1
     members: int = 5
+    searches: int = 1
     seeds: int = 1
     calibration_folds: int = 1
     band: str = "series"
@@ -234,8 +238,9 @@ class TrialSettings:
     gradient_clip_val: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise ConfigError(f"seeds {self.seeds} (--tune_seeds): give a positive whole number")
+        if self.seeds < 1 or self.searches < 1:
+            raise ConfigError(f"seeds {self.seeds} (--tune_seeds) and searches {self.searches} (--tune_searches): "
+                              "give positive whole numbers")
         if self.band not in UNITS:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
         if self.combine not in COMBINATIONS:
@@ -657,16 +662,22 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
         raise ConfigError("tuning scores trials on the validation part: set data.valid_size > 0 (e.g. 0.1), at "
                           "least the horizon") from None
     start = time.monotonic()
-    study, best = _search(data, base, settings, budget, log)
+    searches = [_search(data, base, settings, searched, log) for searched in search_budgets(budget, settings.searches)]
+    study, best = searches[0]
     search_seconds = time.monotonic() - start
-    ranked = select_members(best, settings.members, settings.selection, settings.combine)
+    pooled = [(s, member) for s, (_, one) in enumerate(searches)
+              for member in select_members(one, settings.members, settings.selection, settings.combine)]
+    if len(searches) > 1:  # the best configuration first, whichever search found it
+        pooled.sort(key=lambda item: item[1][1][0])
+    ranked, origins = [member for _, member in pooled], [s for s, _ in pooled]
     folds = [combined_forecasts([windows[f] for _, (_, _, windows) in ranked], settings.combine)
              for f in range(best["folds"])]
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
-    members = [_refit(data, base, params, settings, budget.seed + k) for _, (_, params, _) in ranked
-               for k in range(settings.seeds)]  # the best configuration's first seed first
+    members = [_refit(data, base, params, settings, budget.seed + s + k)
+               for s, (_, (_, params, _)) in zip(origins, ranked, strict=True)
+               for k in range(settings.seeds)]  # the best configuration's first seed first; search s: seed + s
     task, final_data = members[0]
     decay = settings.decay * _unit(data.reading)  # the half-life in steps
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
@@ -675,11 +686,23 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     task.calibration, task.combine = calibration, settings.combine
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
     record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)
-    ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params}
-                            for number, (score, params, _) in ranked],
+    if len(searches) > 1:  # the further searches' trials, each with its sampler's seed
+        record["further_searches"] = [{"seed": searched.seed, "trials": _trials(one)}
+                                      for searched, (one, _) in zip(search_budgets(budget, len(searches))[1:],
+                                                                    searches[1:], strict=True)]
+    ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params,
+                             **({"search": s} if len(searches) > 1 else {})}
+                            for s, (number, (score, params, _)) in zip(origins, ranked, strict=True)],
                 "valid_mase": round(float(np.mean([scores_of(f)["mase"] for f in folds])), 5)}
     return TuningResult(task, final_data, {**record, "ensemble": ensemble, "calibration": calibration,
                                            "calibration_alternative": alternative}, members)
+
+
+def search_budgets(budget: TuningBudget, searches: int) -> list[TuningBudget]:
+    """Each of `searches` searches' budget: the seed seed + s (its sampler's and its trials'), the trial count each,
+    the time cap shared equally."""
+    seconds = None if budget.seconds is None else budget.seconds / searches
+    return [replace(budget, seed=budget.seed + s, seconds=seconds) for s in range(searches)]
 
 
 def select_members(best: dict, members: int, selection: str, combine: str = "mean"
@@ -745,11 +768,16 @@ def ensemble_test_scores(result: TuningResult) -> dict[str, float]:
     return {f"test/{name}": value for name, value in scores.items()}
 
 
+def _trials(study: Any) -> list[dict]:  # noqa: ANN401
+    """Each trial of an Optuna study as the search record keeps it."""
+    return [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value,
+             "params": {**t.params, **t.user_attrs.get("fixed", {})},
+             **{k: v for k, v in t.user_attrs.items() if k != "fixed"}} for t in study.trials]
+
+
 def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSettings, search_seconds: float,  # noqa: ANN401
             refit_seconds: float) -> dict:
-    trials = [{"number": t.number, "state": t.state.name.lower(), "valid_mase": t.value,
-               "params": {**t.params, **t.user_attrs.get("fixed", {})},
-               **{k: v for k, v in t.user_attrs.items() if k != "fixed"}} for t in study.trials]
+    trials = _trials(study)
     score, chosen, _ = min(best["kept"].values(), key=lambda kept: kept[0])
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
