@@ -627,7 +627,7 @@ def test_pooled_searches_refit_the_best_of_each_from_its_own_seed() -> None:
     (further,) = result.record["further_searches"]
     assert further["seed"] == 1 and len(further["trials"]) == 3
     assert {m["trial"] for m in members if m["search"] == 1} <= {t["number"] for t in further["trials"]}
-    with pytest.raises(ConfigError, match="--tune_searches"):
+    with pytest.raises(ConfigError, match="searches 0 .--tune_searches.: give a positive whole number"):
         TrialSettings(searches=0)
 
 

@@ -238,9 +238,9 @@ class TrialSettings:
     gradient_clip_val: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if self.seeds < 1 or self.searches < 1:
-            raise ConfigError(f"seeds {self.seeds} (--tune_seeds) and searches {self.searches} (--tune_searches): "
-                              "give positive whole numbers")
+        for name, option in (("seeds", "--tune_seeds"), ("searches", "--tune_searches")):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} {getattr(self, name)} ({option}): give a positive whole number")
         if self.band not in UNITS:
             raise ConfigError(f"band {self.band!r} (--tune_band): give one of {', '.join(UNITS)}")
         if self.combine not in COMBINATIONS:
