@@ -156,6 +156,11 @@ TARGETS = {
     "forecast_pool_seeds": "a diagnostic: the defaults' bundles with seeds 1234 and 1235 combined by the median of "
                            "their point forecasts, against each alone, on the twelve development sets",
     "forecast_pool_seeds3": "a diagnostic: the same with seeds 1234, 1235 and 1236",
+    "forecast_dev_searches3_single": "the six single development series: three pooled searches (seeds 1237-1239)",
+    "forecast_dev_searches3_panels": "the six development panels: the same",
+    "forecast_compare_searches3": "three pooled searches against the defaults' seed 1234 on the twelve development "
+                                  "sets; the rule (1383065) compared it with the three seeds' typical 1.0769 "
+                                  "(forecast_pool_seeds3)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
