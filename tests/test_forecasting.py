@@ -624,6 +624,7 @@ def test_pooled_searches_refit_the_best_of_each_from_its_own_seed() -> None:
     members = result.record["ensemble"]["members"]
     assert len(result.members) == 4 and sorted(m["search"] for m in members) == [0, 0, 1, 1]
     assert [m["valid_mase"] for m in members] == sorted(m["valid_mase"] for m in members)  # the best first
+    assert result.record["valid_mase"] == members[0]["valid_mase"] and result.record["chosen"] == members[0]["params"]
     (further,) = result.record["further_searches"]
     assert further["seed"] == 1 and len(further["trials"]) == 3
     assert {m["trial"] for m in members if m["search"] == 1} <= {t["number"] for t in further["trials"]}

@@ -665,13 +665,14 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
         raise ConfigError("tuning scores trials on the validation part: set data.valid_size > 0 (e.g. 0.1), at "
                           "least the horizon") from None
     start = time.monotonic()
-    searches = [_search(data, base, settings, searched, log) for searched in search_budgets(budget, settings.searches)]
+    budgets = search_budgets(budget, settings.searches)
+    searches = [_search(data, base, settings, searched, log) for searched in budgets]
     study, best = searches[0]
     search_seconds = time.monotonic() - start
     pooled = [(s, member) for s, (_, one) in enumerate(searches)
               for member in select_members(one, settings.members, settings.selection, settings.combine)]
     if len(searches) > 1:  # the best configuration first, whichever search found it
-        pooled.sort(key=lambda item: item[1][1][0])
+        pooled.sort(key=lambda item: item[1][1][0])  # (search, (trial number, (validation score, ...)))
     ranked, origins = [member for _, member in pooled], [s for s, _ in pooled]
     folds = [combined_forecasts([windows[f] for _, (_, _, windows) in ranked], settings.combine)
              for f in range(best["folds"])]
@@ -688,11 +689,11 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                                  "fit_end": final_data.training_ends()} for units in (settings.band, other))
     task.calibration, task.combine = calibration, settings.combine
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
-    record = _record(study, best, budget, settings, search_seconds, time.monotonic() - start - search_seconds)
+    record = _record(study, ranked[0][1][:2], best["folds"], budget, settings, search_seconds,
+                     time.monotonic() - start - search_seconds)
     if len(searches) > 1:  # the further searches' trials, each with its sampler's seed
         record["further_searches"] = [{"seed": searched.seed, "trials": _trials(one)}
-                                      for searched, (one, _) in zip(search_budgets(budget, len(searches))[1:],
-                                                                    searches[1:], strict=True)]
+                                      for searched, (one, _) in zip(budgets[1:], searches[1:], strict=True)]
     ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params,
                              **({"search": s} if len(searches) > 1 else {})}
                             for s, (number, (score, params, _)) in zip(origins, ranked, strict=True)],
@@ -778,16 +779,18 @@ def _trials(study: Any) -> list[dict]:  # noqa: ANN401
              **{k: v for k, v in t.user_attrs.items() if k != "fixed"}} for t in study.trials]
 
 
-def _record(study: Any, best: dict, budget: TuningBudget, settings: TrialSettings, search_seconds: float,  # noqa: ANN401
-            refit_seconds: float) -> dict:
+def _record(study: Any, top: tuple[float, dict], folds: int, budget: TuningBudget,  # noqa: ANN401
+            settings: TrialSettings, search_seconds: float, refit_seconds: float) -> dict:
+    """The search record: every trial of the (first) study, the chosen configuration and its validation score
+    (`top`: the ensemble's first member's), the space, the budget and the timings."""
     trials = _trials(study)
-    score, chosen, _ = min(best["kept"].values(), key=lambda kept: kept[0])
+    score, chosen = top
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
             "budget": asdict(budget), "trial_settings": asdict(settings),
             "space": {k: list(v) for k, v in search_space(settings.linear, settings.recency, settings.dropout,
                                                           settings.space).items()},
-            "folds": best["folds"], "chosen": chosen, "valid_mase": score, "trials": trials,
+            "folds": folds, "chosen": chosen, "valid_mase": score, "trials": trials,
             "completed": sum(t["state"] == "complete" for t in trials),
             "pruned": sum(t["state"] == "pruned" for t in trials),
             "search_seconds": round(search_seconds, 1), "refit_seconds": round(refit_seconds, 1),
