@@ -359,8 +359,7 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
     from the first record that holds it) under each of `calibrations` (see `_forecasts`), without training anything:
     where a calibration's method is chosen (the point forecasts, and so MASE, are the bundles' own)."""
     start, runs = time.monotonic(), {}
-    peers = {d: run["best_peer_mase"] for source in sources
-             for d, run in json.loads((RESULTS / f"{source}.json").read_text())["runs"].items()}
+    peers = _best_peers(sources)
     for dataset in datasets:
         panel = load_panel(dataset)
         bundle, table = _bundle_of(sources, dataset, variant)
@@ -385,6 +384,12 @@ def forecast_rescore(sources: list[str], variant: str, calibrations: list[str], 
                        "+medianpoint")
 
 
+def _best_peers(records: Iterable[str]) -> dict[str, float]:
+    """Each development set's best peer MASE, as the `records` (forecast_dev records' names) hold it."""
+    return {d: run["best_peer_mase"] for one in records
+            for d, run in json.loads((RESULTS / f"{one}.json").read_text())["runs"].items()}
+
+
 def _bundle_of(sources: list[str], dataset: str, variant: str) -> tuple[Path, Path]:
     """The development bundle of `dataset` and its table, from the first of the `sources` records that holds it."""
     outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
@@ -401,8 +406,7 @@ def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
     every point, against each alone: how much of the outcome one search's path decides, and what pooling searches
     would give. MASE only (a pooled band has no calibration)."""
     start, runs = time.monotonic(), {}
-    peers = {d: run["best_peer_mase"] for one in pooled for record_name in one.split(":")[0].split("+")
-             for d, run in json.loads((RESULTS / f"{record_name}.json").read_text())["runs"].items()}
+    peers = _best_peers(record_name for one in pooled for record_name in one.split(":")[0].split("+"))
     for dataset in datasets:
         panel, points = load_panel(dataset), {}
         unbanded = [None] * len(panel)
