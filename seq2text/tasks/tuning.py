@@ -15,52 +15,9 @@ ensemble of the best configurations refitted on training + validation, and the b
     data.view("test", ...)  each member retrained on train + valid (same epochs); the bundle forecasts with their
         median (`combine`)
 
-The defaults were chosen on development series only (benchmarks/forecast.py forecast_dev: lynx, wineind, woolyrnq,
-airpassengers, ausbeer, elnino), never on the benchmark series. Averaging the five best configurations gave a lower
-geometric mean of test MASE / the best peer's than the best alone in both records (1.0337 against 1.0588 on the four
-short series, 1.1203 against 1.1465 on the two longer), though not on every series; scoring trials on three blocks
-instead of one did worse there at three times the cost (a block before the validation part trains on less data than
-the refit will have). Calibrating the band on three blocks instead of one left its coverage where it was (mean
-distance from 0.8: 0.108 over the six with three blocks; with one, 0.118 over the four short series and 0.083 over
-the two longer), so the cheaper one is the default. A series too short for the blocks asked for gets as many as leave
-the lookbacks room to train.
-
-Two options lost there and stay off by default (forecast_dev_linear, seven development sets with the fertility panel):
-searching the linear cell (a linear autoregression of the lookback) beside LSTM and GRU raised the geometric mean of
-test MASE / the best peer's from 1.1038 to 1.219 (linear members won the validation part of short series and lost
-their test part), and a band in units of each window's recent scale (`band="local"`) moved the coverage further from
-0.8 (mean distance 0.1171 against 0.0926). Two more lost (forecast_dev_portfolio): starting from a portfolio of the
-other development series' best configurations, alone (1.2198) or before the search (1.1895). One won
-(forecast_dev_online): calibrating online, with the windows a forecast's history holds after the fit pooled with the
-validation part's, brought the coverage closer to 0.8 (mean distance 0.0764 against 0.0926), so it is on by default.
-And the values' power transform (`data.transform auto` in recipes/forecast_auto.yaml, forecast_dev_power): log where
-the range-mean rule reads a spread growing with the level took the four development sets it transforms from 1.071 to
-0.9593; measuring each chunk's spread around its own line picks the square root for three sets where that rule
-picked log (forecast_dev_spread: 1.0621 against 1.1176 on those three). Adaptive conformal inference over the windows
-after the fit (`adapt`, ADAPT) brought the coverage of nine development sets closer to 0.8 (forecast_dev_adaptive).
-Forward selection of the ensemble (`selection="forward"`) lost to the five best averaged (forecast_dev_forward: 1.0527
-against 1.0109), and so did letting the search choose the transform between the rule's pick and none
-(`transform="validation"`, forecast_dev_choose: 0.964 against 0.9482 on the six sets the rule transforms), and
-refitting each member from three seeds (`seeds`, forecast_dev_seeds: 1.0152 against 1.0109 on the nine), and a
-damped-trend baseline under every network's forecast (`network.damping`, forecast_dev_damped90 and _damped80: 1.1115
-and 1.1484 against 1.0109 on the nine, worse on every set with either φ). Weighting training windows by recency
-(`data.recency`) lost on the ten sets as a whole but won on their panels; confirmed on two fresh panels
-(forecast_compare_fresh_recency50: 1.1868 against 1.3338), the auto recipe weighs a panel's windows (`recency: auto`).
-Forecasting relative to the seasonal-naive forecast (`network.baseline` seasonal) lost on the twelve development sets
-(forecast_compare_seasonal: 1.1218 against 1.0217), and so did searching a panel's recency half-life (`recency`,
-forecast_compare_searchrecency: 1.16 against 1.0559 on the six panels), searching the dropout (`dropout`,
-forecast_compare_searchdropout: 1.0909 against 1.0215 on the twelve sets), a compact space (`space`,
-forecast_compare_compact: 1.0846 against 1.0215), three pooled searches (`searches`, forecast_compare_searches3:
-1.0711 against a typical single search's 1.0769, the seed's spread measured in forecast_pool_seeds3), weighting the
-band's scores by age (`decay`, forecast_rescore_decay) and an adaptive level per series of a panel (`adapt_by`,
-forecast_rescore_series: coverage gap 0.038 against 0.0338 on the six panels). The seed alone moves the twelve sets'
-figure from 1.0214 to 1.1168 (forecast_pool_seeds3), so options that change the search's path were judged against
-the best of three paths (docs/forecasting.md). The members' median (`combine`) replaced their mean by a hair
-(forecast_rescore_median: 1.0214 against 1.0217 on the twelve sets), and kept its place calibrated on itself
-(forecast_compare_median: 1.0215 against 1.0217; coverage gap 0.0522 against 0.0499).
-
-The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
-and no time cap hit, the result depends on the seed only, not on the machine's speed.
+The defaults were chosen on development series only (benchmarks/forecast.py forecast_dev: twelve series and panels,
+never the benchmark series), each by a rule committed before its run; docs/forecasting.md (Automatic configuration)
+lists every option that was tried, its record in benchmarks/results/ and why it is on or off by default.
 """
 
 from __future__ import annotations
