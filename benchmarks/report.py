@@ -161,6 +161,16 @@ TARGETS = {
     "forecast_compare_searches3": "three pooled searches against the defaults' seed 1234 on the twelve development "
                                   "sets; the rule (1383065) compared it with the three seeds' typical 1.0769 "
                                   "(forecast_pool_seeds3)",
+    "forecast_dev_pair_single": "the six single development series: two pooled searches of 10 trials each, 3 members "
+                                "each (a single search's trial count), search pairs seeded 1234, 1236 and 1238",
+    "forecast_dev_pair_panels": "the six development panels: the same",
+    "forecast_dev_seeds5_single": "a diagnostic: the defaults with the recipe's seeds 1237 and 1238 on the six single "
+                                  "development series",
+    "forecast_dev_seeds5_panels": "a diagnostic: the same on the six development panels",
+    "forecast_pool_seeds5": "the defaults over five seeds (1234-1238) on the twelve development sets: each alone, "
+                            "their geometric mean (the baseline of the rule in e3bc3ed) and the five pooled",
+    "forecast_pool_pair": "two pooled searches at a single search's trial count over three seeds on the twelve "
+                          "development sets: each alone and their geometric mean (rule in e3bc3ed)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
