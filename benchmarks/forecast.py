@@ -390,6 +390,16 @@ def _best_peers(records: Iterable[str]) -> dict[str, float]:
             for d, run in json.loads((RESULTS / f"{one}.json").read_text())["runs"].items()}
 
 
+def _runs_of(sources: list[str], variant: str, datasets: Iterable[str]) -> dict[str, dict]:
+    """The forecast_dev runs of `variant` on each of `datasets`, each from the first of the `sources` that holds it."""
+    held = [json.loads((RESULTS / f"{source}.json").read_text())["runs"] for source in sources]
+    runs = {d: next((one[d][variant] for one in held if variant in one.get(d, {})), None) for d in datasets}
+    missing = [d for d, run in runs.items() if run is None]
+    if missing:
+        raise SystemExit(f"no run of {variant} on {', '.join(missing)} in {', '.join(sources)}")
+    return runs
+
+
 def _bundle_of(sources: list[str], dataset: str, variant: str) -> tuple[Path, Path]:
     """The development bundle of `dataset` and its table, from the first of the `sources` records that holds it."""
     outs = [ROOT / "benchmarks" / "runs" / source / dataset / variant for source in sources]
@@ -401,12 +411,14 @@ def _bundle_of(sources: list[str], dataset: str, variant: str) -> tuple[Path, Pa
 
 
 def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
-    """A diagnostic (no decision rides on it): the point forecasts of each development set's bundles from several
-    records (`pooled`: RECORD[+RECORD]:VARIANT, ...; each a search along its own path), combined by their median at
-    every point, against each alone: how much of the outcome one search's path decides, and what pooling searches
-    would give. MASE only (a pooled band has no calibration)."""
+    """Several records' development bundles (`pooled`: RECORD[+RECORD]:VARIANT, ...; each a search along its own path,
+    e.g. one seed each): each alone (its twelve-set geometric mean of test MASE / the best peer's, its mean coverage
+    gap and its longest search and refit, from its record) and their geometric mean, a typical one of them: one side
+    of a decision rule measured over seeds. And a diagnostic: their point forecasts combined by their median at every
+    point (MASE only: a pooled band has no calibration), what pooling the searches would give."""
     start, runs = time.monotonic(), {}
     peers = _best_peers(record_name for one in pooled for record_name in one.split(":")[0].split("+"))
+    recorded = {one: _runs_of(one.split(":")[0].split("+"), one.split(":")[1], datasets) for one in pooled}
     for dataset in datasets:
         panel, points = load_panel(dataset), {}
         unbanded = [None] * len(panel)
@@ -419,16 +431,21 @@ def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
                          "mase": {one: _score(panel, p, unbanded)["mase"] for one, p in points.items()},
                          "mase_pooled_median": _score(panel, median, unbanded)["mase"]}
     alone = {one: _geometric_mean(r["mase"][one] / r["best_peer_mase"] for r in runs.values()) for one in pooled}
+    gaps = {one: _coverage_gap(run["interval_coverage_10_90"] for run in sets.values())
+            for one, sets in recorded.items()}
     summary = {"geometric_mean_relative_mase": {
         **alone, "pooled_median": _geometric_mean(r["mase_pooled_median"] / r["best_peer_mase"] for r in runs.values()),
-        "each_alone_geometric_mean": _geometric_mean(alone.values())}}  # a typical one of them
+        "each_alone_geometric_mean": _geometric_mean(alone.values())},  # a typical one of them
+        "mean_abs_coverage_gap": {**gaps, "each_alone_mean": round(float(np.mean(list(gaps.values()))), 4)},
+        "longest_search_and_refit_seconds": {one: max(round(run["search_seconds"] + run["refit_seconds"], 1)
+                                                      for run in sets.values()) for one, sets in recorded.items()}}
     return record(name, metric="geometric_mean_test_mase_relative_to_best_peer_pooled",
                   value=summary["geometric_mean_relative_mase"]["pooled_median"],
                   split="each series' own protocol (forecast_dev): the test part's rolling origins",
                   data="development series: " + ", ".join(datasets), pooled=pooled, summary=summary, runs=runs,
                   total_seconds=round(time.monotonic() - start, 1),
-                  note="a diagnostic: the bundles' point forecasts as they are, combined by their median per point; "
-                       "no decision rides on it")
+                  note="each record alone as it holds it; the pooled median (a diagnostic, no decision rides on "
+                       "it): the bundles' point forecasts as they are, combined by their median per point")
 
 
 def forecast_compare(sources: list[str], variant: str, against: list[str], name: str) -> dict:
