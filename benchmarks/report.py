@@ -171,6 +171,16 @@ TARGETS = {
                             "their geometric mean (the baseline of the rule in e3bc3ed) and the five pooled",
     "forecast_pool_pair": "two pooled searches at a single search's trial count over three seeds on the twelve "
                           "development sets: each alone and their geometric mean (rule in e3bc3ed)",
+    "forecast_dev_compactseeds_single": "the six single development series: the compact search space with seeds 1235 "
+                                        "and 1236",
+    "forecast_dev_compactseeds_panels": "the six development panels: the same",
+    "forecast_pool_compact": "the compact search space over three seeds (1234-1236) on the twelve development sets: "
+                             "each alone and their geometric mean (rule in a7219e8)",
+    "forecast_dev_dropoutseeds_single": "the six single development series: the dropout searched with seeds 1235 and "
+                                        "1236",
+    "forecast_dev_dropoutseeds_panels": "the six development panels: the same",
+    "forecast_pool_dropout": "the dropout searched over three seeds (1234-1236) on the twelve development sets: each "
+                             "alone and their geometric mean (rule in 2b1df06)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
