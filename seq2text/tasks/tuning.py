@@ -18,6 +18,9 @@ ensemble of the best configurations refitted on training + validation, and the b
 The defaults were chosen on development series only (benchmarks/forecast.py forecast_dev: twelve series and panels,
 never the benchmark series), each by a rule committed before its run; docs/forecasting.md (Automatic configuration)
 lists every option that was tried, its record in benchmarks/results/ and why it is on or off by default.
+
+The search stops after `trials` trials or `seconds` of wall-clock time, whichever comes first; with a trial count
+and no time cap hit, the result depends on the seed only, not on the machine's speed.
 """
 
 from __future__ import annotations
