@@ -181,6 +181,11 @@ TARGETS = {
     "forecast_dev_dropoutseeds_panels": "the six development panels: the same",
     "forecast_pool_dropout": "the dropout searched over three seeds (1234-1236) on the twelve development sets: each "
                              "alone and their geometric mean (rule in 2b1df06)",
+    "forecast_dev_searches3m2_single": "the six single development series: three pooled searches (seeds 1240-1242), "
+                                       "the 2 best of each refitted",
+    "forecast_dev_searches3m2_panels": "the six development panels: the same",
+    "forecast_pool_searches3m2": "three pooled searches with two members each on the twelve development sets: its "
+                                 "figures for the rule in 72b3a11 (against forecast_pool_seeds5)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
