@@ -417,14 +417,14 @@ def forecast_pool(pooled: list[str], datasets: list[str], name: str) -> dict:
     of a decision rule measured over seeds. And a diagnostic: their point forecasts combined by their median at every
     point (MASE only: a pooled band has no calibration), what pooling the searches would give."""
     start, runs = time.monotonic(), {}
-    peers = _best_peers(record_name for one in pooled for record_name in one.split(":")[0].split("+"))
-    recorded = {one: _runs_of(one.split(":")[0].split("+"), one.split(":")[1], datasets) for one in pooled}
+    sources = {one: (one.split(":")[0].split("+"), one.split(":")[1]) for one in pooled}  # (records, variant)
+    peers = _best_peers(record_name for records, _ in sources.values() for record_name in records)
+    recorded = {one: _runs_of(records, variant, datasets) for one, (records, variant) in sources.items()}
     for dataset in datasets:
         panel, points = load_panel(dataset), {}
         unbanded = [None] * len(panel)
-        for one in pooled:
-            records, variant = one.split(":")
-            bundle, table = _bundle_of(records.split("+"), dataset, variant)
+        for one, (records, variant) in sources.items():
+            bundle, table = _bundle_of(records, dataset, variant)
             points[one] = _forecasts(bundle, dataset, panel, table)[0]  # each series' (origins, horizon)
         median = [np.median(np.stack(series), axis=0) for series in zip(*points.values(), strict=True)]
         runs[dataset] = {"best_peer_mase": peers[dataset],
