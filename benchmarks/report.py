@@ -186,6 +186,13 @@ TARGETS = {
     "forecast_dev_searches3m2_panels": "the six development panels: the same",
     "forecast_pool_searches3m2": "three pooled searches with two members each on the twelve development sets: its "
                                  "figures for the rule in 72b3a11 (against forecast_pool_seeds5)",
+    "forecast_dev_searches3t10_a": "the six single development series and the fertility, arrivals and accommodation "
+                                   "panels: three pooled searches of 10 trials, the 5 best of each refitted (seeds "
+                                   "1243, 1246, 1249)",
+    "forecast_dev_searches3t10_b": "the employment, Australian production and macro history panels: the same",
+    "forecast_pool_searches3t10": "three pooled searches of 10 trials with five members each, over three seeds, on the "
+                                  "twelve development sets: the figures for the rule in 023d8c6 (against "
+                                  "forecast_pool_seeds5)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
