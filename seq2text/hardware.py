@@ -8,14 +8,16 @@ AVX2-only CPU bf16 `nn.LSTM` fails inside oneDNN and `nn.GRU` runs 6x slower: su
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from seq2text.errors import ConfigError
 
 __all__ = ["OPENMP_WAIT_POLICY", "PRECISIONS", "PrecisionChoice", "cpu_bf16", "cpu_capability",
-           "resolve_precision", "usable_cores"]
+           "resolve_precision", "usable_cores", "worker_context"]
 
 # the values a recipe or --trainer.precision may give, with Lightning's short aliases
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -136,3 +138,15 @@ def _check_explicit(text: str, device: str) -> PrecisionChoice:
 def usable_cores() -> int:
     """The cores this process may run on (its affinity where the system has one, as on Linux; else all)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def worker_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+    """Where worker processes that run torch come from: forked from multiprocessing's fork server, a process that has
+    imported the `preload` modules once but never ran an operator (so no threads or OpenMP state are forked), which
+    makes a start or a restart cost a fork instead of a new interpreter's imports; "spawn" where there is no fork
+    server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    return context

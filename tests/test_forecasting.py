@@ -632,6 +632,60 @@ def test_pooled_searches_refit_the_best_of_each_from_its_own_seed() -> None:
         TrialSettings(searches=0)
 
 
+@needs_optuna
+def test_a_trial_shorter_than_the_validation_interval_is_still_scored_on_its_last_epoch() -> None:
+    """trainer.max_epochs 2 with check_val_every_n_epoch 5 once left every trial unvalidated (each scored 1e6, the
+    search blind); the trial now validates on a divisor of its epochs, its last epoch included."""
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, tune_forecaster, validation_every
+
+    assert [validation_every(e, 5) for e in (30, 2, 12, 7, 1)] == [5, 2, 4, 1, 1]
+    data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
+                                       season=12, valid_size=24, test_size=12)
+    settings = TrialSettings(max_epochs=2, check_every=5, precision="32-true", members=1)
+    record = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=0), settings,
+                             log=lambda _: None).record
+    assert all(t["valid_mase"] < 100 and len(t["valid_mase_history"][0]) == 1 for t in record["trials"])
+
+
+@needs_optuna
+def test_searches_side_by_side_in_worker_processes_give_the_same_ensemble() -> None:
+    """--tune_workers 2: the two pooled searches run in two worker processes at once; each is seeded, so the trials,
+    the members and their forecasts are those of the searches one after another (one thread each way)."""
+    import torch
+
+    from seq2text.tasks.forecasting import ForecastingTask
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, search_budgets, tune_forecaster
+
+    assert [b.seconds for b in search_budgets(TuningBudget(60.0, 4), 3, workers=2)] == [40.0, 40.0, 40.0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' share below: one each
+    try:
+        outcomes = []
+        for workers in (1, 2):
+            data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
+                                               season=12, valid_size=24, test_size=12)
+            settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", searches=2, members=2,
+                                     workers=workers)
+            lines: list[str] = []
+            result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=3, seed=0), settings,
+                                     log=lines.append)
+            outcomes.append((result, lines))
+    finally:
+        torch.set_num_threads(threads)
+    (alone, alone_lines), (side, side_lines) = outcomes
+    scores = [[t["valid_mase"] for t in r.record["trials"] + r.record["further_searches"][0]["trials"]]
+              for r in (alone, side)]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-6)
+    assert [m["params"] for m in alone.record["ensemble"]["members"]] == \
+        [m["params"] for m in side.record["ensemble"]["members"]]
+    assert alone.record["ensemble"]["valid_mase"] == pytest.approx(side.record["ensemble"]["valid_mase"], rel=1e-6)
+    assert len([line for line in side_lines if line.startswith(("[search 0] trial", "[search 1] trial"))]) == 6
+    assert len(alone_lines) == 6 and not any(line.startswith("[search") for line in alone_lines)
+    with pytest.raises(ConfigError, match="workers 0 .--tune_workers.: give a positive whole number"):
+        TrialSettings(workers=0)
+
+
 def test_raw_scores_compare_forecasts_read_in_logs_with_the_values_as_read() -> None:
     """`raw_scores`: forecasts of logs transformed back, MASE's denominator of the values as read: the same MASE as
     the same forecasts computed by hand in the series' units."""

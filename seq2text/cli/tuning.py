@@ -1,5 +1,6 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_searches 1] [--tune_band series|local] [--tune_linear true|false]
+[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_searches 1] [--tune_workers N] [--tune_band series|local]
+[--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
 [--tune_dropout true|false] [--tune_space full|compact]
 [--tune_combine median|mean|median-point] [--tune_selection best|forward] [--tune_transform rule|validation]
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from seq2text.errors import ConfigError
 
-__all__ = ["TUNE_ARGUMENTS", "TUNE_OPTIONS", "split_tune_options", "start_configurations", "tune_main"]
+__all__ = ["TUNE_ARGUMENTS", "TUNE_OPTIONS", "quiet_worker", "split_tune_options", "start_configurations", "tune_main"]
 
 TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq2text fit --help` lists them
     "--tune": (str, "forecasters: search the configuration on the validation part for this long (e.g. 10m; Optuna, "
@@ -27,6 +28,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
     "--tune_searches": (int, "with --tune: independent searches (seeds seed, seed + 1, ...; --tune_trials each, the "
                              "--tune time shared), the --tune_members best of each refitted and combined (default 1)"),
+    "--tune_workers": (int, "with --tune_searches: run this many searches side by side in worker processes (default: "
+                            "one per usable core, up to the searches; 1: one after another); the same result"),
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
@@ -55,8 +58,10 @@ TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
           "--tune_calibration_folds": ("calibration blocks", 1),
-          "--tune_searches": ("searches", 1)}  # option: (what it counts, default)
+          "--tune_searches": ("searches", 1),
+          "--tune_workers": ("worker processes", None)}  # option: (what it counts, default; None: decided later)
 # option: the TrialSettings field it sets
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")  # their INFO lines: per fit, not per trial
 BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency",
             "--tune_dropout": "dropout"}
 
@@ -111,7 +116,7 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     seed = config.get("seed_everything")
     budget = TuningBudget(*budget, seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0)
     budget.check()
-    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:  # one line per trial, not Lightning's per fit (for this search only)
         logger.setLevel(logging.WARNING)
@@ -120,6 +125,16 @@ def tune_main(args: list[str], options: dict[str, str]) -> None:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def quiet_worker() -> None:
+    """A worker process of side-by-side searches starts so (`tune_forecaster`'s `worker_setup`): its console shows
+    seq2text's lines only, as the search in this process does."""
+    from seq2text.cli import quiet_dependencies
+
+    quiet_dependencies()
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def start_configurations(value: str) -> tuple[dict, ...]:
@@ -159,7 +174,7 @@ def _parse(args: list[str]) -> object:
 
 def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choices: dict) -> None:
     from seq2text.bundles.io import check_bundle_target, export_bundle
-    from seq2text.hardware import resolve_precision
+    from seq2text.hardware import resolve_precision, usable_cores
     from seq2text.tasks.tuning import TrialSettings, ensemble_test_scores, tune_forecaster
 
     config, trainer = cli.config, cli.config.get("trainer") or {}
@@ -175,8 +190,10 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                              folds=counts["--tune_folds"], members=counts["--tune_members"],
                              seeds=counts["--tune_seeds"], calibration_folds=counts["--tune_calibration_folds"],
                              searches=counts["--tune_searches"],
+                             workers=counts["--tune_workers"] or min(counts["--tune_searches"], usable_cores()),
                              **choices)
-    result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True))
+    result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True),
+                             worker_setup=quiet_worker)
     search = result.record
     metrics = {"val/mase": search["ensemble"]["valid_mase"], "search": search,
                **resolve_precision(settings.precision, trainer.get("accelerator") or "auto").as_record()}

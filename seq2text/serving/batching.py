@@ -13,7 +13,6 @@ import asyncio
 import atexit
 import bisect
 import logging
-import multiprocessing
 import os
 import queue
 import signal
@@ -29,6 +28,7 @@ from typing import Any
 
 import torch
 
+from seq2text.hardware import worker_context
 from seq2text.text.reading import pad_ids
 
 __all__ = ["STEP_BUCKETS", "Backoff", "BatchCounters", "ContinuousBatcher", "DynamicBatcher", "ProcessBatcher"]
@@ -434,7 +434,7 @@ class ProcessBatcher:
         self._waiting: deque[_Job] = deque()
         self._numbers = count()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._context = _context()
+        self._context = worker_context(["seq2text.serving.batching", "seq2text.predict.loading"])
         self._stopping = False
         self._restarting: set[asyncio.Task] = set()
 
@@ -582,18 +582,6 @@ class ProcessBatcher:
             process.process.kill()
             raise
         return process
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Where model processes come from: forked from multiprocessing's fork server, a process that has imported
-    torch and seq2text once but never ran an operator (so no threads or OpenMP state are forked), which makes a
-    restart cost a fork and the bundle's load instead of a new interpreter's imports; "spawn" where there is
-    no fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["seq2text.serving.batching", "seq2text.predict.loading"])
-    return context
 
 
 class _ModelProcess:

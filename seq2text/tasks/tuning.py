@@ -130,13 +130,17 @@ class TrialSettings:
         min_steps: at least this many optimizer steps (the recipe's `trainer.min_steps`): a fit trains
             max(max_epochs, ⌈min_steps / its batches per epoch⌉) epochs, so a short series, whose epoch is a few
             batches, trains as many steps as a long one (0: max_epochs).
-        check_every: validate (and report to the pruner) every this many epochs.
+        check_every: validate (and report to the pruner) every this many epochs (or the largest divisor of the fit's
+            epochs below it, `validation_every`: the last epoch is always validated).
         folds: rolling-origin validation blocks each trial is scored on (fewer if the series are too short).
         members: the refit trains the configurations of this many best trials (by their cross-validation score) and
             the bundle forecasts with their median (`combine`; 1: the best alone).
         searches: independent searches (`search_budgets`: seeds seed, seed + 1, ...; each `trials` trials, the time
             cap shared), pooled: the `members` best of each are refitted (each from its search's seed) and combined,
             so the ensemble owes less to one search's path.
+        workers: the searches run this many at a time, side by side in worker processes (`seq2text.tasks.workers`),
+            each with its share of the threads (1: one after another in this process). Each search is seeded: the
+            outcome is the same, the wall time shorter where there are cores for them.
         seeds: the refit trains each of those configurations this many times, from the seeds seed, seed + 1, ...
             (initialisation and batch order), and the bundle averages them all: a mean over seeds lowers the variance
             a single network's forecast owes to its initialisation. The band's calibration stays that of the
@@ -183,6 +187,7 @@ class TrialSettings:
     folds: int = 1
     members: int = 5
     searches: int = 1
+    workers: int = 1
     seeds: int = 1
     calibration_folds: int = 1
     band: str = "series"
@@ -201,7 +206,7 @@ class TrialSettings:
     gradient_clip_val: float | None = 1.0
 
     def __post_init__(self) -> None:
-        for name, option in (("seeds", "--tune_seeds"), ("searches", "--tune_searches")):
+        for name, option in (("seeds", "--tune_seeds"), ("searches", "--tune_searches"), ("workers", "--tune_workers")):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)} ({option}): give a positive whole number")
         if self.band not in UNITS:
@@ -414,13 +419,21 @@ def epochs_of(data: Any, settings: TrialSettings) -> int:  # noqa: ANN401
     return max(settings.max_epochs, math.ceil(settings.min_steps / batches))
 
 
+def validation_every(epochs: int, check_every: int) -> int:
+    """How often a trial of `epochs` epochs validates: every `check_every` epochs, or the largest divisor of `epochs`
+    below that, so that its last epoch is validated and its score is of the network it keeps (2 epochs and
+    check_every 5: every 2, not never)."""
+    return max(k for k in range(1, max(1, min(check_every, epochs)) + 1) if epochs % k == 0)
+
+
 def _train(task: ForecastingTask, data: Any, settings: TrialSettings, seed: int,  # noqa: ANN401
            callbacks: list[pl.Callback], validate: bool) -> pl.Trainer:
     pl.seed_everything(seed, verbose=False)
-    trainer = Trainer(max_epochs=epochs_of(data, settings), precision=settings.precision, logger=False,
+    epochs = epochs_of(data, settings)
+    trainer = Trainer(max_epochs=epochs, precision=settings.precision, logger=False,
                       gradient_clip_val=settings.gradient_clip_val, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      check_val_every_n_epoch=settings.check_every if validate else 1,
+                      check_val_every_n_epoch=validation_every(epochs, settings.check_every) if validate else 1,
                       limit_val_batches=1.0 if validate else 0, callbacks=callbacks,
                       use_distributed_sampler=False, devices=1)
     trainer.fit(task, datamodule=data)
@@ -481,8 +494,9 @@ def _objective(data: SeriesViews, base: ForecastingTask, settings: TrialSettings
 
 
 def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budget: TuningBudget,
-            log: Callable[[str], None]) -> tuple[Any, dict]:  # noqa: ANN401
-    """Runs the study; returns it and every completed trial's score, configuration and fold forecasts."""
+            log: Callable[[str], None]) -> tuple[list[dict], dict]:
+    """Runs the study; returns its trials (as the record keeps them) and every completed trial's score, configuration
+    and fold forecasts."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -501,7 +515,7 @@ def _search(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, b
                    timeout=budget.seconds, gc_after_trial=True)
     if not best["kept"]:
         raise ConfigError("no tuning trial completed; give a longer --tune budget or more --tune_trials")
-    return study, best
+    return _trials(study), best
 
 
 # ---------------------------------------------------------------------------------------------------- calibration
@@ -606,7 +620,8 @@ def calibrated(forecasts: dict[str, np.ndarray], calibration: dict) -> dict[str,
 
 # ---------------------------------------------------------------------------------------------------- entry
 def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudget, settings: TrialSettings,
-                    log: Callable[[str], None] = print) -> TuningResult:
+                    log: Callable[[str], None] = print, worker_setup: Callable[[], None] | None = None
+                    ) -> TuningResult:
     """Searches a configuration on `data`'s validation part, calibrates the band there, and refits on train + valid.
 
     Args:
@@ -615,6 +630,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
         budget: when the search stops, and its seed.
         settings: how every trial and the refit train.
         log: where each trial's line goes.
+        worker_setup: a module-level function each worker process of side-by-side searches runs first (the
+            caller's console settings; `settings.workers`).
     Returns:
         the refitted task, its data (train + valid | test) and the search record.
     """
@@ -625,9 +642,9 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
         raise ConfigError("tuning scores trials on the validation part: set data.valid_size > 0 (e.g. 0.1), at "
                           "least the horizon") from None
     start = time.monotonic()
-    budgets = search_budgets(budget, settings.searches)
-    searches = [_search(data, base, settings, searched, log) for searched in budgets]
-    study, best = searches[0]
+    budgets = search_budgets(budget, settings.searches, settings.workers)
+    searches = _searches(data, base, settings, budgets, log, worker_setup)
+    trials, best = searches[0]
     search_seconds = time.monotonic() - start
     pooled = [(s, member) for s, (_, one) in enumerate(searches)
               for member in select_members(one, settings.members, settings.selection, settings.combine)]
@@ -649,10 +666,10 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                                  "fit_end": final_data.training_ends()} for units in (settings.band, other))
     task.calibration, task.combine = calibration, settings.combine
     task.members = [(other.net, other_data.reading.to_dict()) for other, other_data in members[1:]]
-    record = _record(study, ranked[0][1][:2], best["folds"], budget, settings, search_seconds,
+    record = _record(trials, ranked[0][1][:2], best["folds"], budget, settings, search_seconds,
                      time.monotonic() - start - search_seconds)
     if len(searches) > 1:  # the further searches' trials, each with its sampler's seed
-        record["further_searches"] = [{"seed": searched.seed, "trials": _trials(one)}
+        record["further_searches"] = [{"seed": searched.seed, "trials": one}
                                       for searched, (one, _) in zip(budgets[1:], searches[1:], strict=True)]
     ensemble = {"members": [{"trial": number, "valid_mase": score, "params": params,
                              **({"search": s} if len(searches) > 1 else {})}
@@ -662,11 +679,26 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                                            "calibration_alternative": alternative}, members)
 
 
-def search_budgets(budget: TuningBudget, searches: int) -> list[TuningBudget]:
+def search_budgets(budget: TuningBudget, searches: int, workers: int = 1) -> list[TuningBudget]:
     """Each of `searches` searches' budget: the seed seed + s (its sampler's and its trials'), the trial count each,
-    the time cap shared equally."""
-    seconds = None if budget.seconds is None else budget.seconds / searches
+    the time cap shared equally among the rounds of `workers` searches side by side."""
+    seconds = None if budget.seconds is None else budget.seconds * min(workers, searches) / searches
     return [replace(budget, seed=budget.seed + s, seconds=seconds) for s in range(searches)]
+
+
+def _searches(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budgets: list[TuningBudget],
+              log: Callable[[str], None], worker_setup: Callable[[], None] | None) -> list[tuple[list[dict], dict]]:
+    """Each budget's search (`_search`): one after another here, or with `settings.workers` > 1 side by side in
+    supervised worker processes (`run_jobs`), each with its share of the threads; each search is seeded, so the
+    outcome is the same either way."""
+    workers = min(settings.workers, len(budgets))
+    if workers == 1:
+        return [_search(data, base, settings, searched, log) for searched in budgets]
+    from seq2text.tasks.workers import run_jobs
+
+    return run_jobs(_search, [(data, base, settings, searched) for searched in budgets], workers,
+                    max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
+                    preload=["seq2text.tasks.tuning"], label="search")
 
 
 def select_members(best: dict, members: int, selection: str, combine: str = "mean"
@@ -739,11 +771,10 @@ def _trials(study: Any) -> list[dict]:  # noqa: ANN401
              **{k: v for k, v in t.user_attrs.items() if k != "fixed"}} for t in study.trials]
 
 
-def _record(study: Any, top: tuple[float, dict], folds: int, budget: TuningBudget,  # noqa: ANN401
+def _record(trials: list[dict], top: tuple[float, dict], folds: int, budget: TuningBudget,
             settings: TrialSettings, search_seconds: float, refit_seconds: float) -> dict:
-    """The search record: every trial of the (first) study, the chosen configuration and its validation score
+    """The search record: every trial of the (first) search, the chosen configuration and its validation score
     (`top`: the ensemble's first member's), the space, the budget and the timings."""
-    trials = _trials(study)
     score, chosen = top
     return {"sampler": f"optuna {__import__('optuna').__version__} TPESampler(seed={budget.seed}, multivariate) + "
                        "MedianPruner on the running mean of the folds' validation MASE",
