@@ -190,6 +190,16 @@ TARGETS = {
                                    "panels: three pooled searches of 10 trials, the 5 best of each refitted (seeds "
                                    "1243, 1246, 1249)",
     "forecast_dev_searches3t10_b": "the employment, Australian production and macro history panels: the same",
+    "forecast_dev_searches3s_a": "the six single development series and the fertility, arrivals and accommodation "
+                                 "panels: three pooled searches of 20 trials, the 5 best of each refitted (seeds 1252, "
+                                 "1255)",
+    "forecast_dev_searches3s_b": "the employment, Australian production and macro history panels: the same",
+    "forecast_pool_searches3": "three pooled searches (20 trials, five members each) over three seeds (1237, 1252, "
+                               "1255) on the twelve development sets: the figures for the rule in 04e7fe3 (against "
+                               "forecast_pool_seeds5)",
+    "forecast_dev_searches3_sidebyside": "the time of the rule in 04e7fe3: three pooled searches (seed 1237) run side "
+                                         "by side on the 2 cores (--tune_workers 2), alone on the machine, on the two "
+                                         "sets that took longest one after another (employment panel, elnino)",
     "forecast_pool_searches3t10": "three pooled searches of 10 trials with five members each, over three seeds, on the "
                                   "twelve development sets: the figures for the rule in 023d8c6 (against "
                                   "forecast_pool_seeds5)",

@@ -423,7 +423,7 @@ def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3
     data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], horizon=6, season=12,
                                        valid_size=30, test_size=24, batch_size=32,
                                        transform="auto" if transform == "validation" else "none")
-    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", folds=folds,
+    settings = TrialSettings(searches=1, max_epochs=2, check_every=1, precision="32-true", folds=folds,
                              calibration_folds=calibration_folds, start=start, transform=transform, decay=decay)
     result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=trials, seed=seed), settings,
                              log=lambda _: None)
@@ -434,7 +434,8 @@ def _tiny_tuning(frame: pd.DataFrame, folds: int = 3, calibration_folds: int = 3
 def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(table: Path, tmp_path: Path) -> None:
     lightning = logging.getLogger("pytorch_lightning")
     level = lightning.level
-    bundle = fit(AUTO, tmp_path, "--data.init_args.path", str(table), *TUNE_TINY, "--tune_trials", "2")
+    bundle = fit(AUTO, tmp_path, "--data.init_args.path", str(table), *TUNE_TINY, "--tune_trials", "2",
+                 "--tune_searches", "1")  # one search: its record and bundle below (the default pools three)
     assert lightning.level == level  # quieted for the search only: later fits in this process log as before
     metrics = json.loads((bundle / "metrics.json").read_text())
     search = metrics["search"]
@@ -471,7 +472,10 @@ def test_tuning_writes_one_bundle_with_the_search_record_and_a_calibrated_band(t
 @needs_optuna
 def test_a_tuned_bundle_of_a_growing_series_reads_logs_and_forecasts_in_its_units(tmp_path: Path) -> None:
     """The auto recipe's transform (auto): a series whose swing grows with its level is read in logs by every trial
-    and member; the bundle names the power, and `forecast` returns the series' units, its band around the point."""
+    and member; the bundle names the power, and `forecast` returns the series' units, its band around the point.
+    The command's default pools three searches, side by side on the usable cores."""
+    from seq2text.hardware import usable_cores
+
     t = np.arange(150.0)
     frame = monthly(150).assign(load=np.exp(t / 50) * (10 + 3 * np.sin(2 * np.pi * t / 12)))
     frame.to_csv(tmp_path / "growing.csv", index=False)
@@ -479,6 +483,10 @@ def test_a_tuned_bundle_of_a_growing_series_reads_logs_and_forecasts_in_its_unit
                  "--tune_trials", "2")
     config = json.loads((bundle / "config.json").read_text())
     assert config["reading"]["power"] == 0.0 and all(m["reading"]["power"] == 0.0 for m in config["members"])
+    search = json.loads((bundle / "metrics.json").read_text())["search"]
+    assert search["trial_settings"]["searches"] == 3 and len(search["further_searches"]) == 2
+    assert search["trial_settings"]["workers"] == min(3, usable_cores())
+    assert {m["search"] for m in search["ensemble"]["members"]} == {0, 1, 2}
     future = seq2text.load(bundle).forecast(frame)
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()
     assert 0.3 * frame["load"].iloc[-12:].mean() < future["load"].mean() < 3 * frame["load"].iloc[-12:].mean()
@@ -514,7 +522,7 @@ def test_each_member_refitted_from_several_seeds_joins_the_ensemble() -> None:
 
     data = SeriesDataModule.from_frame(monthly(150), time_column="month", value_columns=["load"], horizon=6,
                                        season=12, valid_size=30, test_size=24, batch_size=32)
-    settings = TrialSettings(max_epochs=2, check_every=1, precision="32-true", seeds=2)
+    settings = TrialSettings(searches=1, max_epochs=2, check_every=1, precision="32-true", seeds=2)
     result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=3), settings, log=lambda _: None)
     assert len(result.members) == 4 and len(result.task.members) == 3 and result.task is result.members[0][0]
     first, second = (task.net.state_dict() for task, _ in result.members[:2])
@@ -541,7 +549,7 @@ def test_a_panels_search_draws_the_recency_half_life_and_each_member_trains_with
     from seq2text.tasks.forecasting import ForecastingTask
     from seq2text.tasks.tuning import SEARCH_SPACE, TrialSettings, TuningBudget, TuningResult, tune_forecaster
 
-    settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", recency=True, members=3)
+    settings = TrialSettings(searches=1, max_epochs=1, check_every=1, precision="32-true", recency=True, members=3)
 
     def tuned(frame: pd.DataFrame, id_column: str | None) -> TuningResult:
         data = SeriesDataModule.from_frame(frame, time_column="month", value_columns=["load"], id_column=id_column,
@@ -569,7 +577,8 @@ def test_the_search_draws_the_dropout_when_asked_and_each_member_keeps_its_own()
     def tuned(dropout: bool) -> tuple[dict, list[float]]:
         data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
                                            season=12, valid_size=24, test_size=12)
-        settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", dropout=dropout, members=3)
+        settings = TrialSettings(searches=1, max_epochs=1, check_every=1, precision="32-true", dropout=dropout,
+                                 members=3)
         result = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=5, seed=0), settings,
                                  log=lambda _: None)
         return result.record, [task.network.dropout for task, _ in result.members]
@@ -593,7 +602,7 @@ def test_the_compact_space_fixes_the_cell_the_depth_and_the_calendar() -> None:
 
     data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
                                        season=12, valid_size=24, test_size=12)
-    settings = TrialSettings(max_epochs=1, check_every=1, precision="32-true", space="compact", members=2)
+    settings = TrialSettings(searches=1, max_epochs=1, check_every=1, precision="32-true", space="compact", members=2)
     record = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=4, seed=0), settings,
                              log=lambda _: None).record
     assert all({k: t["params"][k] for k in SPACES["compact"]} == SPACES["compact"] for t in record["trials"])
@@ -642,7 +651,7 @@ def test_a_trial_shorter_than_the_validation_interval_is_still_scored_on_its_las
     assert [validation_every(e, 5) for e in (30, 2, 12, 7, 1)] == [5, 2, 4, 1, 1]
     data = SeriesDataModule.from_frame(monthly(100), time_column="month", value_columns=["load"], horizon=6,
                                        season=12, valid_size=24, test_size=12)
-    settings = TrialSettings(max_epochs=2, check_every=5, precision="32-true", members=1)
+    settings = TrialSettings(searches=1, max_epochs=2, check_every=5, precision="32-true", members=1)
     record = tune_forecaster(data, ForecastingTask(), TuningBudget(trials=2, seed=0), settings,
                              log=lambda _: None).record
     assert all(t["valid_mase"] < 100 and len(t["valid_mase_history"][0]) == 1 for t in record["trials"])

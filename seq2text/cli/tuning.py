@@ -1,5 +1,5 @@
 """`seq2text fit --config RECIPE --tune 10m [--tune_trials 20] [--tune_folds 1] [--tune_members 5]
-[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_searches 1] [--tune_workers N] [--tune_band series|local]
+[--tune_seeds 1] [--tune_calibration_folds 1] [--tune_searches 3] [--tune_workers N] [--tune_band series|local]
 [--tune_linear true|false]
 [--tune_online true|false] [--tune_adapt RATE] [--tune_decay K] [--tune_recency true|false]
 [--tune_dropout true|false] [--tune_space full|compact]
@@ -27,7 +27,7 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
                           "(default 1)"),
     "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
     "--tune_searches": (int, "with --tune: independent searches (seeds seed, seed + 1, ...; --tune_trials each, the "
-                             "--tune time shared), the --tune_members best of each refitted and combined (default 1)"),
+                             "--tune time shared), the --tune_members best of each refitted and combined (default 3)"),
     "--tune_workers": (int, "with --tune_searches: run this many searches side by side in worker processes (default: "
                             "one per usable core, up to the searches; 1: one after another); the same result"),
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
@@ -58,7 +58,7 @@ TUNE_OPTIONS = tuple(TUNE_ARGUMENTS)
 COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks", 1),
           "--tune_members": ("ensemble members", 5), "--tune_seeds": ("seeds", 1),
           "--tune_calibration_folds": ("calibration blocks", 1),
-          "--tune_searches": ("searches", 1),
+          "--tune_searches": ("searches", 3),
           "--tune_workers": ("worker processes", None)}  # option: (what it counts, default; None: decided later)
 # option: the TrialSettings field it sets
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")  # their INFO lines: per fit, not per trial

@@ -1,17 +1,18 @@
-"""Automatic configuration of a forecaster (`seq2text fit --tune`): an Optuna search on the validation part only, an
+"""Automatic configuration of a forecaster (`seq2text fit --tune`): Optuna searches on the validation part only, an
 ensemble of the best configurations refitted on training + validation, and the band of their median calibrated
 (conformal) on validation blocks.
 
     data.view("valid", back=b, ...)  block b: train | valid cut b validation lengths before the test part (b = 0: the
         validation part itself); the tuner never reads test
-      → trials: TPE (seeded) over lookback, width, depth, cell, highway, normalisation, calendar, learning rate,
-        loss (and, for a panel, the series embedding); each trains on the training part of each of `folds` blocks
-        (default 1) and is scored by the mean of their validation MASE (rolling origins, stride 1, as the test
-        protocol); the median pruner stops a trial whose running score is worse than the median of earlier trials
-        at the same point (block 0's epochs, then each further block)
-      → the `members` (default 5) best configurations: their median forecasts of each of `calibration_folds` blocks
-        (default 1; each member trained before each further block) give the band's conformal offsets
-        (`predict.conformal`)
+      → `searches` (default 3) searches with seeds seed, seed + 1, ... (side by side in worker processes where there
+        are cores: `workers`), each of `trials` trials: TPE (seeded) over lookback, width, depth, cell, highway,
+        normalisation, calendar, learning rate, loss (and, for a panel, the series embedding); each trial trains on
+        the training part of each of `folds` blocks (default 1) and is scored by the mean of their validation MASE
+        (rolling origins, stride 1, as the test protocol); the median pruner stops a trial whose running score is
+        worse than the median of earlier trials at the same point (block 0's epochs, then each further block)
+      → the `members` (default 5) best configurations of each search, pooled: their median forecasts of each of
+        `calibration_folds` blocks (default 1; each member trained before each further block) give the band's
+        conformal offsets (`predict.conformal`)
     data.view("test", ...)  each member retrained on train + valid (same epochs); the bundle forecasts with their
         median (`combine`)
 
@@ -186,7 +187,7 @@ class TrialSettings:
     check_every: int = 5
     folds: int = 1
     members: int = 5
-    searches: int = 1
+    searches: int = 3
     workers: int = 1
     seeds: int = 1
     calibration_folds: int = 1
