@@ -24,8 +24,9 @@ seasonal-naive error of the training part; for a panel, each series' MASE, avera
 `interval_coverage_10_90`: the share of test values inside seq2text's calibrated 10 %–90 % band (nominal 0.8).
 Writes benchmarks/results/forecast_<dataset>.json.
 
-The runs use one torch thread per process (OMP_NUM_THREADS=1, recorded under `environment`): these models are tiny
-and a second thread only adds waiting on a shared 2-core machine.
+The runs use one torch thread per process unless OMP_NUM_THREADS is given (recorded under `environment`): these models
+are tiny and a second thread only adds waiting on a shared 2-core machine. A headline series run alone on 2 cores
+takes OMP_NUM_THREADS=2: the tuner's pooled searches then run side by side, one thread each.
 """
 
 from __future__ import annotations
