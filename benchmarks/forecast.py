@@ -301,7 +301,8 @@ def forecast_dev(trials: int, budget: str, variants: list[str], datasets: list[s
     every network's forecast relative to the seasonal-naive one instead of the last value, `-searchrecency` a
     panel's search drawing the recency half-life too, `-searchdropout` the search drawing the dropout too, `-compact`
     the compact search space, `-seedN` the recipe's seed N: the search's sampler and every fit's, `-searchesK` K
-    searches pooled: the default is 3 since 04e7fe3's rule, `-searches1` one search as before), the same budget, against its peers: where the tuner's method is chosen. Each run also records
+    searches pooled: the default is 3 since 04e7fe3's rule, `-searches1` one search as before), the same budget,
+    against its peers: where the tuner's method is chosen. Each run also records
     the coverage of the band in the other units (`interval_coverage_10_90_alternative_units`: the same members, the
     other calibration)."""
     start, runs, precisions = time.monotonic(), {}, set()
