@@ -60,8 +60,8 @@ COUNTS = {"--tune_trials": ("trials", None), "--tune_folds": ("validation blocks
           "--tune_calibration_folds": ("calibration blocks", 1),
           "--tune_searches": ("searches", 3),
           "--tune_workers": ("worker processes", None)}  # option: (what it counts, default; None: decided later)
-# option: the TrialSettings field it sets
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")  # their INFO lines: per fit, not per trial
+# option: the TrialSettings field it sets
 BOOLEANS = {"--tune_linear": "linear", "--tune_online": "online", "--tune_recency": "recency",
             "--tune_dropout": "dropout"}
 
