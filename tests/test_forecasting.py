@@ -659,12 +659,12 @@ def test_a_trial_shorter_than_the_validation_interval_is_still_scored_on_its_las
 
 @needs_optuna
 def test_searches_side_by_side_in_worker_processes_give_the_same_ensemble() -> None:
-    """--tune_workers 2: the two pooled searches run in two worker processes at once; each is seeded, so the trials,
-    the members and their forecasts are those of the searches one after another (one thread each way)."""
+    """--tune_workers 2: the two pooled searches, then the members' refits, run in two worker processes at once; each
+    is seeded, so the trials, the members and their forecasts are those one after another (one thread each way)."""
     import torch
 
     from seq2text.tasks.forecasting import ForecastingTask
-    from seq2text.tasks.tuning import TrialSettings, TuningBudget, search_budgets, tune_forecaster
+    from seq2text.tasks.tuning import TrialSettings, TuningBudget, ensemble_test_scores, search_budgets, tune_forecaster
 
     assert [b.seconds for b in search_budgets(TuningBudget(60.0, 4), 3, workers=2)] == [40.0, 40.0, 40.0]
     threads = torch.get_num_threads()
@@ -689,6 +689,11 @@ def test_searches_side_by_side_in_worker_processes_give_the_same_ensemble() -> N
     assert [m["params"] for m in alone.record["ensemble"]["members"]] == \
         [m["params"] for m in side.record["ensemble"]["members"]]
     assert alone.record["ensemble"]["valid_mase"] == pytest.approx(side.record["ensemble"]["valid_mase"], rel=1e-6)
+    assert len(alone.members) == len(side.members) == 4
+    for (one, _), (other, _) in zip(alone.members, side.members, strict=True):  # the refits: the same weights
+        for name, weight in one.net.state_dict().items():
+            assert torch.allclose(weight, other.net.state_dict()[name], rtol=1e-5, atol=1e-7), name
+    assert ensemble_test_scores(alone) == pytest.approx(ensemble_test_scores(side), rel=1e-5)
     assert len([line for line in side_lines if line.startswith(("[search 0] trial", "[search 1] trial"))]) == 6
     assert len(alone_lines) == 6 and not any(line.startswith("[search") for line in alone_lines)
     with pytest.raises(ConfigError, match="workers 0 .--tune_workers.: give a positive whole number"):

@@ -13,8 +13,8 @@ ensemble of the best configurations refitted on training + validation, and the b
       → the `members` (default 5) best configurations of each search, pooled: their median forecasts of each of
         `calibration_folds` blocks (default 1; each member trained before each further block) give the band's
         conformal offsets (`predict.conformal`)
-    data.view("test", ...)  each member retrained on train + valid (same epochs); the bundle forecasts with their
-        median (`combine`)
+    data.view("test", ...)  each member retrained on train + valid (same epochs; side by side in worker processes
+        too, as the searches); the bundle forecasts with their median (`combine`)
 
 The defaults were chosen on development series only (benchmarks/forecast.py forecast_dev: twelve series and panels,
 never the benchmark series), each by a rule committed before its run; docs/forecasting.md (Automatic configuration)
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -139,9 +140,9 @@ class TrialSettings:
         searches: independent searches (`search_budgets`: seeds seed, seed + 1, ...; each `trials` trials, the time
             cap shared), pooled: the `members` best of each are refitted (each from its search's seed) and combined,
             so the ensemble owes less to one search's path.
-        workers: the searches run this many at a time, side by side in worker processes (`seq2text.tasks.workers`),
-            each with its share of the threads (1: one after another in this process). Each search is seeded: the
-            outcome is the same, the wall time shorter where there are cores for them.
+        workers: the searches, then the members' refits, run this many at a time, side by side in worker processes
+            (`seq2text.tasks.workers`), each with its share of the threads (1: one after another in this process).
+            Each search and fit is seeded: the outcome is the same, the wall time shorter where there are cores.
         seeds: the refit trains each of those configurations this many times, from the seeds seed, seed + 1, ...
             (initialisation and batch order), and the bundle averages them all: a mean over seeds lowers the variance
             a single network's forecast owes to its initialisation. The band's calibration stays that of the
@@ -657,9 +658,10 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
-    members = [_refit(data, base, params, settings, budget.seed + s + k)
-               for s, (_, (_, params, _)) in zip(origins, ranked, strict=True)
-               for k in range(settings.seeds)]  # the best configuration's first seed first; search s: seed + s
+    members = _refits(data, base, [(params, budget.seed + s + k)
+                                   for s, (_, (_, params, _)) in zip(origins, ranked, strict=True)
+                                   for k in range(settings.seeds)],  # the best first; search s: seed + s
+                      settings, log, worker_setup)
     task, final_data = members[0]
     decay = settings.decay * _unit(data.reading)  # the half-life in steps
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
@@ -745,6 +747,30 @@ def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], 
             forecasts.append(band_forecasts(task.net, view, "valid"))
         blocks.append(combined_forecasts(forecasts, settings.combine))
     return blocks
+
+
+def _refits(data: SeriesViews, base: ForecastingTask, jobs: list[tuple[dict, int]], settings: TrialSettings,
+            log: Callable[[str], None], worker_setup: Callable[[], None] | None
+            ) -> list[tuple[ForecastingTask, Any]]:
+    """Each (configuration, seed) of `jobs` refitted (`_refit`): one after another here, or with `settings.workers`
+    > 1 side by side in supervised worker processes, as the searches (`_searches`); each fit is seeded, so the
+    members are the same either way."""
+    workers = min(settings.workers, len(jobs))
+    if workers == 1:
+        return [_refit(data, base, params, settings, seed) for params, seed in jobs]
+    from seq2text.tasks.workers import run_jobs
+
+    refitted = run_jobs(_refit_job, [(data, base, params, settings, seed) for params, seed in jobs], workers,
+                        max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
+                        preload=["seq2text.tasks.tuning"], label="refit")
+    return [pickle.loads(member) for member in refitted]
+
+
+def _refit_job(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int,
+               log: Callable[[str], None]) -> bytes:
+    """`_refit` in a worker process, its result pickled: a tensor sent as it is would travel as a handle to the
+    worker's shared memory, gone when the worker ends. `log` is unused: a refit writes no lines."""
+    return pickle.dumps(_refit(data, base, params, settings, seed))
 
 
 def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int
