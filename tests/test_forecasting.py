@@ -485,7 +485,7 @@ def test_a_tuned_bundle_of_a_growing_series_reads_logs_and_forecasts_in_its_unit
     assert config["reading"]["power"] == 0.0 and all(m["reading"]["power"] == 0.0 for m in config["members"])
     search = json.loads((bundle / "metrics.json").read_text())["search"]
     assert search["trial_settings"]["searches"] == 3 and len(search["further_searches"]) == 2
-    assert search["trial_settings"]["workers"] == min(3, usable_cores())
+    assert search["trial_settings"]["workers"] == usable_cores()
     assert {m["search"] for m in search["ensemble"]["members"]} == {0, 1, 2}
     future = seq2text.load(bundle).forecast(frame)
     assert (future["load_q10"] <= future["load"]).all() and (future["load"] <= future["load_q90"]).all()

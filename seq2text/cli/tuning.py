@@ -28,8 +28,8 @@ TUNE_ARGUMENTS: dict[str, tuple[type, str]] = {  # option: (type, help), as `seq
     "--tune_calibration_folds": (int, "with --tune: validation blocks the band is calibrated on (default 1)"),
     "--tune_searches": (int, "with --tune: independent searches (seeds seed, seed + 1, ...; --tune_trials each, the "
                              "--tune time shared), the --tune_members best of each refitted and combined (default 3)"),
-    "--tune_workers": (int, "with --tune_searches: run this many searches side by side in worker processes (default: "
-                            "one per usable core, up to the searches; 1: one after another); the same result"),
+    "--tune_workers": (int, "with --tune: run this many searches, then refits, side by side in worker processes "
+                            "(default: one per usable core; 1: one after another); the same result"),
     "--tune_band": (str, "with --tune: the calibrated band's units: series (one width per series, the default) or "
                          "local (widens where the series moved more lately)"),
     "--tune_linear": (str, "with --tune: also search the linear autoregression (true, or false: the default)"),
@@ -190,7 +190,7 @@ def _tune_and_export(cli: object, budget: object, counts: dict[str, int], choice
                              folds=counts["--tune_folds"], members=counts["--tune_members"],
                              seeds=counts["--tune_seeds"], calibration_folds=counts["--tune_calibration_folds"],
                              searches=counts["--tune_searches"],
-                             workers=counts["--tune_workers"] or min(counts["--tune_searches"], usable_cores()),
+                             workers=counts["--tune_workers"] or usable_cores(),
                              **choices)
     result = tune_forecaster(cli.datamodule, cli.model, budget, settings, log=lambda line: print(line, flush=True),
                              worker_setup=quiet_worker)
