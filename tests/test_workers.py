@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2text.errors import ConfigError
 from seq2text.tasks.workers import run_jobs
@@ -34,6 +36,14 @@ def _raises(log: Callable[[str], None]) -> None:
     raise ValueError("a job's own error")
 
 
+def _tensor(size: int, log: Callable[[str], None]) -> torch.Tensor:
+    return torch.arange(size, dtype=torch.float32)
+
+
+def _unpicklable(log: Callable[[str], None]) -> Callable[[], None]:
+    return lambda: None
+
+
 def test_jobs_run_side_by_side_their_results_in_order_and_their_lines_relayed() -> None:
     lines: list[str] = []
     assert run_jobs(_square, [(2,), (3,), (4,)], workers=2, threads=1, log=lines.append, label="search") == [4, 9, 16]
@@ -58,3 +68,13 @@ def test_a_job_that_keeps_dying_stops_with_the_fix_and_a_job_error_is_raised_as_
     assert len([line for line in lines if "starting it again" in line]) == 2
     with pytest.raises(ValueError, match="a job's own error"):
         run_jobs(_raises, [(), ()], workers=2, threads=1, log=lines.append)
+
+
+def test_a_result_holding_tensors_comes_back_whole_after_its_worker_ended() -> None:
+    """Sent as they are, tensors would travel as handles to the worker's shared memory, gone once it ends: the results
+    come back pickled. A result that does not pickle is an error of its job."""
+    results = run_jobs(_tensor, [(3,), (200_000,)], workers=2, threads=1, log=lambda _: None)
+    assert torch.equal(results[0], torch.tensor([0.0, 1.0, 2.0]))
+    assert torch.equal(results[1], torch.arange(200_000, dtype=torch.float32))
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError), match="(?i)pickle"):
+        run_jobs(_unpicklable, [()], workers=1, threads=1, log=lambda _: None)

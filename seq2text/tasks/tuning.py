@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -760,23 +759,15 @@ def _refits(data: SeriesViews, base: ForecastingTask, jobs: list[tuple[dict, int
         return [_refit(data, base, params, settings, seed) for params, seed in jobs]
     from seq2text.tasks.workers import run_jobs
 
-    refitted = run_jobs(_refit_job, [(data, base, params, settings, seed) for params, seed in jobs], workers,
-                        max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
-                        preload=["seq2text.tasks.tuning"], label="refit")
-    return [pickle.loads(member) for member in refitted]
+    return run_jobs(_refit, [(data, base, params, settings, seed) for params, seed in jobs], workers,
+                    max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
+                    preload=["seq2text.tasks.tuning"], label="refit")
 
 
-def _refit_job(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int,
-               log: Callable[[str], None]) -> bytes:
-    """`_refit` in a worker process, its result pickled: a tensor sent as it is would travel as a handle to the
-    worker's shared memory, gone when the worker ends. `log` is unused: a refit writes no lines."""
-    return pickle.dumps(_refit(data, base, params, settings, seed))
-
-
-def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int
-           ) -> tuple[ForecastingTask, Any]:  # noqa: ANN401
+def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int,
+           log: Callable[[str], None] | None = None) -> tuple[ForecastingTask, Any]:  # noqa: ANN401
     """A configuration trained on train + valid (same epochs) from `seed`: the task and its data (test part after
-    it)."""
+    it). `log` goes unused: a refit writes no lines (`run_jobs` passes one)."""
     final_data = data.view("test", **data_changes(params, data.reading))
     task = make_task(base, params, final_data.reading)
     _train(task, final_data, settings, seed, [], validate=False)

@@ -4,7 +4,8 @@
       → up to W processes at a time (`worker_context`: forked from a fork server that imported torch and never ran
         it), each with T torch threads, `setup()` first (the caller's console settings: a fresh process has none)
       → each runs job(*args, log=...) and sends back its lines as they come (the parent hands them to `log`), then its
-        result or its error
+        result or its error, pickled (a tensor sent as it is would travel as a handle to the worker's shared memory,
+        gone once the worker ends)
       → a process that dies without either (killed, out of memory) is started again, its job from the beginning, up to
         `restarts` times; the results already back are kept. An error raised by a job is raised here, as it is.
     ← the results, in the order of the jobs
@@ -94,7 +95,7 @@ def _receive(messages: Any, results: dict[int, Any], log: Callable[[str], None],
         if kind == "log":
             log(f"[{label} {number}] {payload}")
         else:
-            results[number] = (kind, payload)
+            results[number] = (kind, pickle.loads(payload))
             if kind == "error":  # raised at once: the other jobs are stopped in `run_jobs`' finally
                 _outcome(results[number])
 
@@ -118,17 +119,19 @@ def _worker_main(messages: Any, job: Callable[..., Any], number: int, args: tupl
         messages.put(("log", number, line))
 
     try:
-        result = ("done", job(*args, log=log))
+        kind, payload = "done", pickle.dumps(job(*args, log=log))
     except Exception as error:  # noqa: BLE001 - sent to the parent, which raises it
-        result = ("error", error if _picklable(error) else RuntimeError(f"{type(error).__name__}: {error}"))
-    messages.put((result[0], number, result[1]))
+        kind, payload = "error", _pickled_error(error)
+    messages.put((kind, number, payload))
     messages.close()
     messages.join_thread()  # everything sent before the process ends
 
 
-def _picklable(value: object) -> bool:
+def _pickled_error(error: Exception) -> bytes:
+    """The error pickled, or a RuntimeError with its text where it does not pickle (or unpickle) as it is."""
     try:
-        pickle.loads(pickle.dumps(value))
+        pickled = pickle.dumps(error)
+        pickle.loads(pickled)
     except Exception:  # noqa: BLE001 - any failure means: send a copy that pickles
-        return False
-    return True
+        return pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+    return pickled
