@@ -644,7 +644,8 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
                           "least the horizon") from None
     start = time.monotonic()
     budgets = search_budgets(budget, settings.searches, settings.workers)
-    searches = _searches(data, base, settings, budgets, log, worker_setup)
+    searches = _side_by_side(_search, [(data, base, settings, searched) for searched in budgets], settings, log,
+                             worker_setup, "search")
     trials, best = searches[0]
     search_seconds = time.monotonic() - start
     pooled = [(s, member) for s, (_, one) in enumerate(searches)
@@ -657,10 +658,10 @@ def tune_forecaster(data: SeriesViews, base: ForecastingTask, budget: TuningBudg
     blocks = folds + _more_blocks(data, base, [params for _, (_, params, _) in ranked], settings, budget,
                                   best["folds"])
     other = next(units for units in UNITS if units != settings.band)
-    members = _refits(data, base, [(params, budget.seed + s + k)
-                                   for s, (_, (_, params, _)) in zip(origins, ranked, strict=True)
-                                   for k in range(settings.seeds)],  # the best first; search s: seed + s
-                      settings, log, worker_setup)
+    members = _side_by_side(_refit, [(data, base, params, settings, budget.seed + s + k)
+                                     for s, (_, (_, params, _)) in zip(origins, ranked, strict=True)
+                                     for k in range(settings.seeds)],  # the best first; search s: seed + s
+                            settings, log, worker_setup, "refit")
     task, final_data = members[0]
     decay = settings.decay * _unit(data.reading)  # the half-life in steps
     calibration, alternative = ({**calibrate(blocks, units, local_steps(data.reading), settings.online,
@@ -688,19 +689,18 @@ def search_budgets(budget: TuningBudget, searches: int, workers: int = 1) -> lis
     return [replace(budget, seed=budget.seed + s, seconds=seconds) for s in range(searches)]
 
 
-def _searches(data: SeriesViews, base: ForecastingTask, settings: TrialSettings, budgets: list[TuningBudget],
-              log: Callable[[str], None], worker_setup: Callable[[], None] | None) -> list[tuple[list[dict], dict]]:
-    """Each budget's search (`_search`): one after another here, or with `settings.workers` > 1 side by side in
-    supervised worker processes (`run_jobs`), each with its share of the threads; each search is seeded, so the
-    outcome is the same either way."""
-    workers = min(settings.workers, len(budgets))
+def _side_by_side(job: Callable[..., Any], jobs: list[tuple], settings: TrialSettings, log: Callable[[str], None],
+                  worker_setup: Callable[[], None] | None, label: str) -> list[Any]:
+    """`job(*args, log=log)` for each of `jobs` (the searches, then the refits): one after another here, or with
+    `settings.workers` > 1 side by side in supervised worker processes (`run_jobs`, lines labelled `label`), each
+    with its share of the threads; each job is seeded, so the outcome is the same either way."""
+    workers = min(settings.workers, len(jobs))
     if workers == 1:
-        return [_search(data, base, settings, searched, log) for searched in budgets]
+        return [job(*args, log=log) for args in jobs]
     from seq2text.tasks.workers import run_jobs
 
-    return run_jobs(_search, [(data, base, settings, searched) for searched in budgets], workers,
-                    max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
-                    preload=["seq2text.tasks.tuning"], label="search")
+    return run_jobs(job, jobs, workers, max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
+                    preload=["seq2text.tasks.tuning"], label=label)
 
 
 def select_members(best: dict, members: int, selection: str, combine: str = "mean"
@@ -748,26 +748,10 @@ def _more_blocks(data: SeriesViews, base: ForecastingTask, members: list[dict], 
     return blocks
 
 
-def _refits(data: SeriesViews, base: ForecastingTask, jobs: list[tuple[dict, int]], settings: TrialSettings,
-            log: Callable[[str], None], worker_setup: Callable[[], None] | None
-            ) -> list[tuple[ForecastingTask, Any]]:
-    """Each (configuration, seed) of `jobs` refitted (`_refit`): one after another here, or with `settings.workers`
-    > 1 side by side in supervised worker processes, as the searches (`_searches`); each fit is seeded, so the
-    members are the same either way."""
-    workers = min(settings.workers, len(jobs))
-    if workers == 1:
-        return [_refit(data, base, params, settings, seed) for params, seed in jobs]
-    from seq2text.tasks.workers import run_jobs
-
-    return run_jobs(_refit, [(data, base, params, settings, seed) for params, seed in jobs], workers,
-                    max(1, torch.get_num_threads() // workers), log, setup=worker_setup,
-                    preload=["seq2text.tasks.tuning"], label="refit")
-
-
 def _refit(data: SeriesViews, base: ForecastingTask, params: dict, settings: TrialSettings, seed: int,
            log: Callable[[str], None] | None = None) -> tuple[ForecastingTask, Any]:  # noqa: ANN401
     """A configuration trained on train + valid (same epochs) from `seed`: the task and its data (test part after
-    it). `log` goes unused: a refit writes no lines (`run_jobs` passes one)."""
+    it). `log` goes unused: a refit writes no lines (`_side_by_side` passes one)."""
     final_data = data.view("test", **data_changes(params, data.reading))
     task = make_task(base, params, final_data.reading)
     _train(task, final_data, settings, seed, [], validate=False)
