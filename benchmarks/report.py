@@ -203,6 +203,13 @@ TARGETS = {
     "forecast_pool_searches3t10": "three pooled searches of 10 trials with five members each, over three seeds, on the "
                                   "twelve development sets: the figures for the rule in 023d8c6 (against "
                                   "forecast_pool_seeds5)",
+    "forecast_dev_searches4_a": "the six single development series and the fertility, arrivals and accommodation "
+                                "panels: four pooled searches of 20 trials, the 5 best of each refitted (seeds 1260, "
+                                "1264, 1268)",
+    "forecast_dev_searches4_b": "the employment, Australian production and macro history panels: the same",
+    "forecast_pool_searches4": "four pooled searches (20 trials, five members each) over three seeds (1260, 1264, "
+                               "1268) on the twelve development sets: the figures for the rule in e2ee6af (against "
+                               "forecast_pool_searches3)",
     "forecast_compare_damped90": "forecast_dev_damped90 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_damped80": "forecast_dev_damped80 against forecast_dev_defaults on the same nine sets",
     "forecast_compare_choose": "forecast_dev_choose against forecast_dev_defaults on the same six sets (the decision's "
